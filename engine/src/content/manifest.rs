@@ -1,0 +1,508 @@
+//! Manifests: the blob that lists the files of a release. Its hash is the root.
+//!
+//! Format (normative text in `wire-spec/content.md` §2):
+//!
+//! ```text
+//! magic "SWMF" | version 0x01 | varint count | count × entry
+//! entry = varint path_len | path | varint size | varint mode | hash[32]
+//!         | varint ext_count | ext_count × (varint tag | varint len | bytes)
+//! ```
+//!
+//! Entries are sorted by path bytes, unique, and no path is a directory of
+//! another. Paths are relative, `/`-separated and can never leave the export
+//! directory. Decoding checks all of it; nothing unchecked reaches the disk.
+
+use std::collections::BTreeMap;
+
+use super::Hash;
+
+/// The 4 magic bytes a manifest starts with.
+pub const MAGIC: [u8; 4] = *b"SWMF";
+/// The manifest format version this code writes and reads.
+pub const VERSION: u8 = 1;
+/// Largest encoded manifest accepted (64 MiB).
+pub const MAX_ENCODED_SIZE: u64 = 64 << 20;
+/// Most entries in one manifest.
+pub const MAX_ENTRIES: u64 = 1_000_000;
+/// Longest path, in bytes.
+pub const MAX_PATH_LEN: usize = 4096;
+/// Longest path component, in bytes.
+pub const MAX_COMPONENT_LEN: usize = 255;
+/// Most extension records on one entry.
+pub const MAX_EXTENSIONS: u64 = 16;
+/// Permission bits kept from a file's mode; setuid, setgid and sticky are dropped.
+pub const MODE_MASK: u32 = 0o777;
+
+/// One file of a manifest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    /// Relative `/`-separated path.
+    pub path: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// Unix permission bits (`mode & 0o777`).
+    pub mode: u32,
+    /// BLAKE3 root of the file's bytes.
+    pub hash: Hash,
+    /// Extension records (tag, bytes) this version does not interpret, kept
+    /// so that re-encoding yields the same root.
+    pub extensions: Vec<(u64, Vec<u8>)>,
+}
+
+/// The files of a release, sorted by path.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Manifest {
+    entries: Vec<Entry>,
+}
+
+/// A manifest that cannot be built or decoded.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ManifestError {
+    /// Does not start with the manifest magic.
+    #[error("not a swarm manifest (bad magic bytes)")]
+    BadMagic,
+    /// A version this build does not know.
+    #[error("manifest version {0} is not supported by this build (it reads version 1)")]
+    UnsupportedVersion(u8),
+    /// Larger than [`MAX_ENCODED_SIZE`].
+    #[error("manifest of {0} bytes is larger than the 64 MiB limit")]
+    TooLarge(u64),
+    /// More than [`MAX_ENTRIES`] or [`MAX_EXTENSIONS`].
+    #[error("manifest lists too many {what} ({count})")]
+    TooMany {
+        /// What there are too many of.
+        what: &'static str,
+        /// How many were claimed.
+        count: u64,
+    },
+    /// Ended in the middle of a field.
+    #[error("manifest is truncated")]
+    Truncated,
+    /// A varint longer than 10 bytes or overflowing its type.
+    #[error("manifest has a malformed number at byte {0}")]
+    BadVarint(usize),
+    /// Bytes after the last entry.
+    #[error("manifest has {0} trailing bytes after the last entry")]
+    TrailingBytes(usize),
+    /// A path that is not valid UTF-8, is absolute, contains `..`, or is otherwise unsafe.
+    #[error("unsafe or invalid path in manifest: {path:?} ({why})")]
+    BadPath {
+        /// The offending path (lossily decoded).
+        path: String,
+        /// What is wrong with it.
+        why: &'static str,
+    },
+    /// Entries out of order or repeated.
+    #[error("manifest entries are not sorted and unique at {0:?}")]
+    NotSorted(String),
+    /// A path that is both a file and a directory of another entry.
+    #[error("manifest path {0:?} is both a file and a directory")]
+    FileDirConflict(String),
+    /// Mode with bits outside [`MODE_MASK`].
+    #[error("manifest entry {0:?} has a mode with bits beyond 0o777")]
+    BadMode(String),
+    /// Sizes add up to more than 2^64.
+    #[error("manifest sizes overflow")]
+    SizeOverflow,
+}
+
+impl Manifest {
+    /// Build a manifest from entries in any order; sorts and validates them.
+    pub fn new(mut entries: Vec<Entry>) -> Result<Self, ManifestError> {
+        entries.sort_by(|a, b| a.path.as_bytes().cmp(b.path.as_bytes()));
+        for e in &mut entries {
+            e.extensions.sort_by_key(|x| x.0);
+        }
+        let m = Self { entries };
+        m.validate()?;
+        Ok(m)
+    }
+
+    /// The entries, sorted by path bytes.
+    pub fn entries(&self) -> &[Entry] {
+        &self.entries
+    }
+
+    /// Total bytes of all files.
+    pub fn total_size(&self) -> u64 {
+        // validate() proved the sum fits.
+        self.entries.iter().map(|e| e.size).sum()
+    }
+
+    /// Distinct blob hashes the manifest references.
+    pub fn blobs(&self) -> Vec<Hash> {
+        let mut v: Vec<Hash> = self.entries.iter().map(|e| e.hash).collect();
+        v.sort();
+        v.dedup();
+        v
+    }
+
+    fn validate(&self) -> Result<(), ManifestError> {
+        if self.entries.len() as u64 > MAX_ENTRIES {
+            return Err(ManifestError::TooMany {
+                what: "entries",
+                count: self.entries.len() as u64,
+            });
+        }
+        let mut total: u64 = 0;
+        for (i, e) in self.entries.iter().enumerate() {
+            check_path(&e.path)?;
+            if e.mode & !MODE_MASK != 0 {
+                return Err(ManifestError::BadMode(e.path.clone()));
+            }
+            total = total
+                .checked_add(e.size)
+                .ok_or(ManifestError::SizeOverflow)?;
+            if e.extensions.len() as u64 > MAX_EXTENSIONS {
+                return Err(ManifestError::TooMany {
+                    what: "extensions",
+                    count: e.extensions.len() as u64,
+                });
+            }
+            if e.extensions.windows(2).any(|w| w[0].0 >= w[1].0) {
+                return Err(ManifestError::NotSorted(e.path.clone()));
+            }
+            if i > 0 {
+                let prev = &self.entries[i - 1].path;
+                if prev.as_bytes() >= e.path.as_bytes() {
+                    return Err(ManifestError::NotSorted(e.path.clone()));
+                }
+            }
+        }
+        // A file "a" and a file "a/b" cannot both exist. Sorting does not put
+        // them side by side ("a" < "a-c" < "a/b" since '-' < '/'), so look
+        // every ancestor up in a set.
+        let files: BTreeMap<&str, ()> =
+            self.entries.iter().map(|e| (e.path.as_str(), ())).collect();
+        for e in &self.entries {
+            let mut p = e.path.as_str();
+            while let Some(i) = p.rfind('/') {
+                p = &p[..i];
+                if files.contains_key(p) {
+                    return Err(ManifestError::FileDirConflict(p.to_owned()));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Encode to the canonical bytes whose BLAKE3 hash is the root.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(16 + self.entries.len() * 64);
+        out.extend_from_slice(&MAGIC);
+        out.push(VERSION);
+        put_varint(&mut out, self.entries.len() as u64);
+        for e in &self.entries {
+            put_varint(&mut out, e.path.len() as u64);
+            out.extend_from_slice(e.path.as_bytes());
+            put_varint(&mut out, e.size);
+            put_varint(&mut out, u64::from(e.mode));
+            out.extend_from_slice(e.hash.as_bytes());
+            put_varint(&mut out, e.extensions.len() as u64);
+            for (tag, bytes) in &e.extensions {
+                put_varint(&mut out, *tag);
+                put_varint(&mut out, bytes.len() as u64);
+                out.extend_from_slice(bytes);
+            }
+        }
+        out
+    }
+
+    /// The root: the hash of [`Self::encode`].
+    pub fn root(&self) -> Hash {
+        Hash::of(&self.encode())
+    }
+
+    /// Decode and validate untrusted bytes.
+    pub fn decode(bytes: &[u8]) -> Result<Self, ManifestError> {
+        if bytes.len() as u64 > MAX_ENCODED_SIZE {
+            return Err(ManifestError::TooLarge(bytes.len() as u64));
+        }
+        let mut r = Reader { bytes, pos: 0 };
+        if r.take(4)? != MAGIC {
+            return Err(ManifestError::BadMagic);
+        }
+        let version = r.take(1)?[0];
+        if version != VERSION {
+            return Err(ManifestError::UnsupportedVersion(version));
+        }
+        let count = r.varint()?;
+        if count > MAX_ENTRIES {
+            return Err(ManifestError::TooMany {
+                what: "entries",
+                count,
+            });
+        }
+        // Each entry takes at least 36 bytes; do not trust `count` for allocation.
+        let mut entries = Vec::with_capacity(count.min(bytes.len() as u64 / 36) as usize);
+        for _ in 0..count {
+            let len = r.len()?;
+            let raw = r.take(len)?;
+            let path = std::str::from_utf8(raw)
+                .map_err(|_| ManifestError::BadPath {
+                    path: String::from_utf8_lossy(raw).into_owned(),
+                    why: "not UTF-8",
+                })?
+                .to_owned();
+            let size = r.varint()?;
+            let mode =
+                u32::try_from(r.varint()?).map_err(|_| ManifestError::BadMode(path.clone()))?;
+            let mut hash = [0u8; 32];
+            hash.copy_from_slice(r.take(32)?);
+            let n_ext = r.varint()?;
+            if n_ext > MAX_EXTENSIONS {
+                return Err(ManifestError::TooMany {
+                    what: "extensions",
+                    count: n_ext,
+                });
+            }
+            let mut extensions = Vec::new();
+            for _ in 0..n_ext {
+                let tag = r.varint()?;
+                let len = r.len()?;
+                extensions.push((tag, r.take(len)?.to_vec()));
+            }
+            entries.push(Entry {
+                path,
+                size,
+                mode,
+                hash: Hash::from_bytes(hash),
+                extensions,
+            });
+        }
+        if r.pos != bytes.len() {
+            return Err(ManifestError::TrailingBytes(bytes.len() - r.pos));
+        }
+        let m = Self { entries };
+        m.validate()?;
+        Ok(m)
+    }
+}
+
+/// Check that a manifest path is relative, normalized and safe to join onto
+/// an export directory on Unix and Windows alike.
+pub fn check_path(path: &str) -> Result<(), ManifestError> {
+    let bad = |why| {
+        Err(ManifestError::BadPath {
+            path: path.to_owned(),
+            why,
+        })
+    };
+    if path.is_empty() {
+        return bad("empty");
+    }
+    if path.len() > MAX_PATH_LEN {
+        return bad("longer than 4096 bytes");
+    }
+    if path.starts_with('/') {
+        return bad("absolute");
+    }
+    for c in path.split('/') {
+        match c {
+            "" => return bad("empty component"),
+            "." | ".." => return bad("'.' or '..' component"),
+            _ if c.len() > MAX_COMPONENT_LEN => return bad("component longer than 255 bytes"),
+            _ if c.bytes().any(|b| b < 0x20 || b == b'\\' || b == 0x7f) => {
+                return bad("control character or backslash");
+            }
+            _ if c.len() >= 2 && c.as_bytes()[1] == b':' => return bad("drive prefix"),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+struct Reader<'a> {
+    bytes: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], ManifestError> {
+        let end = self.pos.checked_add(n).ok_or(ManifestError::Truncated)?;
+        let s = self
+            .bytes
+            .get(self.pos..end)
+            .ok_or(ManifestError::Truncated)?;
+        self.pos = end;
+        Ok(s)
+    }
+
+    fn varint(&mut self) -> Result<u64, ManifestError> {
+        let start = self.pos;
+        let mut v: u64 = 0;
+        for i in 0..10 {
+            let b = self.take(1)?[0];
+            let bits = u64::from(b & 0x7f);
+            // The 10th byte may only carry the top bit of a u64.
+            if i == 9 && b > 1 {
+                return Err(ManifestError::BadVarint(start));
+            }
+            v |= bits << (7 * i);
+            if b & 0x80 == 0 {
+                // Canonical form: no redundant trailing zero bytes.
+                if i > 0 && b == 0 {
+                    return Err(ManifestError::BadVarint(start));
+                }
+                return Ok(v);
+            }
+        }
+        Err(ManifestError::BadVarint(start))
+    }
+
+    fn len(&mut self) -> Result<usize, ManifestError> {
+        let v = self.varint()?;
+        usize::try_from(v).map_err(|_| ManifestError::Truncated)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn entry(path: &str, size: u64, mode: u32, content: &[u8]) -> Entry {
+        Entry {
+            path: path.into(),
+            size,
+            mode,
+            hash: Hash::of(content),
+            extensions: vec![],
+        }
+    }
+
+    fn hex(b: &[u8]) -> String {
+        b.iter().map(|x| format!("{x:02x}")).collect()
+    }
+
+    /// The test vector of wire-spec/content.md §2.4.
+    #[test]
+    fn spec_vector() {
+        let m = Manifest::new(vec![
+            entry("hello.txt", 5, 0o644, b"hello"),
+            entry("bin/run", 0, 0o755, b""),
+        ])
+        .unwrap();
+        let bytes = m.encode();
+        let spec = include_str!("../../../wire-spec/content.md");
+        let want_hex: String = section(spec, "manifest-vector-bytes");
+        assert_eq!(hex(&bytes), want_hex);
+        let want_root = section(spec, "manifest-vector-root");
+        assert_eq!(m.root().to_hex(), want_root);
+        assert_eq!(Manifest::decode(&bytes).unwrap(), m);
+    }
+
+    /// Pull the hex between `<!-- name -->` markers out of the spec.
+    fn section(spec: &str, name: &str) -> String {
+        let open = format!("<!-- {name} -->");
+        let start = spec.find(&open).unwrap() + open.len();
+        let end = start + spec[start..].find("<!--").unwrap();
+        spec[start..end]
+            .chars()
+            .filter(|c| c.is_ascii_hexdigit())
+            .collect()
+    }
+
+    #[test]
+    fn unsafe_paths_are_refused() {
+        for p in [
+            "",
+            "/etc/passwd",
+            "../x",
+            "a/../../x",
+            "a//b",
+            "./a",
+            "a/.",
+            "a\\b",
+            "C:x",
+            "a\nb",
+            "a/",
+        ] {
+            assert!(check_path(p).is_err(), "{p:?}");
+        }
+        for p in ["a", "a/b", "a b/c.d", "ünï/cödé", ".hidden", "a..b"] {
+            check_path(p).unwrap();
+        }
+    }
+
+    #[test]
+    fn conflicts_and_duplicates_are_refused() {
+        let e = |p: &str| entry(p, 1, 0o644, b"x");
+        assert!(matches!(
+            Manifest::new(vec![e("a"), e("a/b")]),
+            Err(ManifestError::FileDirConflict(_))
+        ));
+        assert!(matches!(
+            Manifest::new(vec![e("a/b"), e("a-c"), e("a")]),
+            Err(ManifestError::FileDirConflict(_))
+        ));
+        assert!(matches!(
+            Manifest::new(vec![e("a"), e("a")]),
+            Err(ManifestError::NotSorted(_))
+        ));
+    }
+
+    #[test]
+    fn hostile_bytes_are_refused() {
+        let good = Manifest::new(vec![entry("a", 1, 0o644, b"x")])
+            .unwrap()
+            .encode();
+        assert_eq!(
+            Manifest::decode(b"SWMX\x01\x00"),
+            Err(ManifestError::BadMagic)
+        );
+        assert_eq!(
+            Manifest::decode(b"SWMF\x02\x00"),
+            Err(ManifestError::UnsupportedVersion(2))
+        );
+        for cut in 0..good.len() {
+            assert!(Manifest::decode(&good[..cut]).is_err(), "cut at {cut}");
+        }
+        let mut trailing = good.clone();
+        trailing.push(0);
+        assert_eq!(
+            Manifest::decode(&trailing),
+            Err(ManifestError::TrailingBytes(1))
+        );
+        // A huge claimed count must not allocate.
+        let mut huge = b"SWMF\x01".to_vec();
+        put_varint(&mut huge, MAX_ENTRIES);
+        assert_eq!(Manifest::decode(&huge), Err(ManifestError::Truncated));
+        // Non-canonical varint.
+        assert!(matches!(
+            Manifest::decode(b"SWMF\x01\x80\x00"),
+            Err(ManifestError::BadVarint(5))
+        ));
+    }
+
+    proptest! {
+        #[test]
+        fn round_trip(files in prop::collection::btree_map("[a-z]{1,8}(/[a-z]{1,8}){0,2}", (any::<u64>(), 0u32..0o1000, any::<[u8; 32]>()), 0..20)) {
+            let entries: Vec<Entry> = files.into_iter().map(|(path, (size, mode, h))| Entry {
+                path, size: size >> 8, mode, hash: Hash::from_bytes(h), extensions: vec![(7, h[..3].to_vec())],
+            }).collect();
+            // Random paths may clash as file and directory; then building must say so.
+            match Manifest::new(entries) {
+                Ok(m) => prop_assert_eq!(Manifest::decode(&m.encode()).unwrap(), m),
+                Err(e) => prop_assert!(matches!(e, ManifestError::FileDirConflict(_)), "{e}"),
+            }
+        }
+
+        #[test]
+        fn decode_never_panics(bytes in prop::collection::vec(any::<u8>(), 0..200)) {
+            let mut b = b"SWMF\x01".to_vec();
+            b.extend(bytes);
+            let _ = Manifest::decode(&b);
+        }
+    }
+}

@@ -1,0 +1,261 @@
+//! The content model: BLAKE3 roots, Bao outboards at 16 KiB chunk groups, and
+//! manifests that list the files of a release.
+//!
+//! Pure logic, no I/O of its own: functions take readers and writers.
+//! See `wire-spec/content.md` for the byte formats.
+
+mod hash;
+pub mod manifest;
+
+use std::io;
+
+pub use bao_tree::io::sync::{ReadAt, Size, WriteAt};
+pub use bao_tree::{BaoTree, BlockSize, ChunkNum, ChunkRanges};
+
+pub use self::hash::{Hash, ParseHashError};
+pub use self::manifest::{Entry, Manifest, ManifestError};
+
+/// log2 of the number of 1 KiB BLAKE3 chunks in a chunk group.
+pub const GROUP_CHUNK_LOG: u8 = 4;
+/// The verification granularity: a chunk group is 16 KiB.
+pub const GROUP_SIZE: u64 = 1024 << GROUP_CHUNK_LOG;
+/// The bao-tree block size for [`GROUP_SIZE`].
+pub const BLOCK_SIZE: BlockSize = BlockSize::from_chunk_log(GROUP_CHUNK_LOG);
+
+/// The Bao tree of a blob of `size` bytes at 16 KiB chunk groups.
+pub fn tree(size: u64) -> BaoTree {
+    BaoTree::new(size, BLOCK_SIZE)
+}
+
+/// Bytes of the post-order outboard of a blob of `size` bytes (64 per group
+/// boundary, zero for a blob of one group).
+pub fn outboard_size(size: u64) -> u64 {
+    tree(size).outboard_size()
+}
+
+/// Number of 16 KiB groups in a blob of `size` bytes (the last may be short).
+pub fn group_count(size: u64) -> u64 {
+    size.div_ceil(GROUP_SIZE)
+}
+
+/// Chunk ranges covering groups `start..end`.
+pub fn group_ranges(start: u64, end: u64) -> ChunkRanges {
+    let shift = u32::from(GROUP_CHUNK_LOG);
+    ChunkRanges::from(ChunkNum(start << shift)..ChunkNum(end << shift))
+}
+
+/// Chunk ranges covering every group of a blob (`0..` to the end).
+pub fn all() -> ChunkRanges {
+    ChunkRanges::all()
+}
+
+/// Hash `data` as one blob and compute its post-order outboard, reading it
+/// once. Returns the root; the outboard goes to `outboard`.
+pub fn compute_outboard(
+    data: impl io::Read,
+    size: u64,
+    outboard: impl io::Write,
+) -> io::Result<Hash> {
+    let root = bao_tree::io::sync::outboard_post_order(data, tree(size), outboard)?;
+    Ok(Hash::from(root))
+}
+
+/// A post-order outboard over any positioned storage.
+pub type Outboard<D> = bao_tree::io::outboard::PostOrderOutboard<D>;
+
+/// Wrap outboard bytes (or a file holding them) for a blob.
+pub fn outboard<D>(root: Hash, size: u64, data: D) -> Outboard<D> {
+    Outboard {
+        root: root.into(),
+        tree: tree(size),
+        data,
+    }
+}
+
+/// Write the Bao pre-order encoding of `ranges` of a blob to `out`,
+/// checking every group against the outboard as it is read: corrupt stored
+/// data is refused rather than sent.
+pub fn encode_ranges(
+    data: impl ReadAt,
+    outboard: impl bao_tree::io::sync::Outboard,
+    ranges: &ChunkRanges,
+    out: impl io::Write,
+) -> Result<(), EncodeError> {
+    bao_tree::io::sync::encode_ranges_validated(data, outboard, ranges, out).map_err(Into::into)
+}
+
+/// One verified item of a Bao response: a parent hash pair or a leaf of data.
+pub use bao_tree::io::{BaoContentItem, Leaf, Parent};
+
+/// Decode a Bao response for `ranges` of the blob `root` of `size` bytes from
+/// `encoded`. Every item the iterator yields has been verified against the
+/// root; the first mismatch ends it with an error.
+pub fn decode_ranges<'a, R: io::Read + 'a>(
+    root: Hash,
+    size: u64,
+    ranges: &'a ChunkRanges,
+    encoded: R,
+) -> impl Iterator<Item = Result<BaoContentItem, DecodeError>> + 'a {
+    bao_tree::io::sync::DecodeResponseIter::new(root.into(), tree(size), encoded, ranges)
+        .map(|r| r.map_err(Into::into))
+}
+
+/// Why data failed to verify while being decoded.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DecodeError {
+    /// A leaf's bytes do not hash to what the tree says.
+    #[error("data at byte {offset} does not match the root hash")]
+    LeafMismatch {
+        /// Byte offset of the bad group.
+        offset: u64,
+    },
+    /// A parent hash pair does not hash to what the tree says.
+    #[error("tree hash covering bytes from {offset} does not match the root hash")]
+    ParentMismatch {
+        /// Byte offset of the first byte the bad node covers.
+        offset: u64,
+    },
+    /// The stream ended before the requested ranges were complete.
+    #[error("stream ended early, before byte {offset}")]
+    Truncated {
+        /// Byte offset where data was missing.
+        offset: u64,
+    },
+    /// Reading the stream failed.
+    #[error("reading the stream: {0}")]
+    Io(#[from] io::Error),
+}
+
+impl From<bao_tree::io::DecodeError> for DecodeError {
+    fn from(e: bao_tree::io::DecodeError) -> Self {
+        use bao_tree::io::DecodeError as E;
+        match e {
+            E::LeafHashMismatch(c) => Self::LeafMismatch {
+                offset: c.to_bytes(),
+            },
+            E::ParentHashMismatch(n) => Self::ParentMismatch {
+                offset: n.chunk_range().start.to_bytes(),
+            },
+            E::LeafNotFound(c) => Self::Truncated {
+                offset: c.to_bytes(),
+            },
+            E::ParentNotFound(n) => Self::Truncated {
+                offset: n.chunk_range().start.to_bytes(),
+            },
+            E::Io(e) => Self::Io(e),
+        }
+    }
+}
+
+/// Why stored data could not be encoded.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum EncodeError {
+    /// Stored bytes at `offset` do not match the root: the store is corrupt there.
+    #[error("stored data at byte {offset} does not match its hash")]
+    Corrupt {
+        /// Byte offset of the bad group or node.
+        offset: u64,
+    },
+    /// Reading storage or writing the output failed.
+    #[error("{0}")]
+    Io(#[from] io::Error),
+}
+
+impl From<bao_tree::io::EncodeError> for EncodeError {
+    fn from(e: bao_tree::io::EncodeError) -> Self {
+        use bao_tree::io::EncodeError as E;
+        match e {
+            E::LeafHashMismatch(c) => Self::Corrupt {
+                offset: c.to_bytes(),
+            },
+            E::ParentHashMismatch(n) => Self::Corrupt {
+                offset: n.chunk_range().start.to_bytes(),
+            },
+            E::SizeMismatch => Self::Corrupt { offset: 0 },
+            E::Io(e) => Self::Io(e),
+            other => Self::Io(io::Error::other(other.to_string())),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn data(n: usize) -> Vec<u8> {
+        (0..n).map(|i| (i % 251) as u8).collect()
+    }
+
+    #[test]
+    fn root_is_plain_blake3() {
+        for n in [0, 1, 1024, 16384, 16385, 100_000, 1 << 20] {
+            let d = data(n);
+            let mut ob = Vec::new();
+            let root = compute_outboard(&d[..], n as u64, &mut ob).unwrap();
+            assert_eq!(root, Hash::from(blake3::hash(&d)), "size {n}");
+            assert_eq!(ob.len() as u64, outboard_size(n as u64));
+        }
+    }
+
+    #[test]
+    fn outboard_cost_is_64_bytes_per_group() {
+        // 1 GiB: 65536 groups, 65535 parents of 64 bytes.
+        assert_eq!(outboard_size(1 << 30), 65535 * 64);
+        assert_eq!(outboard_size(GROUP_SIZE), 0);
+    }
+
+    #[test]
+    fn ranges_round_trip_and_detect_a_flipped_byte() {
+        let n = 200_000usize;
+        let d = data(n);
+        let mut ob = Vec::new();
+        let root = compute_outboard(&d[..], n as u64, &mut ob).unwrap();
+        let ranges = group_ranges(3, 7);
+        let mut enc = Vec::new();
+        encode_ranges(&d[..], outboard(root, n as u64, &ob[..]), &ranges, &mut enc).unwrap();
+        let mut got = vec![0u8; n];
+        let mut leaves = 0;
+        for item in decode_ranges(root, n as u64, &ranges, &enc[..]) {
+            if let BaoContentItem::Leaf(l) = item.unwrap() {
+                got[l.offset as usize..][..l.data.len()].copy_from_slice(&l.data);
+                leaves += 1;
+            }
+        }
+        assert_eq!(leaves, 4);
+        let r = 3 * GROUP_SIZE as usize..7 * GROUP_SIZE as usize;
+        assert_eq!(got[r.clone()], d[r]);
+
+        // Flip one byte of data in the encoding: decoding stops within that group.
+        let last = enc.len() - 10;
+        enc[last] ^= 1;
+        let err = decode_ranges(root, n as u64, &ranges, &enc[..])
+            .find_map(|i| i.err())
+            .unwrap();
+        assert!(
+            matches!(err, DecodeError::LeafMismatch { offset } if offset == 6 * GROUP_SIZE),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn encoding_refuses_corrupt_stored_data() {
+        let n = 100_000usize;
+        let mut d = data(n);
+        let mut ob = Vec::new();
+        let root = compute_outboard(&d[..], n as u64, &mut ob).unwrap();
+        d[40_000] ^= 0x80;
+        let err = encode_ranges(
+            &d[..],
+            outboard(root, n as u64, &ob[..]),
+            &all(),
+            io::sink(),
+        )
+        .unwrap_err();
+        assert!(
+            matches!(err, EncodeError::Corrupt { offset } if offset == 2 * GROUP_SIZE),
+            "{err:?}"
+        );
+    }
+}

@@ -1,0 +1,25 @@
+//! `swarm-engine`: the library behind the `swarm` binary.
+//!
+//! Content is named by BLAKE3 root hashes and verified in 16 KiB chunk groups
+//! with Bao trees ([`content`]); a node keeps what it holds in a crash-safe
+//! redb blockstore ([`store`]).
+//!
+//! ```
+//! use swarm_engine::store::Store;
+//!
+//! let store = Store::memory()?;
+//! let dir = tempfile::tempdir()?;
+//! std::fs::write(dir.path().join("hello.txt"), b"hello swarm")?;
+//! let added = store.add_paths(&[dir.path().join("hello.txt")], &Default::default())?;
+//! let out = tempfile::tempdir()?;
+//! store.export(&added.root, out.path(), &Default::default())?;
+//! assert_eq!(std::fs::read(out.path().join("hello.txt"))?, b"hello swarm");
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+#![deny(missing_docs)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
+
+pub mod content;
+pub mod store;
+
+pub use content::Hash;

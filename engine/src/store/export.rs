@@ -1,0 +1,280 @@
+//! `export`: write the files of a root out to a directory, verified.
+
+use std::fs;
+use std::io;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use super::import::{BLOCK, PipeError, Progress, pipe};
+use super::tables::BlobEntry;
+use super::{FileKind, FileName, ReadError, Store, StoreError};
+use crate::content::{Entry, Hash};
+
+/// Options for [`Store::export`].
+#[derive(Clone, Default)]
+pub struct ExportOptions {
+    /// Replace files that already exist at the destination.
+    pub force: bool,
+    /// Called as work proceeds.
+    pub progress: Option<Arc<dyn Fn(Progress) + Send + Sync>>,
+}
+
+impl std::fmt::Debug for ExportOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ExportOptions")
+            .field("force", &self.force)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What [`Store::export`] wrote.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Exported {
+    /// Files written.
+    pub files: u64,
+    /// Bytes written.
+    pub bytes: u64,
+    /// The file or directory written to.
+    pub target: PathBuf,
+}
+
+/// An export that failed. Files already completely written stay; no
+/// partial or unverified file is left at a destination path.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ExportError {
+    /// The root, or a blob it lists, cannot be read.
+    #[error(transparent)]
+    Read(#[from] ReadError),
+    /// A blob the manifest lists is missing or partial.
+    #[error("{0} is not completely stored; fetch it again")]
+    Missing(Hash),
+    /// The destination file exists.
+    #[error("{0} already exists; remove it or pass --force")]
+    Exists(PathBuf),
+    /// Writing would go through a symlink or a non-directory on the way.
+    #[error("{0} is a symlink or not a directory; refusing to write through it")]
+    Unsafe(PathBuf),
+    /// Stored data no longer matches its hash. Nothing was written for it.
+    #[error("stored data for {path} does not match {hash}; run `swarm check`")]
+    Corrupt {
+        /// The file being exported.
+        path: PathBuf,
+        /// Its blob.
+        hash: Hash,
+    },
+    /// Writing the destination failed.
+    #[error("{path}: {source}")]
+    Write {
+        /// The destination.
+        path: PathBuf,
+        /// Why.
+        source: io::Error,
+    },
+}
+
+impl Store {
+    /// Export the files of `root` to `out`.
+    ///
+    /// A root of a single top-level file is written *as* `out` unless `out`
+    /// is an existing directory (like `cp`); any other root is written
+    /// *into* the directory `out`, which is created if needed. Every file is
+    /// written under a temporary name, verified against its hash, given its
+    /// mode, and only then renamed into place.
+    pub fn export(
+        &self,
+        root: &Hash,
+        out: &Path,
+        opts: &ExportOptions,
+    ) -> Result<Exported, ExportError> {
+        let manifest = self.manifest(root)?;
+        let mut entries = Vec::with_capacity(manifest.entries().len());
+        for e in manifest.entries() {
+            let entry = self
+                .entry(&e.hash)
+                .map_err(ReadError::from)?
+                .filter(BlobEntry::is_complete)
+                .ok_or(ExportError::Missing(e.hash))?;
+            entries.push((e, entry));
+        }
+        let progress = |p| {
+            if let Some(f) = &opts.progress {
+                f(p)
+            }
+        };
+        progress(Progress::Total(manifest.total_size()));
+        let single = match manifest.entries() {
+            [e] => !e.path.contains('/') && !out.is_dir(),
+            _ => false,
+        };
+        let mut done = Exported {
+            files: 0,
+            bytes: 0,
+            target: out.to_owned(),
+        };
+        for (e, entry) in entries {
+            let dest = if single {
+                if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
+                    fs::create_dir_all(parent).map_err(|source| ExportError::Write {
+                        path: parent.to_owned(),
+                        source,
+                    })?;
+                }
+                out.to_owned()
+            } else {
+                prepare_dirs(out, &e.path)?
+            };
+            self.export_file(e, &entry, &dest, opts.force, &progress)?;
+            done.files += 1;
+            done.bytes += e.size;
+        }
+        Ok(done)
+    }
+
+    fn export_file(
+        &self,
+        e: &Entry,
+        entry: &BlobEntry,
+        dest: &Path,
+        force: bool,
+        progress: &dyn Fn(Progress),
+    ) -> Result<(), ExportError> {
+        match fs::symlink_metadata(dest) {
+            Ok(m) if !force => {
+                let _ = m;
+                return Err(ExportError::Exists(dest.to_owned()));
+            }
+            Ok(m) if m.is_dir() => return Err(ExportError::Unsafe(dest.to_owned())),
+            _ => {}
+        }
+        let name = dest.file_name().unwrap_or_default().to_string_lossy();
+        let tmp = dest.with_file_name(format!(".{name}.swarm-part"));
+        let werr = |source| ExportError::Write {
+            path: dest.to_owned(),
+            source,
+        };
+        let result = self.write_verified(e, entry, &tmp, progress);
+        if let Err(err) = result {
+            let _ = fs::remove_file(&tmp);
+            return Err(err);
+        }
+        fs::set_permissions(&tmp, fs::Permissions::from_mode(e.mode)).map_err(werr)?;
+        // rename replaces a file or a symlink itself, never its target.
+        fs::rename(&tmp, dest).map_err(werr)
+    }
+
+    fn write_verified(
+        &self,
+        e: &Entry,
+        entry: &BlobEntry,
+        tmp: &Path,
+        progress: &dyn Fn(Progress),
+    ) -> Result<(), ExportError> {
+        let werr = |source| ExportError::Write {
+            path: tmp.to_owned(),
+            source,
+        };
+        let corrupt = || ExportError::Corrupt {
+            path: tmp.to_owned(),
+            hash: e.hash,
+        };
+        let mut file = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(tmp)
+            .map_err(werr)?;
+        if let BlobEntry::Inline { .. } = entry {
+            let data = match self.read_blob(&e.hash, e.size) {
+                Ok(Some(d)) => d,
+                Err(ReadError::Corrupt(_)) => return Err(corrupt()),
+                Ok(None) => return Err(ExportError::Missing(e.hash)),
+                Err(other) => return Err(other.into()),
+            };
+            io::Write::write_all(&mut file, &data).map_err(werr)?;
+            progress(Progress::Advance(e.size));
+            return Ok(());
+        }
+        let src = self
+            .backend()
+            .open(FileName::Blob(e.hash, FileKind::Data))
+            .map_err(|err| ReadError::from(StoreError::from(err)))?;
+        let verify = |mut r: super::import::ChanReader| {
+            let mut h = blake3::Hasher::new();
+            let mut buf = vec![0u8; BLOCK];
+            loop {
+                let n = io::Read::read(&mut r, &mut buf)?;
+                if n == 0 {
+                    return Ok(Hash::from(h.finalize()));
+                }
+                h.update(&buf[..n]);
+            }
+        };
+        let hashed = if e.size <= BLOCK as u64 {
+            // Small files: not worth a thread.
+            let mut buf = vec![0u8; e.size as usize];
+            super::read_exact_at(&*src, 0, &mut buf)
+                .map_err(|err| ReadError::from(StoreError::from(err)))?;
+            io::Write::write_all(&mut file, &buf).map_err(werr)?;
+            progress(Progress::Advance(e.size));
+            Ok(Hash::of(&buf))
+        } else {
+            pipe(
+                e.size,
+                |off, buf| super::read_exact_at(&*src, off, buf),
+                |_, buf| {
+                    io::Write::write_all(&mut file, buf)?;
+                    progress(Progress::Advance(buf.len() as u64));
+                    Ok(())
+                },
+                verify,
+            )
+        };
+        match hashed {
+            Ok(h) if h == e.hash => Ok(()),
+            Ok(_) => Err(corrupt()),
+            Err(PipeError::Read(err)) if err.kind() == io::ErrorKind::UnexpectedEof => {
+                Err(corrupt())
+            }
+            Err(PipeError::Read(err)) => Err(ReadError::from(StoreError::from(err)).into()),
+            Err(PipeError::Write(err)) => Err(werr(err)),
+        }
+    }
+}
+
+/// Create the directories for manifest path `rel` under `out`, refusing to
+/// pass through a symlink. Returns the file's destination path.
+fn prepare_dirs(out: &Path, rel: &str) -> Result<PathBuf, ExportError> {
+    let mkdir = |p: &Path| {
+        fs::create_dir(p).or_else(|e| {
+            if e.kind() == io::ErrorKind::AlreadyExists {
+                Ok(())
+            } else {
+                Err(ExportError::Write {
+                    path: p.to_owned(),
+                    source: e,
+                })
+            }
+        })
+    };
+    fs::create_dir_all(out).map_err(|source| ExportError::Write {
+        path: out.to_owned(),
+        source,
+    })?;
+    let mut cur = out.to_owned();
+    let mut parts = rel.split('/').peekable();
+    while let Some(part) = parts.next() {
+        // Manifest paths were validated on decode: no "..", no absolute
+        // paths, no separators inside a component.
+        cur.push(part);
+        if parts.peek().is_none() {
+            break;
+        }
+        match fs::symlink_metadata(&cur) {
+            Ok(m) if m.is_dir() => {}
+            Ok(_) => return Err(ExportError::Unsafe(cur)),
+            Err(_) => mkdir(&cur)?,
+        }
+    }
+    Ok(cur)
+}

@@ -1,0 +1,807 @@
+//! The blockstore: one redb database for metadata and small blobs, plus a
+//! data file and an outboard file for each blob larger than one 16 KiB group.
+//!
+//! # Crash safety
+//!
+//! Every redb commit is durable (fsync) and only ever claims bytes that were
+//! synced before it: blob files are written under temporary names, synced,
+//! renamed, the directory synced, and only then is the blob entry committed.
+//! A crash at any point leaves either the old state or the new one plus some
+//! unreferenced files, which [`Store::gc`] removes. The tests drive every
+//! operation through [`MemBackend`] and crash it at every step.
+//!
+//! # Reference counting
+//!
+//! A pin names a root. Pinning adds one reference to the root and to each
+//! distinct blob its manifest lists; unpinning removes them. [`Store::gc`]
+//! deletes every blob with no references, so content shared by two roots is
+//! stored once and survives until the last pin that reaches it is gone.
+
+mod backend;
+mod export;
+mod groups;
+mod import;
+mod partial;
+mod tables;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata};
+
+pub use self::backend::{Backend, BlobFile, FileKind, FileName, FsBackend, MemBackend};
+pub use self::export::{ExportError, ExportOptions, Exported};
+pub use self::groups::GroupSet;
+pub use self::import::{AddError, AddOptions, Added, Progress};
+pub use self::partial::{PartialBlob, WriteError};
+use self::tables::{BLOBS, BlobEntry, INLINE, META, PINS, PinEntry, REFS, STORE_VERSION};
+use crate::content::{self, ChunkRanges, GROUP_SIZE, Hash, Manifest, ManifestError};
+
+/// Tuning for a store.
+#[derive(Debug, Clone)]
+pub struct StoreConfig {
+    /// redb page cache, in bytes. Blob data bypasses it; metadata is small.
+    pub cache_size: usize,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        Self {
+            cache_size: 16 << 20,
+        }
+    }
+}
+
+impl StoreConfig {
+    /// Set the redb page cache size in bytes.
+    pub fn cache_size(mut self, bytes: usize) -> Self {
+        self.cache_size = bytes;
+        self
+    }
+}
+
+/// A blockstore. Cheap to clone; all clones share one database.
+#[derive(Debug, Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    db: redb::Database,
+    backend: Box<dyn Backend>,
+    next_temp: AtomicU64,
+    /// Imports hold it shared while they have blobs committed but not yet
+    /// pinned; gc holds it exclusively, so it never frees those.
+    gc_lock: RwLock<()>,
+}
+
+/// A store that could not be opened.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum OpenError {
+    /// Another process has the store open.
+    #[error("the store at {0} is in use by another swarm process; stop it or use another --store")]
+    Locked(String),
+    /// The database file is damaged beyond redb's own repair.
+    #[error("the store database at {path} is damaged: {reason}")]
+    Corrupt {
+        /// Where the store is.
+        path: String,
+        /// What redb reported.
+        reason: String,
+    },
+    /// Written by a newer version.
+    #[error(
+        "the store at {path} has layout version {found}; this build reads version {STORE_VERSION}"
+    )]
+    Version {
+        /// Where the store is.
+        path: String,
+        /// The version found.
+        found: u64,
+    },
+    /// The directory could not be created or read.
+    #[error("cannot open the store at {path}: {source}")]
+    Io {
+        /// Where the store is.
+        path: String,
+        /// The I/O error.
+        source: io::Error,
+    },
+}
+
+/// An operation on an open store failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The disk is full. Nothing stored before was lost.
+    #[error("the disk is full; nothing already stored was lost: free some space and try again")]
+    DiskFull,
+    /// Reading or writing a blob file failed.
+    #[error("store I/O error: {0}")]
+    Io(io::Error),
+    /// The metadata database reported an error.
+    #[error("store database error: {0}")]
+    Db(String),
+    /// A record in the database does not decode.
+    #[error("store record for {0} is damaged; run `swarm check`")]
+    BadRecord(Hash),
+}
+
+impl From<io::Error> for StoreError {
+    fn from(e: io::Error) -> Self {
+        if e.kind() == io::ErrorKind::StorageFull {
+            Self::DiskFull
+        } else {
+            Self::Io(e)
+        }
+    }
+}
+
+macro_rules! db_errors {
+    ($($t:ty),*) => {$(
+        impl From<$t> for StoreError {
+            fn from(e: $t) -> Self {
+                let e: redb::Error = e.into();
+                match e {
+                    redb::Error::Io(io) => io.into(),
+                    other => Self::Db(other.to_string()),
+                }
+            }
+        }
+    )*};
+}
+db_errors!(
+    redb::Error,
+    redb::TransactionError,
+    redb::TableError,
+    redb::StorageError,
+    redb::CommitError
+);
+
+/// A pinned root, as [`Store::pins`] lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pin {
+    /// The root hash.
+    pub root: Hash,
+    /// The name given when it was pinned (the added path's file name).
+    pub name: String,
+    /// Total bytes of its files.
+    pub size: u64,
+    /// Number of files.
+    pub files: u64,
+    /// Seconds since the Unix epoch when it was pinned.
+    pub created: u64,
+}
+
+/// What [`Store::gc`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GcStats {
+    /// Blobs deleted.
+    pub blobs: u64,
+    /// Bytes freed (data and outboards, plus leftover files).
+    pub bytes: u64,
+}
+
+/// One problem [`Store::check`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// The blob or root concerned.
+    pub hash: Hash,
+    /// What is wrong, in words.
+    pub what: String,
+}
+
+/// What [`Store::check`] found.
+#[derive(Debug, Clone, Default)]
+pub struct CheckReport {
+    /// Blobs re-verified.
+    pub blobs: u64,
+    /// Bytes re-hashed.
+    pub bytes: u64,
+    /// Everything wrong; empty when the store is sound.
+    pub problems: Vec<Problem>,
+}
+
+/// What the store holds of one blob.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlobInfo {
+    /// Size in bytes.
+    pub size: u64,
+    /// Verified groups, `None` when complete.
+    pub partial: Option<GroupSet>,
+}
+
+impl Store {
+    /// Open or create the store in directory `dir`.
+    pub fn open(dir: impl AsRef<Path>) -> Result<Self, OpenError> {
+        Self::open_with(dir, StoreConfig::default())
+    }
+
+    /// [`Self::open`] with tuning.
+    pub fn open_with(dir: impl AsRef<Path>, config: StoreConfig) -> Result<Self, OpenError> {
+        let dir = dir.as_ref();
+        let io = |source| OpenError::Io {
+            path: dir.display().to_string(),
+            source,
+        };
+        let backend = FsBackend::new(dir).map_err(io)?;
+        Self::with_backend(backend, config).map_err(|e| match e {
+            OpenError::Locked(_) => OpenError::Locked(dir.display().to_string()),
+            OpenError::Corrupt { reason, .. } => OpenError::Corrupt {
+                path: dir.display().to_string(),
+                reason,
+            },
+            OpenError::Version { found, .. } => OpenError::Version {
+                path: dir.display().to_string(),
+                found,
+            },
+            OpenError::Io { source, .. } => io(source),
+        })
+    }
+
+    /// A store that lives in memory and is gone when dropped.
+    pub fn memory() -> Result<Self, OpenError> {
+        Self::with_backend(MemBackend::new(), StoreConfig::default())
+    }
+
+    /// Open a store on any backend.
+    pub fn with_backend(backend: impl Backend, config: StoreConfig) -> Result<Self, OpenError> {
+        let db = backend.open_db(config.cache_size).map_err(|e| match e {
+            redb::DatabaseError::DatabaseAlreadyOpen => OpenError::Locked(String::new()),
+            redb::DatabaseError::Storage(redb::StorageError::Io(source)) => OpenError::Io {
+                path: String::new(),
+                source,
+            },
+            other => OpenError::Corrupt {
+                path: String::new(),
+                reason: other.to_string(),
+            },
+        })?;
+        let store = Self {
+            inner: Arc::new(Inner {
+                db,
+                backend: Box::new(backend),
+                next_temp: AtomicU64::new(1),
+                gc_lock: RwLock::new(()),
+            }),
+        };
+        store.init().map_err(|e| match e {
+            InitError::Version(found) => OpenError::Version {
+                path: String::new(),
+                found,
+            },
+            InitError::Store(StoreError::Io(source)) => OpenError::Io {
+                path: String::new(),
+                source,
+            },
+            InitError::Store(e) => OpenError::Corrupt {
+                path: String::new(),
+                reason: e.to_string(),
+            },
+        })?;
+        Ok(store)
+    }
+
+    fn init(&self) -> Result<(), InitError> {
+        let tx = self.inner.db.begin_write().map_err(StoreError::from)?;
+        {
+            let mut meta = tx.open_table(META).map_err(StoreError::from)?;
+            let version = meta
+                .get("version")
+                .map_err(StoreError::from)?
+                .map(|v| v.value());
+            match version {
+                None => {
+                    meta.insert("version", STORE_VERSION)
+                        .map_err(StoreError::from)?;
+                }
+                Some(v) if v == STORE_VERSION => {}
+                Some(v) => return Err(InitError::Version(v)),
+            }
+            for t in [BLOBS, INLINE, PINS] {
+                tx.open_table(t).map_err(StoreError::from)?;
+            }
+            tx.open_table(REFS).map_err(StoreError::from)?;
+        }
+        tx.commit().map_err(StoreError::from)?;
+        // Temporary files belong to imports that died with their process.
+        for (name, _) in self.inner.backend.list().map_err(StoreError::from)? {
+            if let FileName::Temp(..) = name {
+                self.inner.backend.remove(name).map_err(StoreError::from)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn backend(&self) -> &dyn Backend {
+        &*self.inner.backend
+    }
+
+    fn temp_id(&self) -> u64 {
+        self.inner.next_temp.fetch_add(1, Ordering::Relaxed)
+    }
+
+    fn entry(&self, hash: &Hash) -> Result<Option<BlobEntry>, StoreError> {
+        let tx = self.inner.db.begin_read()?;
+        let t = tx.open_table(BLOBS)?;
+        let Some(v) = t.get(hash.as_bytes())? else {
+            return Ok(None);
+        };
+        BlobEntry::decode(v.value())
+            .map(Some)
+            .map_err(|_| StoreError::BadRecord(*hash))
+    }
+
+    /// What the store holds of `hash`, if anything.
+    pub fn blob_info(&self, hash: &Hash) -> Result<Option<BlobInfo>, StoreError> {
+        Ok(self.entry(hash)?.map(|e| match e {
+            BlobEntry::Inline { size } => BlobInfo {
+                size,
+                partial: None,
+            },
+            BlobEntry::File { size, present } => BlobInfo {
+                size,
+                partial: present,
+            },
+        }))
+    }
+
+    /// Read a whole complete blob into memory, verifying it. For manifests
+    /// and other small blobs; refuses blobs over `limit` bytes.
+    pub fn read_blob(&self, hash: &Hash, limit: u64) -> Result<Option<Vec<u8>>, ReadError> {
+        let Some(entry) = self.entry(hash)? else {
+            return Ok(None);
+        };
+        let size = entry.size();
+        if !entry.is_complete() {
+            return Err(ReadError::Incomplete(*hash));
+        }
+        if size > limit {
+            return Err(ReadError::TooLarge { hash: *hash, size });
+        }
+        let bytes = match entry {
+            BlobEntry::Inline { .. } => {
+                let tx = self.inner.db.begin_read().map_err(StoreError::from)?;
+                let t = tx.open_table(INLINE).map_err(StoreError::from)?;
+                let v = t.get(hash.as_bytes()).map_err(StoreError::from)?;
+                v.map(|v| v.value().to_vec()).unwrap_or_default()
+            }
+            BlobEntry::File { .. } => {
+                let f = self
+                    .backend()
+                    .open(FileName::Blob(*hash, FileKind::Data))
+                    .map_err(StoreError::from)?;
+                let len =
+                    usize::try_from(size).map_err(|_| ReadError::TooLarge { hash: *hash, size })?;
+                let mut buf = vec![0u8; len];
+                read_exact_at(&*f, 0, &mut buf).map_err(StoreError::from)?;
+                buf
+            }
+        };
+        if bytes.len() as u64 != size || Hash::of(&bytes) != *hash {
+            return Err(ReadError::Corrupt(*hash));
+        }
+        Ok(Some(bytes))
+    }
+
+    /// Load and decode the manifest named by `root`.
+    pub fn manifest(&self, root: &Hash) -> Result<Manifest, ReadError> {
+        let bytes = self
+            .read_blob(root, content::manifest::MAX_ENCODED_SIZE)?
+            .ok_or(ReadError::Unknown(*root))?;
+        Manifest::decode(&bytes).map_err(|e| ReadError::NotManifest(*root, e))
+    }
+
+    /// Pin `root` under `name`. Its manifest must be stored complete.
+    /// Pinning a pinned root changes nothing.
+    pub fn pin(&self, root: &Hash, name: &str) -> Result<(), ReadError> {
+        let manifest = self.manifest(root)?;
+        let tx = self.inner.db.begin_write().map_err(StoreError::from)?;
+        pin_in(&tx, root, &manifest, name)?;
+        tx.commit().map_err(StoreError::from)?;
+        Ok(())
+    }
+
+    /// Every pin, sorted by root.
+    pub fn pins(&self) -> Result<Vec<Pin>, StoreError> {
+        let tx = self.inner.db.begin_read()?;
+        let t = tx.open_table(PINS)?;
+        let mut out = Vec::new();
+        for item in t.iter()? {
+            let (k, v) = item?;
+            let root = Hash::from_bytes(k.value());
+            let p = PinEntry::decode(v.value()).map_err(|_| StoreError::BadRecord(root))?;
+            out.push(Pin {
+                root,
+                name: p.name,
+                size: p.size,
+                files: p.files,
+                created: p.created,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Remove the pin on `root`. Returns whether there was one. The content
+    /// stays until [`Self::gc`].
+    pub fn unpin(&self, root: &Hash) -> Result<bool, ReadError> {
+        let tx = self.inner.db.begin_write().map_err(StoreError::from)?;
+        {
+            let mut pins = tx.open_table(PINS).map_err(StoreError::from)?;
+            if pins
+                .remove(root.as_bytes())
+                .map_err(StoreError::from)?
+                .is_none()
+            {
+                return Ok(false);
+            }
+        }
+        // The manifest is alive: the pin being removed referenced it.
+        let manifest = self.manifest(root)?;
+        let mut refs = tx.open_table(REFS).map_err(StoreError::from)?;
+        for h in std::iter::once(*root).chain(manifest.blobs()) {
+            let n = refs
+                .get(h.as_bytes())
+                .map_err(StoreError::from)?
+                .map(|v| v.value())
+                .unwrap_or(0);
+            if n <= 1 {
+                refs.remove(h.as_bytes()).map_err(StoreError::from)?;
+            } else {
+                refs.insert(h.as_bytes(), n - 1).map_err(StoreError::from)?;
+            }
+        }
+        drop(refs);
+        tx.commit().map_err(StoreError::from)?;
+        Ok(true)
+    }
+
+    /// Delete every blob that no pin reaches, and any leftover files.
+    pub fn gc(&self) -> Result<GcStats, StoreError> {
+        let _excl = self
+            .inner
+            .gc_lock
+            .write()
+            .unwrap_or_else(|e| e.into_inner());
+        let mut stats = GcStats::default();
+        let mut files = Vec::new();
+        let tx = self.inner.db.begin_write()?;
+        {
+            let mut blobs = tx.open_table(BLOBS)?;
+            let mut inline = tx.open_table(INLINE)?;
+            let refs = tx.open_table(REFS)?;
+            let mut dead = Vec::new();
+            for item in blobs.iter()? {
+                let (k, v) = item?;
+                let hash = Hash::from_bytes(k.value());
+                if refs.get(hash.as_bytes())?.is_none() {
+                    let entry =
+                        BlobEntry::decode(v.value()).map_err(|_| StoreError::BadRecord(hash))?;
+                    dead.push((hash, entry));
+                }
+            }
+            for (hash, entry) in dead {
+                blobs.remove(hash.as_bytes())?;
+                stats.blobs += 1;
+                match entry {
+                    BlobEntry::Inline { size } => {
+                        inline.remove(hash.as_bytes())?;
+                        stats.bytes += size;
+                    }
+                    BlobEntry::File { .. } => files.push(hash),
+                }
+            }
+        }
+        tx.commit()?;
+        // The entries are gone for good; now the files can go too. A crash
+        // here leaves orphans, which the sweep below finds next time.
+        let live = self.file_blobs()?;
+        for (name, len) in self.backend().list()? {
+            let orphan = match name {
+                FileName::Blob(h, _) => !live.contains(&h),
+                FileName::Temp(..) => true,
+            };
+            if orphan {
+                self.backend().remove(name)?;
+                stats.bytes += len;
+            }
+        }
+        self.backend().sync_dir()?;
+        debug_assert!(files.iter().all(|h| !live.contains(h)));
+        Ok(stats)
+    }
+
+    fn file_blobs(&self) -> Result<BTreeSet<Hash>, StoreError> {
+        let tx = self.inner.db.begin_read()?;
+        let t = tx.open_table(BLOBS)?;
+        let mut out = BTreeSet::new();
+        for item in t.iter()? {
+            let (k, v) = item?;
+            let hash = Hash::from_bytes(k.value());
+            if let Ok(BlobEntry::File { .. }) = BlobEntry::decode(v.value()) {
+                out.insert(hash);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Re-verify every stored blob against its hash, every pin against its
+    /// manifest, and the reference counts against the pins.
+    pub fn check(&self, mut progress: impl FnMut(u64)) -> Result<CheckReport, StoreError> {
+        let mut report = CheckReport::default();
+        let entries: Vec<(Hash, Result<BlobEntry, ()>)> = {
+            let tx = self.inner.db.begin_read()?;
+            let t = tx.open_table(BLOBS)?;
+            let mut v = Vec::with_capacity(t.len()? as usize);
+            for item in t.iter()? {
+                let (k, val) = item?;
+                v.push((
+                    Hash::from_bytes(k.value()),
+                    BlobEntry::decode(val.value()).map_err(|_| ()),
+                ));
+            }
+            v
+        };
+        for (hash, entry) in entries {
+            let Ok(entry) = entry else {
+                report.problems.push(Problem {
+                    hash,
+                    what: "blob record does not decode".into(),
+                });
+                continue;
+            };
+            report.blobs += 1;
+            if let Err(what) = self.verify_blob(&hash, &entry, &mut report.bytes) {
+                report.problems.push(Problem { hash, what });
+            }
+            progress(entry.size());
+        }
+        self.check_refs(&mut report)?;
+        Ok(report)
+    }
+
+    fn verify_blob(&self, hash: &Hash, entry: &BlobEntry, bytes: &mut u64) -> Result<(), String> {
+        match entry {
+            BlobEntry::Inline { size } => {
+                let tx = self.inner.db.begin_read().map_err(|e| e.to_string())?;
+                let t = tx.open_table(INLINE).map_err(|e| e.to_string())?;
+                let v = t.get(hash.as_bytes()).map_err(|e| e.to_string())?;
+                let data = v.ok_or("inline data is missing")?;
+                *bytes += *size;
+                if data.value().len() as u64 != *size || Hash::of(data.value()) != *hash {
+                    return Err("stored bytes do not match the hash".into());
+                }
+                Ok(())
+            }
+            BlobEntry::File { size, present } => {
+                if present.as_ref().is_some_and(|p| !p.is_valid()) {
+                    return Err("record of present groups is malformed".into());
+                }
+                let open = |k| {
+                    self.backend()
+                        .open(FileName::Blob(*hash, k))
+                        .map_err(|e| format!("{k:?} file cannot be opened: {e}"))
+                };
+                let (data, ob) = (open(FileKind::Data)?, open(FileKind::Outboard)?);
+                let ranges = match present {
+                    None => content::all(),
+                    Some(p) => p.to_chunk_ranges(),
+                };
+                *bytes += present
+                    .as_ref()
+                    .map_or(*size, |p| (p.count() * GROUP_SIZE).min(*size));
+                let outboard = content::outboard(*hash, *size, FileAt(&*ob));
+                content::encode_ranges(FileAt(&*data), outboard, &ranges, io::sink()).map_err(|e| {
+                    match e {
+                        content::EncodeError::Corrupt { offset } => {
+                            format!("stored data at byte {offset} does not match the hash")
+                        }
+                        other => format!("cannot be read: {other}"),
+                    }
+                })
+            }
+        }
+    }
+
+    fn check_refs(&self, report: &mut CheckReport) -> Result<(), StoreError> {
+        let mut want: BTreeMap<Hash, u64> = BTreeMap::new();
+        for pin in self.pins()? {
+            match self.manifest(&pin.root) {
+                Ok(m) => {
+                    for h in std::iter::once(pin.root).chain(m.blobs()) {
+                        *want.entry(h).or_default() += 1;
+                        match self.entry(&h)? {
+                            Some(e) if e.is_complete() => {}
+                            _ => report.problems.push(Problem {
+                                hash: h,
+                                what: format!("pinned by {} but not stored complete", pin.root),
+                            }),
+                        }
+                    }
+                }
+                Err(e) => report.problems.push(Problem {
+                    hash: pin.root,
+                    what: format!("pinned, but its manifest is unusable: {e}"),
+                }),
+            }
+        }
+        let tx = self.inner.db.begin_read()?;
+        let t = tx.open_table(REFS)?;
+        let mut have = BTreeMap::new();
+        for item in t.iter()? {
+            let (k, v) = item?;
+            have.insert(Hash::from_bytes(k.value()), v.value());
+        }
+        for (h, n) in &want {
+            if have.get(h) != Some(n) {
+                report.problems.push(Problem {
+                    hash: *h,
+                    what: format!("reference count {:?}, expected {n}", have.get(h)),
+                });
+            }
+        }
+        for (h, n) in &have {
+            if !want.contains_key(h) {
+                report.problems.push(Problem {
+                    hash: *h,
+                    what: format!("reference count {n}, but no pin reaches it"),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Write the Bao encoding of `ranges` of `hash` to `out`, for serving a
+    /// peer. Every group is checked against the outboard as it is read.
+    pub fn encode_ranges(
+        &self,
+        hash: &Hash,
+        ranges: &ChunkRanges,
+        out: impl io::Write,
+    ) -> Result<(), ReadError> {
+        let entry = self.entry(hash)?.ok_or(ReadError::Unknown(*hash))?;
+        match entry {
+            BlobEntry::Inline { size } => {
+                let data = self
+                    .read_blob(hash, GROUP_SIZE)?
+                    .ok_or(ReadError::Unknown(*hash))?;
+                let ob = content::outboard(*hash, size, &[][..]);
+                content::encode_ranges(&data[..], ob, ranges, out)
+                    .map_err(|e| encode_error(hash, e))
+            }
+            BlobEntry::File { size, present } => {
+                if let Some(p) = &present {
+                    let have = p.to_chunk_ranges();
+                    let want = ranges & &content::group_ranges(0, content::group_count(size));
+                    if !want.is_subset(&have) {
+                        return Err(ReadError::Incomplete(*hash));
+                    }
+                }
+                let open = |k| self.backend().open(FileName::Blob(*hash, k));
+                let data = open(FileKind::Data).map_err(StoreError::from)?;
+                let ob = open(FileKind::Outboard).map_err(StoreError::from)?;
+                let outboard = content::outboard(*hash, size, FileAt(&*ob));
+                content::encode_ranges(FileAt(&*data), outboard, ranges, out)
+                    .map_err(|e| encode_error(hash, e))
+            }
+        }
+    }
+}
+
+enum InitError {
+    Version(u64),
+    Store(StoreError),
+}
+
+impl From<StoreError> for InitError {
+    fn from(e: StoreError) -> Self {
+        Self::Store(e)
+    }
+}
+
+/// Reading a blob or a manifest failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ReadError {
+    /// The store has no such blob.
+    #[error("{0} is not in this store")]
+    Unknown(Hash),
+    /// Only part of it is stored.
+    #[error("{0} is only partly stored; fetch it completely first")]
+    Incomplete(Hash),
+    /// The stored bytes no longer match the hash.
+    #[error("stored data of {0} is corrupt; run `swarm check`")]
+    Corrupt(Hash),
+    /// Larger than the caller allowed.
+    #[error("{hash} is {size} bytes, too large to read into memory")]
+    TooLarge {
+        /// The blob.
+        hash: Hash,
+        /// Its size.
+        size: u64,
+    },
+    /// The blob is not a manifest.
+    #[error("{0} is not a manifest: {1}")]
+    NotManifest(Hash, ManifestError),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+fn encode_error(hash: &Hash, e: content::EncodeError) -> ReadError {
+    match e {
+        content::EncodeError::Corrupt { .. } => ReadError::Corrupt(*hash),
+        content::EncodeError::Io(e) => ReadError::Store(e.into()),
+    }
+}
+
+/// Add a pin and its references inside a write transaction.
+fn pin_in(
+    tx: &redb::WriteTransaction,
+    root: &Hash,
+    manifest: &Manifest,
+    name: &str,
+) -> Result<(), StoreError> {
+    let mut pins = tx.open_table(PINS)?;
+    if pins.get(root.as_bytes())?.is_some() {
+        return Ok(());
+    }
+    let entry = PinEntry {
+        name: name.to_owned(),
+        size: manifest.total_size(),
+        files: manifest.entries().len() as u64,
+        created: now_secs(),
+    };
+    pins.insert(root.as_bytes(), entry.encode().as_slice())?;
+    let mut refs = tx.open_table(REFS)?;
+    for h in std::iter::once(*root).chain(manifest.blobs()) {
+        let n = refs.get(h.as_bytes())?.map(|v| v.value()).unwrap_or(0);
+        refs.insert(h.as_bytes(), n + 1)?;
+    }
+    Ok(())
+}
+
+fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+fn read_exact_at(f: &dyn BlobFile, mut offset: u64, mut buf: &mut [u8]) -> io::Result<()> {
+    while !buf.is_empty() {
+        let n = f.read_at(offset, buf)?;
+        if n == 0 {
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
+        offset += n as u64;
+        buf = &mut buf[n..];
+    }
+    Ok(())
+}
+
+/// Adapts a [`BlobFile`] to bao-tree's positioned I/O traits.
+#[derive(Debug)]
+pub(crate) struct FileAt<'a>(pub(crate) &'a dyn BlobFile);
+
+impl content::ReadAt for FileAt<'_> {
+    fn read_at(&self, pos: u64, buf: &mut [u8]) -> io::Result<usize> {
+        self.0.read_at(pos, buf)
+    }
+}
+
+impl content::WriteAt for FileAt<'_> {
+    fn write_at(&mut self, pos: u64, buf: &[u8]) -> io::Result<usize> {
+        self.0.write_all_at(pos, buf)?;
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}

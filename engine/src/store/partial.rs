@@ -1,0 +1,268 @@
+//! Partial blobs: receiving verified ranges, as a download does.
+
+use std::io;
+
+use super::groups::GroupSet;
+use redb::ReadableTable;
+
+use super::tables::{BLOBS, BlobEntry, INLINE};
+use super::{BlobFile, FileAt, FileKind, FileName, Store, StoreError};
+use crate::content::{self, BaoContentItem, ChunkRanges, DecodeError, GROUP_SIZE, Hash};
+
+/// Verified bytes written since the last commit before committing again.
+const COMMIT_EVERY: u64 = 16 << 20;
+
+/// A blob being received. Every byte written through it has been verified
+/// against the root first; verified groups become durable at each commit
+/// (every 16 MiB and on [`PartialBlob::flush`] or drop), so a download that
+/// is killed resumes from there.
+#[derive(Debug)]
+pub struct PartialBlob {
+    store: Store,
+    hash: Hash,
+    size: u64,
+    target: Target,
+    present: GroupSet,
+    pending: GroupSet,
+    pending_bytes: u64,
+}
+
+#[derive(Debug)]
+enum Target {
+    /// One group or less: kept in memory until complete, then committed inline.
+    Small(Vec<u8>),
+    Files {
+        data: Box<dyn BlobFile>,
+        outboard: Box<dyn BlobFile>,
+    },
+    Complete,
+}
+
+/// Receiving data failed. Verified data received before the error is kept.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum WriteError {
+    /// The data did not verify against the root; nothing of it was stored.
+    #[error("received data for {hash} does not verify: {source}")]
+    Verify {
+        /// The blob.
+        hash: Hash,
+        /// Where and how it failed.
+        source: DecodeError,
+    },
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl Store {
+    /// Start or resume receiving blob `hash` of `size` bytes. A stored
+    /// partial blob of a different size is discarded and started over.
+    pub fn partial(&self, hash: Hash, size: u64) -> Result<PartialBlob, StoreError> {
+        let existing = self.entry(&hash)?;
+        let mut pb = PartialBlob {
+            store: self.clone(),
+            hash,
+            size,
+            target: Target::Complete,
+            present: GroupSet::new(),
+            pending: GroupSet::new(),
+            pending_bytes: 0,
+        };
+        match existing {
+            Some(e) if e.is_complete() => return Ok(pb),
+            Some(BlobEntry::File {
+                size: s,
+                present: Some(p),
+            }) if s == size => {
+                let open = |k| self.backend().open(FileName::Blob(hash, k));
+                if let (Ok(data), Ok(outboard)) = (open(FileKind::Data), open(FileKind::Outboard)) {
+                    pb.present = p;
+                    pb.target = Target::Files { data, outboard };
+                    return Ok(pb);
+                }
+            }
+            _ => {}
+        }
+        if size <= GROUP_SIZE {
+            pb.target = Target::Small(Vec::new());
+            return Ok(pb);
+        }
+        let backend = self.backend();
+        let data = backend.create(FileName::Blob(hash, FileKind::Data))?;
+        let outboard = backend.create(FileName::Blob(hash, FileKind::Outboard))?;
+        data.set_len(size)?;
+        outboard.set_len(content::outboard_size(size))?;
+        data.sync()?;
+        outboard.sync()?;
+        backend.sync_dir()?;
+        let tx = self.inner.db.begin_write()?;
+        {
+            let mut blobs = tx.open_table(BLOBS)?;
+            let e = BlobEntry::File {
+                size,
+                present: Some(GroupSet::new()),
+            };
+            blobs.insert(hash.as_bytes(), e.encode().as_slice())?;
+        }
+        tx.commit()?;
+        pb.target = Target::Files { data, outboard };
+        Ok(pb)
+    }
+}
+
+impl PartialBlob {
+    /// The blob being received.
+    pub fn hash(&self) -> Hash {
+        self.hash
+    }
+
+    /// Its size.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// Whether every group is verified and stored.
+    pub fn is_complete(&self) -> bool {
+        matches!(self.target, Target::Complete)
+    }
+
+    /// Groups verified so far (committed or not).
+    pub fn present(&self) -> GroupSet {
+        if self.is_complete() {
+            let mut all = GroupSet::new();
+            all.insert(0, content::group_count(self.size));
+            return all;
+        }
+        let mut p = self.present.clone();
+        p.union(&self.pending);
+        p
+    }
+
+    /// Chunk ranges still missing.
+    pub fn missing(&self) -> ChunkRanges {
+        let all = content::group_ranges(0, content::group_count(self.size).max(1));
+        all - self.present().to_chunk_ranges()
+    }
+
+    /// Decode a Bao response for `ranges` from `encoded`, verifying every
+    /// group before writing it. Returns the bytes of new verified data.
+    pub fn write_response(
+        &mut self,
+        ranges: &ChunkRanges,
+        encoded: impl io::Read,
+    ) -> Result<u64, WriteError> {
+        if self.is_complete() {
+            return Ok(0);
+        }
+        let mut written = 0;
+        let mut result = Ok(());
+        for item in content::decode_ranges(self.hash, self.size, ranges, encoded) {
+            match item {
+                Ok(BaoContentItem::Parent(p)) => {
+                    if let Target::Files { outboard, .. } = &self.target {
+                        let mut ob = content::outboard(self.hash, self.size, FileAt(&**outboard));
+                        bao_tree::io::sync::OutboardMut::save(&mut ob, p.node, &p.pair)
+                            .map_err(StoreError::from)?;
+                    }
+                }
+                Ok(BaoContentItem::Leaf(leaf)) => {
+                    let group = leaf.offset / GROUP_SIZE;
+                    match &mut self.target {
+                        Target::Small(buf) => *buf = leaf.data.to_vec(),
+                        Target::Files { data, .. } => data
+                            .write_all_at(leaf.offset, &leaf.data)
+                            .map_err(StoreError::from)?,
+                        Target::Complete => {}
+                    }
+                    if !self.present.contains(group) && !self.pending.contains(group) {
+                        written += leaf.data.len() as u64;
+                        self.pending_bytes += leaf.data.len() as u64;
+                    }
+                    self.pending.insert(group, group + 1);
+                    if self.pending_bytes >= COMMIT_EVERY {
+                        self.flush()?;
+                    }
+                }
+                Err(source) => {
+                    result = Err(WriteError::Verify {
+                        hash: self.hash,
+                        source,
+                    });
+                    break;
+                }
+            }
+        }
+        // Keep what verified before any error.
+        self.flush()?;
+        result.map(|()| written)
+    }
+
+    /// Make all verified groups durable.
+    pub fn flush(&mut self) -> Result<(), StoreError> {
+        if self.pending.is_empty() || self.is_complete() {
+            return Ok(());
+        }
+        let mut present = self.present.clone();
+        present.union(&self.pending);
+        let complete = present.covers(content::group_count(self.size).max(1));
+        let store = self.store.clone();
+        let tx = store.inner.db.begin_write()?;
+        {
+            let mut blobs = tx.open_table(BLOBS)?;
+            // Another writer (an add of the same bytes) may have completed it.
+            let current = blobs
+                .get(self.hash.as_bytes())?
+                .and_then(|v| BlobEntry::decode(v.value()).ok());
+            if current.as_ref().is_some_and(BlobEntry::is_complete) {
+                drop(blobs);
+                tx.abort()?;
+                self.target = Target::Complete;
+                return Ok(());
+            }
+            match &self.target {
+                Target::Small(buf) => {
+                    if complete {
+                        let e = BlobEntry::Inline {
+                            size: buf.len() as u64,
+                        };
+                        blobs.insert(self.hash.as_bytes(), e.encode().as_slice())?;
+                        tx.open_table(INLINE)?
+                            .insert(self.hash.as_bytes(), buf.as_slice())?;
+                    }
+                }
+                Target::Files { data, outboard } => {
+                    // Bytes first, then the record that claims them.
+                    data.sync()?;
+                    outboard.sync()?;
+                    let e = BlobEntry::File {
+                        size: self.size,
+                        present: if complete {
+                            None
+                        } else {
+                            Some(present.clone())
+                        },
+                    };
+                    blobs.insert(self.hash.as_bytes(), e.encode().as_slice())?;
+                }
+                Target::Complete => {}
+            }
+        }
+        tx.commit()?;
+        self.present = present;
+        self.pending = GroupSet::new();
+        self.pending_bytes = 0;
+        if complete {
+            self.target = Target::Complete;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for PartialBlob {
+    fn drop(&mut self) {
+        if let Err(e) = self.flush() {
+            tracing::warn!(hash = %self.hash, "could not save verified data: {e}");
+        }
+    }
+}

@@ -1,1 +1,263 @@
-fn main() {}
+//! The `swarm` binary: parses arguments, calls `swarm_engine`, prints.
+
+mod args;
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{Context, Result, bail};
+use clap::Parser;
+use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::json;
+use swarm_engine::Hash;
+use swarm_engine::store::{AddOptions, ExportOptions, Progress, Store};
+
+use crate::args::{Cli, Command};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let json = cli.json;
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            let msg = format!("{e:#}");
+            if json {
+                println!("{}", json!({ "error": msg }));
+            }
+            eprintln!("error: {msg}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<ExitCode> {
+    let dir = store_dir(cli.store)?;
+    let store = Store::open(&dir)?;
+    let json = cli.json;
+    match cli.command {
+        Command::Add { paths, name } => {
+            let bar = bar(json, "adding");
+            let opts = AddOptions {
+                name,
+                progress: Some(progress_fn(&bar)),
+            };
+            let added = store.add_paths(&paths, &opts);
+            bar.finish_and_clear();
+            let added = added?;
+            if json {
+                println!(
+                    "{}",
+                    json!({
+                        "root": added.root.to_hex(),
+                        "size": added.size,
+                        "files": added.files,
+                        "new_bytes": added.new_bytes,
+                    })
+                );
+            } else {
+                println!("{}", added.root);
+                eprintln!(
+                    "added {} file{}, {} ({} new)",
+                    added.files,
+                    plural(added.files),
+                    bytes(added.size),
+                    bytes(added.new_bytes)
+                );
+            }
+        }
+        Command::Ls => {
+            let pins = store.pins()?;
+            if json {
+                let list: Vec<_> = pins
+                    .iter()
+                    .map(|p| {
+                        json!({
+                            "root": p.root.to_hex(),
+                            "name": p.name,
+                            "size": p.size,
+                            "files": p.files,
+                            "created": p.created,
+                        })
+                    })
+                    .collect();
+                println!("{}", json!({ "pins": list }));
+            } else {
+                for p in &pins {
+                    println!(
+                        "{}  {:>10}  {:>6} file{}  {}",
+                        p.root,
+                        bytes(p.size),
+                        p.files,
+                        plural(p.files),
+                        p.name
+                    );
+                }
+                if pins.is_empty() {
+                    eprintln!("no pins in {}", dir.display());
+                }
+            }
+        }
+        Command::Export {
+            root,
+            output,
+            force,
+        } => {
+            let root = parse_root(&root)?;
+            let bar = bar(json, "exporting");
+            let opts = ExportOptions {
+                force,
+                progress: Some(progress_fn(&bar)),
+            };
+            let done = store.export(&root, &output, &opts);
+            bar.finish_and_clear();
+            let done = done?;
+            if json {
+                println!(
+                    "{}",
+                    json!({
+                        "root": root.to_hex(),
+                        "target": done.target,
+                        "files": done.files,
+                        "bytes": done.bytes,
+                    })
+                );
+            } else {
+                eprintln!(
+                    "exported {} file{}, {} to {}",
+                    done.files,
+                    plural(done.files),
+                    bytes(done.bytes),
+                    done.target.display()
+                );
+            }
+        }
+        Command::Rm { root } => {
+            let root = parse_root(&root)?;
+            if !store.unpin(&root)? {
+                bail!("{root} is not pinned (see `swarm ls`)");
+            }
+            if json {
+                println!("{}", json!({ "root": root.to_hex(), "removed": true }));
+            } else {
+                eprintln!("unpinned {root}; run `swarm gc` to free its space");
+            }
+        }
+        Command::Gc => {
+            let stats = store.gc()?;
+            if json {
+                println!("{}", json!({ "blobs": stats.blobs, "bytes": stats.bytes }));
+            } else {
+                println!(
+                    "freed {} in {} blob{}",
+                    bytes(stats.bytes),
+                    stats.blobs,
+                    plural(stats.blobs)
+                );
+            }
+        }
+        Command::Check => {
+            let report = store.check(|_| {})?;
+            let ok = report.problems.is_empty();
+            if json {
+                let problems: Vec<_> = report
+                    .problems
+                    .iter()
+                    .map(|p| json!({ "hash": p.hash.to_hex(), "problem": p.what }))
+                    .collect();
+                println!(
+                    "{}",
+                    json!({
+                        "ok": ok,
+                        "blobs": report.blobs,
+                        "bytes": report.bytes,
+                        "problems": problems,
+                    })
+                );
+            } else {
+                for p in &report.problems {
+                    println!("corrupt: {}: {}", p.hash, p.what);
+                }
+                eprintln!(
+                    "checked {} blob{}, {}: {}",
+                    report.blobs,
+                    plural(report.blobs),
+                    bytes(report.bytes),
+                    if ok {
+                        "all good".to_owned()
+                    } else {
+                        format!(
+                            "{} problem{}",
+                            report.problems.len(),
+                            plural(report.problems.len() as u64)
+                        )
+                    }
+                );
+            }
+            if !ok {
+                if !json {
+                    eprintln!("error: the store has corrupt data; see the lines above");
+                }
+                return Ok(ExitCode::FAILURE);
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn store_dir(flag: Option<PathBuf>) -> Result<PathBuf> {
+    if let Some(d) = flag {
+        return Ok(d);
+    }
+    let dirs = directories::ProjectDirs::from("", "", "swarm")
+        .context("cannot find a home directory for the store; pass --store DIR")?;
+    Ok(dirs.data_dir().to_owned())
+}
+
+fn parse_root(s: &str) -> Result<Hash> {
+    Ok(s.trim().parse()?)
+}
+
+fn bar(json: bool, what: &'static str) -> ProgressBar {
+    if json || !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(0);
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{msg} [{bar:30}] {bytes}/{total_bytes} {binary_bytes_per_sec} eta {eta}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> "),
+    );
+    bar.set_message(what);
+    bar
+}
+
+fn progress_fn(bar: &ProgressBar) -> Arc<dyn Fn(Progress) + Send + Sync> {
+    let bar = bar.clone();
+    Arc::new(move |p| match p {
+        Progress::Total(n) => bar.set_length(n),
+        Progress::Advance(n) => bar.inc(n),
+    })
+}
+
+fn plural(n: u64) -> &'static str {
+    if n == 1 { "" } else { "s" }
+}
+
+fn bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u < UNITS.len() - 1 {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}

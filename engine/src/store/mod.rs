@@ -600,7 +600,7 @@ impl Store {
                 content::encode_ranges(FileAt(&*data), outboard, &ranges, io::sink()).map_err(|e| {
                     match e {
                         content::EncodeError::Corrupt { offset } => {
-                            format!("stored data at byte {offset} does not match the hash")
+                            format!("stored data in the 16 KiB group at byte {offset} does not match the hash")
                         }
                         other => format!("cannot be read: {other}"),
                     }

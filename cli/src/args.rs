@@ -1,0 +1,57 @@
+//! What the flags say. `main.rs` turns them into engine calls.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+/// swarm: a content-addressed swarm engine. Stores files under their BLAKE3
+/// root hash, verifies every 16 KiB, and (soon) moves them between peers.
+#[derive(Debug, Parser)]
+#[command(name = "swarm", version, propagate_version = true)]
+pub(crate) struct Cli {
+    /// Store directory [default: $SWARM_STORE, else the platform data directory]
+    #[arg(long, global = true, env = "SWARM_STORE", value_name = "DIR")]
+    pub(crate) store: Option<PathBuf>,
+
+    /// Print one JSON object on stdout instead of text (fields in docs/cli.md)
+    #[arg(long, global = true)]
+    pub(crate) json: bool,
+
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Import files and directories, pin the result, print its root
+    Add {
+        /// Files or directories; each is stored under its own name
+        #[arg(required = true, value_name = "PATH")]
+        paths: Vec<PathBuf>,
+        /// Name of the pin [default: the first path's file name]
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// List pinned roots
+    Ls,
+    /// Write the files of a root out, verifying every byte
+    Export {
+        /// The root (64 hex characters)
+        root: String,
+        /// Destination: a directory, or the file name for a single-file root
+        #[arg(short, long, value_name = "PATH", default_value = ".")]
+        output: PathBuf,
+        /// Overwrite files that already exist
+        #[arg(long)]
+        force: bool,
+    },
+    /// Unpin a root (its content is freed by `swarm gc`)
+    Rm {
+        /// The root (64 hex characters)
+        root: String,
+    },
+    /// Delete everything no pin references and report what was freed
+    Gc,
+    /// Re-verify every stored blob; exits non-zero if anything is corrupt
+    Check,
+}

@@ -805,3 +805,6 @@ impl content::WriteAt for FileAt<'_> {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -54,4 +54,6 @@ pub(crate) enum Command {
     Gc,
     /// Re-verify every stored blob; exits non-zero if anything is corrupt
     Check,
+    /// Run a self-contained demonstration in a scratch directory (ignores --store)
+    Demo,
 }

@@ -1,6 +1,7 @@
 //! The `swarm` binary: parses arguments, calls `swarm_engine`, prints.
 
 mod args;
+mod demo;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -33,6 +34,10 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> Result<ExitCode> {
+    if let Command::Demo = cli.command {
+        demo::run(cli.json)?;
+        return Ok(ExitCode::SUCCESS);
+    }
     let dir = store_dir(cli.store)?;
     let store = Store::open(&dir)?;
     let json = cli.json;
@@ -202,6 +207,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 return Ok(ExitCode::FAILURE);
             }
         }
+        Command::Demo => unreachable!("handled above"),
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -21,5 +21,6 @@
 
 pub mod content;
 pub mod store;
+pub mod wire;
 
 pub use content::Hash;

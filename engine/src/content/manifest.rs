@@ -402,12 +402,14 @@ mod tests {
         assert_eq!(Manifest::decode(&bytes).unwrap(), m);
     }
 
-    /// Pull the hex between `<!-- name -->` markers out of the spec.
+    /// Pull the hex of the fenced block after `<!-- name -->` out of the spec.
     fn section(spec: &str, name: &str) -> String {
         let open = format!("<!-- {name} -->");
         let start = spec.find(&open).unwrap() + open.len();
-        let end = start + spec[start..].find("<!--").unwrap();
-        spec[start..end]
+        let body = &spec[start..];
+        let open_fence = body.find("```").unwrap() + 3;
+        let close_fence = open_fence + body[open_fence..].find("```").unwrap();
+        body[open_fence..close_fence]
             .chars()
             .filter(|c| c.is_ascii_hexdigit())
             .collect()

@@ -1,0 +1,337 @@
+//! Protocol v1 messages, their encoding, limits and error codes.
+//!
+//! Pure: no I/O. `wire-spec/wire.md` is the normative description; section
+//! numbers below refer to it. Every decoder bounds its input before it
+//! allocates, and never panics on any byte string.
+
+mod ranges;
+
+use serde::{Deserialize, Serialize};
+
+pub use self::ranges::{RangeError, WireRanges};
+use crate::content::Hash;
+
+/// The ALPN protocol identifier of v1 (§1).
+pub const ALPN: &[u8] = b"swarm/1";
+/// The protocol version this build speaks (§3.1).
+pub const VERSION: u16 = 1;
+
+/// Largest message body, in bytes (§2).
+pub const MAX_MESSAGE: usize = 32 * 1024;
+/// Most ranges in a `Get` (§3.3).
+pub const MAX_GET_RANGES: usize = 256;
+/// Most ranges in a `Have` (§3.2).
+pub const MAX_HAVE_RANGES: usize = 1024;
+/// Longest agent string in a `Hello` (§3.1).
+pub const MAX_AGENT: usize = 64;
+/// Longest message text in an `Error` (§3.5).
+pub const MAX_ERROR_TEXT: usize = 256;
+
+/// Every message of protocol v1 (§3). The postcard enum tag is the
+/// variant's index, so variants are only ever appended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Message {
+    /// First message on the control stream, both ways (§3.1).
+    Hello(Hello),
+    /// What the sender holds of a blob (§3.2).
+    Have(Have),
+    /// Request for ranges of a blob (§3.3).
+    Get(Get),
+    /// Response header to `Get`: the blob's size; the Bao encoding follows (§3.4).
+    Found(Found),
+    /// A request or the connection failed (§3.5).
+    Error(ErrorMsg),
+    /// Ask what the peer holds of a blob; answered by `Have` or `Error` (§3.6).
+    Ask(Ask),
+}
+
+/// §3.1
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hello {
+    /// Lowest protocol version the sender speaks.
+    pub min_version: u16,
+    /// Highest protocol version the sender speaks.
+    pub max_version: u16,
+    /// Free-form software name and version, at most 64 bytes.
+    pub agent: String,
+}
+
+/// §3.2
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Have {
+    /// The blob.
+    pub hash: Hash,
+    /// Its size in bytes.
+    pub size: u64,
+    /// The 16 KiB groups the sender holds verified.
+    pub groups: WireRanges,
+}
+
+/// §3.3
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Get {
+    /// The blob.
+    pub hash: Hash,
+    /// Chunk (1 KiB) ranges wanted; groups intersecting them are sent whole.
+    pub ranges: WireRanges,
+}
+
+/// §3.4
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Found {
+    /// The blob's size in bytes, as the sender claims it. Verified by the
+    /// receiver through the Bao encoding of the last chunk.
+    pub size: u64,
+}
+
+/// §3.5
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorMsg {
+    /// What went wrong.
+    pub code: ErrorCode,
+    /// Human-readable detail, at most 256 bytes.
+    pub text: String,
+}
+
+/// §3.6
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ask {
+    /// The blob.
+    pub hash: Hash,
+}
+
+/// Error codes, used in `Error` messages, stream resets and connection
+/// closes (§4). Unknown codes decode as [`ErrorCode::Unknown`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorCode {
+    /// Clean close, nothing wrong.
+    Ok,
+    /// A malformed or unexpected message.
+    ProtocolViolation,
+    /// No common protocol version.
+    UnsupportedVersion,
+    /// The blob is not held.
+    NotFound,
+    /// Part of the requested ranges is not held.
+    Incomplete,
+    /// A message over [`MAX_MESSAGE`].
+    TooLarge,
+    /// Too many ranges in one request.
+    TooManyRanges,
+    /// The sender failed internally (e.g. its stored data is corrupt).
+    Internal,
+    /// A peer took too long.
+    Timeout,
+    /// Too many concurrent requests or connections.
+    Busy,
+    /// The receiver found the data does not verify.
+    BadData,
+    /// A code this build does not know.
+    Unknown(u16),
+}
+
+impl ErrorCode {
+    /// The numeric code (§4).
+    pub fn to_u16(self) -> u16 {
+        match self {
+            Self::Ok => 0,
+            Self::ProtocolViolation => 1,
+            Self::UnsupportedVersion => 2,
+            Self::NotFound => 3,
+            Self::Incomplete => 4,
+            Self::TooLarge => 5,
+            Self::TooManyRanges => 6,
+            Self::Internal => 7,
+            Self::Timeout => 8,
+            Self::Busy => 9,
+            Self::BadData => 10,
+            Self::Unknown(c) => c,
+        }
+    }
+
+    /// From the numeric code.
+    pub fn from_u16(c: u16) -> Self {
+        match c {
+            0 => Self::Ok,
+            1 => Self::ProtocolViolation,
+            2 => Self::UnsupportedVersion,
+            3 => Self::NotFound,
+            4 => Self::Incomplete,
+            5 => Self::TooLarge,
+            6 => Self::TooManyRanges,
+            7 => Self::Internal,
+            8 => Self::Timeout,
+            9 => Self::Busy,
+            10 => Self::BadData,
+            c => Self::Unknown(c),
+        }
+    }
+}
+
+impl Serialize for ErrorCode {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.to_u16().serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for ErrorCode {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        u16::deserialize(d).map(Self::from_u16)
+    }
+}
+
+impl std::fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let s = match self {
+            Self::Ok => "ok",
+            Self::ProtocolViolation => "protocol violation",
+            Self::UnsupportedVersion => "no common protocol version",
+            Self::NotFound => "not found",
+            Self::Incomplete => "ranges not held",
+            Self::TooLarge => "message too large",
+            Self::TooManyRanges => "too many ranges",
+            Self::Internal => "internal error",
+            Self::Timeout => "timed out",
+            Self::Busy => "busy",
+            Self::BadData => "data did not verify",
+            Self::Unknown(c) => return write!(f, "unknown error code {c}"),
+        };
+        f.write_str(s)
+    }
+}
+
+/// A message that cannot be decoded or breaks a limit (§2, §3).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum WireError {
+    /// The length prefix is over [`MAX_MESSAGE`].
+    #[error("message of {0} bytes is over the {MAX_MESSAGE}-byte limit")]
+    TooLarge(u64),
+    /// The length prefix is not a valid varint.
+    #[error("malformed length prefix")]
+    BadLength,
+    /// The body does not decode as a v1 message.
+    #[error("malformed message: {0}")]
+    Malformed(String),
+    /// Bytes left over after the message inside its frame.
+    #[error("{0} trailing bytes inside a message frame")]
+    Trailing(usize),
+    /// A range list that is not sorted, empty, or too long.
+    #[error("bad ranges: {0}")]
+    Ranges(#[from] RangeError),
+    /// A string over its limit.
+    #[error("{what} of {len} bytes is over the {max}-byte limit")]
+    TextTooLong {
+        /// Which field.
+        what: &'static str,
+        /// Its length.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+}
+
+impl WireError {
+    /// The code to send the peer for this error.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            Self::TooLarge(_) => ErrorCode::TooLarge,
+            Self::Ranges(RangeError::TooMany { .. }) => ErrorCode::TooManyRanges,
+            _ => ErrorCode::ProtocolViolation,
+        }
+    }
+}
+
+impl Message {
+    /// Encode with its length prefix (§2).
+    pub fn encode(&self) -> Vec<u8> {
+        // Serializing these plain types into a Vec cannot fail.
+        let body = postcard::to_allocvec(self).unwrap_or_default();
+        let mut out = Vec::with_capacity(body.len() + 3);
+        put_varint(&mut out, body.len() as u64);
+        out.extend_from_slice(&body);
+        out
+    }
+
+    /// Decode one message body (without its length prefix) and check its limits.
+    pub fn decode_body(body: &[u8]) -> Result<Self, WireError> {
+        if body.len() > MAX_MESSAGE {
+            return Err(WireError::TooLarge(body.len() as u64));
+        }
+        let (msg, rest) = postcard::take_from_bytes::<Message>(body)
+            .map_err(|e| WireError::Malformed(e.to_string()))?;
+        if !rest.is_empty() {
+            return Err(WireError::Trailing(rest.len()));
+        }
+        msg.validate()?;
+        Ok(msg)
+    }
+
+    /// Decode one length-prefixed message from the front of `buf`. Returns
+    /// `Ok(None)` if `buf` does not yet hold a whole message, else the
+    /// message and the bytes it took.
+    pub fn decode_frame(buf: &[u8]) -> Result<Option<(Self, usize)>, WireError> {
+        let Some((len, n)) = frame_len(buf)? else {
+            return Ok(None);
+        };
+        let Some(body) = buf.get(n..n + len) else {
+            return Ok(None);
+        };
+        Ok(Some((Self::decode_body(body)?, n + len)))
+    }
+
+    fn validate(&self) -> Result<(), WireError> {
+        let text = |what, s: &str, max| {
+            if s.len() > max {
+                Err(WireError::TextTooLong {
+                    what,
+                    len: s.len(),
+                    max,
+                })
+            } else {
+                Ok(())
+            }
+        };
+        match self {
+            Self::Hello(h) => text("agent", &h.agent, MAX_AGENT),
+            Self::Have(h) => Ok(h.groups.validate(MAX_HAVE_RANGES)?),
+            Self::Get(g) => Ok(g.ranges.validate(MAX_GET_RANGES)?),
+            Self::Error(e) => text("error text", &e.text, MAX_ERROR_TEXT),
+            Self::Found(_) | Self::Ask(_) => Ok(()),
+        }
+    }
+}
+
+/// Parse a length prefix: `Ok(None)` if incomplete, else (length, prefix bytes).
+pub fn frame_len(buf: &[u8]) -> Result<Option<(usize, usize)>, WireError> {
+    let mut v: u64 = 0;
+    for i in 0..4 {
+        let Some(&b) = buf.get(i) else {
+            return Ok(None);
+        };
+        v |= u64::from(b & 0x7f) << (7 * i);
+        if b & 0x80 == 0 {
+            if i > 0 && b == 0 {
+                return Err(WireError::BadLength);
+            }
+            if v > MAX_MESSAGE as u64 {
+                return Err(WireError::TooLarge(v));
+            }
+            return Ok(Some((v as usize, i + 1)));
+        }
+    }
+    // Four continuation bytes already exceed MAX_MESSAGE.
+    Err(WireError::TooLarge(v))
+}
+
+fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+#[cfg(test)]
+mod tests;

@@ -71,13 +71,18 @@ fn run_in(scratch: &Path, json: bool) -> Result<()> {
         let a = fs::read(src.join(path))?;
         let b = fs::read(out.join(path))?;
         ensure!(a == b, "{path}: exported bytes differ from the source");
-        let m = std::os::unix::fs::PermissionsExt::mode(&fs::metadata(out.join(path))?.permissions());
+        let m =
+            std::os::unix::fs::PermissionsExt::mode(&fs::metadata(out.join(path))?.permissions());
         ensure!(m & 0o777 == *mode, "{path}: mode {m:o}, expected {mode:o}");
     }
     say("compared every file with its source: identical bytes and modes".into());
 
     let report = store.check(|_| {})?;
-    ensure!(report.problems.is_empty(), "check found problems: {:?}", report.problems);
+    ensure!(
+        report.problems.is_empty(),
+        "check found problems: {:?}",
+        report.problems
+    );
     store.unpin(&added.root)?;
     let freed = store.gc()?;
     say(format!(

@@ -20,7 +20,14 @@ use crate::args::{Cli, Command};
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let json = cli.json;
-    match run(cli) {
+    quiet_panics();
+    let result = std::panic::catch_unwind(|| run(cli)).unwrap_or_else(|_| {
+        let what = PANIC.lock().map(|p| p.clone()).unwrap_or_default();
+        Err(anyhow::anyhow!(
+            "internal error (a bug in swarm; please report it): {what}"
+        ))
+    });
+    match result {
         Ok(code) => code,
         Err(e) => {
             let msg = format!("{e:#}");
@@ -31,6 +38,24 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// The message of the last panic, printed as one error line instead of a
+/// multi-line panic report. The engine turns some panics inside its
+/// dependencies (a damaged database page) into errors; those must not print
+/// anything. With `RUST_BACKTRACE` set, the backtrace is kept in the message.
+static PANIC: std::sync::Mutex<String> = std::sync::Mutex::new(String::new());
+
+fn quiet_panics() {
+    std::panic::set_hook(Box::new(|info| {
+        let bt = std::backtrace::Backtrace::capture();
+        if let Ok(mut p) = PANIC.lock() {
+            *p = match bt.status() {
+                std::backtrace::BacktraceStatus::Captured => format!("{info}\n{bt}"),
+                _ => info.to_string(),
+            };
+        }
+    }));
 }
 
 fn run(cli: Cli) -> Result<ExitCode> {

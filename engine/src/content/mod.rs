@@ -123,7 +123,7 @@ pub enum DecodeError {
         offset: u64,
     },
     /// Reading the stream failed.
-    #[error("reading the stream: {0}")]
+    #[error("reading the stream")]
     Io(#[from] io::Error),
 }
 
@@ -159,7 +159,7 @@ pub enum EncodeError {
         offset: u64,
     },
     /// Reading storage or writing the output failed.
-    #[error("{0}")]
+    #[error("reading stored data or writing the output")]
     Io(#[from] io::Error),
 }
 

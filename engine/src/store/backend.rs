@@ -38,8 +38,8 @@ pub trait BlobFile: Send + Sync + fmt::Debug {
     fn write_all_at(&self, offset: u64, buf: &[u8]) -> io::Result<()>;
     /// Set the length; new bytes read as zero.
     fn set_len(&self, len: u64) -> io::Result<()>;
-    /// Current length.
-    fn len(&self) -> io::Result<u64>;
+    /// Current length in bytes.
+    fn size(&self) -> io::Result<u64>;
     /// Make everything written so far durable.
     fn sync(&self) -> io::Result<()>;
 }
@@ -146,7 +146,7 @@ impl BlobFile for FsFile {
     fn set_len(&self, len: u64) -> io::Result<()> {
         self.0.set_len(len)
     }
-    fn len(&self) -> io::Result<u64> {
+    fn size(&self) -> io::Result<u64> {
         Ok(self.0.metadata()?.len())
     }
     fn sync(&self) -> io::Result<()> {
@@ -395,7 +395,7 @@ impl BlobFile for MemFile {
         lock(&self.data).live.resize(len, 0);
         Ok(())
     }
-    fn len(&self) -> io::Result<u64> {
+    fn size(&self) -> io::Result<u64> {
         Ok(lock(&self.data).live.len() as u64)
     }
     fn sync(&self) -> io::Result<()> {

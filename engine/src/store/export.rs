@@ -65,7 +65,7 @@ pub enum ExportError {
         hash: Hash,
     },
     /// Writing the destination failed.
-    #[error("{path}: {source}")]
+    #[error("{path}")]
     Write {
         /// The destination.
         path: PathBuf,
@@ -155,8 +155,15 @@ impl Store {
             source,
         };
         let result = self.write_verified(e, entry, &tmp, progress);
-        if let Err(err) = result {
+        if let Err(mut err) = result {
             let _ = fs::remove_file(&tmp);
+            // Name what the user asked for, not our temporary file.
+            match &mut err {
+                ExportError::Corrupt { path, .. } | ExportError::Write { path, .. } => {
+                    *path = dest.to_owned()
+                }
+                _ => {}
+            }
             return Err(err);
         }
         fs::set_permissions(&tmp, fs::Permissions::from_mode(e.mode)).map_err(werr)?;
@@ -181,7 +188,9 @@ impl Store {
         };
         let mut file = fs::OpenOptions::new()
             .write(true)
-            .create_new(true)
+            .create(true)
+            // A leftover from an export that was killed is ours to reuse.
+            .truncate(true)
             .open(tmp)
             .map_err(werr)?;
         if let BlobEntry::Inline { .. } = entry {

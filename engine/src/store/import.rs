@@ -1,5 +1,6 @@
 //! `add`: import files and directories, build their manifest, pin the root.
 
+use std::collections::hash_map::Entry as Slot;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs;
 use std::io::{self, Read};
@@ -69,7 +70,7 @@ pub enum AddError {
     #[error("{0}: no such file or directory")]
     NotFound(PathBuf),
     /// A file or directory could not be read.
-    #[error("{path}: cannot read: {source}")]
+    #[error("{path}: cannot read")]
     Unreadable {
         /// The path.
         path: PathBuf,
@@ -83,7 +84,7 @@ pub enum AddError {
     #[error("{0}: not a regular file or directory (sockets, FIFOs and devices are not stored)")]
     Unsupported(PathBuf),
     /// A name that cannot appear in a manifest.
-    #[error("{path}: cannot be stored under this name: {source}")]
+    #[error("{path}: cannot be stored under this name")]
     BadName {
         /// The path.
         path: PathBuf,
@@ -102,7 +103,7 @@ pub enum AddError {
     #[error("nothing to add: give at least one path")]
     Empty,
     /// The manifest would break a limit.
-    #[error("cannot build the manifest: {0}")]
+    #[error("cannot build the manifest")]
     Manifest(#[from] ManifestError),
     /// The store failed (for example, the disk is full).
     #[error(transparent)]
@@ -217,9 +218,9 @@ impl Store {
             src.read_exact(&mut buf).map_err(changed)?;
             progress(Progress::Advance(size));
             let hash = Hash::of(&buf);
-            if !batch.staged.contains_key(&hash) {
+            if let Slot::Vacant(slot) = batch.staged.entry(hash) {
                 batch.bytes += size;
-                batch.staged.insert(hash, Staged::Inline(buf));
+                slot.insert(Staged::Inline(buf));
             }
             return Ok(hash);
         }
@@ -245,10 +246,11 @@ impl Store {
                 return Err(StoreError::from(e).into());
             }
         };
-        if batch.staged.contains_key(&hash) {
-            self.drop_temp(id);
-        } else {
-            batch.staged.insert(hash, Staged::Temp(id));
+        match batch.staged.entry(hash) {
+            Slot::Occupied(_) => self.drop_temp(id),
+            Slot::Vacant(slot) => {
+                slot.insert(Staged::Temp(id));
+            }
         }
         Ok(hash)
     }
@@ -288,7 +290,7 @@ impl Store {
                     for k in [FileKind::Data, FileKind::Outboard] {
                         backend.rename(FileName::Temp(id, k), FileName::Blob(hash, k))?;
                     }
-                    let size = backend.open(FileName::Blob(hash, FileKind::Data))?.len()?;
+                    let size = backend.open(FileName::Blob(hash, FileKind::Data))?.size()?;
                     files.push((hash, size));
                 }
             }

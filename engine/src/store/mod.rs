@@ -106,7 +106,7 @@ pub enum OpenError {
         found: u64,
     },
     /// The directory could not be created or read.
-    #[error("cannot open the store at {path}: {source}")]
+    #[error("cannot open the store at {path}")]
     Io {
         /// Where the store is.
         path: String,
@@ -252,12 +252,31 @@ impl Store {
 
     /// Open a store on any backend.
     pub fn with_backend(backend: impl Backend, config: StoreConfig) -> Result<Self, OpenError> {
-        let db = backend.open_db(config.cache_size).map_err(|e| match e {
-            redb::DatabaseError::DatabaseAlreadyOpen => OpenError::Locked(String::new()),
-            redb::DatabaseError::Storage(redb::StorageError::Io(source)) => OpenError::Io {
+        // redb panics on some damaged pages instead of returning an error;
+        // a damaged file must give the user an error, not a crash.
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            Self::open_inner(backend, config)
+        }))
+        .unwrap_or_else(|panic| {
+            Err(OpenError::Corrupt {
                 path: String::new(),
-                source,
-            },
+                reason: panic_text(&panic),
+            })
+        })
+    }
+
+    fn open_inner(backend: impl Backend, config: StoreConfig) -> Result<Self, OpenError> {
+        let opened = backend.open_db(config.cache_size);
+        let db = opened.map_err(|e| match e {
+            redb::DatabaseError::DatabaseAlreadyOpen => OpenError::Locked(String::new()),
+            redb::DatabaseError::Storage(redb::StorageError::Io(source))
+                if source.kind() != io::ErrorKind::InvalidData =>
+            {
+                OpenError::Io {
+                    path: String::new(),
+                    source,
+                }
+            }
             other => OpenError::Corrupt {
                 path: String::new(),
                 reason: other.to_string(),
@@ -765,6 +784,17 @@ fn pin_in(
         refs.insert(h.as_bytes(), n + 1)?;
     }
     Ok(())
+}
+
+fn panic_text(panic: &Box<dyn std::any::Any + Send>) -> String {
+    let msg = panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown failure".into());
+    format!(
+        "the database failed while opening it ({msg}); restore it from a backup or move it away to start empty"
+    )
 }
 
 fn now_secs() -> u64 {

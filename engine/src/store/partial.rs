@@ -43,7 +43,7 @@ enum Target {
 #[non_exhaustive]
 pub enum WriteError {
     /// The data did not verify against the root; nothing of it was stored.
-    #[error("received data for {hash} does not verify: {source}")]
+    #[error("received data for {hash} does not verify")]
     Verify {
         /// The blob.
         hash: Hash,

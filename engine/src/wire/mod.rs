@@ -218,7 +218,7 @@ pub enum WireError {
     #[error("{0} trailing bytes inside a message frame")]
     Trailing(usize),
     /// A range list that is not sorted, empty, or too long.
-    #[error("bad ranges: {0}")]
+    #[error("bad ranges")]
     Ranges(#[from] RangeError),
     /// A string over its limit.
     #[error("{what} of {len} bytes is over the {max}-byte limit")]

@@ -20,6 +20,8 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 pub mod content;
+pub mod net;
+pub mod node;
 pub mod store;
 pub mod wire;
 

@@ -84,6 +84,26 @@ pub fn encode_ranges(
     bao_tree::io::sync::encode_ranges_validated(data, outboard, ranges, out).map_err(Into::into)
 }
 
+/// The ranges a response to `ranges` actually covers for a blob of `size`
+/// bytes: ranges past the end select the last chunk (wire.md §3.3).
+pub fn truncate_ranges(ranges: &ChunkRanges, size: u64) -> ChunkRanges {
+    let t = bao_tree::io::sync::truncate_ranges(ranges, size);
+    let end = ChunkNum(size.div_ceil(1024).max(1));
+    ChunkRanges::new(t.boundaries().into()).unwrap_or_default()
+        & ChunkRanges::from(ChunkNum(0)..end)
+}
+
+/// Like [`encode_ranges`] but without re-hashing the stored data: for
+/// serving when the receiver verifies anyway.
+pub fn encode_ranges_unverified(
+    data: impl ReadAt + Size,
+    outboard: impl bao_tree::io::sync::Outboard,
+    ranges: &ChunkRanges,
+    out: impl io::Write,
+) -> Result<(), EncodeError> {
+    bao_tree::io::sync::encode_ranges(data, outboard, ranges, out).map_err(Into::into)
+}
+
 /// One verified item of a Bao response: a parent hash pair or a leaf of data.
 pub use bao_tree::io::{BaoContentItem, Leaf, Parent};
 

@@ -194,6 +194,27 @@ impl Store {
         })
     }
 
+    /// Store `bytes` as a blob (not pinned; protect it by pinning a root
+    /// that lists it). For manifests received from peers.
+    pub fn put_blob(&self, bytes: &[u8]) -> Result<Hash, StoreError> {
+        let _shared = self.inner.gc_lock.read().unwrap_or_else(|e| e.into_inner());
+        let mut batch = Batch::default();
+        let hash = self
+            .stage(
+                &mut &bytes[..],
+                bytes.len() as u64,
+                &mut batch,
+                Path::new("blob"),
+                &|_| {},
+            )
+            .map_err(|e| match e {
+                AddError::Store(s) => s,
+                other => StoreError::Io(io::Error::other(other.to_string())),
+            })?;
+        self.commit_batch(&mut batch, None)?;
+        Ok(hash)
+    }
+
     /// Hash `size` bytes from `src` and stage them as a blob.
     fn stage(
         &self,

@@ -38,7 +38,7 @@ pub use self::export::{ExportError, ExportOptions, Exported};
 pub use self::groups::GroupSet;
 pub use self::import::{AddError, AddOptions, Added, Progress};
 pub use self::partial::{PartialBlob, WriteError};
-use self::tables::{BLOBS, BlobEntry, INLINE, META, PINS, PinEntry, REFS, STORE_VERSION};
+use self::tables::{BLOBS, BlobEntry, INLINE, META, PINS, PinEntry, REFS, SECRETS, STORE_VERSION};
 use crate::content::{self, ChunkRanges, GROUP_SIZE, Hash, Manifest, ManifestError};
 
 /// Tuning for a store.
@@ -427,6 +427,32 @@ impl Store {
         Ok(())
     }
 
+    /// The 32-byte secret stored under `name`, created with `make` if absent.
+    /// Used for the node's key, so its id survives restarts.
+    pub fn secret(
+        &self,
+        name: &str,
+        make: impl FnOnce() -> Result<[u8; 32], StoreError>,
+    ) -> Result<[u8; 32], StoreError> {
+        let tx = self.inner.db.begin_write()?;
+        let value = {
+            let mut t = tx.open_table(SECRETS)?;
+            let existing = t
+                .get(name)?
+                .and_then(|v| <[u8; 32]>::try_from(v.value()).ok());
+            match existing {
+                Some(v) => v,
+                None => {
+                    let v = make()?;
+                    t.insert(name, v.as_slice())?;
+                    v
+                }
+            }
+        };
+        tx.commit()?;
+        Ok(value)
+    }
+
     /// Every pin, sorted by root.
     pub fn pins(&self) -> Result<Vec<Pin>, StoreError> {
         let tx = self.inner.db.begin_read()?;
@@ -676,13 +702,25 @@ impl Store {
         Ok(())
     }
 
-    /// Write the Bao encoding of `ranges` of `hash` to `out`, for serving a
-    /// peer. Every group is checked against the outboard as it is read.
+    /// Write the Bao encoding of `ranges` of `hash` to `out`, checking every
+    /// group against the outboard as it is read.
     pub fn encode_ranges(
         &self,
         hash: &Hash,
         ranges: &ChunkRanges,
         out: impl io::Write,
+    ) -> Result<(), ReadError> {
+        self.encode_ranges_with(hash, ranges, out, true)
+    }
+
+    /// [`Self::encode_ranges`], re-hashing stored data only if `verify`.
+    /// Partial blobs refuse ranges they do not hold either way.
+    pub fn encode_ranges_with(
+        &self,
+        hash: &Hash,
+        ranges: &ChunkRanges,
+        out: impl io::Write,
+        verify: bool,
     ) -> Result<(), ReadError> {
         let entry = self.entry(hash)?.ok_or(ReadError::Unknown(*hash))?;
         match entry {
@@ -696,9 +734,8 @@ impl Store {
             }
             BlobEntry::File { size, present } => {
                 if let Some(p) = &present {
-                    let have = p.to_chunk_ranges();
-                    let want = ranges & &content::group_ranges(0, content::group_count(size));
-                    if !want.is_subset(&have) {
+                    let want = content::truncate_ranges(ranges, size);
+                    if !want.is_subset(&p.to_chunk_ranges()) {
                         return Err(ReadError::Incomplete(*hash));
                     }
                 }
@@ -706,8 +743,13 @@ impl Store {
                 let data = open(FileKind::Data).map_err(StoreError::from)?;
                 let ob = open(FileKind::Outboard).map_err(StoreError::from)?;
                 let outboard = content::outboard(*hash, size, FileAt(&*ob));
-                content::encode_ranges(FileAt(&*data), outboard, ranges, out)
-                    .map_err(|e| encode_error(hash, e))
+                let r = if verify {
+                    content::encode_ranges(FileAt(&*data), outboard, ranges, out)
+                } else {
+                    let sized = SizedFileAt(&*data, size);
+                    content::encode_ranges_unverified(sized, outboard, ranges, out)
+                };
+                r.map_err(|e| encode_error(hash, e))
             }
         }
     }
@@ -814,6 +856,21 @@ fn read_exact_at(f: &dyn BlobFile, mut offset: u64, mut buf: &mut [u8]) -> io::R
         buf = &mut buf[n..];
     }
     Ok(())
+}
+
+/// A [`FileAt`] that reports the blob's size, as unverified encoding needs.
+struct SizedFileAt<'a>(&'a dyn BlobFile, u64);
+
+impl content::ReadAt for SizedFileAt<'_> {
+    fn read_at(&self, pos: u64, buf: &mut [u8]) -> io::Result<usize> {
+        self.0.read_at(pos, buf)
+    }
+}
+
+impl content::Size for SizedFileAt<'_> {
+    fn size(&self) -> io::Result<Option<u64>> {
+        Ok(Some(self.1))
+    }
 }
 
 /// Adapts a [`BlobFile`] to bao-tree's positioned I/O traits.

@@ -14,6 +14,8 @@ pub(super) const INLINE: TableDefinition<'_, [u8; 32], &[u8]> = TableDefinition:
 pub(super) const PINS: TableDefinition<'_, [u8; 32], &[u8]> = TableDefinition::new("pins");
 /// hash -> number of pins that reach it (absent = 0).
 pub(super) const REFS: TableDefinition<'_, [u8; 32], u64> = TableDefinition::new("refs");
+/// name -> secret bytes (the node key).
+pub(super) const SECRETS: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("secrets");
 /// name -> value: format version and counters.
 pub(super) const META: TableDefinition<'_, &str, u64> = TableDefinition::new("meta");
 

@@ -1,0 +1,118 @@
+//! Node identity: an Ed25519 key pair whose public half is the node id.
+
+use std::fmt;
+use std::str::FromStr;
+
+use ed25519_dalek::{SigningKey, VerifyingKey};
+
+/// A node's secret key. The public half, [`NodeId`], names the node.
+#[derive(Clone)]
+pub struct SecretKey(SigningKey);
+
+impl SecretKey {
+    /// A fresh key from the operating system's random source.
+    pub fn generate() -> Result<Self, getrandom::Error> {
+        let mut seed = [0u8; 32];
+        getrandom::fill(&mut seed)?;
+        Ok(Self::from_bytes(&seed))
+    }
+
+    /// From the 32-byte seed.
+    pub fn from_bytes(seed: &[u8; 32]) -> Self {
+        Self(SigningKey::from_bytes(seed))
+    }
+
+    /// The 32-byte seed. Keep it secret.
+    pub fn to_bytes(&self) -> [u8; 32] {
+        self.0.to_bytes()
+    }
+
+    /// The node id this key proves.
+    pub fn node_id(&self) -> NodeId {
+        NodeId(self.0.verifying_key().to_bytes())
+    }
+}
+
+impl fmt::Debug for SecretKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SecretKey(node {})", self.node_id())
+    }
+}
+
+/// A node id: a 32-byte Ed25519 public key, printed as 64 hex characters.
+/// Authenticated by the TLS handshake (wire.md §1).
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct NodeId([u8; 32]);
+
+impl NodeId {
+    /// From raw bytes, checking they are a valid Ed25519 point.
+    pub fn from_bytes(b: [u8; 32]) -> Option<Self> {
+        VerifyingKey::from_bytes(&b).ok().map(|_| Self(b))
+    }
+
+    /// The raw bytes.
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+
+    /// A short form for logs: the first 10 hex characters.
+    pub fn short(&self) -> String {
+        self.to_string()[..10].to_owned()
+    }
+}
+
+impl fmt::Display for NodeId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&crate::Hash::from_bytes(self.0), f)
+    }
+}
+
+impl fmt::Debug for NodeId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "NodeId({})", self.short())
+    }
+}
+
+/// A string that is not a node id.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("not a node id: expected 64 hex characters of an Ed25519 public key, got {0:?}")]
+pub struct ParseNodeIdError(String);
+
+impl FromStr for NodeId {
+    type Err = ParseNodeIdError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let h: crate::Hash = s.parse().map_err(|_| ParseNodeIdError(s.into()))?;
+        Self::from_bytes(*h.as_bytes()).ok_or_else(|| ParseNodeIdError(s.into()))
+    }
+}
+
+/// DER SubjectPublicKeyInfo prefix of an Ed25519 key (wire.md §1).
+pub(super) const SPKI_PREFIX: [u8; 12] = [
+    0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00,
+];
+/// DER PKCS#8 v1 prefix of an Ed25519 private key seed.
+pub(super) const PKCS8_PREFIX: [u8; 16] = [
+    0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20,
+];
+
+impl NodeId {
+    pub(super) fn to_spki(self) -> Vec<u8> {
+        let mut v = SPKI_PREFIX.to_vec();
+        v.extend_from_slice(&self.0);
+        v
+    }
+
+    pub(super) fn from_spki(der: &[u8]) -> Option<Self> {
+        let key = der.strip_prefix(&SPKI_PREFIX[..])?;
+        Self::from_bytes(key.try_into().ok()?)
+    }
+}
+
+impl SecretKey {
+    pub(super) fn to_pkcs8(&self) -> Vec<u8> {
+        let mut v = PKCS8_PREFIX.to_vec();
+        v.extend_from_slice(&self.0.to_bytes());
+        v
+    }
+}

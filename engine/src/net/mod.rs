@@ -1,0 +1,405 @@
+//! The network: a quinn endpoint with an Ed25519 identity, one task per
+//! connection, requests served from and fetched into the store.
+//!
+//! Every connection is symmetric after the `Hello` exchange (wire.md §2):
+//! both sides serve request streams the other opens, so a node that is
+//! downloading also serves what it has verified.
+
+mod identity;
+mod request;
+mod serve;
+mod stream;
+mod tls;
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use tokio::task::JoinHandle;
+use tracing::{Instrument, debug, info_span};
+
+pub use self::identity::{NodeId, ParseNodeIdError, SecretKey};
+pub use self::request::{Peer, RequestError};
+use crate::store::Store;
+use crate::wire::{self, ErrorCode, Hello, Message};
+
+/// Timeouts of the protocol (wire.md §5). Tests shorten them.
+#[derive(Debug, Clone)]
+pub struct Timeouts {
+    /// For the `Hello` exchange after connecting.
+    pub hello: Duration,
+    /// For a request message after its stream opens.
+    pub request: Duration,
+    /// Longest wait for progress on a response, either side.
+    pub progress: Duration,
+    /// QUIC idle timeout.
+    pub idle: Duration,
+    /// For establishing a connection.
+    pub connect: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Self {
+            hello: Duration::from_secs(10),
+            request: Duration::from_secs(10),
+            progress: Duration::from_secs(20),
+            idle: Duration::from_secs(30),
+            connect: Duration::from_secs(10),
+        }
+    }
+}
+
+/// How an [`Endpoint`] behaves.
+#[derive(Debug, Clone)]
+pub struct EndpointConfig {
+    /// Address to bind; port 0 picks a free one.
+    pub listen: SocketAddr,
+    /// Most connections accepted at once; more are closed with `Busy`.
+    pub max_connections: u64,
+    /// Protocol timeouts.
+    pub timeouts: Timeouts,
+    /// Re-verify stored data against its outboard while serving it. Off by
+    /// default: receivers verify everything anyway, and `swarm check` finds
+    /// rot; on, a node never sends a corrupt byte but hashes twice.
+    pub verify_served_data: bool,
+    /// Agent string sent in `Hello`.
+    pub agent: String,
+}
+
+impl Default for EndpointConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([0, 0, 0, 0], 0)),
+            max_connections: 256,
+            timeouts: Timeouts::default(),
+            verify_served_data: false,
+            agent: format!("swarm/{}", env!("CARGO_PKG_VERSION")),
+        }
+    }
+}
+
+impl EndpointConfig {
+    /// Bind to `addr`.
+    pub fn listen(mut self, addr: SocketAddr) -> Self {
+        self.listen = addr;
+        self
+    }
+
+    /// Use these timeouts.
+    pub fn timeouts(mut self, t: Timeouts) -> Self {
+        self.timeouts = t;
+        self
+    }
+}
+
+/// Counters of an endpoint, for operators and tests.
+#[derive(Debug, Default)]
+pub struct Stats {
+    /// Connections open now.
+    pub connections: AtomicU64,
+    /// Requests being served now.
+    pub serving: AtomicU64,
+    /// Requests served since start.
+    pub served_total: AtomicU64,
+    /// Bytes of Bao data sent.
+    pub bytes_sent: AtomicU64,
+    /// Peers dropped for breaking the protocol.
+    pub violations: AtomicU64,
+}
+
+/// A peer's address, optionally with the node id it must prove:
+/// `HOST:PORT` or `NODEID@HOST:PORT`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerAddr {
+    /// The node id the peer must present, if known.
+    pub id: Option<NodeId>,
+    /// Where it listens.
+    pub addr: SocketAddr,
+}
+
+impl fmt::Display for PeerAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.id {
+            Some(id) => write!(f, "{id}@{}", self.addr),
+            None => write!(f, "{}", self.addr),
+        }
+    }
+}
+
+/// A peer address that does not parse.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("not a peer address: {0:?} (expected HOST:PORT or NODEID@HOST:PORT)")]
+pub struct ParsePeerAddrError(String);
+
+impl FromStr for PeerAddr {
+    type Err = ParsePeerAddrError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let err = || ParsePeerAddrError(s.to_owned());
+        let (id, host) = match s.split_once('@') {
+            Some((id, host)) => (Some(id.parse().map_err(|_| err())?), host),
+            None => (None, s),
+        };
+        let addr = match host.parse::<SocketAddr>() {
+            Ok(a) => a,
+            Err(_) => std::net::ToSocketAddrs::to_socket_addrs(host)
+                .map_err(|_| err())?
+                .next()
+                .ok_or_else(err)?,
+        };
+        Ok(Self { id, addr })
+    }
+}
+
+/// Why an endpoint could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BindError {
+    /// The address could not be bound.
+    #[error("cannot listen on {addr}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// TLS setup failed (a bug, or an unusable key).
+    #[error("TLS setup failed")]
+    Tls(#[from] rustls::Error),
+}
+
+/// Why connecting to a peer failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConnectError {
+    /// No QUIC connection could be made (unreachable, refused, wrong key).
+    #[error("cannot connect to {addr}")]
+    Connect {
+        /// The address.
+        addr: PeerAddr,
+        /// Why.
+        source: quinn::ConnectionError,
+    },
+    /// The peer did not answer in time.
+    #[error("{addr} did not answer within {secs} s")]
+    Timeout {
+        /// The address.
+        addr: PeerAddr,
+        /// The timeout.
+        secs: u64,
+    },
+    /// The peer broke the protocol during the `Hello` exchange.
+    #[error("{addr} broke the protocol during the handshake: {what}")]
+    Handshake {
+        /// The address.
+        addr: PeerAddr,
+        /// What happened.
+        what: String,
+    },
+    /// Local setup failed.
+    #[error("cannot start connecting")]
+    Setup(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+/// A bound QUIC endpoint serving `store` and able to connect to peers.
+#[derive(Debug, Clone)]
+pub struct Endpoint {
+    inner: Arc<EndpointInner>,
+}
+
+#[derive(Debug)]
+struct EndpointInner {
+    quic: quinn::Endpoint,
+    secret: SecretKey,
+    ctx: Ctx,
+    accept: std::sync::Mutex<Option<JoinHandle<()>>>,
+}
+
+/// What every connection task needs.
+#[derive(Debug, Clone)]
+pub(crate) struct Ctx {
+    pub(crate) store: Store,
+    pub(crate) config: Arc<EndpointConfig>,
+    pub(crate) stats: Arc<Stats>,
+    pub(crate) me: NodeId,
+}
+
+fn transport(t: &Timeouts, keep_alive: bool) -> quinn::TransportConfig {
+    let mut c = quinn::TransportConfig::default();
+    // One control stream plus 64 concurrent requests (wire.md §5).
+    c.max_concurrent_bidi_streams(65u32.into());
+    c.max_concurrent_uni_streams(0u32.into());
+    c.max_idle_timeout(t.idle.try_into().ok());
+    // Windows large enough to fill a fast link, small enough to bound memory.
+    c.stream_receive_window((8u32 << 20).into());
+    c.receive_window((16u32 << 20).into());
+    c.send_window(16 << 20);
+    if keep_alive {
+        c.keep_alive_interval(Some(t.idle / 3));
+    }
+    let mut mtu = quinn::MtuDiscoveryConfig::default();
+    // Probe up to jumbo frames; paths that cannot carry them just lose the probes.
+    mtu.upper_bound(8952);
+    c.mtu_discovery_config(Some(mtu));
+    c
+}
+
+impl Endpoint {
+    /// Bind and start accepting connections.
+    pub async fn bind(
+        store: Store,
+        secret: SecretKey,
+        config: EndpointConfig,
+    ) -> Result<Self, BindError> {
+        let tls = tls::server_config(&secret)?;
+        let quic_tls = quinn::crypto::rustls::QuicServerConfig::try_from(tls)
+            .map_err(|e| rustls::Error::General(e.to_string()))?;
+        let mut server = quinn::ServerConfig::with_crypto(Arc::new(quic_tls));
+        server.transport_config(Arc::new(transport(&config.timeouts, false)));
+        let quic =
+            quinn::Endpoint::server(server, config.listen).map_err(|source| BindError::Bind {
+                addr: config.listen,
+                source,
+            })?;
+        let ctx = Ctx {
+            store,
+            me: secret.node_id(),
+            config: Arc::new(config),
+            stats: Arc::default(),
+        };
+        let accept = tokio::spawn(serve::accept_loop(quic.clone(), ctx.clone()));
+        Ok(Self {
+            inner: Arc::new(EndpointInner {
+                quic,
+                secret,
+                ctx,
+                accept: std::sync::Mutex::new(Some(accept)),
+            }),
+        })
+    }
+
+    /// This node's id.
+    pub fn node_id(&self) -> NodeId {
+        self.inner.ctx.me
+    }
+
+    /// The bound address.
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.inner.quic.local_addr()
+    }
+
+    /// The store being served.
+    pub fn store(&self) -> &Store {
+        &self.inner.ctx.store
+    }
+
+    /// Live counters.
+    pub fn stats(&self) -> &Stats {
+        &self.inner.ctx.stats
+    }
+
+    /// Connect to a peer and exchange `Hello`.
+    pub async fn connect(&self, addr: &PeerAddr) -> Result<Peer, ConnectError> {
+        let ctx = &self.inner.ctx;
+        let t = &ctx.config.timeouts;
+        let tls = tls::client_config(&self.inner.secret, addr.id)
+            .map_err(|e| ConnectError::Setup(Box::new(e)))?;
+        let quic_tls = quinn::crypto::rustls::QuicClientConfig::try_from(tls)
+            .map_err(|e| ConnectError::Setup(Box::new(e)))?;
+        let mut client = quinn::ClientConfig::new(Arc::new(quic_tls));
+        client.transport_config(Arc::new(transport(t, true)));
+        let connecting = self
+            .inner
+            .quic
+            .connect_with(client, addr.addr, tls::SERVER_NAME)
+            .map_err(|e| ConnectError::Setup(Box::new(e)))?;
+        let timeout = |secs| ConnectError::Timeout {
+            addr: addr.clone(),
+            secs,
+        };
+        let conn = tokio::time::timeout(t.connect, connecting)
+            .await
+            .map_err(|_| timeout(t.connect.as_secs()))?
+            .map_err(|source| ConnectError::Connect {
+                addr: addr.clone(),
+                source,
+            })?;
+        let handshake = |what: String| ConnectError::Handshake {
+            addr: addr.clone(),
+            what,
+        };
+        let peer_id = tls::peer_id(&conn).ok_or_else(|| handshake("no peer key".into()))?;
+        let (mut send, mut recv) = conn.open_bi().await.map_err(|e| handshake(e.to_string()))?;
+        stream::write_message(&mut send, &hello(&ctx.config))
+            .await
+            .map_err(|e| handshake(e.to_string()))?;
+        let reply = stream::read_message(&mut recv, t.hello)
+            .await
+            .map_err(|e| {
+                conn.close(e.code().to_u16().into(), b"bad hello");
+                handshake(format!("no valid Hello: {e}"))
+            })?;
+        match reply {
+            Message::Hello(h)
+                if h.min_version <= wire::VERSION && wire::VERSION <= h.max_version => {}
+            Message::Hello(h) => {
+                conn.close(ErrorCode::UnsupportedVersion.to_u16().into(), b"version");
+                return Err(handshake(format!(
+                    "speaks versions {}..={}, we speak {}",
+                    h.min_version,
+                    h.max_version,
+                    wire::VERSION
+                )));
+            }
+            Message::Error(e) => return Err(handshake(format!("{}: {}", e.code, e.text))),
+            other => {
+                conn.close(
+                    ErrorCode::ProtocolViolation.to_u16().into(),
+                    b"expected hello",
+                );
+                return Err(handshake(format!("sent {other:?} instead of Hello")));
+            }
+        }
+        let span = info_span!("peer", id = %peer_id.short(), addr = %addr.addr);
+        tokio::spawn(
+            serve::run_connection(conn.clone(), ctx.clone(), send, recv, peer_id).instrument(span),
+        );
+        debug!(peer = %peer_id, "connected");
+        Ok(Peer::new(conn, peer_id, addr.addr, ctx.clone()))
+    }
+
+    /// Stop accepting, close every connection, and wait briefly for peers
+    /// to be told.
+    pub async fn close(&self) {
+        if let Some(h) = self.inner.accept.lock().ok().and_then(|mut a| a.take()) {
+            h.abort();
+        }
+        self.inner
+            .quic
+            .close(ErrorCode::Ok.to_u16().into(), b"shutting down");
+        let _ = tokio::time::timeout(Duration::from_secs(2), self.inner.quic.wait_idle()).await;
+    }
+}
+
+pub(crate) fn hello(config: &EndpointConfig) -> Message {
+    Message::Hello(Hello {
+        min_version: wire::VERSION,
+        max_version: wire::VERSION,
+        agent: config.agent.chars().take(wire::MAX_AGENT).collect(),
+    })
+}
+
+pub(crate) fn count(c: &AtomicU64, delta: i64) {
+    if delta >= 0 {
+        c.fetch_add(delta as u64, Ordering::Relaxed);
+    } else {
+        c.fetch_sub(delta.unsigned_abs(), Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,346 @@
+//! The requesting side: `Get` into the store, `Get` into memory, `Ask`
+//! (wire.md §3.3–3.6). Every failure says which peer and what happened.
+
+use std::net::SocketAddr;
+
+use bytes::Bytes;
+use tokio::sync::mpsc;
+
+use super::stream::{self, ChanReader, PIECE, PIECES_IN_FLIGHT, ReadMsgError};
+use super::{Ctx, NodeId};
+use crate::content::{self, BaoContentItem, ChunkRanges, DecodeError, Hash};
+use crate::store::{PartialBlob, StoreError, WriteError};
+use crate::wire::{self, Ask, ErrorCode, Get, Have, Message, WireRanges};
+
+/// A connected peer, after the `Hello` exchange. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Peer {
+    conn: quinn::Connection,
+    id: NodeId,
+    addr: SocketAddr,
+    ctx: Ctx,
+}
+
+/// A request to a peer failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RequestError {
+    /// The connection is gone.
+    #[error("connection lost")]
+    Connection(#[from] quinn::ConnectionError),
+    /// The peer answered with an error.
+    #[error("peer answered {code}: {text}")]
+    Remote {
+        /// Its code.
+        code: ErrorCode,
+        /// Its text.
+        text: String,
+    },
+    /// The peer reset the stream.
+    #[error("peer aborted the response ({0})")]
+    Reset(ErrorCode),
+    /// The peer sent data that does not verify, or broke the protocol. It
+    /// should not be asked again.
+    #[error("peer misbehaved: {0}")]
+    Misbehaved(String),
+    /// The peer stopped making progress.
+    #[error("peer stalled: no progress for {0} s")]
+    Timeout(u64),
+    /// Our store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl RequestError {
+    /// Whether the peer broke the protocol or sent bad data.
+    pub fn is_misbehaviour(&self) -> bool {
+        matches!(self, Self::Misbehaved(_))
+    }
+}
+
+impl Peer {
+    pub(super) fn new(conn: quinn::Connection, id: NodeId, addr: SocketAddr, ctx: Ctx) -> Self {
+        Self {
+            conn,
+            id,
+            addr,
+            ctx,
+        }
+    }
+
+    /// The peer's authenticated node id.
+    pub fn id(&self) -> NodeId {
+        self.id
+    }
+
+    /// The peer's address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Close the connection.
+    pub fn close(&self) {
+        self.conn.close(ErrorCode::Ok.to_u16().into(), b"done");
+    }
+
+    fn progress_secs(&self) -> u64 {
+        self.ctx.config.timeouts.progress.as_secs()
+    }
+
+    /// Send a request; return the stream at the start of the answer.
+    async fn request(
+        &self,
+        msg: &Message,
+    ) -> Result<(quinn::SendStream, quinn::RecvStream, Message), RequestError> {
+        let (mut send, mut recv) = self.conn.open_bi().await?;
+        stream::write_message(&mut send, msg)
+            .await
+            .map_err(|e| write_error(e))?;
+        let _ = send.finish();
+        let header = stream::read_message(&mut recv, self.ctx.config.timeouts.progress)
+            .await
+            .map_err(|e| self.read_error(e, &mut recv))?;
+        if let Message::Error(e) = header {
+            return Err(RequestError::Remote {
+                code: e.code,
+                text: e.text,
+            });
+        }
+        Ok((send, recv, header))
+    }
+
+    fn read_error(&self, e: ReadMsgError, recv: &mut quinn::RecvStream) -> RequestError {
+        match e {
+            ReadMsgError::Timeout => {
+                let _ = recv.stop(ErrorCode::Timeout.to_u16().into());
+                RequestError::Timeout(self.progress_secs())
+            }
+            ReadMsgError::Read(quinn::ReadExactError::ReadError(r)) => read_failed(r),
+            ReadMsgError::Closed | ReadMsgError::Read(_) => {
+                RequestError::Misbehaved("ended the stream without an answer".into())
+            }
+            ReadMsgError::Wire(w) => {
+                let _ = recv.stop(w.code().to_u16().into());
+                RequestError::Misbehaved(format!("sent a malformed message: {w}"))
+            }
+        }
+    }
+
+    /// Ask what the peer holds of `hash` (wire.md §3.6). `None`: nothing.
+    pub async fn ask(&self, hash: Hash) -> Result<Option<Have>, RequestError> {
+        match self.request(&Message::Ask(Ask { hash })).await {
+            Ok((_, _, Message::Have(h))) if h.hash == hash => Ok(Some(h)),
+            Ok((_, _, other)) => Err(RequestError::Misbehaved(format!(
+                "answered Ask with {}",
+                kind(&other)
+            ))),
+            Err(RequestError::Remote {
+                code: ErrorCode::NotFound,
+                ..
+            }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Fetch the missing `ranges` of `partial` from this peer, verifying
+    /// every group before it is stored. Returns the blob back with the
+    /// number of new verified bytes, or the error; verified data received
+    /// before an error is kept.
+    /// `on_bytes` is told of every piece that arrives, before verification.
+    pub async fn get(
+        &self,
+        partial: PartialBlob,
+        ranges: ChunkRanges,
+        on_bytes: &(dyn Fn(u64) + Send + Sync),
+    ) -> (PartialBlob, Result<u64, RequestError>) {
+        let hash = partial.hash();
+        let wire = WireRanges::from_chunk_ranges(&ranges);
+        if wire.is_empty() {
+            return (partial, Ok(0));
+        }
+        if wire.len() > wire::MAX_GET_RANGES {
+            // Ask for a prefix now; the caller asks again for the rest.
+            let b = wire.boundaries()[..2 * wire::MAX_GET_RANGES].to_vec();
+            let prefix = WireRanges::from_boundaries(b).to_chunk_ranges();
+            return Box::pin(self.get(partial, prefix, on_bytes)).await;
+        }
+        let (_send, mut recv, header) = match self
+            .request(&Message::Get(Get { hash, ranges: wire }))
+            .await
+        {
+            Ok(x) => x,
+            Err(e) => return (partial, Err(e)),
+        };
+        let size = match header {
+            Message::Found(f) => f.size,
+            other => {
+                let _ = recv.stop(ErrorCode::ProtocolViolation.to_u16().into());
+                return (
+                    partial,
+                    Err(RequestError::Misbehaved(format!(
+                        "answered Get with {}",
+                        kind(&other)
+                    ))),
+                );
+            }
+        };
+        if size != partial.size() {
+            let _ = recv.stop(ErrorCode::BadData.to_u16().into());
+            let err = RequestError::Misbehaved(format!(
+                "claims {hash} is {size} bytes, but it is {} bytes",
+                partial.size()
+            ));
+            return (partial, Err(err));
+        }
+        // A store thread verifies and writes; this task feeds it.
+        let (tx, rx) = mpsc::channel::<Bytes>(PIECES_IN_FLIGHT);
+        let mut partial = partial;
+        let writer = tokio::task::spawn_blocking(move || {
+            let r = partial.write_response(&ranges, ChanReader::new(rx));
+            (partial, r)
+        });
+        let pumped = self.pump(&mut recv, tx, on_bytes).await;
+        let (partial, written) = match writer.await {
+            Ok(x) => x,
+            Err(e) => std::panic::resume_unwind(e.into_panic()),
+        };
+        let result = match (pumped, written) {
+            (_, Ok(n)) => Ok(n),
+            (_, Err(WriteError::Verify { source, .. }))
+                if !matches!(source, DecodeError::Truncated { .. } | DecodeError::Io(_)) =>
+            {
+                let _ = recv.stop(ErrorCode::BadData.to_u16().into());
+                Err(RequestError::Misbehaved(format!(
+                    "sent data for {hash} that does not verify: {source}"
+                )))
+            }
+            (Err(e), Err(_)) => Err(e),
+            (Ok(()), Err(WriteError::Verify { source, .. })) => Err(RequestError::Misbehaved(
+                format!("ended the response for {hash} early: {source}"),
+            )),
+            (Ok(()), Err(WriteError::Store(e))) => Err(e.into()),
+        };
+        (partial, result)
+    }
+
+    /// Move pieces from the stream to the store thread until the stream
+    /// ends, fails, stalls, or the store thread stops listening.
+    async fn pump(
+        &self,
+        recv: &mut quinn::RecvStream,
+        tx: mpsc::Sender<Bytes>,
+        on_bytes: &(dyn Fn(u64) + Send + Sync),
+    ) -> Result<(), RequestError> {
+        let progress = self.ctx.config.timeouts.progress;
+        loop {
+            match tokio::time::timeout(progress, recv.read_chunk(PIECE, true)).await {
+                Ok(Ok(Some(chunk))) => {
+                    on_bytes(chunk.bytes.len() as u64);
+                    if tx.send(chunk.bytes).await.is_err() {
+                        // The decoder failed; its error is the one to report.
+                        return Ok(());
+                    }
+                }
+                Ok(Ok(None)) => return Ok(()),
+                Ok(Err(e)) => return Err(read_failed(e)),
+                Err(_) => {
+                    let _ = recv.stop(ErrorCode::Timeout.to_u16().into());
+                    return Err(RequestError::Timeout(self.progress_secs()));
+                }
+            }
+        }
+    }
+
+    /// Fetch a whole blob of unknown size into memory, verified: for
+    /// manifests. Refuses blobs over `limit` bytes before reading them.
+    pub async fn get_bytes(&self, hash: Hash, limit: u64) -> Result<Vec<u8>, RequestError> {
+        let all = WireRanges::from_boundaries(vec![0]);
+        let (_send, mut recv, header) = self
+            .request(&Message::Get(Get { hash, ranges: all }))
+            .await?;
+        let size = match header {
+            Message::Found(f) => f.size,
+            other => {
+                let _ = recv.stop(ErrorCode::ProtocolViolation.to_u16().into());
+                return Err(RequestError::Misbehaved(format!(
+                    "answered Get with {}",
+                    kind(&other)
+                )));
+            }
+        };
+        if size > limit {
+            let _ = recv.stop(ErrorCode::TooLarge.to_u16().into());
+            return Err(RequestError::Misbehaved(format!(
+                "claims {hash} is {size} bytes, more than the {limit} allowed here"
+            )));
+        }
+        let (tx, rx) = mpsc::channel::<Bytes>(PIECES_IN_FLIGHT);
+        let decoder = tokio::task::spawn_blocking(move || -> Result<Vec<u8>, DecodeError> {
+            let mut out = Vec::new();
+            let ranges = content::all();
+            for item in content::decode_ranges(hash, size, &ranges, ChanReader::new(rx)) {
+                if let BaoContentItem::Leaf(leaf) = item? {
+                    // Leaves arrive in order, so verified bytes grow at the end.
+                    if leaf.offset != out.len() as u64 {
+                        return Err(DecodeError::Truncated {
+                            offset: out.len() as u64,
+                        });
+                    }
+                    out.extend_from_slice(&leaf.data);
+                }
+            }
+            if out.len() as u64 != size {
+                return Err(DecodeError::Truncated {
+                    offset: out.len() as u64,
+                });
+            }
+            Ok(out)
+        });
+        let pumped = self.pump(&mut recv, tx, &|_| {}).await;
+        let decoded = match decoder.await {
+            Ok(x) => x,
+            Err(e) => std::panic::resume_unwind(e.into_panic()),
+        };
+        match (pumped, decoded) {
+            (_, Ok(bytes)) => Ok(bytes),
+            (Err(e), Err(DecodeError::Truncated { .. } | DecodeError::Io(_))) => Err(e),
+            (_, Err(e)) => {
+                let _ = recv.stop(ErrorCode::BadData.to_u16().into());
+                Err(RequestError::Misbehaved(format!(
+                    "sent {hash} as {size} bytes, which does not verify: {e}"
+                )))
+            }
+        }
+    }
+}
+
+fn kind(m: &Message) -> &'static str {
+    match m {
+        Message::Hello(_) => "Hello",
+        Message::Have(_) => "Have",
+        Message::Get(_) => "Get",
+        Message::Found(_) => "Found",
+        Message::Error(_) => "Error",
+        Message::Ask(_) => "Ask",
+    }
+}
+
+fn read_failed(e: quinn::ReadError) -> RequestError {
+    match e {
+        quinn::ReadError::Reset(code) => RequestError::Reset(ErrorCode::from_u16(
+            u16::try_from(code.into_inner()).unwrap_or(u16::MAX),
+        )),
+        quinn::ReadError::ConnectionLost(c) => RequestError::Connection(c),
+        other => RequestError::Misbehaved(format!("stream failed: {other}")),
+    }
+}
+
+fn write_error(e: quinn::WriteError) -> RequestError {
+    match e {
+        quinn::WriteError::ConnectionLost(c) => RequestError::Connection(c),
+        quinn::WriteError::Stopped(code) => RequestError::Reset(ErrorCode::from_u16(
+            u16::try_from(code.into_inner()).unwrap_or(u16::MAX),
+        )),
+        other => RequestError::Misbehaved(format!("stream failed: {other}")),
+    }
+}

@@ -1,0 +1,276 @@
+//! The accepting side and the per-connection task: Hello, the control
+//! stream, and serving request streams (wire.md §2, §3).
+
+use std::sync::atomic::Ordering;
+
+use bytes::Bytes;
+use tokio::sync::mpsc;
+use tracing::{Instrument, debug, info_span, warn};
+
+use super::stream::{self, ChanWriter, PIECES_IN_FLIGHT, ReadMsgError};
+use super::{Ctx, NodeId, count, tls};
+use crate::content::{self, ChunkRanges};
+use crate::store::ReadError;
+use crate::wire::{self, ErrorCode, ErrorMsg, Found, Have, Message, WireRanges};
+
+/// Accept connections until the endpoint closes.
+pub(super) async fn accept_loop(quic: quinn::Endpoint, ctx: Ctx) {
+    while let Some(incoming) = quic.accept().await {
+        let ctx = ctx.clone();
+        tokio::spawn(async move {
+            let remote = incoming.remote_address();
+            let conn = match tokio::time::timeout(ctx.config.timeouts.connect, incoming).await {
+                Ok(Ok(c)) => c,
+                Ok(Err(e)) => return debug!(%remote, "handshake failed: {e}"),
+                Err(_) => return debug!(%remote, "handshake timed out"),
+            };
+            let Some(peer) = tls::peer_id(&conn) else {
+                return conn.close(ErrorCode::ProtocolViolation.to_u16().into(), b"no key");
+            };
+            if ctx.stats.connections.load(Ordering::Relaxed) >= ctx.config.max_connections {
+                return conn.close(ErrorCode::Busy.to_u16().into(), b"too many connections");
+            }
+            let span = info_span!("peer", id = %peer.short(), addr = %remote);
+            accept_hello(conn, ctx, peer).instrument(span).await;
+        });
+    }
+}
+
+/// Server side of the Hello exchange, then the connection's life.
+async fn accept_hello(conn: quinn::Connection, ctx: Ctx, peer: NodeId) {
+    let t = &ctx.config.timeouts;
+    let first = tokio::time::timeout(t.hello, conn.accept_bi()).await;
+    let Ok(Ok((mut send, mut recv))) = first else {
+        return conn.close(ErrorCode::Timeout.to_u16().into(), b"no hello");
+    };
+    match stream::read_message(&mut recv, t.hello).await {
+        Ok(Message::Hello(h))
+            if h.min_version <= wire::VERSION && wire::VERSION <= h.max_version =>
+        {
+            if stream::write_message(&mut send, &super::hello(&ctx.config))
+                .await
+                .is_err()
+            {
+                return;
+            }
+        }
+        Ok(Message::Hello(_)) => {
+            let e = error_msg(ErrorCode::UnsupportedVersion, "this node speaks version 1");
+            let _ = stream::write_message(&mut send, &e).await;
+            let _ = send.finish();
+            let _ = tokio::time::timeout(t.hello, send.stopped()).await;
+            return conn.close(ErrorCode::UnsupportedVersion.to_u16().into(), b"version");
+        }
+        Ok(_) => return violation(&conn, &ctx, "first message was not Hello"),
+        Err(e) => return close_for(&conn, &ctx, &e),
+    }
+    run_connection(conn, ctx, send, recv, peer).await;
+}
+
+/// A connection after Hello, on either side: read the control stream and
+/// serve the request streams the peer opens, until it closes.
+pub(super) async fn run_connection(
+    conn: quinn::Connection,
+    ctx: Ctx,
+    _control_send: quinn::SendStream,
+    mut control_recv: quinn::RecvStream,
+    peer: NodeId,
+) {
+    count(&ctx.stats.connections, 1);
+    debug!("connection up");
+    let control = async {
+        loop {
+            match stream::read_message_untimed(&mut control_recv).await {
+                Ok(Message::Have(h)) => {
+                    debug!(hash = %h.hash, "peer announces {} ranges", h.groups.len())
+                }
+                Ok(_) => return violation(&conn, &ctx, "unexpected message on the control stream"),
+                Err(ReadMsgError::Closed) | Err(ReadMsgError::Read(_)) => return,
+                Err(e) => return close_for(&conn, &ctx, &e),
+            }
+        }
+    };
+    let requests = async {
+        loop {
+            match conn.accept_bi().await {
+                Ok((send, recv)) => {
+                    let ctx = ctx.clone();
+                    tokio::spawn(
+                        async move { serve_request(ctx, send, recv).await }.in_current_span(),
+                    );
+                }
+                Err(_) => return,
+            }
+        }
+    };
+    let uni = async {
+        // wire.md §2: unidirectional streams are not used.
+        while let Ok(mut s) = conn.accept_uni().await {
+            let _ = s.stop(ErrorCode::ProtocolViolation.to_u16().into());
+        }
+    };
+    tokio::select! {
+        _ = control => {}
+        _ = requests => {}
+        _ = uni => {}
+    }
+    count(&ctx.stats.connections, -1);
+    debug!(%peer, reason = ?conn.close_reason(), "connection down");
+}
+
+fn error_msg(code: ErrorCode, text: &str) -> Message {
+    let mut text = text.to_owned();
+    while text.len() > wire::MAX_ERROR_TEXT {
+        text.pop();
+    }
+    Message::Error(ErrorMsg { code, text })
+}
+
+fn violation(conn: &quinn::Connection, ctx: &Ctx, what: &str) {
+    count(&ctx.stats.violations, 1);
+    warn!("closing: {what}");
+    conn.close(
+        ErrorCode::ProtocolViolation.to_u16().into(),
+        what.as_bytes(),
+    );
+}
+
+fn close_for(conn: &quinn::Connection, ctx: &Ctx, e: &ReadMsgError) {
+    count(&ctx.stats.violations, 1);
+    warn!("closing: {e}");
+    conn.close(e.code().to_u16().into(), e.to_string().as_bytes());
+}
+
+/// Serve one request stream (wire.md §3.3, §3.6).
+async fn serve_request(ctx: Ctx, mut send: quinn::SendStream, mut recv: quinn::RecvStream) {
+    count(&ctx.stats.serving, 1);
+    count(&ctx.stats.served_total, 1);
+    let req = stream::read_message(&mut recv, ctx.config.timeouts.request).await;
+    let result = match req {
+        Ok(Message::Get(get)) => serve_get(&ctx, &mut send, get).await,
+        Ok(Message::Ask(ask)) => serve_ask(&ctx, &mut send, ask.hash).await,
+        Ok(_) => Err(ErrorCode::ProtocolViolation),
+        Err(e) => {
+            count(&ctx.stats.violations, 1);
+            let code = e.code();
+            let _ = stream::write_message(&mut send, &error_msg(code, &e.to_string())).await;
+            let _ = recv.stop(code.to_u16().into());
+            Err(code)
+        }
+    };
+    match result {
+        Ok(()) => {
+            let _ = send.finish();
+        }
+        Err(code) => {
+            let _ = send.reset(code.to_u16().into());
+        }
+    }
+    count(&ctx.stats.serving, -1);
+}
+
+async fn serve_ask(
+    ctx: &Ctx,
+    send: &mut quinn::SendStream,
+    hash: crate::Hash,
+) -> Result<(), ErrorCode> {
+    let store = ctx.store.clone();
+    let info = tokio::task::spawn_blocking(move || store.blob_info(&hash))
+        .await
+        .map_err(|_| ErrorCode::Internal)?
+        .map_err(|_| ErrorCode::Internal)?;
+    let msg = match info {
+        None => error_msg(ErrorCode::NotFound, "not held"),
+        Some(info) => {
+            let n = content::group_count(info.size).max(1);
+            let ranges = match info.partial {
+                None => WireRanges::from_boundaries(vec![0, n]),
+                Some(p) if p.is_empty() => {
+                    return write_then_ok(
+                        send,
+                        error_msg(ErrorCode::NotFound, "nothing verified yet"),
+                    )
+                    .await;
+                }
+                Some(p) => {
+                    let b: Vec<u64> = p.ranges().iter().flat_map(|&(a, b)| [a, b]).collect();
+                    // Too fragmented to announce whole: announce the first ranges.
+                    WireRanges::from_boundaries(
+                        b.into_iter().take(2 * wire::MAX_HAVE_RANGES).collect(),
+                    )
+                }
+            };
+            Message::Have(Have {
+                hash,
+                size: info.size,
+                groups: ranges,
+            })
+        }
+    };
+    write_then_ok(send, msg).await
+}
+
+async fn write_then_ok(send: &mut quinn::SendStream, msg: Message) -> Result<(), ErrorCode> {
+    stream::write_message(send, &msg)
+        .await
+        .map_err(|_| ErrorCode::Ok)
+}
+
+async fn serve_get(
+    ctx: &Ctx,
+    send: &mut quinn::SendStream,
+    get: wire::Get,
+) -> Result<(), ErrorCode> {
+    let hash = get.hash;
+    let ranges: ChunkRanges = get.ranges.to_chunk_ranges();
+    let store = ctx.store.clone();
+    let info = tokio::task::spawn_blocking(move || store.blob_info(&hash))
+        .await
+        .map_err(|_| ErrorCode::Internal)?
+        .map_err(|_| ErrorCode::Internal)?;
+    let Some(info) = info else {
+        return write_then_ok(send, error_msg(ErrorCode::NotFound, "not held")).await;
+    };
+    if let Some(present) = &info.partial {
+        let want = content::truncate_ranges(&ranges, info.size);
+        if !want.is_subset(&present.to_chunk_ranges()) {
+            return write_then_ok(send, error_msg(ErrorCode::Incomplete, "ranges not held")).await;
+        }
+    }
+    stream::write_message(send, &Message::Found(Found { size: info.size }))
+        .await
+        .map_err(|_| ErrorCode::Ok)?;
+
+    // A store thread encodes; this task moves its pieces to the stream.
+    let (tx, mut rx) = mpsc::channel::<Bytes>(PIECES_IN_FLIGHT);
+    let store = ctx.store.clone();
+    let verify = ctx.config.verify_served_data;
+    let encoder = tokio::task::spawn_blocking(move || {
+        let mut w = ChanWriter::new(tx);
+        let r = store.encode_ranges_with(&hash, &ranges, &mut w, verify);
+        r.and_then(|()| {
+            std::io::Write::flush(&mut w)
+                .map_err(|e| ReadError::Store(crate::store::StoreError::Io(e)))
+        })
+    });
+    let progress = ctx.config.timeouts.progress;
+    let mut sent = 0u64;
+    while let Some(piece) = rx.recv().await {
+        let n = piece.len() as u64;
+        match tokio::time::timeout(progress, send.write_chunk(piece)).await {
+            Ok(Ok(())) => sent += n,
+            // The peer stopped reading or went away: drop the encoder's channel.
+            Ok(Err(_)) => return Err(ErrorCode::Ok),
+            Err(_) => return Err(ErrorCode::Timeout),
+        }
+    }
+    count(&ctx.stats.bytes_sent, sent as i64);
+    match encoder.await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => {
+            warn!(%hash, "cannot serve: {e}");
+            Err(ErrorCode::Internal)
+        }
+        Err(_) => Err(ErrorCode::Internal),
+    }
+}

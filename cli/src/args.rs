@@ -1,5 +1,6 @@
 //! What the flags say. `main.rs` turns them into engine calls.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
@@ -54,6 +55,29 @@ pub(crate) enum Command {
     Gc,
     /// Re-verify every stored blob; exits non-zero if anything is corrupt
     Check,
+    /// Serve everything in the store to peers until stopped (SIGINT/SIGTERM)
+    Node {
+        /// Address to listen on (UDP)
+        #[arg(long, default_value = "0.0.0.0:7411", value_name = "HOST:PORT")]
+        listen: SocketAddr,
+    },
+    /// Fetch a root from peers, verifying every 16 KiB, then export it
+    Fetch {
+        /// The root (64 hex characters)
+        root: String,
+        /// A peer to fetch from: HOST:PORT or NODEID@HOST:PORT (repeatable)
+        #[arg(long = "peer", required = true, value_name = "ADDR")]
+        peers: Vec<String>,
+        /// Where to export the files (as for `swarm export`)
+        #[arg(short, long, value_name = "PATH", default_value = ".")]
+        output: PathBuf,
+        /// Overwrite files that already exist
+        #[arg(long)]
+        force: bool,
+        /// Fetch into the store only; do not export
+        #[arg(long, conflicts_with = "output")]
+        no_export: bool,
+    },
     /// Run a self-contained demonstration in a scratch directory (ignores --store)
     Demo,
 }

@@ -2,6 +2,7 @@
 
 mod args;
 mod demo;
+mod net;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -20,6 +21,14 @@ use crate::args::{Cli, Command};
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let json = cli.json;
+    // Logs go to stderr, filtered by RUST_LOG (default: warnings).
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .init();
     quiet_panics();
     let result = std::panic::catch_unwind(|| run(cli)).unwrap_or_else(|_| {
         let what = PANIC.lock().map(|p| p.clone()).unwrap_or_default();
@@ -232,6 +241,22 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 return Ok(ExitCode::FAILURE);
             }
         }
+        Command::Node { listen } => return net::node(store, listen, json),
+        Command::Fetch {
+            root,
+            peers,
+            output,
+            force,
+            no_export,
+        } => {
+            let args = net::FetchArgs {
+                root: parse_root(&root)?,
+                peers: &peers,
+                output: (!no_export).then_some(output.as_path()),
+                force,
+            };
+            return net::fetch(store, args, json);
+        }
         Command::Demo => unreachable!("handled above"),
     }
     Ok(ExitCode::SUCCESS)
@@ -250,7 +275,7 @@ fn parse_root(s: &str) -> Result<Hash> {
     Ok(s.trim().parse()?)
 }
 
-fn bar(json: bool, what: &'static str) -> ProgressBar {
+pub(crate) fn bar(json: bool, what: &'static str) -> ProgressBar {
     if json || !std::io::stderr().is_terminal() {
         return ProgressBar::hidden();
     }
@@ -274,11 +299,11 @@ fn progress_fn(bar: &ProgressBar) -> Arc<dyn Fn(Progress) + Send + Sync> {
     })
 }
 
-fn plural(n: u64) -> &'static str {
+pub(crate) fn plural(n: u64) -> &'static str {
     if n == 1 { "" } else { "s" }
 }
 
-fn bytes(n: u64) -> String {
+pub(crate) fn bytes(n: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
     let mut v = n as f64;
     let mut u = 0;

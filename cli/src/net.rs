@@ -1,0 +1,156 @@
+//! `swarm node` and `swarm fetch`: the commands that run the network.
+
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use serde_json::json;
+use swarm_engine::Hash;
+use swarm_engine::net::{EndpointConfig, PeerAddr};
+use swarm_engine::node::{FetchOptions, FetchProgress, Node};
+use swarm_engine::store::{ExportOptions, Store};
+
+use crate::{bar, bytes, plural};
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+/// Wait for SIGINT or SIGTERM.
+async fn stop_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+pub(crate) fn node(store: Store, listen: std::net::SocketAddr, json: bool) -> Result<ExitCode> {
+    let rt = runtime()?;
+    rt.block_on(async {
+        let pins = store.pins()?.len();
+        let node = Node::spawn(store, EndpointConfig::default().listen(listen)).await?;
+        let id = node.endpoint().node_id();
+        let addr = node.endpoint().local_addr()?;
+        if json {
+            println!(
+                "{}",
+                json!({ "node_id": id.to_string(), "addr": addr.to_string(), "pins": pins })
+            );
+        } else {
+            println!("node {id}");
+            println!("listening on {addr}");
+            println!("serving {pins} pinned root{}", plural(pins as u64));
+        }
+        std::io::Write::flush(&mut std::io::stdout())?;
+        stop_signal().await;
+        if !json {
+            eprintln!("stopping");
+        }
+        node.shutdown().await;
+        Ok::<_, anyhow::Error>(())
+    })?;
+    rt.shutdown_timeout(std::time::Duration::from_secs(5));
+    Ok(ExitCode::SUCCESS)
+}
+
+pub(crate) struct FetchArgs<'a> {
+    pub(crate) root: Hash,
+    pub(crate) peers: &'a [String],
+    pub(crate) output: Option<&'a Path>,
+    pub(crate) force: bool,
+}
+
+pub(crate) fn fetch(store: Store, args: FetchArgs<'_>, json: bool) -> Result<ExitCode> {
+    let peers = args
+        .peers
+        .iter()
+        .map(|p| p.parse::<PeerAddr>())
+        .collect::<Result<Vec<_>, _>>()?;
+    let rt = runtime()?;
+    let bar = bar(json, "fetching");
+    let progress_bar = bar.clone();
+    let progress = Arc::new(move |p: FetchProgress| match p {
+        FetchProgress::Connected(_) => {}
+        FetchProgress::Manifest { total, present } => {
+            progress_bar.set_length(total);
+            progress_bar.set_position(present);
+        }
+        FetchProgress::Received(n) => progress_bar.inc(n),
+    });
+    let start = Instant::now();
+    let result = rt.block_on(async {
+        let node = Node::spawn(store.clone(), EndpointConfig::default()).await?;
+        let opts = FetchOptions {
+            peers,
+            progress: Some(progress),
+        };
+        let r = tokio::select! {
+            r = node.fetch(args.root, opts) => Some(r),
+            _ = stop_signal() => None,
+        };
+        node.shutdown().await;
+        Ok::<_, anyhow::Error>(r)
+    });
+    // Let store threads finish and save what they verified.
+    rt.shutdown_timeout(std::time::Duration::from_secs(5));
+    bar.finish_and_clear();
+    let Some(fetched) = result? else {
+        anyhow::bail!(
+            "interrupted; everything verified so far is kept, and fetching again resumes"
+        );
+    };
+    let fetched = fetched?;
+    let secs = start.elapsed().as_secs_f64();
+    let target = match args.output {
+        Some(out) => {
+            let opts = ExportOptions {
+                force: args.force,
+                progress: None,
+            };
+            Some(store.export(&args.root, out, &opts)?.target)
+        }
+        None => None,
+    };
+    if json {
+        println!(
+            "{}",
+            json!({
+                "root": args.root.to_hex(),
+                "files": fetched.files,
+                "size": fetched.size,
+                "received": fetched.received,
+                "seconds": secs,
+                "peers": fetched.peers.iter().map(|p| p.to_string()).collect::<Vec<_>>(),
+                "target": target,
+            })
+        );
+    } else {
+        eprintln!(
+            "fetched {} file{}, {} ({} received in {:.2} s) from {} peer{}{}",
+            fetched.files,
+            plural(fetched.files),
+            bytes(fetched.size),
+            bytes(fetched.received),
+            secs,
+            fetched.peers.len(),
+            plural(fetched.peers.len() as u64),
+            target
+                .map(|t| format!(", exported to {}", t.display()))
+                .unwrap_or_default()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}

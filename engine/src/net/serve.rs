@@ -146,16 +146,23 @@ async fn serve_request(ctx: Ctx, mut send: quinn::SendStream, mut recv: quinn::R
     count(&ctx.stats.serving, 1);
     count(&ctx.stats.served_total, 1);
     let req = stream::read_message(&mut recv, ctx.config.timeouts.request).await;
+    // A bad request is answered with an Error message and a finished
+    // stream; a reset is kept for failures in the middle of a response,
+    // where a message can no longer be framed.
     let result = match req {
         Ok(Message::Get(get)) => serve_get(&ctx, &mut send, get).await,
         Ok(Message::Ask(ask)) => serve_ask(&ctx, &mut send, ask.hash).await,
-        Ok(_) => Err(ErrorCode::ProtocolViolation),
+        Ok(other) => {
+            count(&ctx.stats.violations, 1);
+            let text = format!("expected Get or Ask, got {other:?}");
+            let msg = error_msg(ErrorCode::ProtocolViolation, &text);
+            write_then_ok(&mut send, msg).await
+        }
         Err(e) => {
             count(&ctx.stats.violations, 1);
             let code = e.code();
-            let _ = stream::write_message(&mut send, &error_msg(code, &e.to_string())).await;
             let _ = recv.stop(code.to_u16().into());
-            Err(code)
+            write_then_ok(&mut send, error_msg(code, &e.to_string())).await
         }
     };
     match result {

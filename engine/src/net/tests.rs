@@ -6,9 +6,14 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::*;
-use crate::content::{self, Hash};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use crate::content::{self, BaoContentItem, Hash};
 use crate::node::{FetchError, FetchOptions, Node};
+use crate::store::FileName;
 use crate::store::{AddOptions, ExportOptions, MemBackend, Store, StoreConfig};
+use crate::wire::{ErrorCode, Found, Get, Message, WireRanges};
 
 fn localhost() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 0))
@@ -134,4 +139,492 @@ async fn a_release_crosses_two_nodes_byte_identical() {
         .await
         .unwrap();
     assert_eq!(again.received, 0);
+}
+
+// ---------------------------------------------------------------------------
+// Hostile peers.
+
+/// A blob of `n` bytes in a memory store; returns the store, its backend
+/// (to corrupt), the file's blob hash and the root.
+fn one_file(n: usize) -> (Store, MemBackend, Hash, Hash, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("file.bin");
+    fs::write(&p, data(7, n)).unwrap();
+    let backend = MemBackend::new();
+    let store = Store::with_backend(backend.clone(), StoreConfig::default()).unwrap();
+    let root = store.add_paths(&[p], &AddOptions::default()).unwrap().root;
+    let blob = store.manifest(&root).unwrap().entries()[0].hash;
+    (store, backend, blob, root, dir)
+}
+
+fn fetch_opts(peers: Vec<PeerAddr>) -> FetchOptions {
+    FetchOptions {
+        peers,
+        progress: None,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tampered_data_is_caught_the_peer_named_and_nothing_bad_stored() {
+    let n = 2_000_000;
+    let (store, backend, blob, root, _d) = one_file(n);
+    // Flip a byte in group 40 of the stored file.
+    backend
+        .corrupt(
+            FileName::Blob(blob, crate::store::FileKind::Data),
+            40 * 16384 + 5,
+        )
+        .unwrap();
+    let seed = Node::spawn(store, quick()).await.unwrap();
+    let fetcher = Node::spawn(Store::memory().unwrap(), quick())
+        .await
+        .unwrap();
+    let err = fetcher
+        .fetch(root, fetch_opts(vec![addr_of(&seed)]))
+        .await
+        .unwrap_err();
+    let msg = format!("{err}");
+    assert!(matches!(err, FetchError::PeersFailed(_)), "{msg}");
+    assert!(msg.contains(&seed.endpoint().node_id().short()), "{msg}");
+    assert!(
+        msg.contains("does not verify") && msg.contains("655360"),
+        "{msg}"
+    );
+    // The groups before the bad one were verified and kept; the bad one was not stored.
+    let info = fetcher.store().blob_info(&blob).unwrap().unwrap();
+    let present = info.partial.unwrap();
+    assert!(present.contains(39) && !present.contains(40), "{present:?}");
+    let r = fetcher.store().check(|_| {}).unwrap();
+    assert!(r.problems.is_empty(), "{:?}", r.problems);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_peer_is_dropped_and_a_good_one_finishes_the_job() {
+    let n = 1_000_000;
+    let (bad_store, backend, blob, root, _d) = one_file(n);
+    backend
+        .corrupt(
+            FileName::Blob(blob, crate::store::FileKind::Data),
+            3 * 16384,
+        )
+        .unwrap();
+    let (good_store, _, _, root2, _d2) = one_file(n);
+    assert_eq!(root, root2);
+    let bad = Node::spawn(bad_store, quick()).await.unwrap();
+    let good = Node::spawn(good_store, quick()).await.unwrap();
+    let fetcher = Node::spawn(Store::memory().unwrap(), quick())
+        .await
+        .unwrap();
+    let got = fetcher
+        .fetch(root, fetch_opts(vec![addr_of(&bad), addr_of(&good)]))
+        .await
+        .unwrap();
+    assert_eq!(got.peers, vec![good.endpoint().node_id()]);
+    let r = fetcher.store().check(|_| {}).unwrap();
+    assert!(r.problems.is_empty(), "{:?}", r.problems);
+}
+
+/// A server that does the Hello exchange properly, then answers every
+/// request stream with `behave`.
+async fn hostile<F, Fut>(behave: F) -> PeerAddr
+where
+    F: Fn(quinn::SendStream, quinn::RecvStream) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let key = SecretKey::generate().unwrap();
+    let id = key.node_id();
+    let tls = tls::server_config(&key).unwrap();
+    let cfg = quinn::ServerConfig::with_crypto(Arc::new(
+        quinn::crypto::rustls::QuicServerConfig::try_from(tls).unwrap(),
+    ));
+    let ep = quinn::Endpoint::server(cfg, localhost()).unwrap();
+    let addr = ep.local_addr().unwrap();
+    let behave = Arc::new(behave);
+    tokio::spawn(async move {
+        while let Some(inc) = ep.accept().await {
+            let behave = behave.clone();
+            tokio::spawn(async move {
+                let Ok(conn) = inc.await else { return };
+                let Ok((mut s, mut r)) = conn.accept_bi().await else {
+                    return;
+                };
+                let _ = stream::read_message(&mut r, Duration::from_secs(5)).await;
+                let _ = stream::write_message(&mut s, &hello(&EndpointConfig::default())).await;
+                while let Ok((send, recv)) = conn.accept_bi().await {
+                    tokio::spawn(behave(send, recv));
+                }
+                drop((s, r));
+            });
+        }
+    });
+    PeerAddr { id: Some(id), addr }
+}
+
+/// The honest encoding of a whole blob of `n` bytes, its root and blob hash.
+fn honest(n: usize) -> (Vec<u8>, Hash, Hash, u64) {
+    let (store, _, blob, root, _d) = one_file(n);
+    let mut enc = Vec::new();
+    store
+        .encode_ranges(&blob, &content::all(), &mut enc)
+        .unwrap();
+    (enc, blob, root, n as u64)
+}
+
+async fn read_get(recv: &mut quinn::RecvStream) -> Option<Get> {
+    match stream::read_message(recv, Duration::from_secs(5)).await {
+        Ok(Message::Get(g)) => Some(g),
+        _ => None,
+    }
+}
+
+/// A fetcher whose store already holds the manifest (so only the blob is
+/// requested from the hostile peer), the blob hash, and its size.
+async fn fetcher_with_manifest(n: usize) -> (Node, Hash, Hash) {
+    let (src, _, blob, root, _d) = one_file(n);
+    let store = Store::memory().unwrap();
+    let m = src.read_blob(&root, 1 << 20).unwrap().unwrap();
+    store.put_blob(&m).unwrap();
+    (Node::spawn(store, quick()).await.unwrap(), blob, root)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_truncated_response_keeps_what_verified_and_blames_the_peer() {
+    let n = 1_500_000;
+    let (enc, _, _, size) = honest(n);
+    let enc = Arc::new(enc);
+    let peer = hostile(move |mut send, mut recv| {
+        let enc = enc.clone();
+        async move {
+            read_get(&mut recv).await;
+            let _ = stream::write_message(&mut send, &Message::Found(Found { size })).await;
+            let _ = send.write_all(&enc[..enc.len() / 2]).await;
+            let _ = send.finish();
+        }
+    })
+    .await;
+    let (fetcher, blob, root) = fetcher_with_manifest(n).await;
+    let err = fetcher
+        .fetch(root, fetch_opts(vec![peer]))
+        .await
+        .unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        msg.contains("ended the response") && msg.contains("early"),
+        "{msg}"
+    );
+    let present = fetcher
+        .store()
+        .blob_info(&blob)
+        .unwrap()
+        .unwrap()
+        .partial
+        .unwrap();
+    assert!(
+        present.count() > 30,
+        "verified half should be kept: {present:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_peer_times_out() {
+    let n = 100_000;
+    let (_, _, _, size) = honest(n);
+    let peer = hostile(move |mut send, mut recv| async move {
+        read_get(&mut recv).await;
+        let _ = stream::write_message(&mut send, &Message::Found(Found { size })).await;
+        // ...and then nothing, while keeping the stream open.
+        tokio::time::sleep(Duration::from_secs(30)).await;
+        drop(send);
+    })
+    .await;
+    let (fetcher, _, root) = fetcher_with_manifest(n).await;
+    let err = fetcher
+        .fetch(root, fetch_opts(vec![peer]))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("stalled"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_claiming_a_wrong_size_is_refused() {
+    let n = 100_000;
+    let (enc, _, _, size) = honest(n);
+    let enc = Arc::new(enc);
+    let peer = hostile(move |mut send, mut recv| {
+        let enc = enc.clone();
+        async move {
+            read_get(&mut recv).await;
+            let lie = Message::Found(Found { size: size * 2 });
+            let _ = stream::write_message(&mut send, &lie).await;
+            let _ = send.write_all(&enc).await;
+            let _ = send.finish();
+        }
+    })
+    .await;
+    let (fetcher, _, root) = fetcher_with_manifest(n).await;
+    let err = fetcher
+        .fetch(root, fetch_opts(vec![peer]))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("claims"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lying_root_size_fails_verification_without_a_huge_allocation() {
+    // The root's size is not known in advance: a peer claiming a bigger
+    // size than the limit is refused from the header; a plausible lie fails
+    // verification.
+    let peer = hostile(move |mut send, mut recv| async move {
+        read_get(&mut recv).await;
+        let lie = Message::Found(Found { size: 1 << 40 });
+        let _ = stream::write_message(&mut send, &lie).await;
+        let _ = send.finish();
+    })
+    .await;
+    let fetcher = Node::spawn(Store::memory().unwrap(), quick())
+        .await
+        .unwrap();
+    let err = fetcher
+        .fetch(Hash::of(b"whatever"), fetch_opts(vec![peer]))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("more than the"), "{err}");
+}
+
+/// A raw client: connects with our TLS identity, does Hello, and returns
+/// the connection (the control stream is kept open by the returned pair).
+async fn raw_client(
+    to: &PeerAddr,
+) -> (
+    quinn::Connection,
+    (quinn::SendStream, quinn::RecvStream),
+    quinn::Endpoint,
+) {
+    let key = SecretKey::generate().unwrap();
+    let tls = tls::client_config(&key, to.id).unwrap();
+    let cfg = quinn::ClientConfig::new(Arc::new(
+        quinn::crypto::rustls::QuicClientConfig::try_from(tls).unwrap(),
+    ));
+    let ep = quinn::Endpoint::client(localhost()).unwrap();
+    let conn = ep
+        .connect_with(cfg, to.addr, tls::SERVER_NAME)
+        .unwrap()
+        .await
+        .unwrap();
+    let (mut s, mut r) = conn.open_bi().await.unwrap();
+    stream::write_message(&mut s, &hello(&EndpointConfig::default()))
+        .await
+        .unwrap();
+    let reply = stream::read_message(&mut r, Duration::from_secs(5))
+        .await
+        .unwrap();
+    assert!(matches!(reply, Message::Hello(_)));
+    (conn, (s, r), ep)
+}
+
+async fn send_raw(
+    conn: &quinn::Connection,
+    bytes: &[u8],
+) -> (quinn::SendStream, quinn::RecvStream) {
+    let (mut s, r) = conn.open_bi().await.unwrap();
+    s.write_all(bytes).await.unwrap();
+    let _ = s.finish();
+    (s, r)
+}
+
+async fn expect_error(recv: &mut quinn::RecvStream, code: ErrorCode) {
+    match stream::read_message(recv, Duration::from_secs(5)).await {
+        Ok(Message::Error(e)) => assert_eq!(e.code, code, "{}", e.text),
+        other => panic!("expected Error {code}, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_requests_get_error_codes_and_the_node_keeps_serving() {
+    let (store, _, blob, _, _d) = one_file(300_000);
+    let node = Node::spawn(store, quick()).await.unwrap();
+    let to = addr_of(&node);
+    let (conn, _control, _ep) = raw_client(&to).await;
+
+    // A length prefix over 32 KiB: refused from the prefix.
+    let (_s, mut r) = send_raw(&conn, &[0x81, 0x80, 0x04]).await;
+    expect_error(&mut r, ErrorCode::TooLarge).await;
+    // An unknown message type.
+    let (_s, mut r) = send_raw(&conn, &[0x01, 0x09]).await;
+    expect_error(&mut r, ErrorCode::ProtocolViolation).await;
+    // A message that is not a request.
+    let (_s, mut r) = send_raw(&conn, &Message::Found(Found { size: 1 }).encode()).await;
+    let _ = stream::read_message(&mut r, Duration::from_secs(5)).await;
+    // Too many ranges.
+    let many = Message::Get(Get {
+        hash: blob,
+        ranges: WireRanges::from_boundaries((0..600).collect()),
+    });
+    let (_s, mut r) = send_raw(&conn, &many.encode()).await;
+    expect_error(&mut r, ErrorCode::TooManyRanges).await;
+    // A truncated request (stream finished mid-message).
+    let get = Message::Get(Get {
+        hash: blob,
+        ranges: WireRanges::from_boundaries(vec![0]),
+    })
+    .encode();
+    let (_s, mut r) = send_raw(&conn, &get[..10]).await;
+    let _ = stream::read_message(&mut r, Duration::from_secs(5)).await;
+    // An unknown blob.
+    let unknown = Message::Get(Get {
+        hash: Hash::of(b"nope"),
+        ranges: WireRanges::from_boundaries(vec![0]),
+    });
+    let (_s, mut r) = send_raw(&conn, &unknown.encode()).await;
+    expect_error(&mut r, ErrorCode::NotFound).await;
+    assert!(node.endpoint().stats().violations.load(Ordering::Relaxed) >= 3);
+
+    // Ranges beyond the end select the last chunk (wire.md §3.3), which
+    // proves the size.
+    let past = WireRanges::from_boundaries(vec![1_000_000]);
+    let ranges = past.to_chunk_ranges();
+    let (_s, mut r) = send_raw(
+        &conn,
+        &Message::Get(Get {
+            hash: blob,
+            ranges: past,
+        })
+        .encode(),
+    )
+    .await;
+    let Ok(Message::Found(Found { size })) =
+        stream::read_message(&mut r, Duration::from_secs(5)).await
+    else {
+        panic!("no Found")
+    };
+    assert_eq!(size, 300_000);
+    let body = r.read_to_end(1 << 20).await.unwrap();
+    let leaves: Vec<u64> = content::decode_ranges(blob, size, &ranges, &body[..])
+        .filter_map(|i| match i.unwrap() {
+            BaoContentItem::Leaf(l) => Some(l.offset),
+            _ => None,
+        })
+        .collect();
+    // Only the last chunk is sent: bao descends into a partly requested group.
+    assert_eq!(leaves, vec![292 * 1024]);
+
+    // After all that, the same connection still gets honest answers.
+    let peer = Endpoint::bind(
+        Store::memory().unwrap(),
+        SecretKey::generate().unwrap(),
+        quick(),
+    )
+    .await
+    .unwrap()
+    .connect(&to)
+    .await
+    .unwrap();
+    assert_eq!(peer.ask(blob).await.unwrap().unwrap().size, 300_000);
+    assert_eq!(
+        conn.close_reason(),
+        None,
+        "a bad request must not kill the connection"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_requests_are_bounded_by_the_stream_limit() {
+    let (store, _, blob, _, _d) = one_file(8_000_000);
+    let node = Node::spawn(store, quick()).await.unwrap();
+    let (conn, _control, _ep) = raw_client(&addr_of(&node)).await;
+    let get = Message::Get(Get {
+        hash: blob,
+        ranges: WireRanges::from_boundaries(vec![0]),
+    })
+    .encode();
+    // Open as many request streams as the peer lets us, never reading the answers.
+    let mut held = Vec::new();
+    for _ in 0..100 {
+        match tokio::time::timeout(Duration::from_millis(300), conn.open_bi()).await {
+            Ok(Ok((mut s, r))) => {
+                s.write_all(&get).await.unwrap();
+                let _ = s.finish();
+                held.push((s, r));
+            }
+            _ => break,
+        }
+    }
+    assert_eq!(held.len(), 64, "the control stream plus 64 requests");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let serving = node.endpoint().stats().serving.load(Ordering::Relaxed);
+    assert!(serving <= 64, "{serving} requests served at once");
+    // Dropping the connection releases everything on the server.
+    conn.close(0u32.into(), b"bye");
+    drop(held);
+    for _ in 0..100 {
+        if node.endpoint().stats().serving.load(Ordering::Relaxed) == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(node.endpoint().stats().serving.load(Ordering::Relaxed), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hello_violations_close_the_connection_with_a_code() {
+    let node = Node::spawn(Store::memory().unwrap(), quick())
+        .await
+        .unwrap();
+    let to = addr_of(&node);
+    let key = SecretKey::generate().unwrap();
+    let cfg = quinn::ClientConfig::new(Arc::new(
+        quinn::crypto::rustls::QuicClientConfig::try_from(tls::client_config(&key, to.id).unwrap())
+            .unwrap(),
+    ));
+    let ep = quinn::Endpoint::client(localhost()).unwrap();
+    for (first, code) in [
+        (
+            Message::Found(Found { size: 0 }),
+            ErrorCode::ProtocolViolation,
+        ),
+        (
+            Message::Hello(crate::wire::Hello {
+                min_version: 2,
+                max_version: 3,
+                agent: "future".into(),
+            }),
+            ErrorCode::UnsupportedVersion,
+        ),
+    ] {
+        let conn = ep
+            .connect_with(cfg.clone(), to.addr, tls::SERVER_NAME)
+            .unwrap()
+            .await
+            .unwrap();
+        let (mut s, _r) = conn.open_bi().await.unwrap();
+        stream::write_message(&mut s, &first).await.unwrap();
+        let reason = conn.closed().await;
+        match reason {
+            quinn::ConnectionError::ApplicationClosed(c) => {
+                assert_eq!(c.error_code, quinn::VarInt::from(code.to_u16()), "{c:?}")
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_node_id_is_refused_by_the_handshake() {
+    let node = Node::spawn(Store::memory().unwrap(), quick())
+        .await
+        .unwrap();
+    let other = SecretKey::generate().unwrap().node_id();
+    let client = Endpoint::bind(
+        Store::memory().unwrap(),
+        SecretKey::generate().unwrap(),
+        quick(),
+    )
+    .await
+    .unwrap();
+    let to = PeerAddr {
+        id: Some(other),
+        addr: node.endpoint().local_addr().unwrap(),
+    };
+    let err = client.connect(&to).await.unwrap_err();
+    assert!(matches!(err, ConnectError::Connect { .. }), "{err:?}");
 }

@@ -168,6 +168,13 @@ impl PartialBlob {
                 }
                 Ok(BaoContentItem::Leaf(leaf)) => {
                     let group = leaf.offset / GROUP_SIZE;
+                    // A response to ranges that cover part of a group holds
+                    // just those chunks: verified, but not a whole group, so
+                    // not recorded (the store tracks whole groups only).
+                    let group_len = GROUP_SIZE.min(self.size - group * GROUP_SIZE);
+                    if leaf.offset % GROUP_SIZE != 0 || leaf.data.len() as u64 != group_len {
+                        continue;
+                    }
                     match &mut self.target {
                         Target::Small(buf) => *buf = leaf.data.to_vec(),
                         Target::Files { data, .. } => data

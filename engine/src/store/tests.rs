@@ -401,3 +401,19 @@ fn manifest_escapes_are_refused_before_anything_is_written() {
         Err(ManifestError::BadPath { .. })
     ));
 }
+
+#[test]
+fn a_response_for_part_of_a_group_does_not_mark_the_group_present() {
+    let n = 100_000usize;
+    let (src, hash, _) = source_blob(n);
+    let dst = Store::memory().unwrap();
+    // Chunks 3..5 of group 0, and the last chunk (in the last, short group).
+    let ranges = ChunkRanges::from(content::ChunkNum(3)..content::ChunkNum(5))
+        | ChunkRanges::from(content::ChunkNum(97)..);
+    let mut pb = dst.partial(hash, n as u64).unwrap();
+    pb.write_response(&ranges, &encode(&src, &hash, &ranges)[..])
+        .unwrap();
+    assert!(pb.present().is_empty(), "{:?}", pb.present());
+    drop(pb);
+    assert_sound(&dst);
+}

@@ -95,7 +95,7 @@ impl Peer {
         let (mut send, mut recv) = self.conn.open_bi().await?;
         stream::write_message(&mut send, msg)
             .await
-            .map_err(|e| write_error(e))?;
+            .map_err(write_error)?;
         let _ = send.finish();
         let header = stream::read_message(&mut recv, self.ctx.config.timeouts.progress)
             .await

@@ -74,7 +74,7 @@ fn release() -> Release {
 async fn seeder(rel: &Release) -> (Node, Hash) {
     let store = Store::memory().unwrap();
     let root = store
-        .add_paths(&[rel.path.clone()], &AddOptions::default())
+        .add_paths(std::slice::from_ref(&rel.path), &AddOptions::default())
         .unwrap()
         .root;
     (Node::spawn(store, quick()).await.unwrap(), root)

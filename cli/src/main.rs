@@ -24,6 +24,7 @@ fn main() -> ExitCode {
     // Logs go to stderr, filtered by RUST_LOG (default: warnings).
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),

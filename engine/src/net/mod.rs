@@ -184,6 +184,16 @@ pub enum ConnectError {
         /// Why.
         source: quinn::ConnectionError,
     },
+    /// The peer at the address is another node than the one asked for.
+    #[error("the node at {addr} is {actual}, not {expected}; check the node id given")]
+    WrongNode {
+        /// The address.
+        addr: SocketAddr,
+        /// The node id asked for.
+        expected: NodeId,
+        /// The node id it proved.
+        actual: NodeId,
+    },
     /// The peer did not answer in time.
     #[error("{addr} did not answer within {secs} s")]
     Timeout {
@@ -306,7 +316,8 @@ impl Endpoint {
     pub async fn connect(&self, addr: &PeerAddr) -> Result<Peer, ConnectError> {
         let ctx = &self.inner.ctx;
         let t = &ctx.config.timeouts;
-        let tls = tls::client_config(&self.inner.secret, addr.id)
+        let seen = Arc::new(std::sync::Mutex::new(None));
+        let tls = tls::client_config(&self.inner.secret, addr.id, seen.clone())
             .map_err(|e| ConnectError::Setup(Box::new(e)))?;
         let quic_tls = quinn::crypto::rustls::QuicClientConfig::try_from(tls)
             .map_err(|e| ConnectError::Setup(Box::new(e)))?;
@@ -324,9 +335,21 @@ impl Endpoint {
         let conn = tokio::time::timeout(t.connect, connecting)
             .await
             .map_err(|_| timeout(t.connect.as_secs()))?
-            .map_err(|source| ConnectError::Connect {
-                addr: addr.clone(),
-                source,
+            .map_err(|source| {
+                let actual = seen.lock().ok().and_then(|s| *s);
+                match (addr.id, actual) {
+                    (Some(expected), Some(actual)) if expected != actual => {
+                        ConnectError::WrongNode {
+                            addr: addr.addr,
+                            expected,
+                            actual,
+                        }
+                    }
+                    _ => ConnectError::Connect {
+                        addr: addr.clone(),
+                        source,
+                    },
+                }
             })?;
         let handshake = |what: String| ConnectError::Handshake {
             addr: addr.clone(),

@@ -401,7 +401,7 @@ async fn raw_client(
     quinn::Endpoint,
 ) {
     let key = SecretKey::generate().unwrap();
-    let tls = tls::client_config(&key, to.id).unwrap();
+    let tls = tls::client_config(&key, to.id, Arc::default()).unwrap();
     let cfg = quinn::ClientConfig::new(Arc::new(
         quinn::crypto::rustls::QuicClientConfig::try_from(tls).unwrap(),
     ));
@@ -573,8 +573,10 @@ async fn hello_violations_close_the_connection_with_a_code() {
     let to = addr_of(&node);
     let key = SecretKey::generate().unwrap();
     let cfg = quinn::ClientConfig::new(Arc::new(
-        quinn::crypto::rustls::QuicClientConfig::try_from(tls::client_config(&key, to.id).unwrap())
-            .unwrap(),
+        quinn::crypto::rustls::QuicClientConfig::try_from(
+            tls::client_config(&key, to.id, Arc::default()).unwrap(),
+        )
+        .unwrap(),
     ));
     let ep = quinn::Endpoint::client(localhost()).unwrap();
     for (first, code) in [
@@ -626,5 +628,9 @@ async fn a_wrong_node_id_is_refused_by_the_handshake() {
         addr: node.endpoint().local_addr().unwrap(),
     };
     let err = client.connect(&to).await.unwrap_err();
-    assert!(matches!(err, ConnectError::Connect { .. }), "{err:?}");
+    assert!(
+        matches!(err, ConnectError::WrongNode { expected, actual, .. }
+            if expected == other && actual == node.endpoint().node_id()),
+        "{err:?}"
+    );
 }

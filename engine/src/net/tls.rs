@@ -41,6 +41,7 @@ pub(super) fn server_config(secret: &SecretKey) -> Result<rustls::ServerConfig, 
         .with_client_cert_verifier(Arc::new(PeerKeyVerifier {
             provider: provider.clone(),
             expected: None,
+            seen: None,
         }))
         .with_cert_resolver(Arc::new(
             rustls::server::AlwaysResolvesServerRawPublicKeys::new(key),
@@ -51,16 +52,24 @@ pub(super) fn server_config(secret: &SecretKey) -> Result<rustls::ServerConfig, 
 
 /// Client side: present our key; accept the server's if it is a valid
 /// Ed25519 key and, when `expected` is given, exactly that one.
+/// `seen` receives the key the server presented, so a mismatch can be
+/// reported with both ids.
 pub(super) fn client_config(
     secret: &SecretKey,
     expected: Option<NodeId>,
+    seen: Arc<std::sync::Mutex<Option<NodeId>>>,
 ) -> Result<rustls::ClientConfig, rustls::Error> {
     let provider = provider();
     let key = certified(secret, &provider)?;
-    let mut cfg = rustls::ClientConfig::builder_with_provider(provider.clone())
+    let verifier = PeerKeyVerifier {
+        provider,
+        expected,
+        seen: Some(seen),
+    };
+    let mut cfg = rustls::ClientConfig::builder_with_provider(verifier.provider.clone())
         .with_protocol_versions(&[&rustls::version::TLS13])?
         .dangerous()
-        .with_custom_certificate_verifier(Arc::new(PeerKeyVerifier { provider, expected }))
+        .with_custom_certificate_verifier(Arc::new(verifier))
         .with_client_cert_resolver(Arc::new(
             rustls::client::AlwaysResolvesClientRawPublicKeys::new(key),
         ));
@@ -80,6 +89,7 @@ pub(super) fn peer_id(conn: &quinn::Connection) -> Option<NodeId> {
 struct PeerKeyVerifier {
     provider: Arc<CryptoProvider>,
     expected: Option<NodeId>,
+    seen: Option<Arc<std::sync::Mutex<Option<NodeId>>>>,
 }
 
 impl PeerKeyVerifier {
@@ -87,6 +97,9 @@ impl PeerKeyVerifier {
         let id = NodeId::from_spki(cert.as_ref()).ok_or(rustls::Error::InvalidCertificate(
             rustls::CertificateError::BadEncoding,
         ))?;
+        if let Some(Ok(mut s)) = self.seen.as_ref().map(|s| s.lock()) {
+            *s = Some(id);
+        }
         match self.expected {
             Some(want) if want != id => Err(rustls::Error::InvalidCertificate(
                 rustls::CertificateError::ApplicationVerificationFailure,

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use tokio::task::JoinSet;
-use tracing::{debug, warn};
+use tracing::{debug, info};
 
 use super::ProgressFn;
 use crate::content::{Hash, Manifest, manifest};
@@ -49,7 +49,7 @@ pub enum FetchProgress {
 }
 
 /// What a fetch did.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug)]
 pub struct Fetched {
     /// The root.
     pub root: Hash,
@@ -61,6 +61,9 @@ pub struct Fetched {
     pub received: u64,
     /// Peers data came from.
     pub peers: Vec<NodeId>,
+    /// Peers that failed or were dropped along the way (the fetch still
+    /// succeeded from the others).
+    pub failures: Vec<PeerFailure>,
 }
 
 /// A fetch that failed. Everything verified before the failure is kept, and
@@ -144,7 +147,7 @@ impl Peers {
     }
 
     fn fail(&mut self, peer: &Peer, error: RequestError) {
-        warn!(peer = %peer.id(), "dropping peer: {error}");
+        info!(peer = %peer.id(), "dropping peer: {error}");
         self.live.retain(|p| p.id() != peer.id());
         peer.close();
         self.failures.push(PeerFailure {
@@ -299,6 +302,7 @@ pub(super) async fn fetch(
         files: manifest.entries().len() as u64,
         received: received.load(Ordering::Relaxed),
         peers: used.into_iter().collect(),
+        failures: peers.failures,
     })
 }
 

@@ -5,7 +5,7 @@ mod fetch;
 
 use std::sync::Arc;
 
-pub use self::fetch::{FetchError, FetchOptions, FetchProgress, Fetched};
+pub use self::fetch::{FetchError, FetchOptions, FetchProgress, Fetched, PeerFailure};
 use crate::net::{BindError, Endpoint, EndpointConfig, SecretKey};
 use crate::store::{Store, StoreError};
 

@@ -1,0 +1,731 @@
+//! End-to-end tests of `swarm node` and `swarm fetch`: real processes that
+//! talk QUIC to each other on 127.0.0.1, each with its own store.
+//!
+//! No test asserts on wall-clock time. Time appears only as a bound against
+//! hangs (a command that runs far longer than it could is killed and the
+//! test fails) and, where a test must interrupt a transfer, to decide when.
+
+#[macro_use]
+mod common;
+
+use std::ffi::OsString;
+use std::fs;
+use std::io::{BufRead, BufReader, Read, Seek};
+use std::net::SocketAddr;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::thread::sleep;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use tempfile::TempDir;
+
+use crate::common::*;
+
+const KIB: u64 = 1 << 10;
+const MIB: u64 = 1 << 20;
+/// Blobs are verified and tracked in 16 KiB groups.
+const GROUP: u64 = 16 * KIB;
+/// A fetch commits verified data at least this often
+/// (engine/src/store/partial.rs `COMMIT_EVERY`).
+const COMMIT_EVERY: u64 = 16 * MIB;
+/// Longest any one command may take before the test gives up on it: a bound
+/// against hangs, far above what any command here needs, not a speed check.
+const PATIENCE: Duration = Duration::from_secs(180);
+/// Longest a node may take to print its address, or to exit after a signal.
+const NODE_PATIENCE: Duration = Duration::from_secs(10);
+
+fn tempdir() -> TempDir {
+    tempfile::tempdir().expect("create a temporary directory")
+}
+
+// ---------------------------------------------------------------------------
+// Processes.
+
+/// A child process that is SIGKILLed and reaped when dropped, so a failing
+/// test leaves nothing running.
+struct Proc {
+    child: Child,
+}
+
+impl Proc {
+    fn spawn(cmd: &mut Command) -> Self {
+        let child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run {SWARM}: {e}"));
+        Self { child }
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The exit status, if it has exited.
+    fn exited(&mut self) -> Option<ExitStatus> {
+        self.child.try_wait().expect("poll child process")
+    }
+
+    /// Wait up to `limit` for it to exit.
+    fn wait_within(&mut self, limit: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(s) = self.exited() {
+                return Some(s);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Send `signal` (as `kill -s` names it: TERM, INT, ...) to a process.
+fn signal(pid: u32, signal: &str) {
+    let ok = Command::new("kill")
+        .args(["-s", signal, &pid.to_string()])
+        .stdin(Stdio::null())
+        .status()
+        .expect("run kill")
+        .success();
+    assert!(ok, "kill -s {signal} {pid} failed");
+}
+
+/// `swarm --store STORE ARGS...` to completion, killed (and the test
+/// failed) if it runs longer than `limit`.
+fn swarm_within(store: &Path, args: &[OsString], limit: Duration) -> Run {
+    let mut cmd = format!("swarm --store {}", store.display());
+    for a in args {
+        cmd.push(' ');
+        cmd.push_str(&a.to_string_lossy());
+    }
+    let out = tempfile::tempfile().expect("temporary file for stdout");
+    let err = tempfile::tempfile().expect("temporary file for stderr");
+    let mut proc = Proc::spawn(
+        swarm_cmd(store)
+            .args(args)
+            .stdout(out.try_clone().expect("clone file handle"))
+            .stderr(err.try_clone().expect("clone file handle")),
+    );
+    let status = proc.wait_within(limit);
+    let read = |mut f: fs::File| {
+        let mut s = String::new();
+        f.rewind().expect("rewind output file");
+        f.read_to_string(&mut s).expect("read output file");
+        s
+    };
+    let (stdout, stderr) = (read(out), read(err));
+    let Some(status) = status else {
+        drop(proc);
+        panic!("`{cmd}` still running after {limit:?}; killed it\n--- stderr ---\n{stderr}");
+    };
+    Run {
+        cmd,
+        code: status.code(),
+        stdout,
+        stderr,
+    }
+}
+
+/// A clean failure: exit code 1 (not a panic's 101, not a signal), nothing
+/// on stdout, and a last stderr line `error: MESSAGE`. Returns MESSAGE.
+/// (Warnings logged before it are allowed.)
+fn failure(run: &Run) -> String {
+    assert_no_panic(run);
+    assert_eq!(run.code, Some(1), "expected exit code 1:\n{run}");
+    assert!(run.stdout.is_empty(), "expected nothing on stdout:\n{run}");
+    let last = run.stderr.lines().last().unwrap_or_default();
+    let msg = last
+        .strip_prefix("error: ")
+        .unwrap_or_else(|| panic!("stderr does not end with an `error: ` line:\n{run}"));
+    assert!(!msg.trim().is_empty(), "empty error message:\n{run}");
+    msg.to_owned()
+}
+
+// ---------------------------------------------------------------------------
+// Nodes and fetches.
+
+/// A running `swarm node`, SIGKILLed when dropped.
+struct Node {
+    proc: Proc,
+    /// Its node id, 64 hex characters.
+    id: String,
+    /// Where it listens, `127.0.0.1:PORT`.
+    addr: String,
+    /// How many pinned roots it said it serves.
+    pins: u64,
+    /// Its stderr, for failure messages.
+    log: PathBuf,
+}
+
+impl Node {
+    /// `swarm --json node --listen 127.0.0.1:0` on `store`.
+    fn start(store: &Path) -> Self {
+        Self::spawn(store, true)
+    }
+
+    /// The same, reading the text output instead of the JSON.
+    fn start_text(store: &Path) -> Self {
+        Self::spawn(store, false)
+    }
+
+    fn spawn(store: &Path, json: bool) -> Self {
+        let log = PathBuf::from(format!("{}.node-stderr", store.display()));
+        let stderr = fs::File::options()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .expect("open node log");
+        let mut cmd = swarm_cmd(store);
+        if json {
+            cmd.arg("--json");
+        }
+        cmd.args(["node", "--listen", "127.0.0.1:0"])
+            .stdout(Stdio::piped())
+            .stderr(stderr);
+        let mut proc = Proc::spawn(&mut cmd);
+        let stdout = proc.child.stdout.take().expect("piped stdout");
+        // Read the announcement on a thread, so a node that never prints
+        // fails the test instead of hanging it.
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let want = if json { 1 } else { 3 };
+        let deadline = Instant::now() + NODE_PATIENCE;
+        let mut lines = Vec::new();
+        while lines.len() < want {
+            match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+                Ok(line) => lines.push(line),
+                Err(e) => {
+                    drop(proc);
+                    panic!(
+                        "swarm node on {} did not announce itself ({e}); stdout: {lines:?}\n\
+                         --- stderr ---\n{}",
+                        store.display(),
+                        fs::read_to_string(&log).unwrap_or_default()
+                    );
+                }
+            }
+        }
+        let (id, addr, pins) = if json {
+            let v: Value = serde_json::from_str(&lines[0])
+                .unwrap_or_else(|e| panic!("node --json printed {:?}: {e}", lines[0]));
+            (
+                str_field(&v, "node_id").to_owned(),
+                str_field(&v, "addr").to_owned(),
+                u64_field(&v, "pins"),
+            )
+        } else {
+            let field = |i: usize, prefix: &str| {
+                lines[i]
+                    .strip_prefix(prefix)
+                    .unwrap_or_else(|| panic!("node line {i} is not `{prefix}...`: {lines:?}"))
+                    .to_owned()
+            };
+            let serving = field(2, "serving ");
+            let pins = serving
+                .strip_suffix(" pinned roots")
+                .or_else(|| serving.strip_suffix(" pinned root"))
+                .and_then(|n| n.parse().ok())
+                .unwrap_or_else(|| {
+                    panic!("node line 2 is not `serving N pinned roots`: {lines:?}")
+                });
+            (field(0, "node "), field(1, "listening on "), pins)
+        };
+        assert!(is_root_hex(&id), "node id {id:?} is not 64 hex characters");
+        let sock: SocketAddr = addr
+            .parse()
+            .unwrap_or_else(|e| panic!("node address {addr:?} does not parse: {e}"));
+        assert_eq!(sock.ip().to_string(), "127.0.0.1", "{addr}");
+        assert_ne!(sock.port(), 0, "the node did not say which port it got");
+        Self {
+            proc,
+            id,
+            addr,
+            pins,
+            log,
+        }
+    }
+
+    /// `NODEID@ADDR` with this node's address and the given id.
+    fn addr_as(&self, id: &str) -> String {
+        format!("{id}@{}", self.addr)
+    }
+
+    /// The first 10 hex characters of the id, as error messages name peers.
+    fn short_id(&self) -> &str {
+        &self.id[..10]
+    }
+
+    /// Send `sig` and wait for the node to exit; fails the test if it is
+    /// still running after [`NODE_PATIENCE`].
+    fn stop(mut self, sig: &str) -> ExitStatus {
+        signal(self.proc.pid(), sig);
+        self.proc.wait_within(NODE_PATIENCE).unwrap_or_else(|| {
+            panic!(
+                "swarm node still running {NODE_PATIENCE:?} after SIG{sig}\n--- stderr ---\n{}",
+                fs::read_to_string(&self.log).unwrap_or_default()
+            )
+        })
+    }
+}
+
+/// `swarm --store STORE fetch ROOT --peer P... EXTRA...`, bounded.
+fn fetch_run<S: AsRef<str>>(
+    store: &Path,
+    root: &str,
+    peers: &[S],
+    extra: Vec<OsString>,
+    json: bool,
+) -> Run {
+    let mut args: Vec<OsString> = Vec::new();
+    if json {
+        args.push("--json".into());
+    }
+    args.extend(args!["fetch", root]);
+    for p in peers {
+        args.extend(args!["--peer", p.as_ref()]);
+    }
+    args.extend(extra);
+    swarm_within(store, &args, PATIENCE)
+}
+
+/// [`fetch_run`] with `--json`, required to succeed; the parsed output.
+fn fetch_json<S: AsRef<str>>(store: &Path, root: &str, peers: &[S], extra: Vec<OsString>) -> Value {
+    let run = fetch_run(store, root, peers, extra, true);
+    assert!(run.success(), "fetch failed:\n{run}");
+    let v = run.json();
+    assert_eq!(str_field(&v, "root"), root, "{v}");
+    v
+}
+
+/// `swarm check --json` must be clean; returns the bytes it verified
+/// (partial blobs count their verified groups).
+fn checked_bytes(store: &Path) -> u64 {
+    assert_check_ok(store);
+    u64_field(&swarm_json(store, ["check"]), "bytes")
+}
+
+/// Bytes of disk a file occupies: for a sparse file that is written as it
+/// arrives, how much has been written.
+fn allocated(path: &Path) -> u64 {
+    fs::metadata(path).map_or(0, |m| m.blocks() * 512)
+}
+
+/// Whether files made with `set_len` occupy no disk until written here, so
+/// that [`allocated`] measures a download's progress.
+fn sparse_files_work(dir: &Path) -> bool {
+    let probe = dir.join("sparse-probe");
+    let f = fs::File::create(&probe).expect("create sparse probe");
+    f.set_len(64 * MIB).expect("extend sparse probe");
+    drop(f);
+    let sparse = allocated(&probe) < MIB;
+    let _ = fs::remove_file(&probe);
+    sparse
+}
+
+/// A small release: a directory of two files. Returns its path.
+fn small_release(dir: &Path) -> PathBuf {
+    let rel = dir.join("small-release");
+    make_tree(
+        dir,
+        &[
+            ("small-release/a.txt", b"hello over QUIC\n".to_vec(), 0o644),
+            ("small-release/b.bin", pseudo_random(300_000, 5), 0o755),
+        ],
+    );
+    rel
+}
+
+// ---------------------------------------------------------------------------
+// 1. A release moves between two processes.
+
+#[test]
+fn release_moves_between_two_processes_byte_for_byte() {
+    let tmp = tempdir();
+    let readme = b"# release 1.0\n\nEverything in here crosses the network.\n".to_vec();
+    let specs: Vec<Spec<'_>> = vec![
+        ("release/README.md", readme.clone(), 0o644),
+        // Same bytes, other mode and place: one blob, two files.
+        ("release/docs/copy-of-readme.md", readme, 0o640),
+        ("release/empty", Vec::new(), 0o644),
+        (
+            "release/bin/run.sh",
+            b"#!/bin/sh\nexec ./tool\n".to_vec(),
+            0o755,
+        ),
+        (
+            "release/etc/deep/nested/secret.key",
+            pseudo_random(100, 1),
+            0o600,
+        ),
+        (
+            "release/lib/one-group.bin",
+            pseudo_random(GROUP as usize, 2),
+            0o444,
+        ),
+        (
+            "release/lib/group-and-a-byte.bin",
+            pseudo_random(GROUP as usize + 1, 3),
+            0o644,
+        ),
+        ("release/lib/small.bin", pseudo_random(300_000, 4), 0o644),
+    ];
+    make_tree(tmp.path(), &specs);
+    let release = tmp.path().join("release");
+    let big = release.join("bin/tool");
+    write_big_file(&big, 20 * MIB, 9);
+    set_mode(&big, 0o755);
+
+    let seed_store = tmp.path().join("seed");
+    let added = add(&seed_store, &[&release]);
+    assert_eq!(added.files, specs.len() as u64 + 1);
+    let seed = Node::start(&seed_store);
+    assert_eq!(seed.pins, 1);
+
+    let store = tmp.path().join("fetcher");
+    let out = tmp.path().join("out");
+    let v = fetch_json(&store, &added.root, &[&seed.addr], args!["-o", out]);
+    assert_eq!(u64_field(&v, "size"), added.size, "{v}");
+    assert_eq!(u64_field(&v, "files"), added.files, "{v}");
+    assert_eq!(v["peers"], json!([seed.id]), "{v}");
+    // The directory written into (as for `swarm export`).
+    assert_eq!(str_field(&v, "target"), out.to_str().expect("utf-8"), "{v}");
+    // Everything came over the network: every byte (the duplicate once),
+    // plus the manifest and Bao tree nodes.
+    let received = u64_field(&v, "received");
+    assert!(received >= added.new_bytes, "{v}");
+    assert_eq!(dir_names(&out), ["release"]);
+    assert_same_tree(&release, &out.join("release"));
+
+    assert_eq!(pinned_roots(&store), [added.root.as_str()]);
+    assert_check_ok(&store);
+
+    // A second fetch has everything already: nothing crosses the network.
+    let again = tmp.path().join("again");
+    let v = fetch_json(&store, &added.root, &[&seed.addr], args!["-o", again]);
+    assert_eq!(u64_field(&v, "received"), 0, "{v}");
+    assert_same_tree(&release, &again.join("release"));
+    assert_eq!(pinned_roots(&store), [added.root.as_str()]);
+}
+
+// ---------------------------------------------------------------------------
+// 2. A fetch killed with SIGKILL resumes from what it had verified.
+
+/// When to kill the first fetch.
+#[derive(Debug, Clone, Copy)]
+enum KillWhen {
+    /// Once the partial data file holds this many bytes.
+    Written(u64),
+    /// This long after starting (where files are not sparse).
+    After(Duration),
+}
+
+#[test]
+fn fetch_killed_midway_resumes_without_refetching_verified_data() {
+    const SIZE: u64 = 256 * MIB;
+    let tmp = tempdir();
+    let big = tmp.path().join("big.bin");
+    write_big_file(&big, SIZE, 21);
+    let seed_store = tmp.path().join("seed");
+    let added = add(&seed_store, &[&big]);
+    // `check` counts the manifest too.
+    let manifest_len = checked_bytes(&seed_store) - SIZE;
+    let seed = Node::start(&seed_store);
+
+    // Kill points to try, first to last. A download writes into a sparse
+    // file, so its disk usage is its progress: kill at 40 %. Elsewhere,
+    // time a whole fetch and kill partway through it.
+    let plan: Vec<KillWhen> = if sparse_files_work(tmp.path()) {
+        vec![KillWhen::Written(SIZE * 2 / 5), KillWhen::Written(SIZE / 5)]
+    } else {
+        let store = tmp.path().join("timing");
+        let start = Instant::now();
+        fetch_json(&store, &added.root, &[&seed.addr], args!["--no-export"]);
+        let whole = start.elapsed();
+        fs::remove_dir_all(&store).expect("remove timing store");
+        [2, 4, 8, 16]
+            .iter()
+            .map(|d| KillWhen::After(whole / *d))
+            .collect()
+    };
+
+    let mut attempt = plan.into_iter().enumerate();
+    let (store, verified) = loop {
+        let Some((i, when)) = attempt.next() else {
+            panic!("could not kill `swarm fetch` midway through {SIZE} bytes");
+        };
+        let store = tmp.path().join(format!("fetcher-{i}"));
+        let mut fetch = Proc::spawn(
+            swarm_cmd(&store)
+                .args(args![
+                    "fetch",
+                    added.root,
+                    "--peer",
+                    seed.addr,
+                    "--no-export"
+                ])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null()),
+        );
+        let start = Instant::now();
+        let caught = loop {
+            if fetch.exited().is_some() {
+                break false;
+            }
+            let due = match when {
+                KillWhen::Written(n) => data_files(&store).iter().any(|p| allocated(p) >= n),
+                KillWhen::After(d) => start.elapsed() >= d,
+            };
+            if due {
+                break true;
+            }
+            assert!(start.elapsed() < PATIENCE, "swarm fetch made no progress");
+            sleep(Duration::from_millis(1));
+        };
+        drop(fetch); // SIGKILL, and reap it
+        let written = data_files(&store).iter().map(|p| allocated(p)).max();
+        if !caught {
+            eprintln!("note: fetch finished before the kill ({when:?}); trying an earlier point");
+            continue;
+        }
+
+        // The store survived the kill: `check` passes, and the verified
+        // part of the blob is kept.
+        let verified = checked_bytes(&store).saturating_sub(manifest_len);
+        if let (KillWhen::Written(_), Some(written)) = (when, written) {
+            // Everything written was verified first, and at most the last
+            // COMMIT_EVERY bytes of it were not yet committed.
+            assert!(
+                verified + COMMIT_EVERY + MIB >= written,
+                "kill -9 lost verified data: {written} bytes written, {verified} kept"
+            );
+        }
+        if verified == 0 || verified >= SIZE {
+            eprintln!("note: killed with {verified} bytes verified ({when:?}); trying again");
+            continue;
+        }
+        assert!(pinned_roots(&store).is_empty(), "pinned before complete");
+        break (store, verified);
+    };
+
+    // Resume into the same store, and export.
+    let out = tmp.path().join("out");
+    fs::create_dir(&out).expect("create output directory");
+    let v = fetch_json(&store, &added.root, &[&seed.addr], args!["-o", out]);
+    let received = u64_field(&v, "received");
+    eprintln!(
+        "note: killed `swarm fetch` of {} MiB with {:.1} MiB verified and kept; \
+         the resumed fetch received {:.1} MiB (the missing {:.1} MiB plus tree nodes)",
+        SIZE / MIB,
+        verified as f64 / MIB as f64,
+        received as f64 / MIB as f64,
+        (SIZE - verified) as f64 / MIB as f64,
+    );
+    assert_eq!(u64_field(&v, "size"), SIZE, "{v}");
+    assert!(
+        received <= SIZE - verified + verified / 20 + MIB,
+        "the resumed fetch received {received} bytes, but only {} of {SIZE} were missing",
+        SIZE - verified
+    );
+    assert!(
+        received >= SIZE - verified,
+        "received less than was missing: {v}"
+    );
+    assert_eq!(str_field(&v, "target"), out.to_str().expect("utf-8"), "{v}");
+    assert_eq!(dir_names(&out), ["big.bin"]);
+    assert_same_file(&big, &out.join("big.bin"));
+    assert_eq!(pinned_roots(&store), [added.root.as_str()]);
+    assert_check_ok(&store);
+}
+
+// ---------------------------------------------------------------------------
+// 3. A node stops on SIGTERM and comes back as itself.
+
+#[test]
+fn node_stops_on_sigterm_and_restarts_with_the_same_id() {
+    let tmp = tempdir();
+    let release = small_release(tmp.path());
+    let seed_store = tmp.path().join("seed");
+    let added = add(&seed_store, &[&release]);
+
+    let node = Node::start_text(&seed_store);
+    assert_eq!(node.pins, 1);
+    let id = node.id.clone();
+    let v = fetch_json(
+        &tmp.path().join("fetcher-1"),
+        &added.root,
+        &[&node.addr],
+        args!["--no-export"],
+    );
+    assert_eq!(v["peers"], json!([id]), "{v}");
+    let status = node.stop("TERM");
+    assert_eq!(
+        status.code(),
+        Some(0),
+        "swarm node exited with {status} on SIGTERM"
+    );
+
+    // The key is kept in the store: same id, and it serves again.
+    let node = Node::start(&seed_store);
+    assert_eq!(node.id, id, "the node id changed across a restart");
+    let store = tmp.path().join("fetcher-2");
+    let out = tmp.path().join("out");
+    let v = fetch_json(&store, &added.root, &[node.addr_as(&id)], args!["-o", out]);
+    assert_eq!(v["peers"], json!([id]), "{v}");
+    assert_same_tree(&release, &out.join("small-release"));
+    let status = node.stop("INT");
+    assert_eq!(
+        status.code(),
+        Some(0),
+        "swarm node exited with {status} on SIGINT"
+    );
+    assert_check_ok(&seed_store);
+}
+
+// ---------------------------------------------------------------------------
+// 4-7. Peers that cannot or will not help.
+
+#[test]
+fn corrupt_seeder_is_named_and_nothing_bad_is_kept() {
+    const SIZE: u64 = 8 * MIB;
+    const BAD: u64 = 5 * MIB + 12_345;
+    let tmp = tempdir();
+    let payload = tmp.path().join("payload.bin");
+    write_big_file(&payload, SIZE, 33);
+    let seed_store = tmp.path().join("seed");
+    let added = add(&seed_store, &[&payload]);
+    let manifest_len = checked_bytes(&seed_store) - SIZE;
+    let data = data_files(&seed_store);
+    assert_eq!(data.len(), 1, "{data:?}");
+    flip_byte(&data[0], BAD);
+    let seed = Node::start(&seed_store);
+
+    let store = tmp.path().join("fetcher");
+    let out = tmp.path().join("out");
+    let run = fetch_run(&store, &added.root, &[&seed.addr], args!["-o", out], false);
+    let msg = failure(&run);
+    assert!(
+        msg.contains(seed.short_id()),
+        "the error does not name the peer {}: {msg}",
+        seed.short_id()
+    );
+    assert!(mentions(&msg, "does not verify"), "{msg}");
+    assert!(
+        !out.exists(),
+        "a failed fetch exported something to {}",
+        out.display()
+    );
+
+    // Nothing bad was stored; what verified before the bad group was kept.
+    let verified = checked_bytes(&store) - manifest_len;
+    let good = BAD / GROUP * GROUP;
+    eprintln!(
+        "note: after the bad group at byte {good}, the fetcher kept {verified} verified bytes"
+    );
+    assert!(
+        verified >= good && verified < SIZE,
+        "kept {verified} verified bytes; the first {good} were good"
+    );
+    assert!(pinned_roots(&store).is_empty());
+}
+
+#[test]
+fn peer_with_another_node_id_is_refused() {
+    let tmp = tempdir();
+    let release = small_release(tmp.path());
+    let seed_store = tmp.path().join("seed");
+    let added = add(&seed_store, &[&release]);
+    let seed = Node::start(&seed_store);
+    // A valid key that is not the seed's: another node's id.
+    let other = Node::start(&tmp.path().join("other"));
+    assert_ne!(seed.id, other.id);
+    let impostor = seed.addr_as(&other.id);
+
+    let store = tmp.path().join("fetcher");
+    let run = fetch_run(
+        &store,
+        &added.root,
+        &[&impostor],
+        args!["--no-export"],
+        false,
+    );
+    let msg = failure(&run);
+    assert!(
+        msg.contains(&seed.addr),
+        "the error does not name {}: {msg}",
+        seed.addr
+    );
+    // It says which node answered and which one was asked for.
+    assert!(
+        msg.contains(&seed.id) && msg.contains(&other.id) && mentions(&msg, "check the node id"),
+        "{msg}"
+    );
+    assert!(pinned_roots(&store).is_empty());
+
+    // With the right id it works, and the impostor beside it does no harm.
+    let right = seed.addr_as(&seed.id);
+    let v = fetch_json(
+        &store,
+        &added.root,
+        &[&impostor, &right],
+        args!["--no-export"],
+    );
+    assert_eq!(v["peers"], json!([seed.id]), "{v}");
+    assert_eq!(pinned_roots(&store), [added.root.as_str()]);
+}
+
+#[test]
+fn unreachable_peer_fails_naming_the_address() {
+    let tmp = tempdir();
+    let store = tmp.path().join("fetcher");
+    let root = blob_hash(b"a root nobody serves");
+    // Nothing listens on port 1; the connect timeout (10 s) bounds the wait.
+    let run = fetch_run(&store, &root, &["127.0.0.1:1"], args!["--no-export"], false);
+    let msg = failure(&run);
+    assert!(msg.contains("127.0.0.1:1"), "{msg}");
+    assert!(
+        mentions(&msg, "reach") || mentions(&msg, "connect") || mentions(&msg, "answer"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn unknown_root_is_reported_as_not_held() {
+    let tmp = tempdir();
+    let release = small_release(tmp.path());
+    let seed_store = tmp.path().join("seed");
+    add(&seed_store, &[&release]);
+    let seed = Node::start(&seed_store);
+
+    let store = tmp.path().join("fetcher");
+    let out = tmp.path().join("out");
+    let root = blob_hash(b"a root nobody serves");
+    let run = fetch_run(&store, &root, &[&seed.addr], args!["-o", out], false);
+    let msg = failure(&run);
+    assert!(
+        mentions(&msg, "not held") || mentions(&msg, "not found"),
+        "{msg}"
+    );
+    assert!(
+        msg.contains(seed.short_id()),
+        "the error does not name the peer: {msg}"
+    );
+    assert!(!out.exists());
+    assert!(pinned_roots(&store).is_empty());
+}

@@ -126,7 +126,7 @@ pub(crate) fn fetch(store: Store, args: FetchArgs<'_>, json: bool) -> Result<Exi
     };
     if !json {
         for f in &fetched.failures {
-            eprintln!("note: {}", chain(f));
+            eprintln!("note: {f}");
         }
     }
     if json {
@@ -134,7 +134,7 @@ pub(crate) fn fetch(store: Store, args: FetchArgs<'_>, json: bool) -> Result<Exi
             "{}",
             json!({
                 "root": args.root.to_hex(),
-                "failed_peers": fetched.failures.iter().map(|f| chain(f)).collect::<Vec<_>>(),
+                "failed_peers": fetched.failures.iter().map(|f| f.to_string()).collect::<Vec<_>>(),
                 "files": fetched.files,
                 "size": fetched.size,
                 "received": fetched.received,
@@ -159,16 +159,4 @@ pub(crate) fn fetch(store: Store, args: FetchArgs<'_>, json: bool) -> Result<Exi
         );
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// An error and its causes on one line.
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cur = c.source();
-    }
-    s
 }

@@ -25,4 +25,7 @@ pub mod node;
 pub mod store;
 pub mod wire;
 
+#[cfg(test)]
+mod testutil;
+
 pub use content::Hash;

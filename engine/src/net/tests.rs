@@ -13,6 +13,7 @@ use crate::content::{self, BaoContentItem, Hash};
 use crate::node::{FetchError, FetchOptions, Node};
 use crate::store::FileName;
 use crate::store::{AddOptions, ExportOptions, MemBackend, Store, StoreConfig};
+use crate::testutil::data;
 use crate::wire::{ErrorCode, Found, Get, Message, WireRanges};
 
 fn localhost() -> SocketAddr {
@@ -29,18 +30,6 @@ fn quick() -> EndpointConfig {
             idle: Duration::from_secs(10),
             connect: Duration::from_secs(3),
         })
-}
-
-pub(crate) fn data(seed: u64, n: usize) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-    (0..n)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
 }
 
 struct Release {

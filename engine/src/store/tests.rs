@@ -16,15 +16,7 @@ struct Tree {
 }
 
 fn data(seed: u8, n: usize) -> Vec<u8> {
-    let mut x = u64::from(seed).wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-    (0..n)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
+    crate::testutil::data(u64::from(seed), n)
 }
 
 fn tree(name: &str, files: &[(&str, Vec<u8>)]) -> Tree {

@@ -270,11 +270,20 @@ impl Endpoint {
             .map_err(|e| rustls::Error::General(e.to_string()))?;
         let mut server = quinn::ServerConfig::with_crypto(Arc::new(quic_tls));
         server.transport_config(Arc::new(transport(&config.timeouts, false)));
-        let quic =
-            quinn::Endpoint::server(server, config.listen).map_err(|source| BindError::Bind {
-                addr: config.listen,
-                source,
-            })?;
+        let bind_err = |source| BindError::Bind {
+            addr: config.listen,
+            source,
+        };
+        let socket = udp_socket(config.listen).map_err(bind_err)?;
+        let runtime = quinn::default_runtime()
+            .ok_or_else(|| bind_err(std::io::Error::other("no async runtime")))?;
+        let quic = quinn::Endpoint::new(
+            quinn::EndpointConfig::default(),
+            Some(server),
+            socket,
+            runtime,
+        )
+        .map_err(bind_err)?;
         let ctx = Ctx {
             store,
             me: secret.node_id(),
@@ -406,6 +415,25 @@ impl Endpoint {
             .close(ErrorCode::Ok.to_u16().into(), b"shutting down");
         let _ = tokio::time::timeout(Duration::from_secs(2), self.inner.quic.wait_idle()).await;
     }
+}
+
+/// Socket buffer size asked for. The kernel default (about 200 KiB) drops
+/// datagrams at a few hundred MB/s, and every drop halves the congestion
+/// window; Linux caps the request at `net.core.rmem_max`/`wmem_max`.
+const SOCKET_BUFFER: usize = 8 << 20;
+
+fn udp_socket(addr: SocketAddr) -> std::io::Result<std::net::UdpSocket> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    if addr.is_ipv6() {
+        // Accept IPv4 too when bound to [::].
+        let _ = socket.set_only_v6(false);
+    }
+    // Best effort: a smaller buffer still works, only slower.
+    let _ = socket.set_recv_buffer_size(SOCKET_BUFFER);
+    let _ = socket.set_send_buffer_size(SOCKET_BUFFER);
+    socket.bind(&addr.into())?;
+    Ok(socket.into())
 }
 
 pub(crate) fn hello(config: &EndpointConfig) -> Message {

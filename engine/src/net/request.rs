@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use bytes::Bytes;
 use tokio::sync::mpsc;
 
-use super::stream::{self, ChanReader, PIECE, PIECES_IN_FLIGHT, ReadMsgError};
+use super::stream::{self, Batch, ChanReader, PIECE, PIECES_IN_FLIGHT, ReadMsgError};
 use super::{Ctx, NodeId};
 use crate::content::{self, BaoContentItem, ChunkRanges, DecodeError, Hash};
 use crate::store::{PartialBlob, StoreError, WriteError};
@@ -193,7 +193,7 @@ impl Peer {
             return (partial, Err(err));
         }
         // A store thread verifies and writes; this task feeds it.
-        let (tx, rx) = mpsc::channel::<Bytes>(PIECES_IN_FLIGHT);
+        let (tx, rx) = mpsc::channel::<Batch>(PIECES_IN_FLIGHT);
         let mut partial = partial;
         let writer = tokio::task::spawn_blocking(move || {
             let r = partial.write_response(&ranges, ChanReader::new(rx));
@@ -228,20 +228,36 @@ impl Peer {
     async fn pump(
         &self,
         recv: &mut quinn::RecvStream,
-        tx: mpsc::Sender<Bytes>,
+        tx: mpsc::Sender<Batch>,
         on_bytes: &(dyn Fn(u64) + Send + Sync),
     ) -> Result<(), RequestError> {
         let progress = self.ctx.config.timeouts.progress;
+        let mut slots: [Bytes; 32] = Default::default();
+        let mut batch = Batch::new();
+        let mut batched = 0;
         loop {
-            match tokio::time::timeout(progress, recv.read_chunk(PIECE, true)).await {
-                Ok(Ok(Some(chunk))) => {
-                    on_bytes(chunk.bytes.len() as u64);
-                    if tx.send(chunk.bytes).await.is_err() {
-                        // The decoder failed; its error is the one to report.
-                        return Ok(());
+            // Take every chunk that is ready, and hand the store thread a
+            // batch once it is big enough or nothing more is ready.
+            match tokio::time::timeout(progress, recv.read_chunks(&mut slots)).await {
+                Ok(Ok(Some(n))) => {
+                    for b in slots.iter_mut().take(n) {
+                        batched += b.len();
+                        batch.push(std::mem::take(b));
+                    }
+                    if batched >= PIECE || n < slots.len() {
+                        on_bytes(batched as u64);
+                        batched = 0;
+                        if tx.send(std::mem::take(&mut batch)).await.is_err() {
+                            // The decoder failed; its error is the one to report.
+                            return Ok(());
+                        }
                     }
                 }
-                Ok(Ok(None)) => return Ok(()),
+                Ok(Ok(None)) => {
+                    on_bytes(batched as u64);
+                    let _ = tx.send(batch).await;
+                    return Ok(());
+                }
                 Ok(Err(e)) => return Err(read_failed(e)),
                 Err(_) => {
                     let _ = recv.stop(ErrorCode::Timeout.to_u16().into());
@@ -274,7 +290,7 @@ impl Peer {
                 "claims {hash} is {size} bytes, more than the {limit} allowed here"
             )));
         }
-        let (tx, rx) = mpsc::channel::<Bytes>(PIECES_IN_FLIGHT);
+        let (tx, rx) = mpsc::channel::<Batch>(PIECES_IN_FLIGHT);
         let decoder = tokio::task::spawn_blocking(move || -> Result<Vec<u8>, DecodeError> {
             let mut out = Vec::new();
             let ranges = content::all();

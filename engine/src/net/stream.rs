@@ -10,8 +10,11 @@ use tokio::sync::mpsc;
 use crate::wire::{self, ErrorCode, Message, WireError};
 
 /// Size of the pieces moved between the network and the store threads.
-pub(super) const PIECE: usize = 64 * 1024;
-/// Pieces in flight between a store thread and a stream (bounds memory).
+/// Large, because every handoff between an async task and a store thread
+/// is a wakeup: at packet granularity those cost more than the data work.
+pub(super) const PIECE: usize = 256 * 1024;
+/// Pieces in flight between a store thread and a stream (bounds memory to
+/// about 4 MiB per request).
 pub(super) const PIECES_IN_FLIGHT: usize = 16;
 
 /// Reading a message failed.
@@ -119,17 +122,22 @@ impl io::Write for ChanWriter {
     }
 }
 
-/// A `Read` for a store thread fed with pieces by an async task; EOF when
+/// A batch of received chunks, handed to a store thread in one wakeup.
+pub(super) type Batch = Vec<Bytes>;
+
+/// A `Read` for a store thread fed with batches by an async task; EOF when
 /// the task drops its sender.
 pub(super) struct ChanReader {
-    rx: mpsc::Receiver<Bytes>,
+    rx: mpsc::Receiver<Batch>,
+    batch: std::vec::IntoIter<Bytes>,
     cur: Bytes,
 }
 
 impl ChanReader {
-    pub(super) fn new(rx: mpsc::Receiver<Bytes>) -> Self {
+    pub(super) fn new(rx: mpsc::Receiver<Batch>) -> Self {
         Self {
             rx,
+            batch: Vec::new().into_iter(),
             cur: Bytes::new(),
         }
     }
@@ -138,8 +146,12 @@ impl ChanReader {
 impl io::Read for ChanReader {
     fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
         while self.cur.is_empty() {
+            if let Some(b) = self.batch.next() {
+                self.cur = b;
+                continue;
+            }
             match self.rx.blocking_recv() {
-                Some(b) => self.cur = b,
+                Some(b) => self.batch = b.into_iter(),
                 None => return Ok(0),
             }
         }

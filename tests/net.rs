@@ -400,7 +400,12 @@ fn release_moves_between_two_processes_byte_for_byte() {
 
     let store = tmp.path().join("fetcher");
     let out = tmp.path().join("out");
-    let v = fetch_json(&store, &added.root, &[&seed.addr], args!["-o", out]);
+    let v = fetch_json(
+        &store,
+        &added.root,
+        &[&seed.addr],
+        args!["-o", out, "--keep"],
+    );
     assert_eq!(u64_field(&v, "size"), added.size, "{v}");
     assert_eq!(u64_field(&v, "files"), added.files, "{v}");
     assert_eq!(v["peers"], json!([seed.id]), "{v}");
@@ -422,6 +427,32 @@ fn release_moves_between_two_processes_byte_for_byte() {
     assert_eq!(u64_field(&v, "received"), 0, "{v}");
     assert_same_tree(&release, &again.join("release"));
     assert_eq!(pinned_roots(&store), [added.root.as_str()]);
+}
+
+/// Without --keep, a fetch hands the files over: they appear at the
+/// destination, byte-identical, and the store keeps nothing of them.
+#[test]
+fn fetch_without_keep_hands_the_files_over_and_keeps_nothing() {
+    let tmp = tempdir();
+    let release = tmp.path().join("src").join("release");
+    let big = pseudo_random(3 << 20, 11);
+    fs::create_dir_all(release.join("sub")).expect("mkdir");
+    fs::write(release.join("big.bin"), &big).expect("write");
+    fs::write(release.join("sub").join("copy.bin"), &big).expect("write");
+    fs::write(release.join("small.txt"), b"small").expect("write");
+    set_mode(&release.join("big.bin"), 0o755);
+    let seed_store = tmp.path().join("seed");
+    let added = add(&seed_store, &[&release]);
+    let seed = Node::start(&seed_store);
+
+    let store = tmp.path().join("fetcher");
+    let out = tmp.path().join("out");
+    fetch_json(&store, &added.root, &[&seed.addr], args!["-o", out]);
+    assert_same_tree(&release, &out.join("release"));
+    assert!(pinned_roots(&store).is_empty());
+    let kept = data_files(&store);
+    assert!(kept.is_empty(), "the store kept {kept:?}");
+    assert_check_ok(&store);
 }
 
 // ---------------------------------------------------------------------------
@@ -550,7 +581,9 @@ fn fetch_killed_midway_resumes_without_refetching_verified_data() {
     assert_eq!(str_field(&v, "target"), out.to_str().expect("utf-8"), "{v}");
     assert_eq!(dir_names(&out), ["big.bin"]);
     assert_same_file(&big, &out.join("big.bin"));
-    assert_eq!(pinned_roots(&store), [added.root.as_str()]);
+    // Without --keep the resumed download is handed over, not kept.
+    assert!(pinned_roots(&store).is_empty());
+    assert!(data_files(&store).is_empty(), "{:?}", data_files(&store));
     assert_check_ok(&store);
 }
 

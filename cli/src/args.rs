@@ -74,7 +74,10 @@ pub(crate) enum Command {
         /// Overwrite files that already exist
         #[arg(long)]
         force: bool,
-        /// Fetch into the store only; do not export
+        /// Keep a pinned copy in the store (to serve it), and export a copy
+        #[arg(long)]
+        keep: bool,
+        /// Fetch into the store only, pinned; do not export
         #[arg(long, conflicts_with = "output")]
         no_export: bool,
     },

@@ -149,6 +149,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let opts = ExportOptions {
                 force,
                 progress: Some(progress_fn(&bar)),
+                release: false,
             };
             let done = store.export(&root, &output, &opts);
             bar.finish_and_clear();
@@ -248,6 +249,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             peers,
             output,
             force,
+            keep,
             no_export,
         } => {
             let args = net::FetchArgs {
@@ -255,6 +257,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 peers: &peers,
                 output: (!no_export).then_some(output.as_path()),
                 force,
+                keep: keep || no_export,
             };
             return net::fetch(store, args, json);
         }

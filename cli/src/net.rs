@@ -71,6 +71,9 @@ pub(crate) struct FetchArgs<'a> {
     pub(crate) peers: &'a [String],
     pub(crate) output: Option<&'a Path>,
     pub(crate) force: bool,
+    /// Pin and keep a copy; otherwise the files are handed over to the
+    /// destination and the store keeps nothing.
+    pub(crate) keep: bool,
 }
 
 pub(crate) fn fetch(store: Store, args: FetchArgs<'_>, json: bool) -> Result<ExitCode> {
@@ -96,6 +99,7 @@ pub(crate) fn fetch(store: Store, args: FetchArgs<'_>, json: bool) -> Result<Exi
         let opts = FetchOptions {
             peers,
             progress: Some(progress),
+            pin: args.keep,
         };
         let r = tokio::select! {
             r = node.fetch(args.root, opts) => Some(r),
@@ -119,6 +123,7 @@ pub(crate) fn fetch(store: Store, args: FetchArgs<'_>, json: bool) -> Result<Exi
             let opts = ExportOptions {
                 force: args.force,
                 progress: None,
+                release: !args.keep,
             };
             Some(store.export(&args.root, out, &opts)?.target)
         }

@@ -100,7 +100,7 @@ async fn a_release_crosses_two_nodes_byte_identical() {
             root,
             FetchOptions {
                 peers: vec![addr_of(&seed)],
-                progress: None,
+                ..Default::default()
             },
         )
         .await
@@ -122,7 +122,7 @@ async fn a_release_crosses_two_nodes_byte_identical() {
             root,
             FetchOptions {
                 peers: vec![addr_of(&seed)],
-                progress: None,
+                ..Default::default()
             },
         )
         .await
@@ -149,7 +149,7 @@ fn one_file(n: usize) -> (Store, MemBackend, Hash, Hash, tempfile::TempDir) {
 fn fetch_opts(peers: Vec<PeerAddr>) -> FetchOptions {
     FetchOptions {
         peers,
-        progress: None,
+        ..Default::default()
     }
 }
 

@@ -16,12 +16,26 @@ use crate::store::{ReadError, Store, StoreError};
 const PARALLEL_BLOBS: usize = 4;
 
 /// Options for [`super::Node::fetch`].
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct FetchOptions {
     /// Peers to fetch from.
     pub peers: Vec<PeerAddr>,
     /// Called as work proceeds.
     pub progress: Option<ProgressFn>,
+    /// Pin the root when it is complete (default), so it stays and is
+    /// served. Without a pin the content is unreferenced: export it with
+    /// [`crate::store::ExportOptions::release`] to hand it over.
+    pub pin: bool,
+}
+
+impl Default for FetchOptions {
+    fn default() -> Self {
+        Self {
+            peers: Vec::new(),
+            progress: None,
+            pin: true,
+        }
+    }
 }
 
 impl std::fmt::Debug for FetchOptions {
@@ -289,7 +303,7 @@ pub(super) async fn fetch(
         .first()
         .map(|e| e.path.split('/').next().unwrap_or_default().to_owned())
         .unwrap_or_default();
-    {
+    if opts.pin {
         let store = store.clone();
         blocking(move || store.pin(&root, &name)).await?;
     }

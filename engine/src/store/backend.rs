@@ -60,6 +60,13 @@ pub trait Backend: Send + Sync + fmt::Debug + 'static {
     fn list(&self) -> io::Result<Vec<(FileName, u64)>>;
     /// Make creates, renames and removes so far durable.
     fn sync_dir(&self) -> io::Result<()>;
+    /// Give the file a second name outside the store, at `to`, without
+    /// copying it. `Ok(false)` when that is not possible here (another file
+    /// system, or no file system at all); the caller copies instead.
+    fn link_out(&self, name: FileName, to: &Path) -> io::Result<bool> {
+        let _ = (name, to);
+        Ok(false)
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -224,6 +231,15 @@ impl Backend for FsBackend {
             }
         }
         Ok(out)
+    }
+
+    fn link_out(&self, name: FileName, to: &Path) -> io::Result<bool> {
+        match fs::hard_link(self.path(name), to) {
+            Ok(()) => Ok(true),
+            // EXDEV (another file system), EPERM/EMLINK (no links here): copy.
+            Err(e) if matches!(e.raw_os_error(), Some(18 | 1 | 31)) => Ok(false),
+            Err(e) => Err(e),
+        }
     }
 
     fn sync_dir(&self) -> io::Result<()> {

@@ -18,12 +18,19 @@ pub struct ExportOptions {
     pub force: bool,
     /// Called as work proceeds.
     pub progress: Option<Arc<dyn Fn(Progress) + Send + Sync>>,
+    /// Hand the root's content over instead of copying it: blob files no
+    /// pin needs are linked into place (no copy, when the destination is on
+    /// the store's file system) and removed from the store, and the root's
+    /// other unpinned content is dropped afterwards. For one-off downloads,
+    /// where the store is only a resumable staging area.
+    pub release: bool,
 }
 
 impl std::fmt::Debug for ExportOptions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ExportOptions")
             .field("force", &self.force)
+            .field("release", &self.release)
             .finish_non_exhaustive()
     }
 }
@@ -88,7 +95,26 @@ impl Store {
         out: &Path,
         opts: &ExportOptions,
     ) -> Result<Exported, ExportError> {
+        // Releasing deletes records, as gc does: keep gc out meanwhile.
+        let _exclusive = opts.release.then(|| {
+            self.inner
+                .gc_lock
+                .write()
+                .unwrap_or_else(|e| e.into_inner())
+        });
         let manifest = self.manifest(root)?;
+        let unpinned = if opts.release {
+            self.unreferenced(std::iter::once(*root).chain(manifest.blobs()))
+                .map_err(ReadError::from)?
+        } else {
+            Default::default()
+        };
+        let last_use: std::collections::HashMap<Hash, usize> = manifest
+            .entries()
+            .iter()
+            .enumerate()
+            .map(|(i, e)| (e.hash, i))
+            .collect();
         let mut entries = Vec::with_capacity(manifest.entries().len());
         for e in manifest.entries() {
             let entry = self
@@ -113,7 +139,7 @@ impl Store {
             bytes: 0,
             target: out.to_owned(),
         };
-        for (e, entry) in entries {
+        for (i, (e, entry)) in entries.into_iter().enumerate() {
             let dest = if single {
                 if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
                     fs::create_dir_all(parent).map_err(|source| ExportError::Write {
@@ -125,11 +151,55 @@ impl Store {
             } else {
                 prepare_dirs(out, &e.path)?
             };
-            self.export_file(e, &entry, &dest, opts.force, &progress)?;
+            // A blob is handed over at its last use, so earlier uses copy it.
+            let hand_over = unpinned.contains(&e.hash)
+                && last_use.get(&e.hash) == Some(&i)
+                && matches!(entry, BlobEntry::File { .. });
+            if hand_over {
+                self.hand_over_file(e, &entry, &dest, opts.force, &progress)?;
+            } else {
+                self.export_file(e, &entry, &dest, opts.force, &progress)?;
+            }
             done.files += 1;
             done.bytes += e.size;
         }
+        if opts.release {
+            self.drop_blobs(&unpinned).map_err(ReadError::from)?;
+        }
         Ok(done)
+    }
+
+    /// Export a blob file no pin needs by linking it into place, then take
+    /// it out of the store. Order: link, commit the record's removal, unlink
+    /// the store's name; a crash at any point leaves the store consistent
+    /// (at worst an orphan file for gc) and the destination untouched.
+    fn hand_over_file(
+        &self,
+        e: &Entry,
+        entry: &BlobEntry,
+        dest: &Path,
+        force: bool,
+        progress: &dyn Fn(Progress),
+    ) -> Result<(), ExportError> {
+        check_dest(dest, force)?;
+        let tmp = temp_path(dest);
+        let werr = |source| ExportError::Write {
+            path: dest.to_owned(),
+            source,
+        };
+        remove_stale(&tmp).map_err(werr)?;
+        let data = FileName::Blob(e.hash, FileKind::Data);
+        if !self.backend().link_out(data, &tmp).map_err(werr)? {
+            // Another file system: copy, verified, then drop from the store.
+            self.export_file(e, entry, dest, force, progress)?;
+            return self
+                .drop_blobs(&[e.hash].into())
+                .map_err(|err| ReadError::from(err).into());
+        }
+        self.drop_blobs(&[e.hash].into()).map_err(ReadError::from)?;
+        progress(Progress::Advance(e.size));
+        fs::set_permissions(&tmp, fs::Permissions::from_mode(e.mode)).map_err(werr)?;
+        fs::rename(&tmp, dest).map_err(werr)
     }
 
     fn export_file(
@@ -140,16 +210,8 @@ impl Store {
         force: bool,
         progress: &dyn Fn(Progress),
     ) -> Result<(), ExportError> {
-        match fs::symlink_metadata(dest) {
-            Ok(m) if !force => {
-                let _ = m;
-                return Err(ExportError::Exists(dest.to_owned()));
-            }
-            Ok(m) if m.is_dir() => return Err(ExportError::Unsafe(dest.to_owned())),
-            _ => {}
-        }
-        let name = dest.file_name().unwrap_or_default().to_string_lossy();
-        let tmp = dest.with_file_name(format!(".{name}.swarm-part"));
+        check_dest(dest, force)?;
+        let tmp = temp_path(dest);
         let werr = |source| ExportError::Write {
             path: dest.to_owned(),
             source,
@@ -186,11 +248,12 @@ impl Store {
             path: tmp.to_owned(),
             hash: e.hash,
         };
+        // A leftover from a killed export is ours to replace; remove it rather
+        // than truncate it, since it may be a link to a store file.
+        remove_stale(tmp).map_err(werr)?;
         let mut file = fs::OpenOptions::new()
             .write(true)
-            .create(true)
-            // A leftover from an export that was killed is ours to reuse.
-            .truncate(true)
+            .create_new(true)
             .open(tmp)
             .map_err(werr)?;
         if let BlobEntry::Inline { .. } = entry {
@@ -248,6 +311,26 @@ impl Store {
             Err(PipeError::Read(err)) => Err(ReadError::from(StoreError::from(err)).into()),
             Err(PipeError::Write(err)) => Err(werr(err)),
         }
+    }
+}
+
+fn check_dest(dest: &Path, force: bool) -> Result<(), ExportError> {
+    match fs::symlink_metadata(dest) {
+        Ok(_) if !force => Err(ExportError::Exists(dest.to_owned())),
+        Ok(m) if m.is_dir() => Err(ExportError::Unsafe(dest.to_owned())),
+        _ => Ok(()),
+    }
+}
+
+fn temp_path(dest: &Path) -> PathBuf {
+    let name = dest.file_name().unwrap_or_default().to_string_lossy();
+    dest.with_file_name(format!(".{name}.swarm-part"))
+}
+
+fn remove_stale(tmp: &Path) -> io::Result<()> {
+    match fs::remove_file(tmp) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
     }
 }
 

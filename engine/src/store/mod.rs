@@ -562,6 +562,48 @@ impl Store {
         Ok(stats)
     }
 
+    /// Which of `hashes` no pin references.
+    fn unreferenced(
+        &self,
+        hashes: impl IntoIterator<Item = Hash>,
+    ) -> Result<BTreeSet<Hash>, StoreError> {
+        let tx = self.inner.db.begin_read()?;
+        let refs = tx.open_table(REFS)?;
+        let mut out = BTreeSet::new();
+        for h in hashes {
+            if refs.get(h.as_bytes())?.is_none() {
+                out.insert(h);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Delete these blobs' records, then their files. Callers make sure no
+    /// pin references them.
+    fn drop_blobs(&self, hashes: &BTreeSet<Hash>) -> Result<(), StoreError> {
+        let mut files = Vec::new();
+        let tx = self.inner.db.begin_write()?;
+        {
+            let mut blobs = tx.open_table(BLOBS)?;
+            let mut inline = tx.open_table(INLINE)?;
+            for h in hashes {
+                if let Some(v) = blobs.remove(h.as_bytes())? {
+                    if let Ok(BlobEntry::File { .. }) = BlobEntry::decode(v.value()) {
+                        files.push(*h);
+                    }
+                }
+                inline.remove(h.as_bytes())?;
+            }
+        }
+        tx.commit()?;
+        for h in files {
+            self.backend().remove(FileName::Blob(h, FileKind::Data))?;
+            self.backend()
+                .remove(FileName::Blob(h, FileKind::Outboard))?;
+        }
+        Ok(())
+    }
+
     fn file_blobs(&self) -> Result<BTreeSet<Hash>, StoreError> {
         let tx = self.inner.db.begin_read()?;
         let t = tx.open_table(BLOBS)?;

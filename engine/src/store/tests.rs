@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::fs;
 use std::io;
+use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 
 use super::*;
@@ -408,4 +409,86 @@ fn a_response_for_part_of_a_group_does_not_mark_the_group_present() {
     assert!(pb.present().is_empty(), "{:?}", pb.present());
     drop(pb);
     assert_sound(&dst);
+}
+
+fn release_opts() -> ExportOptions {
+    ExportOptions {
+        release: true,
+        ..Default::default()
+    }
+}
+
+#[test]
+fn a_release_export_hands_files_over_and_keeps_what_pins_need() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path().join("store")).unwrap();
+    let (ta, tb) = (tree_a(), tree_b());
+    let a = add(&store, &ta).unwrap().root;
+    let b = add(&store, &tb).unwrap().root;
+    // Unpin b, as a fetch without a pin leaves it; a still pins shared.bin.
+    assert!(store.unpin(&b).unwrap());
+    let out = dir.path().join("out");
+    store.export(&b, &out, &release_opts()).unwrap();
+    for (p, d) in &tb.files {
+        assert_eq!(&fs::read(out.join(p)).unwrap(), d, "{p}");
+    }
+    // other.bin was handed over (linked, then dropped); shared.bin, which a
+    // still pins, was copied and kept; b's other content is gone.
+    assert_eq!(store.blob_info(&Hash::of(&data(2, 50_000))).unwrap(), None);
+    assert!(store.blob_info(&Hash::of(&shared())).unwrap().is_some());
+    assert_eq!(store.blob_info(&b).unwrap(), None);
+    let other = out.join("b/y/other.bin");
+    assert_eq!(
+        fs::metadata(&other).unwrap().permissions().mode() & 0o777,
+        0o644
+    );
+    assert_exports(&store, &a, &ta.files);
+    assert_sound(&store);
+    // The store's gc finds nothing left over.
+    assert_eq!(store.gc().unwrap(), GcStats::default());
+}
+
+#[test]
+fn a_release_export_without_links_copies_then_drops() {
+    let b = MemBackend::new();
+    let store = open(&b);
+    let tb = tree_b();
+    let root = add(&store, &tb).unwrap().root;
+    assert!(store.unpin(&root).unwrap());
+    let out = tempfile::tempdir().unwrap();
+    store.export(&root, out.path(), &release_opts()).unwrap();
+    for (p, d) in &tb.files {
+        assert_eq!(&fs::read(out.path().join(p)).unwrap(), d, "{p}");
+    }
+    assert!(b.list().unwrap().is_empty());
+    assert_sound(&store);
+}
+
+#[test]
+fn a_crash_during_a_release_export_leaves_a_consistent_store() {
+    let tb = tree_b();
+    let total = {
+        let b = MemBackend::new();
+        let store = open(&b);
+        let root = add(&store, &tb).unwrap().root;
+        store.unpin(&root).unwrap();
+        let start = b.ops();
+        let out = tempfile::tempdir().unwrap();
+        store.export(&root, out.path(), &release_opts()).unwrap();
+        b.ops() - start
+    };
+    for n in 1..=total + 1 {
+        let b = MemBackend::new();
+        let store = open(&b);
+        let root = add(&store, &tb).unwrap().root;
+        store.unpin(&root).unwrap();
+        b.fail_after(b.ops() + n, io::ErrorKind::Other);
+        let out = tempfile::tempdir().unwrap();
+        let _ = store.export(&root, out.path(), &release_opts());
+        drop(store);
+        let store = open(&b.crash());
+        assert_sound(&store);
+        store.gc().unwrap();
+        assert_sound(&store);
+    }
 }

@@ -587,10 +587,11 @@ impl Store {
             let mut blobs = tx.open_table(BLOBS)?;
             let mut inline = tx.open_table(INLINE)?;
             for h in hashes {
-                if let Some(v) = blobs.remove(h.as_bytes())? {
-                    if let Ok(BlobEntry::File { .. }) = BlobEntry::decode(v.value()) {
-                        files.push(*h);
-                    }
+                let removed = blobs.remove(h.as_bytes())?;
+                if let Some(Ok(BlobEntry::File { .. })) =
+                    removed.map(|v| BlobEntry::decode(v.value()))
+                {
+                    files.push(*h);
                 }
                 inline.remove(h.as_bytes())?;
             }

@@ -914,3 +914,28 @@ fn json_mode_reports_errors_as_json() {
     assert!(mentions(&msg, "store"), "{msg}");
     base.assert_intact();
 }
+
+/// The README's first command: the demo runs every step and says so.
+#[test]
+fn demo_round_trips_locally_and_over_quic() {
+    let scratch = tempfile::tempdir().expect("tempdir");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_swarm"))
+        .args(["--json", "demo"])
+        .env("TMPDIR", scratch.path())
+        .output()
+        .expect("run swarm demo");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
+    assert_eq!(v["ok"], true, "{v}");
+    assert_eq!(v["files"], 5, "{v}");
+    assert!(v["received"].as_u64().expect("received") >= 64 << 20, "{v}");
+    // It cleans up after itself.
+    let left: Vec<_> = std::fs::read_dir(scratch.path())
+        .expect("read scratch")
+        .collect();
+    assert!(left.is_empty(), "demo left {left:?}");
+}

@@ -377,12 +377,15 @@ fn flipped_byte_is_found_by_check_and_stops_export() {
 // ---------------------------------------------------------------------------
 // 4. Crash safety.
 
-/// Length of the largest partial data file in DIR/tmp.
+/// Bytes written so far to the largest partial data file in DIR/tmp. An
+/// import sizes the file first and fills it in, so count allocated blocks,
+/// not the length.
 fn tmp_data_len(store: &Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
     files_ending(&store.join("tmp"), ".data")
         .iter()
         .filter_map(|p| fs::metadata(p).ok())
-        .map(|m| m.len())
+        .map(|m| (m.blocks() * 512).min(m.len()))
         .max()
         .unwrap_or(0)
 }

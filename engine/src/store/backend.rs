@@ -42,6 +42,10 @@ pub trait BlobFile: Send + Sync + fmt::Debug {
     fn size(&self) -> io::Result<u64>;
     /// Make everything written so far durable.
     fn sync(&self) -> io::Result<()>;
+    /// The underlying file, when there is one, for kernel-side copies.
+    fn as_file(&self) -> Option<&fs::File> {
+        None
+    }
 }
 
 /// Storage for one store: its redb database and its blob files.
@@ -158,6 +162,9 @@ impl BlobFile for FsFile {
     }
     fn sync(&self) -> io::Result<()> {
         self.0.sync_data()
+    }
+    fn as_file(&self) -> Option<&fs::File> {
+        Some(&self.0)
     }
 }
 

@@ -252,6 +252,8 @@ impl Store {
         // than truncate it, since it may be a link to a store file.
         remove_stale(tmp).map_err(werr)?;
         let mut file = fs::OpenOptions::new()
+            // Read too: the copy is verified through a read-only mapping.
+            .read(true)
             .write(true)
             .create_new(true)
             .open(tmp)
@@ -271,9 +273,10 @@ impl Store {
             .backend()
             .open(FileName::Blob(e.hash, FileKind::Data))
             .map_err(|err| ReadError::from(StoreError::from(err)))?;
-        let verify = |mut r: super::import::ChanReader| {
+        fn verify(mut r: impl io::Read) -> io::Result<Hash> {
             let mut h = blake3::Hasher::new();
-            let mut buf = vec![0u8; BLOCK];
+            // Small enough to stay in cache between the copy and the hash.
+            let mut buf = vec![0u8; 64 * 1024];
             loop {
                 let n = io::Read::read(&mut r, &mut buf)?;
                 if n == 0 {
@@ -281,8 +284,16 @@ impl Store {
                 }
                 h.update(&buf[..n]);
             }
-        };
-        let hashed = if e.size <= BLOCK as u64 {
+        }
+        let hashed = if let (Some(from), true) = (src.as_file(), e.size > BLOCK as u64) {
+            super::fastcopy::copy_then_hash(
+                from,
+                &file,
+                e.size,
+                &|n| progress(Progress::Advance(n)),
+                |r| verify(r),
+            )
+        } else if e.size <= BLOCK as u64 {
             // Small files: not worth a thread.
             let mut buf = vec![0u8; e.size as usize];
             super::read_exact_at(&*src, 0, &mut buf)
@@ -299,7 +310,7 @@ impl Store {
                     progress(Progress::Advance(buf.len() as u64));
                     Ok(())
                 },
-                verify,
+                |r| verify(r),
             )
         };
         match hashed {

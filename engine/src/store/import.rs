@@ -152,7 +152,15 @@ impl Store {
                 path: s.path.clone(),
                 source: e,
             })?;
-            let hash = self.stage(&mut f, s.size, &mut batch, &s.path, &progress)?;
+            let file = f.try_clone().ok();
+            let hash = self.stage(
+                &mut f,
+                file.as_ref(),
+                s.size,
+                &mut batch,
+                &s.path,
+                &progress,
+            )?;
             if !batch.known.contains(&hash) {
                 batch.known.insert(hash);
                 if self.entry(&hash)?.is_none_or(|e| !e.is_complete()) {
@@ -174,6 +182,7 @@ impl Store {
         let encoded = manifest.encode();
         let root = self.stage(
             &mut &encoded[..],
+            None,
             encoded.len() as u64,
             &mut batch,
             Path::new("manifest"),
@@ -202,6 +211,7 @@ impl Store {
         let hash = self
             .stage(
                 &mut &bytes[..],
+                None,
                 bytes.len() as u64,
                 &mut batch,
                 Path::new("blob"),
@@ -216,9 +226,11 @@ impl Store {
     }
 
     /// Hash `size` bytes from `src` and stage them as a blob.
+    /// `file` is `src` itself when it is a real file: then the kernel copies.
     fn stage(
         &self,
         src: &mut impl Read,
+        file: Option<&fs::File>,
         size: u64,
         batch: &mut Batch,
         path: &Path,
@@ -253,7 +265,16 @@ impl Store {
         let ob = backend
             .create(FileName::Temp(id, FileKind::Outboard))
             .map_err(StoreError::from)?;
-        let res = copy_and_hash(src, size, &*data, &*ob, progress);
+        let res = match (file, data.as_file()) {
+            (Some(from), Some(to)) => super::fastcopy::copy_then_hash(
+                from,
+                to,
+                size,
+                &|n| progress(Progress::Advance(n)),
+                |reader| outboard_into(reader, size, &*ob),
+            ),
+            _ => copy_and_hash(src, size, &*data, &*ob, progress),
+        };
         let hash = match res {
             Ok(h) => h,
             Err(PipeError::Read(e)) => {
@@ -504,13 +525,16 @@ fn copy_and_hash(
             progress(Progress::Advance(buf.len() as u64));
             Ok(())
         },
-        |reader| {
-            let mut w = io::BufWriter::with_capacity(BLOCK, SeqWriter { file: ob, pos: 0 });
-            let h = content::compute_outboard(reader, size, &mut w)?;
-            io::Write::flush(&mut w)?;
-            Ok(h)
-        },
+        |reader| outboard_into(reader, size, ob),
     )
+}
+
+/// Hash `size` bytes from `reader`, writing the post-order outboard to `ob`.
+fn outboard_into(reader: impl Read, size: u64, ob: &dyn BlobFile) -> io::Result<Hash> {
+    let mut w = io::BufWriter::with_capacity(BLOCK, SeqWriter { file: ob, pos: 0 });
+    let h = content::compute_outboard(reader, size, &mut w)?;
+    io::Write::flush(&mut w)?;
+    Ok(h)
 }
 
 /// The two-thread pipeline behind import and export. `read` fills a block

@@ -19,6 +19,7 @@
 
 mod backend;
 mod export;
+mod fastcopy;
 mod groups;
 mod import;
 mod partial;

@@ -310,7 +310,7 @@ impl Store {
                     progress(Progress::Advance(buf.len() as u64));
                     Ok(())
                 },
-                |r| verify(r),
+                verify,
             )
         };
         match hashed {

@@ -28,24 +28,13 @@ pub(super) fn copy_then_hash<T: Send>(
     hash: impl FnOnce(MapReader<'_>) -> io::Result<T> + Send,
 ) -> Result<T, PipeError> {
     dst.set_len(size).map_err(PipeError::Write)?;
-    if size == 0 {
-        let empty = MapReader::new(&[], None);
-        return hash(empty).map_err(PipeError::Write);
-    }
-    // SAFETY: `dst` is a file this process just created under a temporary
-    // name and sized above; nothing else writes or truncates it while the
-    // mapping lives (the store is locked to this process, and an export's
-    // temporary is replaced only by another export of this process), so
-    // the mapped bytes stay valid, and they are only read.
-    #[allow(unsafe_code)]
-    let map = unsafe { memmap2::Mmap::map(dst) }.map_err(PipeError::Write)?;
     let mut from = src.try_clone().map_err(PipeError::Read)?;
     let mut to = dst.try_clone().map_err(PipeError::Write)?;
     std::io::Seek::rewind(&mut from).map_err(PipeError::Read)?;
     std::io::Seek::rewind(&mut to).map_err(PipeError::Write)?;
     std::thread::scope(|s| {
         let (tx, rx) = mpsc::channel::<u64>();
-        let hasher = s.spawn(|| hash(MapReader::new(&map, Some(rx))));
+        let hasher = s.spawn(|| hash(MapReader::new(dst, size, rx)));
         let mut done = 0u64;
         let mut result = Ok(());
         while done < size {
@@ -79,37 +68,76 @@ pub(super) fn copy_then_hash<T: Send>(
     })
 }
 
-/// Reads a mapping up to the offset the copier has reached.
+/// Mapped at a time: small, so that resident memory stays bounded however
+/// large the file (mapped page-cache pages count as the process's RSS).
+const WINDOW: u64 = 8 << 20;
+
+/// Reads the copy through a sliding read-only mapping, up to the offset the
+/// copier has reached.
 pub(super) struct MapReader<'a> {
-    map: &'a [u8],
-    ready: Option<mpsc::Receiver<u64>>,
-    limit: usize,
-    pos: usize,
+    file: &'a File,
+    size: u64,
+    ready: mpsc::Receiver<u64>,
+    /// Bytes the copier has finished.
+    limit: u64,
+    /// Next byte to hand out.
+    pos: u64,
+    window: Option<(u64, memmap2::Mmap)>,
 }
 
 impl<'a> MapReader<'a> {
-    fn new(map: &'a [u8], ready: Option<mpsc::Receiver<u64>>) -> Self {
-        let limit = if ready.is_none() { map.len() } else { 0 };
+    fn new(file: &'a File, size: u64, ready: mpsc::Receiver<u64>) -> Self {
         Self {
-            map,
+            file,
+            size,
             ready,
-            limit,
+            limit: 0,
             pos: 0,
+            window: None,
         }
+    }
+
+    fn map(&mut self) -> io::Result<&[u8]> {
+        let start = self.pos - self.pos % WINDOW;
+        if self.window.as_ref().map(|(s, _)| *s) != Some(start) {
+            // Unmap the old window first, so at most one is resident.
+            self.window = None;
+            let len = WINDOW.min(self.size - start) as usize;
+            // SAFETY: the file is a temporary this process created and
+            // sized before copying into it; nothing else writes or
+            // truncates it while a window is mapped (the store is locked
+            // to this process, and an export's temporary is replaced only
+            // by this process), so the mapped bytes stay valid. Only read.
+            #[allow(unsafe_code)]
+            let map = unsafe {
+                memmap2::MmapOptions::new()
+                    .offset(start)
+                    .len(len)
+                    .map(self.file)?
+            };
+            self.window = Some((start, map));
+        }
+        let (start, map) = self.window.as_ref().ok_or(io::ErrorKind::Other)?;
+        Ok(&map[(self.pos - start) as usize..])
     }
 }
 
 impl Read for MapReader<'_> {
     fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
         while self.pos == self.limit {
-            match self.ready.as_ref().map(|r| r.recv()) {
-                Some(Ok(n)) => self.limit = (n as usize).min(self.map.len()),
-                _ => return Ok(0),
+            if self.pos == self.size {
+                return Ok(0);
+            }
+            match self.ready.recv() {
+                Ok(n) => self.limit = n.min(self.size),
+                Err(_) => return Ok(0),
             }
         }
-        let n = (self.limit - self.pos).min(out.len());
-        out[..n].copy_from_slice(&self.map[self.pos..self.pos + n]);
-        self.pos += n;
+        let avail = (self.limit - self.pos) as usize;
+        let bytes = self.map()?;
+        let n = avail.min(out.len()).min(bytes.len());
+        out[..n].copy_from_slice(&bytes[..n]);
+        self.pos += n as u64;
         Ok(n)
     }
 }

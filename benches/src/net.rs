@@ -1,0 +1,687 @@
+//! `bench-net`: the loopback bars of issue #3, all figures from one run on this machine.
+//!
+//! One seeder, one fetcher, 127.0.0.1, a file of `--size-mib` on a real disk:
+//!
+//! - ours: `swarm node` seeding, timed `swarm fetch` into a fresh store, three ways, since the
+//!   anchors differ in whether they keep a store and copy out of it: `-o DIR` (the store hands
+//!   the file over), `--keep -o DIR` (keeps a pinned copy, exports another) and `--no-export`;
+//! - anchors: `sendme` (iroh-blobs), `rqbit` (BitTorrent over TCP), and raw quinn memory to
+//!   memory on one stream, with the engine's transport settings and socket buffers (the
+//!   ceiling for our transport as configured) and with quinn's defaults;
+//! - bars: ours / rqbit at most 1.5x, sendme / ours at least 2x (ratios of times);
+//!   ours / raw quinn is informative;
+//! - peak RSS of the seeding node and the fetcher;
+//! - resume: a fetch SIGKILLed halfway, `swarm check`, then the fetch again: the share of what
+//!   was verified before the kill that is fetched again (target: under 5 %).
+//!
+//! Every contender runs as two processes and every rep gets a fresh fetching side; the order
+//! rotates from rep to rep and medians are reported. The networked children run in a network
+//! namespace of their own that holds only loopback (`--host-network` to skip that).
+//!
+//! A contender that fails is reported and dropped, and the run goes on. The exit status is
+//! non-zero only if one of ours (or the resume check) failed; a missed bar is not a failure:
+//! it reports, it does not judge.
+//!
+//! ```text
+//! cargo build --release -p swarm-cli -p swarm-benches
+//! target/release/bench-net [--size-mib 1024] [--reps 3] [--dir DIR] [--swarm PATH]
+//! ```
+
+// A crate root looks for its modules beside itself; these live in net/.
+#[path = "net/anchors.rs"]
+mod anchors;
+#[path = "net/disk.rs"]
+mod disk;
+#[path = "net/ours.rs"]
+mod ours;
+#[path = "net/proc.rs"]
+mod proc;
+#[path = "net/raw_quinn.rs"]
+mod raw_quinn;
+#[path = "net/report.rs"]
+mod report;
+
+use std::collections::BTreeMap;
+use std::env;
+use std::path::{Path, PathBuf};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail, ensure};
+
+use self::anchors::{Found, Rqbit, Sendme};
+use self::disk::{Scratch, settle};
+use self::proc::Net;
+use self::report::{Bar, Table, fmt_kib, fmt_mib, fmt_rate, median};
+
+const USAGE: &str = "\
+usage: bench-net [--size-mib N] [--reps N] [--dir DIR] [--swarm PATH] [--sendme PATH]
+                 [--rqbit PATH] [--timeout-secs N] [--host-network]
+
+  --size-mib N       size of the test file in MiB [default: 1024]
+  --reps N           repetitions of every transfer; the median is reported [default: 3]
+  --dir DIR          where to create the scratch directory; must be on a real disk, not tmpfs
+                     [default: $TMPDIR, else /var/tmp]
+  --swarm PATH       the swarm binary [default: target/release/swarm in this workspace]
+  --sendme PATH      the sendme binary [default: ~/.cargo/bin/sendme, else $PATH]; skipped if
+                     missing
+  --rqbit PATH       the rqbit binary [default: ~/.cargo/bin/rqbit, else $PATH]; skipped if
+                     missing
+  --timeout-secs N   give up on any single command after this long [default: 600]
+  --host-network     run the transfers on the host's network instead of a loopback-only
+                     network namespace (which needs root or user namespaces)
+
+Build first: cargo build --release -p swarm-cli -p swarm-benches";
+
+/// The bars of issue #3, as ratios of times.
+const OURS_OVER_RQBIT: f64 = 1.5;
+const SENDME_OVER_OURS: f64 = 2.0;
+const REFETCHED_FRACTION: f64 = 0.05;
+
+const MIB: u64 = 1 << 20;
+const MB: u64 = 1_000_000;
+
+fn main() -> Result<()> {
+    let args: Vec<String> = env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
+        Some(raw_quinn::SERVER) => return raw_quinn::server(&args[1..]),
+        Some(raw_quinn::CLIENT) => return raw_quinn::client(&args[1..]),
+        _ => {}
+    }
+    let flags = match Flags::parse(&args) {
+        Ok(Some(flags)) => flags,
+        Ok(None) => {
+            println!("{USAGE}");
+            return Ok(());
+        }
+        Err(e) => bail!("{e:#}\n\n{USAGE}"),
+    };
+    let settings = Settings::from_flags(flags)?;
+    run(settings)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Arguments: what the flags say, then validated settings.
+
+#[derive(Debug, Default)]
+struct Flags {
+    size_mib: Option<u64>,
+    reps: Option<usize>,
+    dir: Option<PathBuf>,
+    swarm: Option<PathBuf>,
+    sendme: Option<PathBuf>,
+    rqbit: Option<PathBuf>,
+    timeout_secs: Option<u64>,
+    host_network: bool,
+}
+
+impl Flags {
+    /// `Ok(None)` means help was asked for.
+    fn parse(args: &[String]) -> Result<Option<Self>> {
+        let mut flags = Flags::default();
+        let mut it = args.iter();
+        while let Some(arg) = it.next() {
+            let (name, inline) = match arg.split_once('=') {
+                Some((n, v)) => (n, Some(v.to_owned())),
+                None => (arg.as_str(), None),
+            };
+            match name {
+                "-h" | "--help" => return Ok(None),
+                "--host-network" => {
+                    flags.host_network = true;
+                    continue;
+                }
+                _ => {}
+            }
+            let mut value = || -> Result<String> {
+                match inline.clone() {
+                    Some(v) => Ok(v),
+                    None => it
+                        .next()
+                        .cloned()
+                        .with_context(|| format!("{name} needs a value")),
+                }
+            };
+            match name {
+                "--size-mib" => flags.size_mib = Some(parse_num(name, &value()?)?),
+                "--reps" => flags.reps = Some(parse_num(name, &value()?)?),
+                "--dir" => flags.dir = Some(value()?.into()),
+                "--swarm" => flags.swarm = Some(value()?.into()),
+                "--sendme" => flags.sendme = Some(value()?.into()),
+                "--rqbit" => flags.rqbit = Some(value()?.into()),
+                "--timeout-secs" => flags.timeout_secs = Some(parse_num(name, &value()?)?),
+                _ => bail!("unknown argument {arg:?}"),
+            }
+        }
+        Ok(Some(flags))
+    }
+}
+
+fn parse_num<T: std::str::FromStr>(name: &str, v: &str) -> Result<T> {
+    v.parse()
+        .ok()
+        .with_context(|| format!("{name} wants a whole number, got {v:?}"))
+}
+
+struct Settings {
+    size: u64,
+    reps: usize,
+    parent: PathBuf,
+    swarm: PathBuf,
+    sendme: Found,
+    rqbit: Found,
+    timeout: Duration,
+    host_network: bool,
+}
+
+impl Settings {
+    fn from_flags(f: Flags) -> Result<Self> {
+        let size_mib = f.size_mib.unwrap_or(1024);
+        ensure!(
+            (1..=1 << 20).contains(&size_mib),
+            "--size-mib must be between 1 and 1048576"
+        );
+        let reps = f.reps.unwrap_or(3);
+        ensure!(
+            (1..=100).contains(&reps),
+            "--reps must be between 1 and 100"
+        );
+        let timeout = Duration::from_secs(f.timeout_secs.unwrap_or(600).max(1));
+        let parent = match f.dir {
+            Some(d) => d,
+            None => env::var_os("TMPDIR")
+                .filter(|t| !t.is_empty())
+                .map_or_else(|| PathBuf::from("/var/tmp"), PathBuf::from),
+        };
+        ensure!(parent.is_dir(), "{} is not a directory", parent.display());
+        // benches/ sits one level below the workspace root.
+        let default_swarm = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/release/swarm");
+        let swarm = f.swarm.unwrap_or(default_swarm);
+        ensure!(
+            swarm.is_file(),
+            "{} not found: run `cargo build --release -p swarm-cli -p swarm-benches` first, \
+             or pass --swarm PATH",
+            swarm.display()
+        );
+        Ok(Settings {
+            size: size_mib * MIB,
+            reps,
+            parent,
+            swarm: swarm.canonicalize()?,
+            sendme: anchors::find("sendme", f.sendme),
+            rqbit: anchors::find("rqbit", f.rqbit),
+            timeout,
+            host_network: f.host_network,
+        })
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The benchmark.
+
+/// What every contender shares.
+struct Ctx {
+    s: Settings,
+    net: Net,
+    dir: PathBuf,
+    input: PathBuf,
+    input_hash: blake3::Hash,
+    /// The seeder's store, holding the test file under `root`.
+    seed_store: PathBuf,
+    root: String,
+    /// Numbers the fresh directories.
+    made: usize,
+}
+
+impl Ctx {
+    /// A path in the scratch directory that nothing uses yet.
+    fn fresh_path(&mut self, prefix: &str) -> PathBuf {
+        self.made += 1;
+        self.dir.join(format!("{prefix}-{}", self.made))
+    }
+
+    fn fresh_dir(&mut self, prefix: &str) -> Result<PathBuf> {
+        let p = self.fresh_path(prefix);
+        disk::fresh_dir(p)
+    }
+
+    /// The name every receiver gives the file.
+    fn input_name(&self) -> &Path {
+        Path::new(self.input.file_name().unwrap_or_default())
+    }
+
+    /// Checks (untimed) that a transfer wrote the test file's bytes to `path`.
+    fn verify(&self, path: &Path, who: &str) -> Result<()> {
+        let got = disk::blake3_file(path).with_context(|| format!("{who} wrote no file"))?;
+        ensure!(
+            got == self.input_hash,
+            "{who} wrote different bytes to {}",
+            path.display()
+        );
+        Ok(())
+    }
+}
+
+/// One timed transfer.
+struct Run {
+    /// Wall clock of the fetching process, start to exit.
+    secs: f64,
+    /// Peak RSS of the fetching process and (if known) of the seeding one, KiB.
+    fetch_kib: Option<u64>,
+    seed_kib: Option<u64>,
+    /// Bytes received, as ours reports them (Bao encoding included).
+    received: Option<u64>,
+    /// Whatever else the contender reported.
+    detail: String,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Who {
+    OursExport,
+    OursKeep,
+    OursStore,
+    Sendme,
+    Rqbit,
+    QuinnEngine,
+    QuinnDefaults,
+}
+
+impl Who {
+    fn label(self) -> &'static str {
+        match self {
+            Who::OursExport => "ours: swarm fetch -o DIR (hands the file over)",
+            Who::OursKeep => "ours: swarm fetch --keep -o DIR (keeps, copies)",
+            Who::OursStore => "ours: swarm fetch --no-export (store only)",
+            Who::Sendme => "sendme receive (store + export)",
+            Who::Rqbit => "rqbit download (into the file)",
+            Who::QuinnEngine => "raw quinn, engine transport settings",
+            Who::QuinnDefaults => "raw quinn, quinn default settings",
+        }
+    }
+}
+
+fn run(s: Settings) -> Result<()> {
+    if cfg!(debug_assertions) {
+        eprintln!("warning: bench-net is a debug build; the raw quinn figures will be low");
+    }
+    let fs_type = disk::filesystem_type(&s.parent)?;
+    if matches!(fs_type.as_str(), "tmpfs" | "ramfs") {
+        bail!(
+            "{} is on {fs_type}, which measures memory, not a disk: pass --dir on a real disk",
+            s.parent.display()
+        );
+    }
+    // At most: input, the seeder's store, sendme's sender store, and a fetch with export.
+    let need = 5 * s.size + 256 * MIB;
+    if let Some(avail) = disk::available_bytes(&s.parent) {
+        ensure!(
+            avail >= need,
+            "{} has {} MiB free, the run needs about {} MiB",
+            s.parent.display(),
+            avail / MIB,
+            need / MIB
+        );
+    }
+    let net = if s.host_network {
+        Net::Host
+    } else {
+        Net::namespace()?
+    };
+    let scratch = Scratch::create(&s.parent)?;
+    let dir = scratch.dir.clone();
+
+    println!(
+        "bench-net: {} MiB file, {} rep(s), median reported; {} cpu(s), {} MiB RAM",
+        s.size / MIB,
+        s.reps,
+        thread::available_parallelism().map_or(0, |n| n.get()),
+        disk::mem_total_kib().map_or(0, |k| k >> 10),
+    );
+    println!("scratch: {} ({fs_type})", dir.display());
+    println!("network: {}", net.describe());
+    // quinn asks for large UDP socket buffers; these caps decide what it gets.
+    let sysctl = |k: &str| net.sysctl(k).unwrap_or_else(|| "?".into());
+    println!(
+        "         net.core.rmem_max {}, net.core.wmem_max {}",
+        sysctl("core/rmem_max"),
+        sysctl("core/wmem_max")
+    );
+    println!("swarm:   {}", s.swarm.display());
+    for (name, found) in [("sendme", &s.sendme), ("rqbit", &s.rqbit)] {
+        match found {
+            Found::At(p) => println!("{name:<8} {}", p.display()),
+            Found::Missing(looked) => {
+                println!("{name:<8} not installed (looked in {looked}): skipped");
+            }
+        }
+    }
+
+    let input = dir.join("input.bin");
+    let t = Instant::now();
+    disk::write_test_file(&input, s.size)?;
+    let input_hash = disk::blake3_file(&input)?;
+    settle();
+    println!(
+        "test file written in {:.2} s (xorshift64, synced)",
+        t.elapsed().as_secs_f64()
+    );
+
+    // The seeder's store, once and untimed.
+    let seed_store = dir.join("seed-store");
+    let mut add = std::process::Command::new(&s.swarm);
+    add.arg("--store").arg(&seed_store).arg("add").arg(&input);
+    let added = proc::measure(&mut add, s.timeout, None, false)?;
+    let root = added.stdout.trim().to_owned();
+    ensure!(
+        root.len() == 64 && root.bytes().all(|b| b.is_ascii_hexdigit()),
+        "swarm add printed {root:?}, not a 64-hex root"
+    );
+    settle();
+    println!("seeder:  swarm add in {:.2} s, root {root}\n", added.secs);
+
+    let mut ctx = Ctx {
+        s,
+        net,
+        dir,
+        input,
+        input_hash,
+        seed_store,
+        root,
+        made: 0,
+    };
+    let mut sendme = match &ctx.s.sendme {
+        Found::At(p) => Some(Sendme::new(p.clone())),
+        Found::Missing(_) => None,
+    };
+    let mut rqbit = match &ctx.s.rqbit {
+        Found::At(p) => Some(Rqbit::new(p.clone())),
+        Found::Missing(_) => None,
+    };
+    let result = measure_all(&mut ctx, &mut sendme, &mut rqbit);
+    // Stop the long-running senders whatever happened (their Drop would SIGKILL them).
+    let sendme_seed = sendme.as_mut().and_then(Sendme::stop);
+    let rqbit_seed = rqbit.as_mut().and_then(Rqbit::stop);
+    let (runs, failed, resume) = result?;
+
+    println!();
+    let table = report(
+        &ctx,
+        &runs,
+        &failed,
+        resume.as_ref(),
+        sendme_seed,
+        rqbit_seed,
+    );
+    table.print();
+    drop(ctx);
+    drop(scratch);
+    let ours_failed: Vec<_> = failed
+        .keys()
+        .filter(|w| matches!(w, Who::OursExport | Who::OursKeep | Who::OursStore))
+        .map(|w| w.label())
+        .chain(
+            resume
+                .as_ref()
+                .and_then(|r| r.as_ref().err())
+                .map(|_| "resume check"),
+        )
+        .collect();
+    ensure!(
+        ours_failed.is_empty(),
+        "failed: {} (see FAILED above)",
+        ours_failed.join("; ")
+    );
+    Ok(())
+}
+
+type Runs = BTreeMap<Who, Vec<Run>>;
+type Failed = BTreeMap<Who, String>;
+type Resumed = Result<ours::Resume, String>;
+
+/// The transfers, `reps` times each in rotating order, then the resume check.
+fn measure_all(
+    ctx: &mut Ctx,
+    sendme: &mut Option<Sendme>,
+    rqbit: &mut Option<Rqbit>,
+) -> Result<(Runs, Failed, Option<Resumed>)> {
+    let mut who = vec![Who::OursExport, Who::OursKeep, Who::OursStore];
+    if sendme.is_some() {
+        who.push(Who::Sendme);
+    }
+    if rqbit.is_some() {
+        who.push(Who::Rqbit);
+    }
+    who.extend([Who::QuinnEngine, Who::QuinnDefaults]);
+
+    let mut runs = Runs::new();
+    let mut failed = Failed::new();
+    let reps = ctx.s.reps;
+    for rep in 0..reps {
+        for step in 0..who.len() {
+            // Rotate so that none of them always runs first, or always right after another.
+            let w = who[(rep + step) % who.len()];
+            if failed.contains_key(&w) {
+                continue;
+            }
+            let r = match w {
+                Who::OursExport => ours::fetch(ctx, rep, ours::Mode::HandOver),
+                Who::OursKeep => ours::fetch(ctx, rep, ours::Mode::Keep),
+                Who::OursStore => ours::fetch(ctx, rep, ours::Mode::Store),
+                Who::Sendme => match sendme.as_mut() {
+                    Some(a) => a.receive(ctx, rep),
+                    None => continue,
+                },
+                Who::Rqbit => match rqbit.as_mut() {
+                    Some(a) => a.download(ctx, rep),
+                    None => continue,
+                },
+                Who::QuinnEngine => anchors::raw_quinn(ctx, false),
+                Who::QuinnDefaults => anchors::raw_quinn(ctx, true),
+            };
+            let label = w.label();
+            match r {
+                Ok(run) => {
+                    print_run(rep + 1, reps, label, ctx.s.size, &run);
+                    runs.entry(w).or_default().push(run);
+                }
+                // One failure must not cost the other figures of a long run: report it, drop
+                // that contender, go on; the exit status says so at the end.
+                Err(e) => {
+                    println!("rep {}/{reps}  {label}: FAILED, dropped: {e:#}", rep + 1);
+                    failed.insert(w, format!("{e:#}"));
+                }
+            }
+            settle();
+        }
+    }
+
+    let full = runs.get(&Who::OursStore).map(|r| median_secs(r));
+    let resume = full.map(|full| match ours::resume(ctx, full) {
+        Ok(r) => {
+            println!(
+                "resume: killed after {:.3} s; check: {} verified ({} problems); \
+                 fetch again: {} received in {:.3} s",
+                r.kill_at,
+                fmt_mib(r.verified),
+                r.problems,
+                fmt_mib(r.received),
+                r.secs
+            );
+            Ok(r)
+        }
+        Err(e) => {
+            println!("resume: FAILED: {e:#}");
+            Err(format!("{e:#}"))
+        }
+    });
+    Ok((runs, failed, resume))
+}
+
+fn print_run(rep: usize, reps: usize, label: &str, size: u64, run: &Run) {
+    let kib = |k: Option<u64>| k.map_or_else(|| "n/a".into(), |k| fmt_kib(k).trim().to_owned());
+    let seed = match run.seed_kib {
+        Some(_) => format!(", seeder {}", kib(run.seed_kib)),
+        None => String::new(),
+    };
+    println!(
+        "rep {rep}/{reps}  {label:<48} {:8.3} s {:>10}  fetcher {}{seed}  ({})",
+        run.secs,
+        fmt_rate(size, run.secs),
+        kib(run.fetch_kib),
+        run.detail
+    );
+}
+
+fn median_secs(runs: &[Run]) -> f64 {
+    median(&runs.iter().map(|r| r.secs).collect::<Vec<_>>())
+}
+
+fn report(
+    ctx: &Ctx,
+    runs: &Runs,
+    failed: &Failed,
+    resume: Option<&Resumed>,
+    sendme_seed: Option<u64>,
+    rqbit_seed: Option<u64>,
+) -> Table {
+    let size = ctx.s.size;
+    let secs = |w: Who| -> Vec<f64> {
+        runs.get(&w)
+            .map(|r| r.iter().map(|r| r.secs).collect())
+            .unwrap_or_default()
+    };
+    let med = |w: Who| runs.get(&w).map(|r| median_secs(r));
+    let why = |w: Who, found: Option<&Found>| -> String {
+        if failed.contains_key(&w) {
+            "failed".into()
+        } else if let Some(Found::Missing(_)) = found {
+            "not installed".into()
+        } else {
+            "n/a".into()
+        }
+    };
+    let mut t = Table::default();
+
+    t.area("transfer");
+    for (w, found) in [
+        (Who::OursExport, None),
+        (Who::OursKeep, None),
+        (Who::OursStore, None),
+        (Who::Sendme, Some(&ctx.s.sendme)),
+        (Who::Rqbit, Some(&ctx.s.rqbit)),
+        (Who::QuinnEngine, None),
+        (Who::QuinnDefaults, None),
+    ] {
+        t.time(w.label(), size, &secs(w), &why(w, found));
+    }
+
+    t.area("ratios");
+    let ratio = |a: Option<f64>, b: Option<f64>| Some(a? / b?);
+    let (export, store) = (med(Who::OursExport), med(Who::OursStore));
+    let (sendme, rqbit) = (med(Who::Sendme), med(Who::Rqbit));
+    let quinn = med(Who::QuinnEngine);
+    let at_most = Bar::AtMost(OURS_OVER_RQBIT);
+    let at_least = Bar::AtLeast(SENDME_OVER_OURS);
+    t.ratio("ours (-o DIR) / rqbit", ratio(export, rqbit), at_most);
+    t.ratio("ours (--no-export) / rqbit", ratio(store, rqbit), at_most);
+    t.ratio("sendme / ours (-o DIR)", ratio(sendme, export), at_least);
+    t.ratio(
+        "sendme / ours (--no-export)",
+        ratio(sendme, store),
+        at_least,
+    );
+    let info = |r: Option<f64>| r.map_or_else(|| "n/a".into(), |r| format!("{r:.2}x"));
+    t.info(
+        "sendme / ours (--keep -o DIR: both keep a store)",
+        info(ratio(sendme, med(Who::OursKeep))),
+    );
+    t.info(
+        "ours (--no-export) / raw quinn (engine settings)",
+        info(ratio(store, quinn)),
+    );
+    t.info(
+        "ours (-o DIR) / raw quinn (engine settings)",
+        info(ratio(export, quinn)),
+    );
+    t.info(
+        "raw quinn: engine settings / quinn defaults",
+        info(ratio(quinn, med(Who::QuinnDefaults))),
+    );
+
+    t.area("memory");
+    let kibs = |w: Who, seed: bool| -> Vec<u64> {
+        runs.get(&w)
+            .map(|r| {
+                r.iter()
+                    .filter_map(|r| if seed { r.seed_kib } else { r.fetch_kib })
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    t.rss("peak RSS swarm fetch -o DIR", &kibs(Who::OursExport, false));
+    t.rss(
+        "peak RSS swarm fetch --keep -o DIR",
+        &kibs(Who::OursKeep, false),
+    );
+    t.rss(
+        "peak RSS swarm fetch --no-export",
+        &kibs(Who::OursStore, false),
+    );
+    let mut node = kibs(Who::OursExport, true);
+    node.extend(kibs(Who::OursKeep, true));
+    node.extend(kibs(Who::OursStore, true));
+    t.rss("peak RSS swarm node, seeding one fetch", &node);
+    t.rss("peak RSS sendme receive", &kibs(Who::Sendme, false));
+    t.rss("peak RSS sendme send, all reps", sendme_seed.as_slice());
+    t.rss("peak RSS rqbit download", &kibs(Who::Rqbit, false));
+    t.rss("peak RSS rqbit share, all reps", rqbit_seed.as_slice());
+    t.rss(
+        "peak RSS raw quinn client (engine settings)",
+        &kibs(Who::QuinnEngine, false),
+    );
+    t.rss(
+        "peak RSS raw quinn server (engine settings)",
+        &kibs(Who::QuinnEngine, true),
+    );
+
+    t.area("resume");
+    match resume {
+        Some(Ok(r)) if !r.finished_early => {
+            t.info(
+                "SIGKILL of swarm fetch --no-export after",
+                format!("{:.3} s", r.kill_at),
+            );
+            let share = r.verified as f64 / r.size.max(1) as f64 * 100.0;
+            t.info(
+                "verified before the kill (swarm check)",
+                format!("{} ({share:.0} %)", fmt_mib(r.verified)),
+            );
+            t.info("received by the fetch after it", fmt_mib(r.received));
+            t.percent(
+                "refetched fraction of what was verified",
+                Some(r.refetched_fraction()),
+                Bar::AtMost(REFETCHED_FRACTION),
+            );
+            // `received` counts the Bao encoding, so even a perfect resume shows its share.
+            let full = runs
+                .get(&Who::OursStore)
+                .and_then(|r| r.iter().find_map(|r| r.received));
+            if let Some(full) = full {
+                let overhead = full as f64 / size as f64;
+                let missing = r.size.saturating_sub(r.verified) as f64 * overhead;
+                let refetched = (r.received as f64 - missing) / r.verified.max(1) as f64;
+                t.info(
+                    &format!("   the same, the Bao encoding ({overhead:.4}x) taken out"),
+                    format!("{:.2} %", refetched * 100.0),
+                );
+            }
+        }
+        Some(Err(_)) => t.info("failed (see FAILED above)", String::new()),
+        Some(Ok(r)) => t.info(
+            "the fetch finished before the kill",
+            format!("{:.3} s", r.kill_at),
+        ),
+        None => t.info("not run", String::new()),
+    }
+    t
+}

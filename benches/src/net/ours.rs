@@ -1,0 +1,226 @@
+//! Ours: `swarm node` seeding, `swarm fetch` into a fresh store, and the kill -9 resume check.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use anyhow::{Context, Result, ensure};
+use serde_json::Value;
+
+use super::disk::remove_dir;
+use super::proc::{Proc, measure};
+use super::{Ctx, MIB, Run};
+
+/// A seeding `swarm node` on the prepared store, started fresh for each rep so that its peak
+/// RSS is that rep's seeding.
+struct Node {
+    proc: Proc,
+    addr: String,
+}
+
+impl Node {
+    fn start(ctx: &Ctx) -> Result<Self> {
+        let mut cmd = ctx.net.command(&ctx.s.swarm);
+        cmd.arg("--store")
+            .arg(&ctx.seed_store)
+            .args(["node", "--listen", "127.0.0.1:0"]);
+        let mut proc = Proc::spawn(&mut cmd, false)?;
+        let addr = proc.wait_for(ctx.s.timeout, |l| {
+            l.strip_prefix("listening on ").map(|a| a.trim().to_owned())
+        })?;
+        Ok(Node { proc, addr })
+    }
+
+    /// Reads the node's peak RSS, then stops it (SIGTERM; SIGKILL if it hangs).
+    fn stop(mut self) -> Option<u64> {
+        let kib = self.proc.vm_hwm_kib();
+        if !self.proc.stop("TERM") {
+            eprintln!("warning: swarm node did not stop on SIGTERM; killed it");
+        }
+        kib
+    }
+}
+
+/// How `swarm fetch` leaves the file.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Mode {
+    /// `-o DIR`: the store hands the file over to DIR (a hard link where it can).
+    HandOver,
+    /// `--keep -o DIR`: a pinned copy stays in the store, DIR gets a copy.
+    Keep,
+    /// `--no-export`: into the store only.
+    Store,
+}
+
+fn fetch_cmd(ctx: &Ctx, store: &Path, peer: &str, mode: Mode, out: Option<&Path>) -> Command {
+    let mut cmd = ctx.net.command(&ctx.s.swarm);
+    cmd.arg("--store")
+        .arg(store)
+        .args(["--json", "fetch", &ctx.root, "--peer", peer]);
+    if mode == Mode::Keep {
+        cmd.arg("--keep");
+    }
+    match out {
+        Some(out) => cmd.arg("-o").arg(out),
+        None => cmd.arg("--no-export"),
+    };
+    cmd
+}
+
+/// The fields of `swarm --json fetch` used here.
+struct Fetched {
+    size: u64,
+    received: u64,
+    seconds: f64,
+}
+
+impl Fetched {
+    fn parse(stdout: &str) -> Result<Self> {
+        let v: Value = last_json(stdout)?;
+        let field = |name: &str| {
+            v.get(name)
+                .with_context(|| format!("swarm fetch printed no {name:?}: {stdout}"))
+        };
+        Ok(Fetched {
+            size: field("size")?.as_u64().context("size")?,
+            received: field("received")?.as_u64().context("received")?,
+            seconds: field("seconds")?.as_f64().context("seconds")?,
+        })
+    }
+}
+
+/// The last line of `stdout` that parses as a JSON object.
+fn last_json(stdout: &str) -> Result<Value> {
+    stdout
+        .lines()
+        .rev()
+        .find_map(|l| {
+            serde_json::from_str::<Value>(l)
+                .ok()
+                .filter(Value::is_object)
+        })
+        .with_context(|| format!("no JSON object in {stdout:?}"))
+}
+
+/// One timed `swarm fetch` from a freshly started node into a fresh store.
+pub(crate) fn fetch(ctx: &mut Ctx, rep: usize, mode: Mode) -> Result<Run> {
+    let node = Node::start(ctx)?;
+    let store = ctx.fresh_path("ours-store");
+    let out = match mode {
+        Mode::HandOver | Mode::Keep => Some(ctx.fresh_dir("ours-out")?),
+        Mode::Store => None,
+    };
+    let mut cmd = fetch_cmd(ctx, &store, &node.addr, mode, out.as_deref());
+    let measured = measure(&mut cmd, ctx.s.timeout, None, false);
+    // Stop the node before looking at the result, so an error leaves nothing running.
+    let seed_kib = node.stop();
+    let m = measured?;
+    let f = Fetched::parse(&m.stdout)?;
+    ensure!(
+        f.size == ctx.s.size,
+        "swarm fetch reports {} bytes, the file has {}",
+        f.size,
+        ctx.s.size
+    );
+    if let Some(out) = &out {
+        if rep == 0 {
+            ctx.verify(&out.join(ctx.input_name()), "swarm fetch -o")?;
+        }
+        remove_dir(out)?;
+    }
+    remove_dir(&store)?;
+    Ok(Run {
+        secs: m.secs,
+        fetch_kib: m.peak_kib,
+        seed_kib,
+        received: Some(f.received),
+        detail: format!(
+            "swarm's own figure {:.3} s{}, received {:.1} MiB",
+            f.seconds,
+            if out.is_some() {
+                " (before the export)"
+            } else {
+                ""
+            },
+            f.received as f64 / MIB as f64
+        ),
+    })
+}
+
+/// What the kill -9 resume check saw.
+pub(crate) struct Resume {
+    /// When the first fetch was killed, seconds after it started.
+    pub(crate) kill_at: f64,
+    /// The first fetch finished before it could be killed: the check says nothing.
+    pub(crate) finished_early: bool,
+    /// `swarm check` after the kill: bytes present and verified, and its problems.
+    pub(crate) verified: u64,
+    pub(crate) problems: usize,
+    /// The second fetch: what it received, of how much, and how long it took.
+    pub(crate) size: u64,
+    pub(crate) received: u64,
+    pub(crate) secs: f64,
+}
+
+impl Resume {
+    /// (re-received − (size − verified)) / verified: the share of what was verified before
+    /// the kill that was fetched again.
+    pub(crate) fn refetched_fraction(&self) -> f64 {
+        let missing = self.size.saturating_sub(self.verified);
+        (self.received as f64 - missing as f64) / self.verified.max(1) as f64
+    }
+}
+
+/// Fetch, SIGKILL at `full / 2`, `swarm check`, fetch again.
+pub(crate) fn resume(ctx: &mut Ctx, full: f64) -> Result<Resume> {
+    let node = Node::start(ctx)?;
+    let result = resume_with(ctx, &node.addr, full);
+    node.stop();
+    result
+}
+
+fn resume_with(ctx: &mut Ctx, peer: &str, full: f64) -> Result<Resume> {
+    let store = ctx.fresh_path("resume-store");
+    let kill_at = Duration::from_secs_f64(full / 2.0);
+    let first = measure(
+        &mut fetch_cmd(ctx, &store, peer, Mode::Store, None),
+        ctx.s.timeout,
+        Some(kill_at),
+        false,
+    )?;
+
+    let mut check = Command::new(&ctx.s.swarm);
+    check.arg("--store").arg(&store).args(["--json", "check"]);
+    // `check` exits non-zero when it finds problems; the JSON says which.
+    let checked = measure(&mut check, ctx.s.timeout, None, true)?;
+    let v = last_json(&checked.stdout)?;
+    let verified = v
+        .get("bytes")
+        .and_then(Value::as_u64)
+        .with_context(|| format!("swarm check printed no \"bytes\": {}", checked.stdout))?;
+    let problems = v
+        .get("problems")
+        .and_then(Value::as_array)
+        .map_or(0, Vec::len);
+    if problems > 0 {
+        eprintln!("warning: swarm check after kill -9: {}", checked.stdout);
+    }
+
+    let second = measure(
+        &mut fetch_cmd(ctx, &store, peer, Mode::Store, None),
+        ctx.s.timeout,
+        None,
+        false,
+    )?;
+    let f = Fetched::parse(&second.stdout)?;
+    remove_dir(&store)?;
+    Ok(Resume {
+        kill_at: first.secs,
+        finished_early: !first.killed,
+        verified,
+        problems,
+        size: f.size,
+        received: f.received,
+        secs: second.secs,
+    })
+}

@@ -1,0 +1,165 @@
+//! The table printed at the end: figures, ratios against the bars, and every run.
+
+use super::{MB, MIB};
+
+/// Which way a bar points.
+#[derive(Clone, Copy)]
+pub(crate) enum Bar {
+    AtMost(f64),
+    AtLeast(f64),
+}
+
+impl Bar {
+    fn passes(self, value: f64) -> bool {
+        match self {
+            Bar::AtMost(limit) => value <= limit,
+            Bar::AtLeast(limit) => value >= limit,
+        }
+    }
+}
+
+#[derive(Default)]
+pub(crate) struct Table {
+    area: &'static str,
+    rows: Vec<[String; 6]>,
+    misses: usize,
+    bars: usize,
+}
+
+impl Table {
+    /// Rows pushed from now on belong to `area`.
+    pub(crate) fn area(&mut self, area: &'static str) {
+        self.area = area;
+    }
+
+    fn push(&mut self, figure: &str, value: String, target: &str, result: &str) {
+        let row = [
+            self.area.into(),
+            figure.into(),
+            value,
+            target.into(),
+            result.into(),
+            String::new(),
+        ];
+        self.rows.push(row);
+    }
+
+    fn runs(&mut self, runs: impl Iterator<Item = String>) {
+        if let Some(row) = self.rows.last_mut() {
+            row[5] = runs.collect::<Vec<_>>().join(" ");
+        }
+    }
+
+    /// Median seconds and rate of `runs`; an empty `runs` prints `why` instead.
+    pub(crate) fn time(&mut self, figure: &str, bytes: u64, runs: &[f64], why: &str) {
+        if runs.is_empty() {
+            self.push(figure, format!("{why:>8}"), "", "");
+            return;
+        }
+        let m = median(runs);
+        let value = format!("{m:8.3} s {:>12}", fmt_rate(bytes, m));
+        self.push(figure, value, "", "");
+        self.runs(runs.iter().map(|r| format!("{r:.3}")));
+    }
+
+    /// A time ratio held against `bar`; `None` (an anchor missing) prints n/a.
+    pub(crate) fn ratio(&mut self, figure: &str, ratio: Option<f64>, bar: Bar) {
+        let target = match bar {
+            Bar::AtMost(x) => format!("≤ {x}x"),
+            Bar::AtLeast(x) => format!("≥ {x}x"),
+        };
+        let Some(ratio) = ratio.filter(|r| r.is_finite()) else {
+            self.push(figure, "     n/a".into(), &target, "");
+            return;
+        };
+        let pass = bar.passes(ratio);
+        self.verdict(pass);
+        self.push(figure, format!("{ratio:8.2}x"), &target, pass_miss(pass));
+    }
+
+    /// A fraction held against `bar`, printed as a percentage.
+    pub(crate) fn percent(&mut self, figure: &str, fraction: Option<f64>, bar: Bar) {
+        let target = match bar {
+            Bar::AtMost(x) => format!("< {}%", x * 100.0),
+            Bar::AtLeast(x) => format!("≥ {}%", x * 100.0),
+        };
+        let Some(fraction) = fraction.filter(|f| f.is_finite()) else {
+            self.push(figure, "     n/a".into(), &target, "");
+            return;
+        };
+        let pass = bar.passes(fraction);
+        self.verdict(pass);
+        let value = format!("{:7.2} %", fraction * 100.0);
+        self.push(figure, value, &target, pass_miss(pass));
+    }
+
+    /// Informative: no bar.
+    pub(crate) fn info(&mut self, figure: &str, value: String) {
+        self.push(figure, format!("{value:>8}"), "", "");
+    }
+
+    /// The highest peak RSS of `runs` (KiB), informative.
+    pub(crate) fn rss(&mut self, figure: &str, runs: &[u64]) {
+        match runs.iter().copied().max() {
+            Some(kib) => {
+                self.push(figure, fmt_kib(kib), "", "");
+                self.runs(runs.iter().map(|k| format!("{:.1}", *k as f64 / 1024.0)));
+            }
+            None => self.push(figure, "     n/a".into(), "", ""),
+        }
+    }
+
+    fn verdict(&mut self, pass: bool) {
+        self.bars += 1;
+        if !pass {
+            self.misses += 1;
+        }
+    }
+
+    pub(crate) fn print(&self) {
+        let head = [
+            "area",
+            "figure",
+            "median / value",
+            "target",
+            "result",
+            "each run",
+        ];
+        let [a, f, v, t, r, runs] = head;
+        println!("{a:<8} {f:<50} {v:<23} {t:<9} {r:<6} {runs}");
+        for [a, f, v, t, r, runs] in &self.rows {
+            let line = format!("{a:<8} {f:<50} {v:<23} {t:<9} {r:<6} {runs}");
+            println!("{}", line.trim_end());
+        }
+        let met = self.bars - self.misses;
+        let note = if self.misses == 0 { "" } else { " (see MISS)" };
+        println!("\n{met} of {} bars met{note}", self.bars);
+    }
+}
+
+fn pass_miss(pass: bool) -> &'static str {
+    if pass { "PASS" } else { "MISS" }
+}
+
+/// Decimal megabytes per second, as the issue states its bars.
+pub(crate) fn fmt_rate(bytes: u64, secs: f64) -> String {
+    format!("{:.0} MB/s", bytes as f64 / MB as f64 / secs.max(1e-9))
+}
+
+pub(crate) fn fmt_kib(kib: u64) -> String {
+    format!("{:6.1} MiB", kib as f64 / 1024.0)
+}
+
+pub(crate) fn fmt_mib(bytes: u64) -> String {
+    format!("{:.1} MiB", bytes as f64 / MIB as f64)
+}
+
+pub(crate) fn median(runs: &[f64]) -> f64 {
+    let mut v = runs.to_vec();
+    v.sort_by(f64::total_cmp);
+    match v.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => v[n / 2],
+        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    }
+}

@@ -618,19 +618,26 @@ fn report(
             })
             .unwrap_or_default()
     };
-    t.rss("peak RSS swarm fetch -o DIR", &kibs(Who::OursExport, false));
-    t.rss(
+    // Issue #3: peak RSS of each side at most 64 MiB for the transfer.
+    t.rss_bar(
+        "peak RSS swarm fetch -o DIR",
+        &kibs(Who::OursExport, false),
+        64,
+    );
+    t.rss_bar(
         "peak RSS swarm fetch --keep -o DIR",
         &kibs(Who::OursKeep, false),
+        64,
     );
-    t.rss(
+    t.rss_bar(
         "peak RSS swarm fetch --no-export",
         &kibs(Who::OursStore, false),
+        64,
     );
     let mut node = kibs(Who::OursExport, true);
     node.extend(kibs(Who::OursKeep, true));
     node.extend(kibs(Who::OursStore, true));
-    t.rss("peak RSS swarm node, seeding one fetch", &node);
+    t.rss_bar("peak RSS swarm node, seeding one fetch", &node, 64);
     t.rss("peak RSS sendme receive", &kibs(Who::Sendme, false));
     t.rss("peak RSS sendme send, all reps", sendme_seed.as_slice());
     t.rss("peak RSS rqbit download", &kibs(Who::Rqbit, false));

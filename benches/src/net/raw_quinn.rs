@@ -71,8 +71,8 @@ fn transport(defaults: bool, keep_alive: bool) -> quinn::TransportConfig {
     c.max_concurrent_bidi_streams(65u32.into());
     c.max_concurrent_uni_streams(0u32.into());
     c.max_idle_timeout(idle.try_into().ok());
-    c.stream_receive_window((8u32 << 20).into());
-    c.receive_window((16u32 << 20).into());
+    c.stream_receive_window((4u32 << 20).into());
+    c.receive_window((8u32 << 20).into());
     c.send_window(16 << 20);
     if keep_alive {
         c.keep_alive_interval(Some(idle / 3));

@@ -109,6 +109,20 @@ impl Table {
         }
     }
 
+    /// The highest peak RSS of `runs` (KiB), held against `limit_mib`.
+    pub(crate) fn rss_bar(&mut self, figure: &str, runs: &[u64], limit_mib: u64) {
+        let target = format!("≤ {limit_mib} MiB");
+        match runs.iter().copied().max() {
+            Some(kib) => {
+                let pass = kib <= limit_mib * 1024;
+                self.verdict(pass);
+                self.push(figure, fmt_kib(kib), &target, pass_miss(pass));
+                self.runs(runs.iter().map(|k| format!("{:.1}", *k as f64 / 1024.0)));
+            }
+            None => self.push(figure, "     n/a".into(), &target, ""),
+        }
+    }
+
     fn verdict(&mut self, pass: bool) {
         self.bars += 1;
         if !pass {

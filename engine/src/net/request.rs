@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use bytes::Bytes;
 use tokio::sync::mpsc;
 
-use super::stream::{self, Batch, ChanReader, PIECE, PIECES_IN_FLIGHT, ReadMsgError};
+use super::stream::{self, BATCHES_IN_FLIGHT, Batch, ChanReader, PIECE, ReadMsgError};
 use super::{Ctx, NodeId};
 use crate::content::{self, BaoContentItem, ChunkRanges, DecodeError, Hash};
 use crate::store::{PartialBlob, StoreError, WriteError};
@@ -193,7 +193,7 @@ impl Peer {
             return (partial, Err(err));
         }
         // A store thread verifies and writes; this task feeds it.
-        let (tx, rx) = mpsc::channel::<Batch>(PIECES_IN_FLIGHT);
+        let (tx, rx) = mpsc::channel::<Batch>(BATCHES_IN_FLIGHT);
         let mut partial = partial;
         let writer = tokio::task::spawn_blocking(move || {
             let r = partial.write_response(&ranges, ChanReader::new(rx));
@@ -290,7 +290,7 @@ impl Peer {
                 "claims {hash} is {size} bytes, more than the {limit} allowed here"
             )));
         }
-        let (tx, rx) = mpsc::channel::<Batch>(PIECES_IN_FLIGHT);
+        let (tx, rx) = mpsc::channel::<Batch>(BATCHES_IN_FLIGHT);
         let decoder = tokio::task::spawn_blocking(move || -> Result<Vec<u8>, DecodeError> {
             let mut out = Vec::new();
             let ranges = content::all();

@@ -13,9 +13,12 @@ use crate::wire::{self, ErrorCode, Message, WireError};
 /// Large, because every handoff between an async task and a store thread
 /// is a wakeup: at packet granularity those cost more than the data work.
 pub(super) const PIECE: usize = 256 * 1024;
-/// Pieces in flight between a store thread and a stream (bounds memory to
-/// about 4 MiB per request).
+/// Pieces in flight from a store thread to a stream (bounds memory to
+/// about 4 MiB per request served).
 pub(super) const PIECES_IN_FLIGHT: usize = 16;
+/// Batches in flight from a stream to a store thread. Each received chunk
+/// keeps its whole datagram buffer alive, so fewer and fuller is better.
+pub(super) const BATCHES_IN_FLIGHT: usize = 4;
 
 /// Reading a message failed.
 #[derive(Debug, thiserror::Error)]

@@ -623,3 +623,49 @@ async fn a_wrong_node_id_is_refused_by_the_handshake() {
         "{err:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partial_blob_serves_the_groups_it_has_and_refuses_the_rest() {
+    let n = 1_000_000;
+    let (full, _, blob, _, _d) = one_file(n);
+    // A leecher that has verified groups 0..20 of the blob.
+    let leecher_store = Store::memory().unwrap();
+    let first = content::group_ranges(0, 20);
+    let mut enc = Vec::new();
+    full.encode_ranges(&blob, &first, &mut enc).unwrap();
+    let mut pb = leecher_store.partial(blob, n as u64).unwrap();
+    pb.write_response(&first, &enc[..]).unwrap();
+    drop(pb);
+    let leecher = Node::spawn(leecher_store, quick()).await.unwrap();
+
+    let client = Endpoint::bind(
+        Store::memory().unwrap(),
+        SecretKey::generate().unwrap(),
+        quick(),
+    )
+    .await
+    .unwrap();
+    let peer = client.connect(&addr_of(&leecher)).await.unwrap();
+    let have = peer.ask(blob).await.unwrap().unwrap();
+    assert_eq!(have.size, n as u64);
+    assert_eq!(have.groups.boundaries(), &[0, 20]);
+
+    // The groups it has arrive verified...
+    let target = Store::memory().unwrap();
+    let part = target.partial(blob, n as u64).unwrap();
+    let (part, got) = peer.get(part, content::group_ranges(5, 10), &|_| {}).await;
+    assert_eq!(got.unwrap(), 5 * 16384);
+    assert_eq!(part.present().ranges(), &[(5, 10)]);
+    // ...and the rest is refused with a code, not sent.
+    let (_, got) = peer.get(part, content::group_ranges(15, 25), &|_| {}).await;
+    assert!(
+        matches!(
+            got,
+            Err(RequestError::Remote {
+                code: ErrorCode::Incomplete,
+                ..
+            })
+        ),
+        "{got:?}"
+    );
+}

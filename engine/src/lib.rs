@@ -22,6 +22,7 @@
 pub mod content;
 pub mod net;
 pub mod node;
+pub mod release;
 pub mod store;
 pub mod wire;
 

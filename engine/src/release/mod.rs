@@ -1,0 +1,477 @@
+//! Signed releases: the record that binds a name, channel and version to a
+//! root under a publisher's Ed25519 signature, its byte format, the
+//! copy-pasteable token, and the trust and rollback policy (`policy`).
+//!
+//! Pure: no I/O. Normative format: `wire-spec/release.md`.
+
+mod base32;
+mod policy;
+
+use std::fmt;
+use std::str::FromStr;
+
+use ed25519_dalek::{Signer, SigningKey, VerifyingKey};
+
+pub use self::policy::{HighWater, Policy, PolicyError, Seen, Want};
+use crate::content::Hash;
+
+/// Prefix of a signed-root token; the digit is the format version.
+pub const TOKEN_PREFIX: &str = "swr1";
+/// Prefix of a publisher public key in text.
+pub const PUBLIC_PREFIX: &str = "swpk1";
+/// Prefix of a publisher secret key in text.
+pub const SECRET_PREFIX: &str = "swsk1";
+/// Format byte of the binary record.
+pub const FORMAT: u8 = 1;
+/// Domain separation: signatures are over these bytes, then the record.
+pub const CONTEXT: &[u8] = b"swarm-release-v1\0";
+/// Largest binary release accepted (a BEP 44 value holds 1000 bytes).
+pub const MAX_BINARY: usize = 1000;
+/// Largest token text accepted, checked before decoding.
+pub const MAX_TOKEN: usize = TOKEN_PREFIX.len() + MAX_BINARY * 8 / 5 + 1;
+/// Longest name, in bytes.
+pub const MAX_NAME: usize = 64;
+/// Longest channel, in bytes.
+pub const MAX_CHANNEL: usize = 32;
+/// Longest version string, in bytes.
+pub const MAX_VERSION: usize = 64;
+/// The channel when none is given.
+pub const DEFAULT_CHANNEL: &str = "stable";
+
+/// A publisher's public key: 32 bytes, printed as `swpk1` + base32.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct PublicKey([u8; 32]);
+
+impl PublicKey {
+    /// From raw bytes, if they are a valid Ed25519 point.
+    pub fn from_bytes(b: [u8; 32]) -> Option<Self> {
+        VerifyingKey::from_bytes(&b).ok().map(|_| Self(b))
+    }
+
+    /// The raw bytes.
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+}
+
+impl fmt::Display for PublicKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{PUBLIC_PREFIX}{}", base32::encode(&self.0))
+    }
+}
+
+impl fmt::Debug for PublicKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "PublicKey({self})")
+    }
+}
+
+impl FromStr for PublicKey {
+    type Err = ReleaseError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = || ReleaseError::BadKey(s.chars().take(80).collect());
+        let body = s.trim().strip_prefix(PUBLIC_PREFIX).ok_or_else(bad)?;
+        let raw = base32::decode(body).ok_or_else(bad)?;
+        let b: [u8; 32] = raw.try_into().map_err(|_| bad())?;
+        Self::from_bytes(b).ok_or_else(bad)
+    }
+}
+
+/// A publisher's secret key.
+#[derive(Clone)]
+pub struct SecretKey(SigningKey);
+
+impl SecretKey {
+    /// A fresh key from the operating system's random source.
+    pub fn generate() -> Result<Self, getrandom::Error> {
+        let mut seed = [0u8; 32];
+        getrandom::fill(&mut seed)?;
+        Ok(Self::from_seed(&seed))
+    }
+
+    /// From a 32-byte seed.
+    pub fn from_seed(seed: &[u8; 32]) -> Self {
+        Self(SigningKey::from_bytes(seed))
+    }
+
+    /// Its public key.
+    pub fn public(&self) -> PublicKey {
+        PublicKey(self.0.verifying_key().to_bytes())
+    }
+
+    /// The key file text: `swsk1` + base32 of the seed. Keep it secret.
+    pub fn to_text(&self) -> String {
+        format!("{SECRET_PREFIX}{}", base32::encode(&self.0.to_bytes()))
+    }
+
+    /// Parse key file text (surrounding whitespace and `#` comment lines ignored).
+    pub fn from_text(s: &str) -> Result<Self, ReleaseError> {
+        let line = s
+            .lines()
+            .map(str::trim)
+            .find(|l| !l.is_empty() && !l.starts_with('#'))
+            .unwrap_or_default();
+        let bad = || ReleaseError::BadSecretKey;
+        let body = line.strip_prefix(SECRET_PREFIX).ok_or_else(bad)?;
+        let raw = base32::decode(body).ok_or_else(bad)?;
+        let seed: [u8; 32] = raw.try_into().map_err(|_| bad())?;
+        Ok(Self::from_seed(&seed))
+    }
+}
+
+impl fmt::Debug for SecretKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SecretKey({})", self.public())
+    }
+}
+
+/// What a release says. Everything here is covered by the signature.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Release {
+    /// Who signed it.
+    pub publisher: PublicKey,
+    /// The application or content name (`[a-z0-9][a-z0-9._-]*`, ≤ 64 bytes).
+    pub name: String,
+    /// The channel (same characters, ≤ 32 bytes), e.g. `stable`, `beta`.
+    pub channel: String,
+    /// Semantic version.
+    pub version: semver::Version,
+    /// Strictly increasing per (publisher, name, channel).
+    pub seq: u64,
+    /// The root: hash of the manifest.
+    pub root: Hash,
+    /// Total bytes of the files.
+    pub size: u64,
+    /// Seconds since the Unix epoch when it was signed.
+    pub created: u64,
+    /// Seconds since the Unix epoch after which it must be refused.
+    pub expires: Option<u64>,
+}
+
+/// A release with its signature, exactly as decoded or signed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignedRelease {
+    release: Release,
+    /// The record bytes the signature covers (after [`CONTEXT`]).
+    signed: Vec<u8>,
+    signature: [u8; 64],
+}
+
+/// A token, key or record that cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ReleaseError {
+    /// Not a token at all.
+    #[error("not a signed-root token: it must start with {TOKEN_PREFIX}")]
+    NotAToken,
+    /// Longer than any valid token.
+    #[error("token of {0} characters is longer than any valid token ({MAX_TOKEN})")]
+    TokenTooLong(usize),
+    /// Characters outside the token alphabet, or a mangled ending.
+    #[error("token is damaged (characters outside a-z, 2-7, or cut off); copy it again")]
+    BadEncoding,
+    /// A format this build does not know.
+    #[error("token format {0} is not supported by this build (it reads format 1)")]
+    UnsupportedFormat(u8),
+    /// The record ends early or has bytes left over.
+    #[error("token is truncated or has extra bytes; copy it again")]
+    Truncated,
+    /// A field that breaks its rules.
+    #[error("token field {field} is invalid: {why}")]
+    BadField {
+        /// Which field.
+        field: &'static str,
+        /// What is wrong.
+        why: String,
+    },
+    /// The signature does not verify: the token was altered or forged.
+    #[error("the signature does not match: this token was altered or forged")]
+    BadSignature,
+    /// A public key that does not parse.
+    #[error("not a publisher key: {0:?} (expected {PUBLIC_PREFIX}… as printed by `swarm keygen`)")]
+    BadKey(String),
+    /// A secret key file that does not parse.
+    #[error(
+        "not a swarm secret key file (expected a line {SECRET_PREFIX}…, as `swarm keygen` writes)"
+    )]
+    BadSecretKey,
+}
+
+fn check_label(field: &'static str, s: &str, max: usize) -> Result<(), ReleaseError> {
+    let bad = |why: &str| {
+        Err(ReleaseError::BadField {
+            field,
+            why: why.to_owned(),
+        })
+    };
+    if s.is_empty() || s.len() > max {
+        return bad(&format!("must be 1 to {max} bytes"));
+    }
+    let b = s.as_bytes();
+    if !b[0].is_ascii_lowercase() && !b[0].is_ascii_digit() {
+        return bad("must start with a-z or 0-9");
+    }
+    if !b
+        .iter()
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, b'.' | b'_' | b'-'))
+    {
+        return bad("may only hold a-z, 0-9, '.', '_' and '-'");
+    }
+    Ok(())
+}
+
+impl Release {
+    /// Check every field's rules.
+    pub fn validate(&self) -> Result<(), ReleaseError> {
+        check_label("name", &self.name, MAX_NAME)?;
+        check_label("channel", &self.channel, MAX_CHANNEL)?;
+        if self.version.to_string().len() > MAX_VERSION {
+            return Err(ReleaseError::BadField {
+                field: "version",
+                why: format!("longer than {MAX_VERSION} bytes"),
+            });
+        }
+        if self.expires.is_some_and(|e| e <= self.created) {
+            return Err(ReleaseError::BadField {
+                field: "expires",
+                why: "expires before it was created".into(),
+            });
+        }
+        Ok(())
+    }
+
+    /// The record bytes (wire-spec/release.md §2), without the signature.
+    fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(256);
+        out.push(FORMAT);
+        out.extend_from_slice(self.publisher.as_bytes());
+        put_str(&mut out, &self.name);
+        put_str(&mut out, &self.channel);
+        put_str(&mut out, &self.version.to_string());
+        put_varint(&mut out, self.seq);
+        out.extend_from_slice(self.root.as_bytes());
+        put_varint(&mut out, self.size);
+        put_varint(&mut out, self.created);
+        match self.expires {
+            None => out.push(0),
+            Some(e) => {
+                out.push(1);
+                put_varint(&mut out, e);
+            }
+        }
+        out
+    }
+
+    /// Sign with `key`, which must be the publisher's.
+    pub fn sign(self, key: &SecretKey) -> Result<SignedRelease, ReleaseError> {
+        if key.public() != self.publisher {
+            return Err(ReleaseError::BadField {
+                field: "publisher",
+                why: "is not the signing key's public key".into(),
+            });
+        }
+        self.validate()?;
+        let signed = self.encode();
+        let signature = key.0.sign(&message(&signed)).to_bytes();
+        Ok(SignedRelease {
+            release: self,
+            signed,
+            signature,
+        })
+    }
+}
+
+fn message(signed: &[u8]) -> Vec<u8> {
+    let mut m = Vec::with_capacity(CONTEXT.len() + signed.len());
+    m.extend_from_slice(CONTEXT);
+    m.extend_from_slice(signed);
+    m
+}
+
+impl SignedRelease {
+    /// What it says.
+    pub fn release(&self) -> &Release {
+        &self.release
+    }
+
+    /// The binary form: record then 64-byte signature.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut v = self.signed.clone();
+        v.extend_from_slice(&self.signature);
+        v
+    }
+
+    /// The token text.
+    pub fn to_token(&self) -> String {
+        format!("{TOKEN_PREFIX}{}", base32::encode(&self.to_bytes()))
+    }
+
+    /// A hash of the signed record, to tell two records with one sequence apart.
+    pub fn record_hash(&self) -> Hash {
+        Hash::of(&self.signed)
+    }
+
+    /// Decode the binary form and check its signature (not trust: see [`Policy`]).
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, ReleaseError> {
+        if bytes.len() > MAX_BINARY {
+            return Err(ReleaseError::TokenTooLong(bytes.len()));
+        }
+        if bytes.len() < 64 {
+            return Err(ReleaseError::Truncated);
+        }
+        let (signed, sig) = bytes.split_at(bytes.len() - 64);
+        let mut r = Reader { b: signed, pos: 0 };
+        let format = r.take(1)?[0];
+        if format != FORMAT {
+            return Err(ReleaseError::UnsupportedFormat(format));
+        }
+        let mut pk = [0u8; 32];
+        pk.copy_from_slice(r.take(32)?);
+        let publisher = PublicKey::from_bytes(pk).ok_or(ReleaseError::BadField {
+            field: "publisher",
+            why: "not an Ed25519 public key".into(),
+        })?;
+        let name = r.string(MAX_NAME)?;
+        let channel = r.string(MAX_CHANNEL)?;
+        let version_text = r.string(MAX_VERSION)?;
+        let version =
+            version_text
+                .parse::<semver::Version>()
+                .map_err(|e| ReleaseError::BadField {
+                    field: "version",
+                    why: e.to_string(),
+                })?;
+        let seq = r.varint()?;
+        let mut root = [0u8; 32];
+        root.copy_from_slice(r.take(32)?);
+        let size = r.varint()?;
+        let created = r.varint()?;
+        let expires = match r.take(1)?[0] {
+            0 => None,
+            1 => Some(r.varint()?),
+            _ => {
+                return Err(ReleaseError::BadField {
+                    field: "expires",
+                    why: "bad option tag".into(),
+                });
+            }
+        };
+        if r.pos != signed.len() {
+            return Err(ReleaseError::Truncated);
+        }
+        let release = Release {
+            publisher,
+            name,
+            channel,
+            version,
+            seq,
+            root: Hash::from_bytes(root),
+            size,
+            created,
+            expires,
+        };
+        release.validate()?;
+        // Canonical: the version must print as it was written, and the
+        // record must re-encode to the same bytes, so one release has one token.
+        if release.version.to_string() != version_text || release.encode() != signed {
+            return Err(ReleaseError::BadField {
+                field: "record",
+                why: "not in canonical form".into(),
+            });
+        }
+        let signature: [u8; 64] = sig.try_into().map_err(|_| ReleaseError::Truncated)?;
+        let vk = VerifyingKey::from_bytes(publisher.as_bytes())
+            .map_err(|_| ReleaseError::BadSignature)?;
+        vk.verify_strict(
+            &message(signed),
+            &ed25519_dalek::Signature::from_bytes(&signature),
+        )
+        .map_err(|_| ReleaseError::BadSignature)?;
+        Ok(Self {
+            release,
+            signed: signed.to_vec(),
+            signature,
+        })
+    }
+
+    /// Decode a token and check its signature. The length is capped before
+    /// anything is decoded.
+    pub fn from_token(token: &str) -> Result<Self, ReleaseError> {
+        let t = token.trim();
+        if t.len() > MAX_TOKEN {
+            return Err(ReleaseError::TokenTooLong(t.len()));
+        }
+        let body = t
+            .strip_prefix(TOKEN_PREFIX)
+            .ok_or(ReleaseError::NotAToken)?;
+        let bytes = base32::decode(body).ok_or(ReleaseError::BadEncoding)?;
+        Self::from_bytes(&bytes)
+    }
+}
+
+fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+fn put_str(out: &mut Vec<u8>, s: &str) {
+    put_varint(out, s.len() as u64);
+    out.extend_from_slice(s.as_bytes());
+}
+
+struct Reader<'a> {
+    b: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], ReleaseError> {
+        let end = self.pos.checked_add(n).ok_or(ReleaseError::Truncated)?;
+        let s = self.b.get(self.pos..end).ok_or(ReleaseError::Truncated)?;
+        self.pos = end;
+        Ok(s)
+    }
+
+    fn varint(&mut self) -> Result<u64, ReleaseError> {
+        let mut v: u64 = 0;
+        for i in 0..10 {
+            let b = self.take(1)?[0];
+            if i == 9 && b > 1 {
+                return Err(ReleaseError::Truncated);
+            }
+            v |= u64::from(b & 0x7f) << (7 * i);
+            if b & 0x80 == 0 {
+                if i > 0 && b == 0 {
+                    return Err(ReleaseError::BadField {
+                        field: "number",
+                        why: "not in canonical form".into(),
+                    });
+                }
+                return Ok(v);
+            }
+        }
+        Err(ReleaseError::Truncated)
+    }
+
+    fn string(&mut self, max: usize) -> Result<String, ReleaseError> {
+        let len = self.varint()?;
+        if len > max as u64 {
+            return Err(ReleaseError::BadField {
+                field: "string",
+                why: format!("{len} bytes, at most {max}"),
+            });
+        }
+        let raw = self.take(len as usize)?;
+        String::from_utf8(raw.to_vec()).map_err(|_| ReleaseError::BadField {
+            field: "string",
+            why: "not UTF-8".into(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,195 @@
+//! The trust and freshness policy, after TUF: a release is used only if it
+//! is signed by a trusted key, not expired, for the name and channel asked
+//! for, and not older than (or conflicting with) one already seen.
+
+use std::collections::BTreeMap;
+
+use super::{PublicKey, SignedRelease};
+use crate::content::Hash;
+
+/// What the user asked for; `None` accepts whatever the release says.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Want {
+    /// The name the release must carry.
+    pub name: Option<String>,
+    /// The channel the release must carry.
+    pub channel: Option<String>,
+}
+
+/// The newest release seen for one (publisher, name, channel).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Seen {
+    /// Its sequence number.
+    pub seq: u64,
+    /// [`SignedRelease::record_hash`] of it.
+    pub record: Hash,
+}
+
+/// Where the newest seen releases are kept (the store persists them).
+pub trait HighWater {
+    /// The newest release seen for this (publisher, name, channel).
+    fn seen(&self, publisher: &PublicKey, name: &str, channel: &str) -> Option<Seen>;
+}
+
+/// The keys trusted and the current time.
+#[derive(Debug, Clone, Default)]
+pub struct Policy {
+    /// Trusted publishers, with a label each.
+    pub trusted: BTreeMap<PublicKey, String>,
+    /// Now, in seconds since the Unix epoch.
+    pub now: u64,
+}
+
+/// Why a release is refused. Every message says what to do.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PolicyError {
+    /// Signed by a key nobody trusted.
+    #[error(
+        "release {name} is signed by {publisher}, which is not a trusted publisher; \
+         if you trust it, run `swarm trust add {publisher}` or pass --trust {publisher}"
+    )]
+    Untrusted {
+        /// The signer.
+        publisher: PublicKey,
+        /// The release name.
+        name: String,
+    },
+    /// Past its expiry.
+    #[error(
+        "release {name} {version} expired {ago} seconds ago (at unix time {at}); \
+         ask the publisher for a newer release"
+    )]
+    Expired {
+        /// The release name.
+        name: String,
+        /// Its version.
+        version: String,
+        /// When it expired.
+        at: u64,
+        /// How long ago.
+        ago: u64,
+    },
+    /// Another name than asked for.
+    #[error("this release is for {got:?}, not {want:?}")]
+    WrongName {
+        /// Asked for.
+        want: String,
+        /// In the release.
+        got: String,
+    },
+    /// Another channel than asked for.
+    #[error("this release is on channel {got:?}, not {want:?}")]
+    WrongChannel {
+        /// Asked for.
+        want: String,
+        /// In the release.
+        got: String,
+    },
+    /// Older than one already seen.
+    #[error(
+        "refusing a rollback: release {name} sequence {got} is older than sequence {seen} \
+         already seen from this publisher on channel {channel}"
+    )]
+    Rollback {
+        /// The release name.
+        name: String,
+        /// The channel.
+        channel: String,
+        /// This release's sequence.
+        got: u64,
+        /// The newest seen.
+        seen: u64,
+    },
+    /// A different release with a sequence already used.
+    #[error(
+        "equivocation: the publisher signed two different releases of {name} with sequence \
+         {seq} on channel {channel}; refusing this one. Report it to the publisher: their \
+         key may be compromised"
+    )]
+    Equivocation {
+        /// The release name.
+        name: String,
+        /// The channel.
+        channel: String,
+        /// The sequence used twice.
+        seq: u64,
+    },
+}
+
+impl Policy {
+    /// Trust `key` under `label`.
+    pub fn trust(&mut self, key: PublicKey, label: impl Into<String>) {
+        self.trusted.insert(key, label.into());
+    }
+
+    /// Check `signed` (whose signature was verified when it was decoded)
+    /// against the policy. `seen` holds the newest releases already seen.
+    pub fn check(
+        &self,
+        signed: &SignedRelease,
+        want: &Want,
+        seen: &dyn HighWater,
+    ) -> Result<(), PolicyError> {
+        let r = signed.release();
+        // Name and channel first: they are inside the signed bytes, so a
+        // record for one app or channel cannot be replayed as another.
+        if let Some(w) = &want.name {
+            if *w != r.name {
+                return Err(PolicyError::WrongName {
+                    want: w.clone(),
+                    got: r.name.clone(),
+                });
+            }
+        }
+        if let Some(w) = &want.channel {
+            if *w != r.channel {
+                return Err(PolicyError::WrongChannel {
+                    want: w.clone(),
+                    got: r.channel.clone(),
+                });
+            }
+        }
+        if !self.trusted.contains_key(&r.publisher) {
+            return Err(PolicyError::Untrusted {
+                publisher: r.publisher,
+                name: r.name.clone(),
+            });
+        }
+        if let Some(at) = r.expires {
+            if self.now >= at {
+                return Err(PolicyError::Expired {
+                    name: r.name.clone(),
+                    version: r.version.to_string(),
+                    at,
+                    ago: self.now - at,
+                });
+            }
+        }
+        if let Some(s) = seen.seen(&r.publisher, &r.name, &r.channel) {
+            if r.seq < s.seq {
+                return Err(PolicyError::Rollback {
+                    name: r.name.clone(),
+                    channel: r.channel.clone(),
+                    got: r.seq,
+                    seen: s.seq,
+                });
+            }
+            if r.seq == s.seq && signed.record_hash() != s.record {
+                return Err(PolicyError::Equivocation {
+                    name: r.name.clone(),
+                    channel: r.channel.clone(),
+                    seq: r.seq,
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+impl HighWater for BTreeMap<(PublicKey, String, String), Seen> {
+    fn seen(&self, publisher: &PublicKey, name: &str, channel: &str) -> Option<Seen> {
+        self.get(&(*publisher, name.to_owned(), channel.to_owned()))
+            .cloned()
+    }
+}

@@ -134,21 +134,17 @@ impl Policy {
         let r = signed.release();
         // Name and channel first: they are inside the signed bytes, so a
         // record for one app or channel cannot be replayed as another.
-        if let Some(w) = &want.name {
-            if *w != r.name {
-                return Err(PolicyError::WrongName {
-                    want: w.clone(),
-                    got: r.name.clone(),
-                });
-            }
+        if let Some(w) = want.name.as_ref().filter(|w| **w != r.name) {
+            return Err(PolicyError::WrongName {
+                want: w.clone(),
+                got: r.name.clone(),
+            });
         }
-        if let Some(w) = &want.channel {
-            if *w != r.channel {
-                return Err(PolicyError::WrongChannel {
-                    want: w.clone(),
-                    got: r.channel.clone(),
-                });
-            }
+        if let Some(w) = want.channel.as_ref().filter(|w| **w != r.channel) {
+            return Err(PolicyError::WrongChannel {
+                want: w.clone(),
+                got: r.channel.clone(),
+            });
         }
         if !self.trusted.contains_key(&r.publisher) {
             return Err(PolicyError::Untrusted {
@@ -156,15 +152,13 @@ impl Policy {
                 name: r.name.clone(),
             });
         }
-        if let Some(at) = r.expires {
-            if self.now >= at {
-                return Err(PolicyError::Expired {
-                    name: r.name.clone(),
-                    version: r.version.to_string(),
-                    at,
-                    ago: self.now - at,
-                });
-            }
+        if let Some(at) = r.expires.filter(|at| self.now >= *at) {
+            return Err(PolicyError::Expired {
+                name: r.name.clone(),
+                version: r.version.to_string(),
+                at,
+                ago: self.now - at,
+            });
         }
         if let Some(s) = seen.seen(&r.publisher, &r.name, &r.channel) {
             if r.seq < s.seq {

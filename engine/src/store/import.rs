@@ -378,6 +378,36 @@ struct Batch {
     known: BTreeSet<Hash>,
 }
 
+/// The manifest `paths` would get from [`Store::add_paths`], computed by
+/// hashing the files without storing anything: to check that local files
+/// match a root.
+pub fn manifest_of(paths: &[PathBuf]) -> Result<Manifest, AddError> {
+    if paths.is_empty() {
+        return Err(AddError::Empty);
+    }
+    let mut entries = Vec::new();
+    for s in walk(paths)? {
+        let unreadable = |e| AddError::Unreadable {
+            path: s.path.clone(),
+            source: e,
+        };
+        let f = fs::File::open(&s.path).map_err(unreadable)?;
+        let mut h = blake3::Hasher::new();
+        let n = io::copy(&mut f.take(s.size), &mut h).map_err(unreadable)?;
+        if n != s.size {
+            return Err(AddError::Changed(s.path));
+        }
+        entries.push(Entry {
+            path: s.rel,
+            size: s.size,
+            mode: s.mode,
+            hash: Hash::from(h.finalize()),
+            extensions: vec![],
+        });
+    }
+    Ok(Manifest::new(entries)?)
+}
+
 /// Walk the inputs, following symlinks, into a sorted list of files.
 fn walk(paths: &[PathBuf]) -> Result<Vec<Source>, AddError> {
     let mut out: BTreeMap<String, Source> = BTreeMap::new();

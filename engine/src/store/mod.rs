@@ -23,6 +23,7 @@ mod fastcopy;
 mod groups;
 mod import;
 mod partial;
+mod releases;
 mod tables;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -37,8 +38,9 @@ use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata};
 pub use self::backend::{Backend, BlobFile, FileKind, FileName, FsBackend, MemBackend};
 pub use self::export::{ExportError, ExportOptions, Exported};
 pub use self::groups::GroupSet;
-pub use self::import::{AddError, AddOptions, Added, Progress};
+pub use self::import::{AddError, AddOptions, Added, Progress, manifest_of};
 pub use self::partial::{PartialBlob, WriteError};
+pub use self::releases::{AcceptError, SeenRelease};
 use self::tables::{BLOBS, BlobEntry, INLINE, META, PINS, PinEntry, REFS, SECRETS, STORE_VERSION};
 use crate::content::{self, ChunkRanges, GROUP_SIZE, Hash, Manifest, ManifestError};
 

@@ -492,3 +492,70 @@ fn a_crash_during_a_release_export_leaves_a_consistent_store() {
         assert_sound(&store);
     }
 }
+
+#[test]
+fn the_release_high_water_mark_and_trust_survive_a_reopen() {
+    use crate::release::{Policy, PolicyError, Release, SecretKey, Want};
+    let key = SecretKey::from_seed(&[3; 32]);
+    let rel = |seq| {
+        Release {
+            publisher: key.public(),
+            name: "app".into(),
+            channel: "stable".into(),
+            version: semver::Version::new(1, 0, seq),
+            seq,
+            root: Hash::of(b"r"),
+            size: 1,
+            created: 1_000,
+            expires: None,
+        }
+        .sign(&key)
+        .unwrap()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = Store::open(dir.path()).unwrap();
+        store.trust(&key.public(), "me").unwrap();
+        let policy = store.policy(Policy::default()).unwrap();
+        store
+            .accept_release(&policy, &rel(5), &Want::default())
+            .unwrap();
+        assert_eq!(store.next_seq(&key.public(), "app", "stable").unwrap(), 6);
+    }
+    let store = Store::open(dir.path()).unwrap();
+    assert_eq!(
+        store.trusted().unwrap(),
+        vec![(key.public(), "me".to_owned())]
+    );
+    let policy = store.policy(Policy::default()).unwrap();
+    let err = store
+        .accept_release(&policy, &rel(4), &Want::default())
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            AcceptError::Policy(PolicyError::Rollback {
+                got: 4,
+                seen: 5,
+                ..
+            })
+        ),
+        "{err}"
+    );
+    // Newer is accepted and becomes the mark.
+    store
+        .accept_release(&policy, &rel(6), &Want::default())
+        .unwrap();
+    let seen = store
+        .release_seen(&key.public(), "app", "stable")
+        .unwrap()
+        .unwrap();
+    assert_eq!(seen.seq, 6);
+    assert_eq!(seen.token, rel(6).to_token());
+    assert!(store.distrust(&key.public()).unwrap());
+    let policy = store.policy(Policy::default()).unwrap();
+    assert!(matches!(
+        store.check_release(&policy, &rel(7), &Want::default()),
+        Err(AcceptError::Policy(PolicyError::Untrusted { .. }))
+    ));
+}

@@ -61,10 +61,20 @@ pub(crate) enum Command {
         #[arg(long, default_value = "0.0.0.0:7411", value_name = "HOST:PORT")]
         listen: SocketAddr,
     },
-    /// Fetch a root from peers, verifying every 16 KiB, then export it
+    /// Fetch a root or a signed release from peers, verifying every 16 KiB, then export it
     Fetch {
-        /// The root (64 hex characters)
+        /// A signed-root token (swr1…, checked against the trust and
+        /// rollback policy first), or a bare root (64 hex characters)
         root: String,
+        /// Trust this publisher key for this fetch (repeatable)
+        #[arg(long = "trust", value_name = "PUBKEY")]
+        trust: Vec<String>,
+        /// Refuse a release whose name is not this
+        #[arg(long)]
+        name: Option<String>,
+        /// Refuse a release whose channel is not this
+        #[arg(long)]
+        channel: Option<String>,
         /// A peer to fetch from: HOST:PORT or NODEID@HOST:PORT (repeatable)
         #[arg(long = "peer", required = true, value_name = "ADDR")]
         peers: Vec<String>,
@@ -81,6 +91,68 @@ pub(crate) enum Command {
         #[arg(long, conflicts_with = "output")]
         no_export: bool,
     },
+    /// Create a publisher key file (mode 0600) and print its public key
+    Keygen {
+        /// Where to write it [default: the platform config dir's swarm/publisher.key]
+        #[arg(short, long, value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
+    /// Add and pin content, sign a release of it, print the signed-root token
+    #[command(disable_version_flag = true)]
+    Publish {
+        /// Files or directories, as for `swarm add`
+        #[arg(required = true, value_name = "PATH")]
+        paths: Vec<PathBuf>,
+        /// Publisher key file [default: as for `swarm keygen`]
+        #[arg(long, value_name = "FILE")]
+        key: Option<PathBuf>,
+        /// Release name (a-z, 0-9, '.', '_', '-')
+        #[arg(long)]
+        name: String,
+        /// Semantic version, e.g. 1.4.0
+        #[arg(long = "version", value_name = "VER")]
+        version: String,
+        /// Channel
+        #[arg(long, default_value = "stable")]
+        channel: String,
+        /// Refuse the release after this long: 30d, 12h, 90m, 3600s
+        #[arg(long, value_name = "DURATION")]
+        expires: Option<String>,
+    },
+    /// Check a signed-root token and print the release; with PATH, check local files match it
+    Verify {
+        /// The token (swr1…)
+        token: String,
+        /// Files or a directory to compare with the release's root
+        path: Option<PathBuf>,
+        /// Trust this publisher key for this check (repeatable)
+        #[arg(long = "trust", value_name = "PUBKEY")]
+        trust: Vec<String>,
+    },
+    /// Manage the publishers this store trusts
+    Trust {
+        #[command(subcommand)]
+        command: TrustCommand,
+    },
     /// Run a self-contained demonstration in a scratch directory (ignores --store)
     Demo,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum TrustCommand {
+    /// Trust a publisher key (swpk1…)
+    Add {
+        /// The public key, as `swarm keygen` prints it
+        key: String,
+        /// A label for it
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// Stop trusting a publisher key
+    Rm {
+        /// The public key
+        key: String,
+    },
+    /// List trusted publisher keys
+    Ls,
 }

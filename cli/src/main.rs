@@ -3,6 +3,7 @@
 mod args;
 mod demo;
 mod net;
+mod release;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -16,7 +17,7 @@ use serde_json::json;
 use swarm_engine::Hash;
 use swarm_engine::store::{AddOptions, ExportOptions, Progress, Store};
 
-use crate::args::{Cli, Command};
+use crate::args::{Cli, Command, TrustCommand};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -69,9 +70,13 @@ fn quiet_panics() {
 }
 
 fn run(cli: Cli) -> Result<ExitCode> {
-    if let Command::Demo = cli.command {
-        demo::run(cli.json)?;
-        return Ok(ExitCode::SUCCESS);
+    match cli.command {
+        Command::Demo => {
+            demo::run(cli.json)?;
+            return Ok(ExitCode::SUCCESS);
+        }
+        Command::Keygen { output } => return release::keygen(output, cli.json),
+        _ => {}
     }
     let dir = store_dir(cli.store)?;
     let store = Store::open(&dir)?;
@@ -246,14 +251,20 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Node { listen } => return net::node(store, listen, json),
         Command::Fetch {
             root,
+            trust,
+            name,
+            channel,
             peers,
             output,
             force,
             keep,
             no_export,
         } => {
+            let want = swarm_engine::release::Want { name, channel };
+            let (root, signed) = release::resolve_target(&store, &root, &trust, want)?;
             let args = net::FetchArgs {
-                root: parse_root(&root)?,
+                root,
+                release: signed,
                 peers: &peers,
                 output: (!no_export).then_some(output.as_path()),
                 force,
@@ -261,7 +272,36 @@ fn run(cli: Cli) -> Result<ExitCode> {
             };
             return net::fetch(store, args, json);
         }
-        Command::Demo => unreachable!("handled above"),
+        Command::Publish {
+            paths,
+            key,
+            name,
+            version,
+            channel,
+            expires,
+        } => {
+            let a = release::PublishArgs {
+                paths,
+                key,
+                name,
+                version,
+                channel,
+                expires,
+            };
+            return release::publish(&store, a, json);
+        }
+        Command::Verify { token, path, trust } => {
+            let a = release::VerifyArgs { token, path, trust };
+            return release::verify(&store, a, json);
+        }
+        Command::Trust { command } => {
+            return match command {
+                TrustCommand::Add { key, name } => release::trust_add(&store, &key, name, json),
+                TrustCommand::Rm { key } => release::trust_rm(&store, &key, json),
+                TrustCommand::Ls => release::trust_ls(&store, json),
+            };
+        }
+        Command::Demo | Command::Keygen { .. } => unreachable!("handled before the store opens"),
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -68,6 +68,8 @@ pub(crate) fn node(store: Store, listen: std::net::SocketAddr, json: bool) -> Re
 
 pub(crate) struct FetchArgs<'a> {
     pub(crate) root: Hash,
+    /// The signed release the root came from, if any: its size is checked.
+    pub(crate) release: Option<swarm_engine::release::SignedRelease>,
     pub(crate) peers: &'a [String],
     pub(crate) output: Option<&'a Path>,
     pub(crate) force: bool,
@@ -117,6 +119,22 @@ pub(crate) fn fetch(store: Store, args: FetchArgs<'_>, json: bool) -> Result<Exi
         );
     };
     let fetched = fetched?;
+    // The root is signed, so a size that disagrees means the publisher
+    // signed inconsistent data: refuse it before exporting anything.
+    if let Some(r) = args
+        .release
+        .as_ref()
+        .map(|s| s.release())
+        .filter(|r| r.size != fetched.size)
+    {
+        anyhow::bail!(
+            "release {} {} says {} bytes, but its manifest lists {}; the publisher signed inconsistent data",
+            r.name,
+            r.version,
+            r.size,
+            fetched.size
+        );
+    }
     let secs = start.elapsed().as_secs_f64();
     let target = match args.output {
         Some(out) => {

@@ -1,0 +1,363 @@
+//! Release commands: keygen, publish, verify, trust, and resolving a fetch
+//! target that is a signed-root token.
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, Result, bail};
+use serde_json::json;
+use swarm_engine::Hash;
+use swarm_engine::release::{
+    Policy, PublicKey, Release, SecretKey, SignedRelease, TOKEN_PREFIX, Want,
+};
+use swarm_engine::store::{AddOptions, Store, manifest_of};
+
+use crate::plural;
+
+pub(crate) fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// Where `keygen` writes and `publish` reads by default.
+pub(crate) fn default_key_path() -> Result<PathBuf> {
+    let dirs = directories::ProjectDirs::from("", "", "swarm")
+        .context("cannot find a home directory; pass the key file path explicitly")?;
+    Ok(dirs.config_dir().join("publisher.key"))
+}
+
+pub(crate) fn keygen(output: Option<PathBuf>, json: bool) -> Result<ExitCode> {
+    let path = match output {
+        Some(p) => p,
+        None => default_key_path()?,
+    };
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    let key = SecretKey::generate().context("the system random source failed")?;
+    let mut opts = fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+    let mut f = opts.open(&path).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::AlreadyExists {
+            anyhow::anyhow!(
+                "{} already exists; refusing to overwrite a key (move it away first, or use -o)",
+                path.display()
+            )
+        } else {
+            anyhow::Error::new(e).context(format!("cannot create {}", path.display()))
+        }
+    })?;
+    writeln!(
+        f,
+        "# swarm publisher key for {}; keep it secret\n{}",
+        key.public(),
+        key.to_text()
+    )?;
+    f.sync_all()?;
+    if json {
+        println!(
+            "{}",
+            json!({ "public_key": key.public().to_string(), "key_file": path })
+        );
+    } else {
+        println!("{}", key.public());
+        eprintln!("wrote the secret key to {} (mode 0600)", path.display());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn read_key(path: &Path) -> Result<SecretKey> {
+    let text = fs::read_to_string(path).with_context(|| {
+        format!(
+            "cannot read the key file {} (create one with `swarm keygen`)",
+            path.display()
+        )
+    })?;
+    SecretKey::from_text(&text).with_context(|| path.display().to_string())
+}
+
+/// "30d", "12h", "90m", "3600s" or "3600" to seconds.
+fn parse_duration(s: &str) -> Result<u64> {
+    let s = s.trim();
+    let (num, unit) = match s.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => s.split_at(i),
+        None => (s, "s"),
+    };
+    let n: u64 = num
+        .parse()
+        .with_context(|| format!("not a duration: {s:?} (try 30d, 12h, 90m, 3600s)"))?;
+    let mult = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        "w" => 7 * 86_400,
+        _ => bail!("not a duration: {s:?} (units: s, m, h, d, w)"),
+    };
+    n.checked_mul(mult)
+        .filter(|&d| d > 0)
+        .with_context(|| format!("duration {s:?} is zero or too large"))
+}
+
+pub(crate) struct PublishArgs {
+    pub(crate) paths: Vec<PathBuf>,
+    pub(crate) key: Option<PathBuf>,
+    pub(crate) name: String,
+    pub(crate) version: String,
+    pub(crate) channel: String,
+    pub(crate) expires: Option<String>,
+}
+
+pub(crate) fn publish(store: &Store, a: PublishArgs, json: bool) -> Result<ExitCode> {
+    let key = read_key(&match a.key {
+        Some(k) => k,
+        None => default_key_path()?,
+    })?;
+    let version: semver::Version = a
+        .version
+        .parse()
+        .with_context(|| format!("{:?} is not a semantic version (like 1.2.3)", a.version))?;
+    let created = now();
+    let expires = match &a.expires {
+        Some(d) => Some(created + parse_duration(d)?),
+        None => None,
+    };
+    // Check the fields before storing anything.
+    let mut release = Release {
+        publisher: key.public(),
+        name: a.name.clone(),
+        channel: a.channel.clone(),
+        version,
+        seq: 0,
+        root: Hash::of(b""),
+        size: 0,
+        created,
+        expires,
+    };
+    release.validate()?;
+    let opts = AddOptions {
+        name: Some(a.name.clone()),
+        progress: None,
+    };
+    let added = store.add_paths(&a.paths, &opts)?;
+    release.seq = store.next_seq(&key.public(), &a.name, &a.channel)?;
+    release.root = added.root;
+    release.size = added.size;
+    let signed = release.sign(&key)?;
+    // Record it as the newest for (key, name, channel), so the next publish
+    // takes the next sequence. The signer is trusted for this step only.
+    let mut own = Policy {
+        now: created,
+        ..Default::default()
+    };
+    own.trust(key.public(), "this key");
+    store.accept_release(&own, &signed, &Want::default())?;
+    let token = signed.to_token();
+    let r = signed.release();
+    if json {
+        println!(
+            "{}",
+            json!({
+                "root": r.root.to_hex(),
+                "token": token,
+                "seq": r.seq,
+                "publisher": r.publisher.to_string(),
+                "name": r.name,
+                "channel": r.channel,
+                "version": r.version.to_string(),
+                "size": r.size,
+                "expires": r.expires,
+            })
+        );
+    } else {
+        println!("{token}");
+        eprintln!(
+            "published {} {} on {} (seq {}), {} file{}, root {}",
+            r.name,
+            r.version,
+            r.channel,
+            r.seq,
+            added.files,
+            plural(added.files),
+            r.root
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The policy for this command: the store's trusted keys plus `--trust`.
+pub(crate) fn policy(store: &Store, extra: &[String]) -> Result<Policy> {
+    let mut p = Policy {
+        now: now(),
+        ..Default::default()
+    };
+    for k in extra {
+        let key: PublicKey = k.parse()?;
+        p.trust(key, "--trust");
+    }
+    Ok(store.policy(p)?)
+}
+
+pub(crate) struct VerifyArgs {
+    pub(crate) token: String,
+    pub(crate) path: Option<PathBuf>,
+    pub(crate) trust: Vec<String>,
+}
+
+pub(crate) fn verify(store: &Store, a: VerifyArgs, json: bool) -> Result<ExitCode> {
+    let signed = SignedRelease::from_token(&a.token)?;
+    let policy = policy(store, &a.trust)?;
+    let verdict = store.check_release(&policy, &signed, &Want::default());
+    let r = signed.release();
+    let label = policy.trusted.get(&r.publisher).cloned();
+    let matches = match &a.path {
+        Some(p) => {
+            let m = manifest_of(std::slice::from_ref(p))?;
+            Some((m.root() == r.root && m.total_size() == r.size, m.root()))
+        }
+        None => None,
+    };
+    if json {
+        println!(
+            "{}",
+            json!({
+                "valid": verdict.is_ok() && matches.is_none_or(|(ok, _)| ok),
+                "signature": "ok",
+                "trusted": label.is_some(),
+                "publisher": r.publisher.to_string(),
+                "name": r.name,
+                "channel": r.channel,
+                "version": r.version.to_string(),
+                "seq": r.seq,
+                "root": r.root.to_hex(),
+                "size": r.size,
+                "created": r.created,
+                "expires": r.expires,
+                "token_length": a.token.trim().len(),
+                "policy_error": verdict.as_ref().err().map(|e| e.to_string()),
+                "path_matches": matches.map(|(ok, _)| ok),
+            })
+        );
+    } else {
+        println!(
+            "release   {} {} on {} (seq {})",
+            r.name, r.version, r.channel, r.seq
+        );
+        println!("root      {}", r.root);
+        println!("size      {} bytes", r.size);
+        println!(
+            "publisher {} ({})",
+            r.publisher,
+            label
+                .as_deref()
+                .map_or("NOT TRUSTED".to_owned(), |l| format!("trusted as {l}"))
+        );
+        println!("created   unix {}", r.created);
+        if let Some(e) = r.expires {
+            println!("expires   unix {e}");
+        }
+        println!("signature valid");
+        if let Some((ok, root)) = matches {
+            if ok {
+                println!("files     match the root");
+            } else {
+                println!("files     DO NOT match (they hash to {root})");
+            }
+        }
+    }
+    verdict?;
+    if let (Some(p), Some((false, root))) = (&a.path, matches) {
+        bail!(
+            "the files at {} do not match this release: they hash to {root}, the release says {}",
+            p.display(),
+            r.root
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// What `swarm fetch` was asked for: a root, or a token checked against
+/// the policy (and recorded as the newest seen) before anything is fetched.
+pub(crate) fn resolve_target(
+    store: &Store,
+    target: &str,
+    trust: &[String],
+    want: Want,
+) -> Result<(Hash, Option<SignedRelease>)> {
+    let t = target.trim();
+    if !t.starts_with(TOKEN_PREFIX) {
+        if !trust.is_empty() || want != Want::default() {
+            bail!("--trust, --name and --channel apply to a signed-root token, not a bare root");
+        }
+        return Ok((t.parse()?, None));
+    }
+    let signed = SignedRelease::from_token(t)?;
+    let policy = policy(store, trust)?;
+    store.accept_release(&policy, &signed, &want)?;
+    Ok((signed.release().root, Some(signed)))
+}
+
+pub(crate) fn trust_add(
+    store: &Store,
+    key: &str,
+    name: Option<String>,
+    json: bool,
+) -> Result<ExitCode> {
+    let k: PublicKey = key.parse()?;
+    let label = name.unwrap_or_default();
+    store.trust(&k, &label)?;
+    if json {
+        println!("{}", json!({ "public_key": k.to_string(), "name": label }));
+    } else {
+        eprintln!(
+            "trusting {k}{}",
+            if label.is_empty() {
+                String::new()
+            } else {
+                format!(" as {label}")
+            }
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub(crate) fn trust_rm(store: &Store, key: &str, json: bool) -> Result<ExitCode> {
+    let k: PublicKey = key.parse()?;
+    if !store.distrust(&k)? {
+        bail!("{k} is not trusted (see `swarm trust ls`)");
+    }
+    if json {
+        println!(
+            "{}",
+            json!({ "public_key": k.to_string(), "removed": true })
+        );
+    } else {
+        eprintln!("no longer trusting {k}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub(crate) fn trust_ls(store: &Store, json: bool) -> Result<ExitCode> {
+    let list = store.trusted()?;
+    if json {
+        let v: Vec<_> = list
+            .iter()
+            .map(|(k, n)| json!({ "public_key": k.to_string(), "name": n }))
+            .collect();
+        println!("{}", json!({ "trusted": v }));
+    } else {
+        for (k, n) in &list {
+            println!("{k}  {n}");
+        }
+        if list.is_empty() {
+            eprintln!("no trusted publishers; add one with `swarm trust add KEY`");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -30,29 +30,26 @@
 // A crate root looks for its modules beside itself; these live in net/.
 #[path = "net/anchors.rs"]
 mod anchors;
-#[path = "net/disk.rs"]
-mod disk;
+#[path = "net/netns.rs"]
+mod netns;
 #[path = "net/ours.rs"]
 mod ours;
-#[path = "net/proc.rs"]
-mod proc;
 #[path = "net/raw_quinn.rs"]
 mod raw_quinn;
-#[path = "net/report.rs"]
-mod report;
 
 use std::collections::BTreeMap;
 use std::env;
 use std::path::{Path, PathBuf};
-use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use anyhow::{Context, Result, bail, ensure};
+use anyhow::{Context, Result, ensure};
+use swarm_benches::args::{self, Flags};
+use swarm_benches::disk::{self, Scratch, settle};
+use swarm_benches::report::{Bar, Table, fmt_kib, fmt_mib, fmt_rate_mb, median};
+use swarm_benches::{MIB, parse_root, proc};
 
 use self::anchors::{Found, Rqbit, Sendme};
-use self::disk::{Scratch, settle};
-use self::proc::Net;
-use self::report::{Bar, Table, fmt_kib, fmt_mib, fmt_rate, median};
+use self::netns::Net;
 
 const USAGE: &str = "\
 usage: bench-net [--size-mib N] [--reps N] [--dir DIR] [--swarm PATH] [--sendme PATH]
@@ -78,9 +75,6 @@ const OURS_OVER_RQBIT: f64 = 1.5;
 const SENDME_OVER_OURS: f64 = 2.0;
 const REFETCHED_FRACTION: f64 = 0.05;
 
-const MIB: u64 = 1 << 20;
-const MB: u64 = 1_000_000;
-
 fn main() -> Result<()> {
     let args: Vec<String> = env::args().skip(1).collect();
     match args.first().map(String::as_str) {
@@ -88,133 +82,49 @@ fn main() -> Result<()> {
         Some(raw_quinn::CLIENT) => return raw_quinn::client(&args[1..]),
         _ => {}
     }
-    let flags = match Flags::parse(&args) {
-        Ok(Some(flags)) => flags,
-        Ok(None) => {
-            println!("{USAGE}");
-            return Ok(());
-        }
-        Err(e) => bail!("{e:#}\n\n{USAGE}"),
+    let Some(flags) = Flags::parse(&args, USAGE, NetFlags::take)? else {
+        return Ok(());
     };
-    let settings = Settings::from_flags(flags)?;
+    let settings = Settings::from_flags(flags, |f| Anchors {
+        sendme: anchors::find("sendme", f.sendme),
+        rqbit: anchors::find("rqbit", f.rqbit),
+        host_network: f.host_network,
+    })?;
     run(settings)
 }
 
 // ---------------------------------------------------------------------------------------------
 // Arguments: what the flags say, then validated settings.
 
+/// The flags of bench-net beyond the shared ones.
 #[derive(Debug, Default)]
-struct Flags {
-    size_mib: Option<u64>,
-    reps: Option<usize>,
-    dir: Option<PathBuf>,
-    swarm: Option<PathBuf>,
+struct NetFlags {
     sendme: Option<PathBuf>,
     rqbit: Option<PathBuf>,
-    timeout_secs: Option<u64>,
     host_network: bool,
 }
 
-impl Flags {
-    /// `Ok(None)` means help was asked for.
-    fn parse(args: &[String]) -> Result<Option<Self>> {
-        let mut flags = Flags::default();
-        let mut it = args.iter();
-        while let Some(arg) = it.next() {
-            let (name, inline) = match arg.split_once('=') {
-                Some((n, v)) => (n, Some(v.to_owned())),
-                None => (arg.as_str(), None),
-            };
-            match name {
-                "-h" | "--help" => return Ok(None),
-                "--host-network" => {
-                    flags.host_network = true;
-                    continue;
-                }
-                _ => {}
-            }
-            let mut value = || -> Result<String> {
-                match inline.clone() {
-                    Some(v) => Ok(v),
-                    None => it
-                        .next()
-                        .cloned()
-                        .with_context(|| format!("{name} needs a value")),
-                }
-            };
-            match name {
-                "--size-mib" => flags.size_mib = Some(parse_num(name, &value()?)?),
-                "--reps" => flags.reps = Some(parse_num(name, &value()?)?),
-                "--dir" => flags.dir = Some(value()?.into()),
-                "--swarm" => flags.swarm = Some(value()?.into()),
-                "--sendme" => flags.sendme = Some(value()?.into()),
-                "--rqbit" => flags.rqbit = Some(value()?.into()),
-                "--timeout-secs" => flags.timeout_secs = Some(parse_num(name, &value()?)?),
-                _ => bail!("unknown argument {arg:?}"),
-            }
+impl NetFlags {
+    /// Takes `name` if it is one of bench-net's own flags.
+    fn take(&mut self, name: &str, value: &mut args::Value<'_>) -> Result<bool> {
+        match name {
+            "--sendme" => self.sendme = Some(value()?.into()),
+            "--rqbit" => self.rqbit = Some(value()?.into()),
+            "--host-network" => self.host_network = true,
+            _ => return Ok(false),
         }
-        Ok(Some(flags))
+        Ok(true)
     }
 }
 
-fn parse_num<T: std::str::FromStr>(name: &str, v: &str) -> Result<T> {
-    v.parse()
-        .ok()
-        .with_context(|| format!("{name} wants a whole number, got {v:?}"))
-}
-
-struct Settings {
-    size: u64,
-    reps: usize,
-    parent: PathBuf,
-    swarm: PathBuf,
+/// What bench-net settles beyond the shared settings.
+struct Anchors {
     sendme: Found,
     rqbit: Found,
-    timeout: Duration,
     host_network: bool,
 }
 
-impl Settings {
-    fn from_flags(f: Flags) -> Result<Self> {
-        let size_mib = f.size_mib.unwrap_or(1024);
-        ensure!(
-            (1..=1 << 20).contains(&size_mib),
-            "--size-mib must be between 1 and 1048576"
-        );
-        let reps = f.reps.unwrap_or(3);
-        ensure!(
-            (1..=100).contains(&reps),
-            "--reps must be between 1 and 100"
-        );
-        let timeout = Duration::from_secs(f.timeout_secs.unwrap_or(600).max(1));
-        let parent = match f.dir {
-            Some(d) => d,
-            None => env::var_os("TMPDIR")
-                .filter(|t| !t.is_empty())
-                .map_or_else(|| PathBuf::from("/var/tmp"), PathBuf::from),
-        };
-        ensure!(parent.is_dir(), "{} is not a directory", parent.display());
-        // benches/ sits one level below the workspace root.
-        let default_swarm = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/release/swarm");
-        let swarm = f.swarm.unwrap_or(default_swarm);
-        ensure!(
-            swarm.is_file(),
-            "{} not found: run `cargo build --release -p swarm-cli -p swarm-benches` first, \
-             or pass --swarm PATH",
-            swarm.display()
-        );
-        Ok(Settings {
-            size: size_mib * MIB,
-            reps,
-            parent,
-            swarm: swarm.canonicalize()?,
-            sendme: anchors::find("sendme", f.sendme),
-            rqbit: anchors::find("rqbit", f.rqbit),
-            timeout,
-            host_network: f.host_network,
-        })
-    }
-}
+type Settings = args::Settings<Anchors>;
 
 // ---------------------------------------------------------------------------------------------
 // The benchmark.
@@ -304,39 +214,17 @@ fn run(s: Settings) -> Result<()> {
     if cfg!(debug_assertions) {
         eprintln!("warning: bench-net is a debug build; the raw quinn figures will be low");
     }
-    let fs_type = disk::filesystem_type(&s.parent)?;
-    if matches!(fs_type.as_str(), "tmpfs" | "ramfs") {
-        bail!(
-            "{} is on {fs_type}, which measures memory, not a disk: pass --dir on a real disk",
-            s.parent.display()
-        );
-    }
     // At most: input, the seeder's store, sendme's sender store, and a fetch with export.
-    let need = 5 * s.size + 256 * MIB;
-    if let Some(avail) = disk::available_bytes(&s.parent) {
-        ensure!(
-            avail >= need,
-            "{} has {} MiB free, the run needs about {} MiB",
-            s.parent.display(),
-            avail / MIB,
-            need / MIB
-        );
-    }
-    let net = if s.host_network {
+    let fs_type = disk::check_parent(&s.parent, 5 * s.size + 256 * MIB)?;
+    let net = if s.more.host_network {
         Net::Host
     } else {
         Net::namespace()?
     };
-    let scratch = Scratch::create(&s.parent)?;
+    let scratch = Scratch::create(&s.parent, "swarm-bench-net")?;
     let dir = scratch.dir.clone();
 
-    println!(
-        "bench-net: {} MiB file, {} rep(s), median reported; {} cpu(s), {} MiB RAM",
-        s.size / MIB,
-        s.reps,
-        thread::available_parallelism().map_or(0, |n| n.get()),
-        disk::mem_total_kib().map_or(0, |k| k >> 10),
-    );
+    s.print_header("bench-net");
     println!("scratch: {} ({fs_type})", dir.display());
     println!("network: {}", net.describe());
     // quinn asks for large UDP socket buffers; these caps decide what it gets.
@@ -347,7 +235,7 @@ fn run(s: Settings) -> Result<()> {
         sysctl("core/wmem_max")
     );
     println!("swarm:   {}", s.swarm.display());
-    for (name, found) in [("sendme", &s.sendme), ("rqbit", &s.rqbit)] {
+    for (name, found) in [("sendme", &s.more.sendme), ("rqbit", &s.more.rqbit)] {
         match found {
             Found::At(p) => println!("{name:<8} {}", p.display()),
             Found::Missing(looked) => {
@@ -371,11 +259,7 @@ fn run(s: Settings) -> Result<()> {
     let mut add = std::process::Command::new(&s.swarm);
     add.arg("--store").arg(&seed_store).arg("add").arg(&input);
     let added = proc::measure(&mut add, s.timeout, None, false)?;
-    let root = added.stdout.trim().to_owned();
-    ensure!(
-        root.len() == 64 && root.bytes().all(|b| b.is_ascii_hexdigit()),
-        "swarm add printed {root:?}, not a 64-hex root"
-    );
+    let root = parse_root(&added.stdout)?;
     settle();
     println!("seeder:  swarm add in {:.2} s, root {root}\n", added.secs);
 
@@ -389,11 +273,11 @@ fn run(s: Settings) -> Result<()> {
         root,
         made: 0,
     };
-    let mut sendme = match &ctx.s.sendme {
+    let mut sendme = match &ctx.s.more.sendme {
         Found::At(p) => Some(Sendme::new(p.clone())),
         Found::Missing(_) => None,
     };
-    let mut rqbit = match &ctx.s.rqbit {
+    let mut rqbit = match &ctx.s.more.rqbit {
         Found::At(p) => Some(Rqbit::new(p.clone())),
         Found::Missing(_) => None,
     };
@@ -526,7 +410,7 @@ fn print_run(rep: usize, reps: usize, label: &str, size: u64, run: &Run) {
     println!(
         "rep {rep}/{reps}  {label:<48} {:8.3} s {:>10}  fetcher {}{seed}  ({})",
         run.secs,
-        fmt_rate(size, run.secs),
+        fmt_rate_mb(size, run.secs),
         kib(run.fetch_kib),
         run.detail
     );
@@ -560,15 +444,15 @@ fn report(
             "n/a".into()
         }
     };
-    let mut t = Table::default();
+    let mut t = Table::new(8, 50, fmt_rate_mb);
 
     t.area("transfer");
     for (w, found) in [
         (Who::OursExport, None),
         (Who::OursKeep, None),
         (Who::OursStore, None),
-        (Who::Sendme, Some(&ctx.s.sendme)),
-        (Who::Rqbit, Some(&ctx.s.rqbit)),
+        (Who::Sendme, Some(&ctx.s.more.sendme)),
+        (Who::Rqbit, Some(&ctx.s.more.rqbit)),
         (Who::QuinnEngine, None),
         (Who::QuinnDefaults, None),
     ] {

@@ -10,9 +10,9 @@ use std::process::Command;
 use std::time::Duration;
 
 use anyhow::{Context, Result, ensure};
+use swarm_benches::disk::remove_dir;
+use swarm_benches::proc::{Proc, measure};
 
-use super::disk::remove_dir;
-use super::proc::{Proc, measure};
 use super::raw_quinn;
 use super::{Ctx, Run};
 

@@ -6,10 +6,11 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, ensure};
 use serde_json::Value;
+use swarm_benches::MIB;
+use swarm_benches::disk::remove_dir;
+use swarm_benches::proc::{Proc, measure};
 
-use super::disk::remove_dir;
-use super::proc::{Proc, measure};
-use super::{Ctx, MIB, Run};
+use super::{Ctx, Run};
 
 /// A seeding `swarm node` on the prepared store, started fresh for each rep so that its peak
 /// RSS is that rep's seeding.

@@ -132,7 +132,7 @@ pub(crate) fn server(args: &[String]) -> Result<()> {
     rt.shutdown_timeout(Duration::from_secs(1));
     r?;
     // The parent cannot read this once the process has exited.
-    if let Some(kib) = super::disk::vm_hwm_kib(std::process::id()) {
+    if let Some(kib) = swarm_benches::disk::vm_hwm_kib(std::process::id()) {
         println!("peak_kib {kib}");
     }
     Ok(())

@@ -10,9 +10,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use anyhow::{Context, Result, bail};
 use serde_json::json;
 use swarm_engine::Hash;
-use swarm_engine::release::{
-    Policy, PublicKey, Release, SecretKey, SignedRelease, TOKEN_PREFIX, Want,
-};
+use swarm_engine::release::{Policy, PublicKey, Release, SecretKey, SignedRelease, Want};
 use swarm_engine::store::{AddOptions, Store, manifest_of};
 
 use crate::plural;
@@ -271,6 +269,15 @@ pub(crate) fn verify(store: &Store, a: VerifyArgs, json: bool) -> Result<ExitCod
             }
         }
     }
+    if json {
+        // The report above says why; one JSON object on stdout.
+        let ok = verdict.is_ok() && matches.is_none_or(|(ok, _)| ok);
+        return Ok(if ok {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        });
+    }
     verdict?;
     if let (Some(p), Some((false, root))) = (&a.path, matches) {
         bail!(
@@ -291,7 +298,7 @@ pub(crate) fn resolve_target(
     want: Want,
 ) -> Result<(Hash, Option<SignedRelease>)> {
     let t = target.trim();
-    if !t.starts_with(TOKEN_PREFIX) {
+    if !swarm_engine::release::is_token(t) {
         if !trust.is_empty() || want != Want::default() {
             bail!("--trust, --name and --channel apply to a signed-root token, not a bare root");
         }

@@ -66,12 +66,30 @@ impl fmt::Debug for PublicKey {
     }
 }
 
+/// `s` without `prefix`, compared without regard to ASCII case.
+fn strip_prefix_ci<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
+    let head = s.get(..prefix.len())?;
+    head.eq_ignore_ascii_case(prefix)
+        .then(|| &s[prefix.len()..])
+}
+
+/// Whether `s` is meant as a signed-root token (it has the token prefix,
+/// in any case), as opposed to a bare root.
+pub fn is_token(s: &str) -> bool {
+    strip_prefix_ci(s.trim(), TOKEN_PREFIX).is_some()
+}
+
 impl FromStr for PublicKey {
     type Err = ReleaseError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let s = s.trim();
+        // Never echo a secret key back into an error message or a log.
+        if strip_prefix_ci(s, SECRET_PREFIX).is_some() {
+            return Err(ReleaseError::SecretGivenAsPublic);
+        }
         let bad = || ReleaseError::BadKey(s.chars().take(80).collect());
-        let body = s.trim().strip_prefix(PUBLIC_PREFIX).ok_or_else(bad)?;
+        let body = strip_prefix_ci(s, PUBLIC_PREFIX).ok_or_else(bad)?;
         let raw = base32::decode(body).ok_or_else(bad)?;
         let b: [u8; 32] = raw.try_into().map_err(|_| bad())?;
         Self::from_bytes(b).ok_or_else(bad)
@@ -113,7 +131,7 @@ impl SecretKey {
             .find(|l| !l.is_empty() && !l.starts_with('#'))
             .unwrap_or_default();
         let bad = || ReleaseError::BadSecretKey;
-        let body = line.strip_prefix(SECRET_PREFIX).ok_or_else(bad)?;
+        let body = strip_prefix_ci(line, SECRET_PREFIX).ok_or_else(bad)?;
         let raw = base32::decode(body).ok_or_else(bad)?;
         let seed: [u8; 32] = raw.try_into().map_err(|_| bad())?;
         Ok(Self::from_seed(&seed))
@@ -191,6 +209,12 @@ pub enum ReleaseError {
     /// A public key that does not parse.
     #[error("not a publisher key: {0:?} (expected {PUBLIC_PREFIX}… as printed by `swarm keygen`)")]
     BadKey(String),
+    /// A secret key where a public key belongs.
+    #[error(
+        "that is a SECRET key (swsk1…), not a publisher's public key (swpk1…); never share \
+         it, and use the public key `swarm keygen` printed"
+    )]
+    SecretGivenAsPublic,
     /// A secret key file that does not parse.
     #[error(
         "not a swarm secret key file (expected a line {SECRET_PREFIX}…, as `swarm keygen` writes)"
@@ -402,9 +426,7 @@ impl SignedRelease {
         if t.len() > MAX_TOKEN {
             return Err(ReleaseError::TokenTooLong(t.len()));
         }
-        let body = t
-            .strip_prefix(TOKEN_PREFIX)
-            .ok_or(ReleaseError::NotAToken)?;
+        let body = strip_prefix_ci(t, TOKEN_PREFIX).ok_or(ReleaseError::NotAToken)?;
         let bytes = base32::decode(body).ok_or(ReleaseError::BadEncoding)?;
         Self::from_bytes(&bytes)
     }

@@ -214,3 +214,20 @@ proptest! {
         let _ = SignedRelease::from_bytes(&b);
     }
 }
+
+#[test]
+fn upper_case_tokens_and_keys_are_accepted_and_secrets_never_echoed() {
+    let k = key(8);
+    let s = release(&k, 1).sign(&k).unwrap();
+    assert_eq!(
+        SignedRelease::from_token(&s.to_token().to_uppercase()).unwrap(),
+        s
+    );
+    assert!(is_token(&s.to_token().to_uppercase()));
+    assert!(!is_token(&Hash::of(b"x").to_hex()));
+    let upper: PublicKey = k.public().to_string().to_uppercase().parse().unwrap();
+    assert_eq!(upper, k.public());
+    let err = k.to_text().parse::<PublicKey>().unwrap_err();
+    assert_eq!(err, ReleaseError::SecretGivenAsPublic);
+    assert!(!err.to_string().contains(&k.to_text()[5..15]));
+}

@@ -20,6 +20,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 pub mod content;
+pub mod discovery;
 pub mod net;
 pub mod node;
 pub mod release;

@@ -113,6 +113,11 @@ impl SecretKey {
         Self(SigningKey::from_bytes(seed))
     }
 
+    /// The Ed25519 key, for signing DHT items with the same identity.
+    pub(crate) fn signing_key(&self) -> &SigningKey {
+        &self.0
+    }
+
     /// Its public key.
     pub fn public(&self) -> PublicKey {
         PublicKey(self.0.verifying_key().to_bytes())

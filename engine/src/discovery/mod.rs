@@ -1,0 +1,234 @@
+//! Discovery on the BitTorrent mainline DHT: who has a root (BEP 5
+//! announce_peer / get_peers on a derived info-hash), and what a
+//! publisher's newest release is (a BEP 44 mutable item under the
+//! publisher's own key).
+//!
+//! Tests run a local DHT (`mainline::Testnet` on 127.0.0.1) and never
+//! touch the internet.
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use futures_lite::StreamExt;
+use mainline::{Id, MutableItem};
+
+use crate::content::Hash;
+use crate::release::{PublicKey, SecretKey, SignedRelease};
+
+/// The public mainline bootstrap routers (used unless configured otherwise).
+pub const DEFAULT_BOOTSTRAP: &[&str] = &[
+    "router.bittorrent.com:6881",
+    "dht.transmissionbt.com:6881",
+    "dht.libtorrent.org:25401",
+    "relay.pkarr.org:6881",
+];
+
+/// BEP 44 limits the value of a mutable item to 1000 bytes.
+pub const MAX_VALUE: usize = 1000;
+
+/// The 20-byte DHT info-hash of a root: a domain-separated BLAKE3 key
+/// derivation, so it is not a bare truncation of the root and cannot be
+/// confused with another application's keys.
+pub fn info_hash(root: &Hash) -> [u8; 20] {
+    let full = blake3::derive_key("swarm 2026-11 dht info-hash v1", root.as_bytes());
+    let mut out = [0u8; 20];
+    out.copy_from_slice(&full[..20]);
+    out
+}
+
+/// The BEP 44 salt for a (name, channel) pointer: derived, so that any
+/// name and channel fit the 64-byte salt limit.
+pub fn pointer_salt(name: &str, channel: &str) -> [u8; 16] {
+    let mut input = Vec::with_capacity(name.len() + channel.len() + 1);
+    input.extend_from_slice(name.as_bytes());
+    input.push(0);
+    input.extend_from_slice(channel.as_bytes());
+    let full = blake3::derive_key("swarm 2026-11 release pointer salt v1", &input);
+    let mut out = [0u8; 16];
+    out.copy_from_slice(&full[..16]);
+    out
+}
+
+/// How to join the DHT.
+#[derive(Debug, Clone)]
+pub struct DhtConfig {
+    /// Bootstrap nodes, `HOST:PORT`. Empty: the public routers.
+    pub bootstrap: Vec<String>,
+    /// UDP port to bind; 0 picks one.
+    pub port: u16,
+    /// How long to wait for each DHT request.
+    pub request_timeout: Option<Duration>,
+    /// Act as a full DHT node (answer queries); off for short-lived clients.
+    pub server: bool,
+}
+
+impl Default for DhtConfig {
+    fn default() -> Self {
+        Self {
+            bootstrap: DEFAULT_BOOTSTRAP.iter().map(|s| (*s).to_owned()).collect(),
+            port: 0,
+            request_timeout: None,
+            server: false,
+        }
+    }
+}
+
+/// A DHT operation that failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DhtError {
+    /// The DHT node could not start.
+    #[error("cannot start the DHT node")]
+    Start(#[source] std::io::Error),
+    /// A store operation (announce, put) reached no node.
+    #[error("the DHT did not accept the {what}: {detail}")]
+    Put {
+        /// What was being stored.
+        what: &'static str,
+        /// The DHT's reason.
+        detail: String,
+    },
+    /// The signed release is too large for a BEP 44 item.
+    #[error("the release is {0} bytes, more than the 1000 a DHT item holds")]
+    TooLarge(usize),
+    /// A newer pointer already exists in the DHT.
+    #[error(
+        "the DHT already holds a newer release pointer (sequence {0}); publish a higher sequence"
+    )]
+    Stale(i64),
+}
+
+/// A handle on the mainline DHT. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Dht {
+    inner: mainline::async_dht::AsyncDht,
+}
+
+impl Dht {
+    /// Join the DHT.
+    pub fn spawn(config: &DhtConfig) -> Result<Self, DhtError> {
+        let mut b = mainline::Dht::builder();
+        b.bootstrap(&config.bootstrap);
+        if config.port != 0 {
+            b.port(config.port);
+        }
+        if let Some(t) = config.request_timeout {
+            b.request_timeout(t);
+        }
+        if config.server {
+            b.server_mode();
+        }
+        let dht = b.build().map_err(DhtError::Start)?;
+        Ok(Self {
+            inner: dht.as_async(),
+        })
+    }
+
+    /// Wait until the routing table holds some nodes; false if bootstrap failed.
+    pub async fn bootstrapped(&self) -> bool {
+        self.inner.bootstrapped().await
+    }
+
+    /// The addresses others can use to bootstrap from this node.
+    pub async fn bootstrap_addrs(&self) -> Vec<String> {
+        self.inner.to_bootstrap().await
+    }
+
+    /// Announce that this node serves `root` on UDP `port`.
+    pub async fn announce(&self, root: &Hash, port: u16) -> Result<(), DhtError> {
+        self.inner
+            .announce_peer(Id::from(info_hash(root)), Some(port))
+            .await
+            .map(|_| ())
+            .map_err(|e| DhtError::Put {
+                what: "announcement",
+                detail: e.to_string(),
+            })
+    }
+
+    /// Peers that announced `root`, de-duplicated, gathered for at most
+    /// `limit` time.
+    pub async fn find_peers(&self, root: &Hash, limit: Duration) -> Vec<SocketAddr> {
+        let mut seen = BTreeSet::new();
+        let mut stream = self.inner.get_peers(Id::from(info_hash(root)));
+        let deadline = tokio::time::Instant::now() + limit;
+        while let Ok(Some(batch)) = tokio::time::timeout_at(deadline, stream.next()).await {
+            for a in batch {
+                seen.insert(SocketAddr::V4(a));
+            }
+        }
+        seen.into_iter().collect()
+    }
+
+    /// Put `signed` as the publisher's latest release pointer for its
+    /// (name, channel), signed with `key` (the publisher's). Refuses to
+    /// replace a newer pointer.
+    pub async fn put_release(
+        &self,
+        signed: &SignedRelease,
+        key: &SecretKey,
+    ) -> Result<(), DhtError> {
+        let r = signed.release();
+        let value = signed.to_bytes();
+        // mainline reports an oversized value only as a timeout: check first.
+        if value.len() > MAX_VALUE {
+            return Err(DhtError::TooLarge(value.len()));
+        }
+        let seq = i64::try_from(r.seq).map_err(|_| DhtError::TooLarge(value.len()))?;
+        let salt = pointer_salt(&r.name, &r.channel);
+        let current = self
+            .inner
+            .get_mutable_most_recent(r.publisher.as_bytes(), Some(&salt))
+            .await;
+        let cas = match current {
+            Some(c) if c.seq() > seq => return Err(DhtError::Stale(c.seq())),
+            Some(c) => Some(c.seq()),
+            None => None,
+        };
+        let item = MutableItem::new(key.signing_key().clone(), &value, seq, Some(&salt));
+        self.inner
+            .put_mutable(item, cas.filter(|&c| c < seq))
+            .await
+            .map(|_| ())
+            .map_err(|e| DhtError::Put {
+                what: "release pointer",
+                detail: e.to_string(),
+            })
+    }
+
+    /// The newest release pointer the DHT holds for (publisher, name,
+    /// channel), decoded and signature-checked; `None` if there is none or
+    /// none that decodes as a release of that publisher, name and channel.
+    /// The caller still applies the trust and rollback policy.
+    pub async fn resolve(
+        &self,
+        publisher: &PublicKey,
+        name: &str,
+        channel: &str,
+    ) -> Option<SignedRelease> {
+        let salt = pointer_salt(name, channel);
+        let mut best: Option<SignedRelease> = None;
+        let mut items = self
+            .inner
+            .get_mutable(publisher.as_bytes(), Some(&salt), None);
+        while let Some(item) = items.next().await {
+            // The DHT checked the item's signature by the same key; ours
+            // checks the release inside it, and that it is what was asked.
+            let Ok(s) = SignedRelease::from_bytes(item.value()) else {
+                continue;
+            };
+            let r = s.release();
+            if r.publisher != *publisher || r.name != name || r.channel != channel {
+                continue;
+            }
+            if best.as_ref().is_none_or(|b| b.release().seq < r.seq) {
+                best = Some(s);
+            }
+        }
+        best
+    }
+}
+
+#[cfg(test)]
+mod tests;

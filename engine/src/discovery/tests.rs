@@ -112,3 +112,44 @@ async fn the_newest_release_pointer_is_resolved() {
             .is_none()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fetch_with_no_peers_finds_the_seeder_through_the_dht() {
+    use crate::net::EndpointConfig;
+    use crate::node::{FetchOptions, Node};
+    use crate::store::{AddOptions, Store};
+
+    let (_testnet, config) = local_dht();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("data.bin");
+    std::fs::write(&file, crate::testutil::data(3, 300_000)).unwrap();
+    let seed_store = Store::memory().unwrap();
+    let root = seed_store
+        .add_paths(&[file], &AddOptions::default())
+        .unwrap()
+        .root;
+    let loopback = EndpointConfig::default().listen(([127, 0, 0, 1], 0).into());
+    let seeder = Node::spawn(seed_store, loopback.clone())
+        .await
+        .unwrap()
+        .with_dht(Dht::spawn(&config).unwrap());
+    assert_eq!(seeder.announce().await.unwrap(), 1);
+
+    let fetcher = Node::spawn(Store::memory().unwrap(), loopback)
+        .await
+        .unwrap()
+        .with_dht(Dht::spawn(&config).unwrap());
+    let got = fetcher.fetch(root, FetchOptions::default()).await.unwrap();
+    assert_eq!(got.peers, vec![seeder.endpoint().node_id()]);
+    assert!(fetcher.store().check(|_| {}).unwrap().problems.is_empty());
+
+    // Without the DHT and without peers there is nobody to ask.
+    let alone = Node::spawn(Store::memory().unwrap(), EndpointConfig::default())
+        .await
+        .unwrap();
+    let err = alone
+        .fetch(root, FetchOptions::default())
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("none found on the DHT"), "{err}");
+}

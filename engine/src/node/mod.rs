@@ -6,6 +6,7 @@ mod fetch;
 use std::sync::Arc;
 
 pub use self::fetch::{FetchError, FetchOptions, FetchProgress, Fetched, PeerFailure};
+use crate::discovery::{Dht, DhtError};
 use crate::net::{BindError, Endpoint, EndpointConfig, SecretKey};
 use crate::store::{Store, StoreError};
 
@@ -13,6 +14,7 @@ use crate::store::{Store, StoreError};
 #[derive(Debug, Clone)]
 pub struct Node {
     endpoint: Endpoint,
+    dht: Option<Dht>,
 }
 
 /// A node that could not start.
@@ -48,7 +50,60 @@ impl Node {
         config: EndpointConfig,
     ) -> Result<Self, NodeError> {
         let endpoint = Endpoint::bind(store, key, config).await?;
-        Ok(Self { endpoint })
+        Ok(Self {
+            endpoint,
+            dht: None,
+        })
+    }
+
+    /// Use the DHT: fetches look peers up there, and [`Self::announce`]
+    /// tells it what this node serves.
+    pub fn with_dht(mut self, dht: Dht) -> Self {
+        self.dht = Some(dht);
+        self
+    }
+
+    /// The DHT, if this node uses one.
+    pub fn dht(&self) -> Option<&Dht> {
+        self.dht.as_ref()
+    }
+
+    /// Announce every pinned root on the DHT now. Returns how many were
+    /// announced; the first error stops it.
+    pub async fn announce(&self) -> Result<usize, AnnounceError> {
+        let Some(dht) = &self.dht else {
+            return Ok(0);
+        };
+        let port = self
+            .endpoint
+            .local_addr()
+            .map_err(AnnounceError::Addr)?
+            .port();
+        let store = self.store().clone();
+        let pins = tokio::task::spawn_blocking(move || store.pins())
+            .await
+            .map_err(|e| AnnounceError::Addr(std::io::Error::other(e.to_string())))?
+            .map_err(AnnounceError::Store)?;
+        for p in &pins {
+            dht.announce(&p.root, port).await?;
+        }
+        Ok(pins.len())
+    }
+
+    /// Re-announce every pinned root every `every`, starting now, until the
+    /// returned handle is dropped or aborted. Failures are logged and
+    /// retried at the next round.
+    pub fn keep_announcing(&self, every: std::time::Duration) -> tokio::task::JoinHandle<()> {
+        let node = self.clone();
+        tokio::spawn(async move {
+            loop {
+                match node.announce().await {
+                    Ok(n) => tracing::debug!("announced {n} roots on the DHT"),
+                    Err(e) => tracing::warn!("announcing on the DHT failed: {e}"),
+                }
+                tokio::time::sleep(every).await;
+            }
+        })
     }
 
     /// The network endpoint.
@@ -66,8 +121,16 @@ impl Node {
     pub async fn fetch(
         &self,
         root: crate::Hash,
-        opts: FetchOptions,
+        mut opts: FetchOptions,
     ) -> Result<Fetched, FetchError> {
+        // Static peers always count; the DHT adds whoever announced the root.
+        if let Some(dht) = &self.dht {
+            for addr in dht.find_peers(&root, DHT_LOOKUP).await {
+                if !opts.peers.iter().any(|p| p.addr == addr) {
+                    opts.peers.push(crate::net::PeerAddr { id: None, addr });
+                }
+            }
+        }
         fetch::fetch(&self.endpoint, root, opts).await
     }
 
@@ -75,6 +138,24 @@ impl Node {
     pub async fn shutdown(&self) {
         self.endpoint.close().await;
     }
+}
+
+/// How long a fetch gathers peers from the DHT.
+const DHT_LOOKUP: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Announcing on the DHT failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AnnounceError {
+    /// The node's own address is unknown.
+    #[error("cannot read the node's address")]
+    Addr(#[source] std::io::Error),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The DHT failed.
+    #[error(transparent)]
+    Dht(#[from] DhtError),
 }
 
 /// A progress callback.

@@ -18,6 +18,26 @@ pub(crate) struct Cli {
     #[arg(long, global = true)]
     pub(crate) json: bool,
 
+    /// DHT bootstrap node, HOST:PORT (repeatable, or comma-separated in
+    /// SWARM_BOOTSTRAP) [default: the public mainline routers]
+    #[arg(
+        long = "bootstrap",
+        global = true,
+        env = "SWARM_BOOTSTRAP",
+        value_delimiter = ',',
+        value_name = "HOST:PORT"
+    )]
+    pub(crate) bootstrap: Vec<String>,
+
+    /// Do not use the DHT: only peers given with --peer
+    #[arg(
+        long,
+        global = true,
+        env = "SWARM_NO_DHT",
+        value_parser = clap::builder::FalseyValueParser::new()
+    )]
+    pub(crate) no_dht: bool,
+
     #[command(subcommand)]
     pub(crate) command: Command,
 }
@@ -63,8 +83,9 @@ pub(crate) enum Command {
     },
     /// Fetch a root or a signed release from peers, verifying every 16 KiB, then export it
     Fetch {
-        /// A signed-root token (swr1…, checked against the trust and
-        /// rollback policy first), or a bare root (64 hex characters)
+        /// A signed-root token (swr1…), a publisher's latest release
+        /// (PUBKEY/NAME[@CHANNEL], looked up on the DHT), both checked
+        /// against the trust and rollback policy first; or a bare root
         root: String,
         /// Trust this publisher key for this fetch (repeatable)
         #[arg(long = "trust", value_name = "PUBKEY")]
@@ -75,8 +96,9 @@ pub(crate) enum Command {
         /// Refuse a release whose channel is not this
         #[arg(long)]
         channel: Option<String>,
-        /// A peer to fetch from: HOST:PORT or NODEID@HOST:PORT (repeatable)
-        #[arg(long = "peer", required = true, value_name = "ADDR")]
+        /// A peer to fetch from: HOST:PORT or NODEID@HOST:PORT (repeatable;
+        /// peers announcing the root on the DHT are added)
+        #[arg(long = "peer", value_name = "ADDR")]
         peers: Vec<String>,
         /// Where to export the files (as for `swarm export`)
         #[arg(short, long, value_name = "PATH", default_value = ".")]
@@ -128,6 +150,11 @@ pub(crate) enum Command {
         /// Trust this publisher key for this check (repeatable)
         #[arg(long = "trust", value_name = "PUBKEY")]
         trust: Vec<String>,
+    },
+    /// Print the newest release token a publisher has put on the DHT
+    Resolve {
+        /// PUBKEY/NAME or PUBKEY/NAME@CHANNEL (channel defaults to stable)
+        pointer: String,
     },
     /// Manage the publishers this store trusts
     Trust {

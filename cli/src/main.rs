@@ -2,6 +2,7 @@
 
 mod args;
 mod demo;
+mod dht;
 mod net;
 mod release;
 
@@ -78,6 +79,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Keygen { output } => return release::keygen(output, cli.json),
         _ => {}
     }
+    let (bootstrap, no_dht) = (cli.bootstrap.clone(), cli.no_dht);
+    let dht_config = |server| dht::config(&bootstrap, no_dht, server);
     let dir = store_dir(cli.store)?;
     let store = Store::open(&dir)?;
     let json = cli.json;
@@ -248,7 +251,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 return Ok(ExitCode::FAILURE);
             }
         }
-        Command::Node { listen } => return net::node(store, listen, json),
+        Command::Node { listen } => return net::node(store, listen, json, dht_config(true)),
+        Command::Resolve { pointer } => return dht::resolve(dht_config(false), &pointer, json),
         Command::Fetch {
             root,
             trust,
@@ -260,8 +264,22 @@ fn run(cli: Cli) -> Result<ExitCode> {
             keep,
             no_export,
         } => {
-            let want = swarm_engine::release::Want { name, channel };
-            let (root, signed) = release::resolve_target(&store, &root, &trust, want)?;
+            let mut want = swarm_engine::release::Want { name, channel };
+            // PUBKEY/NAME[@CHANNEL]: the DHT says which token; the policy
+            // then treats it like any token, for that name and channel.
+            let target = if dht::is_pointer(&root) {
+                let p = dht::parse_pointer(&root)?;
+                let cfg = dht_config(false)
+                    .context("fetching PUBKEY/NAME needs the DHT; remove --no-dht")?;
+                let rt = tokio::runtime::Runtime::new()?;
+                let signed = rt.block_on(dht::lookup(&cfg, &p))?;
+                want.name.get_or_insert(p.name);
+                want.channel.get_or_insert(p.channel);
+                signed.to_token()
+            } else {
+                root
+            };
+            let (root, signed) = release::resolve_target(&store, &target, &trust, want)?;
             let args = net::FetchArgs {
                 root,
                 release: signed,
@@ -270,7 +288,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 force,
                 keep: keep || no_export,
             };
-            return net::fetch(store, args, json);
+            return net::fetch(store, args, json, dht_config(false));
         }
         Command::Publish {
             paths,
@@ -288,7 +306,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 channel,
                 expires,
             };
-            return release::publish(&store, a, json);
+            return release::publish(&store, a, json, dht_config(false));
         }
         Command::Verify { token, path, trust } => {
             let a = release::VerifyArgs { token, path, trust };

@@ -8,6 +8,7 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use serde_json::json;
 use swarm_engine::Hash;
+use swarm_engine::discovery::DhtConfig;
 use swarm_engine::net::{EndpointConfig, PeerAddr};
 use swarm_engine::node::{FetchOptions, FetchProgress, Node};
 use swarm_engine::store::{ExportOptions, Store};
@@ -37,7 +38,16 @@ async fn stop_signal() {
     let _ = tokio::signal::ctrl_c().await;
 }
 
-pub(crate) fn node(store: Store, listen: std::net::SocketAddr, json: bool) -> Result<ExitCode> {
+/// How often a node re-announces its pinned roots on the DHT (BEP 5 peers
+/// expire after about 30 minutes).
+const REANNOUNCE: std::time::Duration = std::time::Duration::from_secs(15 * 60);
+
+pub(crate) fn node(
+    store: Store,
+    listen: std::net::SocketAddr,
+    json: bool,
+    dht: Option<DhtConfig>,
+) -> Result<ExitCode> {
     let rt = runtime()?;
     rt.block_on(async {
         let pins = store.pins()?.len();
@@ -55,7 +65,27 @@ pub(crate) fn node(store: Store, listen: std::net::SocketAddr, json: bool) -> Re
             println!("serving {pins} pinned root{}", plural(pins as u64));
         }
         std::io::Write::flush(&mut std::io::stdout())?;
+        let mut announcer = None;
+        if let Some(cfg) = &dht {
+            match crate::dht::join(cfg).await {
+                Ok(d) => {
+                    let with = node.clone().with_dht(d);
+                    match with.announce().await {
+                        Ok(n) => eprintln!(
+                            "announced {n} pinned root{} on the DHT; again every 15 minutes",
+                            plural(n as u64)
+                        ),
+                        Err(e) => eprintln!("warning: announcing on the DHT failed: {e:#}"),
+                    }
+                    announcer = Some(with.keep_announcing(REANNOUNCE));
+                }
+                Err(e) => eprintln!("warning: {e:#}; serving peers that know this address only"),
+            }
+        }
         stop_signal().await;
+        if let Some(a) = announcer {
+            a.abort();
+        }
         if !json {
             eprintln!("stopping");
         }
@@ -78,7 +108,12 @@ pub(crate) struct FetchArgs<'a> {
     pub(crate) keep: bool,
 }
 
-pub(crate) fn fetch(store: Store, args: FetchArgs<'_>, json: bool) -> Result<ExitCode> {
+pub(crate) fn fetch(
+    store: Store,
+    args: FetchArgs<'_>,
+    json: bool,
+    dht: Option<DhtConfig>,
+) -> Result<ExitCode> {
     let peers = args
         .peers
         .iter()
@@ -97,7 +132,15 @@ pub(crate) fn fetch(store: Store, args: FetchArgs<'_>, json: bool) -> Result<Exi
     });
     let start = Instant::now();
     let result = rt.block_on(async {
-        let node = Node::spawn(store.clone(), EndpointConfig::default()).await?;
+        let mut node = Node::spawn(store.clone(), EndpointConfig::default()).await?;
+        if let Some(cfg) = &dht {
+            match crate::dht::join(cfg).await {
+                Ok(d) => node = node.with_dht(d),
+                // Static peers still work without the DHT.
+                Err(e) if !peers.is_empty() => eprintln!("warning: {e:#}"),
+                Err(e) => return Err(e),
+            }
+        }
         let opts = FetchOptions {
             peers,
             progress: Some(progress),

@@ -112,7 +112,12 @@ pub(crate) struct PublishArgs {
     pub(crate) expires: Option<String>,
 }
 
-pub(crate) fn publish(store: &Store, a: PublishArgs, json: bool) -> Result<ExitCode> {
+pub(crate) fn publish(
+    store: &Store,
+    a: PublishArgs,
+    json: bool,
+    dht: Option<swarm_engine::discovery::DhtConfig>,
+) -> Result<ExitCode> {
     let key = read_key(&match a.key {
         Some(k) => k,
         None => default_key_path()?,
@@ -158,6 +163,7 @@ pub(crate) fn publish(store: &Store, a: PublishArgs, json: bool) -> Result<ExitC
     store.accept_release(&own, &signed, &Want::default())?;
     let token = signed.to_token();
     let r = signed.release();
+    let on_dht = crate::dht::put(dht, &signed, &key);
     if json {
         println!(
             "{}",
@@ -171,10 +177,17 @@ pub(crate) fn publish(store: &Store, a: PublishArgs, json: bool) -> Result<ExitC
                 "version": r.version.to_string(),
                 "size": r.size,
                 "expires": r.expires,
+                "dht": on_dht,
             })
         );
     } else {
         println!("{token}");
+        if on_dht {
+            eprintln!(
+                "put the release pointer on the DHT: `swarm fetch {}/{}@{}` finds it",
+                r.publisher, r.name, r.channel
+            );
+        }
         eprintln!(
             "published {} {} on {} (seq {}), {} file{}, root {}",
             r.name,

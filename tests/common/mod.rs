@@ -27,6 +27,9 @@ pub(crate) fn swarm_cmd(store: &Path) -> Command {
     c.arg("--store")
         .arg(store)
         .env_remove("SWARM_STORE")
+        // Tests never touch the internet: no public DHT unless a test
+        // points the binary at its own local one.
+        .env("SWARM_NO_DHT", "1")
         .stdin(Stdio::null());
     c
 }
@@ -598,6 +601,7 @@ impl Drop for Tmpfs {
 
 /// An argument list of mixed types (`&str`, `String`, paths), each
 /// borrowed, for [`swarm`] and friends: `args!["export", root, "-o", out]`.
+#[allow(unused_macros)] // not every test crate builds argument lists
 macro_rules! args {
     ($($a:expr),* $(,)?) => {
         vec![$(std::ffi::OsString::from(AsRef::<std::ffi::OsStr>::as_ref(&$a))),*]

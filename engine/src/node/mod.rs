@@ -90,18 +90,18 @@ impl Node {
         Ok(pins.len())
     }
 
-    /// Re-announce every pinned root every `every`, starting now, until the
-    /// returned handle is dropped or aborted. Failures are logged and
-    /// retried at the next round.
+    /// Re-announce every pinned root every `every` (the first time after
+    /// one interval; call [`Self::announce`] for now) until the returned
+    /// task is aborted. Failures are logged and retried next round.
     pub fn keep_announcing(&self, every: std::time::Duration) -> tokio::task::JoinHandle<()> {
         let node = self.clone();
         tokio::spawn(async move {
             loop {
+                tokio::time::sleep(every).await;
                 match node.announce().await {
                     Ok(n) => tracing::debug!("announced {n} roots on the DHT"),
                     Err(e) => tracing::warn!("announcing on the DHT failed: {e}"),
                 }
-                tokio::time::sleep(every).await;
             }
         })
     }

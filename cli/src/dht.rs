@@ -1,0 +1,137 @@
+//! The DHT side of the commands: settings from the flags, resolving
+//! PUBKEY/NAME[@CHANNEL] pointers, putting a published release pointer.
+
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, bail};
+use serde_json::json;
+use swarm_engine::discovery::{Dht, DhtConfig};
+use swarm_engine::release::{DEFAULT_CHANNEL, PublicKey, SecretKey, SignedRelease};
+
+/// The DHT settings the flags ask for; `None` with --no-dht.
+pub(crate) fn config(bootstrap: &[String], no_dht: bool, server: bool) -> Option<DhtConfig> {
+    if no_dht {
+        return None;
+    }
+    let mut c = DhtConfig {
+        server,
+        ..Default::default()
+    };
+    if !bootstrap.is_empty() {
+        c.bootstrap = bootstrap.to_vec();
+    }
+    Some(c)
+}
+
+/// A `PUBKEY/NAME[@CHANNEL]` pointer.
+pub(crate) struct Pointer {
+    pub(crate) publisher: PublicKey,
+    pub(crate) name: String,
+    pub(crate) channel: String,
+}
+
+/// Whether `s` looks like a pointer rather than a token or a root.
+pub(crate) fn is_pointer(s: &str) -> bool {
+    s.contains('/')
+}
+
+pub(crate) fn parse_pointer(s: &str) -> Result<Pointer> {
+    let (key, rest) = s
+        .trim()
+        .split_once('/')
+        .context("expected PUBKEY/NAME or PUBKEY/NAME@CHANNEL")?;
+    let (name, channel) = match rest.split_once('@') {
+        Some((n, c)) => (n, c),
+        None => (rest, DEFAULT_CHANNEL),
+    };
+    if name.is_empty() || channel.is_empty() {
+        bail!("expected PUBKEY/NAME or PUBKEY/NAME@CHANNEL, got {s:?}");
+    }
+    Ok(Pointer {
+        publisher: key.parse()?,
+        name: name.to_owned(),
+        channel: channel.to_owned(),
+    })
+}
+
+/// Join the DHT and wait for it to be usable.
+pub(crate) async fn join(config: &DhtConfig) -> Result<Dht> {
+    let dht = Dht::spawn(config)?;
+    if !dht.bootstrapped().await {
+        bail!(
+            "could not join the DHT through {} (use --bootstrap HOST:PORT, or --no-dht with --peer)",
+            config.bootstrap.join(", ")
+        );
+    }
+    Ok(dht)
+}
+
+/// Look a pointer up: the newest signed release under it.
+pub(crate) async fn lookup(config: &DhtConfig, p: &Pointer) -> Result<SignedRelease> {
+    let dht = join(config).await?;
+    dht.resolve(&p.publisher, &p.name, &p.channel)
+        .await
+        .with_context(|| {
+            format!(
+                "no release of {}@{} by {} was found on the DHT",
+                p.name, p.channel, p.publisher
+            )
+        })
+}
+
+/// `swarm resolve PUBKEY/NAME[@CHANNEL]`.
+pub(crate) fn resolve(config: Option<DhtConfig>, pointer: &str, json: bool) -> Result<ExitCode> {
+    let config = config.context("resolve needs the DHT; remove --no-dht")?;
+    let p = parse_pointer(pointer)?;
+    let rt = tokio::runtime::Runtime::new()?;
+    let signed = rt.block_on(lookup(&config, &p))?;
+    let r = signed.release();
+    if json {
+        println!(
+            "{}",
+            json!({
+                "token": signed.to_token(),
+                "name": r.name,
+                "channel": r.channel,
+                "version": r.version.to_string(),
+                "seq": r.seq,
+                "root": r.root.to_hex(),
+                "size": r.size,
+            })
+        );
+    } else {
+        println!("{}", signed.to_token());
+        eprintln!(
+            "{} {} on {} (seq {}), root {}",
+            r.name, r.version, r.channel, r.seq, r.root
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Put a freshly published release's pointer on the DHT. Publishing has
+/// already succeeded locally, so a DHT failure is a warning, not an error.
+pub(crate) fn put(config: Option<DhtConfig>, signed: &SignedRelease, key: &SecretKey) -> bool {
+    let Some(config) = config else {
+        return false;
+    };
+    let rt = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("warning: the release pointer was not put on the DHT: {e}");
+            return false;
+        }
+    };
+    let result = rt.block_on(async {
+        let dht = join(&config).await?;
+        dht.put_release(signed, key).await?;
+        anyhow::Ok(())
+    });
+    match result {
+        Ok(()) => true,
+        Err(e) => {
+            eprintln!("warning: the release pointer was not put on the DHT: {e:#}");
+            false
+        }
+    }
+}

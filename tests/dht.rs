@@ -1,0 +1,146 @@
+//! End-to-end discovery: real `swarm` processes find each other through a
+//! DHT that this test runs on 127.0.0.1 (`mainline::Testnet`); nothing
+//! touches the internet.
+
+mod common;
+
+use std::fs;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::Value;
+
+/// `swarm --store STORE` with the DHT on, bootstrapping from `bootstrap` only.
+fn dht_cmd(store: &Path, bootstrap: &[String]) -> Command {
+    let mut c = swarm_cmd(store);
+    c.env("SWARM_NO_DHT", "0")
+        .env("SWARM_BOOTSTRAP", bootstrap.join(","));
+    c
+}
+
+fn run_json(mut c: Command) -> Value {
+    let out = c.arg("--json").output().expect("run swarm");
+    assert!(
+        out.status.success(),
+        "{:?} failed:\n{}",
+        c,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("one JSON object")
+}
+
+fn run_err(mut c: Command) -> String {
+    let out = c.output().expect("run swarm");
+    assert!(!out.status.success(), "{c:?} unexpectedly succeeded");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// A `swarm node` child, killed on drop.
+struct NodeProc {
+    child: Child,
+    log: PathBuf,
+}
+
+impl Drop for NodeProc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl NodeProc {
+    /// Start a node and wait (bounded) until it says it announced its roots.
+    fn start(store: &Path, bootstrap: &[String]) -> Self {
+        let log = store.with_extension("node-stderr");
+        let mut c = dht_cmd(store, bootstrap);
+        c.args(["--json", "node", "--listen", "127.0.0.1:0"])
+            .stdout(Stdio::piped())
+            .stderr(fs::File::create(&log).expect("log file"));
+        let mut child = c.spawn().expect("spawn swarm node");
+        let stdout = child.stdout.take().expect("stdout");
+        std::thread::spawn(move || for _ in BufReader::new(stdout).lines() {});
+        let node = Self { child, log };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let text = fs::read_to_string(&node.log).unwrap_or_default();
+            if text.contains("announced") {
+                assert!(text.contains("announced 2 pinned roots"), "{text}");
+                return node;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the node did not announce within 30 s:\n{text}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+#[test]
+fn releases_are_published_resolved_and_fetched_through_the_dht_alone() {
+    let testnet = mainline::Testnet::new(10).expect("local DHT");
+    let bs = testnet.bootstrap.clone();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let key = tmp.path().join("pub.key");
+    let k = run_json({
+        let mut c = swarm_cmd(&tmp.path().join("unused"));
+        c.args(["keygen", "-o"]).arg(&key);
+        c
+    });
+    let pk = k["public_key"].as_str().expect("key").to_owned();
+
+    // Two releases of one app; each publish puts its pointer on the DHT.
+    let app = tmp.path().join("app");
+    fs::create_dir_all(&app).expect("mkdir");
+    let pubstore = tmp.path().join("publisher");
+    let mut tokens = Vec::new();
+    for (v, content) in [("1.0.0", 100_000), ("1.1.0", 200_000)] {
+        fs::write(app.join("bin"), pseudo_random(content, 5)).expect("write");
+        let mut c = dht_cmd(&pubstore, &bs);
+        c.args(["publish"])
+            .arg(&app)
+            .args(["--key"])
+            .arg(&key)
+            .args(["--name", "app", "--version", v]);
+        let p = run_json(c);
+        assert_eq!(p["dht"], true, "{p}");
+        tokens.push(p["token"].as_str().expect("token").to_owned());
+    }
+
+    // resolve returns the newer of the two publishes.
+    let fetcher = tmp.path().join("fetcher");
+    let pointer = format!("{pk}/app");
+    let mut c = dht_cmd(&fetcher, &bs);
+    c.args(["resolve", &pointer]);
+    let r = run_json(c);
+    assert_eq!(r["seq"], 2, "{r}");
+    assert_eq!(r["token"], tokens[1].as_str(), "{r}");
+
+    // The publisher's node announces both roots; fetching needs no --peer.
+    let _node = NodeProc::start(&pubstore, &bs);
+    let out = tmp.path().join("out");
+    let mut c = dht_cmd(&fetcher, &bs);
+    c.args(["fetch", &pointer, "--trust", &pk, "-o"]).arg(&out);
+    let f = run_json(c);
+    assert_eq!(f["peers"].as_array().map(Vec::len), Some(1), "{f}");
+    assert_eq!(
+        fs::read(out.join("app").join("bin")).expect("fetched file"),
+        pseudo_random(200_000, 5)
+    );
+
+    // A replayed older release is refused by the rollback policy.
+    let mut c = dht_cmd(&fetcher, &bs);
+    c.args(["fetch", &tokens[0], "--trust", &pk, "-o"])
+        .arg(tmp.path().join("old"));
+    let err = run_err(c);
+    assert!(err.contains("refusing a rollback"), "{err}");
+
+    // With the DHT off and no --peer there is nobody to ask.
+    let mut c = swarm_cmd(&tmp.path().join("offline"));
+    c.args(["fetch", &tokens[1], "--trust", &pk, "--no-export"]);
+    let err = run_err(c);
+    assert!(err.contains("none found on the DHT"), "{err}");
+}

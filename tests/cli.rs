@@ -918,7 +918,8 @@ fn json_mode_reports_errors_as_json() {
     base.assert_intact();
 }
 
-/// The README's first command: the demo runs every step and says so.
+/// The README's first command: the demo runs every step and says so. It
+/// runs its own DHT on 127.0.0.1, so it needs no network.
 #[test]
 fn demo_round_trips_locally_and_over_quic() {
     let scratch = tempfile::tempdir().expect("tempdir");
@@ -936,6 +937,12 @@ fn demo_round_trips_locally_and_over_quic() {
     assert_eq!(v["ok"], true, "{v}");
     assert_eq!(v["files"], 5, "{v}");
     assert!(v["received"].as_u64().expect("received") >= 64 << 20, "{v}");
+    // Three fetchers found the release through the demo's own DHT.
+    assert_eq!(v["fetchers"], 3, "{v}");
+    assert!(
+        v["first_byte_seconds"].as_f64().expect("first byte") > 0.0,
+        "{v}"
+    );
     // It cleans up after itself.
     let left: Vec<_> = std::fs::read_dir(scratch.path())
         .expect("read scratch")

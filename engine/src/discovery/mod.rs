@@ -99,6 +99,32 @@ pub enum DhtError {
     Stale(i64),
 }
 
+/// A small DHT of its own on 127.0.0.1, for demos and tests: a few nodes in
+/// server mode, with nothing reaching the internet. Stops when dropped.
+#[derive(Debug)]
+pub struct LocalDht {
+    testnet: mainline::Testnet,
+}
+
+impl LocalDht {
+    /// Start `nodes` DHT nodes on 127.0.0.1.
+    pub fn start(nodes: usize) -> std::io::Result<Self> {
+        Ok(Self {
+            testnet: mainline::Testnet::new(nodes)?,
+        })
+    }
+
+    /// Settings that join this DHT and nothing else.
+    pub fn config(&self) -> DhtConfig {
+        DhtConfig {
+            bootstrap: self.testnet.bootstrap.clone(),
+            port: 0,
+            request_timeout: Some(Duration::from_millis(500)),
+            server: false,
+        }
+    }
+}
+
 /// A handle on the mainline DHT. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Dht {

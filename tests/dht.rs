@@ -54,25 +54,43 @@ impl Drop for NodeProc {
 impl NodeProc {
     /// Start a node and wait (bounded) until it says it announced its roots.
     fn start(store: &Path, bootstrap: &[String]) -> Self {
-        let log = store.with_extension("node-stderr");
         let mut c = dht_cmd(store, bootstrap);
-        c.args(["--json", "node", "--listen", "127.0.0.1:0"])
-            .stdout(Stdio::piped())
+        c.args(["--json", "node", "--listen", "127.0.0.1:0"]);
+        let (node, _) = Self::spawn(c, store, "announced");
+        let text = fs::read_to_string(&node.log).unwrap_or_default();
+        assert!(text.contains("announced 2 pinned roots"), "{text}");
+        node
+    }
+
+    /// Spawn `c` (a `--json node` command); wait (bounded) for its address on
+    /// stdout and for `until` in its stderr. Returns the node and its address.
+    fn spawn(mut c: Command, store: &Path, until: &str) -> (Self, String) {
+        let log = store.with_extension("node-stderr");
+        c.stdout(Stdio::piped())
             .stderr(fs::File::create(&log).expect("log file"));
         let mut child = c.spawn().expect("spawn swarm node");
         let stdout = child.stdout.take().expect("stdout");
-        std::thread::spawn(move || for _ in BufReader::new(stdout).lines() {});
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
         let node = Self { child, log };
+        let line = rx
+            .recv_timeout(Duration::from_secs(10))
+            .expect("the node printed its address");
+        let v: Value = serde_json::from_str(&line).expect("node --json line");
+        let addr = v["addr"].as_str().expect("addr").to_owned();
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             let text = fs::read_to_string(&node.log).unwrap_or_default();
-            if text.contains("announced") {
-                assert!(text.contains("announced 2 pinned roots"), "{text}");
-                return node;
+            if text.contains(until) {
+                return (node, addr);
             }
             assert!(
                 Instant::now() < deadline,
-                "the node did not announce within 30 s:\n{text}"
+                "the node did not log {until:?} within 30 s:\n{text}"
             );
             std::thread::sleep(Duration::from_millis(100));
         }
@@ -138,9 +156,102 @@ fn releases_are_published_resolved_and_fetched_through_the_dht_alone() {
     let err = run_err(c);
     assert!(err.contains("refusing a rollback"), "{err}");
 
+    // A restarted node announces again, and a new fetcher finds it.
+    drop(_node);
+    let _node = NodeProc::start(&pubstore, &bs);
+    let mut c = dht_cmd(&tmp.path().join("late"), &bs);
+    c.args(["fetch", &tokens[1], "--trust", &pk, "--no-export"]);
+    let late = run_json(c);
+    assert_eq!(late["peers"].as_array().map(Vec::len), Some(1), "{late}");
+
     // With the DHT off and no --peer there is nobody to ask.
     let mut c = swarm_cmd(&tmp.path().join("offline"));
     c.args(["fetch", &tokens[1], "--trust", &pk, "--no-export"]);
     let err = run_err(c);
     assert!(err.contains("none found on the DHT"), "{err}");
+}
+
+/// A node configured to seed a release fetches it from a static peer, then
+/// serves it; restarted, it keeps serving without fetching again.
+#[test]
+fn a_node_seeds_what_its_config_lists() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let key = tmp.path().join("pub.key");
+    let k = run_json({
+        let mut c = swarm_cmd(&tmp.path().join("unused"));
+        c.args(["keygen", "-o"]).arg(&key);
+        c
+    });
+    let pk = k["public_key"].as_str().expect("key").to_owned();
+    let app = tmp.path().join("app");
+    fs::create_dir_all(&app).expect("mkdir");
+    fs::write(app.join("bin"), pseudo_random(150_000, 9)).expect("write");
+    let pubstore = tmp.path().join("publisher");
+    let p = run_json({
+        let mut c = swarm_cmd(&pubstore);
+        c.args(["publish"])
+            .arg(&app)
+            .args(["--key"])
+            .arg(&key)
+            .args(["--name", "app", "--version", "2.0.0"]);
+        c
+    });
+    let token = p["token"].as_str().expect("token").to_owned();
+    let (_origin, origin_addr) = {
+        let mut c = swarm_cmd(&pubstore);
+        c.args(["--json", "node", "--listen", "127.0.0.1:0"]);
+        NodeProc::spawn(c, &pubstore, "")
+    };
+
+    let config = tmp.path().join("node.toml");
+    fs::write(
+        &config,
+        format!(
+            "listen = \"127.0.0.1:0\"\nno_dht = true\npeers = [\"{origin_addr}\"]\n\
+             trust = [\"{pk}\"]\nseed = [\"{token}\"]\n"
+        ),
+    )
+    .expect("write config");
+    let seeder = tmp.path().join("seeder");
+    let start_seeder = || {
+        let mut c = swarm_cmd(&seeder);
+        c.args(["--json", "node", "--config"]).arg(&config);
+        c
+    };
+    let (node, seeder_addr) = NodeProc::spawn(start_seeder(), &seeder, "and serving it");
+
+    // A third node gets the release from the seeder alone.
+    let out = run_json({
+        let mut c = swarm_cmd(&tmp.path().join("third"));
+        c.args([
+            "fetch",
+            &token,
+            "--trust",
+            &pk,
+            "--no-export",
+            "--peer",
+            &seeder_addr,
+        ]);
+        c
+    });
+    assert_eq!(out["peers"].as_array().map(Vec::len), Some(1), "{out}");
+
+    // Restarted, it serves what it kept and fetches nothing again.
+    drop(node);
+    let (node, seeder_addr) = NodeProc::spawn(start_seeder(), &seeder, "already stored");
+    let text = fs::read_to_string(&node.log).unwrap_or_default();
+    assert!(!text.contains("fetched"), "it fetched again:\n{text}");
+    run_json({
+        let mut c = swarm_cmd(&tmp.path().join("fourth"));
+        c.args([
+            "fetch",
+            &token,
+            "--trust",
+            &pk,
+            "--no-export",
+            "--peer",
+            &seeder_addr,
+        ]);
+        c
+    });
 }

@@ -77,9 +77,12 @@ pub(crate) enum Command {
     Check,
     /// Serve everything in the store to peers until stopped (SIGINT/SIGTERM)
     Node {
-        /// Address to listen on (UDP)
-        #[arg(long, default_value = "0.0.0.0:7411", value_name = "HOST:PORT")]
-        listen: SocketAddr,
+        /// Address to listen on (UDP) [default: the config's, else 0.0.0.0:7411]
+        #[arg(long, value_name = "HOST:PORT")]
+        listen: Option<SocketAddr>,
+        /// A TOML config file (docs/operations.md); flags override it
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
     },
     /// Fetch a root or a signed release from peers, verifying every 16 KiB, then export it
     Fetch {

@@ -1,6 +1,7 @@
 //! The `swarm` binary: parses arguments, calls `swarm_engine`, prints.
 
 mod args;
+mod config;
 mod demo;
 mod dht;
 mod net;
@@ -79,9 +80,22 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Keygen { output } => return release::keygen(output, cli.json),
         _ => {}
     }
-    let (bootstrap, no_dht) = (cli.bootstrap.clone(), cli.no_dht);
+    // A node's config file is read first: it may name the store. Flags
+    // (and their environment variables) override it.
+    let node_config = match &cli.command {
+        Command::Node {
+            config: Some(path), ..
+        } => config::NodeConfig::load(path)?,
+        _ => config::NodeConfig::default(),
+    };
+    let bootstrap = if cli.bootstrap.is_empty() {
+        node_config.bootstrap.clone()
+    } else {
+        cli.bootstrap.clone()
+    };
+    let no_dht = cli.no_dht || node_config.no_dht;
     let dht_config = |server| dht::config(&bootstrap, no_dht, server);
-    let dir = store_dir(cli.store)?;
+    let dir = store_dir(cli.store.or_else(|| node_config.store.clone()))?;
     let store = Store::open(&dir)?;
     let json = cli.json;
     match cli.command {
@@ -251,7 +265,21 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 return Ok(ExitCode::FAILURE);
             }
         }
-        Command::Node { listen } => return net::node(store, listen, json, dht_config(true)),
+        Command::Node { listen, .. } => {
+            let listen = listen
+                .or(node_config.listen)
+                .unwrap_or_else(|| std::net::SocketAddr::from(([0, 0, 0, 0], 7411)));
+            let seeding = net::Seeding {
+                seed: node_config.seed.clone(),
+                peers: node_config
+                    .peers
+                    .iter()
+                    .map(|p| p.parse())
+                    .collect::<Result<_, _>>()?,
+                trust: node_config.trust.clone(),
+            };
+            return net::node(store, listen, json, dht_config(true), seeding);
+        }
         Command::Resolve { pointer } => return dht::resolve(dht_config(false), &pointer, json),
         Command::Fetch {
             root,

@@ -42,11 +42,79 @@ async fn stop_signal() {
 /// expire after about 30 minutes).
 const REANNOUNCE: std::time::Duration = std::time::Duration::from_secs(15 * 60);
 
+/// What a node keeps fetching and serving, from its config file.
+pub(crate) struct Seeding {
+    /// Tokens or PUBKEY/NAME[@CHANNEL] pointers.
+    pub(crate) seed: Vec<String>,
+    /// Static peers to fetch them from (the DHT adds more).
+    pub(crate) peers: Vec<PeerAddr>,
+    /// Keys trusted for them, besides the store's.
+    pub(crate) trust: Vec<String>,
+}
+
+/// Fetch (and keep) every seed entry that is not stored yet, then announce:
+/// once now and again every `REANNOUNCE`, so a pointer's new releases are
+/// picked up. Failures are reported and retried next round.
+async fn seed_loop(node: Node, seeding: Seeding) {
+    loop {
+        for entry in &seeding.seed {
+            match seed_one(&node, entry, &seeding).await {
+                Ok(Some(msg)) => eprintln!("seed {entry}: {msg}"),
+                Ok(None) => eprintln!("seed {entry}: already stored; serving it"),
+                Err(e) => eprintln!("warning: seed {entry}: {e:#}"),
+            }
+        }
+        if let Err(e) = node.announce().await {
+            eprintln!("warning: announcing on the DHT failed: {e:#}");
+        }
+        tokio::time::sleep(REANNOUNCE).await;
+    }
+}
+
+async fn seed_one(node: &Node, entry: &str, seeding: &Seeding) -> Result<Option<String>> {
+    let store = node.store().clone();
+    let mut want = swarm_engine::release::Want::default();
+    let signed = if crate::dht::is_pointer(entry) {
+        let p = crate::dht::parse_pointer(entry)?;
+        let dht = node.dht().context("a PUBKEY/NAME seed needs the DHT")?;
+        let found = dht
+            .resolve(&p.publisher, &p.name, &p.channel)
+            .await
+            .context("no release found on the DHT yet")?;
+        want.name = Some(p.name);
+        want.channel = Some(p.channel);
+        found
+    } else {
+        swarm_engine::release::SignedRelease::from_token(entry)?
+    };
+    let root = signed.release().root;
+    let pinned = store.pins()?.iter().any(|p| p.root == root);
+    if pinned {
+        return Ok(None);
+    }
+    let policy = crate::release::policy(&store, &seeding.trust)?;
+    store.accept_release(&policy, &signed, &want)?;
+    let opts = FetchOptions {
+        peers: seeding.peers.clone(),
+        ..Default::default()
+    };
+    let got = node.fetch(root, opts).await?;
+    let r = signed.release();
+    Ok(Some(format!(
+        "fetched {} {} ({} files, {}) and serving it",
+        r.name,
+        r.version,
+        got.files,
+        bytes(got.size)
+    )))
+}
+
 pub(crate) fn node(
     store: Store,
     listen: std::net::SocketAddr,
     json: bool,
     dht: Option<DhtConfig>,
+    seeding: Seeding,
 ) -> Result<ExitCode> {
     let rt = runtime()?;
     rt.block_on(async {
@@ -65,22 +133,29 @@ pub(crate) fn node(
             println!("serving {pins} pinned root{}", plural(pins as u64));
         }
         std::io::Write::flush(&mut std::io::stdout())?;
+        let mut node = node;
         let mut announcer = None;
         if let Some(cfg) = &dht {
             match crate::dht::join(cfg).await {
                 Ok(d) => {
-                    let with = node.clone().with_dht(d);
-                    match with.announce().await {
+                    node = node.with_dht(d);
+                    match node.announce().await {
                         Ok(n) => eprintln!(
                             "announced {n} pinned root{} on the DHT; again every 15 minutes",
                             plural(n as u64)
                         ),
                         Err(e) => eprintln!("warning: announcing on the DHT failed: {e:#}"),
                     }
-                    announcer = Some(with.keep_announcing(REANNOUNCE));
+                    if seeding.seed.is_empty() {
+                        announcer = Some(node.keep_announcing(REANNOUNCE));
+                    }
                 }
                 Err(e) => eprintln!("warning: {e:#}; serving peers that know this address only"),
             }
+        }
+        // The seed loop announces after each round itself.
+        if !seeding.seed.is_empty() {
+            announcer = Some(tokio::spawn(seed_loop(node.clone(), seeding)));
         }
         stop_signal().await;
         if let Some(a) = announcer {

@@ -1,0 +1,95 @@
+//! The `swarm node` config file (TOML). Layer two of the arguments: flags
+//! override it, and the result is validated before anything starts.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use serde::Deserialize;
+
+/// What a config file may say. Every field is optional.
+#[derive(Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct NodeConfig {
+    /// The store directory.
+    pub(crate) store: Option<PathBuf>,
+    /// UDP address to serve on.
+    pub(crate) listen: Option<SocketAddr>,
+    /// DHT bootstrap nodes, HOST:PORT.
+    #[serde(default)]
+    pub(crate) bootstrap: Vec<String>,
+    /// Turn the DHT off.
+    #[serde(default)]
+    pub(crate) no_dht: bool,
+    /// Static peers to fetch seeded releases from (HOST:PORT or ID@HOST:PORT).
+    #[serde(default)]
+    pub(crate) peers: Vec<String>,
+    /// Publisher keys to trust for what `seed` lists (swpk1…).
+    #[serde(default)]
+    pub(crate) trust: Vec<String>,
+    /// Releases to fetch, keep and serve: tokens (swr1…) or publisher
+    /// pointers (PUBKEY/NAME[@CHANNEL]), re-resolved periodically.
+    #[serde(default)]
+    pub(crate) seed: Vec<String>,
+}
+
+impl NodeConfig {
+    pub(crate) fn load(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read the config file {}", path.display()))?;
+        Self::parse(&text).with_context(|| format!("in the config file {}", path.display()))
+    }
+
+    fn parse(text: &str) -> Result<Self> {
+        let c: Self = toml::from_str(text)?;
+        for s in &c.seed {
+            let t = s.trim();
+            anyhow::ensure!(
+                swarm_engine::release::is_token(t) || crate::dht::is_pointer(t),
+                "seed entry {t:?} is neither a token (swr1…) nor a pointer (PUBKEY/NAME[@CHANNEL])"
+            );
+        }
+        for k in &c.trust {
+            k.parse::<swarm_engine::release::PublicKey>()?;
+        }
+        for p in &c.peers {
+            p.parse::<swarm_engine::net::PeerAddr>()?;
+        }
+        Ok(c)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_config_parses() {
+        let key = swarm_engine::release::SecretKey::from_seed(&[1; 32]).public();
+        let text = format!(
+            r#"
+store = "/var/lib/swarm"
+listen = "0.0.0.0:7411"
+bootstrap = ["127.0.0.1:6881"]
+peers = ["127.0.0.1:7412"]
+trust = ["{key}"]
+seed = ["{key}/myapp@stable"]
+"#
+        );
+        let c = NodeConfig::parse(&text).unwrap();
+        assert_eq!(c.listen, Some("0.0.0.0:7411".parse().unwrap()));
+        assert_eq!(c.seed.len(), 1);
+        assert!(!c.no_dht);
+    }
+
+    #[test]
+    fn mistakes_are_refused_with_the_reason() {
+        let err = NodeConfig::parse("lisen = \"0.0.0.0:1\"").unwrap_err();
+        assert!(format!("{err:#}").contains("lisen"), "{err:#}");
+        let err = NodeConfig::parse("seed = [\"nonsense\"]").unwrap_err();
+        assert!(format!("{err:#}").contains("neither a token"), "{err:#}");
+        let err = NodeConfig::parse("trust = [\"swpk1nope\"]").unwrap_err();
+        assert!(format!("{err:#}").contains("publisher key"), "{err:#}");
+        assert_eq!(NodeConfig::parse("").unwrap(), NodeConfig::default());
+    }
+}

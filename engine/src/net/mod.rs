@@ -5,6 +5,7 @@
 //! both sides serve request streams the other opens, so a node that is
 //! downloading also serves what it has verified.
 
+mod book;
 mod identity;
 mod request;
 mod serve;
@@ -236,6 +237,7 @@ pub(crate) struct Ctx {
     pub(crate) config: Arc<EndpointConfig>,
     pub(crate) stats: Arc<Stats>,
     pub(crate) me: NodeId,
+    pub(crate) book: Arc<book::PeerBook>,
 }
 
 fn transport(t: &Timeouts, keep_alive: bool) -> quinn::TransportConfig {
@@ -292,6 +294,7 @@ impl Endpoint {
             me: secret.node_id(),
             config: Arc::new(config),
             stats: Arc::default(),
+            book: Arc::default(),
         };
         let accept = tokio::spawn(serve::accept_loop(quic.clone(), ctx.clone()));
         Ok(Self {

@@ -142,6 +142,22 @@ impl Peer {
         }
     }
 
+    /// Other peers this one knows to have or want `hash` (peer exchange).
+    pub async fn ask_peers(&self, hash: Hash) -> Result<Vec<SocketAddr>, RequestError> {
+        match self.request(&Message::AskPeers(Ask { hash })).await? {
+            (_, _, Message::Peers(p)) if p.hash == hash => Ok(p.addrs),
+            (_, _, other) => Err(RequestError::Misbehaved(format!(
+                "answered AskPeers with {}",
+                kind(&other)
+            ))),
+        }
+    }
+
+    /// Remember that this peer has `hash`, for peer exchange.
+    pub(crate) fn note_has(&self, hash: Hash) {
+        self.ctx.book.add(hash, self.addr);
+    }
+
     /// Fetch the missing `ranges` of `partial` from this peer, verifying
     /// every group before it is stored. Returns the blob back with the
     /// number of new verified bytes, or the error; verified data received
@@ -338,6 +354,8 @@ fn kind(m: &Message) -> &'static str {
         Message::Found(_) => "Found",
         Message::Error(_) => "Error",
         Message::Ask(_) => "Ask",
+        Message::AskPeers(_) => "AskPeers",
+        Message::Peers(_) => "Peers",
     }
 }
 

@@ -95,8 +95,12 @@ pub(super) async fn run_connection(
             match conn.accept_bi().await {
                 Ok((send, recv)) => {
                     let ctx = ctx.clone();
+                    // One QUIC socket serves and connects, so the address a
+                    // peer connects from is the one it serves on.
+                    let remote = conn.remote_address();
                     tokio::spawn(
-                        async move { serve_request(ctx, send, recv).await }.in_current_span(),
+                        async move { serve_request(ctx, send, recv, remote).await }
+                            .in_current_span(),
                     );
                 }
                 Err(_) => return,
@@ -142,7 +146,12 @@ fn close_for(conn: &quinn::Connection, ctx: &Ctx, e: &ReadMsgError) {
 }
 
 /// Serve one request stream (wire.md §3.3, §3.6).
-async fn serve_request(ctx: Ctx, mut send: quinn::SendStream, mut recv: quinn::RecvStream) {
+async fn serve_request(
+    ctx: Ctx,
+    mut send: quinn::SendStream,
+    mut recv: quinn::RecvStream,
+    remote: std::net::SocketAddr,
+) {
     count(&ctx.stats.serving, 1);
     count(&ctx.stats.served_total, 1);
     let req = stream::read_message(&mut recv, ctx.config.timeouts.request).await;
@@ -150,8 +159,19 @@ async fn serve_request(ctx: Ctx, mut send: quinn::SendStream, mut recv: quinn::R
     // stream; a reset is kept for failures in the middle of a response,
     // where a message can no longer be framed.
     let result = match req {
-        Ok(Message::Get(get)) => serve_get(&ctx, &mut send, get).await,
+        Ok(Message::Get(get)) => {
+            ctx.book.add(get.hash, remote);
+            serve_get(&ctx, &mut send, get).await
+        }
         Ok(Message::Ask(ask)) => serve_ask(&ctx, &mut send, ask.hash).await,
+        Ok(Message::AskPeers(ask)) => {
+            let addrs = ctx.book.get(&ask.hash, remote, wire::MAX_PEERS);
+            let msg = Message::Peers(wire::Peers {
+                hash: ask.hash,
+                addrs,
+            });
+            write_then_ok(&mut send, msg).await
+        }
         Ok(other) => {
             count(&ctx.stats.violations, 1);
             let text = format!("expected Get or Ask, got {other:?}");

@@ -669,3 +669,43 @@ async fn a_partial_blob_serves_the_groups_it_has_and_refuses_the_rest() {
         "{got:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn peer_exchange_introduces_a_fetcher_to_earlier_fetchers() {
+    let rel = release();
+    let (seed, root) = seeder(&rel).await;
+    // F1 fetches from the seed, which remembers it as a peer of the root.
+    let f1 = Node::spawn(Store::memory().unwrap(), quick())
+        .await
+        .unwrap();
+    f1.fetch(root, fetch_opts(vec![addr_of(&seed)]))
+        .await
+        .unwrap();
+    let probe = Endpoint::bind(
+        Store::memory().unwrap(),
+        SecretKey::generate().unwrap(),
+        quick(),
+    )
+    .await
+    .unwrap();
+    let told = probe
+        .connect(&addr_of(&seed))
+        .await
+        .unwrap()
+        .ask_peers(root)
+        .await
+        .unwrap();
+    assert_eq!(told, vec![f1.endpoint().local_addr().unwrap()]);
+
+    // F2 is told only about the seed, and connects to F1 too.
+    let f2 = Node::spawn(Store::memory().unwrap(), quick())
+        .await
+        .unwrap();
+    let got = f2
+        .fetch(root, fetch_opts(vec![addr_of(&seed)]))
+        .await
+        .unwrap();
+    assert!(got.connected.contains(&f1.endpoint().node_id()), "{got:?}");
+    assert_eq!(got.connected.len(), 2, "{got:?}");
+    assert_release(f2.store(), &root, &rel);
+}

@@ -14,6 +14,10 @@ use crate::store::{ReadError, Store, StoreError};
 
 /// Blobs fetched at once.
 const PARALLEL_BLOBS: usize = 4;
+/// Most peers one fetch connects to (given, from the DHT, and by exchange).
+const MAX_PEERS: usize = 8;
+/// How long to wait for a peer's answer to a peer-exchange question.
+const PEX_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Options for [`super::Node::fetch`].
 #[derive(Clone)]
@@ -75,6 +79,8 @@ pub struct Fetched {
     pub received: u64,
     /// Peers data came from.
     pub peers: Vec<NodeId>,
+    /// Peers connected to (including those learned by peer exchange).
+    pub connected: Vec<NodeId>,
     /// Peers that failed or were dropped along the way (the fetch still
     /// succeeded from the others).
     pub failures: Vec<PeerFailure>,
@@ -202,6 +208,32 @@ pub(super) async fn fetch(
     if live.is_empty() {
         return Err(FetchError::Unreachable(unreachable));
     }
+    // Peer exchange: the DHT returns few peers per node, so ask each peer
+    // whom else it has seen with this root, and connect to some of them.
+    let me = endpoint.local_addr().ok();
+    let mut known: std::collections::BTreeSet<std::net::SocketAddr> =
+        live.iter().map(Peer::addr).chain(me).collect();
+    let mut more = Vec::new();
+    for p in &live {
+        if let Ok(Ok(addrs)) = tokio::time::timeout(PEX_WAIT, p.ask_peers(root)).await {
+            more.extend(addrs.into_iter().filter(|a| known.insert(*a)));
+        }
+    }
+    let mut connects = JoinSet::new();
+    for addr in more.into_iter().take(MAX_PEERS.saturating_sub(live.len())) {
+        let ep = endpoint.clone();
+        connects.spawn(async move { ep.connect(&PeerAddr { id: None, addr }).await });
+    }
+    while let Some(r) = connects.join_next().await {
+        if let Ok(Ok(p)) = r {
+            if live.iter().all(|l| l.id() != p.id()) {
+                live.push(p);
+            } else {
+                p.close();
+            }
+        }
+    }
+    let connected: Vec<NodeId> = live.iter().map(Peer::id).collect();
     progress(FetchProgress::Connected(live.len()));
     let mut peers = Peers {
         live,
@@ -272,6 +304,8 @@ pub(super) async fn fetch(
         match r {
             Ok(()) => {
                 used.insert(peer.id());
+                // Others may ask us about it: this peer has the root.
+                peer.note_has(root);
             }
             Err(BlobError::Store(e)) => return Err(e.into()),
             Err(BlobError::Peer(e)) => {
@@ -316,6 +350,7 @@ pub(super) async fn fetch(
         files: manifest.entries().len() as u64,
         received: received.load(Ordering::Relaxed),
         peers: used.into_iter().collect(),
+        connected,
         failures: peers.failures,
     })
 }

@@ -26,6 +26,8 @@ pub const MAX_HAVE_RANGES: usize = 1024;
 pub const MAX_AGENT: usize = 64;
 /// Longest message text in an `Error` (§3.5).
 pub const MAX_ERROR_TEXT: usize = 256;
+/// Most addresses in a `Peers` (§3.8).
+pub const MAX_PEERS: usize = 50;
 
 /// Every message of protocol v1 (§3). The postcard enum tag is the
 /// variant's index, so variants are only ever appended.
@@ -43,6 +45,19 @@ pub enum Message {
     Error(ErrorMsg),
     /// Ask what the peer holds of a blob; answered by `Have` or `Error` (§3.6).
     Ask(Ask),
+    /// Ask for other peers of a blob or root (peer exchange, §3.7).
+    AskPeers(Ask),
+    /// Peers known to have or want a blob or root (§3.8).
+    Peers(Peers),
+}
+
+/// §3.8
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Peers {
+    /// The blob or root.
+    pub hash: Hash,
+    /// Their QUIC addresses, at most [`MAX_PEERS`].
+    pub addrs: Vec<std::net::SocketAddr>,
 }
 
 /// §3.1
@@ -298,7 +313,13 @@ impl Message {
             Self::Have(h) => Ok(h.groups.validate(MAX_HAVE_RANGES)?),
             Self::Get(g) => Ok(g.ranges.validate(MAX_GET_RANGES)?),
             Self::Error(e) => text("error text", &e.text, MAX_ERROR_TEXT),
-            Self::Found(_) | Self::Ask(_) => Ok(()),
+            Self::Peers(p) if p.addrs.len() > MAX_PEERS => {
+                Err(WireError::Ranges(RangeError::TooMany {
+                    count: p.addrs.len(),
+                    max: MAX_PEERS,
+                }))
+            }
+            Self::Found(_) | Self::Ask(_) | Self::AskPeers(_) | Self::Peers(_) => Ok(()),
         }
     }
 }

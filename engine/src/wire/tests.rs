@@ -45,6 +45,17 @@ fn vectors() -> Vec<(&'static str, Message)> {
             }),
         ),
         ("ask", Message::Ask(Ask { hash: h() })),
+        ("askpeers", Message::AskPeers(Ask { hash: h() })),
+        (
+            "peers",
+            Message::Peers(Peers {
+                hash: h(),
+                addrs: vec![
+                    "127.0.0.1:7411".parse().unwrap(),
+                    "[::1]:443".parse().unwrap(),
+                ],
+            }),
+        ),
     ]
 }
 
@@ -183,6 +194,18 @@ fn message() -> impl Strategy<Value = Message> {
             text
         })),
         hash().prop_map(|hash| Message::Ask(Ask { hash })),
+        hash().prop_map(|hash| Message::AskPeers(Ask { hash })),
+        (
+            hash(),
+            // The wire carries IP and port; IPv6 scope ids and flow labels
+            // are local to a host and not sent (wire.md §3.8).
+            prop::collection::vec(
+                any::<std::net::SocketAddr>()
+                    .prop_map(|a| std::net::SocketAddr::new(a.ip(), a.port())),
+                0..20,
+            ),
+        )
+            .prop_map(|(hash, addrs)| Message::Peers(Peers { hash, addrs })),
     ]
 }
 

@@ -709,3 +709,31 @@ async fn peer_exchange_introduces_a_fetcher_to_earlier_fetchers() {
     assert_eq!(got.connected.len(), 2, "{got:?}");
     assert_release(f2.store(), &root, &rel);
 }
+
+/// Regression: peer exchange can hand out a fetcher that has since gone;
+/// a fetch must not wait for a connection to it to time out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stale_exchanged_address_does_not_hold_up_a_fetch() {
+    let rel = release();
+    let (seed, root) = seeder(&rel).await;
+    let gone = Node::spawn(Store::memory().unwrap(), quick())
+        .await
+        .unwrap();
+    gone.fetch(root, fetch_opts(vec![addr_of(&seed)]))
+        .await
+        .unwrap();
+    gone.shutdown().await;
+    // A fetcher whose connection attempts would wait a minute.
+    let mut slow = quick();
+    slow.timeouts.connect = Duration::from_secs(60);
+    let f = Node::spawn(Store::memory().unwrap(), slow).await.unwrap();
+    let got = tokio::time::timeout(
+        Duration::from_secs(30),
+        f.fetch(root, fetch_opts(vec![addr_of(&seed)])),
+    )
+    .await
+    .expect("the fetch waited for a dead exchanged address")
+    .unwrap();
+    assert_eq!(got.connected, vec![seed.endpoint().node_id()]);
+    assert_release(f.store(), &root, &rel);
+}

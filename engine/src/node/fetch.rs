@@ -18,6 +18,10 @@ const PARALLEL_BLOBS: usize = 4;
 const MAX_PEERS: usize = 8;
 /// How long to wait for a peer's answer to a peer-exchange question.
 const PEX_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+/// How long a fetch waits for peer exchange before it starts; peers that
+/// connect later join while it runs. Addresses from exchange may be stale
+/// (a fetcher that has gone), and must not hold a fetch up.
+const PEX_HEAD_START: std::time::Duration = std::time::Duration::from_millis(300);
 
 /// Options for [`super::Node::fetch`].
 #[derive(Clone)]
@@ -209,36 +213,24 @@ pub(super) async fn fetch(
         return Err(FetchError::Unreachable(unreachable));
     }
     // Peer exchange: the DHT returns few peers per node, so ask each peer
-    // whom else it has seen with this root, and connect to some of them.
-    let me = endpoint.local_addr().ok();
-    let mut known: std::collections::BTreeSet<std::net::SocketAddr> =
-        live.iter().map(Peer::addr).chain(me).collect();
-    let mut more = Vec::new();
-    for p in &live {
-        if let Ok(Ok(addrs)) = tokio::time::timeout(PEX_WAIT, p.ask_peers(root)).await {
-            more.extend(addrs.into_iter().filter(|a| known.insert(*a)));
-        }
+    // whom else it has seen with this root, and connect to some of them in
+    // the background.
+    let mut pex = spawn_pex(endpoint, root, live.clone());
+    let mut connected: Vec<NodeId> = live.iter().map(Peer::id).collect();
+    let head_start = tokio::time::Instant::now() + PEX_HEAD_START;
+    while let Ok(Some(p)) = tokio::time::timeout_at(head_start, pex.recv()).await {
+        add_peer(&mut live, &mut connected, p);
     }
-    let mut connects = JoinSet::new();
-    for addr in more.into_iter().take(MAX_PEERS.saturating_sub(live.len())) {
-        let ep = endpoint.clone();
-        connects.spawn(async move { ep.connect(&PeerAddr { id: None, addr }).await });
-    }
-    while let Some(r) = connects.join_next().await {
-        if let Ok(Ok(p)) = r {
-            if live.iter().all(|l| l.id() != p.id()) {
-                live.push(p);
-            } else {
-                p.close();
-            }
-        }
-    }
-    let connected: Vec<NodeId> = live.iter().map(Peer::id).collect();
     progress(FetchProgress::Connected(live.len()));
     let mut peers = Peers {
         live,
         failures: Vec::new(),
         next: 0,
+    };
+    let mut take_late_peers = |peers: &mut Peers, connected: &mut Vec<NodeId>| {
+        while let Ok(p) = pex.try_recv() {
+            add_peer(&mut peers.live, connected, p);
+        }
     };
     let store = endpoint.store().clone();
     let received = Arc::new(AtomicU64::new(0));
@@ -282,6 +274,7 @@ pub(super) async fn fetch(
     let mut running = JoinSet::new();
     let mut used = std::collections::BTreeSet::new();
     loop {
+        take_late_peers(&mut peers, &mut connected);
         while running.len() < PARALLEL_BLOBS {
             let Some((hash, size)) = queue.pop() else {
                 break;
@@ -353,6 +346,51 @@ pub(super) async fn fetch(
         connected,
         failures: peers.failures,
     })
+}
+
+/// Ask `known` for more peers of `root` and connect to them; each new peer
+/// arrives on the returned channel, which closes when all attempts are done.
+fn spawn_pex(
+    endpoint: &Endpoint,
+    root: Hash,
+    known: Vec<Peer>,
+) -> tokio::sync::mpsc::UnboundedReceiver<Peer> {
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let endpoint = endpoint.clone();
+    tokio::spawn(async move {
+        let me = endpoint.local_addr().ok();
+        let mut seen: std::collections::BTreeSet<std::net::SocketAddr> =
+            known.iter().map(Peer::addr).chain(me).collect();
+        let mut more = Vec::new();
+        for p in &known {
+            if let Ok(Ok(addrs)) = tokio::time::timeout(PEX_WAIT, p.ask_peers(root)).await {
+                more.extend(addrs.into_iter().filter(|a| seen.insert(*a)));
+            }
+        }
+        let mut connects = JoinSet::new();
+        for addr in more.into_iter().take(MAX_PEERS.saturating_sub(known.len())) {
+            let ep = endpoint.clone();
+            connects.spawn(async move { ep.connect(&PeerAddr { id: None, addr }).await });
+        }
+        while let Some(r) = connects.join_next().await {
+            if let Ok(Ok(p)) = r
+                && tx.send(p).is_err()
+            {
+                return;
+            }
+        }
+    });
+    rx
+}
+
+/// Use `p` unless it is a node already connected (under another address).
+fn add_peer(live: &mut Vec<Peer>, connected: &mut Vec<NodeId>, p: Peer) {
+    if live.iter().all(|l| l.id() != p.id()) && live.len() < MAX_PEERS {
+        connected.push(p.id());
+        live.push(p);
+    } else {
+        p.close();
+    }
 }
 
 async fn fetch_manifest(

@@ -5,10 +5,9 @@
 mod common;
 
 use std::fs;
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
 
 use common::*;
 use serde_json::Value;
@@ -38,63 +37,26 @@ fn run_err(mut c: Command) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
-/// A `swarm node` child, killed on drop.
-struct NodeProc {
-    child: Child,
-    log: PathBuf,
+/// Start a DHT node (killed on drop) and wait (bounded) until it says it
+/// announced its roots.
+fn start_node(store: &Path, bootstrap: &[String]) -> NodeChild {
+    let mut c = dht_cmd(store, bootstrap);
+    c.args(["--json", "node", "--listen", "127.0.0.1:0"]);
+    let (node, _) = spawn_node(c, store, "announced");
+    let text = node.log_text();
+    assert!(text.contains("announced 2 pinned roots"), "{text}");
+    node
 }
 
-impl Drop for NodeProc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl NodeProc {
-    /// Start a node and wait (bounded) until it says it announced its roots.
-    fn start(store: &Path, bootstrap: &[String]) -> Self {
-        let mut c = dht_cmd(store, bootstrap);
-        c.args(["--json", "node", "--listen", "127.0.0.1:0"]);
-        let (node, _) = Self::spawn(c, store, "announced");
-        let text = fs::read_to_string(&node.log).unwrap_or_default();
-        assert!(text.contains("announced 2 pinned roots"), "{text}");
-        node
-    }
-
-    /// Spawn `c` (a `--json node` command); wait (bounded) for its address on
-    /// stdout and for `until` in its stderr. Returns the node and its address.
-    fn spawn(mut c: Command, store: &Path, until: &str) -> (Self, String) {
-        let log = store.with_extension("node-stderr");
-        c.stdout(Stdio::piped())
-            .stderr(fs::File::create(&log).expect("log file"));
-        let mut child = c.spawn().expect("spawn swarm node");
-        let stdout = child.stdout.take().expect("stdout");
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
-        let node = Self { child, log };
-        let line = rx
-            .recv_timeout(Duration::from_secs(10))
-            .expect("the node printed its address");
-        let v: Value = serde_json::from_str(&line).expect("node --json line");
-        let addr = v["addr"].as_str().expect("addr").to_owned();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let text = fs::read_to_string(&node.log).unwrap_or_default();
-            if text.contains(until) {
-                return (node, addr);
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the node did not log {until:?} within 30 s:\n{text}"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
+/// Spawn `c` (a `--json node` command; killed on drop); wait (bounded) for
+/// its address on stdout and for `until` in its stderr. Returns the node and
+/// its address.
+fn spawn_node(mut c: Command, store: &Path, until: &str) -> (NodeChild, String) {
+    let log = store.with_extension("node-stderr");
+    let node = NodeChild::spawn(&mut c, &log, LogMode::Truncate, 1, Duration::from_secs(10));
+    let addr = node.json_addr();
+    node.wait_for_log(until, Duration::from_secs(30));
+    (node, addr)
 }
 
 #[test]
@@ -138,7 +100,7 @@ fn releases_are_published_resolved_and_fetched_through_the_dht_alone() {
     assert_eq!(r["token"], tokens[1].as_str(), "{r}");
 
     // The publisher's node announces both roots; fetching needs no --peer.
-    let _node = NodeProc::start(&pubstore, &bs);
+    let _node = start_node(&pubstore, &bs);
     let out = tmp.path().join("out");
     let mut c = dht_cmd(&fetcher, &bs);
     c.args(["fetch", &pointer, "--trust", &pk, "-o"]).arg(&out);
@@ -158,7 +120,7 @@ fn releases_are_published_resolved_and_fetched_through_the_dht_alone() {
 
     // A restarted node announces again, and a new fetcher finds it.
     drop(_node);
-    let _node = NodeProc::start(&pubstore, &bs);
+    let _node = start_node(&pubstore, &bs);
     let mut c = dht_cmd(&tmp.path().join("late"), &bs);
     c.args(["fetch", &tokens[1], "--trust", &pk, "--no-export"]);
     let late = run_json(c);
@@ -200,7 +162,7 @@ fn a_node_seeds_what_its_config_lists() {
     let (_origin, origin_addr) = {
         let mut c = swarm_cmd(&pubstore);
         c.args(["--json", "node", "--listen", "127.0.0.1:0"]);
-        NodeProc::spawn(c, &pubstore, "")
+        spawn_node(c, &pubstore, "")
     };
 
     let config = tmp.path().join("node.toml");
@@ -218,7 +180,7 @@ fn a_node_seeds_what_its_config_lists() {
         c.args(["--json", "node", "--config"]).arg(&config);
         c
     };
-    let (node, seeder_addr) = NodeProc::spawn(start_seeder(), &seeder, "and serving it");
+    let (node, seeder_addr) = spawn_node(start_seeder(), &seeder, "and serving it");
 
     // A third node gets the release from the seeder alone.
     let out = run_json({
@@ -238,7 +200,7 @@ fn a_node_seeds_what_its_config_lists() {
 
     // Restarted, it serves what it kept and fetches nothing again.
     drop(node);
-    let (node, seeder_addr) = NodeProc::spawn(start_seeder(), &seeder, "already stored");
+    let (node, seeder_addr) = spawn_node(start_seeder(), &seeder, "already stored");
     let text = fs::read_to_string(&node.log).unwrap_or_default();
     assert!(!text.contains("fetched"), "it fetched again:\n{text}");
     run_json({

@@ -10,12 +10,10 @@ mod common;
 
 use std::ffi::OsString;
 use std::fs;
-use std::io::{BufRead, BufReader, Read, Seek};
 use std::net::SocketAddr;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::mpsc;
+use std::process::{Command, ExitStatus, Stdio};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
@@ -44,51 +42,6 @@ fn tempdir() -> TempDir {
 // ---------------------------------------------------------------------------
 // Processes.
 
-/// A child process that is SIGKILLed and reaped when dropped, so a failing
-/// test leaves nothing running.
-struct Proc {
-    child: Child,
-}
-
-impl Proc {
-    fn spawn(cmd: &mut Command) -> Self {
-        let child = cmd
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot run {SWARM}: {e}"));
-        Self { child }
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    /// The exit status, if it has exited.
-    fn exited(&mut self) -> Option<ExitStatus> {
-        self.child.try_wait().expect("poll child process")
-    }
-
-    /// Wait up to `limit` for it to exit.
-    fn wait_within(&mut self, limit: Duration) -> Option<ExitStatus> {
-        let deadline = Instant::now() + limit;
-        loop {
-            if let Some(s) = self.exited() {
-                return Some(s);
-            }
-            if Instant::now() >= deadline {
-                return None;
-            }
-            sleep(Duration::from_millis(10));
-        }
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// Send `signal` (as `kill -s` names it: TERM, INT, ...) to a process.
 fn signal(pid: u32, signal: &str) {
     let ok = Command::new("kill")
@@ -98,42 +51,6 @@ fn signal(pid: u32, signal: &str) {
         .expect("run kill")
         .success();
     assert!(ok, "kill -s {signal} {pid} failed");
-}
-
-/// `swarm --store STORE ARGS...` to completion, killed (and the test
-/// failed) if it runs longer than `limit`.
-fn swarm_within(store: &Path, args: &[OsString], limit: Duration) -> Run {
-    let mut cmd = format!("swarm --store {}", store.display());
-    for a in args {
-        cmd.push(' ');
-        cmd.push_str(&a.to_string_lossy());
-    }
-    let out = tempfile::tempfile().expect("temporary file for stdout");
-    let err = tempfile::tempfile().expect("temporary file for stderr");
-    let mut proc = Proc::spawn(
-        swarm_cmd(store)
-            .args(args)
-            .stdout(out.try_clone().expect("clone file handle"))
-            .stderr(err.try_clone().expect("clone file handle")),
-    );
-    let status = proc.wait_within(limit);
-    let read = |mut f: fs::File| {
-        let mut s = String::new();
-        f.rewind().expect("rewind output file");
-        f.read_to_string(&mut s).expect("read output file");
-        s
-    };
-    let (stdout, stderr) = (read(out), read(err));
-    let Some(status) = status else {
-        drop(proc);
-        panic!("`{cmd}` still running after {limit:?}; killed it\n--- stderr ---\n{stderr}");
-    };
-    Run {
-        cmd,
-        code: status.code(),
-        stdout,
-        stderr,
-    }
 }
 
 /// A clean failure: exit code 1 (not a panic's 101, not a signal), nothing
@@ -156,15 +73,13 @@ fn failure(run: &Run) -> String {
 
 /// A running `swarm node`, SIGKILLed when dropped.
 struct Node {
-    proc: Proc,
+    node: NodeChild,
     /// Its node id, 64 hex characters.
     id: String,
     /// Where it listens, `127.0.0.1:PORT`.
     addr: String,
     /// How many pinned roots it said it serves.
     pins: u64,
-    /// Its stderr, for failure messages.
-    log: PathBuf,
 }
 
 impl Node {
@@ -179,52 +94,17 @@ impl Node {
     }
 
     fn spawn(store: &Path, json: bool) -> Self {
-        let log = PathBuf::from(format!("{}.node-stderr", store.display()));
-        let stderr = fs::File::options()
-            .create(true)
-            .append(true)
-            .open(&log)
-            .expect("open node log");
-        let mut cmd = swarm_cmd(store);
-        if json {
-            cmd.arg("--json");
-        }
-        cmd.args(["node", "--listen", "127.0.0.1:0"])
-            .stdout(Stdio::piped())
-            .stderr(stderr);
-        let mut proc = Proc::spawn(&mut cmd);
-        let stdout = proc.child.stdout.take().expect("piped stdout");
-        // Read the announcement on a thread, so a node that never prints
-        // fails the test instead of hanging it.
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
         let want = if json { 1 } else { 3 };
-        let deadline = Instant::now() + NODE_PATIENCE;
-        let mut lines = Vec::new();
-        while lines.len() < want {
-            match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-                Ok(line) => lines.push(line),
-                Err(e) => {
-                    drop(proc);
-                    panic!(
-                        "swarm node on {} did not announce itself ({e}); stdout: {lines:?}\n\
-                         --- stderr ---\n{}",
-                        store.display(),
-                        fs::read_to_string(&log).unwrap_or_default()
-                    );
-                }
-            }
-        }
+        let node = NodeChild::spawn(
+            &mut node_cmd(store, json),
+            &node_log(store),
+            LogMode::Append,
+            want,
+            NODE_PATIENCE,
+        );
+        let lines = &node.lines;
         let (id, addr, pins) = if json {
-            let v: Value = serde_json::from_str(&lines[0])
-                .unwrap_or_else(|e| panic!("node --json printed {:?}: {e}", lines[0]));
+            let v = node.announcement();
             (
                 str_field(&v, "node_id").to_owned(),
                 str_field(&v, "addr").to_owned(),
@@ -254,11 +134,10 @@ impl Node {
         assert_eq!(sock.ip().to_string(), "127.0.0.1", "{addr}");
         assert_ne!(sock.port(), 0, "the node did not say which port it got");
         Self {
-            proc,
+            node,
             id,
             addr,
             pins,
-            log,
         }
     }
 
@@ -275,13 +154,16 @@ impl Node {
     /// Send `sig` and wait for the node to exit; fails the test if it is
     /// still running after [`NODE_PATIENCE`].
     fn stop(mut self, sig: &str) -> ExitStatus {
-        signal(self.proc.pid(), sig);
-        self.proc.wait_within(NODE_PATIENCE).unwrap_or_else(|| {
-            panic!(
-                "swarm node still running {NODE_PATIENCE:?} after SIG{sig}\n--- stderr ---\n{}",
-                fs::read_to_string(&self.log).unwrap_or_default()
-            )
-        })
+        signal(self.node.proc.pid(), sig);
+        self.node
+            .proc
+            .wait_within(NODE_PATIENCE)
+            .unwrap_or_else(|| {
+                panic!(
+                    "swarm node still running {NODE_PATIENCE:?} after SIG{sig}\n--- stderr ---\n{}",
+                    self.node.log_text()
+                )
+            })
     }
 }
 

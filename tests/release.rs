@@ -14,11 +14,8 @@ mod common;
 
 use std::ffi::OsString;
 use std::fs;
-use std::io::{BufRead, BufReader, Read, Seek};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::mpsc;
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
@@ -40,120 +37,28 @@ fn tempdir() -> TempDir {
 }
 
 // ---------------------------------------------------------------------------
-// Processes (the pattern of tests/net.rs).
-
-/// A child process that is SIGKILLed and reaped when dropped, so a failing
-/// test leaves nothing running.
-struct Proc {
-    child: Child,
-}
-
-impl Proc {
-    fn spawn(cmd: &mut Command) -> Self {
-        let child = cmd
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot run {SWARM}: {e}"));
-        Self { child }
-    }
-
-    /// Wait up to `limit` for it to exit.
-    fn wait_within(&mut self, limit: Duration) -> Option<ExitStatus> {
-        let deadline = Instant::now() + limit;
-        loop {
-            if let Some(s) = self.child.try_wait().expect("poll child process") {
-                return Some(s);
-            }
-            if Instant::now() >= deadline {
-                return None;
-            }
-            sleep(Duration::from_millis(10));
-        }
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// `swarm --store STORE ARGS...` to completion, killed (and the test
-/// failed) if it runs longer than [`PATIENCE`].
-fn swarm_bounded(store: &Path, args: &[OsString]) -> Run {
-    let mut cmd = format!("swarm --store {}", store.display());
-    for a in args {
-        cmd.push(' ');
-        cmd.push_str(&a.to_string_lossy());
-    }
-    let out = tempfile::tempfile().expect("temporary file for stdout");
-    let err = tempfile::tempfile().expect("temporary file for stderr");
-    let mut proc = Proc::spawn(
-        swarm_cmd(store)
-            .args(args)
-            .stdout(out.try_clone().expect("clone file handle"))
-            .stderr(err.try_clone().expect("clone file handle")),
-    );
-    let status = proc.wait_within(PATIENCE);
-    let read = |mut f: fs::File| {
-        let mut s = String::new();
-        f.rewind().expect("rewind output file");
-        f.read_to_string(&mut s).expect("read output file");
-        s
-    };
-    let (stdout, stderr) = (read(out), read(err));
-    let Some(status) = status else {
-        drop(proc);
-        panic!("`{cmd}` still running after {PATIENCE:?}; killed it\n--- stderr ---\n{stderr}");
-    };
-    Run {
-        cmd,
-        code: status.code(),
-        stdout,
-        stderr,
-    }
-}
+// Nodes.
 
 /// A running `swarm --json node --listen 127.0.0.1:0`, SIGKILLed when dropped.
 struct Node {
-    _proc: Proc,
+    _node: NodeChild,
     /// Where it listens, `127.0.0.1:PORT`.
     addr: String,
 }
 
 impl Node {
     fn start(store: &Path) -> Self {
-        let log = PathBuf::from(format!("{}.node-stderr", store.display()));
-        let stderr = fs::File::create(&log).expect("create node log");
-        let mut cmd = swarm_cmd(store);
-        cmd.args(["--json", "node", "--listen", "127.0.0.1:0"])
-            .stdout(Stdio::piped())
-            .stderr(stderr);
-        let mut proc = Proc::spawn(&mut cmd);
-        let stdout = proc.child.stdout.take().expect("piped stdout");
-        // Read the announcement on a thread, so a node that never prints
-        // fails the test instead of hanging it.
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let line = rx.recv_timeout(NODE_PATIENCE).unwrap_or_else(|e| {
-            panic!(
-                "swarm node on {} did not announce itself ({e})\n--- stderr ---\n{}",
-                store.display(),
-                fs::read_to_string(&log).unwrap_or_default()
-            )
-        });
-        let v: Value = serde_json::from_str(&line)
-            .unwrap_or_else(|e| panic!("node --json printed {line:?}: {e}"));
+        let node = NodeChild::spawn(
+            &mut node_cmd(store, true),
+            &node_log(store),
+            LogMode::Truncate,
+            1,
+            NODE_PATIENCE,
+        );
+        let v = node.announcement();
         let addr = str_field(&v, "addr").to_owned();
         assert!(addr.starts_with("127.0.0.1:"), "{v}");
-        Self { _proc: proc, addr }
+        Self { _node: node, addr }
     }
 }
 
@@ -227,7 +132,7 @@ fn token(published: &Value) -> String {
 fn fetch(store: &Path, token: &str, peer: &str, out: &Path, extra: Vec<OsString>) -> Run {
     let mut args = args!["fetch", token, "--peer", peer, "-o", out];
     args.extend(extra);
-    swarm_bounded(store, &args)
+    swarm_within(store, &args, PATIENCE)
 }
 
 /// [`fetch`], required to succeed.

@@ -7,13 +7,16 @@
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
-use std::ffi::OsStr;
+use std::ffi::{OsStr, OsString};
 use std::fmt::Write as _;
 use std::fs;
-use std::io::{self, Read, Write};
+use std::io::{self, BufRead, BufReader, Read, Seek, Write};
 use std::os::unix::fs::{FileExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::thread::sleep;
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
@@ -157,6 +160,217 @@ pub(crate) fn mentions(haystack: &str, needle: &str) -> bool {
     haystack
         .to_ascii_lowercase()
         .contains(&needle.to_ascii_lowercase())
+}
+
+// ---------------------------------------------------------------------------
+// Child processes, bounded in time.
+
+/// A child process that is SIGKILLed and reaped when dropped, so a failing
+/// test leaves nothing running.
+#[derive(Debug)]
+pub(crate) struct Proc {
+    pub(crate) child: Child,
+}
+
+impl Proc {
+    pub(crate) fn spawn(cmd: &mut Command) -> Self {
+        let child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run {SWARM}: {e}"));
+        Self { child }
+    }
+
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The exit status, if it has exited.
+    pub(crate) fn exited(&mut self) -> Option<ExitStatus> {
+        self.child.try_wait().expect("poll child process")
+    }
+
+    /// Wait up to `limit` for it to exit.
+    pub(crate) fn wait_within(&mut self, limit: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(s) = self.exited() {
+                return Some(s);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `swarm --store STORE ARGS...` to completion, killed (and the test
+/// failed) if it runs longer than `limit`.
+pub(crate) fn swarm_within(store: &Path, args: &[OsString], limit: Duration) -> Run {
+    let mut cmd = format!("swarm --store {}", store.display());
+    for a in args {
+        cmd.push(' ');
+        cmd.push_str(&a.to_string_lossy());
+    }
+    let out = tempfile::tempfile().expect("temporary file for stdout");
+    let err = tempfile::tempfile().expect("temporary file for stderr");
+    let mut proc = Proc::spawn(
+        swarm_cmd(store)
+            .args(args)
+            .stdout(out.try_clone().expect("clone file handle"))
+            .stderr(err.try_clone().expect("clone file handle")),
+    );
+    let status = proc.wait_within(limit);
+    let read = |mut f: fs::File| {
+        let mut s = String::new();
+        f.rewind().expect("rewind output file");
+        f.read_to_string(&mut s).expect("read output file");
+        s
+    };
+    let (stdout, stderr) = (read(out), read(err));
+    let Some(status) = status else {
+        drop(proc);
+        panic!("`{cmd}` still running after {limit:?}; killed it\n--- stderr ---\n{stderr}");
+    };
+    Run {
+        cmd,
+        code: status.code(),
+        stdout,
+        stderr,
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Nodes: `swarm node` children.
+
+/// `swarm --store STORE [--json] node --listen 127.0.0.1:0`.
+pub(crate) fn node_cmd(store: &Path, json: bool) -> Command {
+    let mut cmd = swarm_cmd(store);
+    if json {
+        cmd.arg("--json");
+    }
+    cmd.args(["node", "--listen", "127.0.0.1:0"]);
+    cmd
+}
+
+/// Where a node on `store` logs its stderr: `STORE.node-stderr`.
+pub(crate) fn node_log(store: &Path) -> PathBuf {
+    PathBuf::from(format!("{}.node-stderr", store.display()))
+}
+
+/// How a node's stderr log is opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum LogMode {
+    /// Created afresh: the log holds this run only.
+    Truncate,
+    /// Appended to: runs on one store share one log.
+    Append,
+}
+
+/// A started `swarm node`: SIGKILLed and reaped when dropped.
+#[derive(Debug)]
+pub(crate) struct NodeChild {
+    pub(crate) proc: Proc,
+    /// Its stderr.
+    pub(crate) log: PathBuf,
+    /// The first lines it printed on stdout.
+    pub(crate) lines: Vec<String>,
+}
+
+impl NodeChild {
+    /// Spawn `cmd`, a `swarm node` command, with stdout piped and stderr
+    /// to `log`, and wait up to `patience` for its first `want` lines on
+    /// stdout. A node that never prints them fails the test (and is
+    /// killed) instead of hanging it.
+    pub(crate) fn spawn(
+        cmd: &mut Command,
+        log: &Path,
+        mode: LogMode,
+        want: usize,
+        patience: Duration,
+    ) -> Self {
+        let stderr = match mode {
+            LogMode::Truncate => fs::File::create(log).expect("create node log"),
+            LogMode::Append => fs::File::options()
+                .create(true)
+                .append(true)
+                .open(log)
+                .expect("open node log"),
+        };
+        cmd.stdout(Stdio::piped()).stderr(stderr);
+        let mut proc = Proc::spawn(cmd);
+        let stdout = proc.child.stdout.take().expect("piped stdout");
+        // Read the announcement on a thread, so the wait is bounded.
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let deadline = Instant::now() + patience;
+        let mut lines = Vec::new();
+        while lines.len() < want {
+            match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+                Ok(line) => lines.push(line),
+                Err(e) => {
+                    drop(proc);
+                    panic!(
+                        "swarm node (log {}) did not announce itself ({e}); stdout: {lines:?}\n\
+                         --- stderr ---\n{}",
+                        log.display(),
+                        fs::read_to_string(log).unwrap_or_default()
+                    );
+                }
+            }
+        }
+        Self {
+            proc,
+            log: log.to_owned(),
+            lines,
+        }
+    }
+
+    /// The first stdout line, parsed as `node --json` prints it.
+    pub(crate) fn announcement(&self) -> Value {
+        let line = &self.lines[0];
+        serde_json::from_str(line).unwrap_or_else(|e| panic!("node --json printed {line:?}: {e}"))
+    }
+
+    /// The `addr` of the [`announcement`](Self::announcement).
+    pub(crate) fn json_addr(&self) -> String {
+        str_field(&self.announcement(), "addr").to_owned()
+    }
+
+    /// Its stderr so far.
+    pub(crate) fn log_text(&self) -> String {
+        fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Wait up to `limit` until its stderr contains `until`.
+    pub(crate) fn wait_for_log(&self, until: &str, limit: Duration) {
+        let deadline = Instant::now() + limit;
+        loop {
+            let text = self.log_text();
+            if text.contains(until) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the node did not log {until:?} within {limit:?}:\n{text}"
+            );
+            sleep(Duration::from_millis(100));
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------

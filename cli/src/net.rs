@@ -204,6 +204,7 @@ pub(crate) fn fetch(
             progress_bar.set_position(present);
         }
         FetchProgress::Received(n) => progress_bar.inc(n),
+        _ => {}
     });
     let start = Instant::now();
     let result = rt.block_on(async {
@@ -220,6 +221,7 @@ pub(crate) fn fetch(
             peers,
             progress: Some(progress),
             pin: args.keep,
+            ..Default::default()
         };
         let r = tokio::select! {
             r = node.fetch(args.root, opts) => Some(r),

@@ -25,6 +25,7 @@ pub mod net;
 pub mod node;
 pub mod release;
 pub mod store;
+pub mod swarm;
 pub mod wire;
 
 #[cfg(test)]

@@ -6,7 +6,9 @@
 //! downloading also serves what it has verified.
 
 mod book;
+mod haves;
 mod identity;
+mod limit;
 mod request;
 mod serve;
 mod stream;
@@ -69,6 +71,11 @@ pub struct EndpointConfig {
     pub verify_served_data: bool,
     /// Agent string sent in `Hello`.
     pub agent: String,
+    /// Most bytes per second sent to all peers together; `None`: no limit.
+    pub upload_limit: Option<u64>,
+    /// Most bytes per second received from all peers together; `None`:
+    /// no limit.
+    pub download_limit: Option<u64>,
 }
 
 impl Default for EndpointConfig {
@@ -79,6 +86,8 @@ impl Default for EndpointConfig {
             timeouts: Timeouts::default(),
             verify_served_data: false,
             agent: format!("swarm/{}", env!("CARGO_PKG_VERSION")),
+            upload_limit: None,
+            download_limit: None,
         }
     }
 }
@@ -93,6 +102,18 @@ impl EndpointConfig {
     /// Use these timeouts.
     pub fn timeouts(mut self, t: Timeouts) -> Self {
         self.timeouts = t;
+        self
+    }
+
+    /// Cap uploads at `bytes_per_sec` (`None`: no cap).
+    pub fn upload_limit(mut self, bytes_per_sec: Option<u64>) -> Self {
+        self.upload_limit = bytes_per_sec;
+        self
+    }
+
+    /// Cap downloads at `bytes_per_sec` (`None`: no cap).
+    pub fn download_limit(mut self, bytes_per_sec: Option<u64>) -> Self {
+        self.download_limit = bytes_per_sec;
         self
     }
 }
@@ -238,6 +259,9 @@ pub(crate) struct Ctx {
     pub(crate) stats: Arc<Stats>,
     pub(crate) me: NodeId,
     pub(crate) book: Arc<book::PeerBook>,
+    pub(crate) haves: Arc<haves::Haves>,
+    pub(crate) up: Arc<Option<limit::Bucket>>,
+    pub(crate) down: Arc<Option<limit::Bucket>>,
 }
 
 fn transport(t: &Timeouts, keep_alive: bool) -> quinn::TransportConfig {
@@ -292,9 +316,12 @@ impl Endpoint {
         let ctx = Ctx {
             store,
             me: secret.node_id(),
+            up: Arc::new(limit::Bucket::new(config.upload_limit)),
+            down: Arc::new(limit::Bucket::new(config.download_limit)),
             config: Arc::new(config),
             stats: Arc::default(),
             book: Arc::default(),
+            haves: Arc::default(),
         };
         let accept = tokio::spawn(serve::accept_loop(quic.clone(), ctx.clone()));
         Ok(Self {
@@ -325,6 +352,30 @@ impl Endpoint {
     /// Live counters.
     pub fn stats(&self) -> &Stats {
         &self.inner.ctx.stats
+    }
+
+    /// Tell every peer that asked about `hash` on a connection that these
+    /// groups of it are now verified here (a `Have` on the control stream).
+    pub fn announce_have(&self, hash: crate::Hash, size: u64, groups: &crate::store::GroupSet) {
+        let b: Vec<u64> = groups
+            .ranges()
+            .iter()
+            .take(wire::MAX_HAVE_RANGES)
+            .flat_map(|&(a, b)| [a, b])
+            .collect();
+        if b.is_empty() {
+            return;
+        }
+        self.inner.ctx.haves.announce(wire::Have {
+            hash,
+            size,
+            groups: wire::WireRanges::from_boundaries(b),
+        });
+    }
+
+    /// `Have`s peers send about `hashes`, until the watch is dropped.
+    pub(crate) fn watch_haves(&self, hashes: Vec<crate::Hash>) -> haves::HaveWatch {
+        self.inner.ctx.haves.watch(hashes)
     }
 
     /// Connect to a peer and exchange `Hello`.

@@ -2,6 +2,7 @@
 //! (wire.md §3.3–3.6). Every failure says which peer and what happened.
 
 use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use tokio::sync::mpsc;
@@ -9,7 +10,7 @@ use tokio::sync::mpsc;
 use super::stream::{self, BATCHES_IN_FLIGHT, Batch, ChanReader, PIECE, ReadMsgError};
 use super::{Ctx, NodeId};
 use crate::content::{self, BaoContentItem, ChunkRanges, DecodeError, Hash};
-use crate::store::{PartialBlob, StoreError, WriteError};
+use crate::store::{GroupSet, PartialBlob, StoreError, WriteError};
 use crate::wire::{self, Ask, ErrorCode, Get, Have, Message, WireRanges};
 
 /// A connected peer, after the `Hello` exchange. Cheap to clone.
@@ -76,6 +77,16 @@ impl Peer {
     /// The peer's address.
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The connection's current round-trip time estimate.
+    pub fn rtt(&self) -> std::time::Duration {
+        self.conn.rtt()
+    }
+
+    /// Whether the connection has closed.
+    pub fn is_closed(&self) -> bool {
+        self.conn.close_reason().is_some()
     }
 
     /// Close the connection.
@@ -239,6 +250,123 @@ impl Peer {
         (partial, result)
     }
 
+    /// Fetch `groups` of the blob `partial` receives, which other requests
+    /// may be filling at the same time: the response is read whole (it is
+    /// one piece, a few hundred KiB), verified on a store thread without
+    /// holding the blob, then written under its lock. Returns the bytes of
+    /// new verified data. `on_bytes` is told of data as it arrives.
+    pub async fn get_groups(
+        &self,
+        partial: &Arc<Mutex<PartialBlob>>,
+        hash: Hash,
+        size: u64,
+        groups: &GroupSet,
+        on_bytes: &(dyn Fn(u64) + Send + Sync),
+    ) -> Result<u64, RequestError> {
+        let ranges = groups.to_chunk_ranges();
+        let wire = WireRanges::from_chunk_ranges(&ranges);
+        if wire.is_empty() {
+            return Ok(0);
+        }
+        if wire.len() > wire::MAX_GET_RANGES {
+            return Err(RequestError::Misbehaved(
+                "too fragmented a request (a bug here)".into(),
+            ));
+        }
+        let (_send, mut recv, header) = self
+            .request(&Message::Get(Get { hash, ranges: wire }))
+            .await?;
+        match header {
+            Message::Found(f) if f.size == size => {}
+            Message::Found(f) => {
+                let _ = recv.stop(ErrorCode::BadData.to_u16().into());
+                return Err(RequestError::Misbehaved(format!(
+                    "claims {hash} is {} bytes, but it is {size} bytes",
+                    f.size
+                )));
+            }
+            other => {
+                let _ = recv.stop(ErrorCode::ProtocolViolation.to_u16().into());
+                return Err(RequestError::Misbehaved(format!(
+                    "answered Get with {}",
+                    kind(&other)
+                )));
+            }
+        }
+        // The encoding of whole groups: their bytes, two hashes per parent
+        // inside the ranges, and at most 64 ancestors on the way down.
+        let data: u64 = groups
+            .ranges()
+            .iter()
+            .map(|&(a, b)| {
+                (b * content::GROUP_SIZE).min(size) - (a * content::GROUP_SIZE).min(size)
+            })
+            .sum();
+        let limit = data + 64 * (2 * groups.count() + 128);
+        let progress = self.ctx.config.timeouts.progress;
+        let mut chunks: Vec<Bytes> = Vec::new();
+        let mut got = 0u64;
+        loop {
+            match tokio::time::timeout(progress, recv.read_chunk(usize::MAX, true)).await {
+                Ok(Ok(Some(c))) => {
+                    got += c.bytes.len() as u64;
+                    if got > limit {
+                        let _ = recv.stop(ErrorCode::BadData.to_u16().into());
+                        return Err(RequestError::Misbehaved(format!(
+                            "sent more than the {limit} bytes {} groups of {hash} take",
+                            groups.count()
+                        )));
+                    }
+                    on_bytes(c.bytes.len() as u64);
+                    super::limit::take(&self.ctx.down, c.bytes.len() as u64).await;
+                    chunks.push(c.bytes);
+                }
+                Ok(Ok(None)) => break,
+                Ok(Err(e)) => return Err(read_failed(e)),
+                Err(_) => {
+                    let _ = recv.stop(ErrorCode::Timeout.to_u16().into());
+                    return Err(RequestError::Timeout(self.progress_secs()));
+                }
+            }
+        }
+        let partial = partial.clone();
+        let decoded = tokio::task::spawn_blocking(move || {
+            // Keep what verified before any error.
+            let mut items = Vec::new();
+            let mut failed = None;
+            for item in content::decode_ranges(hash, size, &ranges, ChunksReader::new(chunks)) {
+                match item {
+                    Ok(i) => items.push(i),
+                    Err(e) => {
+                        failed = Some(e);
+                        break;
+                    }
+                }
+            }
+            let written = {
+                let mut p = partial.lock().unwrap_or_else(|e| e.into_inner());
+                p.write_verified(&items).map_err(RequestError::Store)?
+            };
+            match failed {
+                None => Ok(written),
+                Some(DecodeError::Truncated { offset }) => Err(RequestError::Misbehaved(format!(
+                    "ended the response for {hash} early, at byte {offset}"
+                ))),
+                Some(DecodeError::Io(e)) => Err(RequestError::Misbehaved(format!(
+                    "ended the response for {hash} early: {e}"
+                ))),
+                Some(e) => Err(RequestError::Misbehaved(format!(
+                    "sent data for {hash} that does not verify: {e}"
+                ))),
+            }
+        })
+        .await;
+        match decoded {
+            Ok(r) => r,
+            Err(e) => std::panic::resume_unwind(e.into_panic()),
+        }
+    }
+
     /// Move pieces from the stream to the store thread until the stream
     /// ends, fails, stalls, or the store thread stops listening.
     async fn pump(
@@ -256,10 +384,12 @@ impl Peer {
             // batch once it is big enough or nothing more is ready.
             match tokio::time::timeout(progress, recv.read_chunks(&mut slots)).await {
                 Ok(Ok(Some(n))) => {
+                    let before = batched;
                     for b in slots.iter_mut().take(n) {
                         batched += b.len();
                         batch.push(std::mem::take(b));
                     }
+                    super::limit::take(&self.ctx.down, (batched - before) as u64).await;
                     if batched >= PIECE || n < slots.len() {
                         on_bytes(batched as u64);
                         batched = 0;
@@ -343,6 +473,35 @@ impl Peer {
                 )))
             }
         }
+    }
+}
+
+/// Reads the concatenation of some chunks.
+struct ChunksReader {
+    chunks: std::collections::VecDeque<Bytes>,
+}
+
+impl ChunksReader {
+    fn new(chunks: Vec<Bytes>) -> Self {
+        Self {
+            chunks: chunks.into(),
+        }
+    }
+}
+
+impl std::io::Read for ChunksReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while let Some(front) = self.chunks.front_mut() {
+            if front.is_empty() {
+                self.chunks.pop_front();
+                continue;
+            }
+            let n = buf.len().min(front.len());
+            buf[..n].copy_from_slice(&front[..n]);
+            bytes::Buf::advance(front, n);
+            return Ok(n);
+        }
+        Ok(0)
     }
 }
 

@@ -72,18 +72,29 @@ async fn accept_hello(conn: quinn::Connection, ctx: Ctx, peer: NodeId) {
 pub(super) async fn run_connection(
     conn: quinn::Connection,
     ctx: Ctx,
-    _control_send: quinn::SendStream,
+    mut control_send: quinn::SendStream,
     mut control_recv: quinn::RecvStream,
     peer: NodeId,
 ) {
     count(&ctx.stats.connections, 1);
     debug!("connection up");
+    let conn_id = conn.stable_id();
+    let (control_tx, mut control_rx) = mpsc::channel(super::haves::CONTROL_QUEUE);
+    ctx.haves.add_conn(conn_id, control_tx);
+    let control_out = async {
+        while let Some(msg) = control_rx.recv().await {
+            if stream::write_message(&mut control_send, &msg)
+                .await
+                .is_err()
+            {
+                return;
+            }
+        }
+    };
     let control = async {
         loop {
             match stream::read_message_untimed(&mut control_recv).await {
-                Ok(Message::Have(h)) => {
-                    debug!(hash = %h.hash, "peer announces {} ranges", h.groups.len())
-                }
+                Ok(Message::Have(h)) => ctx.haves.dispatch(peer, h),
                 Ok(_) => return violation(&conn, &ctx, "unexpected message on the control stream"),
                 Err(ReadMsgError::Closed) | Err(ReadMsgError::Read(_)) => return,
                 Err(e) => return close_for(&conn, &ctx, &e),
@@ -99,7 +110,7 @@ pub(super) async fn run_connection(
                     // peer connects from is the one it serves on.
                     let remote = conn.remote_address();
                     tokio::spawn(
-                        async move { serve_request(ctx, send, recv, remote).await }
+                        async move { serve_request(ctx, send, recv, remote, conn_id).await }
                             .in_current_span(),
                     );
                 }
@@ -117,7 +128,10 @@ pub(super) async fn run_connection(
         _ = control => {}
         _ = requests => {}
         _ = uni => {}
+        // Stops only if the control stream fails; the reader notices too.
+        _ = async { control_out.await; std::future::pending::<()>().await } => {}
     }
+    ctx.haves.remove_conn(conn_id);
     count(&ctx.stats.connections, -1);
     debug!(%peer, reason = ?conn.close_reason(), "connection down");
 }
@@ -151,6 +165,7 @@ async fn serve_request(
     mut send: quinn::SendStream,
     mut recv: quinn::RecvStream,
     remote: std::net::SocketAddr,
+    conn_id: usize,
 ) {
     count(&ctx.stats.serving, 1);
     count(&ctx.stats.served_total, 1);
@@ -163,7 +178,11 @@ async fn serve_request(
             ctx.book.add(get.hash, remote);
             serve_get(&ctx, &mut send, get).await
         }
-        Ok(Message::Ask(ask)) => serve_ask(&ctx, &mut send, ask.hash).await,
+        Ok(Message::Ask(ask)) => {
+            // Asking subscribes the connection to later Haves (wire.md §3.6).
+            ctx.haves.subscribe(ask.hash, conn_id);
+            serve_ask(&ctx, &mut send, ask.hash).await
+        }
         Ok(Message::AskPeers(ask)) => {
             let addrs = ctx.book.get(&ask.hash, remote, wire::MAX_PEERS);
             let msg = Message::Peers(wire::Peers {
@@ -284,6 +303,7 @@ async fn serve_get(
     let mut sent = 0u64;
     while let Some(piece) = rx.recv().await {
         let n = piece.len() as u64;
+        super::limit::take(&ctx.up, n).await;
         match tokio::time::timeout(progress, send.write_chunk(piece)).await {
             Ok(Ok(())) => sent += n,
             // The peer stopped reading or went away: drop the encoder's channel.

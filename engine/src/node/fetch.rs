@@ -1,21 +1,30 @@
 //! Fetching a root: its manifest, then every blob, from any of the peers.
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
-use tokio::task::JoinSet;
+use tokio::sync::mpsc;
+use tokio::task::{AbortHandle, JoinSet};
 use tracing::{debug, info};
 
 use super::ProgressFn;
-use crate::content::{Hash, Manifest, manifest};
+use crate::content::{GROUP_SIZE, Hash, Manifest, manifest};
 use crate::net::{ConnectError, Endpoint, NodeId, Peer, PeerAddr, RequestError};
-use crate::store::{ReadError, Store, StoreError};
+use crate::store::{GroupSet, PartialBlob, ReadError, Store, StoreError};
+use crate::swarm::{self, BlobSpec, Failure, PieceId, Request, Swarm};
+use crate::wire::{ErrorCode, Have, WireRanges};
 
-/// Blobs fetched at once.
-const PARALLEL_BLOBS: usize = 4;
-/// Most peers one fetch connects to (given, from the DHT, and by exchange).
-const MAX_PEERS: usize = 8;
+/// Most peers one fetch uses by default (given, from the DHT, and by exchange).
+pub const DEFAULT_MAX_PEERS: usize = 8;
+/// How often the picker looks for late requests to steal, at least.
+const TICK: Duration = Duration::from_millis(100);
+/// How often a fetch asks its peers for more peers, while it has room.
+const PEX_EVERY: Duration = Duration::from_secs(2);
+/// How often a fetch reports its peers' progress.
+const REPORT_EVERY: Duration = Duration::from_millis(500);
 /// How long to wait for a peer's answer to a peer-exchange question.
 const PEX_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 /// How long a fetch waits for peer exchange before it starts; peers that
@@ -34,6 +43,12 @@ pub struct FetchOptions {
     /// served. Without a pin the content is unreferenced: export it with
     /// [`crate::store::ExportOptions::release`] to hand it over.
     pub pin: bool,
+    /// Most peers to use at once.
+    pub max_peers: usize,
+    /// How long to wait, when no connected peer has what is still
+    /// missing, for one that does (by exchange, or announcing it) before
+    /// giving up with [`FetchError::NoSource`].
+    pub stall_timeout: Duration,
 }
 
 impl Default for FetchOptions {
@@ -42,6 +57,8 @@ impl Default for FetchOptions {
             peers: Vec::new(),
             progress: None,
             pin: true,
+            max_peers: DEFAULT_MAX_PEERS,
+            stall_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -56,6 +73,7 @@ impl std::fmt::Debug for FetchOptions {
 
 /// Progress of a fetch.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum FetchProgress {
     /// Connected to this many peers.
     Connected(usize),
@@ -68,6 +86,35 @@ pub enum FetchProgress {
     },
     /// This many more bytes arrived from the network.
     Received(u64),
+    /// The peers in use and what each is doing (twice a second, and at
+    /// the end).
+    Peers(Vec<PeerProgress>),
+}
+
+/// One peer of a running fetch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerProgress {
+    /// The peer.
+    pub id: NodeId,
+    /// Its address.
+    pub addr: SocketAddr,
+    /// Its measured rate, in bytes per second.
+    pub rate: u64,
+    /// Verified bytes it delivered.
+    pub bytes: u64,
+    /// Requests in flight to it.
+    pub in_flight: usize,
+}
+
+/// A peer that delivered data, and how much.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Source {
+    /// The peer.
+    pub id: NodeId,
+    /// Its address.
+    pub addr: SocketAddr,
+    /// Verified new bytes it delivered.
+    pub bytes: u64,
 }
 
 /// What a fetch did.
@@ -83,6 +130,8 @@ pub struct Fetched {
     pub received: u64,
     /// Peers data came from.
     pub peers: Vec<NodeId>,
+    /// How much each of them delivered.
+    pub sources: Vec<Source>,
     /// Peers connected to (including those learned by peer exchange).
     pub connected: Vec<NodeId>,
     /// Peers that failed or were dropped along the way (the fetch still
@@ -104,6 +153,17 @@ pub enum FetchError {
     /// Every peer failed or misbehaved.
     #[error("every peer failed: {}", list(.0))]
     PeersFailed(Vec<PeerFailure>),
+    /// The peers connected have none of what is still missing, and no
+    /// other peer turned up in time.
+    #[error(
+        "none of the {peers} peers has the {missing} bytes still missing; the verified part is kept, fetch again when a peer that has the rest is up"
+    )]
+    NoSource {
+        /// Bytes still missing.
+        missing: u64,
+        /// Peers connected.
+        peers: usize,
+    },
     /// The root's bytes verify but are not a manifest.
     #[error("{root} is not a manifest")]
     NotAManifest {
@@ -154,7 +214,7 @@ impl From<ReadError> for FetchError {
     }
 }
 
-/// The peers still worth asking.
+/// The peers still worth asking, and those that failed.
 struct Peers {
     live: Vec<Peer>,
     failures: Vec<PeerFailure>,
@@ -170,9 +230,16 @@ impl Peers {
         Some(self.live[self.next].clone())
     }
 
-    fn fail(&mut self, peer: &Peer, error: RequestError) {
+    fn get(&self, id: &NodeId) -> Option<&Peer> {
+        self.live.iter().find(|p| p.id() == *id)
+    }
+
+    fn fail(&mut self, id: &NodeId, error: RequestError) {
+        let Some(pos) = self.live.iter().position(|p| p.id() == *id) else {
+            return;
+        };
+        let peer = self.live.remove(pos);
         info!(peer = %peer.id(), "dropping peer: {error}");
-        self.live.retain(|p| p.id() != peer.id());
         peer.close();
         self.failures.push(PeerFailure {
             id: peer.id(),
@@ -180,6 +247,22 @@ impl Peers {
             error,
         });
     }
+}
+
+/// What a fetch hears while it runs.
+enum Event {
+    /// A request for a piece ended.
+    Piece {
+        peer: NodeId,
+        piece: PieceId,
+        result: Result<u64, RequestError>,
+    },
+    /// A peer answered what it holds of a blob.
+    Asked {
+        peer: NodeId,
+        blob: usize,
+        result: Result<Option<Have>, RequestError>,
+    },
 }
 
 pub(super) async fn fetch(
@@ -195,6 +278,7 @@ pub(super) async fn fetch(
     if opts.peers.is_empty() {
         return Err(FetchError::NoPeers);
     }
+    let max_peers = opts.max_peers.max(1);
     let mut connects = JoinSet::new();
     for addr in opts.peers.clone() {
         let ep = endpoint.clone();
@@ -214,117 +298,87 @@ pub(super) async fn fetch(
     }
     // Peer exchange: the DHT returns few peers per node, so ask each peer
     // whom else it has seen with this root, and connect to some of them in
-    // the background.
-    let mut pex = spawn_pex(endpoint, root, live.clone());
-    let mut connected: Vec<NodeId> = live.iter().map(Peer::id).collect();
-    let head_start = tokio::time::Instant::now() + PEX_HEAD_START;
-    while let Ok(Some(p)) = tokio::time::timeout_at(head_start, pex.recv()).await {
-        add_peer(&mut live, &mut connected, p);
-    }
-    progress(FetchProgress::Connected(live.len()));
+    // the background; again every few seconds while the fetch runs, so
+    // fetchers that started together find each other.
+    let tried: Tried = Arc::new(Mutex::new(
+        live.iter()
+            .map(Peer::addr)
+            .chain(endpoint.local_addr().ok())
+            .collect(),
+    ));
+    let (pex_tx, mut pex_rx) = mpsc::unbounded_channel();
+    spawn_pex(endpoint, root, live.clone(), max_peers, &tried, &pex_tx);
+    let mut connected: Vec<NodeId> = Vec::new();
     let mut peers = Peers {
-        live,
+        live: Vec::new(),
         failures: Vec::new(),
         next: 0,
     };
-    let mut take_late_peers = |peers: &mut Peers, connected: &mut Vec<NodeId>| {
-        while let Ok(p) = pex.try_recv() {
-            add_peer(&mut peers.live, connected, p);
-        }
-    };
+    for p in live {
+        add_peer(&mut peers, &mut connected, p, max_peers);
+    }
+    let head_start = tokio::time::Instant::now() + PEX_HEAD_START;
+    while let Ok(Some(p)) = tokio::time::timeout_at(head_start, pex_rx.recv()).await {
+        add_peer(&mut peers, &mut connected, p, max_peers);
+    }
+    progress(FetchProgress::Connected(peers.live.len()));
     let store = endpoint.store().clone();
     let received = Arc::new(AtomicU64::new(0));
     let manifest = fetch_manifest(&store, root, &mut peers, &received).await?;
 
     // Distinct blobs and their sizes (the manifest is verified, so its sizes are the truth).
-    let mut blobs: BTreeMap<Hash, u64> = BTreeMap::new();
+    let mut sizes: BTreeMap<Hash, u64> = BTreeMap::new();
     for e in manifest.entries() {
-        blobs.insert(e.hash, e.size);
+        sizes.insert(e.hash, e.size);
     }
-    let present = {
+    let blobs: Vec<(Hash, u64)> = sizes.into_iter().collect();
+    let parts = {
         let store = store.clone();
         let blobs = blobs.clone();
-        blocking(move || -> Result<u64, StoreError> {
-            let mut n = 0;
-            for (h, size) in &blobs {
-                n += match store.blob_info(h)? {
-                    Some(i) if i.partial.is_none() => *size,
-                    Some(i) => i
-                        .partial
-                        .map_or(0, |p| p.count() * crate::content::GROUP_SIZE)
-                        .min(*size),
-                    None => 0,
-                };
-            }
-            Ok(n)
+        blocking(move || -> Result<Vec<Part>, StoreError> {
+            blobs
+                .iter()
+                .map(|&(hash, size)| {
+                    if size == 0 {
+                        store.put_blob(&[])?;
+                    }
+                    let p = store.partial(hash, size)?;
+                    Ok(Part {
+                        hash,
+                        size,
+                        present: p.present(),
+                        blob: (!p.is_complete()).then(|| Arc::new(Mutex::new(p))),
+                    })
+                })
+                .collect()
         })
         .await?
     };
+    let present: u64 = parts
+        .iter()
+        .map(|p| (p.present.count() * GROUP_SIZE).min(p.size))
+        .sum();
     progress(FetchProgress::Manifest {
         total: manifest.total_size(),
         present,
     });
 
-    let report: ProgressFn = match &opts.progress {
-        Some(f) => f.clone(),
-        None => Arc::new(|_| {}),
+    let mut run = Run {
+        endpoint: endpoint.clone(),
+        root,
+        parts,
+        peers,
+        connected,
+        received,
+        report: match &opts.progress {
+            Some(f) => f.clone(),
+            None => Arc::new(|_| {}),
+        },
+        max_peers,
+        stall: opts.stall_timeout,
     };
-    let mut queue: Vec<(Hash, u64)> = blobs.into_iter().collect();
-    queue.reverse();
-    let mut running = JoinSet::new();
-    let mut used = std::collections::BTreeSet::new();
-    loop {
-        take_late_peers(&mut peers, &mut connected);
-        while running.len() < PARALLEL_BLOBS {
-            let Some((hash, size)) = queue.pop() else {
-                break;
-            };
-            let Some(peer) = peers.pick() else { break };
-            let store = store.clone();
-            let received = received.clone();
-            let report = report.clone();
-            running.spawn(async move {
-                let r = fetch_blob(&store, &peer, hash, size, &received, &report).await;
-                (hash, size, peer, r)
-            });
-        }
-        let Some(done) = running.join_next().await else {
-            break;
-        };
-        let Ok((hash, size, peer, r)) = done else {
-            continue;
-        };
-        match r {
-            Ok(()) => {
-                used.insert(peer.id());
-                // Others may ask us about it: this peer has the root.
-                peer.note_has(root);
-            }
-            Err(BlobError::Store(e)) => return Err(e.into()),
-            Err(BlobError::Peer(e)) => {
-                debug!(%hash, "peer {} failed: {e}", peer.id());
-                let drop_it = e.is_misbehaviour()
-                    || matches!(e, RequestError::Connection(_) | RequestError::Timeout(_));
-                if drop_it {
-                    peers.fail(&peer, e);
-                } else {
-                    peers.failures.push(PeerFailure {
-                        id: peer.id(),
-                        addr: peer.addr(),
-                        error: e,
-                    });
-                }
-                // Try the blob again elsewhere, unless every peer already failed it.
-                if peers.live.is_empty() || peers.failures.len() > 8 * peers.live.len() + 8 {
-                    return Err(FetchError::PeersFailed(std::mem::take(&mut peers.failures)));
-                }
-                queue.push((hash, size));
-            }
-        }
-    }
-    if !queue.is_empty() {
-        return Err(FetchError::PeersFailed(std::mem::take(&mut peers.failures)));
-    }
+    let sources = run.swarm(&mut pex_rx, &pex_tx, &tried).await?;
+
     let name = manifest
         .entries()
         .first()
@@ -334,41 +388,427 @@ pub(super) async fn fetch(
         let store = store.clone();
         blocking(move || store.pin(&root, &name)).await?;
     }
-    for p in &peers.live {
+    for p in &run.peers.live {
         p.close();
     }
     Ok(Fetched {
         root,
         size: manifest.total_size(),
         files: manifest.entries().len() as u64,
-        received: received.load(Ordering::Relaxed),
-        peers: used.into_iter().collect(),
-        connected,
-        failures: peers.failures,
+        received: run.received.load(Ordering::Relaxed),
+        peers: sources.iter().map(|s| s.id).collect(),
+        sources,
+        connected: run.connected,
+        failures: run.peers.failures,
     })
 }
 
-/// Ask `known` for more peers of `root` and connect to them; each new peer
-/// arrives on the returned channel, which closes when all attempts are done.
+/// One blob of the fetch.
+struct Part {
+    hash: Hash,
+    size: u64,
+    present: GroupSet,
+    /// `None` once complete.
+    blob: Option<Arc<Mutex<PartialBlob>>>,
+}
+
+/// Addresses connected to or tried, shared with peer exchange.
+type Tried = Arc<Mutex<BTreeSet<SocketAddr>>>;
+
+struct Run {
+    endpoint: Endpoint,
+    root: Hash,
+    parts: Vec<Part>,
+    peers: Peers,
+    connected: Vec<NodeId>,
+    received: Arc<AtomicU64>,
+    report: ProgressFn,
+    max_peers: usize,
+    stall: Duration,
+}
+
+impl Run {
+    /// Download every blob from all peers at once, piece by piece, as the
+    /// picker directs. Returns the sources of the data.
+    async fn swarm(
+        &mut self,
+        pex_rx: &mut mpsc::UnboundedReceiver<Peer>,
+        pex_tx: &mpsc::UnboundedSender<Peer>,
+        tried: &Tried,
+    ) -> Result<Vec<Source>, FetchError> {
+        let specs: Vec<BlobSpec> = self
+            .parts
+            .iter()
+            .map(|p| BlobSpec {
+                size: p.size,
+                present: if p.blob.is_none() {
+                    let mut all = GroupSet::new();
+                    all.insert(0, u64::MAX);
+                    all
+                } else {
+                    p.present.clone()
+                },
+            })
+            .collect();
+        let mut seed = [0u8; 8];
+        // Any seed will do; a fixed one only makes fetchers that start
+        // together pick alike.
+        let _ = getrandom::fill(&mut seed);
+        let mut swarm: Swarm<NodeId> =
+            Swarm::new(&specs, swarm::Config::default(), u64::from_le_bytes(seed));
+        let index: BTreeMap<Hash, usize> = self
+            .parts
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (p.hash, i))
+            .collect();
+        let mut watch = self
+            .endpoint
+            .watch_haves(self.parts.iter().map(|p| p.hash).collect());
+        let (tx, mut rx) = mpsc::unbounded_channel::<Event>();
+        let mut flights: BTreeMap<(NodeId, PieceId), AbortHandle> = BTreeMap::new();
+        let mut tasks = JoinSet::new();
+        let mut sources: BTreeMap<NodeId, Source> = BTreeMap::new();
+        let start = tokio::time::Instant::now();
+        let mut tick = tokio::time::interval(TICK);
+        let mut next_pex = start + PEX_EVERY;
+        let mut next_report = start;
+        let mut stalled_since: Option<tokio::time::Instant> = None;
+        let mut asking = 0usize;
+        let peers: Vec<Peer> = self.peers.live.clone();
+        for p in peers {
+            asking += self.join(&mut swarm, &p, &tx);
+        }
+        while !swarm.is_complete() {
+            let now = start.elapsed();
+            // Fill every peer's pipeline.
+            let ids: Vec<NodeId> = swarm.peers().collect();
+            for id in ids {
+                let Some(peer) = self.peers.get(&id).cloned() else {
+                    swarm.remove_peer(&id);
+                    continue;
+                };
+                swarm.set_rtt(&id, peer.rtt());
+                for r in swarm.poll_requests(&id, now) {
+                    let h = self.spawn_request(&mut tasks, &tx, &peer, r);
+                    flights.insert((id, h.0), h.1);
+                }
+            }
+            // Nobody can help: wait for a peer to join or announce more,
+            // up to the stall timeout.
+            if self.peers.live.is_empty() {
+                return Err(FetchError::PeersFailed(std::mem::take(
+                    &mut self.peers.failures,
+                )));
+            }
+            if flights.is_empty() && asking == 0 && !swarm.can_progress() {
+                let since = *stalled_since.get_or_insert_with(tokio::time::Instant::now);
+                if since.elapsed() >= self.stall {
+                    return Err(FetchError::NoSource {
+                        missing: swarm.missing_bytes(),
+                        peers: self.peers.live.len(),
+                    });
+                }
+            } else {
+                stalled_since = None;
+            }
+            tokio::select! {
+                Some(ev) = rx.recv() => match ev {
+                    Event::Piece { peer, piece, result } => {
+                        flights.remove(&(peer, piece));
+                        self.on_piece(&mut swarm, &mut flights, &mut sources, peer, piece, result, start)
+                            .await?;
+                    }
+                    Event::Asked { peer, blob, result } => {
+                        asking = asking.saturating_sub(1);
+                        match result {
+                            Ok(Some(have)) if have.size == self.parts[blob].size => {
+                                swarm.peer_has(&peer, blob, &group_set(&have.groups, have.size));
+                            }
+                            Ok(Some(have)) => {
+                                let e = RequestError::Misbehaved(format!(
+                                    "claims {} is {} bytes, but it is {} bytes",
+                                    have.hash, have.size, self.parts[blob].size
+                                ));
+                                self.drop_peer(&mut swarm, &mut flights, &peer, e, true);
+                            }
+                            Ok(None) => swarm.peer_lacks(&peer, blob),
+                            Err(e) if e.is_misbehaviour() => {
+                                self.drop_peer(&mut swarm, &mut flights, &peer, e, true);
+                            }
+                            Err(e @ (RequestError::Connection(_) | RequestError::Timeout(_))) => {
+                                self.drop_peer(&mut swarm, &mut flights, &peer, e, false);
+                            }
+                            // It may still serve pieces; the picker learns as it asks.
+                            Err(_) => {}
+                        }
+                    }
+                },
+                Some((peer, have)) = watch.rx.recv() => {
+                    if let Some(&blob) = index.get(&have.hash)
+                        && have.size == self.parts[blob].size
+                    {
+                        swarm.peer_has(&peer, blob, &group_set(&have.groups, have.size));
+                    }
+                }
+                Some(p) = pex_rx.recv() => {
+                    if add_peer(&mut self.peers, &mut self.connected, p.clone(), self.max_peers) {
+                        asking += self.join(&mut swarm, &p, &tx);
+                        (self.report)(FetchProgress::Connected(self.peers.live.len()));
+                    }
+                }
+                _ = tick.tick() => {}
+            }
+            let t = tokio::time::Instant::now();
+            if t >= next_pex {
+                next_pex = t + PEX_EVERY;
+                if self.peers.live.len() < self.max_peers {
+                    let known = self.peers.live.clone();
+                    spawn_pex(
+                        &self.endpoint,
+                        self.root,
+                        known,
+                        self.max_peers,
+                        tried,
+                        pex_tx,
+                    );
+                }
+            }
+            if t >= next_report {
+                next_report = t + REPORT_EVERY;
+                (self.report)(FetchProgress::Peers(self.peer_progress(&swarm, &sources)));
+            }
+        }
+        tasks.abort_all();
+        // Make everything durable, and complete in the store.
+        for part in &mut self.parts {
+            if let Some(b) = part.blob.take() {
+                blocking(move || b.lock().unwrap_or_else(|e| e.into_inner()).flush()).await?;
+            }
+        }
+        (self.report)(FetchProgress::Peers(self.peer_progress(&swarm, &sources)));
+        Ok(sources.into_values().filter(|s| s.bytes > 0).collect())
+    }
+
+    /// Start using `peer`: ask it what it holds of every blob of more than
+    /// one piece (single pieces are simply asked for). Returns the number
+    /// of questions sent.
+    fn join(
+        &self,
+        swarm: &mut Swarm<NodeId>,
+        peer: &Peer,
+        tx: &mpsc::UnboundedSender<Event>,
+    ) -> usize {
+        if !swarm.add_peer(peer.id()) {
+            return 0;
+        }
+        let mut n = 0;
+        for (blob, part) in self.parts.iter().enumerate() {
+            if part.blob.is_none() || swarm.pieces_of(blob).len() < 2 {
+                continue;
+            }
+            let (peer, tx, hash) = (peer.clone(), tx.clone(), part.hash);
+            n += 1;
+            tokio::spawn(async move {
+                let result = peer.ask(hash).await;
+                let _ = tx.send(Event::Asked {
+                    peer: peer.id(),
+                    blob,
+                    result,
+                });
+            });
+        }
+        n
+    }
+
+    fn spawn_request(
+        &self,
+        tasks: &mut JoinSet<()>,
+        tx: &mpsc::UnboundedSender<Event>,
+        peer: &Peer,
+        r: Request,
+    ) -> (PieceId, AbortHandle) {
+        let part = &self.parts[r.blob];
+        let (hash, size) = (part.hash, part.size);
+        let blob = part.blob.clone();
+        let (peer, tx) = (peer.clone(), tx.clone());
+        let received = self.received.clone();
+        let report = self.report.clone();
+        let piece = r.piece;
+        let h = tasks.spawn(async move {
+            let result = match blob {
+                None => Ok(0),
+                Some(blob) => {
+                    // Only the groups of the piece not stored already.
+                    let want = {
+                        let b = blob.lock().unwrap_or_else(|e| e.into_inner());
+                        let have = b.present();
+                        let mut want = GroupSet::new();
+                        for g in r.groups.clone() {
+                            if !have.contains(g) {
+                                want.insert(g, g + 1);
+                            }
+                        }
+                        want
+                    };
+                    let on_bytes = |n: u64| {
+                        received.fetch_add(n, Ordering::Relaxed);
+                        report(FetchProgress::Received(n));
+                    };
+                    peer.get_groups(&blob, hash, size, &want, &on_bytes).await
+                }
+            };
+            let _ = tx.send(Event::Piece {
+                peer: peer.id(),
+                piece,
+                result,
+            });
+        });
+        (piece, h)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn on_piece(
+        &mut self,
+        swarm: &mut Swarm<NodeId>,
+        flights: &mut BTreeMap<(NodeId, PieceId), AbortHandle>,
+        sources: &mut BTreeMap<NodeId, Source>,
+        peer: NodeId,
+        piece: PieceId,
+        result: Result<u64, RequestError>,
+        start: tokio::time::Instant,
+    ) -> Result<(), FetchError> {
+        match result {
+            Ok(n) => {
+                if let Some(p) = self.peers.get(&peer) {
+                    let s = sources.entry(peer).or_insert_with(|| Source {
+                        id: peer,
+                        addr: p.addr(),
+                        bytes: 0,
+                    });
+                    s.bytes += n;
+                    // Others may ask us about it: this peer has the root.
+                    p.note_has(self.root);
+                }
+                for other in swarm.piece_done(&peer, piece, start.elapsed()) {
+                    if let Some(h) = flights.remove(&(other, piece)) {
+                        h.abort();
+                    }
+                }
+                let blob = (0..self.parts.len())
+                    .find(|&b| swarm.pieces_of(b).contains(&piece.0))
+                    .unwrap_or_default();
+                let part = &self.parts[blob];
+                if let Some(b) = &part.blob {
+                    // Tell peers that asked about this blob what we hold now.
+                    let present = b.lock().unwrap_or_else(|e| e.into_inner()).present();
+                    self.endpoint.announce_have(part.hash, part.size, &present);
+                }
+                if swarm.blob_complete(blob)
+                    && let Some(b) = self.parts[blob].blob.take()
+                {
+                    blocking(move || b.lock().unwrap_or_else(|e| e.into_inner()).flush()).await?;
+                }
+            }
+            Err(RequestError::Store(e)) => return Err(e.into()),
+            Err(e) if e.is_misbehaviour() => {
+                swarm.piece_failed(&peer, piece, Failure::BadData);
+                self.drop_peer(swarm, flights, &peer, e, true);
+            }
+            Err(RequestError::Remote {
+                code: ErrorCode::NotFound | ErrorCode::Incomplete,
+                ..
+            }) => swarm.piece_failed(&peer, piece, Failure::NotHeld),
+            Err(e) => {
+                debug!(%peer, "request failed: {e}");
+                swarm.piece_failed(&peer, piece, Failure::Lost);
+                self.drop_peer(swarm, flights, &peer, e, false);
+            }
+        }
+        Ok(())
+    }
+
+    /// Stop using a peer: everything in flight to it returns to the pool.
+    fn drop_peer(
+        &mut self,
+        swarm: &mut Swarm<NodeId>,
+        flights: &mut BTreeMap<(NodeId, PieceId), AbortHandle>,
+        peer: &NodeId,
+        error: RequestError,
+        bad: bool,
+    ) {
+        if bad {
+            swarm.piece_failed(&peer.clone(), PieceId(u32::MAX), Failure::BadData);
+        }
+        swarm.remove_peer(peer);
+        let gone: Vec<_> = flights
+            .range((*peer, PieceId(0))..=(*peer, PieceId(u32::MAX)))
+            .map(|(k, _)| *k)
+            .collect();
+        for k in gone {
+            if let Some(h) = flights.remove(&k) {
+                h.abort();
+            }
+        }
+        self.peers.fail(peer, error);
+    }
+
+    fn peer_progress(
+        &self,
+        swarm: &Swarm<NodeId>,
+        sources: &BTreeMap<NodeId, Source>,
+    ) -> Vec<PeerProgress> {
+        self.peers
+            .live
+            .iter()
+            .map(|p| {
+                let stats = swarm.peer_stats(&p.id()).unwrap_or_default();
+                PeerProgress {
+                    id: p.id(),
+                    addr: p.addr(),
+                    rate: stats.rate as u64,
+                    bytes: sources.get(&p.id()).map_or(0, |s| s.bytes),
+                    in_flight: stats.in_flight,
+                }
+            })
+            .collect()
+    }
+}
+
+/// A `Have`'s group ranges as a set, closed at the blob's last group.
+fn group_set(w: &WireRanges, size: u64) -> GroupSet {
+    let b = w.boundaries();
+    let n = crate::content::group_count(size).max(1);
+    let mut set = GroupSet::new();
+    for pair in b.chunks(2) {
+        let (a, e) = (pair[0], pair.get(1).copied().unwrap_or(n));
+        set.insert(a.min(n), e.min(n));
+    }
+    set
+}
+
+/// Ask `known` for more peers of `root` and connect to some not tried yet;
+/// each new peer arrives on `tx`.
 fn spawn_pex(
     endpoint: &Endpoint,
     root: Hash,
     known: Vec<Peer>,
-) -> tokio::sync::mpsc::UnboundedReceiver<Peer> {
-    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    max_peers: usize,
+    tried: &Tried,
+    tx: &mpsc::UnboundedSender<Peer>,
+) {
     let endpoint = endpoint.clone();
+    let (tried, tx) = (tried.clone(), tx.clone());
     tokio::spawn(async move {
-        let me = endpoint.local_addr().ok();
-        let mut seen: std::collections::BTreeSet<std::net::SocketAddr> =
-            known.iter().map(Peer::addr).chain(me).collect();
         let mut more = Vec::new();
         for p in &known {
             if let Ok(Ok(addrs)) = tokio::time::timeout(PEX_WAIT, p.ask_peers(root)).await {
-                more.extend(addrs.into_iter().filter(|a| seen.insert(*a)));
+                let mut t = tried.lock().unwrap_or_else(|e| e.into_inner());
+                more.extend(addrs.into_iter().filter(|a| t.insert(*a)));
             }
         }
         let mut connects = JoinSet::new();
-        for addr in more.into_iter().take(MAX_PEERS.saturating_sub(known.len())) {
+        for addr in more.into_iter().take(max_peers.saturating_sub(known.len())) {
             let ep = endpoint.clone();
             connects.spawn(async move { ep.connect(&PeerAddr { id: None, addr }).await });
         }
@@ -380,16 +820,18 @@ fn spawn_pex(
             }
         }
     });
-    rx
 }
 
-/// Use `p` unless it is a node already connected (under another address).
-fn add_peer(live: &mut Vec<Peer>, connected: &mut Vec<NodeId>, p: Peer) {
-    if live.iter().all(|l| l.id() != p.id()) && live.len() < MAX_PEERS {
+/// Use `p` unless it is a node already connected (under another address)
+/// or there are enough. Returns whether it was added.
+fn add_peer(peers: &mut Peers, connected: &mut Vec<NodeId>, p: Peer, max: usize) -> bool {
+    if peers.live.iter().all(|l| l.id() != p.id()) && peers.live.len() < max {
         connected.push(p.id());
-        live.push(p);
+        peers.live.push(p);
+        true
     } else {
         p.close();
+        false
     }
 }
 
@@ -418,58 +860,10 @@ async fn fetch_manifest(
                 blocking(move || s.put_blob(&bytes)).await?;
                 return Ok(m);
             }
-            Err(e) => peers.fail(&peer, e),
+            Err(e) => peers.fail(&peer.id(), e),
         }
     }
     Err(FetchError::PeersFailed(std::mem::take(&mut peers.failures)))
-}
-
-enum BlobError {
-    Peer(RequestError),
-    Store(StoreError),
-}
-
-/// Fetch one blob from one peer until it is complete.
-async fn fetch_blob(
-    store: &Store,
-    peer: &Peer,
-    hash: Hash,
-    size: u64,
-    received: &AtomicU64,
-    report: &ProgressFn,
-) -> Result<(), BlobError> {
-    if size == 0 {
-        let s = store.clone();
-        return blocking(move || s.put_blob(&[]).map(|_| ()))
-            .await
-            .map_err(BlobError::Store);
-    }
-    let s = store.clone();
-    let mut partial = blocking(move || s.partial(hash, size))
-        .await
-        .map_err(BlobError::Store)?;
-    // Each round asks for everything missing (at most 256 ranges at a
-    // time); a round that adds nothing means the peer cannot help.
-    while !partial.is_complete() {
-        let missing = partial.missing();
-        let on_bytes = |n: u64| {
-            received.fetch_add(n, Ordering::Relaxed);
-            report(FetchProgress::Received(n));
-        };
-        let (p, r) = peer.get(partial, missing, &on_bytes).await;
-        partial = p;
-        match r {
-            Ok(0) => {
-                return Err(BlobError::Peer(RequestError::Misbehaved(format!(
-                    "answered for {hash} without any new data"
-                ))));
-            }
-            Ok(_) => {}
-            Err(RequestError::Store(e)) => return Err(BlobError::Store(e)),
-            Err(e) => return Err(BlobError::Peer(e)),
-        }
-    }
-    Ok(())
 }
 
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {

@@ -5,7 +5,10 @@ mod fetch;
 
 use std::sync::Arc;
 
-pub use self::fetch::{FetchError, FetchOptions, FetchProgress, Fetched, PeerFailure};
+pub use self::fetch::{
+    DEFAULT_MAX_PEERS, FetchError, FetchOptions, FetchProgress, Fetched, PeerFailure, PeerProgress,
+    Source,
+};
 use crate::discovery::{Dht, DhtError};
 use crate::net::{BindError, Endpoint, EndpointConfig, SecretKey};
 use crate::store::{Store, StoreError};

@@ -20,27 +20,28 @@ impl GroupSet {
         if start >= end {
             return;
         }
-        let (mut s, mut e) = (start, end);
-        let mut out = Vec::with_capacity(self.0.len() + 1);
-        let mut placed = false;
-        for &(a, b) in &self.0 {
-            if b < s {
-                out.push((a, b));
-            } else if a > e {
-                if !placed {
-                    out.push((s, e));
-                    placed = true;
-                }
-                out.push((a, b));
-            } else {
-                s = s.min(a);
-                e = e.max(b);
-            }
+        // Ranges that touch or overlap `start..end` form one run `lo..hi`;
+        // merge them with it in place. Downloads insert in rough order, so
+        // this is usually an append or an extension of one range.
+        let lo = self.0.partition_point(|&(_, b)| b < start);
+        let hi = self.0.partition_point(|&(a, _)| a <= end);
+        if lo == hi {
+            self.0.insert(lo, (start, end));
+            return;
         }
-        if !placed {
-            out.push((s, e));
+        let s = start.min(self.0[lo].0);
+        let e = end.max(self.0[hi - 1].1);
+        self.0[lo] = (s, e);
+        self.0.drain(lo + 1..hi);
+    }
+
+    /// Whether every group of `start..end` is in the set.
+    pub fn covers_range(&self, start: u64, end: u64) -> bool {
+        if start >= end {
+            return true;
         }
-        self.0 = out;
+        let i = self.0.partition_point(|&(_, b)| b <= start);
+        self.0.get(i).is_some_and(|&(a, b)| a <= start && end <= b)
     }
 
     /// Add every group of `other`.
@@ -52,7 +53,7 @@ impl GroupSet {
 
     /// Whether group `g` is in the set.
     pub fn contains(&self, g: u64) -> bool {
-        self.0.iter().any(|&(a, b)| a <= g && g < b)
+        self.covers_range(g, g + 1)
     }
 
     /// Whether every group `0..n` is in the set.

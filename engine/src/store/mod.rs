@@ -81,6 +81,10 @@ struct Inner {
     /// Imports hold it shared while they have blobs committed but not yet
     /// pinned; gc holds it exclusively, so it never frees those.
     gc_lock: RwLock<()>,
+    /// Groups of blobs being received that are verified and written but
+    /// maybe not yet committed: served at once (a leecher serves what it
+    /// has verified), forgotten on a crash (the commit is what lasts).
+    live: std::sync::Mutex<std::collections::HashMap<Hash, GroupSet>>,
 }
 
 /// A store that could not be opened.
@@ -291,6 +295,7 @@ impl Store {
                 backend: Box::new(backend),
                 next_temp: AtomicU64::new(1),
                 gc_lock: RwLock::new(()),
+                live: Default::default(),
             }),
         };
         store.init().map_err(|e| match e {
@@ -360,7 +365,8 @@ impl Store {
             .map_err(|_| StoreError::BadRecord(*hash))
     }
 
-    /// What the store holds of `hash`, if anything.
+    /// What the store holds of `hash`, if anything. For a blob being
+    /// received, this includes groups verified since the last commit.
     pub fn blob_info(&self, hash: &Hash) -> Result<Option<BlobInfo>, StoreError> {
         Ok(self.entry(hash)?.map(|e| match e {
             BlobEntry::Inline { size } => BlobInfo {
@@ -369,9 +375,28 @@ impl Store {
             },
             BlobEntry::File { size, present } => BlobInfo {
                 size,
-                partial: present,
+                partial: present.map(|p| self.with_live(hash, p)),
             },
         }))
+    }
+
+    /// `present` plus the groups of `hash` verified since the last commit.
+    fn with_live(&self, hash: &Hash, mut present: GroupSet) -> GroupSet {
+        let live = self.inner.live.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(l) = live.get(hash) {
+            present.union(l);
+        }
+        present
+    }
+
+    fn live_insert(&self, hash: Hash, start: u64, end: u64) {
+        let mut live = self.inner.live.lock().unwrap_or_else(|e| e.into_inner());
+        live.entry(hash).or_default().insert(start, end);
+    }
+
+    fn live_forget(&self, hash: &Hash) {
+        let mut live = self.inner.live.lock().unwrap_or_else(|e| e.into_inner());
+        live.remove(hash);
     }
 
     /// Read a whole complete blob into memory, verifying it. For manifests
@@ -779,7 +804,7 @@ impl Store {
                     .map_err(|e| encode_error(hash, e))
             }
             BlobEntry::File { size, present } => {
-                if let Some(p) = &present {
+                if let Some(p) = present.map(|p| self.with_live(hash, p)) {
                     let want = content::truncate_ranges(ranges, size);
                     if !want.is_subset(&p.to_chunk_ranges()) {
                         return Err(ReadError::Incomplete(*hash));

@@ -159,38 +159,7 @@ impl PartialBlob {
         let mut result = Ok(());
         for item in content::decode_ranges(self.hash, self.size, ranges, encoded) {
             match item {
-                Ok(BaoContentItem::Parent(p)) => {
-                    if let Target::Files { outboard, .. } = &self.target {
-                        let mut ob = content::outboard(self.hash, self.size, FileAt(&**outboard));
-                        bao_tree::io::sync::OutboardMut::save(&mut ob, p.node, &p.pair)
-                            .map_err(StoreError::from)?;
-                    }
-                }
-                Ok(BaoContentItem::Leaf(leaf)) => {
-                    let group = leaf.offset / GROUP_SIZE;
-                    // A response to ranges that cover part of a group holds
-                    // just those chunks: verified, but not a whole group, so
-                    // not recorded (the store tracks whole groups only).
-                    let group_len = GROUP_SIZE.min(self.size - group * GROUP_SIZE);
-                    if leaf.offset % GROUP_SIZE != 0 || leaf.data.len() as u64 != group_len {
-                        continue;
-                    }
-                    match &mut self.target {
-                        Target::Small(buf) => *buf = leaf.data.to_vec(),
-                        Target::Files { data, .. } => data
-                            .write_all_at(leaf.offset, &leaf.data)
-                            .map_err(StoreError::from)?,
-                        Target::Complete => {}
-                    }
-                    if !self.present.contains(group) && !self.pending.contains(group) {
-                        written += leaf.data.len() as u64;
-                        self.pending_bytes += leaf.data.len() as u64;
-                    }
-                    self.pending.insert(group, group + 1);
-                    if self.pending_bytes >= COMMIT_EVERY {
-                        self.flush()?;
-                    }
-                }
+                Ok(item) => written += self.write_item(&item)?,
                 Err(source) => {
                     result = Err(WriteError::Verify {
                         hash: self.hash,
@@ -203,6 +172,62 @@ impl PartialBlob {
         // Keep what verified before any error.
         self.flush()?;
         result.map(|()| written)
+    }
+
+    /// Write items that [`content::decode_ranges`] has already verified
+    /// against this blob's hash (so several responses can be decoded in
+    /// parallel and written one after another). Returns the bytes of new
+    /// verified data. Verified groups are servable at once and durable at
+    /// the next commit.
+    pub fn write_verified(&mut self, items: &[BaoContentItem]) -> Result<u64, StoreError> {
+        let mut written = 0;
+        for item in items {
+            written += self.write_item(item)?;
+        }
+        Ok(written)
+    }
+
+    fn write_item(&mut self, item: &BaoContentItem) -> Result<u64, StoreError> {
+        match item {
+            BaoContentItem::Parent(p) => {
+                if let Target::Files { outboard, .. } = &self.target {
+                    let mut ob = content::outboard(self.hash, self.size, FileAt(&**outboard));
+                    bao_tree::io::sync::OutboardMut::save(&mut ob, p.node, &p.pair)?;
+                }
+                Ok(0)
+            }
+            BaoContentItem::Leaf(leaf) => {
+                let group = leaf.offset / GROUP_SIZE;
+                // A response to ranges that cover part of a group holds
+                // just those chunks: verified, but not a whole group, so
+                // not recorded (the store tracks whole groups only).
+                if group >= content::group_count(self.size).max(1) {
+                    return Ok(0);
+                }
+                let group_len = GROUP_SIZE.min(self.size - group * GROUP_SIZE);
+                if leaf.offset % GROUP_SIZE != 0 || leaf.data.len() as u64 != group_len {
+                    return Ok(0);
+                }
+                if self.present.contains(group) || self.pending.contains(group) {
+                    return Ok(0);
+                }
+                match &mut self.target {
+                    Target::Small(buf) => *buf = leaf.data.to_vec(),
+                    Target::Files { data, .. } => data.write_all_at(leaf.offset, &leaf.data)?,
+                    Target::Complete => return Ok(0),
+                }
+                let n = leaf.data.len() as u64;
+                self.pending_bytes += n;
+                self.pending.insert(group, group + 1);
+                if matches!(self.target, Target::Files { .. }) {
+                    self.store.live_insert(self.hash, group, group + 1);
+                }
+                if self.pending_bytes >= COMMIT_EVERY {
+                    self.flush()?;
+                }
+                Ok(n)
+            }
+        }
     }
 
     /// Make all verified groups durable.
@@ -225,6 +250,7 @@ impl PartialBlob {
                 drop(blobs);
                 tx.abort()?;
                 self.target = Target::Complete;
+                self.store.live_forget(&self.hash);
                 return Ok(());
             }
             match &self.target {
@@ -261,6 +287,7 @@ impl PartialBlob {
         self.pending_bytes = 0;
         if complete {
             self.target = Target::Complete;
+            self.store.live_forget(&self.hash);
         }
         Ok(())
     }
@@ -271,5 +298,7 @@ impl Drop for PartialBlob {
         if let Err(e) = self.flush() {
             tracing::warn!(hash = %self.hash, "could not save verified data: {e}");
         }
+        // What is not committed now is not held: stop serving it.
+        self.store.live_forget(&self.hash);
     }
 }

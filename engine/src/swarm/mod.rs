@@ -1,0 +1,781 @@
+//! The piece picker: which piece to ask which peer for, and when.
+//!
+//! Sans-IO: a [`Swarm`] is fed events (a peer joined, announced what it
+//! has, delivered a piece, failed) with the current time, and answers with
+//! the requests to send. It never reads a clock, a socket or a random
+//! source of its own: time is passed in as the [`Duration`] since the
+//! download began, and randomness comes from a seed given at construction.
+//! The network driver (`node::fetch`) and the simulation tests drive the
+//! same code.
+//!
+//! # Model
+//!
+//! Each blob is cut into **pieces**: aligned runs of [`Config::piece_groups`]
+//! 16 KiB groups (the last piece of a blob may be shorter). A piece is
+//! missing, requested from one or more peers, or done. For every peer the
+//! swarm tracks which pieces it has (from `Have`; a peer that has not said
+//! anything about a blob may be asked for any of its pieces), what is in
+//! flight to it, and its measured throughput.
+//!
+//! - **Rarest first, random start**: a peer with room in its pipeline gets
+//!   the missing, unrequested pieces it has that the fewest peers have; ties
+//!   are broken from a random point, so fetchers that start together ask
+//!   the seed for different pieces.
+//! - **Pipelining**: a peer gets as many requests as cover its measured
+//!   throughput over two round trips plus a margin, within
+//!   [`Config::min_pipeline`]..=[`Config::max_pipeline`].
+//! - **Stealing**: a piece whose peer is well behind its own measured pace
+//!   may be requested again from a peer with room; the first answer wins
+//!   and the other request is cancelled.
+//! - **Endgame**: once every missing piece is in flight, idle peers
+//!   duplicate the oldest requests (at most [`Config::max_duplicates`] per
+//!   piece), so the last pieces do not wait on the slowest peer.
+//! - **Scoring**: a peer that sends bad data is banned and everything in
+//!   flight to it returns to the pool; a peer that vanishes is removed the
+//!   same way; a peer that turns out not to have a piece loses it from its
+//!   availability.
+
+#[cfg(test)]
+mod sim;
+#[cfg(test)]
+mod tests;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::Duration;
+
+use crate::content::{self, GROUP_SIZE};
+use crate::store::GroupSet;
+
+/// Tuning of the picker.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Groups per piece at least (16 = 256 KiB). Blobs so large that they
+    /// would have more than [`Self::max_pieces_per_blob`] pieces get larger
+    /// pieces (doubling).
+    pub piece_groups: u64,
+    /// Upper bound on the number of pieces of one blob.
+    pub max_pieces_per_blob: u64,
+    /// Fewest requests kept in flight to a peer with room.
+    pub min_pipeline: usize,
+    /// Most requests in flight to one peer.
+    pub max_pipeline: usize,
+    /// Requests in flight to a peer whose throughput is not known yet.
+    pub initial_pipeline: usize,
+    /// Data kept in flight to a peer beyond two round trips, as time at its
+    /// measured rate.
+    pub pipeline_margin: Duration,
+    /// A request is late (and may be stolen) once it is this many times
+    /// older than its peer's pace says it should be.
+    pub late_factor: u32,
+    /// Never steal a request younger than this.
+    pub min_steal_age: Duration,
+    /// A request to a peer whose pace is unknown is late after this long.
+    pub initial_late: Duration,
+    /// Most peers one piece is requested from at once (stealing, endgame).
+    pub max_duplicates: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            piece_groups: 16,
+            max_pieces_per_blob: 16_384,
+            min_pipeline: 2,
+            max_pipeline: 32,
+            initial_pipeline: 4,
+            pipeline_margin: Duration::from_millis(100),
+            late_factor: 3,
+            min_steal_age: Duration::from_millis(500),
+            initial_late: Duration::from_secs(4),
+            max_duplicates: 2,
+        }
+    }
+}
+
+/// A blob to download: its size and the groups already stored.
+#[derive(Debug, Clone)]
+pub struct BlobSpec {
+    /// Size in bytes.
+    pub size: u64,
+    /// Groups already verified and stored.
+    pub present: GroupSet,
+}
+
+/// A piece: its index in the whole download.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct PieceId(pub u32);
+
+/// A request the driver should send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Request {
+    /// Which piece.
+    pub piece: PieceId,
+    /// Index of its blob in the list given to [`Swarm::new`].
+    pub blob: usize,
+    /// Its groups, `start..end`.
+    pub groups: std::ops::Range<u64>,
+}
+
+/// Why a request did not deliver its piece.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failure {
+    /// The peer sent data that does not verify, or broke the protocol: it
+    /// is banned.
+    BadData,
+    /// The peer says it does not have the piece.
+    NotHeld,
+    /// The connection is gone or stalled: the peer is removed.
+    Lost,
+    /// The driver cancelled it (another peer delivered the piece first).
+    Cancelled,
+}
+
+/// What the swarm knows of one peer.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PeerStats {
+    /// Measured throughput in bytes per second (0 until a piece arrives).
+    pub rate: f64,
+    /// Bytes of pieces it delivered.
+    pub bytes: u64,
+    /// Pieces it delivered.
+    pub pieces: u64,
+    /// Requests in flight to it.
+    pub in_flight: usize,
+    /// Requests it failed (not counting cancellations).
+    pub failures: u64,
+    /// Pieces it is known to have that are still missing here.
+    pub useful: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Missing,
+    Requested,
+    Done,
+}
+
+#[derive(Debug, Clone)]
+struct Piece {
+    blob: u32,
+    start: u64,
+    end: u64,
+    bytes: u64,
+    state: State,
+    /// Peers known to have it.
+    avail: u32,
+    /// Peers it is requested from (more than one when stolen or in endgame).
+    owners: Vec<u32>,
+}
+
+#[derive(Debug, Clone)]
+struct Flight {
+    piece: u32,
+    sent: Duration,
+    /// Bytes queued at this peer ahead of this request when it was sent.
+    ahead: u64,
+}
+
+#[derive(Debug, Clone)]
+struct PeerState<P> {
+    key: P,
+    /// Bit per piece: the peer is known to have it.
+    has: Bits,
+    /// Bit per blob: the peer said what it has of this blob (so `has` is
+    /// the whole truth for it). Pieces of other blobs may be asked for.
+    known: Bits,
+    flights: Vec<Flight>,
+    rate: f64,
+    rtt: Duration,
+    last_done: Option<Duration>,
+    bytes: u64,
+    pieces: u64,
+    failures: u64,
+}
+
+/// The state of one download across all its peers.
+pub struct Swarm<P> {
+    config: Config,
+    blobs: Vec<(u32, u32)>,
+    pieces: Vec<Piece>,
+    peers: Vec<Option<PeerState<P>>>,
+    index: BTreeMap<P, u32>,
+    banned: Vec<P>,
+    missing_bytes: u64,
+    unrequested: usize,
+    done: usize,
+    rng: u64,
+}
+
+impl<P: fmt::Debug> fmt::Debug for Swarm<P> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Swarm")
+            .field("pieces", &self.pieces.len())
+            .field("done", &self.done)
+            .field("missing_bytes", &self.missing_bytes)
+            .field("peers", &self.index.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<P: Copy + Ord + fmt::Debug> Swarm<P> {
+    /// A download of `blobs`, with randomness from `seed`.
+    pub fn new(blobs: &[BlobSpec], config: Config, seed: u64) -> Self {
+        let mut pieces = Vec::new();
+        let mut ranges = Vec::with_capacity(blobs.len());
+        for (b, spec) in blobs.iter().enumerate() {
+            let groups = content::group_count(spec.size).max(1);
+            let mut per = config.piece_groups.max(1);
+            while groups.div_ceil(per) > config.max_pieces_per_blob.max(1) {
+                per *= 2;
+            }
+            let first = pieces.len() as u32;
+            let mut start = 0;
+            while start < groups {
+                let end = (start + per).min(groups);
+                let bytes = (end * GROUP_SIZE).min(spec.size) - (start * GROUP_SIZE).min(spec.size);
+                let state = if spec.present.covers_range(start, end) {
+                    State::Done
+                } else {
+                    State::Missing
+                };
+                pieces.push(Piece {
+                    blob: b as u32,
+                    start,
+                    end,
+                    bytes,
+                    state,
+                    avail: 0,
+                    owners: Vec::new(),
+                });
+                start = end;
+            }
+            ranges.push((first, pieces.len() as u32));
+        }
+        let missing: Vec<&Piece> = pieces.iter().filter(|p| p.state != State::Done).collect();
+        let missing_bytes = missing.iter().map(|p| p.bytes).sum();
+        let unrequested = missing.len();
+        let done = pieces.len() - unrequested;
+        Self {
+            config,
+            blobs: ranges,
+            pieces,
+            peers: Vec::new(),
+            index: BTreeMap::new(),
+            banned: Vec::new(),
+            missing_bytes,
+            unrequested,
+            done,
+            // splitmix64 never sticks at zero, whatever the seed.
+            rng: seed,
+        }
+    }
+
+    /// Whether every piece is done.
+    pub fn is_complete(&self) -> bool {
+        self.done == self.pieces.len()
+    }
+
+    /// Bytes still missing.
+    pub fn missing_bytes(&self) -> u64 {
+        self.missing_bytes
+    }
+
+    /// Number of pieces.
+    pub fn piece_count(&self) -> usize {
+        self.pieces.len()
+    }
+
+    /// The pieces of blob `blob`.
+    pub fn pieces_of(&self, blob: usize) -> std::ops::Range<u32> {
+        let (a, b) = self.blobs[blob];
+        a..b
+    }
+
+    /// Whether `piece` is done.
+    pub fn is_done(&self, piece: PieceId) -> bool {
+        self.pieces
+            .get(piece.0 as usize)
+            .is_some_and(|p| p.state == State::Done)
+    }
+
+    /// Whether `blob`'s pieces are all done.
+    pub fn blob_complete(&self, blob: usize) -> bool {
+        let (a, b) = self.blobs[blob];
+        self.pieces[a as usize..b as usize]
+            .iter()
+            .all(|p| p.state == State::Done)
+    }
+
+    /// Add a peer. A banned peer is refused (returns false), as is one
+    /// already present.
+    pub fn add_peer(&mut self, key: P) -> bool {
+        if self.banned.contains(&key) || self.index.contains_key(&key) {
+            return false;
+        }
+        let state = PeerState {
+            key,
+            has: Bits::new(self.pieces.len()),
+            known: Bits::new(self.blobs.len()),
+            flights: Vec::new(),
+            rate: 0.0,
+            rtt: Duration::ZERO,
+            last_done: None,
+            bytes: 0,
+            pieces: 0,
+            failures: 0,
+        };
+        let slot = match self.peers.iter().position(Option::is_none) {
+            Some(i) => {
+                self.peers[i] = Some(state);
+                i
+            }
+            None => {
+                self.peers.push(Some(state));
+                self.peers.len() - 1
+            }
+        };
+        self.index.insert(key, slot as u32);
+        true
+    }
+
+    /// Whether `key` was banned for bad data.
+    pub fn is_banned(&self, key: &P) -> bool {
+        self.banned.contains(key)
+    }
+
+    /// The peers present.
+    pub fn peers(&self) -> impl Iterator<Item = P> + '_ {
+        self.index.keys().copied()
+    }
+
+    /// Record the peer's round-trip time, which sizes its pipeline.
+    pub fn set_rtt(&mut self, key: &P, rtt: Duration) {
+        if let Some(p) = self.peer_mut(key) {
+            p.rtt = rtt;
+        }
+    }
+
+    /// The peer has these groups of `blob` (from a `Have`). Adds to what
+    /// is known; also marks the blob as known for this peer.
+    pub fn peer_has(&mut self, key: &P, blob: usize, groups: &GroupSet) {
+        let Some(&slot) = self.index.get(key) else {
+            return;
+        };
+        let Some(&(a, b)) = self.blobs.get(blob) else {
+            return;
+        };
+        let Some(peer) = self.peers[slot as usize].as_mut() else {
+            return;
+        };
+        peer.known.set(blob);
+        for i in a..b {
+            let piece = &mut self.pieces[i as usize];
+            if !peer.has.get(i as usize) && groups.covers_range(piece.start, piece.end) {
+                peer.has.set(i as usize);
+                piece.avail += 1;
+            }
+        }
+    }
+
+    /// The peer has all of `blob`.
+    pub fn peer_has_blob(&mut self, key: &P, blob: usize) {
+        let mut all = GroupSet::new();
+        all.insert(0, u64::MAX);
+        self.peer_has(key, blob, &all);
+    }
+
+    /// The peer has everything.
+    pub fn peer_has_all(&mut self, key: &P) {
+        for b in 0..self.blobs.len() {
+            self.peer_has_blob(key, b);
+        }
+    }
+
+    /// The peer said it has nothing of `blob` (so do not ask it).
+    pub fn peer_lacks(&mut self, key: &P, blob: usize) {
+        if let Some(p) = self.peer_mut(key)
+            && blob < p.known.len
+        {
+            p.known.set(blob);
+        }
+    }
+
+    /// Remove a peer (it disconnected, or the driver dropped it). Its
+    /// requests return to the pool.
+    pub fn remove_peer(&mut self, key: &P) {
+        let Some(slot) = self.index.remove(key) else {
+            return;
+        };
+        let Some(peer) = self.peers[slot as usize].take() else {
+            return;
+        };
+        for i in peer.has.ones() {
+            self.pieces[i].avail = self.pieces[i].avail.saturating_sub(1);
+        }
+        for f in peer.flights {
+            self.unown(f.piece, slot);
+        }
+    }
+
+    fn peer_mut(&mut self, key: &P) -> Option<&mut PeerState<P>> {
+        let slot = *self.index.get(key)?;
+        self.peers[slot as usize].as_mut()
+    }
+
+    /// Drop `slot` from the owners of `piece`; back to the pool if it was
+    /// the last.
+    fn unown(&mut self, piece: u32, slot: u32) {
+        let p = &mut self.pieces[piece as usize];
+        p.owners.retain(|&o| o != slot);
+        if p.owners.is_empty() && p.state == State::Requested {
+            p.state = State::Missing;
+            self.unrequested += 1;
+        }
+    }
+
+    /// What this peer knows and did.
+    pub fn peer_stats(&self, key: &P) -> Option<PeerStats> {
+        let slot = *self.index.get(key)?;
+        let p = self.peers[slot as usize].as_ref()?;
+        let useful = p
+            .has
+            .ones()
+            .filter(|&i| self.pieces[i].state != State::Done)
+            .count() as u64;
+        Some(PeerStats {
+            rate: p.rate,
+            bytes: p.bytes,
+            pieces: p.pieces,
+            in_flight: p.flights.len(),
+            failures: p.failures,
+            useful,
+        })
+    }
+
+    /// Whether some present peer has, or may have, a piece still missing
+    /// here. False means the download cannot proceed until a peer joins
+    /// or announces more.
+    pub fn can_progress(&self) -> bool {
+        if self.is_complete() {
+            return true;
+        }
+        self.peers.iter().flatten().any(|peer| {
+            !peer.flights.is_empty()
+                || self
+                    .pieces
+                    .iter()
+                    .enumerate()
+                    .any(|(i, p)| p.state != State::Done && self.may_have(peer, i))
+        })
+    }
+
+    fn may_have(&self, peer: &PeerState<P>, i: usize) -> bool {
+        peer.has.get(i) || !peer.known.get(self.pieces[i].blob as usize)
+    }
+
+    /// How many requests this peer should have in flight.
+    fn pipeline(&self, peer: &PeerState<P>) -> usize {
+        let c = &self.config;
+        // Not `clamp`: it panics when min > max. The maximum wins, and a
+        // peer always gets at least one request.
+        let bound = |n: usize| n.max(c.min_pipeline).min(c.max_pipeline).max(1);
+        if peer.rate <= 0.0 {
+            return bound(c.initial_pipeline);
+        }
+        let window = (2 * peer.rtt + c.pipeline_margin).as_secs_f64() * peer.rate;
+        let piece = (c.piece_groups * GROUP_SIZE) as f64;
+        bound((window / piece).ceil() as usize)
+    }
+
+    /// When a request to `peer` should have been answered.
+    fn due(&self, peer: &PeerState<P>, f: &Flight) -> Duration {
+        if peer.rate <= 0.0 {
+            return f.sent + self.config.initial_late;
+        }
+        let bytes = f.ahead + self.pieces[f.piece as usize].bytes;
+        let pace = Duration::from_secs_f64(bytes as f64 / peer.rate);
+        let late = (pace + peer.rtt) * self.config.late_factor;
+        f.sent + late.max(self.config.min_steal_age)
+    }
+
+    /// The requests to send to `key` now: fills its pipeline with the
+    /// rarest pieces it has, then steals late requests from slower peers,
+    /// and in the endgame duplicates the oldest ones.
+    pub fn poll_requests(&mut self, key: &P, now: Duration) -> Vec<Request> {
+        let Some(&slot) = self.index.get(key) else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        let Some(peer) = self.peers[slot as usize].as_ref() else {
+            return out;
+        };
+        let want = self.pipeline(peer).saturating_sub(peer.flights.len());
+        if want == 0 || self.is_complete() {
+            return out;
+        }
+        let fresh = self.pick_rarest(slot, want);
+        for i in fresh {
+            self.assign(slot, i, now);
+            out.push(self.request(i));
+        }
+        let room = want - out.len();
+        if room > 0 {
+            for i in self.pick_stolen(slot, room, now) {
+                self.assign(slot, i, now);
+                out.push(self.request(i));
+            }
+        }
+        out
+    }
+
+    fn request(&self, i: u32) -> Request {
+        let p = &self.pieces[i as usize];
+        Request {
+            piece: PieceId(i),
+            blob: p.blob as usize,
+            groups: p.start..p.end,
+        }
+    }
+
+    fn assign(&mut self, slot: u32, i: u32, now: Duration) {
+        let piece = &mut self.pieces[i as usize];
+        if piece.state == State::Missing {
+            self.unrequested -= 1;
+        }
+        piece.state = State::Requested;
+        piece.owners.push(slot);
+        if let Some(peer) = self.peers[slot as usize].as_mut() {
+            let ahead = peer
+                .flights
+                .iter()
+                .map(|f| self.pieces[f.piece as usize].bytes)
+                .sum();
+            peer.flights.push(Flight {
+                piece: i,
+                sent: now,
+                ahead,
+            });
+        }
+    }
+
+    /// Up to `n` missing, unrequested pieces this peer has, rarest first,
+    /// ties broken from a random starting point.
+    fn pick_rarest(&mut self, slot: u32, n: usize) -> Vec<u32> {
+        if self.unrequested == 0 {
+            return Vec::new();
+        }
+        let start = self.next_random() as usize % self.pieces.len().max(1);
+        let Some(peer) = self.peers[slot as usize].as_ref() else {
+            return Vec::new();
+        };
+        // Availability levels among the candidates, lowest first.
+        let mut levels: BTreeMap<u32, usize> = BTreeMap::new();
+        for (i, p) in self.pieces.iter().enumerate() {
+            if p.state == State::Missing && self.may_have(peer, i) {
+                *levels.entry(p.avail).or_default() += 1;
+            }
+        }
+        let len = self.pieces.len();
+        let mut out = Vec::with_capacity(n);
+        for (&level, _) in levels.iter() {
+            for k in 0..len {
+                let i = (start + k) % len;
+                let p = &self.pieces[i];
+                if p.state == State::Missing && p.avail == level && self.may_have(peer, i) {
+                    out.push(i as u32);
+                    if out.len() == n {
+                        return out;
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// Up to `n` pieces in flight elsewhere that this peer may take over:
+    /// late ones always, and in the endgame (nothing left unrequested) the
+    /// oldest. Only from peers that are slower, or late.
+    fn pick_stolen(&self, slot: u32, n: usize, now: Duration) -> Vec<u32> {
+        let Some(me) = self.peers[slot as usize].as_ref() else {
+            return Vec::new();
+        };
+        let endgame = self.unrequested == 0;
+        // (sent, piece) of every request that may be duplicated.
+        let mut candidates: Vec<(Duration, u32)> = Vec::new();
+        for (s, other) in self.peers.iter().enumerate() {
+            let Some(other) = other else { continue };
+            if s == slot as usize {
+                continue;
+            }
+            for f in &other.flights {
+                let piece = &self.pieces[f.piece as usize];
+                if piece.state != State::Requested
+                    || piece.owners.len() >= self.config.max_duplicates
+                    || piece.owners.contains(&slot)
+                    || !self.may_have(me, f.piece as usize)
+                {
+                    continue;
+                }
+                let late = now >= self.due(other, f);
+                // In the endgame, help a peer that is no faster than us,
+                // or one whose request is old enough to be worth racing.
+                let helps =
+                    endgame && (other.rate <= me.rate || now >= f.sent + self.config.min_steal_age);
+                if late || helps {
+                    candidates.push((f.sent, f.piece));
+                }
+            }
+        }
+        // A piece already requested from two peers is listed twice: keep
+        // its oldest request only (dedup removes adjacent duplicates
+        // only), then take the oldest first.
+        candidates.sort_unstable_by_key(|&(sent, piece)| (piece, sent));
+        candidates.dedup_by_key(|c| c.1);
+        candidates.sort_unstable();
+        candidates.into_iter().take(n).map(|(_, i)| i).collect()
+    }
+
+    /// `key` delivered `piece` verified. Returns the other peers it was
+    /// also requested from, whose requests the driver should cancel (and
+    /// report back as [`Failure::Cancelled`], or not at all).
+    pub fn piece_done(&mut self, key: &P, piece: PieceId, now: Duration) -> Vec<P> {
+        let Some(&slot) = self.index.get(key) else {
+            // Delivered by a peer since removed: still a good piece.
+            return self.complete(piece, None);
+        };
+        let bytes = self.pieces.get(piece.0 as usize).map_or(0, |p| p.bytes);
+        if let Some(peer) = self.peers[slot as usize].as_mut()
+            && let Some(pos) = peer.flights.iter().position(|f| f.piece == piece.0)
+        {
+            let f = peer.flights.remove(pos);
+            // Throughput from the time this piece had the peer's attention:
+            // since the previous completion, or since it was sent.
+            let began = peer.last_done.map_or(f.sent, |d| d.max(f.sent));
+            let took = now.saturating_sub(began).as_secs_f64().max(1e-4);
+            let sample = bytes as f64 / took;
+            peer.rate = if peer.rate <= 0.0 {
+                sample
+            } else {
+                0.75 * peer.rate + 0.25 * sample
+            };
+            peer.last_done = Some(now);
+            peer.bytes += bytes;
+            peer.pieces += 1;
+        }
+        self.complete(piece, Some(slot))
+    }
+
+    fn complete(&mut self, piece: PieceId, by: Option<u32>) -> Vec<P> {
+        let Some(p) = self.pieces.get_mut(piece.0 as usize) else {
+            return Vec::new();
+        };
+        match p.state {
+            State::Done => return Vec::new(),
+            State::Missing => self.unrequested -= 1,
+            State::Requested => {}
+        }
+        p.state = State::Done;
+        self.done += 1;
+        self.missing_bytes -= p.bytes;
+        let others: Vec<u32> = p.owners.drain(..).filter(|&o| Some(o) != by).collect();
+        let mut cancel = Vec::new();
+        for o in others {
+            if let Some(peer) = self.peers[o as usize].as_mut() {
+                peer.flights.retain(|f| f.piece != piece.0);
+                cancel.push(peer.key);
+            }
+        }
+        cancel
+    }
+
+    /// A request for `piece` to `key` failed.
+    pub fn piece_failed(&mut self, key: &P, piece: PieceId, why: Failure) {
+        let Some(&slot) = self.index.get(key) else {
+            return;
+        };
+        match why {
+            Failure::BadData => {
+                self.banned.push(*key);
+                self.remove_peer(key);
+            }
+            Failure::Lost => self.remove_peer(key),
+            Failure::NotHeld | Failure::Cancelled => {
+                let Some(peer) = self.peers[slot as usize].as_mut() else {
+                    return;
+                };
+                let was_flying = peer.flights.iter().any(|f| f.piece == piece.0);
+                peer.flights.retain(|f| f.piece != piece.0);
+                let i = piece.0 as usize;
+                if why == Failure::NotHeld && i < self.pieces.len() {
+                    peer.failures += 1;
+                    // It does not have it, whatever it said: do not ask again.
+                    let blob = self.pieces[i].blob as usize;
+                    peer.known.set(blob);
+                    if peer.has.get(i) {
+                        peer.has.clear(i);
+                        self.pieces[i].avail = self.pieces[i].avail.saturating_sub(1);
+                    }
+                }
+                if was_flying {
+                    self.unown(piece.0, slot);
+                }
+            }
+        }
+    }
+
+    fn next_random(&mut self) -> u64 {
+        // splitmix64
+        self.rng = self.rng.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.rng;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+}
+
+/// A fixed-size bit set.
+#[derive(Debug, Clone)]
+struct Bits {
+    words: Vec<u64>,
+    len: usize,
+}
+
+impl Bits {
+    fn new(len: usize) -> Self {
+        Self {
+            words: vec![0; len.div_ceil(64)],
+            len,
+        }
+    }
+
+    fn get(&self, i: usize) -> bool {
+        i < self.len && self.words[i / 64] & (1 << (i % 64)) != 0
+    }
+
+    fn set(&mut self, i: usize) {
+        if i < self.len {
+            self.words[i / 64] |= 1 << (i % 64);
+        }
+    }
+
+    fn clear(&mut self, i: usize) {
+        if i < self.len {
+            self.words[i / 64] &= !(1 << (i % 64));
+        }
+    }
+
+    fn ones(&self) -> impl Iterator<Item = usize> + '_ {
+        self.words.iter().enumerate().flat_map(|(w, &word)| {
+            let mut word = word;
+            std::iter::from_fn(move || {
+                if word == 0 {
+                    return None;
+                }
+                let b = word.trailing_zeros() as usize;
+                word &= word - 1;
+                Some(w * 64 + b)
+            })
+        })
+    }
+}

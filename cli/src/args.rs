@@ -83,6 +83,8 @@ pub(crate) enum Command {
         /// A TOML config file (docs/operations.md); flags override it
         #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
+        #[command(flatten)]
+        limits: Limits,
     },
     /// Fetch a root or a signed release from peers, verifying every 16 KiB, then export it
     Fetch {
@@ -115,6 +117,16 @@ pub(crate) enum Command {
         /// Fetch into the store only, pinned; do not export
         #[arg(long, conflicts_with = "output")]
         no_export: bool,
+        /// Fetch into the store, pinned, then keep serving it until stopped
+        /// (SIGINT/SIGTERM), as a node would; no export
+        #[arg(long, conflicts_with = "output")]
+        seed: bool,
+        /// Progress on stderr: a bar (when stderr is a terminal), JSON lines
+        /// twice a second (fields in docs/cli.md), or nothing
+        #[arg(long, value_enum, default_value = "auto")]
+        progress: ProgressStyle,
+        #[command(flatten)]
+        limits: Limits,
     },
     /// Create a publisher key file (mode 0600) and print its public key
     Keygen {
@@ -185,4 +197,79 @@ pub(crate) enum TrustCommand {
     },
     /// List trusted publisher keys
     Ls,
+}
+
+/// How `swarm fetch` shows progress.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum ProgressStyle {
+    /// A bar when stderr is a terminal, else nothing.
+    Auto,
+    /// One JSON object per line on stderr, twice a second.
+    Json,
+    /// Nothing.
+    None,
+}
+
+/// Rate and connection limits, for `node` and `fetch`.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub(crate) struct Limits {
+    /// Most bytes per second sent to all peers together, e.g. 20MiB, 500K
+    /// [default: the config's, else no limit]
+    #[arg(long, value_name = "RATE", value_parser = parse_rate)]
+    pub(crate) upload_limit: Option<u64>,
+    /// Most bytes per second received from all peers together
+    /// [default: the config's, else no limit]
+    #[arg(long, value_name = "RATE", value_parser = parse_rate)]
+    pub(crate) download_limit: Option<u64>,
+    /// Most incoming connections at once [default: the config's, else 256]
+    #[arg(long, value_name = "N")]
+    pub(crate) max_connections: Option<u64>,
+    /// Most peers one fetch uses at once [default: the config's, else 8]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=1000))]
+    pub(crate) max_peers: Option<u64>,
+}
+
+/// A rate in bytes per second: a number with an optional unit (K, M, G
+/// are powers of 1000; KiB, MiB, GiB of 1024) and an optional "/s".
+pub(crate) fn parse_rate(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let t = t.strip_suffix("/s").unwrap_or(t);
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let bad = || format!("not a rate: {s:?} (expected e.g. 20MiB, 500K, 1000000)");
+    let n: f64 = num.parse().map_err(|_| bad())?;
+    let mult: f64 = match unit.trim() {
+        "" | "B" => 1.0,
+        "K" | "KB" | "k" | "kB" => 1e3,
+        "M" | "MB" => 1e6,
+        "G" | "GB" => 1e9,
+        "KiB" => 1024.0,
+        "MiB" => 1024.0 * 1024.0,
+        "GiB" => 1024.0 * 1024.0 * 1024.0,
+        _ => return Err(bad()),
+    };
+    let v = n * mult;
+    if !(1.0..1e15).contains(&v) {
+        return Err(format!("rate {s:?} is out of range"));
+    }
+    Ok(v as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_rate;
+
+    #[test]
+    fn rates_parse_with_units_and_refuse_nonsense() {
+        assert_eq!(parse_rate("20MiB"), Ok(20 << 20));
+        assert_eq!(parse_rate("20MiB/s"), Ok(20 << 20));
+        assert_eq!(parse_rate("500K"), Ok(500_000));
+        assert_eq!(parse_rate("1.5M"), Ok(1_500_000));
+        assert_eq!(parse_rate("4096"), Ok(4096));
+        for bad in ["", "fast", "20 parsecs", "-1M", "0", "1e3"] {
+            assert!(parse_rate(bad).is_err(), "{bad}");
+        }
+    }
 }

@@ -31,6 +31,14 @@ pub(crate) struct NodeConfig {
     /// pointers (PUBKEY/NAME[@CHANNEL]), re-resolved periodically.
     #[serde(default)]
     pub(crate) seed: Vec<String>,
+    /// Upload cap for all peers together, e.g. "20MiB".
+    pub(crate) upload_limit: Option<String>,
+    /// Download cap for all peers together.
+    pub(crate) download_limit: Option<String>,
+    /// Most incoming connections at once.
+    pub(crate) max_connections: Option<u64>,
+    /// Most peers one fetch uses at once.
+    pub(crate) max_peers: Option<u64>,
 }
 
 impl NodeConfig {
@@ -55,7 +63,27 @@ impl NodeConfig {
         for p in &c.peers {
             p.parse::<swarm_engine::net::PeerAddr>()?;
         }
+        for (key, v) in [
+            ("upload_limit", &c.upload_limit),
+            ("download_limit", &c.download_limit),
+        ] {
+            if let Some(v) = v {
+                crate::args::parse_rate(v).map_err(|e| anyhow::anyhow!("{key}: {e}"))?;
+            }
+        }
+        anyhow::ensure!(c.max_peers != Some(0), "max_peers must be at least 1");
         Ok(c)
+    }
+
+    /// The limits: flags, else this file's, else none.
+    pub(crate) fn limits(&self, flags: &crate::args::Limits) -> crate::args::Limits {
+        let rate = |v: &Option<String>| v.as_deref().and_then(|v| crate::args::parse_rate(v).ok());
+        crate::args::Limits {
+            upload_limit: flags.upload_limit.or_else(|| rate(&self.upload_limit)),
+            download_limit: flags.download_limit.or_else(|| rate(&self.download_limit)),
+            max_connections: flags.max_connections.or(self.max_connections),
+            max_peers: flags.max_peers.or(self.max_peers),
+        }
     }
 }
 
@@ -74,12 +102,22 @@ bootstrap = ["127.0.0.1:6881"]
 peers = ["127.0.0.1:7412"]
 trust = ["{key}"]
 seed = ["{key}/myapp@stable"]
+upload_limit = "20MiB"
+max_peers = 4
 "#
         );
         let c = NodeConfig::parse(&text).unwrap();
         assert_eq!(c.listen, Some("0.0.0.0:7411".parse().unwrap()));
         assert_eq!(c.seed.len(), 1);
         assert!(!c.no_dht);
+        let l = c.limits(&crate::args::Limits::default());
+        assert_eq!(l.upload_limit, Some(20 << 20));
+        assert_eq!(l.max_peers, Some(4));
+        let flags = crate::args::Limits {
+            upload_limit: Some(1000),
+            ..Default::default()
+        };
+        assert_eq!(c.limits(&flags).upload_limit, Some(1000));
     }
 
     #[test]
@@ -90,6 +128,8 @@ seed = ["{key}/myapp@stable"]
         assert!(format!("{err:#}").contains("neither a token"), "{err:#}");
         let err = NodeConfig::parse("trust = [\"swpk1nope\"]").unwrap_err();
         assert!(format!("{err:#}").contains("publisher key"), "{err:#}");
+        let err = NodeConfig::parse("upload_limit = \"fast\"").unwrap_err();
+        assert!(format!("{err:#}").contains("upload_limit"), "{err:#}");
         assert_eq!(NodeConfig::parse("").unwrap(), NodeConfig::default());
     }
 }

@@ -265,7 +265,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 return Ok(ExitCode::FAILURE);
             }
         }
-        Command::Node { listen, .. } => {
+        Command::Node {
+            listen, ref limits, ..
+        } => {
+            let limits = node_config.limits(limits);
             let listen = listen
                 .or(node_config.listen)
                 .unwrap_or_else(|| std::net::SocketAddr::from(([0, 0, 0, 0], 7411)));
@@ -277,8 +280,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     .map(|p| p.parse())
                     .collect::<Result<_, _>>()?,
                 trust: node_config.trust.clone(),
+                max_peers: None,
             };
-            return net::node(store, listen, json, dht_config(true), seeding);
+            return net::node(store, listen, json, dht_config(true), seeding, &limits);
         }
         Command::Resolve { pointer } => return dht::resolve(dht_config(false), &pointer, json),
         Command::Fetch {
@@ -291,6 +295,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
             force,
             keep,
             no_export,
+            seed,
+            progress,
+            limits,
         } => {
             let mut want = swarm_engine::release::Want { name, channel };
             // PUBKEY/NAME[@CHANNEL]: the DHT says which token; the policy
@@ -312,9 +319,12 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 root,
                 release: signed,
                 peers: &peers,
-                output: (!no_export).then_some(output.as_path()),
+                output: (!no_export && !seed).then_some(output.as_path()),
                 force,
-                keep: keep || no_export,
+                keep: keep || no_export || seed,
+                seed,
+                progress,
+                limits: node_config.limits(&limits),
             };
             return net::fetch(store, args, json, dht_config(false));
         }

@@ -10,7 +10,9 @@ use serde_json::json;
 use swarm_engine::Hash;
 use swarm_engine::discovery::DhtConfig;
 use swarm_engine::net::{EndpointConfig, PeerAddr};
-use swarm_engine::node::{FetchOptions, FetchProgress, Node};
+use swarm_engine::node::{FetchOptions, FetchProgress, Fetched, Node};
+
+use crate::args::{Limits, ProgressStyle};
 use swarm_engine::store::{ExportOptions, Store};
 
 use crate::{bar, bytes, plural};
@@ -50,6 +52,8 @@ pub(crate) struct Seeding {
     pub(crate) peers: Vec<PeerAddr>,
     /// Keys trusted for them, besides the store's.
     pub(crate) trust: Vec<String>,
+    /// Most peers per fetch.
+    pub(crate) max_peers: Option<u64>,
 }
 
 /// Fetch (and keep) every seed entry that is not stored yet, then announce:
@@ -94,10 +98,13 @@ async fn seed_one(node: &Node, entry: &str, seeding: &Seeding) -> Result<Option<
     }
     let policy = crate::release::policy(&store, &seeding.trust)?;
     store.accept_release(&policy, &signed, &want)?;
-    let opts = FetchOptions {
+    let mut opts = FetchOptions {
         peers: seeding.peers.clone(),
         ..Default::default()
     };
+    if let Some(n) = seeding.max_peers {
+        opts.max_peers = n as usize;
+    }
     let got = node.fetch(root, opts).await?;
     let r = signed.release();
     Ok(Some(format!(
@@ -109,17 +116,30 @@ async fn seed_one(node: &Node, entry: &str, seeding: &Seeding) -> Result<Option<
     )))
 }
 
+/// The endpoint settings the limits ask for.
+pub(crate) fn endpoint_config(limits: &Limits) -> EndpointConfig {
+    let mut c = EndpointConfig::default()
+        .upload_limit(limits.upload_limit)
+        .download_limit(limits.download_limit);
+    if let Some(n) = limits.max_connections {
+        c.max_connections = n;
+    }
+    c
+}
+
 pub(crate) fn node(
     store: Store,
     listen: std::net::SocketAddr,
     json: bool,
     dht: Option<DhtConfig>,
-    seeding: Seeding,
+    mut seeding: Seeding,
+    limits: &Limits,
 ) -> Result<ExitCode> {
     let rt = runtime()?;
+    seeding.max_peers = limits.max_peers;
     rt.block_on(async {
         let pins = store.pins()?.len();
-        let node = Node::spawn(store, EndpointConfig::default().listen(listen)).await?;
+        let node = Node::spawn(store, endpoint_config(limits).listen(listen)).await?;
         let id = node.endpoint().node_id();
         let addr = node.endpoint().local_addr()?;
         if json {
@@ -181,6 +201,10 @@ pub(crate) struct FetchArgs<'a> {
     /// Pin and keep a copy; otherwise the files are handed over to the
     /// destination and the store keeps nothing.
     pub(crate) keep: bool,
+    /// Keep serving after the fetch, until stopped.
+    pub(crate) seed: bool,
+    pub(crate) progress: ProgressStyle,
+    pub(crate) limits: Limits,
 }
 
 pub(crate) fn fetch(
@@ -195,20 +219,60 @@ pub(crate) fn fetch(
         .map(|p| p.parse::<PeerAddr>())
         .collect::<Result<Vec<_>, _>>()?;
     let rt = runtime()?;
-    let bar = bar(json, "fetching");
+    let bar = match args.progress {
+        ProgressStyle::Auto => bar(json, "fetching"),
+        ProgressStyle::Json | ProgressStyle::None => indicatif::ProgressBar::hidden(),
+    };
     let progress_bar = bar.clone();
-    let progress = Arc::new(move |p: FetchProgress| match p {
-        FetchProgress::Connected(_) => {}
-        FetchProgress::Manifest { total, present } => {
-            progress_bar.set_length(total);
-            progress_bar.set_position(present);
+    let json_lines = args.progress == ProgressStyle::Json;
+    let state = Arc::new(std::sync::Mutex::new((0u64, 0u64)));
+    let progress = Arc::new(move |p: FetchProgress| {
+        let mut st = state.lock().unwrap_or_else(|e| e.into_inner());
+        match p {
+            FetchProgress::Manifest { total, present } => {
+                *st = (present, total);
+                progress_bar.set_length(total);
+                progress_bar.set_position(present);
+            }
+            FetchProgress::Received(n) => progress_bar.inc(n),
+            FetchProgress::Peers(peers) => {
+                let have = st.0 + peers.iter().map(|p| p.bytes).sum::<u64>();
+                let rate: u64 = peers.iter().map(|p| p.rate).sum();
+                progress_bar.set_message(format!(
+                    "{} peer{}, {}/s: {}",
+                    peers.len(),
+                    plural(peers.len() as u64),
+                    bytes(rate),
+                    peers
+                        .iter()
+                        .filter(|p| p.in_flight > 0 || p.rate > 0)
+                        .map(|p| format!("{} {}/s", p.id.short(), bytes(p.rate)))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ));
+                if json_lines {
+                    let line = json!({
+                        "have": have.min(st.1),
+                        "total": st.1,
+                        "peers": peers.iter().map(|p| json!({
+                            "id": p.id.to_string(),
+                            "addr": p.addr.to_string(),
+                            "rate": p.rate,
+                            "bytes": p.bytes,
+                            "in_flight": p.in_flight,
+                        })).collect::<Vec<_>>(),
+                    });
+                    eprintln!("{line}");
+                }
+            }
+            _ => {}
         }
-        FetchProgress::Received(n) => progress_bar.inc(n),
-        _ => {}
     });
     let start = Instant::now();
+    let seed_after = args.seed;
     let result = rt.block_on(async {
-        let mut node = Node::spawn(store.clone(), EndpointConfig::default()).await?;
+        let config = endpoint_config(&args.limits);
+        let mut node = Node::spawn(store.clone(), config).await?;
         if let Some(cfg) = &dht {
             match crate::dht::join(cfg).await {
                 Ok(d) => node = node.with_dht(d),
@@ -217,16 +281,32 @@ pub(crate) fn fetch(
                 Err(e) => return Err(e),
             }
         }
-        let opts = FetchOptions {
+        let mut opts = FetchOptions {
             peers,
             progress: Some(progress),
             pin: args.keep,
             ..Default::default()
         };
+        if let Some(n) = args.limits.max_peers {
+            opts.max_peers = n as usize;
+        }
         let r = tokio::select! {
             r = node.fetch(args.root, opts) => Some(r),
             _ = stop_signal() => None,
         };
+        if seed_after && let Some(Ok(f)) = &r {
+            // Report now, then serve until stopped.
+            report(&args.root, f, start.elapsed().as_secs_f64(), None, json);
+            if !json {
+                eprintln!("seeding; stop with Ctrl-C");
+            }
+            if node.dht().is_some()
+                && let Err(e) = node.announce().await
+            {
+                eprintln!("warning: {e}");
+            }
+            stop_signal().await;
+        }
         node.shutdown().await;
         Ok::<_, anyhow::Error>(r)
     });
@@ -267,39 +347,55 @@ pub(crate) fn fetch(
         }
         None => None,
     };
-    if !json {
-        for f in &fetched.failures {
-            eprintln!("note: {f}");
-        }
+    if !seed_after {
+        report(&args.root, &fetched, secs, target.as_deref(), json);
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Print what a fetch did.
+fn report(root: &Hash, fetched: &Fetched, secs: f64, target: Option<&Path>, json: bool) {
     if json {
         println!(
             "{}",
             json!({
-                "root": args.root.to_hex(),
+                "root": root.to_hex(),
                 "failed_peers": fetched.failures.iter().map(|f| f.to_string()).collect::<Vec<_>>(),
                 "files": fetched.files,
                 "size": fetched.size,
                 "received": fetched.received,
                 "seconds": secs,
                 "peers": fetched.peers.iter().map(|p| p.to_string()).collect::<Vec<_>>(),
+                "sources": fetched.sources.iter().map(|s| json!({
+                    "id": s.id.to_string(),
+                    "addr": s.addr.to_string(),
+                    "bytes": s.bytes,
+                })).collect::<Vec<_>>(),
                 "target": target,
             })
         );
-    } else {
-        eprintln!(
-            "fetched {} file{}, {} ({} received in {:.2} s) from {} peer{}{}",
-            fetched.files,
-            plural(fetched.files),
-            bytes(fetched.size),
-            bytes(fetched.received),
-            secs,
-            fetched.peers.len(),
-            plural(fetched.peers.len() as u64),
-            target
-                .map(|t| format!(", exported to {}", t.display()))
-                .unwrap_or_default()
-        );
+        let _ = std::io::Write::flush(&mut std::io::stdout());
+        return;
     }
-    Ok(ExitCode::SUCCESS)
+    for f in &fetched.failures {
+        eprintln!("note: {f}");
+    }
+    eprintln!(
+        "fetched {} file{}, {} ({} received in {:.2} s) from {} peer{}{}",
+        fetched.files,
+        plural(fetched.files),
+        bytes(fetched.size),
+        bytes(fetched.received),
+        secs,
+        fetched.peers.len(),
+        plural(fetched.peers.len() as u64),
+        target
+            .map(|t| format!(", exported to {}", t.display()))
+            .unwrap_or_default()
+    );
+    if fetched.sources.len() > 1 {
+        for s in &fetched.sources {
+            eprintln!("  {} from {} at {}", bytes(s.bytes), s.id.short(), s.addr);
+        }
+    }
 }

@@ -17,6 +17,8 @@ use crate::wire::{Have, Message};
 /// misses some and asks again).
 pub(crate) const CONTROL_QUEUE: usize = 1024;
 
+type HaveSender = mpsc::UnboundedSender<(NodeId, Have)>;
+
 #[derive(Debug, Default)]
 pub(crate) struct Haves {
     inner: Mutex<Inner>,
@@ -30,7 +32,7 @@ struct Inner {
     /// Connections that asked about a hash.
     subs: HashMap<Hash, HashSet<usize>>,
     /// Local watchers of a hash: fetches.
-    watchers: HashMap<Hash, Vec<(u64, mpsc::UnboundedSender<(NodeId, Have)>)>>,
+    watchers: HashMap<Hash, Vec<(u64, HaveSender)>>,
 }
 
 impl Haves {

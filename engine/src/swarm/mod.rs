@@ -47,6 +47,9 @@ use std::time::Duration;
 use crate::content::{self, GROUP_SIZE};
 use crate::store::GroupSet;
 
+/// Shortest time a throughput sample covers.
+const RATE_WINDOW: Duration = Duration::from_millis(300);
+
 /// Tuning of the picker.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -188,6 +191,10 @@ struct PeerState<P> {
     rate: f64,
     rtt: Duration,
     last_done: Option<Duration>,
+    /// Bytes delivered and time spent with requests in flight, since the
+    /// last rate sample.
+    win_bytes: u64,
+    win_busy: Duration,
     bytes: u64,
     pieces: u64,
     failures: u64,
@@ -321,6 +328,8 @@ impl<P: Copy + Ord + fmt::Debug> Swarm<P> {
             rate: 0.0,
             rtt: Duration::ZERO,
             last_done: None,
+            win_bytes: 0,
+            win_busy: Duration::ZERO,
             bytes: 0,
             pieces: 0,
             failures: 0,
@@ -648,17 +657,27 @@ impl<P: Copy + Ord + fmt::Debug> Swarm<P> {
         if let Some(peer) = self.peers[slot as usize].as_mut()
             && let Some(pos) = peer.flights.iter().position(|f| f.piece == piece.0)
         {
-            let f = peer.flights.remove(pos);
-            // Throughput from the time this piece had the peer's attention:
-            // since the previous completion, or since it was sent.
-            let began = peer.last_done.map_or(f.sent, |d| d.max(f.sent));
-            let took = now.saturating_sub(began).as_secs_f64().max(1e-4);
-            let sample = bytes as f64 / took;
-            peer.rate = if peer.rate <= 0.0 {
-                sample
-            } else {
-                0.75 * peer.rate + 0.25 * sample
-            };
+            // Throughput is bytes over the time the peer had requests in
+            // flight: since the previous completion, or since the oldest
+            // request now in flight if it was idle in between. Requests
+            // run in parallel and often finish together, so a per-piece
+            // interval would be noise; samples cover RATE_WINDOW at least.
+            let earliest = peer.flights.iter().map(|f| f.sent).min().unwrap_or(now);
+            peer.flights.remove(pos);
+            let began = peer.last_done.map_or(earliest, |d| d.max(earliest));
+            peer.win_busy += now.saturating_sub(began);
+            peer.win_bytes += bytes;
+            if peer.win_busy >= RATE_WINDOW || peer.rate <= 0.0 {
+                let secs = peer.win_busy.as_secs_f64().max(1e-3);
+                let sample = peer.win_bytes as f64 / secs;
+                peer.rate = if peer.rate <= 0.0 {
+                    sample
+                } else {
+                    0.5 * peer.rate + 0.5 * sample
+                };
+                peer.win_bytes = 0;
+                peer.win_busy = Duration::ZERO;
+            }
             peer.last_done = Some(now);
             peer.bytes += bytes;
             peer.pieces += 1;

@@ -132,6 +132,10 @@ pub enum Failure {
     Lost,
     /// The driver cancelled it (another peer delivered the piece first).
     Cancelled,
+    /// The request timed out or the peer refused it for now (busy): the
+    /// piece goes back to the pool and counts against the peer, which is
+    /// kept (a capped peer with a long queue is slow, not gone).
+    Slow,
 }
 
 /// What the swarm knows of one peer.
@@ -177,6 +181,9 @@ struct Flight {
     sent: Duration,
     /// Bytes queued at this peer ahead of this request when it was sent.
     ahead: u64,
+    /// The peer had announced the piece when it was requested (rather than
+    /// being asked on the chance that it has it).
+    announced: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -195,6 +202,8 @@ struct PeerState<P> {
     /// last rate sample.
     win_bytes: u64,
     win_busy: Duration,
+    /// Pipeline floor while the rate is still climbing (slow start).
+    floor: usize,
     bytes: u64,
     pieces: u64,
     failures: u64,
@@ -299,6 +308,12 @@ impl<P: Copy + Ord + fmt::Debug> Swarm<P> {
         a..b
     }
 
+    /// The blob `piece` belongs to, and its groups.
+    pub fn piece(&self, piece: PieceId) -> Option<(usize, std::ops::Range<u64>)> {
+        let p = self.pieces.get(piece.0 as usize)?;
+        Some((p.blob as usize, p.start..p.end))
+    }
+
     /// Whether `piece` is done.
     pub fn is_done(&self, piece: PieceId) -> bool {
         self.pieces
@@ -330,6 +345,7 @@ impl<P: Copy + Ord + fmt::Debug> Swarm<P> {
             last_done: None,
             win_bytes: 0,
             win_busy: Duration::ZERO,
+            floor: 0,
             bytes: 0,
             pieces: 0,
             failures: 0,
@@ -398,6 +414,15 @@ impl<P: Copy + Ord + fmt::Debug> Swarm<P> {
     pub fn peer_has_all(&mut self, key: &P) {
         for b in 0..self.blobs.len() {
             self.peer_has_blob(key, b);
+        }
+    }
+
+    /// What the peer said of `blob` may be incomplete (a `Have` listing
+    /// only its first ranges): pieces not known to be there may still be
+    /// asked for.
+    pub fn peer_may_have_more(&mut self, key: &P, blob: usize) {
+        if let Some(p) = self.peer_mut(key) {
+            p.known.clear(blob);
         }
     }
 
@@ -494,7 +519,7 @@ impl<P: Copy + Ord + fmt::Debug> Swarm<P> {
         }
         let window = (2 * peer.rtt + c.pipeline_margin).as_secs_f64() * peer.rate;
         let piece = (c.piece_groups * GROUP_SIZE) as f64;
-        bound((window / piece).ceil() as usize)
+        bound(((window / piece).ceil() as usize).max(peer.floor))
     }
 
     /// When a request to `peer` should have been answered.
@@ -560,10 +585,12 @@ impl<P: Copy + Ord + fmt::Debug> Swarm<P> {
                 .iter()
                 .map(|f| self.pieces[f.piece as usize].bytes)
                 .sum();
+            let announced = peer.has.get(i as usize);
             peer.flights.push(Flight {
                 piece: i,
                 sent: now,
                 ahead,
+                announced,
             });
         }
     }
@@ -574,29 +601,27 @@ impl<P: Copy + Ord + fmt::Debug> Swarm<P> {
         if self.unrequested == 0 {
             return Vec::new();
         }
-        let start = self.next_random() as usize % self.pieces.len().max(1);
         let Some(peer) = self.peers[slot as usize].as_ref() else {
             return Vec::new();
         };
-        // Availability levels among the candidates, lowest first.
-        let mut levels: BTreeMap<u32, usize> = BTreeMap::new();
+        // Candidates by availability, lowest first.
+        let mut levels: BTreeMap<u32, Vec<u32>> = BTreeMap::new();
         for (i, p) in self.pieces.iter().enumerate() {
             if p.state == State::Missing && self.may_have(peer, i) {
-                *levels.entry(p.avail).or_default() += 1;
+                levels.entry(p.avail).or_default().push(i as u32);
             }
         }
-        let len = self.pieces.len();
+        // Within a level, a uniformly random choice: fetchers that start
+        // together then rarely ask a seed for the same piece (a contiguous
+        // run from a random point collides at the other runs' frontiers).
         let mut out = Vec::with_capacity(n);
-        for (&level, _) in levels.iter() {
-            for k in 0..len {
-                let i = (start + k) % len;
-                let p = &self.pieces[i];
-                if p.state == State::Missing && p.avail == level && self.may_have(peer, i) {
-                    out.push(i as u32);
-                    if out.len() == n {
-                        return out;
-                    }
-                }
+        for (_, mut level) in levels {
+            while out.len() < n && !level.is_empty() {
+                let k = self.next_random() as usize % level.len();
+                out.push(level.swap_remove(k));
+            }
+            if out.len() == n {
+                break;
             }
         }
         out
@@ -667,10 +692,21 @@ impl<P: Copy + Ord + fmt::Debug> Swarm<P> {
             let began = peer.last_done.map_or(earliest, |d| d.max(earliest));
             peer.win_busy += now.saturating_sub(began);
             peer.win_bytes += bytes;
-            if peer.win_busy >= RATE_WINDOW || peer.rate <= 0.0 {
+            // No estimate from less: a capped peer's first piece comes
+            // out of its token bucket's burst at link speed.
+            if peer.win_busy >= RATE_WINDOW {
                 let secs = peer.win_busy.as_secs_f64().max(1e-3);
                 let sample = peer.win_bytes as f64 / secs;
-                peer.rate = if peer.rate <= 0.0 {
+                // While each sample is well above the last, the pipeline
+                // is what limits the rate: double it (slow start) rather
+                // than wait for the average to catch up.
+                let climbing = peer.rate > 0.0 && sample > 1.5 * peer.rate;
+                peer.floor = if climbing {
+                    2 * (peer.flights.len() + 1)
+                } else {
+                    0
+                };
+                peer.rate = if peer.rate <= 0.0 || climbing {
                     sample
                 } else {
                     0.5 * peer.rate + 0.5 * sample
@@ -719,19 +755,28 @@ impl<P: Copy + Ord + fmt::Debug> Swarm<P> {
                 self.remove_peer(key);
             }
             Failure::Lost => self.remove_peer(key),
-            Failure::NotHeld | Failure::Cancelled => {
+            Failure::NotHeld | Failure::Cancelled | Failure::Slow => {
                 let Some(peer) = self.peers[slot as usize].as_mut() else {
                     return;
                 };
-                let was_flying = peer.flights.iter().any(|f| f.piece == piece.0);
+                let flight = peer.flights.iter().find(|f| f.piece == piece.0).cloned();
                 peer.flights.retain(|f| f.piece != piece.0);
+                let was_flying = flight.is_some();
                 let i = piece.0 as usize;
+                if why == Failure::Slow {
+                    peer.failures += 1;
+                }
                 if why == Failure::NotHeld && i < self.pieces.len() {
                     peer.failures += 1;
-                    // It does not have it, whatever it said: do not ask again.
+                    // Do not ask it on the chance it has this blob again:
+                    // wait for it to say so.
                     let blob = self.pieces[i].blob as usize;
                     peer.known.set(blob);
-                    if peer.has.get(i) {
+                    // It said it had the piece and then did not (restarted,
+                    // collected it): forget it. A piece asked for on the
+                    // chance keeps any announcement that arrived since: the
+                    // refusal may predate it.
+                    if flight.is_some_and(|f| f.announced) && peer.has.get(i) {
                         peer.has.clear(i);
                         self.pieces[i].avail = self.pieces[i].avail.saturating_sub(1);
                     }

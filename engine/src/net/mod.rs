@@ -510,4 +510,6 @@ pub(crate) fn count(c: &AtomicU64, delta: i64) {
 }
 
 #[cfg(test)]
+mod swarm_tests;
+#[cfg(test)]
 mod tests;

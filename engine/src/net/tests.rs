@@ -16,11 +16,11 @@ use crate::store::{AddOptions, ExportOptions, MemBackend, Store, StoreConfig};
 use crate::testutil::data;
 use crate::wire::{ErrorCode, Found, Get, Message, WireRanges};
 
-fn localhost() -> SocketAddr {
+pub(super) fn localhost() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 0))
 }
 
-fn quick() -> EndpointConfig {
+pub(super) fn quick() -> EndpointConfig {
     EndpointConfig::default()
         .listen(localhost())
         .timeouts(Timeouts {
@@ -69,7 +69,7 @@ async fn seeder(rel: &Release) -> (Node, Hash) {
     (Node::spawn(store, quick()).await.unwrap(), root)
 }
 
-fn addr_of(n: &Node) -> PeerAddr {
+pub(super) fn addr_of(n: &Node) -> PeerAddr {
     PeerAddr {
         id: Some(n.endpoint().node_id()),
         addr: n.endpoint().local_addr().unwrap(),
@@ -135,7 +135,7 @@ async fn a_release_crosses_two_nodes_byte_identical() {
 
 /// A blob of `n` bytes in a memory store; returns the store, its backend
 /// (to corrupt), the file's blob hash and the root.
-fn one_file(n: usize) -> (Store, MemBackend, Hash, Hash, tempfile::TempDir) {
+pub(super) fn one_file(n: usize) -> (Store, MemBackend, Hash, Hash, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("file.bin");
     fs::write(&p, data(7, n)).unwrap();
@@ -190,14 +190,17 @@ async fn tampered_data_is_caught_the_peer_named_and_nothing_bad_stored() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bad_peer_is_dropped_and_a_good_one_finishes_the_job() {
-    let n = 1_000_000;
+    let n = 4_000_000;
     let (bad_store, backend, blob, root, _d) = one_file(n);
-    backend
-        .corrupt(
-            FileName::Blob(blob, crate::store::FileKind::Data),
-            3 * 16384,
-        )
-        .unwrap();
+    // A bad group in every 256 KiB piece: whatever it is asked for fails.
+    for piece in 0..(n as u64).div_ceil(1 << 18) {
+        backend
+            .corrupt(
+                FileName::Blob(blob, crate::store::FileKind::Data),
+                piece * (1 << 18) + 3 * 16384,
+            )
+            .unwrap();
+    }
     let (good_store, _, _, root2, _d2) = one_file(n);
     assert_eq!(root, root2);
     let bad = Node::spawn(bad_store, quick()).await.unwrap();
@@ -209,7 +212,13 @@ async fn a_bad_peer_is_dropped_and_a_good_one_finishes_the_job() {
         .fetch(root, fetch_opts(vec![addr_of(&bad), addr_of(&good)]))
         .await
         .unwrap();
-    assert_eq!(got.peers, vec![good.endpoint().node_id()]);
+    // Everything came from the good peer; the bad one was dropped (if it
+    // was asked for anything before the good one finished).
+    assert_eq!(got.peers, vec![good.endpoint().node_id()], "{got:?}");
+    for f in &got.failures {
+        assert_eq!(f.id, bad.endpoint().node_id(), "{got:?}");
+        assert!(f.error.is_misbehaviour(), "{got:?}");
+    }
     let r = fetcher.store().check(|_| {}).unwrap();
     assert!(r.problems.is_empty(), "{:?}", r.problems);
 }

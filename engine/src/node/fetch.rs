@@ -23,6 +23,8 @@ pub const DEFAULT_MAX_PEERS: usize = 8;
 const TICK: Duration = Duration::from_millis(100);
 /// How often a fetch asks its peers for more peers, while it has room.
 const PEX_EVERY: Duration = Duration::from_secs(2);
+/// Requests in a row that may time out before a peer is dropped.
+const MAX_SLOW: u32 = 3;
 /// How often a fetch reports its peers' progress.
 const REPORT_EVERY: Duration = Duration::from_millis(500);
 /// How long to wait for a peer's answer to a peer-exchange question.
@@ -376,6 +378,8 @@ pub(super) async fn fetch(
         },
         max_peers,
         stall: opts.stall_timeout,
+        slow: BTreeMap::new(),
+        asked: BTreeSet::new(),
     };
     let sources = run.swarm(&mut pex_rx, &pex_tx, &tried).await?;
 
@@ -425,6 +429,10 @@ struct Run {
     report: ProgressFn,
     max_peers: usize,
     stall: Duration,
+    /// Requests in a row that timed out, per peer.
+    slow: BTreeMap<NodeId, u32>,
+    /// Blobs asked about, per peer.
+    asked: BTreeSet<(NodeId, usize)>,
 }
 
 impl Run {
@@ -516,7 +524,7 @@ impl Run {
                 Some(ev) = rx.recv() => match ev {
                     Event::Piece { peer, piece, result } => {
                         flights.remove(&(peer, piece));
-                        self.on_piece(&mut swarm, &mut flights, &mut sources, peer, piece, result, start)
+                        self.on_piece(&mut swarm, &mut flights, &mut sources, peer, piece, result, start, &tx, &mut asking)
                             .await?;
                     }
                     Event::Asked { peer, blob, result } => {
@@ -524,6 +532,10 @@ impl Run {
                         match result {
                             Ok(Some(have)) if have.size == self.parts[blob].size => {
                                 swarm.peer_has(&peer, blob, &group_set(&have.groups, have.size));
+                                if have.groups.len() >= crate::wire::MAX_HAVE_RANGES {
+                                    // Only its first ranges (wire.md §3.2).
+                                    swarm.peer_may_have_more(&peer, blob);
+                                }
                             }
                             Ok(Some(have)) => {
                                 let e = RequestError::Misbehaved(format!(
@@ -540,7 +552,7 @@ impl Run {
                                 self.drop_peer(&mut swarm, &mut flights, &peer, e, false);
                             }
                             // It may still serve pieces; the picker learns as it asks.
-                            Err(_) => {}
+                            Err(_) => swarm.peer_may_have_more(&peer, blob),
                         }
                     }
                 },
@@ -594,7 +606,7 @@ impl Run {
     /// one piece (single pieces are simply asked for). Returns the number
     /// of questions sent.
     fn join(
-        &self,
+        &mut self,
         swarm: &mut Swarm<NodeId>,
         peer: &Peer,
         tx: &mpsc::UnboundedSender<Event>,
@@ -603,22 +615,39 @@ impl Run {
             return 0;
         }
         let mut n = 0;
-        for (blob, part) in self.parts.iter().enumerate() {
-            if part.blob.is_none() || swarm.pieces_of(blob).len() < 2 {
+        for blob in 0..self.parts.len() {
+            if self.parts[blob].blob.is_none() || swarm.pieces_of(blob).len() < 2 {
                 continue;
             }
-            let (peer, tx, hash) = (peer.clone(), tx.clone(), part.hash);
-            n += 1;
-            tokio::spawn(async move {
-                let result = peer.ask(hash).await;
-                let _ = tx.send(Event::Asked {
-                    peer: peer.id(),
-                    blob,
-                    result,
-                });
-            });
+            n += self.ask(swarm, peer, blob, tx);
         }
         n
+    }
+
+    /// Ask `peer` what it holds of `blob`, which also subscribes to what
+    /// it gets later (wire.md §3.6). Until the answer, nothing of the blob
+    /// is asked of it. Returns 1 if asked, 0 if asked before.
+    fn ask(
+        &mut self,
+        swarm: &mut Swarm<NodeId>,
+        peer: &Peer,
+        blob: usize,
+        tx: &mpsc::UnboundedSender<Event>,
+    ) -> usize {
+        if !self.asked.insert((peer.id(), blob)) {
+            return 0;
+        }
+        swarm.peer_lacks(&peer.id(), blob);
+        let (peer, tx, hash) = (peer.clone(), tx.clone(), self.parts[blob].hash);
+        tokio::spawn(async move {
+            let result = peer.ask(hash).await;
+            let _ = tx.send(Event::Asked {
+                peer: peer.id(),
+                blob,
+                result,
+            });
+        });
+        1
     }
 
     fn spawn_request(
@@ -677,9 +706,12 @@ impl Run {
         piece: PieceId,
         result: Result<u64, RequestError>,
         start: tokio::time::Instant,
+        tx: &mpsc::UnboundedSender<Event>,
+        asking: &mut usize,
     ) -> Result<(), FetchError> {
         match result {
             Ok(n) => {
+                self.slow.remove(&peer);
                 if let Some(p) = self.peers.get(&peer) {
                     let s = sources.entry(peer).or_insert_with(|| Source {
                         id: peer,
@@ -695,15 +727,14 @@ impl Run {
                         h.abort();
                     }
                 }
-                let blob = (0..self.parts.len())
-                    .find(|&b| swarm.pieces_of(b).contains(&piece.0))
-                    .unwrap_or_default();
+                let Some((blob, range)) = swarm.piece(piece) else {
+                    return Ok(());
+                };
                 let part = &self.parts[blob];
-                if let Some(b) = &part.blob {
-                    // Tell peers that asked about this blob what we hold now.
-                    let present = b.lock().unwrap_or_else(|e| e.into_inner()).present();
-                    self.endpoint.announce_have(part.hash, part.size, &present);
-                }
+                // Tell peers that asked about this blob that we hold the piece now.
+                let mut groups = GroupSet::new();
+                groups.insert(range.start, range.end);
+                self.endpoint.announce_have(part.hash, part.size, &groups);
                 if swarm.blob_complete(blob)
                     && let Some(b) = self.parts[blob].blob.take()
                 {
@@ -718,7 +749,30 @@ impl Run {
             Err(RequestError::Remote {
                 code: ErrorCode::NotFound | ErrorCode::Incomplete,
                 ..
-            }) => swarm.piece_failed(&peer, piece, Failure::NotHeld),
+            }) => {
+                swarm.piece_failed(&peer, piece, Failure::NotHeld);
+                // Asked on the chance: subscribe, to hear when it has it.
+                if let (Some((blob, _)), Some(p)) =
+                    (swarm.piece(piece), self.peers.get(&peer).cloned())
+                {
+                    *asking += self.ask(swarm, &p, blob, tx);
+                }
+            }
+            Err(
+                e @ (RequestError::Timeout(_)
+                | RequestError::Reset(_)
+                | RequestError::Remote { .. }),
+            ) => {
+                // Slow or busy, not gone: a capped peer queues requests.
+                debug!(%peer, "request failed: {e}");
+                swarm.piece_failed(&peer, piece, Failure::Slow);
+                let strikes = self.slow.entry(peer).or_default();
+                *strikes += 1;
+                // Gone after all, or never answering anything.
+                if *strikes >= MAX_SLOW || self.peers.get(&peer).is_some_and(Peer::is_closed) {
+                    self.drop_peer(swarm, flights, &peer, e, false);
+                }
+            }
             Err(e) => {
                 debug!(%peer, "request failed: {e}");
                 swarm.piece_failed(&peer, piece, Failure::Lost);

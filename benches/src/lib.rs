@@ -1,9 +1,11 @@
-//! What the benchmark programs `bench-local` and `bench-net` share: their common flags, the
-//! scratch directory and the test file, child processes timed and watched for peak memory, and
-//! the table each prints at the end.
+//! What the benchmark programs `bench-local`, `bench-net` and `bench-swarm` share: their common
+//! flags, the scratch directory and the test file, child processes timed and watched for peak
+//! memory, the loopback-only network the networked ones run in, and the table each prints at
+//! the end.
 
 pub mod args;
 pub mod disk;
+pub mod netns;
 pub mod proc;
 pub mod report;
 

@@ -30,8 +30,6 @@
 // A crate root looks for its modules beside itself; these live in net/.
 #[path = "net/anchors.rs"]
 mod anchors;
-#[path = "net/netns.rs"]
-mod netns;
 #[path = "net/ours.rs"]
 mod ours;
 #[path = "net/raw_quinn.rs"]
@@ -45,11 +43,11 @@ use std::time::Instant;
 use anyhow::{Context, Result, ensure};
 use swarm_benches::args::{self, Flags};
 use swarm_benches::disk::{self, Scratch, settle};
+use swarm_benches::netns::Net;
 use swarm_benches::report::{Bar, Table, fmt_kib, fmt_mib, fmt_rate_mb, median};
 use swarm_benches::{MIB, parse_root, proc};
 
 use self::anchors::{Found, Rqbit, Sendme};
-use self::netns::Net;
 
 const USAGE: &str = "\
 usage: bench-net [--size-mib N] [--reps N] [--dir DIR] [--swarm PATH] [--sendme PATH]

@@ -18,8 +18,9 @@ const GRACE: Duration = Duration::from_secs(5);
 /// How many lines of a child's output an error message quotes.
 const TAIL: usize = 30;
 
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Stream {
+/// Which of a child's outputs a line came from.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Stream {
     Out,
     Err,
 }
@@ -87,6 +88,15 @@ impl Proc {
             self.exited = self.child.try_wait()?;
         }
         Ok(self.exited)
+    }
+
+    /// The next line the child prints (stdout or stderr), waiting up to `timeout` (zero: only
+    /// one already printed). `None` if none came, or none ever will (both pipes closed). The
+    /// line is kept, as every line is, for [`Proc::stdout`], [`Proc::stderr`] and errors.
+    pub fn next_line(&mut self, timeout: Duration) -> Option<(Stream, String)> {
+        let (stream, line) = self.lines.recv_timeout(timeout).ok()?;
+        self.keep(stream, line.clone());
+        Some((stream, line))
     }
 
     /// Waits until `pick` accepts a line of the child's output (stdout or stderr).

@@ -225,18 +225,27 @@ pub(crate) fn fetch(
     };
     let progress_bar = bar.clone();
     let json_lines = args.progress == ProgressStyle::Json;
-    let state = Arc::new(std::sync::Mutex::new((0u64, 0u64)));
+    // (bytes present at the start, total, verified bytes per peer ever seen)
+    let state = Arc::new(std::sync::Mutex::new((
+        0u64,
+        0u64,
+        std::collections::BTreeMap::new(),
+    )));
     let progress = Arc::new(move |p: FetchProgress| {
         let mut st = state.lock().unwrap_or_else(|e| e.into_inner());
         match p {
             FetchProgress::Manifest { total, present } => {
-                *st = (present, total);
+                (st.0, st.1) = (present, total);
                 progress_bar.set_length(total);
                 progress_bar.set_position(present);
             }
             FetchProgress::Received(n) => progress_bar.inc(n),
             FetchProgress::Peers(peers) => {
-                let have = st.0 + peers.iter().map(|p| p.bytes).sum::<u64>();
+                // Peers that left keep counting for what they delivered.
+                for p in &peers {
+                    st.2.insert(p.id, p.bytes);
+                }
+                let have = st.0 + st.2.values().sum::<u64>();
                 let rate: u64 = peers.iter().map(|p| p.rate).sum();
                 progress_bar.set_message(format!(
                     "{} peer{}, {}/s: {}",

@@ -6,13 +6,14 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use anyhow::{Result, bail, ensure};
-use swarm_benches::proc::Proc;
+
+use crate::proc::Proc;
 
 /// Where the networked children run: the host's network, or a network namespace of their own
 /// that holds nothing but loopback, so no anchor can reach beyond 127.0.0.1 whatever it tries
 /// (sendme's n0 preset publishes to a DNS server and probes for port mappings; rqbit may try
 /// UPnP and trackers).
-pub(crate) enum Net {
+pub enum Net {
     Host,
     Namespace {
         /// `cat` inside the namespace; it exits when its stdin (held here) closes.
@@ -27,7 +28,7 @@ pub(crate) enum Net {
 }
 
 impl Net {
-    pub(crate) fn namespace() -> Result<Self> {
+    pub fn namespace() -> Result<Self> {
         let setup = "ip link set lo up && echo ready && exec cat";
         let attempts: [(&str, &[&str]); 2] = [
             ("root", &["--net"]),
@@ -69,7 +70,7 @@ impl Net {
     }
 
     /// A command that runs `program` in this network.
-    pub(crate) fn command(&self, program: impl AsRef<OsStr>) -> Command {
+    pub fn command(&self, program: impl AsRef<OsStr>) -> Command {
         match self {
             Net::Host => Command::new(program),
             Net::Namespace { enter, .. } => {
@@ -80,7 +81,7 @@ impl Net {
         }
     }
 
-    pub(crate) fn describe(&self) -> String {
+    pub fn describe(&self) -> String {
         match self {
             Net::Host => "host network (--host-network)".into(),
             Net::Namespace { how, .. } => {
@@ -91,7 +92,7 @@ impl Net {
 
     /// A `/proc/sys/net/…` value as the programs in this network see it (some are per
     /// namespace), e.g. `core/rmem_max`.
-    pub(crate) fn sysctl(&self, key: &str) -> Option<String> {
+    pub fn sysctl(&self, key: &str) -> Option<String> {
         let out = self
             .command("cat")
             .arg(format!("/proc/sys/net/{key}"))
@@ -103,7 +104,7 @@ impl Net {
     }
 
     /// A TCP/UDP port nobody in this network listens on.
-    pub(crate) fn free_port(&mut self) -> Result<u16> {
+    pub fn free_port(&mut self) -> Result<u16> {
         match self {
             Net::Host => {
                 // Bound and released: a race with other programs is possible but unlikely.

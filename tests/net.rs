@@ -644,3 +644,82 @@ fn unknown_root_is_reported_as_not_held() {
     assert!(!out.exists());
     assert!(pinned_roots(&store).is_empty());
 }
+
+/// `fetch --seed` keeps serving what it fetched: a second fetcher that
+/// knows only it gets everything from it, byte-identical; the upload and
+/// download caps parse, and nonsense caps are refused before anything
+/// starts.
+#[test]
+fn a_seeding_fetcher_serves_the_next_one() {
+    let tmp = tempdir();
+    let file = tmp.path().join("payload.bin");
+    write_big_file(&file, 6 * MIB, 21);
+    let seed_store = tmp.path().join("seed");
+    let added = add(&seed_store, &[&file]);
+    let seed = Node::start(&seed_store);
+
+    let first_store = tmp.path().join("first");
+    let mut cmd = swarm_cmd(&first_store);
+    cmd.args(args![
+        "--json",
+        "fetch",
+        &added.root,
+        "--peer",
+        &seed.addr,
+        "--seed",
+        "--listen",
+        "127.0.0.1:0",
+        "--upload-limit",
+        "64MiB",
+        "--download-limit",
+        "1GiB/s",
+        "--progress",
+        "none"
+    ]);
+    let first = NodeChild::spawn(
+        &mut cmd,
+        &tmp.path().join("first.log"),
+        LogMode::Truncate,
+        1,
+        PATIENCE,
+    );
+    let v: Value = serde_json::from_str(&first.lines[0]).expect("one JSON line");
+    assert_eq!(v["sources"][0]["id"], json!(seed.id), "{v}");
+    let serving = str_field(&v, "serving").to_owned();
+    // The seed goes: only the seeding fetcher has it now.
+    assert!(seed.stop("TERM").success());
+
+    let second_store = tmp.path().join("second");
+    let out = tmp.path().join("out");
+    let v = fetch_json(&second_store, &added.root, &[&serving], args!["-o", out]);
+    assert_eq!(v["sources"].as_array().map(Vec::len), Some(1), "{v}");
+    assert_eq!(u64_field(&v["sources"][0], "bytes"), 6 * MIB, "{v}");
+    let target = PathBuf::from(str_field(&v, "target"));
+    let got = if target.is_dir() {
+        target.join("payload.bin")
+    } else {
+        target
+    };
+    assert_eq!(
+        fs::read(&got).expect("exported"),
+        fs::read(&file).expect("source")
+    );
+    drop(first);
+
+    // A usage error (exit 2) that names the flag and the reason.
+    for bad in ["fast", "0", "1e3"] {
+        let run = swarm(
+            &tmp.path().join("x"),
+            args![
+                "fetch",
+                &added.root,
+                "--peer",
+                &serving,
+                "--upload-limit",
+                bad
+            ],
+        );
+        assert_eq!(run.code, Some(2), "{run}");
+        assert!(mentions(&run.stderr, "--upload-limit"), "{run}");
+    }
+}

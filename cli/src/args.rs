@@ -121,6 +121,9 @@ pub(crate) enum Command {
         /// (SIGINT/SIGTERM), as a node would; no export
         #[arg(long, conflicts_with = "output")]
         seed: bool,
+        /// Address to fetch and serve from (UDP) [default: 0.0.0.0, any port]
+        #[arg(long, value_name = "HOST:PORT")]
+        listen: Option<SocketAddr>,
         /// Progress on stderr: a bar (when stderr is a terminal), JSON lines
         /// twice a second (fields in docs/cli.md), or nothing
         #[arg(long, value_enum, default_value = "auto")]

@@ -139,6 +139,8 @@ fn run_in(scratch: &Path, json: bool) -> Result<()> {
                 "first_byte_seconds": net.first_byte_seconds,
                 "received": net.received,
                 "fetchers": net.fetchers,
+                "swarm_seconds": net.swarm_seconds,
+                "seed_copies": net.seed_copies,
                 "gc_freed": freed.bytes,
             })
         );
@@ -160,10 +162,16 @@ struct NetSummary {
     first_byte_seconds: f64,
     /// Bytes node B received.
     received: u64,
+    /// From the start of the fetchers to the last one complete.
+    swarm_seconds: f64,
+    /// Copies of the release node A uploaded.
+    seed_copies: f64,
 }
 
 /// Fetchers in the demo besides node B.
 const MORE_FETCHERS: usize = 2;
+/// Node A's upload cap, so that the fetchers must swarm.
+const SEED_UPLOAD: u64 = 40 << 20;
 
 async fn over_the_dht(
     scratch: &Path,
@@ -193,9 +201,12 @@ async fn over_the_dht(
         expires: None,
     }
     .sign(&key)?;
-    let seed = Node::spawn(store.clone(), loopback.clone())
-        .await?
-        .with_dht(Dht::spawn(&cfg)?);
+    let seed = Node::spawn(
+        store.clone(),
+        loopback.clone().upload_limit(Some(SEED_UPLOAD)),
+    )
+    .await?
+    .with_dht(Dht::spawn(&cfg)?);
     seed.dht()
         .context("dht attached")?
         .put_release(&signed, &key)
@@ -207,71 +218,132 @@ async fn over_the_dht(
         &signed.to_token()[..24]
     ));
 
-    // Fetchers: trust A's key, resolve its pointer, fetch through the DHT alone.
+    // Fetchers: trust A's key, resolve its pointer, and fetch through the
+    // DHT alone, all at once. A's upload is capped, so they must swarm.
     let mut stores = vec![store_b.clone()];
     for i in 0..MORE_FETCHERS {
         stores.push(Store::open(
             scratch.join(format!("store-{}", (b'c' + i as u8) as char)),
         )?);
     }
-    let mut summary = None;
+    let mut names = std::collections::BTreeMap::new();
+    names.insert(seed.endpoint().node_id(), 'A');
     let mut nodes = Vec::new();
     for (i, st) in stores.iter().enumerate() {
-        let label = (b'B' + i as u8) as char;
         let node = Node::spawn(st.clone(), loopback.clone())
             .await?
             .with_dht(Dht::spawn(&cfg)?);
-        let dhtc = node.dht().context("dht attached")?;
-        let found = dhtc
-            .resolve(&key.public(), "demo", "stable")
-            .await
-            .context("the release pointer was not found on the DHT")?;
-        let mut policy = Policy {
-            now: crate::release::now(),
-            ..Default::default()
-        };
-        policy.trust(key.public(), "demo publisher");
-        st.accept_release(&policy, &found, &Want::default())?;
-        let start = Instant::now();
-        let first = std::sync::Arc::new(std::sync::OnceLock::new());
-        let first_seen = first.clone();
-        let opts = FetchOptions {
-            progress: Some(std::sync::Arc::new(move |p| {
-                if let FetchProgress::Received(_) = p {
-                    let _ = first_seen.set(start.elapsed());
-                }
-            })),
-            ..Default::default()
-        };
-        let got = node.fetch(found.release().root, opts).await?;
-        let took = start.elapsed();
-        let first_byte = first.get().copied().unwrap_or(took);
+        names.insert(node.endpoint().node_id(), (b'B' + i as u8) as char);
+        nodes.push(node);
+    }
+    let alone = stores.len() as f64 * total as f64 / SEED_UPLOAD as f64;
+    say(format!(
+        "nodes B, C, D fetch at once; A's upload is capped at {} MiB/s, so A alone would need {alone:.1} s",
+        SEED_UPLOAD >> 20
+    ));
+    let began = Instant::now();
+    let mut runs = tokio::task::JoinSet::new();
+    for (i, node) in nodes.iter().enumerate() {
+        let (node, st, public) = (node.clone(), stores[i].clone(), key.public());
+        runs.spawn(async move {
+            let dhtc = node.dht().context("dht attached")?;
+            let found = dhtc
+                .resolve(&public, "demo", "stable")
+                .await
+                .context("the release pointer was not found on the DHT")?;
+            let mut policy = Policy {
+                now: crate::release::now(),
+                ..Default::default()
+            };
+            policy.trust(public, "demo publisher");
+            st.accept_release(&policy, &found, &Want::default())?;
+            let root = found.release().root;
+            // Announce before fetching: a fetcher serves what it has
+            // verified, so the others may take it from here.
+            let port = node.endpoint().local_addr()?.port();
+            dhtc.announce(&root, port).await?;
+            let start = Instant::now();
+            let first = std::sync::Arc::new(std::sync::OnceLock::new());
+            let first_seen = first.clone();
+            let opts = FetchOptions {
+                progress: Some(std::sync::Arc::new(move |p| {
+                    if let FetchProgress::Received(_) = p {
+                        let _ = first_seen.set(start.elapsed());
+                    }
+                })),
+                ..Default::default()
+            };
+            let got = node.fetch(root, opts).await?;
+            let took = start.elapsed();
+            let first_byte = first.get().copied().unwrap_or(took);
+            anyhow::Ok((i, got, took, first_byte))
+        });
+    }
+    let mut results = Vec::new();
+    while let Some(r) = runs.join_next().await {
+        results.push(r??);
+    }
+    // From the first fetch's start to the last one's end (resolving the
+    // pointer on the DHT before each fetch is not counted).
+    let all = results
+        .iter()
+        .map(|r| r.2)
+        .max()
+        .unwrap_or_default()
+        .min(began.elapsed());
+    results.sort_by_key(|r| r.0);
+    let mut summary = None;
+    let mut from_seed = 0;
+    for (i, got, took, first_byte) in &results {
+        let label = (b'B' + *i as u8) as char;
         ensure!(
             got.size == total,
             "node {label} got {} bytes, expected {total}",
             got.size
         );
+        let sources: Vec<String> = got
+            .sources
+            .iter()
+            .map(|s| {
+                format!(
+                    "{:.1} MiB from {}",
+                    s.bytes as f64 / 1048576.0,
+                    names.get(&s.id).copied().unwrap_or('?')
+                )
+            })
+            .collect();
+        from_seed += got
+            .sources
+            .iter()
+            .filter(|s| s.id == seed.endpoint().node_id())
+            .map(|s| s.bytes)
+            .sum::<u64>();
         say(format!(
-            "node {label} resolved the pointer on the DHT and fetched from {} peer{} found there: {:.1} MiB in {:.2?} \
-             ({:.0} MB/s, first verified data after {:.0?}), every 16 KiB verified",
-            got.peers.len(),
-            if got.peers.len() == 1 { "" } else { "s" },
+            "node {label} resolved the pointer and fetched {:.1} MiB in {took:.2?} (first verified data after {first_byte:.0?}): {}",
             got.received as f64 / 1048576.0,
-            took,
-            total as f64 / 1e6 / took.as_secs_f64(),
-            first_byte,
+            sources.join(", ")
         ));
-        // Now it serves too: later fetchers can find it on the DHT.
-        node.announce().await?;
         if summary.is_none() {
             summary = Some(NetSummary {
                 fetchers: stores.len(),
                 fetch_seconds: took.as_secs_f64(),
                 first_byte_seconds: first_byte.as_secs_f64(),
                 received: got.received,
+                swarm_seconds: 0.0,
+                seed_copies: 0.0,
             });
         }
-        nodes.push(node);
+    }
+    let seed_copies = from_seed as f64 / total as f64;
+    say(format!(
+        "all {} fetched in {:.2} s, {:.1}x faster than A alone; A uploaded {seed_copies:.2} copies, the fetchers the rest to each other",
+        results.len(),
+        all.as_secs_f64(),
+        alone / all.as_secs_f64()
+    ));
+    if let Some(s) = &mut summary {
+        s.swarm_seconds = all.as_secs_f64();
+        s.seed_copies = seed_copies;
     }
     for n in &nodes {
         n.shutdown().await;

@@ -296,6 +296,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             keep,
             no_export,
             seed,
+            listen,
             progress,
             limits,
         } => {
@@ -323,6 +324,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 force,
                 keep: keep || no_export || seed,
                 seed,
+                listen,
                 progress,
                 limits: node_config.limits(&limits),
             };

@@ -203,6 +203,7 @@ pub(crate) struct FetchArgs<'a> {
     pub(crate) keep: bool,
     /// Keep serving after the fetch, until stopped.
     pub(crate) seed: bool,
+    pub(crate) listen: Option<std::net::SocketAddr>,
     pub(crate) progress: ProgressStyle,
     pub(crate) limits: Limits,
 }
@@ -280,7 +281,10 @@ pub(crate) fn fetch(
     let start = Instant::now();
     let seed_after = args.seed;
     let result = rt.block_on(async {
-        let config = endpoint_config(&args.limits);
+        let mut config = endpoint_config(&args.limits);
+        if let Some(l) = args.listen {
+            config = config.listen(l);
+        }
         let mut node = Node::spawn(store.clone(), config).await?;
         if let Some(cfg) = &dht {
             match crate::dht::join(cfg).await {
@@ -305,9 +309,17 @@ pub(crate) fn fetch(
         };
         if seed_after && let Some(Ok(f)) = &r {
             // Report now, then serve until stopped.
-            report(&args.root, f, start.elapsed().as_secs_f64(), None, json);
+            let addr = node.endpoint().local_addr()?;
+            report(
+                &args.root,
+                f,
+                start.elapsed().as_secs_f64(),
+                Some(addr),
+                None,
+                json,
+            );
             if !json {
-                eprintln!("seeding; stop with Ctrl-C");
+                eprintln!("seeding on {addr}; stop with Ctrl-C");
             }
             if node.dht().is_some()
                 && let Err(e) = node.announce().await
@@ -357,17 +369,22 @@ pub(crate) fn fetch(
         None => None,
     };
     if !seed_after {
-        report(&args.root, &fetched, secs, target.as_deref(), json);
+        report(&args.root, &fetched, secs, None, target.as_deref(), json);
     }
     Ok(ExitCode::SUCCESS)
 }
 
 /// Print what a fetch did.
-fn report(root: &Hash, fetched: &Fetched, secs: f64, target: Option<&Path>, json: bool) {
+fn report(
+    root: &Hash,
+    fetched: &Fetched,
+    secs: f64,
+    serving: Option<std::net::SocketAddr>,
+    target: Option<&Path>,
+    json: bool,
+) {
     if json {
-        println!(
-            "{}",
-            json!({
+        let mut v = json!({
                 "root": root.to_hex(),
                 "failed_peers": fetched.failures.iter().map(|f| f.to_string()).collect::<Vec<_>>(),
                 "files": fetched.files,
@@ -381,8 +398,11 @@ fn report(root: &Hash, fetched: &Fetched, secs: f64, target: Option<&Path>, json
                     "bytes": s.bytes,
                 })).collect::<Vec<_>>(),
                 "target": target,
-            })
-        );
+        });
+        if let Some(a) = serving {
+            v["serving"] = json!(a.to_string());
+        }
+        println!("{v}");
         let _ = std::io::Write::flush(&mut std::io::stdout());
         return;
     }

@@ -651,7 +651,12 @@ impl<P: Copy + Ord + fmt::Debug> Swarm<P> {
                 {
                     continue;
                 }
-                let late = now >= self.due(other, f);
+                // Late, and at a peer clearly slower than this one: when
+                // all peers slow down together (a shared download cap),
+                // re-asking only spends a seed's upload on pieces that
+                // exist elsewhere.
+                let late =
+                    now >= self.due(other, f) && (other.rate <= 0.0 || me.rate > 2.0 * other.rate);
                 // In the endgame, help a peer that is no faster than us,
                 // or one whose request is old enough to be worth racing.
                 let helps =

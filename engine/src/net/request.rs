@@ -306,10 +306,17 @@ impl Peer {
         let progress = self.ctx.config.timeouts.progress;
         let mut chunks: Vec<Bytes> = Vec::new();
         let mut got = 0u64;
+        let mut slots: [Bytes; 32] = Default::default();
         loop {
-            match tokio::time::timeout(progress, recv.read_chunk(usize::MAX, true)).await {
-                Ok(Ok(Some(c))) => {
-                    got += c.bytes.len() as u64;
+            // Every chunk that is ready at once, under one timer.
+            match tokio::time::timeout(progress, recv.read_chunks(&mut slots)).await {
+                Ok(Ok(Some(n))) => {
+                    let mut batch = 0u64;
+                    for b in slots.iter_mut().take(n) {
+                        batch += b.len() as u64;
+                        chunks.push(std::mem::take(b));
+                    }
+                    got += batch;
                     if got > limit {
                         let _ = recv.stop(ErrorCode::BadData.to_u16().into());
                         return Err(RequestError::Misbehaved(format!(
@@ -317,9 +324,8 @@ impl Peer {
                             groups.count()
                         )));
                     }
-                    on_bytes(c.bytes.len() as u64);
-                    super::limit::take(&self.ctx.down, c.bytes.len() as u64).await;
-                    chunks.push(c.bytes);
+                    on_bytes(batch);
+                    super::limit::take(&self.ctx.down, batch).await;
                 }
                 Ok(Ok(None)) => break,
                 Ok(Err(e)) => return Err(read_failed(e)),

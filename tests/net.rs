@@ -547,16 +547,15 @@ fn corrupt_seeder_is_named_and_nothing_bad_is_kept() {
         out.display()
     );
 
-    // Nothing bad was stored; what verified before the bad group was kept.
+    // Nothing bad was stored (`swarm check` re-verifies everything kept);
+    // whatever verified before the peer was dropped was kept. Pieces are
+    // taken from a random start, so how much that is varies.
     let verified = checked_bytes(&store) - manifest_len;
-    let good = BAD / GROUP * GROUP;
     eprintln!(
-        "note: after the bad group at byte {good}, the fetcher kept {verified} verified bytes"
+        "note: after the bad group at byte {BAD}, the fetcher kept {verified} verified bytes"
     );
-    assert!(
-        verified >= good && verified < SIZE,
-        "kept {verified} verified bytes; the first {good} were good"
-    );
+    assert!(verified < SIZE, "kept {verified} verified bytes of {SIZE}");
+    assert_eq!(verified % GROUP, 0, "kept {verified}: not whole groups");
     assert!(pinned_roots(&store).is_empty());
 }
 

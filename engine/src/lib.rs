@@ -26,6 +26,7 @@ pub mod node;
 pub mod release;
 pub mod store;
 pub mod swarm;
+pub mod update;
 pub mod wire;
 
 #[cfg(test)]

@@ -1,11 +1,13 @@
 //! Self-update for applications that embed the engine.
 //!
-//! So far the local half: [`Installer`] stages a new executable, verifies
-//! it, swaps it in atomically keeping the previous one, and puts it on
-//! trial; a version that does not call [`Installer::mark_healthy`] within
-//! its starts is rolled back by [`Installer::startup`]. Finding and
-//! fetching the release (under the trust and rollback policy, through the
-//! swarm) is the other half, still to come.
+//! [`Updater::check`] finds the newest release of the application on the
+//! DHT under the trust and rollback policy and the version rules,
+//! [`Updater::download`] fetches it through the swarm, and
+//! [`Updater::apply`] hands the executable to the [`Installer`], which
+//! stages and verifies it, swaps it in atomically keeping the previous one,
+//! and puts it on trial: a version that does not call
+//! [`Installer::mark_healthy`] within its starts is rolled back by
+//! [`Installer::startup`].
 //!
 //! ```no_run
 //! use swarm_engine::update::{Installer, Startup};
@@ -28,5 +30,7 @@
 mod install;
 #[cfg(test)]
 mod tests;
+mod updater;
 
 pub use self::install::{DEFAULT_TRIAL_STARTS, InstallError, Installer, Startup};
+pub use self::updater::{Downloaded, Update, UpdateConfig, UpdateError, Updater};

@@ -153,3 +153,128 @@ fn a_missing_download_is_an_error_and_changes_nothing() {
     assert!(!inst.on_trial().unwrap());
     assert!(leftovers(&a).is_empty(), "{:?}", leftovers(&a));
 }
+
+/// A publisher puts v2 of an application on a local DHT; an instance
+/// running v1 finds it, fetches it through the swarm, and installs it; the
+/// version rules refuse what is not an update.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_application_updates_itself_from_the_swarm() {
+    use crate::discovery::{Dht, LocalDht};
+    use crate::net::EndpointConfig;
+    use crate::node::Node;
+    use crate::release::{Release, SecretKey};
+    use crate::store::{AddOptions, Store};
+
+    let dht = LocalDht::start(8).unwrap();
+    let cfg = dht.config();
+    let loopback = || EndpointConfig::default().listen(([127, 0, 0, 1], 0).into());
+
+    // The publisher: v2 of the executable, released and announced.
+    let a = app();
+    let store = Store::memory().unwrap();
+    let release_dir = a.exe.with_file_name("release");
+    fs::create_dir(&release_dir).unwrap();
+    fs::write(release_dir.join("app"), V2).unwrap();
+    let added = store
+        .add_paths(&[release_dir.join("app")], &AddOptions::default())
+        .unwrap();
+    let key = SecretKey::generate().unwrap();
+    let release = |version: semver::Version, seq: u64, channel: &str| {
+        Release {
+            publisher: key.public(),
+            name: "app".into(),
+            channel: channel.into(),
+            version,
+            seq,
+            root: added.root,
+            size: added.size,
+            created: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_secs(),
+            expires: None,
+        }
+        .sign(&key)
+        .unwrap()
+    };
+    let v2 = release(semver::Version::new(2, 0, 0), 1, "stable");
+    let publisher = Node::spawn(store, loopback())
+        .await
+        .unwrap()
+        .with_dht(Dht::spawn(&cfg).unwrap());
+    publisher
+        .dht()
+        .unwrap()
+        .put_release(&v2, &key)
+        .await
+        .unwrap();
+    publisher.announce().await.unwrap();
+
+    // The application, running v1.
+    let node = Node::spawn(Store::memory().unwrap(), loopback())
+        .await
+        .unwrap()
+        .with_dht(Dht::spawn(&cfg).unwrap());
+    let config = |current: semver::Version| UpdateConfig {
+        publishers: vec![key.public()],
+        name: "app".into(),
+        channel: "stable".into(),
+        current,
+        artifact: None,
+        pin: None,
+        allow_downgrade: false,
+    };
+    let updater = Updater::new(
+        node.clone(),
+        config(semver::Version::new(1, 0, 0)),
+        Installer::new(&a.exe),
+    );
+    let update = updater.check().await.unwrap().expect("v2 is an update");
+    assert_eq!(update.version(), &semver::Version::new(2, 0, 0));
+    let downloaded = updater.download(&update, vec![]).await.unwrap();
+    assert_eq!(fs::read(downloaded.path()).unwrap(), V2);
+    updater.apply(&downloaded).unwrap();
+    drop(downloaded);
+    assert_eq!(fs::read(&a.exe).unwrap(), V2);
+    assert!(matches!(
+        updater.installer().startup().unwrap(),
+        Startup::Trial { .. }
+    ));
+    assert!(leftovers(&a).is_empty(), "{:?}", leftovers(&a));
+
+    // Once running v2 there is nothing to do.
+    let same = Updater::new(
+        node.clone(),
+        config(semver::Version::new(2, 0, 0)),
+        Installer::new(&a.exe),
+    );
+    assert!(same.check().await.unwrap().is_none());
+    // A newer version running: v2 is a downgrade, refused unless allowed.
+    let newer = Updater::new(
+        node.clone(),
+        config(semver::Version::new(3, 0, 0)),
+        Installer::new(&a.exe),
+    );
+    let err = newer.check().await.unwrap_err();
+    assert!(
+        err.to_string().contains("downgrades are not allowed"),
+        "{err}"
+    );
+    // Pinned to 1.x: v2 is outside.
+    let mut pinned = config(semver::Version::new(1, 0, 0));
+    pinned.pin = Some("^1".parse().unwrap());
+    let err = Updater::new(node.clone(), pinned, Installer::new(&a.exe))
+        .check()
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("pinned"), "{err}");
+    // A release on another channel, given as a token, is refused.
+    let beta = release(semver::Version::new(9, 0, 0), 2, "beta");
+    let err = updater.check_token(&beta.to_token()).unwrap_err();
+    assert!(matches!(err, UpdateError::Refused(_)), "{err}");
+    // An older sequence than the one installed is refused (rollback).
+    let old = release(semver::Version::new(2, 5, 0), 0, "stable");
+    assert!(updater.check_token(&old.to_token()).is_err());
+    node.shutdown().await;
+    publisher.shutdown().await;
+}

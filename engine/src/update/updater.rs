@@ -1,0 +1,293 @@
+//! Finding, fetching and installing a newer release of the application.
+
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use super::install::{InstallError, Installer};
+use crate::content::Hash;
+use crate::net::PeerAddr;
+use crate::node::{FetchError, FetchOptions, Node};
+use crate::release::{Policy, PublicKey, SignedRelease, Want};
+use crate::store::{AcceptError, ExportError, ExportOptions, ReadError, StoreError};
+
+/// What an application updates itself from.
+#[derive(Debug, Clone)]
+pub struct UpdateConfig {
+    /// Publisher keys trusted for this application (besides the store's).
+    pub publishers: Vec<PublicKey>,
+    /// The release name.
+    pub name: String,
+    /// The channel followed, e.g. `stable`.
+    pub channel: String,
+    /// The version running now.
+    pub current: semver::Version,
+    /// The executable's path inside the release (`app/bin/app`); `None`
+    /// if the release is that one file.
+    pub artifact: Option<String>,
+    /// Only versions matching this are taken (version pinning).
+    pub pin: Option<semver::VersionReq>,
+    /// Take a release with a lower version than the current one (the
+    /// publisher's sequence must still increase; only the version may go
+    /// back, for a publisher withdrawing a bad release).
+    pub allow_downgrade: bool,
+}
+
+/// A release newer than the running version, checked under the policy.
+#[derive(Debug, Clone)]
+pub struct Update {
+    /// The signed release.
+    pub release: SignedRelease,
+}
+
+impl Update {
+    /// Its version.
+    pub fn version(&self) -> &semver::Version {
+        &self.release.release().version
+    }
+}
+
+/// A fetched update, ready for [`Updater::apply`].
+#[derive(Debug)]
+pub struct Downloaded {
+    update: Update,
+    dir: PathBuf,
+    file: PathBuf,
+    hash: Hash,
+}
+
+impl Downloaded {
+    /// The new executable, exported and verified.
+    pub fn path(&self) -> &Path {
+        &self.file
+    }
+}
+
+impl Drop for Downloaded {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Updating failed; the running version is untouched.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum UpdateError {
+    /// The node has no DHT to look releases up on.
+    #[error("the node has no DHT: resolving a release pointer needs one")]
+    NoDht,
+    /// The release is refused by the trust and rollback policy.
+    #[error(transparent)]
+    Refused(#[from] AcceptError),
+    /// Not an update for this application (name, channel, version rules).
+    #[error("{0}")]
+    NotAnUpdate(String),
+    /// Fetching it failed.
+    #[error(transparent)]
+    Fetch(#[from] FetchError),
+    /// The release does not contain the executable.
+    #[error("release {version} has no file {artifact}; the application's artifact path is wrong")]
+    NoArtifact {
+        /// The release's version.
+        version: semver::Version,
+        /// The path looked for.
+        artifact: String,
+    },
+    /// The release's files disagree with its signed size.
+    #[error(
+        "release {0} says {1} bytes, but its manifest lists {2}: the publisher signed inconsistent data"
+    )]
+    SizeMismatch(semver::Version, u64, u64),
+    /// Reading or exporting from the store failed.
+    #[error("cannot export the update: {0}")]
+    Export(String),
+    /// Installing failed.
+    #[error(transparent)]
+    Install(#[from] InstallError),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Keeps an application up to date from the swarm.
+#[derive(Debug, Clone)]
+pub struct Updater {
+    node: Node,
+    config: UpdateConfig,
+    installer: Installer,
+}
+
+impl Updater {
+    /// An updater that fetches through `node` and installs with `installer`.
+    pub fn new(node: Node, config: UpdateConfig, installer: Installer) -> Self {
+        Self {
+            node,
+            config,
+            installer,
+        }
+    }
+
+    /// The installer (for [`Installer::startup`] and
+    /// [`Installer::mark_healthy`]).
+    pub fn installer(&self) -> &Installer {
+        &self.installer
+    }
+
+    fn policy(&self) -> Result<Policy, StoreError> {
+        let mut p = Policy {
+            now: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0),
+            ..Default::default()
+        };
+        for k in &self.config.publishers {
+            p.trust(*k, "application publisher");
+        }
+        self.node.store().policy(p)
+    }
+
+    fn want(&self) -> Want {
+        Want {
+            name: Some(self.config.name.clone()),
+            channel: Some(self.config.channel.clone()),
+        }
+    }
+
+    /// The newest release of the application on the DHT, if it is an
+    /// update: signed by a configured publisher, for this name and channel,
+    /// not expired, not older than one seen before, and (unless allowed) a
+    /// higher version than the running one. `None`: up to date.
+    pub async fn check(&self) -> Result<Option<Update>, UpdateError> {
+        let dht = self.node.dht().ok_or(UpdateError::NoDht)?;
+        let mut best: Option<SignedRelease> = None;
+        for key in &self.config.publishers {
+            if let Some(s) = dht
+                .resolve(key, &self.config.name, &self.config.channel)
+                .await
+                && best
+                    .as_ref()
+                    .is_none_or(|b| b.release().seq < s.release().seq)
+            {
+                best = Some(s);
+            }
+        }
+        match best {
+            None => Ok(None),
+            Some(s) => self.consider(s),
+        }
+    }
+
+    /// Whether the release in `token` (swr1…) is an update, under the same
+    /// rules as [`Self::check`]; refusals are errors that say why.
+    pub fn check_token(&self, token: &str) -> Result<Option<Update>, UpdateError> {
+        let s = SignedRelease::from_token(token.trim())
+            .map_err(|e| UpdateError::NotAnUpdate(format!("not a release token: {e}")))?;
+        self.consider(s)
+    }
+
+    fn consider(&self, s: SignedRelease) -> Result<Option<Update>, UpdateError> {
+        let policy = self.policy()?;
+        self.node.store().check_release(&policy, &s, &self.want())?;
+        let v = &s.release().version;
+        let c = &self.config;
+        if v == &c.current {
+            return Ok(None);
+        }
+        if v < &c.current && !c.allow_downgrade {
+            return Err(UpdateError::NotAnUpdate(format!(
+                "release {v} is older than the running {}; downgrades are not allowed",
+                c.current
+            )));
+        }
+        if let Some(req) = &c.pin
+            && !req.matches(v)
+        {
+            return Err(UpdateError::NotAnUpdate(format!(
+                "release {v} is outside the pinned versions {req}"
+            )));
+        }
+        Ok(Some(Update { release: s }))
+    }
+
+    /// Fetch `update` through the swarm (peers from the DHT and `peers`),
+    /// record it as seen (so an older one is refused from now on), keep it
+    /// pinned (so this instance seeds it to others) and export the
+    /// executable beside the installed one.
+    pub async fn download(
+        &self,
+        update: &Update,
+        peers: Vec<PeerAddr>,
+    ) -> Result<Downloaded, UpdateError> {
+        let store = self.node.store().clone();
+        let policy = self.policy()?;
+        store.accept_release(&policy, &update.release, &self.want())?;
+        let r = update.release.release();
+        let fetched = self
+            .node
+            .fetch(
+                r.root,
+                FetchOptions {
+                    peers,
+                    ..Default::default()
+                },
+            )
+            .await?;
+        if fetched.size != r.size {
+            return Err(UpdateError::SizeMismatch(
+                r.version.clone(),
+                r.size,
+                fetched.size,
+            ));
+        }
+        let manifest = store.manifest(&r.root).map_err(export_err)?;
+        let entry = match &self.config.artifact {
+            Some(path) => manifest.entries().iter().find(|e| &e.path == path),
+            None if manifest.entries().len() == 1 => manifest.entries().first(),
+            None => None,
+        }
+        .ok_or_else(|| UpdateError::NoArtifact {
+            version: r.version.clone(),
+            artifact: self
+                .config
+                .artifact
+                .clone()
+                .unwrap_or_else(|| "(the release's only file)".into()),
+        })?;
+        // Export next to the executable, so installing is a rename on the
+        // same file system.
+        let mut dir_name = self
+            .installer
+            .exe()
+            .file_name()
+            .unwrap_or_default()
+            .to_os_string();
+        dir_name.push(format!(".download-{}", r.version));
+        let dir = self.installer.exe().with_file_name(dir_name);
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).map_err(|e| UpdateError::Export(e.to_string()))?;
+        store
+            .export(&r.root, &dir, &ExportOptions::default())
+            .map_err(|e: ExportError| UpdateError::Export(e.to_string()))?;
+        let file = dir.join(&entry.path);
+        Ok(Downloaded {
+            update: update.clone(),
+            dir,
+            file,
+            hash: entry.hash,
+        })
+    }
+
+    /// Install a download (see [`Installer::apply`]): the new version runs
+    /// from the next start, on trial until it calls
+    /// [`Installer::mark_healthy`].
+    pub fn apply(&self, downloaded: &Downloaded) -> Result<(), UpdateError> {
+        let v = downloaded.update.version().to_string();
+        self.installer
+            .apply(&downloaded.file, downloaded.hash, &v)
+            .map_err(UpdateError::from)
+    }
+}
+
+fn export_err(e: ReadError) -> UpdateError {
+    UpdateError::Export(e.to_string())
+}

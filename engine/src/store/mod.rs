@@ -368,6 +368,7 @@ impl Store {
     /// What the store holds of `hash`, if anything. For a blob being
     /// received, this includes groups verified since the last commit.
     pub fn blob_info(&self, hash: &Hash) -> Result<Option<BlobInfo>, StoreError> {
+        let live = self.live(hash);
         Ok(self.entry(hash)?.map(|e| match e {
             BlobEntry::Inline { size } => BlobInfo {
                 size,
@@ -375,18 +376,19 @@ impl Store {
             },
             BlobEntry::File { size, present } => BlobInfo {
                 size,
-                partial: present.map(|p| self.with_live(hash, p)),
+                partial: present.map(|p| with_live(p, live.as_ref())),
             },
         }))
     }
 
-    /// `present` plus the groups of `hash` verified since the last commit.
-    fn with_live(&self, hash: &Hash, mut present: GroupSet) -> GroupSet {
+    /// The groups of `hash` verified but maybe not yet committed. Read it
+    /// *before* the blob's entry: a writer commits and then forgets its
+    /// live groups, so whatever this misses, the entry read after it has.
+    /// (In the other order a commit between the two reads hides groups
+    /// from both, and a peer is refused what is held.)
+    fn live(&self, hash: &Hash) -> Option<GroupSet> {
         let live = self.inner.live.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(l) = live.get(hash) {
-            present.union(l);
-        }
-        present
+        live.get(hash).cloned()
     }
 
     fn live_insert(&self, hash: Hash, start: u64, end: u64) {
@@ -807,6 +809,7 @@ impl Store {
         verify: bool,
         header: impl FnOnce(u64, &mut W) -> io::Result<()>,
     ) -> Result<(), ReadError> {
+        let live = self.live(hash);
         let entry = self.entry(hash)?.ok_or(ReadError::Unknown(*hash))?;
         match entry {
             BlobEntry::Inline { size } => {
@@ -819,7 +822,7 @@ impl Store {
                     .map_err(|e| encode_error(hash, e))
             }
             BlobEntry::File { size, present } => {
-                if let Some(p) = present.map(|p| self.with_live(hash, p)) {
+                if let Some(p) = present.map(|p| with_live(p, live.as_ref())) {
                     let want = content::truncate_ranges(ranges, size);
                     if !want.is_subset(&p.to_chunk_ranges()) {
                         return Err(ReadError::Incomplete(*hash));
@@ -887,6 +890,14 @@ fn encode_error(hash: &Hash, e: content::EncodeError) -> ReadError {
         content::EncodeError::Corrupt { .. } => ReadError::Corrupt(*hash),
         content::EncodeError::Io(e) => ReadError::Store(e.into()),
     }
+}
+
+/// `present` plus the live groups read before it.
+fn with_live(mut present: GroupSet, live: Option<&GroupSet>) -> GroupSet {
+    if let Some(l) = live {
+        present.union(l);
+    }
+    present
 }
 
 /// Add a pin and its references inside a write transaction.

@@ -742,10 +742,8 @@ impl Run {
                 }
             }
             Err(RequestError::Store(e)) => return Err(e.into()),
-            Err(e) if e.is_misbehaviour() => {
-                swarm.piece_failed(&peer, piece, Failure::BadData);
-                self.drop_peer(swarm, flights, &peer, e, true);
-            }
+            // Banned: its other requests go back to the pool too.
+            Err(e) if e.is_misbehaviour() => self.drop_peer(swarm, flights, &peer, e, true),
             Err(RequestError::Remote {
                 code: ErrorCode::NotFound | ErrorCode::Incomplete,
                 ..
@@ -792,9 +790,10 @@ impl Run {
         bad: bool,
     ) {
         if bad {
-            swarm.piece_failed(&peer.clone(), PieceId(u32::MAX), Failure::BadData);
+            swarm.ban(peer);
+        } else {
+            swarm.remove_peer(peer);
         }
-        swarm.remove_peer(peer);
         let gone: Vec<_> = flights
             .range((*peer, PieceId(0))..=(*peer, PieceId(u32::MAX)))
             .map(|(k, _)| *k)

@@ -408,6 +408,15 @@ impl<P: Copy + Ord + fmt::Debug> Swarm<P> {
         true
     }
 
+    /// Ban `key` for good (bad data, a broken protocol): it is removed,
+    /// its requests return to the pool, and it is never added again.
+    pub fn ban(&mut self, key: &P) {
+        if !self.banned.contains(key) {
+            self.banned.push(*key);
+        }
+        self.remove_peer(key);
+    }
+
     /// Whether `key` was banned for bad data.
     pub fn is_banned(&self, key: &P) -> bool {
         self.banned.contains(key)
@@ -822,10 +831,7 @@ impl<P: Copy + Ord + fmt::Debug> Swarm<P> {
             return;
         };
         match why {
-            Failure::BadData => {
-                self.banned.push(*key);
-                self.remove_peer(key);
-            }
+            Failure::BadData => self.ban(key),
             Failure::Lost => self.remove_peer(key),
             Failure::NotHeld | Failure::Cancelled | Failure::Slow => {
                 let Some(peer) = self.peers[slot as usize].as_mut() else {

@@ -20,7 +20,7 @@
 //! never started (the hash of `APP` is not the trial's) and clears.
 
 use std::fs;
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -306,16 +306,9 @@ fn io_err<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> I
 
 /// BLAKE3 of a whole file (the same as its blob hash in a manifest).
 fn hash_file(path: &Path) -> Result<Hash, InstallError> {
-    let mut f = fs::File::open(path).map_err(io_err("cannot open", path))?;
+    let f = fs::File::open(path).map_err(io_err("cannot open", path))?;
     let mut h = blake3::Hasher::new();
-    let mut buf = vec![0u8; 256 * 1024];
-    loop {
-        let n = f.read(&mut buf).map_err(io_err("cannot read", path))?;
-        if n == 0 {
-            break;
-        }
-        h.update(&buf[..n]);
-    }
+    h.update_reader(f).map_err(io_err("cannot read", path))?;
     Ok(h.finalize().into())
 }
 

@@ -25,7 +25,7 @@ use tokio::task::JoinHandle;
 use tracing::{Instrument, debug, info_span};
 
 pub use self::identity::{NodeId, ParseNodeIdError, SecretKey};
-pub use self::request::{Peer, RequestError};
+pub use self::request::{Peer, RequestError, Written};
 use crate::store::Store;
 use crate::wire::{self, ErrorCode, Hello, Message};
 

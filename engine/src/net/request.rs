@@ -251,6 +251,10 @@ impl Peer {
     }
 
     /// Fetch `groups` of the blob `partial` receives, which other requests
+    /// may be filling at the same time. `on_written` is told the bytes of
+    /// new verified data once they are stored, even if this future is
+    /// dropped after the response arrived.
+    ///
     /// may be filling at the same time: the response is read whole (it is
     /// one piece, a few hundred KiB), verified on a store thread without
     /// holding the blob, then written under its lock. Returns the bytes of
@@ -262,6 +266,7 @@ impl Peer {
         size: u64,
         groups: &GroupSet,
         on_bytes: &(dyn Fn(u64) + Send + Sync),
+        on_written: Written,
     ) -> Result<u64, RequestError> {
         let ranges = groups.to_chunk_ranges();
         let wire = WireRanges::from_chunk_ranges(&ranges);
@@ -353,6 +358,9 @@ impl Peer {
                 let mut p = partial.lock().unwrap_or_else(|e| e.into_inner());
                 p.write_verified(&items).map_err(RequestError::Store)?
             };
+            // Told here, where it is written: the caller may abort the
+            // request (a duplicate answered first) while this runs.
+            on_written(written);
             match failed {
                 None => Ok(written),
                 Some(DecodeError::Truncated { offset }) => Err(RequestError::Misbehaved(format!(
@@ -481,6 +489,9 @@ impl Peer {
         }
     }
 }
+
+/// Told the bytes of new verified data a response stored.
+pub type Written = Arc<dyn Fn(u64) + Send + Sync>;
 
 /// Reads the concatenation of some chunks.
 struct ChunksReader {

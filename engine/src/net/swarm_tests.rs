@@ -250,3 +250,33 @@ async fn a_fleet_fetches_mostly_from_each_other_not_the_seed() {
     );
     assert!(from_fleet > 0);
 }
+
+/// With two peers and a one-piece blob the endgame races the piece to
+/// both; whichever answer is written, its bytes are credited once, even
+/// when its request is aborted because the other one finished first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn raced_pieces_are_credited_once_to_whoever_wrote_them() {
+    let n = 150_000;
+    let (s1, _, _, root, _d) = one_file(n);
+    let (s2, _, _, _, _d2) = one_file(n);
+    let a = Node::spawn(s1, quick()).await.unwrap();
+    let b = Node::spawn(s2, quick()).await.unwrap();
+    for round in 0..10 {
+        let f = Node::spawn(Store::memory().unwrap(), quick())
+            .await
+            .unwrap();
+        let got = f
+            .fetch(
+                root,
+                FetchOptions {
+                    peers: vec![addr_of(&a), addr_of(&b)],
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+        let credited: u64 = got.sources.iter().map(|s| s.bytes).sum();
+        assert_eq!(credited, n as u64, "round {round}: {got:?}");
+        assert!(!got.peers.is_empty(), "round {round}: {got:?}");
+    }
+}

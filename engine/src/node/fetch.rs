@@ -380,6 +380,7 @@ pub(super) async fn fetch(
         stall: opts.stall_timeout,
         slow: BTreeMap::new(),
         asked: BTreeSet::new(),
+        credit: Arc::default(),
     };
     let sources = run.swarm(&mut pex_rx, &pex_tx, &tried).await?;
 
@@ -433,6 +434,9 @@ struct Run {
     slow: BTreeMap<NodeId, u32>,
     /// Blobs asked about, per peer.
     asked: BTreeSet<(NodeId, usize)>,
+    /// Verified new bytes stored from each peer, counted where they are
+    /// written (a request aborted after writing still counts).
+    credit: Arc<Mutex<BTreeMap<NodeId, Source>>>,
 }
 
 impl Run {
@@ -476,7 +480,6 @@ impl Run {
         let (tx, mut rx) = mpsc::unbounded_channel::<Event>();
         let mut flights: BTreeMap<(NodeId, PieceId), AbortHandle> = BTreeMap::new();
         let mut tasks = JoinSet::new();
-        let mut sources: BTreeMap<NodeId, Source> = BTreeMap::new();
         let start = tokio::time::Instant::now();
         let mut tick = tokio::time::interval(TICK);
         let mut next_pex = start + PEX_EVERY;
@@ -524,7 +527,7 @@ impl Run {
                 Some(ev) = rx.recv() => match ev {
                     Event::Piece { peer, piece, result } => {
                         flights.remove(&(peer, piece));
-                        self.on_piece(&mut swarm, &mut flights, &mut sources, peer, piece, result, start, &tx, &mut asking)
+                        self.on_piece(&mut swarm, &mut flights, peer, piece, result, start, &tx, &mut asking)
                             .await?;
                     }
                     Event::Asked { peer, blob, result } => {
@@ -588,7 +591,7 @@ impl Run {
             }
             if t >= next_report {
                 next_report = t + REPORT_EVERY;
-                (self.report)(FetchProgress::Peers(self.peer_progress(&swarm, &sources)));
+                (self.report)(FetchProgress::Peers(self.peer_progress(&swarm)));
             }
         }
         tasks.abort_all();
@@ -598,8 +601,9 @@ impl Run {
                 blocking(move || b.lock().unwrap_or_else(|e| e.into_inner()).flush()).await?;
             }
         }
-        (self.report)(FetchProgress::Peers(self.peer_progress(&swarm, &sources)));
-        Ok(sources.into_values().filter(|s| s.bytes > 0).collect())
+        (self.report)(FetchProgress::Peers(self.peer_progress(&swarm)));
+        let credit = self.credit.lock().unwrap_or_else(|e| e.into_inner());
+        Ok(credit.values().filter(|s| s.bytes > 0).cloned().collect())
     }
 
     /// Start using `peer`: ask it what it holds of every blob of more than
@@ -664,6 +668,13 @@ impl Run {
         let received = self.received.clone();
         let report = self.report.clone();
         let piece = r.piece;
+        let on_written: crate::net::Written = {
+            let (credit, id, addr) = (self.credit.clone(), peer.id(), peer.addr());
+            Arc::new(move |n| {
+                let mut c = credit.lock().unwrap_or_else(|e| e.into_inner());
+                c.entry(id).or_insert(Source { id, addr, bytes: 0 }).bytes += n;
+            })
+        };
         let h = tasks.spawn(async move {
             let result = match blob {
                 None => Ok(0),
@@ -684,7 +695,8 @@ impl Run {
                         received.fetch_add(n, Ordering::Relaxed);
                         report(FetchProgress::Received(n));
                     };
-                    peer.get_groups(&blob, hash, size, &want, &on_bytes).await
+                    peer.get_groups(&blob, hash, size, &want, &on_bytes, on_written)
+                        .await
                 }
             };
             let _ = tx.send(Event::Piece {
@@ -701,7 +713,6 @@ impl Run {
         &mut self,
         swarm: &mut Swarm<NodeId>,
         flights: &mut BTreeMap<(NodeId, PieceId), AbortHandle>,
-        sources: &mut BTreeMap<NodeId, Source>,
         peer: NodeId,
         piece: PieceId,
         result: Result<u64, RequestError>,
@@ -712,13 +723,7 @@ impl Run {
         match result {
             Ok(n) => {
                 self.slow.remove(&peer);
-                if let Some(p) = self.peers.get(&peer) {
-                    let s = sources.entry(peer).or_insert_with(|| Source {
-                        id: peer,
-                        addr: p.addr(),
-                        bytes: 0,
-                    });
-                    s.bytes += n;
+                if let Some(p) = self.peers.get(&peer).filter(|_| n > 0) {
                     // Others may ask us about it: this peer has the root.
                     p.note_has(self.root);
                 }
@@ -806,11 +811,8 @@ impl Run {
         self.peers.fail(peer, error);
     }
 
-    fn peer_progress(
-        &self,
-        swarm: &Swarm<NodeId>,
-        sources: &BTreeMap<NodeId, Source>,
-    ) -> Vec<PeerProgress> {
+    fn peer_progress(&self, swarm: &Swarm<NodeId>) -> Vec<PeerProgress> {
+        let sources = self.credit.lock().unwrap_or_else(|e| e.into_inner());
         self.peers
             .live
             .iter()

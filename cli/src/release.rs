@@ -10,8 +10,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use anyhow::{Context, Result, bail};
 use serde_json::json;
 use swarm_engine::Hash;
-use swarm_engine::release::{Policy, PublicKey, Release, SecretKey, SignedRelease, Want};
-use swarm_engine::store::{AddOptions, Store, manifest_of};
+use swarm_engine::release::{Policy, PublicKey, SecretKey, SignedRelease, Want};
+use swarm_engine::store::{PublishOptions, Published, Store, manifest_of};
 
 use crate::plural;
 
@@ -131,36 +131,17 @@ pub(crate) fn publish(
         Some(d) => Some(created + parse_duration(d)?),
         None => None,
     };
-    // Check the fields before storing anything.
-    let mut release = Release {
-        publisher: key.public(),
+    let opts = PublishOptions {
         name: a.name.clone(),
         channel: a.channel.clone(),
         version,
-        seq: 0,
-        root: Hash::of(b""),
-        size: 0,
         created,
         expires,
     };
-    release.validate()?;
-    let opts = AddOptions {
-        name: Some(a.name.clone()),
-        progress: None,
-    };
-    let added = store.add_paths(&a.paths, &opts)?;
-    release.seq = store.next_seq(&key.public(), &a.name, &a.channel)?;
-    release.root = added.root;
-    release.size = added.size;
-    let signed = release.sign(&key)?;
-    // Record it as the newest for (key, name, channel), so the next publish
-    // takes the next sequence. The signer is trusted for this step only.
-    let mut own = Policy {
-        now: created,
-        ..Default::default()
-    };
-    own.trust(key.public(), "this key");
-    store.accept_release(&own, &signed, &Want::default())?;
+    let Published {
+        release: signed,
+        added,
+    } = store.publish(&key, &a.paths, &opts)?;
     let token = signed.to_token();
     let r = signed.release();
     let on_dht = crate::dht::put(dht, &signed, &key);

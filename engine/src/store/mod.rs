@@ -40,7 +40,7 @@ pub use self::export::{ExportError, ExportOptions, Exported};
 pub use self::groups::GroupSet;
 pub use self::import::{AddError, AddOptions, Added, Progress, manifest_of};
 pub use self::partial::{PartialBlob, WriteError};
-pub use self::releases::{AcceptError, SeenRelease};
+pub use self::releases::{AcceptError, PublishError, PublishOptions, Published, SeenRelease};
 use self::tables::{BLOBS, BlobEntry, INLINE, META, PINS, PinEntry, REFS, SECRETS, STORE_VERSION};
 use crate::content::{self, ChunkRanges, GROUP_SIZE, Hash, Manifest, ManifestError};
 

@@ -202,3 +202,140 @@ impl Store {
             .map_or(1, |e| e.seq + 1))
     }
 }
+
+/// What [`Store::publish`] makes of the files: the release's fields other
+/// than the publisher (the key's), the sequence (the next one) and the
+/// root and size (the files').
+#[derive(Debug, Clone)]
+pub struct PublishOptions {
+    /// The application or content name.
+    pub name: String,
+    /// The channel, e.g. `stable` ([`crate::release::DEFAULT_CHANNEL`]).
+    pub channel: String,
+    /// The version.
+    pub version: semver::Version,
+    /// When it was made, in Unix seconds.
+    pub created: u64,
+    /// When it stops being accepted, in Unix seconds; `None`: never.
+    pub expires: Option<u64>,
+}
+
+impl PublishOptions {
+    /// `name` at `version` on the default channel, created now, never
+    /// expiring.
+    ///
+    /// ```
+    /// use swarm_engine::store::PublishOptions;
+    ///
+    /// let opts = PublishOptions::new("my-app", semver::Version::new(1, 2, 0));
+    /// assert_eq!(opts.channel, "stable");
+    /// assert!(opts.expires.is_none());
+    /// ```
+    pub fn new(name: impl Into<String>, version: semver::Version) -> Self {
+        Self {
+            name: name.into(),
+            channel: crate::release::DEFAULT_CHANNEL.to_owned(),
+            version,
+            created: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs()),
+            expires: None,
+        }
+    }
+}
+
+/// A release made by [`Store::publish`].
+#[derive(Debug, Clone)]
+pub struct Published {
+    /// The signed release; [`SignedRelease::to_token`] is what to hand out.
+    pub release: SignedRelease,
+    /// What adding the files stored.
+    pub added: super::Added,
+}
+
+/// Publishing failed. Nothing is recorded as published.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PublishError {
+    /// The release's fields are invalid (checked before anything is stored).
+    #[error(transparent)]
+    Release(#[from] crate::release::ReleaseError),
+    /// Adding the files failed.
+    #[error(transparent)]
+    Add(#[from] super::AddError),
+    /// Recording it as the newest release failed.
+    #[error(transparent)]
+    Accept(#[from] AcceptError),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl Store {
+    /// Add `paths` (pinned under the release name), sign a release of them
+    /// with `key` at the next sequence for (key, name, channel), and record
+    /// it as the newest seen, so the next publish takes the sequence after.
+    /// Nothing leaves the machine: hand out the token, or put it on the DHT
+    /// ([`crate::node::Node::publish`] does both steps).
+    ///
+    /// ```
+    /// use swarm_engine::release::SecretKey;
+    /// use swarm_engine::store::{PublishOptions, Store};
+    ///
+    /// let store = Store::memory()?;
+    /// let dir = tempfile::tempdir()?;
+    /// let file = dir.path().join("app");
+    /// std::fs::write(&file, b"version one")?;
+    /// let key = SecretKey::from_seed(&[7; 32]);
+    /// let opts = PublishOptions::new("app", semver::Version::new(1, 0, 0));
+    /// let first = store.publish(&key, &[file.clone()], &opts)?;
+    /// assert_eq!(first.release.release().seq, 1);
+    /// std::fs::write(&file, b"version two")?;
+    /// let opts = PublishOptions::new("app", semver::Version::new(2, 0, 0));
+    /// let second = store.publish(&key, &[file], &opts)?;
+    /// assert_eq!(second.release.release().seq, 2);
+    /// assert_eq!(second.release.release().root, second.added.root);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn publish(
+        &self,
+        key: &crate::release::SecretKey,
+        paths: &[std::path::PathBuf],
+        opts: &PublishOptions,
+    ) -> Result<Published, PublishError> {
+        let mut release = crate::release::Release {
+            publisher: key.public(),
+            name: opts.name.clone(),
+            channel: opts.channel.clone(),
+            version: opts.version.clone(),
+            seq: 0,
+            root: Hash::of(b""),
+            size: 0,
+            created: opts.created,
+            expires: opts.expires,
+        };
+        release.validate()?;
+        let added = self.add_paths(
+            paths,
+            &super::AddOptions {
+                name: Some(opts.name.clone()),
+                progress: None,
+            },
+        )?;
+        release.seq = self.next_seq(&key.public(), &opts.name, &opts.channel)?;
+        release.root = added.root;
+        release.size = added.size;
+        let signed = release.sign(key)?;
+        // The signer is trusted for this step only.
+        let mut own = Policy {
+            now: opts.created,
+            ..Default::default()
+        };
+        own.trust(key.public(), "this key");
+        self.accept_release(&own, &signed, &Want::default())?;
+        Ok(Published {
+            release: signed,
+            added,
+        })
+    }
+}

@@ -464,8 +464,11 @@ impl Endpoint {
     /// Stop accepting, close every connection, and wait briefly for peers
     /// to be told.
     pub async fn close(&self) {
-        if let Some(h) = self.inner.accept.lock().ok().and_then(|mut a| a.take()) {
+        let accept = self.inner.accept.lock().ok().and_then(|mut a| a.take());
+        if let Some(h) = accept {
             h.abort();
+            // Until it is dropped it holds the store (and its lock).
+            let _ = h.await;
         }
         self.inner
             .quic

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio::task::{AbortHandle, JoinSet};
 use tracing::{debug, info};
 
@@ -174,6 +174,10 @@ pub enum FetchError {
         /// Why it does not decode.
         source: manifest::ManifestError,
     },
+    /// The fetch was cancelled ([`super::FetchHandle::cancel`]); what was
+    /// verified is kept.
+    #[error("the fetch was cancelled; the verified part is kept, fetch again to resume")]
+    Cancelled,
     /// The local store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -271,6 +275,7 @@ pub(super) async fn fetch(
     endpoint: &Endpoint,
     root: Hash,
     opts: FetchOptions,
+    mut control: watch::Receiver<Control>,
 ) -> Result<Fetched, FetchError> {
     let progress = |p| {
         if let Some(f) = &opts.progress {
@@ -288,13 +293,17 @@ pub(super) async fn fetch(
     }
     let mut live = Vec::new();
     let mut unreachable = Vec::new();
-    while let Some(r) = connects.join_next().await {
-        match r {
-            Ok(Ok(p)) => live.push(p),
-            Ok(Err(e)) => unreachable.push(e),
-            Err(_) => {}
+    unless_cancelled(&mut control, async {
+        while let Some(r) = connects.join_next().await {
+            match r {
+                Ok(Ok(p)) => live.push(p),
+                Ok(Err(e)) => unreachable.push(e),
+                Err(_) => {}
+            }
         }
-    }
+        Ok(())
+    })
+    .await?;
     if live.is_empty() {
         return Err(FetchError::Unreachable(unreachable));
     }
@@ -326,7 +335,11 @@ pub(super) async fn fetch(
     progress(FetchProgress::Connected(peers.live.len()));
     let store = endpoint.store().clone();
     let received = Arc::new(AtomicU64::new(0));
-    let manifest = fetch_manifest(&store, root, &mut peers, &received).await?;
+    let manifest = unless_cancelled(
+        &mut control,
+        fetch_manifest(&store, root, &mut peers, &received),
+    )
+    .await?;
 
     // Distinct blobs and their sizes (the manifest is verified, so its sizes are the truth).
     let mut sizes: BTreeMap<Hash, u64> = BTreeMap::new();
@@ -381,6 +394,7 @@ pub(super) async fn fetch(
         slow: BTreeMap::new(),
         asked: BTreeSet::new(),
         credit: Arc::default(),
+        control,
     };
     let sources = run.swarm(&mut pex_rx, &pex_tx, &tried).await?;
 
@@ -406,6 +420,34 @@ pub(super) async fn fetch(
         connected: run.connected,
         failures: run.peers.failures,
     })
+}
+
+/// What the owner of a fetch wants of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Control {
+    /// Go on.
+    Run,
+    /// Request nothing until told to run.
+    Pause,
+    /// Save what is verified and stop.
+    Cancel,
+}
+
+/// `f`, or [`FetchError::Cancelled`] as soon as the owner cancels.
+pub(super) async fn unless_cancelled<T>(
+    control: &mut watch::Receiver<Control>,
+    f: impl std::future::Future<Output = Result<T, FetchError>>,
+) -> Result<T, FetchError> {
+    let cancelled = async {
+        if control.wait_for(|c| *c == Control::Cancel).await.is_err() {
+            // The owner is gone without cancelling: go on.
+            std::future::pending::<()>().await;
+        }
+    };
+    tokio::select! {
+        r = f => r,
+        () = cancelled => Err(FetchError::Cancelled),
+    }
 }
 
 /// One blob of the fetch.
@@ -437,6 +479,9 @@ struct Run {
     /// Verified new bytes stored from each peer, counted where they are
     /// written (a request aborted after writing still counts).
     credit: Arc<Mutex<BTreeMap<NodeId, Source>>>,
+    /// Paused: nothing is requested, and what was in flight is called
+    /// back. Cancelled: the same, then every part is saved and it ends.
+    control: watch::Receiver<Control>,
 }
 
 impl Run {
@@ -492,8 +537,28 @@ impl Run {
         }
         while !swarm.is_complete() {
             let now = start.elapsed();
+            let control = *self.control.borrow_and_update();
+            if control == Control::Cancel {
+                tasks.shutdown().await;
+                self.save().await?;
+                return Err(FetchError::Cancelled);
+            }
+            let paused = control == Control::Pause;
+            if paused {
+                // Call everything back; verified groups stay stored, and
+                // the pieces go back to the pool for when it resumes.
+                for ((peer, piece), h) in std::mem::take(&mut flights) {
+                    h.abort();
+                    swarm.piece_failed(&peer, piece, Failure::Cancelled);
+                }
+                stalled_since = None;
+            }
             // Fill every peer's pipeline.
-            let ids: Vec<NodeId> = swarm.peers().collect();
+            let ids: Vec<NodeId> = if paused {
+                Vec::new()
+            } else {
+                swarm.peers().collect()
+            };
             for id in ids {
                 let Some(peer) = self.peers.get(&id).cloned() else {
                     swarm.remove_peer(&id);
@@ -512,7 +577,7 @@ impl Run {
                     &mut self.peers.failures,
                 )));
             }
-            if flights.is_empty() && asking == 0 && !swarm.can_progress() {
+            if !paused && flights.is_empty() && asking == 0 && !swarm.can_progress() {
                 let since = *stalled_since.get_or_insert_with(tokio::time::Instant::now);
                 if since.elapsed() >= self.stall {
                     return Err(FetchError::NoSource {
@@ -573,6 +638,8 @@ impl Run {
                     }
                 }
                 _ = tick.tick() => {}
+                // Paused or resumed: act on it at once.
+                Ok(()) = self.control.changed() => {}
             }
             let t = tokio::time::Instant::now();
             if t >= next_pex {
@@ -596,14 +663,30 @@ impl Run {
         }
         tasks.abort_all();
         // Make everything durable, and complete in the store.
-        for part in &mut self.parts {
-            if let Some(b) = part.blob.take() {
-                blocking(move || b.lock().unwrap_or_else(|e| e.into_inner()).flush()).await?;
-            }
-        }
+        self.save().await?;
         (self.report)(FetchProgress::Peers(self.peer_progress(&swarm)));
         let credit = self.credit.lock().unwrap_or_else(|e| e.into_inner());
         Ok(credit.values().filter(|s| s.bytes > 0).cloned().collect())
+    }
+
+    /// Commit what is verified of every part. A store thread still writing
+    /// a piece of an aborted request holds its part; wait for it, so that
+    /// when this returns everything verified is committed.
+    async fn save(&mut self) -> Result<(), FetchError> {
+        for part in &mut self.parts {
+            let Some(b) = part.blob.take() else {
+                continue;
+            };
+            // A piece takes milliseconds to verify and write.
+            for _ in 0..200 {
+                if Arc::strong_count(&b) == 1 {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            blocking(move || b.lock().unwrap_or_else(|e| e.into_inner()).flush()).await?;
+        }
+        Ok(())
     }
 
     /// Start using `peer`: ask it what it holds of every blob of more than

@@ -1,0 +1,287 @@
+//! A running fetch: its result, its progress as a stream, and control.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll};
+
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+
+use super::fetch::Control;
+use super::{FetchError, FetchProgress, Fetched};
+use crate::content::Hash;
+
+/// Progress events a [`FetchEvents`] holds before the oldest unread
+/// `Peers` reports are dropped (byte counts are summed, never dropped).
+const EVENT_QUEUE: usize = 256;
+
+/// A fetch running in the background, from [`super::Node::fetch`].
+///
+/// Await it for the result. While it runs, [`Self::events`] streams its
+/// progress, and it can be paused, resumed and cancelled. Dropping the
+/// handle cancels the fetch; either way everything verified so far stays
+/// stored, and fetching the same root again resumes from it.
+///
+/// ```no_run
+/// # async fn f(node: swarm_engine::node::Node, root: swarm_engine::Hash,
+/// #            peer: swarm_engine::net::PeerAddr) -> Result<(), Box<dyn std::error::Error>> {
+/// use swarm_engine::node::{FetchOptions, FetchProgress};
+///
+/// let mut fetch = node.fetch(root, FetchOptions { peers: vec![peer], ..Default::default() });
+/// let mut events = fetch.events().expect("first call");
+/// tokio::spawn(async move {
+///     while let Some(e) = events.next().await {
+///         if let FetchProgress::Manifest { total, .. } = e {
+///             println!("{total} bytes to fetch");
+///         }
+///     }
+/// });
+/// let fetched = fetch.await?;
+/// println!("got {} files", fetched.files);
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+#[must_use = "dropping a FetchHandle cancels the fetch"]
+pub struct FetchHandle {
+    root: Hash,
+    task: JoinHandle<Result<Fetched, FetchError>>,
+    control: watch::Sender<Control>,
+    events: Option<FetchEvents>,
+}
+
+impl FetchHandle {
+    pub(super) fn spawn<F>(
+        root: Hash,
+        run: impl FnOnce(EventSink, watch::Receiver<Control>) -> F,
+    ) -> Self
+    where
+        F: Future<Output = Result<Fetched, FetchError>> + Send + 'static,
+    {
+        let (tx, rx) = mpsc::channel(EVENT_QUEUE);
+        let (control, control_rx) = watch::channel(Control::Run);
+        let unsent = Arc::new(AtomicU64::new(0));
+        let sink = EventSink {
+            tx,
+            unsent: unsent.clone(),
+        };
+        let task = tokio::spawn(run(sink, control_rx));
+        Self {
+            root,
+            task,
+            control,
+            events: Some(FetchEvents { rx, unsent }),
+        }
+    }
+
+    /// The root being fetched.
+    ///
+    /// ```no_run
+    /// # async fn f(node: swarm_engine::node::Node, root: swarm_engine::Hash) {
+    /// let fetch = node.fetch(root, Default::default());
+    /// assert_eq!(fetch.root(), root);
+    /// # }
+    /// ```
+    pub fn root(&self) -> Hash {
+        self.root
+    }
+
+    /// The stream of progress events; `None` after the first call. It ends
+    /// when the fetch does (await the handle for how it ended). Events are
+    /// queued until read; if the reader falls far behind, periodic
+    /// [`FetchProgress::Peers`] reports are dropped and
+    /// [`FetchProgress::Received`] counts are summed, so no byte is lost.
+    ///
+    /// ```no_run
+    /// # async fn f(node: swarm_engine::node::Node, root: swarm_engine::Hash) {
+    /// let mut fetch = node.fetch(root, Default::default());
+    /// let events = fetch.events();
+    /// assert!(events.is_some());
+    /// assert!(fetch.events().is_none());
+    /// # }
+    /// ```
+    pub fn events(&mut self) -> Option<FetchEvents> {
+        self.events.take()
+    }
+
+    /// Pause: stop requesting, and call back what is in flight (groups
+    /// already verified are kept). Connections stay open. A paused fetch
+    /// never gives up for lack of a source.
+    ///
+    /// ```no_run
+    /// # async fn f(node: swarm_engine::node::Node, root: swarm_engine::Hash) {
+    /// let fetch = node.fetch(root, Default::default());
+    /// fetch.pause();
+    /// assert!(fetch.is_paused());
+    /// fetch.resume();
+    /// # }
+    /// ```
+    pub fn pause(&self) {
+        self.control
+            .send_if_modified(|c| switch(c, Control::Run, Control::Pause));
+    }
+
+    /// Resume a paused fetch.
+    ///
+    /// ```no_run
+    /// # async fn f(node: swarm_engine::node::Node, root: swarm_engine::Hash) {
+    /// let fetch = node.fetch(root, Default::default());
+    /// fetch.pause();
+    /// fetch.resume();
+    /// assert!(!fetch.is_paused());
+    /// # }
+    /// ```
+    pub fn resume(&self) {
+        self.control
+            .send_if_modified(|c| switch(c, Control::Pause, Control::Run));
+    }
+
+    /// Whether it is paused.
+    ///
+    /// ```no_run
+    /// # async fn f(node: swarm_engine::node::Node, root: swarm_engine::Hash) {
+    /// let fetch = node.fetch(root, Default::default());
+    /// assert!(!fetch.is_paused());
+    /// # }
+    /// ```
+    pub fn is_paused(&self) -> bool {
+        *self.control.borrow() == Control::Pause
+    }
+
+    /// Cancel the fetch. Awaiting the handle then gives
+    /// [`FetchError::Cancelled`] (or the result, if it had just finished)
+    /// once everything verified is committed to the store, so fetching
+    /// again right away resumes from all of it.
+    ///
+    /// ```no_run
+    /// # async fn f(node: swarm_engine::node::Node, root: swarm_engine::Hash) {
+    /// use swarm_engine::node::FetchError;
+    ///
+    /// let fetch = node.fetch(root, Default::default());
+    /// fetch.cancel();
+    /// assert!(matches!(fetch.await, Err(FetchError::Cancelled) | Ok(_)));
+    /// # }
+    /// ```
+    pub fn cancel(&self) {
+        self.control.send_replace(Control::Cancel);
+    }
+
+    /// Whether the fetch has ended (awaiting it will not wait).
+    ///
+    /// ```no_run
+    /// # async fn f(node: swarm_engine::node::Node, root: swarm_engine::Hash) {
+    /// let fetch = node.fetch(root, Default::default());
+    /// if !fetch.is_finished() {
+    ///     println!("still fetching");
+    /// }
+    /// # }
+    /// ```
+    pub fn is_finished(&self) -> bool {
+        self.task.is_finished()
+    }
+}
+
+/// Set `c` to `to` if it is `from` (a cancelled fetch stays cancelled).
+fn switch(c: &mut Control, from: Control, to: Control) -> bool {
+    let change = *c == from;
+    if change {
+        *c = to;
+    }
+    change
+}
+
+impl Future for FetchHandle {
+    type Output = Result<Fetched, FetchError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        Pin::new(&mut self.task).poll(cx).map(|r| match r {
+            Ok(result) => result,
+            Err(e) if e.is_cancelled() => Err(FetchError::Cancelled),
+            // A panic in the fetch is a bug; pass it on rather than hide it.
+            Err(e) => std::panic::resume_unwind(e.into_panic()),
+        })
+    }
+}
+
+impl Drop for FetchHandle {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// The progress of a fetch, from [`FetchHandle::events`]: a
+/// [`futures_lite::Stream`] of [`FetchProgress`], or read it with
+/// [`Self::next`].
+#[derive(Debug)]
+pub struct FetchEvents {
+    rx: mpsc::Receiver<FetchProgress>,
+    /// Bytes the fetch could not queue: reported before the end.
+    unsent: Arc<AtomicU64>,
+}
+
+impl FetchEvents {
+    /// The next event; `None` once the fetch has ended.
+    ///
+    /// ```no_run
+    /// # async fn f(node: swarm_engine::node::Node, root: swarm_engine::Hash) {
+    /// use swarm_engine::node::FetchProgress;
+    ///
+    /// let mut fetch = node.fetch(root, Default::default());
+    /// let mut events = fetch.events().expect("first call");
+    /// let mut bytes = 0;
+    /// while let Some(e) = events.next().await {
+    ///     if let FetchProgress::Received(n) = e {
+    ///         bytes += n;
+    ///     }
+    /// }
+    /// println!("{bytes} bytes received");
+    /// # }
+    /// ```
+    pub async fn next(&mut self) -> Option<FetchProgress> {
+        futures_lite::StreamExt::next(self).await
+    }
+}
+
+impl futures_lite::Stream for FetchEvents {
+    type Item = FetchProgress;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<FetchProgress>> {
+        self.rx.poll_recv(cx).map(|e| {
+            e.or_else(|| {
+                let n = self.unsent.swap(0, Ordering::Relaxed);
+                (n > 0).then_some(FetchProgress::Received(n))
+            })
+        })
+    }
+}
+
+/// The sending side of [`FetchEvents`]; never blocks the fetch.
+#[derive(Clone)]
+pub(super) struct EventSink {
+    tx: mpsc::Sender<FetchProgress>,
+    /// Bytes received but not yet reported (the queue was full).
+    unsent: Arc<AtomicU64>,
+}
+
+impl EventSink {
+    pub(super) fn send(&self, p: FetchProgress) {
+        match p {
+            FetchProgress::Received(n) => {
+                let n = n + self.unsent.swap(0, Ordering::Relaxed);
+                if self.tx.try_send(FetchProgress::Received(n)).is_err() {
+                    self.unsent.fetch_add(n, Ordering::Relaxed);
+                }
+            }
+            other => {
+                let n = self.unsent.swap(0, Ordering::Relaxed);
+                if n > 0 && self.tx.try_send(FetchProgress::Received(n)).is_err() {
+                    self.unsent.fetch_add(n, Ordering::Relaxed);
+                }
+                // Only periodic reports are lost to a full queue: the
+                // one-off events come first, while it is nearly empty.
+                let _ = self.tx.try_send(other);
+            }
+        }
+    }
+}

@@ -1,0 +1,351 @@
+//! The embedding API on real components: nodes from the builder talking
+//! QUIC on 127.0.0.1, a local DHT, redb stores.
+
+use std::time::Duration;
+
+use super::{FetchError, FetchEvents, FetchOptions, FetchProgress, Node, NodeOpError};
+use crate::discovery::LocalDht;
+use crate::release::{PolicyError, SecretKey};
+use crate::store::{AcceptError, PublishOptions, ReadError};
+use crate::testutil::data;
+
+fn loopback() -> std::net::SocketAddr {
+    ([127, 0, 0, 1], 0).into()
+}
+
+/// A node on loopback without a DHT, uploading at most `limit` bytes/s.
+async fn node(limit: Option<u64>) -> Node {
+    Node::builder()
+        .listen(loopback())
+        .no_dht()
+        .upload_limit(limit)
+        .spawn()
+        .await
+        .unwrap()
+}
+
+/// A seeder holding one file of `n` bytes; returns it, the root, the
+/// bytes and the directory (kept alive).
+async fn seeder(n: usize, limit: Option<u64>) -> (Node, crate::Hash, Vec<u8>, tempfile::TempDir) {
+    let node = node(limit).await;
+    let dir = tempfile::tempdir().unwrap();
+    let bytes = data(7, n);
+    std::fs::write(dir.path().join("file.bin"), &bytes).unwrap();
+    let root = node.add(&[dir.path().join("file.bin")]).await.unwrap().root;
+    (node, root, bytes, dir)
+}
+
+fn stored(node: &Node, root: &crate::Hash) -> Vec<u8> {
+    let m = node.store().manifest(root).unwrap();
+    node.store()
+        .read_blob(&m.entries()[0].hash, 1 << 30)
+        .unwrap()
+        .unwrap()
+}
+
+/// Read events until `pred` holds for one; false if the stream ends first.
+async fn until(events: &mut FetchEvents, mut pred: impl FnMut(&FetchProgress) -> bool) -> bool {
+    while let Some(e) = events.next().await {
+        if pred(&e) {
+            return true;
+        }
+    }
+    false
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_stream_the_fetch_and_end_with_it() {
+    let (seed, root, bytes, _d) = seeder(3_000_000, None).await;
+    let fetcher = node(None).await;
+    let peers = vec![seed.addr().unwrap()];
+    let mut fetch = fetcher.fetch(
+        root,
+        FetchOptions {
+            peers,
+            ..Default::default()
+        },
+    );
+    assert_eq!(fetch.root(), root);
+    let mut events = fetch.events().unwrap();
+    assert!(fetch.events().is_none(), "the stream is handed out once");
+    let collect = tokio::spawn(async move {
+        let mut all = Vec::new();
+        while let Some(e) = events.next().await {
+            all.push(e);
+        }
+        all
+    });
+    let fetched = fetch.await.unwrap();
+    let all = collect.await.unwrap();
+    assert_eq!(stored(&fetcher, &root), bytes);
+    assert!(all.contains(&FetchProgress::Manifest {
+        total: bytes.len() as u64,
+        present: 0
+    }));
+    let received: u64 = all
+        .iter()
+        .map(|e| match e {
+            FetchProgress::Received(n) => *n,
+            _ => 0,
+        })
+        .sum();
+    // Every byte counted by the fetch is in the stream (the manifest's
+    // bytes are counted in `received` but not reported as progress).
+    assert!(received > bytes.len() as u64, "{received}");
+    assert!(
+        received <= fetched.received,
+        "{received} > {}",
+        fetched.received
+    );
+    assert!(
+        all.iter()
+            .any(|e| matches!(e, FetchProgress::Peers(p) if p.iter().any(|p| p.bytes > 0)))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_fetch_takes_nothing_and_finishes_after_resume() {
+    // 6 MB at 2 MiB/s: about 3 s, time to pause in the middle.
+    let (seed, root, bytes, _d) = seeder(6_000_000, Some(2 << 20)).await;
+    let fetcher = node(None).await;
+    let mut fetch = fetcher.fetch(
+        root,
+        FetchOptions {
+            peers: vec![seed.addr().unwrap()],
+            ..Default::default()
+        },
+    );
+    let mut events = fetch.events().unwrap();
+    assert!(until(&mut events, |e| matches!(e, FetchProgress::Received(_))).await);
+    fetch.pause();
+    assert!(fetch.is_paused());
+    // What was in flight is called back; then nothing more arrives.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    while let Ok(Some(_)) = tokio::time::timeout(Duration::ZERO, events.next()).await {}
+    let mut during = 0;
+    let quiet = tokio::time::timeout(Duration::from_millis(1500), async {
+        while let Some(e) = events.next().await {
+            if let FetchProgress::Received(n) = e {
+                during += n;
+            }
+        }
+    })
+    .await;
+    assert!(quiet.is_err(), "the fetch ended while paused");
+    assert_eq!(during, 0, "bytes arrived while paused");
+    assert!(!fetch.is_finished());
+    fetch.resume();
+    let fetched = fetch.await.unwrap();
+    assert_eq!(fetched.size, bytes.len() as u64);
+    assert_eq!(stored(&fetcher, &root), bytes);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancelled_fetch_keeps_what_it_verified_and_resumes() {
+    let (seed, root, bytes, _d) = seeder(6_000_000, Some(2 << 20)).await;
+    let fetcher = node(None).await;
+    let opts = FetchOptions {
+        peers: vec![seed.addr().unwrap()],
+        ..Default::default()
+    };
+    let mut fetch = fetcher.fetch(root, opts.clone());
+    let mut events = fetch.events().unwrap();
+    // Cancel once the peer has delivered 1 MB verified.
+    let mut verified = 0;
+    assert!(
+        until(&mut events, |e| {
+            if let FetchProgress::Peers(p) = e {
+                verified = p.iter().map(|p| p.bytes).sum();
+            }
+            verified >= 1_000_000
+        })
+        .await
+    );
+    fetch.cancel();
+    assert!(matches!(fetch.await, Err(FetchError::Cancelled)));
+    // The second fetch takes only what is missing.
+    let mut again = fetcher.fetch(root, opts);
+    let mut events = again.events().unwrap();
+    let present = tokio::spawn(async move {
+        let mut present = None;
+        until(&mut events, |e| {
+            if let FetchProgress::Manifest { present: p, .. } = e {
+                present = Some(*p);
+            }
+            present.is_some()
+        })
+        .await;
+        present
+    });
+    let fetched = again.await.unwrap();
+    let present = present.await.unwrap().unwrap();
+    // Everything verified before the cancel is kept (and committed by the
+    // time the cancelled fetch returned).
+    assert!(
+        present >= verified,
+        "{present} bytes kept of {verified} verified"
+    );
+    assert!(
+        fetched.received < bytes.len() as u64 - present / 2,
+        "refetched {} of {}",
+        fetched.received,
+        bytes.len()
+    );
+    assert_eq!(stored(&fetcher, &root), bytes);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropping_the_handle_cancels_the_fetch() {
+    let (seed, root, _bytes, _d) = seeder(6_000_000, Some(2 << 20)).await;
+    let fetcher = node(None).await;
+    let mut fetch = fetcher.fetch(
+        root,
+        FetchOptions {
+            peers: vec![seed.addr().unwrap()],
+            ..Default::default()
+        },
+    );
+    let mut events = fetch.events().unwrap();
+    assert!(until(&mut events, |e| matches!(e, FetchProgress::Received(_))).await);
+    drop(fetch);
+    // The stream ends because the fetch did, well before the 3 s it needs.
+    let ended = tokio::time::timeout(Duration::from_secs(2), async {
+        while events.next().await.is_some() {}
+    })
+    .await;
+    assert!(
+        ended.is_ok(),
+        "the fetch went on after its handle was dropped"
+    );
+    assert!(fetcher.store().pins().unwrap().is_empty(), "nothing pinned");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publish_on_the_dht_then_resolve_and_fetch_it_elsewhere() {
+    let dht = LocalDht::start(5).unwrap();
+    let build = || Node::builder().listen(loopback()).dht(dht.config()).spawn();
+    let publisher = build().await.unwrap();
+    let key = SecretKey::from_seed(&[11; 32]);
+    let dir = tempfile::tempdir().unwrap();
+    let bytes = data(3, 1_500_000);
+    std::fs::write(dir.path().join("app"), &bytes).unwrap();
+    let mut opts = PublishOptions::new("app", semver::Version::new(1, 4, 0));
+    opts.channel = "beta".into();
+    let published = publisher
+        .publish(&key, &[dir.path().join("app")], &opts)
+        .await
+        .unwrap();
+
+    let user = build().await.unwrap();
+    // Not trusted yet: found, and refused with the reason.
+    let err = user
+        .resolve(&key.public(), "app", "beta")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            NodeOpError::Refused(AcceptError::Policy(PolicyError::Untrusted { .. }))
+        ),
+        "{err}"
+    );
+    user.trust(&key.public(), "app publisher").unwrap();
+    assert!(
+        user.resolve(&key.public(), "app", "stable")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let found = user
+        .resolve(&key.public(), "app", "beta")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(found, published.release);
+    // No peers given: the DHT finds the publisher, which announced it.
+    let fetched = user
+        .fetch_release(&found, FetchOptions::default())
+        .unwrap()
+        .await
+        .unwrap();
+    assert_eq!(fetched.root, published.added.root);
+    assert_eq!(stored(&user, &fetched.root), bytes);
+    assert_eq!(fetched.peers, vec![publisher.id()]);
+    // Recorded as seen: the same sequence is still fine, a forged older
+    // one would not be (the rollback rule is tested with releases).
+    assert_eq!(
+        user.store()
+            .release_seen(&key.public(), "app", "beta")
+            .unwrap()
+            .unwrap()
+            .seq,
+        1
+    );
+    // A node without a DHT says what it lacks.
+    let lone = node(None).await;
+    assert!(matches!(
+        lone.resolve(&key.public(), "app", "beta").await,
+        Err(NodeOpError::NoDht)
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn seeding_needs_the_whole_content_and_stop_seeding_unpins() {
+    let (seed, root, _bytes, _d) = seeder(2_000_000, Some(1 << 20)).await;
+    let fetcher = node(None).await;
+    // A partial copy: cancelled after the first bytes.
+    let mut fetch = fetcher.fetch(
+        root,
+        FetchOptions {
+            peers: vec![seed.addr().unwrap()],
+            ..Default::default()
+        },
+    );
+    let mut events = fetch.events().unwrap();
+    assert!(until(&mut events, |e| matches!(e, FetchProgress::Received(_))).await);
+    fetch.cancel();
+    let _ = fetch.await;
+    let err = fetcher.seed(&root, "partial").await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            NodeOpError::Read(ReadError::Incomplete(_) | ReadError::Unknown(_))
+        ),
+        "{err}"
+    );
+    assert!(fetcher.store().pins().unwrap().is_empty());
+    // The seeder stops and starts seeding.
+    assert!(seed.stop_seeding(&root).await.unwrap());
+    assert!(seed.store().pins().unwrap().is_empty());
+    seed.seed(&root, "again").await.unwrap();
+    assert_eq!(seed.store().pins().unwrap()[0].name, "again");
+    let unknown = crate::Hash::of(b"nothing");
+    assert!(matches!(
+        seed.seed(&unknown, "x").await,
+        Err(NodeOpError::Read(ReadError::Unknown(_)))
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_path_keeps_content_and_identity_across_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = tempfile::tempdir().unwrap();
+    std::fs::write(files.path().join("a"), b"kept").unwrap();
+    let build = || {
+        Node::builder()
+            .store_path(dir.path().join("s"))
+            .no_dht()
+            .spawn()
+    };
+    let first = build().await.unwrap();
+    let root = first.add(&[files.path().join("a")]).await.unwrap().root;
+    let id = first.id();
+    first.shutdown().await;
+    drop(first);
+    let second = build().await.unwrap();
+    assert_eq!(second.id(), id);
+    assert_eq!(second.store().pins().unwrap()[0].root, root);
+    // The store is locked while open: a second node on it fails clearly.
+    let err = build().await.unwrap_err();
+    assert!(matches!(err, super::NodeError::Open(_)), "{err}");
+}

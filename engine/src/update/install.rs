@@ -9,32 +9,44 @@
 //! | `APP` | the running executable |
 //! | `APP.previous` | the one before the last update, for rollback |
 //! | `APP.staged` | a new executable being verified (only during [`Installer::apply`]) |
+//! | `APP.previous.tmp`, `APP.previous.old` | the next and the last previous one (only during [`Installer::apply`]) |
 //! | `APP.update-state` | the trial: which version, its hash, how many starts |
+//! | `APP.update-history` | versions rolled back here (never installed again), and the version last marked healthy |
 //!
 //! Every step is ordered so that a crash at any point leaves a working
-//! `APP`: the new file is written and synced under the `.staged` name, the
-//! previous executable is kept under `.previous`, the trial is recorded,
-//! and only then is `.staged` renamed over `APP` (one atomic rename; a
-//! running process keeps its open file). A crash before the rename leaves
-//! the old `APP` and a trial that [`Installer::startup`] recognises as
-//! never started (the hash of `APP` is not the trial's) and clears.
+//! `APP`: the new file is written and synced under the `.staged` name, a
+//! copy of the current executable under `.previous.tmp`, the trial is
+//! recorded, the copy becomes `.previous`, and only then is `.staged`
+//! renamed over `APP` (one atomic rename; a running process keeps its open
+//! file). A crash before that rename leaves the old `APP` and a trial that
+//! [`Installer::startup`] recognises as never started (the hash of `APP` is
+//! not the trial's) and clears, with the temporaries.
 
+use std::fmt;
 use std::fs;
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
+use tracing::warn;
 
 use crate::content::Hash;
 
 /// Starts a new version gets to call [`Installer::mark_healthy`] by default.
 pub const DEFAULT_TRIAL_STARTS: u32 = 3;
 
+/// Rolled-back versions remembered by [`Installer::failed_versions`]; the
+/// oldest is forgotten first.
+pub const MAX_FAILED_VERSIONS: usize = 16;
+
 /// Installs new versions of one executable and rolls them back.
 #[derive(Debug, Clone)]
 pub struct Installer {
     exe: PathBuf,
     trial_starts: u32,
+    /// The step at which tests make an I/O operation fail.
+    #[cfg(test)]
+    fail_at: Option<&'static str>,
 }
 
 /// What [`Installer::startup`] found.
@@ -53,9 +65,10 @@ pub enum Startup {
         of: u32,
     },
     /// The version on trial used up its starts without being marked
-    /// healthy: the previous executable is back in place. The process is
-    /// still the failed version; it should exit (or re-execute itself) so
-    /// the previous one runs.
+    /// healthy: the previous executable is back in place, and the version
+    /// is remembered as failed ([`Installer::failed_versions`]). The
+    /// process is still the failed version; it should exit (or re-execute
+    /// itself) so the previous one runs.
     RolledBack {
         /// The version that failed.
         failed: String,
@@ -105,12 +118,58 @@ struct Trial {
 
 const STATE_VERSION: u8 = 1;
 
+/// What updates did on this machine (postcard, after a one-byte version).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+struct History {
+    /// The version last marked healthy, so that a rollback later knows
+    /// what it undoes. Only believed while `APP` still has its hash.
+    installed: Option<Installed>,
+    /// Versions rolled back, oldest first, at most [`MAX_FAILED_VERSIONS`].
+    failed: Vec<Failed>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct Installed {
+    version: String,
+    hash: [u8; 32],
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct Failed {
+    version: String,
+    /// The executable's hash, to tell what exactly failed.
+    hash: [u8; 32],
+    why: Why,
+}
+
+/// Why a version was rolled back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub(super) enum Why {
+    /// It used up its trial starts without [`Installer::mark_healthy`].
+    NeverHealthy,
+    /// [`Installer::rollback`] was called.
+    Requested,
+}
+
+impl fmt::Display for Why {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::NeverHealthy => "after it failed to start",
+            Self::Requested => "on request",
+        })
+    }
+}
+
+const HISTORY_VERSION: u8 = 1;
+
 impl Installer {
     /// An installer for the executable at `exe`.
     pub fn new(exe: impl Into<PathBuf>) -> Self {
         Self {
             exe: exe.into(),
             trial_starts: DEFAULT_TRIAL_STARTS,
+            #[cfg(test)]
+            fail_at: None,
         }
     }
 
@@ -123,6 +182,23 @@ impl Installer {
     pub fn trial_starts(mut self, n: u32) -> Self {
         self.trial_starts = n.max(1);
         self
+    }
+
+    /// Make the I/O operation at `step` fail (see [`Self::fault`]).
+    #[cfg(test)]
+    pub(super) fn fail_at(mut self, step: &'static str) -> Self {
+        self.fail_at = Some(step);
+        self
+    }
+
+    /// An error where a test asked for one; nothing otherwise.
+    fn fault(&self, step: &'static str) -> io::Result<()> {
+        #[cfg(test)]
+        if self.fail_at == Some(step) {
+            return Err(io::Error::other(format!("injected failure at {step}")));
+        }
+        let _ = step;
+        Ok(())
     }
 
     /// The executable this installer manages.
@@ -141,8 +217,31 @@ impl Installer {
         self.beside(".previous")
     }
 
+    /// Where the versions rolled back on this machine are kept. Deleting
+    /// the file makes them eligible for installing again.
+    ///
+    /// ```
+    /// use std::path::Path;
+    /// use swarm_engine::update::Installer;
+    ///
+    /// let installer = Installer::new("/opt/app/bin/app");
+    /// assert_eq!(
+    ///     installer.history_path(),
+    ///     Path::new("/opt/app/bin/app.update-history")
+    /// );
+    /// ```
+    pub fn history_path(&self) -> PathBuf {
+        self.beside(".update-history")
+    }
+
     fn staged_path(&self) -> PathBuf {
         self.beside(".staged")
+    }
+
+    /// The previous executable of before an update, until the update is in
+    /// place.
+    fn backup_path(&self) -> PathBuf {
+        self.beside(".previous.old")
     }
 
     fn state_path(&self) -> PathBuf {
@@ -153,32 +252,20 @@ impl Installer {
     /// release) as `version`: copy it beside the current one, check that
     /// the copy hashes to `expected`, keep the current one as
     /// [`Self::previous_path`], put the new one on trial, and rename it
-    /// into place. On error the current executable is untouched and the
-    /// staged copy removed.
+    /// into place. On error the current executable, the previous one and
+    /// the trial are as they were, and nothing staged remains.
     pub fn apply(&self, new: &Path, expected: Hash, version: &str) -> Result<(), InstallError> {
         let staged = self.staged_path();
-        let r = self.stage(new, &staged, expected);
+        // The leftover of a crashed install. Anything else in the way (a
+        // directory) is not ours to remove: creating the file says so.
+        let _ = fs::remove_file(&staged);
+        let r = self
+            .stage(new, &staged, expected)
+            .and_then(|()| self.swap(&staged, expected, version));
         if r.is_err() {
             let _ = fs::remove_file(&staged);
-            return r;
         }
-        // Keep the current executable for rollback (a copy: the running
-        // process may still need its file, and a link would share it).
-        let previous = self.previous_path();
-        let r = atomic_copy(&self.exe, &previous).and_then(|()| {
-            self.write_state(&Trial {
-                version: version.to_owned(),
-                hash: *expected.as_bytes(),
-                starts: 0,
-            })
-        });
-        if let Err(e) = r {
-            let _ = fs::remove_file(&staged);
-            return Err(e);
-        }
-        fs::rename(&staged, &self.exe)
-            .map_err(io_err("cannot move the new executable to", &self.exe))?;
-        sync_dir(&self.exe)
+        r
     }
 
     fn stage(&self, new: &Path, staged: &Path, expected: Hash) -> Result<(), InstallError> {
@@ -186,11 +273,23 @@ impl Installer {
             .map_err(io_err("cannot read", &self.exe))?
             .permissions();
         let mut src = fs::File::open(new).map_err(io_err("cannot open", new))?;
-        let mut dst = fs::File::create(staged).map_err(io_err("cannot create", staged))?;
-        io::copy(&mut src, &mut dst).map_err(io_err("cannot write", staged))?;
-        dst.sync_all().map_err(io_err("cannot sync", staged))?;
+        // A new file: never write through whatever was at that name.
+        let mut dst = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(staged)
+            .and_then(|f| self.fault("create").map(|()| f))
+            .map_err(io_err("cannot create", staged))?;
+        copy(&mut src, new, &mut dst, staged)?;
+        self.fault("write")
+            .map_err(io_err("cannot write", staged))?;
+        dst.sync_all()
+            .and_then(|()| self.fault("sync"))
+            .map_err(io_err("cannot sync", staged))?;
         drop(dst);
-        fs::set_permissions(staged, mode).map_err(io_err("cannot set permissions on", staged))?;
+        fs::set_permissions(staged, mode)
+            .and_then(|()| self.fault("permissions"))
+            .map_err(io_err("cannot set permissions on", staged))?;
         // Verify the copy that will run, not the source.
         let actual = hash_file(staged)?;
         if actual != expected {
@@ -203,12 +302,97 @@ impl Installer {
         Ok(())
     }
 
+    /// Keep the current executable as the previous one, record the trial
+    /// and rename `staged` into place. On error everything but `staged` is
+    /// put back as it was.
+    fn swap(&self, staged: &Path, expected: Hash, version: &str) -> Result<(), InstallError> {
+        let before = self.read_state()?;
+        // A copy: the running process may still need its file, and a link
+        // would share it.
+        let previous = self.previous_path();
+        let keep = tmp_beside(&previous);
+        let trial = Trial {
+            version: version.to_owned(),
+            hash: *expected.as_bytes(),
+            starts: 0,
+        };
+        let r = copy_synced(&self.exe, &keep)
+            .and_then(|()| {
+                self.fault("copy previous")
+                    .map_err(io_err("cannot copy to", &keep))
+            })
+            .and_then(|()| {
+                // Atomic: on error the state of before is still there.
+                self.fault("state")
+                    .map_err(io_err("cannot replace", &self.state_path()))?;
+                self.write_state(&trial)
+            });
+        if let Err(e) = r {
+            let _ = fs::remove_file(&keep);
+            return Err(e);
+        }
+        // The previous one of before stays linked under `.previous.old`
+        // until the new one is in place, to be put back if that fails (on a
+        // file system without hard links it cannot be).
+        let backup = self.backup_path();
+        let _ = fs::remove_file(&backup);
+        let had_previous = previous.exists();
+        let backed_up = had_previous && fs::hard_link(&previous, &backup).is_ok();
+        let r = self
+            .fault("keep previous")
+            .and_then(|()| fs::rename(&keep, &previous))
+            .map_err(io_err("cannot replace", &previous))
+            .and_then(|()| {
+                self.fault("swap")
+                    .and_then(|()| fs::rename(staged, &self.exe))
+                    .map_err(io_err("cannot move the new executable to", &self.exe))
+            });
+        if let Err(e) = r {
+            let _ = fs::remove_file(&keep);
+            if backed_up {
+                let _ = fs::rename(&backup, &previous);
+                // Still there if `previous` was not replaced: a rename
+                // between two links to one file does nothing.
+                let _ = fs::remove_file(&backup);
+            } else if !had_previous {
+                let _ = fs::remove_file(&previous);
+            }
+            if let Err(e) = self.restore_state(before) {
+                // Harmless: `startup` clears a trial whose executable is
+                // not in place.
+                warn!("cannot restore the update state: {e}");
+            }
+            return Err(e);
+        }
+        let _ = fs::remove_file(&backup);
+        if let Err(e) = sync_dir(&self.exe) {
+            // The rename is done; it may just not survive a power loss, and
+            // a trial without its executable is cleared at the next start.
+            warn!("{e}: the update is in place but may not be durable yet");
+        }
+        Ok(())
+    }
+
+    fn restore_state(&self, before: Option<Trial>) -> Result<(), InstallError> {
+        match before {
+            Some(trial) => self.write_state(&trial),
+            None => self.clear_state(),
+        }
+    }
+
     /// Call first thing at every start. Counts a start of a version on
     /// trial, and rolls it back once it has used up its starts without
-    /// [`Self::mark_healthy`]. Clears a trial whose swap never happened
-    /// (a crash between staging and the rename), and any staged leftover.
+    /// [`Self::mark_healthy`], remembering it as failed so it is not
+    /// installed again. Clears a trial whose swap never happened (a crash
+    /// between staging and the rename), and the leftovers of an install.
     pub fn startup(&self) -> Result<Startup, InstallError> {
-        let _ = fs::remove_file(self.staged_path());
+        for leftover in [
+            self.staged_path(),
+            tmp_beside(&self.previous_path()),
+            self.backup_path(),
+        ] {
+            let _ = fs::remove_file(leftover);
+        }
         let Some(mut trial) = self.read_state()? else {
             return Ok(Startup::Normal);
         };
@@ -220,7 +404,11 @@ impl Installer {
         }
         trial.starts += 1;
         if trial.starts > self.trial_starts {
-            self.rollback()?;
+            let failed = Installed {
+                version: trial.version.clone(),
+                hash: trial.hash,
+            };
+            self.roll_back(Some(failed), Why::NeverHealthy)?;
             return Ok(Startup::RolledBack {
                 failed: trial.version,
             });
@@ -236,6 +424,24 @@ impl Installer {
     /// The version on trial works: keep it. The previous executable stays
     /// for a manual [`Self::rollback`].
     pub fn mark_healthy(&self) -> Result<(), InstallError> {
+        match self.read_state() {
+            Ok(Some(trial)) => {
+                let kept = Installed {
+                    version: trial.version,
+                    hash: trial.hash,
+                };
+                let r = self.read_history().and_then(|mut h| {
+                    h.installed = Some(kept);
+                    self.write_history(&h)
+                });
+                if let Err(e) = r {
+                    warn!("{e}: a later rollback will not remember which version it undid");
+                }
+            }
+            Ok(None) => return Ok(()),
+            // Damaged: clearing it is what was asked for.
+            Err(_) => {}
+        }
         self.clear_state()
     }
 
@@ -245,10 +451,29 @@ impl Installer {
     }
 
     /// Put the previous executable back (atomically) and end any trial.
+    /// The version rolled back, if this installer put it in place (it is on
+    /// trial, or was the last marked healthy), is remembered as failed
+    /// ([`Self::failed_versions`]) so that it is not installed again.
     pub fn rollback(&self) -> Result<(), InstallError> {
+        if !self.previous_path().exists() {
+            return Err(InstallError::NoPrevious(self.exe.clone()));
+        }
+        // Bookkeeping never stands in the way of a rollback.
+        let failed = self.in_place().unwrap_or_else(|e| {
+            warn!("{e}: rolling back without remembering the version");
+            None
+        });
+        self.roll_back(failed, Why::Requested)
+    }
+
+    fn roll_back(&self, failed: Option<Installed>, why: Why) -> Result<(), InstallError> {
         let previous = self.previous_path();
         if !previous.exists() {
             return Err(InstallError::NoPrevious(self.exe.clone()));
+        }
+        // Remember first: a crash in the middle must not forget it.
+        if let Err(e) = self.remember_failed(failed, why) {
+            warn!("{e}: the version rolled back may be offered again");
         }
         // Copy rather than rename, so a second rollback is still possible
         // and `APP.previous` survives a crash in the middle.
@@ -256,34 +481,90 @@ impl Installer {
         self.clear_state()
     }
 
-    fn read_state(&self) -> Result<Option<Trial>, InstallError> {
-        let path = self.state_path();
-        let bytes = match fs::read(&path) {
-            Ok(b) => b,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(io_err("cannot read", &path)(e)),
-        };
-        match bytes.split_first() {
-            Some((&STATE_VERSION, rest)) => postcard::from_bytes(rest).map(Some).map_err(|e| {
-                io_err("damaged update state", &path)(io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    e.to_string(),
-                ))
+    /// The version in place, if this installer put it there.
+    fn in_place(&self) -> Result<Option<Installed>, InstallError> {
+        let candidate = match self.read_state()? {
+            Some(t) => Some(Installed {
+                version: t.version,
+                hash: t.hash,
             }),
-            _ => Err(io_err("unknown update state format", &path)(
-                io::Error::new(io::ErrorKind::InvalidData, "not written by this version"),
-            )),
+            None => self.read_history()?.installed,
+        };
+        let Some(c) = candidate else {
+            return Ok(None);
+        };
+        // A trial whose swap never happened, or a file replaced since.
+        Ok((hash_file(&self.exe)?.as_bytes() == &c.hash).then_some(c))
+    }
+
+    fn remember_failed(&self, failed: Option<Installed>, why: Why) -> Result<(), InstallError> {
+        let mut h = self.read_history()?;
+        if failed.is_none() && h.installed.is_none() {
+            return Ok(());
         }
+        // After the rollback the version in place is not one we know.
+        h.installed = None;
+        if let Some(f) = failed {
+            h.failed.retain(|x| x.version != f.version);
+            h.failed.push(Failed {
+                version: f.version,
+                hash: f.hash,
+                why,
+            });
+            let excess = h.failed.len().saturating_sub(MAX_FAILED_VERSIONS);
+            h.failed.drain(..excess);
+        }
+        self.write_history(&h)
+    }
+
+    /// Versions rolled back on this machine, oldest first (at most
+    /// [`MAX_FAILED_VERSIONS`]): by [`Self::startup`] because they never
+    /// got healthy, or by [`Self::rollback`]. The
+    /// [`Updater`](super::Updater) does not install them again; a newer
+    /// version is taken as usual. Delete [`Self::history_path`] to forget
+    /// them.
+    ///
+    /// ```no_run
+    /// use swarm_engine::update::Installer;
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let installer = Installer::current()?;
+    /// for version in installer.failed_versions()? {
+    ///     eprintln!("version {version} was rolled back here");
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn failed_versions(&self) -> Result<Vec<String>, InstallError> {
+        Ok(self
+            .read_history()?
+            .failed
+            .into_iter()
+            .map(|f| f.version)
+            .collect())
+    }
+
+    /// Why `version` was rolled back on this machine, if it was.
+    pub(super) fn rolled_back(&self, version: &str) -> Result<Option<Why>, InstallError> {
+        Ok(self
+            .read_history()?
+            .failed
+            .iter()
+            .find(|f| f.version == version)
+            .map(|f| f.why))
+    }
+
+    fn read_state(&self) -> Result<Option<Trial>, InstallError> {
+        read_versioned(
+            &self.state_path(),
+            STATE_VERSION,
+            "damaged update state",
+            "unknown update state format",
+        )
     }
 
     fn write_state(&self, trial: &Trial) -> Result<(), InstallError> {
-        let path = self.state_path();
-        let mut bytes = vec![STATE_VERSION];
-        bytes.extend(
-            postcard::to_allocvec(trial)
-                .map_err(|e| io_err("cannot encode", &path)(io::Error::other(e.to_string())))?,
-        );
-        atomic_write(&path, &bytes)
+        write_versioned(&self.state_path(), STATE_VERSION, trial)
     }
 
     fn clear_state(&self) -> Result<(), InstallError> {
@@ -293,6 +574,20 @@ impl Installer {
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(io_err("cannot remove", &path)(e)),
         }
+    }
+
+    fn read_history(&self) -> Result<History, InstallError> {
+        Ok(read_versioned(
+            &self.history_path(),
+            HISTORY_VERSION,
+            "damaged update history",
+            "unknown update history format",
+        )?
+        .unwrap_or_default())
+    }
+
+    fn write_history(&self, h: &History) -> Result<(), InstallError> {
+        write_versioned(&self.history_path(), HISTORY_VERSION, h)
     }
 }
 
@@ -304,6 +599,59 @@ fn io_err<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> I
     }
 }
 
+/// A postcard value after a one-byte format version; `None` if there is no
+/// file.
+fn read_versioned<T: DeserializeOwned>(
+    path: &Path,
+    version: u8,
+    damaged: &'static str,
+    unknown: &'static str,
+) -> Result<Option<T>, InstallError> {
+    let bytes = match fs::read(path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(io_err("cannot read", path)(e)),
+    };
+    match bytes.split_first() {
+        Some((&v, rest)) if v == version => postcard::from_bytes(rest).map(Some).map_err(|e| {
+            io_err(damaged, path)(io::Error::new(io::ErrorKind::InvalidData, e.to_string()))
+        }),
+        _ => Err(io_err(unknown, path)(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "not written by this version",
+        ))),
+    }
+}
+
+fn write_versioned<T: Serialize>(path: &Path, version: u8, value: &T) -> Result<(), InstallError> {
+    let mut bytes = vec![version];
+    bytes.extend(
+        postcard::to_allocvec(value)
+            .map_err(|e| io_err("cannot encode", path)(io::Error::other(e.to_string())))?,
+    );
+    atomic_write(path, &bytes)
+}
+
+/// Copy `src` to `dst`, naming the file whose side failed.
+fn copy(
+    src: &mut fs::File,
+    from: &Path,
+    dst: &mut fs::File,
+    to: &Path,
+) -> Result<(), InstallError> {
+    let mut buf = vec![0; 64 * 1024];
+    loop {
+        let n = match src.read(&mut buf) {
+            Ok(0) => return Ok(()),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(io_err("cannot read", from)(e)),
+        };
+        dst.write_all(&buf[..n])
+            .map_err(io_err("cannot write", to))?;
+    }
+}
+
 /// BLAKE3 of a whole file (the same as its blob hash in a manifest).
 fn hash_file(path: &Path) -> Result<Hash, InstallError> {
     let f = fs::File::open(path).map_err(io_err("cannot open", path))?;
@@ -312,17 +660,21 @@ fn hash_file(path: &Path) -> Result<Hash, InstallError> {
     Ok(h.finalize().into())
 }
 
+/// `to` becomes a synced copy of `from`, with its permissions.
+fn copy_synced(from: &Path, to: &Path) -> Result<(), InstallError> {
+    fs::copy(from, to).map_err(io_err("cannot copy to", to))?;
+    fs::File::open(to)
+        .and_then(|f| f.sync_all())
+        .map_err(io_err("cannot sync", to))
+}
+
 /// `to` becomes a copy of `from` in one rename, with `from`'s permissions.
 fn atomic_copy(from: &Path, to: &Path) -> Result<(), InstallError> {
     let tmp = tmp_beside(to);
-    let r = (|| {
-        fs::copy(from, &tmp).map_err(io_err("cannot copy to", &tmp))?;
-        fs::File::open(&tmp)
-            .and_then(|f| f.sync_all())
-            .map_err(io_err("cannot sync", &tmp))?;
+    let r = copy_synced(from, &tmp).and_then(|()| {
         fs::rename(&tmp, to).map_err(io_err("cannot replace", to))?;
         sync_dir(to)
-    })();
+    });
     if r.is_err() {
         let _ = fs::remove_file(&tmp);
     }

@@ -7,7 +7,9 @@
 //! stages and verifies it, swaps it in atomically keeping the previous one,
 //! and puts it on trial: a version that does not call
 //! [`Installer::mark_healthy`] within its starts is rolled back by
-//! [`Installer::startup`].
+//! [`Installer::startup`]. A version rolled back is remembered beside the
+//! executable ([`Installer::failed_versions`]) and not installed again; a
+//! newer one is.
 //!
 //! ```no_run
 //! use swarm_engine::update::{Installer, Startup};
@@ -32,5 +34,7 @@ mod install;
 mod tests;
 mod updater;
 
-pub use self::install::{DEFAULT_TRIAL_STARTS, InstallError, Installer, Startup};
+pub use self::install::{
+    DEFAULT_TRIAL_STARTS, InstallError, Installer, MAX_FAILED_VERSIONS, Startup,
+};
 pub use self::updater::{Downloaded, Update, UpdateConfig, UpdateError, Updater};

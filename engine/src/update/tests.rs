@@ -5,6 +5,10 @@ use std::os::unix::fs::PermissionsExt;
 
 use super::*;
 use crate::content::Hash;
+use crate::net::EndpointConfig;
+use crate::node::Node;
+use crate::release::{PolicyError, Release, SecretKey, SignedRelease};
+use crate::store::{AcceptError, Store};
 
 struct App {
     _dir: tempfile::TempDir,
@@ -30,7 +34,7 @@ fn leftovers(a: &App) -> Vec<String> {
     let mut names: Vec<String> = fs::read_dir(a.exe.parent().unwrap())
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|n| n.ends_with(".staged") || n.ends_with(".tmp"))
+        .filter(|n| n.ends_with(".staged") || n.ends_with(".tmp") || n.ends_with(".old"))
         .collect();
     names.sort();
     names
@@ -160,10 +164,7 @@ fn a_missing_download_is_an_error_and_changes_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_application_updates_itself_from_the_swarm() {
     use crate::discovery::{Dht, LocalDht};
-    use crate::net::EndpointConfig;
-    use crate::node::Node;
-    use crate::release::{Release, SecretKey};
-    use crate::store::{AddOptions, Store};
+    use crate::store::AddOptions;
 
     let dht = LocalDht::start(8).unwrap();
     let cfg = dht.config();
@@ -274,7 +275,398 @@ async fn an_application_updates_itself_from_the_swarm() {
     assert!(matches!(err, UpdateError::Refused(_)), "{err}");
     // An older sequence than the one installed is refused (rollback).
     let old = release(semver::Version::new(2, 5, 0), 0, "stable");
-    assert!(updater.check_token(&old.to_token()).is_err());
+    let err = updater.check_token(&old.to_token()).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            UpdateError::Refused(AcceptError::Policy(PolicyError::Rollback {
+                got: 0,
+                seen: 1,
+                ..
+            }))
+        ),
+        "{err}"
+    );
     node.shutdown().await;
     publisher.shutdown().await;
+}
+
+const V3: &[u8] = b"#!/bin/sh\necho v3\n";
+
+/// Every file in the app's directory with its bytes.
+fn snapshot(a: &App) -> Vec<(String, Vec<u8>)> {
+    let mut files: Vec<(String, Vec<u8>)> = fs::read_dir(a.exe.parent().unwrap())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_file())
+        .map(|p| {
+            let name = p.file_name().unwrap().to_string_lossy().into_owned();
+            (name, fs::read(&p).unwrap())
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+#[test]
+fn a_version_that_never_gets_healthy_is_remembered_as_failed() {
+    let a = app();
+    let inst = Installer::new(&a.exe).trial_starts(1);
+    assert!(inst.failed_versions().unwrap().is_empty());
+    inst.apply(&a.v2, Hash::of(V2), "2.0.0").unwrap();
+    assert!(matches!(inst.startup().unwrap(), Startup::Trial { .. }));
+    assert!(matches!(
+        inst.startup().unwrap(),
+        Startup::RolledBack { .. }
+    ));
+    assert_eq!(inst.failed_versions().unwrap(), ["2.0.0"]);
+    assert!(inst.history_path().exists());
+    // Remembered across instances (it is on disk), and not again on the
+    // next start.
+    assert_eq!(inst.startup().unwrap(), Startup::Normal);
+    assert_eq!(Installer::new(&a.exe).failed_versions().unwrap(), ["2.0.0"]);
+}
+
+#[test]
+fn an_explicit_rollback_remembers_the_version_on_trial_or_last_kept() {
+    let a = app();
+    let inst = Installer::new(&a.exe);
+    // On trial.
+    inst.apply(&a.v2, Hash::of(V2), "2.0.0").unwrap();
+    inst.rollback().unwrap();
+    assert_eq!(fs::read(&a.exe).unwrap(), V1);
+    assert_eq!(inst.failed_versions().unwrap(), ["2.0.0"]);
+    // A second rollback undoes no version of ours: nothing new.
+    inst.rollback().unwrap();
+    assert_eq!(inst.failed_versions().unwrap(), ["2.0.0"]);
+    // Marked healthy, then rolled back by hand.
+    let v3 = a.exe.with_file_name("download-v3");
+    fs::write(&v3, V3).unwrap();
+    inst.apply(&v3, Hash::of(V3), "3.0.0").unwrap();
+    assert!(matches!(inst.startup().unwrap(), Startup::Trial { .. }));
+    inst.mark_healthy().unwrap();
+    assert_eq!(inst.startup().unwrap(), Startup::Normal);
+    // Again, at the next start: with no trial it must not forget 3.0.0.
+    inst.mark_healthy().unwrap();
+    inst.rollback().unwrap();
+    assert_eq!(fs::read(&a.exe).unwrap(), V1);
+    assert_eq!(inst.failed_versions().unwrap(), ["2.0.0", "3.0.0"]);
+}
+
+#[test]
+fn a_trial_whose_swap_never_happened_is_not_remembered_as_failed() {
+    let a = app();
+    let inst = Installer::new(&a.exe);
+    inst.apply(&a.v2, Hash::of(V2), "2.0.0").unwrap();
+    // The crash before the rename: the old executable is in place.
+    fs::write(&a.exe, V1).unwrap();
+    inst.rollback().unwrap();
+    assert!(inst.failed_versions().unwrap().is_empty());
+    assert!(!inst.on_trial().unwrap());
+}
+
+#[test]
+fn failed_versions_are_bounded_and_a_repeat_moves_to_the_end() {
+    let a = app();
+    let inst = Installer::new(&a.exe);
+    let n = MAX_FAILED_VERSIONS + 2;
+    for i in 0..n {
+        inst.apply(&a.v2, Hash::of(V2), &format!("2.0.{i}"))
+            .unwrap();
+        inst.rollback().unwrap();
+    }
+    let want: Vec<String> = (2..n).map(|i| format!("2.0.{i}")).collect();
+    assert_eq!(inst.failed_versions().unwrap(), want);
+    inst.apply(&a.v2, Hash::of(V2), "2.0.5").unwrap();
+    inst.rollback().unwrap();
+    let failed = inst.failed_versions().unwrap();
+    assert_eq!(failed.len(), MAX_FAILED_VERSIONS);
+    assert_eq!(failed.iter().filter(|v| *v == "2.0.5").count(), 1);
+    assert_eq!(failed.last().unwrap(), "2.0.5");
+}
+
+#[test]
+fn a_damaged_history_never_stands_in_the_way_of_a_rollback() {
+    let a = app();
+    let inst = Installer::new(&a.exe);
+    inst.apply(&a.v2, Hash::of(V2), "2.0.0").unwrap();
+    fs::write(inst.history_path(), b"\x01\xff\xff").unwrap();
+    let err = inst.failed_versions().unwrap_err();
+    assert!(err.to_string().contains("damaged update history"), "{err}");
+    assert!(err.to_string().contains("app.update-history"), "{err}");
+    inst.rollback().unwrap();
+    assert_eq!(fs::read(&a.exe).unwrap(), V1);
+    assert!(!inst.on_trial().unwrap());
+}
+
+/// Each I/O step of `apply` made to fail in turn, from three starting
+/// points: the directory is left exactly as it was, and a later install
+/// works.
+#[test]
+fn every_failing_step_of_apply_leaves_everything_as_it_was() {
+    let steps = [
+        ("create", "app.staged"),
+        ("write", "app.staged"),
+        ("sync", "app.staged"),
+        ("permissions", "app.staged"),
+        ("copy previous", "app.previous.tmp"),
+        ("state", "app.update-state"),
+        ("keep previous", "app.previous"),
+        ("swap", "app"),
+    ];
+    for (step, file) in steps {
+        for start in ["fresh", "with a previous", "v2 on trial"] {
+            let a = app();
+            let v3 = a.exe.with_file_name("download-v3");
+            fs::write(&v3, V3).unwrap();
+            match start {
+                "fresh" => {}
+                "with a previous" => {
+                    fs::write(a.exe.with_file_name("app.previous"), b"v0").unwrap()
+                }
+                _ => Installer::new(&a.exe)
+                    .apply(&a.v2, Hash::of(V2), "2.0.0")
+                    .unwrap(),
+            }
+            let before = snapshot(&a);
+            let inst = Installer::new(&a.exe).fail_at(step);
+            let err = inst.apply(&v3, Hash::of(V3), "3.0.0").unwrap_err();
+            let InstallError::Io { path, .. } = &err else {
+                panic!("{step}, {start}: {err}");
+            };
+            assert_eq!(path.file_name().unwrap(), file, "{step}, {start}: {err}");
+            let source = std::error::Error::source(&err).unwrap().to_string();
+            assert!(source.contains(step), "{step}, {start}: {source}");
+            assert_eq!(snapshot(&a), before, "{step}, {start}");
+            assert!(
+                leftovers(&a).is_empty(),
+                "{step}, {start}: {:?}",
+                leftovers(&a)
+            );
+            Installer::new(&a.exe)
+                .apply(&v3, Hash::of(V3), "3.0.0")
+                .unwrap();
+            assert_eq!(fs::read(&a.exe).unwrap(), V3, "{step}, {start}");
+        }
+    }
+}
+
+#[test]
+fn staging_onto_a_directory_in_the_way_fails_names_it_and_installs_nothing() {
+    let a = app();
+    let staged = a.exe.with_file_name("app.staged");
+    fs::create_dir(&staged).unwrap();
+    let inst = Installer::new(&a.exe);
+    let err = inst.apply(&a.v2, Hash::of(V2), "2.0.0").unwrap_err();
+    assert!(
+        matches!(&err, InstallError::Io { what: "cannot create", path, .. } if *path == staged),
+        "{err}"
+    );
+    assert!(err.to_string().contains("app.staged"), "{err}");
+    assert_eq!(fs::read(&a.exe).unwrap(), V1);
+    assert!(!inst.previous_path().exists());
+    assert!(!inst.on_trial().unwrap());
+    assert!(inst.failed_versions().unwrap().is_empty());
+    // Not ours, so left alone, and nothing written into it.
+    assert_eq!(fs::read_dir(&staged).unwrap().count(), 0);
+    assert!(
+        leftovers(&a).iter().all(|n| n == "app.staged"),
+        "{:?}",
+        leftovers(&a)
+    );
+}
+
+#[test]
+fn a_download_that_cannot_be_read_leaves_no_staged_copy() {
+    let a = app();
+    // A directory opens, but reading it fails: after the staged file was
+    // created.
+    let dir = a.exe.with_file_name("download-dir");
+    fs::create_dir(&dir).unwrap();
+    let inst = Installer::new(&a.exe);
+    let err = inst.apply(&dir, Hash::of(V2), "2.0.0").unwrap_err();
+    assert!(
+        matches!(&err, InstallError::Io { what: "cannot read", path, .. } if *path == dir),
+        "{err}"
+    );
+    assert_eq!(fs::read(&a.exe).unwrap(), V1);
+    assert!(!inst.previous_path().exists());
+    assert!(!inst.on_trial().unwrap());
+    assert!(leftovers(&a).is_empty(), "{:?}", leftovers(&a));
+}
+
+/// A node for checking tokens (no DHT, no peers).
+async fn token_node() -> Node {
+    let loopback = EndpointConfig::default().listen(([127, 0, 0, 1], 0).into());
+    Node::spawn(Store::memory().unwrap(), loopback)
+        .await
+        .unwrap()
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+fn signed(key: &SecretKey, name: &str, version: &str, seq: u64) -> Release {
+    Release {
+        publisher: key.public(),
+        name: name.into(),
+        channel: "stable".into(),
+        version: version.parse().unwrap(),
+        seq,
+        root: Hash::of(b"the release"),
+        size: 11,
+        created: now(),
+        expires: None,
+    }
+}
+
+fn token_config(key: &SecretKey, current: &str) -> UpdateConfig {
+    UpdateConfig {
+        publishers: vec![key.public()],
+        name: "app".into(),
+        channel: "stable".into(),
+        current: current.parse().unwrap(),
+        artifact: None,
+        pin: None,
+        allow_downgrade: false,
+    }
+}
+
+#[tokio::test]
+async fn a_version_rolled_back_here_is_not_installed_again_but_a_newer_one_is() {
+    let a = app();
+    let inst = Installer::new(&a.exe).trial_starts(1);
+    inst.apply(&a.v2, Hash::of(V2), "2.0.0").unwrap();
+    inst.startup().unwrap();
+    assert!(matches!(
+        inst.startup().unwrap(),
+        Startup::RolledBack { .. }
+    ));
+    let key = SecretKey::generate().unwrap();
+    let node = token_node().await;
+    let updater = Updater::new(node.clone(), token_config(&key, "1.0.0"), inst);
+    let v2 = signed(&key, "app", "2.0.0", 1).sign(&key).unwrap();
+    let err = updater.check_token(&v2.to_token()).unwrap_err();
+    assert!(matches!(err, UpdateError::NotAnUpdate(_)), "{err}");
+    let msg = err.to_string();
+    assert!(
+        msg.contains(
+            "release 2.0.0 was rolled back on this machine after it failed to start; \
+             waiting for a newer version"
+        ),
+        "{msg}"
+    );
+    assert!(msg.contains("app.update-history"), "{msg}");
+    // A fixed version is taken.
+    let v201 = signed(&key, "app", "2.0.1", 2).sign(&key).unwrap();
+    let update = updater.check_token(&v201.to_token()).unwrap().unwrap();
+    assert_eq!(update.version(), &semver::Version::new(2, 0, 1));
+    node.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_expired_release_is_refused_and_says_it_expired() {
+    let a = app();
+    let key = SecretKey::generate().unwrap();
+    let node = token_node().await;
+    let updater = Updater::new(
+        node.clone(),
+        token_config(&key, "1.0.0"),
+        Installer::new(&a.exe),
+    );
+    let mut r = signed(&key, "app", "2.0.0", 1);
+    r.created = now() - 1000;
+    r.expires = Some(now() - 10);
+    let err = updater
+        .check_token(&r.sign(&key).unwrap().to_token())
+        .unwrap_err();
+    assert!(
+        matches!(
+            &err,
+            UpdateError::Refused(AcceptError::Policy(PolicyError::Expired { version, .. }))
+                if version == "2.0.0"
+        ),
+        "{err}"
+    );
+    assert!(
+        err.to_string().contains("release app 2.0.0 expired"),
+        "{err}"
+    );
+    node.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_release_of_another_application_is_refused() {
+    let a = app();
+    let key = SecretKey::generate().unwrap();
+    let node = token_node().await;
+    let updater = Updater::new(
+        node.clone(),
+        token_config(&key, "1.0.0"),
+        Installer::new(&a.exe),
+    );
+    let other = signed(&key, "other", "2.0.0", 1).sign(&key).unwrap();
+    let err = updater.check_token(&other.to_token()).unwrap_err();
+    assert!(
+        matches!(
+            &err,
+            UpdateError::Refused(AcceptError::Policy(PolicyError::WrongName { want, got }))
+                if want == "app" && got == "other"
+        ),
+        "{err}"
+    );
+    assert!(
+        err.to_string()
+            .contains(r#"this release is for "other", not "app""#),
+        "{err}"
+    );
+    node.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_tampered_or_damaged_token_is_refused() {
+    let a = app();
+    let key = SecretKey::generate().unwrap();
+    let node = token_node().await;
+    let updater = Updater::new(
+        node.clone(),
+        token_config(&key, "1.0.0"),
+        Installer::new(&a.exe),
+    );
+    let token = signed(&key, "app", "2.0.0", 1)
+        .sign(&key)
+        .unwrap()
+        .to_token();
+    assert!(updater.check_token(&token).unwrap().is_some());
+    // One character of the signature changed (well inside it: the last
+    // character also carries padding bits).
+    let mut tampered = token.clone().into_bytes();
+    let i = tampered.len() - 20;
+    tampered[i] = if tampered[i] == b'a' { b'b' } else { b'a' };
+    let tampered = String::from_utf8(tampered).unwrap();
+    assert!(matches!(
+        SignedRelease::from_token(&tampered),
+        Err(crate::release::ReleaseError::BadSignature)
+    ));
+    let err = updater.check_token(&tampered).unwrap_err();
+    assert!(matches!(err, UpdateError::NotAnUpdate(_)), "{err}");
+    assert!(
+        err.to_string()
+            .contains("not a release token: the signature does not match"),
+        "{err}"
+    );
+    // A character outside the alphabet.
+    let damaged = format!("{}1{}", &token[..40], &token[41..]);
+    let err = updater.check_token(&damaged).unwrap_err();
+    assert!(matches!(err, UpdateError::NotAnUpdate(_)), "{err}");
+    assert!(
+        err.to_string()
+            .contains("not a release token: token is damaged"),
+        "{err}"
+    );
+    node.shutdown().await;
 }

@@ -63,6 +63,8 @@ impl Downloaded {
 }
 
 impl Drop for Downloaded {
+    /// Removes the download directory, whether the download was applied,
+    /// abandoned, or failed half-way.
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
@@ -155,8 +157,9 @@ impl Updater {
 
     /// The newest release of the application on the DHT, if it is an
     /// update: signed by a configured publisher, for this name and channel,
-    /// not expired, not older than one seen before, and (unless allowed) a
-    /// higher version than the running one. `None`: up to date.
+    /// not expired, not older than one seen before, not a version rolled
+    /// back on this machine ([`Installer::failed_versions`]), and (unless
+    /// allowed) a higher version than the running one. `None`: up to date.
     pub async fn check(&self) -> Result<Option<Update>, UpdateError> {
         let dht = self.node.dht().ok_or(UpdateError::NoDht)?;
         let mut best: Option<SignedRelease> = None;
@@ -192,6 +195,14 @@ impl Updater {
         let c = &self.config;
         if v == &c.current {
             return Ok(None);
+        }
+        // Installing it again would fail again, and roll back again, forever.
+        if let Some(why) = self.installer.rolled_back(&v.to_string())? {
+            return Err(UpdateError::NotAnUpdate(format!(
+                "release {v} was rolled back on this machine {why}; waiting for a newer version \
+                 (to try it again, delete {})",
+                self.installer.history_path().display()
+            )));
         }
         if v < &c.current && !c.allow_downgrade {
             return Err(UpdateError::NotAnUpdate(format!(
@@ -264,17 +275,21 @@ impl Updater {
         dir_name.push(format!(".download-{}", r.version));
         let dir = self.installer.exe().with_file_name(dir_name);
         let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).map_err(|e| UpdateError::Export(e.to_string()))?;
-        store
-            .export(&r.root, &dir, &ExportOptions::default())
-            .map_err(|e: ExportError| UpdateError::Export(e.to_string()))?;
-        let file = dir.join(&entry.path);
-        Ok(Downloaded {
+        // From here on the directory is the download's: dropping it on any
+        // error below removes the directory, leaving nothing half-done.
+        let downloaded = Downloaded {
             update: update.clone(),
+            file: dir.join(&entry.path),
             dir,
-            file,
             hash: entry.hash,
-        })
+        };
+        std::fs::create_dir_all(&downloaded.dir).map_err(|e| {
+            UpdateError::Export(format!("cannot create {}: {e}", downloaded.dir.display()))
+        })?;
+        store
+            .export(&r.root, &downloaded.dir, &ExportOptions::default())
+            .map_err(|e: ExportError| UpdateError::Export(e.to_string()))?;
+        Ok(downloaded)
     }
 
     /// Install a download (see [`Installer::apply`]): the new version runs

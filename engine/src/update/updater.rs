@@ -77,6 +77,12 @@ pub enum UpdateError {
     /// The node has no DHT to look releases up on.
     #[error("the node has no DHT: resolving a release pointer needs one")]
     NoDht,
+    /// The DHT could not be joined, so whether there is an update is
+    /// unknown.
+    #[error(
+        "could not join the DHT to look for updates; check the bootstrap nodes and the network"
+    )]
+    NotBootstrapped,
     /// The release is refused by the trust and rollback policy.
     #[error(transparent)]
     Refused(#[from] AcceptError),
@@ -162,6 +168,9 @@ impl Updater {
     /// allowed) a higher version than the running one. `None`: up to date.
     pub async fn check(&self) -> Result<Option<Update>, UpdateError> {
         let dht = self.node.dht().ok_or(UpdateError::NoDht)?;
+        if !dht.bootstrapped().await {
+            return Err(UpdateError::NotBootstrapped);
+        }
         let mut best: Option<SignedRelease> = None;
         for key in &self.config.publishers {
             if let Some(s) = dht

@@ -4,6 +4,13 @@
 //! with Bao trees ([`content`]); a node keeps what it holds in a crash-safe
 //! redb blockstore ([`store`]).
 //!
+//! An application embeds a [`node::Node`] (from [`node::Node::builder`]):
+//! it adds, publishes, fetches (with progress, pause, resume and cancel),
+//! seeds and resolves signed releases ([`release`]) over QUIC ([`net`]),
+//! finding peers on the mainline DHT ([`discovery`]); [`update`] keeps the
+//! application itself up to date from the swarm, with rollback. The guide
+//! is `docs/embedding.md`.
+//!
 //! ```
 //! use swarm_engine::store::Store;
 //!
@@ -31,5 +38,10 @@ pub mod wire;
 
 #[cfg(test)]
 mod testutil;
+
+/// `docs/embedding.md`, whose examples run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../../docs/embedding.md")]
+pub struct EmbeddingGuide;
 
 pub use content::Hash;

@@ -45,3 +45,24 @@ mod testutil;
 pub struct EmbeddingGuide;
 
 pub use content::Hash;
+
+/// An error and its causes on one line, `outer: cause: root cause`, for
+/// messages that must say what went wrong all the way down.
+///
+/// ```
+/// use swarm_engine::release::SignedRelease;
+///
+/// let err = SignedRelease::from_token("swr1-not-a-token").unwrap_err();
+/// let line = swarm_engine::error_chain(&err);
+/// assert!(line.starts_with(&err.to_string()));
+/// ```
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}

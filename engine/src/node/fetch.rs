@@ -185,7 +185,7 @@ pub enum FetchError {
 
 /// One peer's failure, with who it was.
 #[derive(Debug, thiserror::Error)]
-#[error("peer {} at {addr}: {}", id.short(), chain(error))]
+#[error("peer {} at {addr}: {}", id.short(), crate::error_chain(error))]
 pub struct PeerFailure {
     /// The peer.
     pub id: NodeId,
@@ -196,19 +196,10 @@ pub struct PeerFailure {
 }
 
 fn list<E: std::error::Error>(v: &[E]) -> String {
-    v.iter().map(|e| chain(e)).collect::<Vec<_>>().join("; ")
-}
-
-/// An error and its causes on one line.
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cur = c.source();
-    }
-    s
+    v.iter()
+        .map(|e| crate::error_chain(e))
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 impl From<ReadError> for FetchError {

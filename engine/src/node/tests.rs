@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use super::{FetchError, FetchEvents, FetchOptions, FetchProgress, Node, NodeOpError};
+use super::{FetchError, FetchEvents, FetchHandle, FetchOptions, FetchProgress, Node, NodeOpError};
 use crate::discovery::LocalDht;
 use crate::release::{PolicyError, SecretKey};
 use crate::store::{AcceptError, PublishOptions, ReadError};
@@ -51,6 +51,21 @@ async fn until(events: &mut FetchEvents, mut pred: impl FnMut(&FetchProgress) ->
         }
     }
     false
+}
+
+/// Start fetching `root` from `seed` on `fetcher`; returns once bytes
+/// arrive.
+async fn fetching(fetcher: &Node, seed: &Node, root: crate::Hash) -> (FetchHandle, FetchEvents) {
+    let mut fetch = fetcher.fetch(
+        root,
+        FetchOptions {
+            peers: vec![seed.addr().unwrap()],
+            ..Default::default()
+        },
+    );
+    let mut events = fetch.events().unwrap();
+    assert!(until(&mut events, |e| matches!(e, FetchProgress::Received(_))).await);
+    (fetch, events)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -108,15 +123,7 @@ async fn a_paused_fetch_takes_nothing_and_finishes_after_resume() {
     // 6 MB at 2 MiB/s: about 3 s, time to pause in the middle.
     let (seed, root, bytes, _d) = seeder(6_000_000, Some(2 << 20)).await;
     let fetcher = node(None).await;
-    let mut fetch = fetcher.fetch(
-        root,
-        FetchOptions {
-            peers: vec![seed.addr().unwrap()],
-            ..Default::default()
-        },
-    );
-    let mut events = fetch.events().unwrap();
-    assert!(until(&mut events, |e| matches!(e, FetchProgress::Received(_))).await);
+    let (fetch, mut events) = fetching(&fetcher, &seed, root).await;
     fetch.pause();
     assert!(fetch.is_paused());
     // What was in flight is called back; then nothing more arrives.
@@ -198,15 +205,7 @@ async fn a_cancelled_fetch_keeps_what_it_verified_and_resumes() {
 async fn dropping_the_handle_cancels_the_fetch() {
     let (seed, root, _bytes, _d) = seeder(6_000_000, Some(2 << 20)).await;
     let fetcher = node(None).await;
-    let mut fetch = fetcher.fetch(
-        root,
-        FetchOptions {
-            peers: vec![seed.addr().unwrap()],
-            ..Default::default()
-        },
-    );
-    let mut events = fetch.events().unwrap();
-    assert!(until(&mut events, |e| matches!(e, FetchProgress::Received(_))).await);
+    let (fetch, mut events) = fetching(&fetcher, &seed, root).await;
     drop(fetch);
     // The stream ends because the fetch did, well before the 3 s it needs.
     let ended = tokio::time::timeout(Duration::from_secs(2), async {
@@ -294,15 +293,7 @@ async fn seeding_needs_the_whole_content_and_stop_seeding_unpins() {
     let (seed, root, _bytes, _d) = seeder(2_000_000, Some(1 << 20)).await;
     let fetcher = node(None).await;
     // A partial copy: cancelled after the first bytes.
-    let mut fetch = fetcher.fetch(
-        root,
-        FetchOptions {
-            peers: vec![seed.addr().unwrap()],
-            ..Default::default()
-        },
-    );
-    let mut events = fetch.events().unwrap();
-    assert!(until(&mut events, |e| matches!(e, FetchProgress::Received(_))).await);
+    let (fetch, _events) = fetching(&fetcher, &seed, root).await;
     fetch.cancel();
     let _ = fetch.await;
     let err = fetcher.seed(&root, "partial").await.unwrap_err();

@@ -524,6 +524,20 @@ fn signed(key: &SecretKey, name: &str, version: &str, seq: u64) -> Release {
     }
 }
 
+/// An application at 1.0.0, a publisher key, and an updater for it that
+/// takes releases as tokens.
+async fn token_updater() -> (App, SecretKey, Node, Updater) {
+    let a = app();
+    let key = SecretKey::generate().unwrap();
+    let node = token_node().await;
+    let updater = Updater::new(
+        node.clone(),
+        token_config(&key, "1.0.0"),
+        Installer::new(&a.exe),
+    );
+    (a, key, node, updater)
+}
+
 fn token_config(key: &SecretKey, current: &str) -> UpdateConfig {
     UpdateConfig {
         publishers: vec![key.public()],
@@ -570,14 +584,7 @@ async fn a_version_rolled_back_here_is_not_installed_again_but_a_newer_one_is() 
 
 #[tokio::test]
 async fn an_expired_release_is_refused_and_says_it_expired() {
-    let a = app();
-    let key = SecretKey::generate().unwrap();
-    let node = token_node().await;
-    let updater = Updater::new(
-        node.clone(),
-        token_config(&key, "1.0.0"),
-        Installer::new(&a.exe),
-    );
+    let (_a, key, node, updater) = token_updater().await;
     let mut r = signed(&key, "app", "2.0.0", 1);
     r.created = now() - 1000;
     r.expires = Some(now() - 10);
@@ -601,14 +608,7 @@ async fn an_expired_release_is_refused_and_says_it_expired() {
 
 #[tokio::test]
 async fn a_release_of_another_application_is_refused() {
-    let a = app();
-    let key = SecretKey::generate().unwrap();
-    let node = token_node().await;
-    let updater = Updater::new(
-        node.clone(),
-        token_config(&key, "1.0.0"),
-        Installer::new(&a.exe),
-    );
+    let (_a, key, node, updater) = token_updater().await;
     let other = signed(&key, "other", "2.0.0", 1).sign(&key).unwrap();
     let err = updater.check_token(&other.to_token()).unwrap_err();
     assert!(
@@ -629,14 +629,7 @@ async fn a_release_of_another_application_is_refused() {
 
 #[tokio::test]
 async fn a_tampered_or_damaged_token_is_refused() {
-    let a = app();
-    let key = SecretKey::generate().unwrap();
-    let node = token_node().await;
-    let updater = Updater::new(
-        node.clone(),
-        token_config(&key, "1.0.0"),
-        Installer::new(&a.exe),
-    );
+    let (_a, key, node, updater) = token_updater().await;
     let token = signed(&key, "app", "2.0.0", 1)
         .sign(&key)
         .unwrap()

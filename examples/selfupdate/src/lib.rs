@@ -148,7 +148,10 @@ pub fn main(version: &str, build: Build) -> ExitCode {
         Ok(true) => restart(&installer),
         Ok(false) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("update failed: {}; still running {version}", chain(&*e));
+            eprintln!(
+                "update failed: {}; still running {version}",
+                swarm_engine::error_chain(&*e)
+            );
             ExitCode::SUCCESS
         }
     }
@@ -217,16 +220,4 @@ fn restart(installer: &Installer) -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-/// An error and its causes on one line.
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cur = c.source();
-    }
-    s
 }

@@ -6,26 +6,67 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 /// A BLAKE3 root hash: the name of a blob. Printed as 64 lowercase hex chars.
+///
+/// ```
+/// use swarm_engine::Hash;
+///
+/// let h = Hash::of(b"abc");
+/// assert_eq!(
+///     h.to_string(),
+///     "6437b3ac38465133ffb63b75273a8db548c558465d79db03fd359c6cd5bd9d85"
+/// );
+/// assert_eq!(h.to_string().parse::<Hash>()?, h);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Hash([u8; 32]);
 
 impl Hash {
     /// The hash of `data`, as one blob.
+    ///
+    /// ```
+    /// use swarm_engine::Hash;
+    ///
+    /// // The plain BLAKE3 hash: any BLAKE3 tool computes the same root.
+    /// assert_eq!(Hash::of(b"abc"), Hash::from(blake3::hash(b"abc")));
+    /// ```
     pub fn of(data: &[u8]) -> Self {
         Self(*blake3::hash(data).as_bytes())
     }
 
     /// Wrap raw bytes.
+    ///
+    /// ```
+    /// use swarm_engine::Hash;
+    ///
+    /// let h = Hash::of(b"abc");
+    /// assert_eq!(Hash::from_bytes(*h.as_bytes()), h);
+    /// ```
     pub const fn from_bytes(bytes: [u8; 32]) -> Self {
         Self(bytes)
     }
 
     /// The raw bytes.
+    ///
+    /// ```
+    /// use swarm_engine::Hash;
+    ///
+    /// let h = Hash::of(b"abc");
+    /// assert_eq!(h.as_bytes(), blake3::hash(b"abc").as_bytes());
+    /// ```
     pub const fn as_bytes(&self) -> &[u8; 32] {
         &self.0
     }
 
     /// 64 lowercase hex characters.
+    ///
+    /// ```
+    /// use swarm_engine::Hash;
+    ///
+    /// let hex = Hash::of(b"abc").to_hex();
+    /// assert_eq!(hex.len(), 64);
+    /// assert!(hex.starts_with("6437b3ac"));
+    /// ```
     pub fn to_hex(&self) -> String {
         let mut s = String::with_capacity(64);
         for b in self.0 {
@@ -63,6 +104,18 @@ impl fmt::Debug for Hash {
 }
 
 /// A string that is not 64 hex characters.
+///
+/// ```
+/// use swarm_engine::Hash;
+/// use swarm_engine::content::ParseHashError;
+///
+/// let err: ParseHashError = "6437b3ac".parse::<Hash>().unwrap_err();
+/// assert!(err.to_string().contains("expected 64 hex characters"));
+/// // Either case is accepted.
+/// let upper = Hash::of(b"abc").to_hex().to_uppercase();
+/// assert_eq!(upper.parse::<Hash>()?, Hash::of(b"abc"));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("not a root hash: expected 64 hex characters, got {got:?}")]
 pub struct ParseHashError {

@@ -17,23 +17,132 @@ use std::collections::BTreeMap;
 use super::Hash;
 
 /// The 4 magic bytes a manifest starts with.
+///
+/// ```
+/// use swarm_engine::content::Manifest;
+/// use swarm_engine::content::manifest::MAGIC;
+///
+/// assert!(Manifest::default().encode().starts_with(&MAGIC));
+/// ```
 pub const MAGIC: [u8; 4] = *b"SWMF";
 /// The manifest format version this code writes and reads.
+///
+/// ```
+/// use swarm_engine::content::Manifest;
+/// use swarm_engine::content::manifest::{MAGIC, VERSION};
+///
+/// assert_eq!(Manifest::default().encode()[MAGIC.len()], VERSION);
+/// ```
 pub const VERSION: u8 = 1;
 /// Largest encoded manifest accepted (64 MiB).
+///
+/// ```
+/// use swarm_engine::content::manifest::MAX_ENCODED_SIZE;
+/// use swarm_engine::content::{Manifest, ManifestError};
+///
+/// let huge = vec![0; MAX_ENCODED_SIZE as usize + 1];
+/// assert_eq!(
+///     Manifest::decode(&huge),
+///     Err(ManifestError::TooLarge(MAX_ENCODED_SIZE + 1))
+/// );
+/// ```
 pub const MAX_ENCODED_SIZE: u64 = 64 << 20;
 /// Most entries in one manifest.
+///
+/// ```
+/// use swarm_engine::content::manifest::{MAGIC, MAX_ENTRIES, VERSION};
+/// use swarm_engine::content::{Manifest, ManifestError};
+///
+/// // A header claiming 2^20 entries (varint 80 80 40) is refused before
+/// // anything is allocated for them.
+/// let mut bytes = MAGIC.to_vec();
+/// bytes.extend([VERSION, 0x80, 0x80, 0x40]);
+/// assert!(1 << 20 > MAX_ENTRIES);
+/// assert!(matches!(
+///     Manifest::decode(&bytes),
+///     Err(ManifestError::TooMany { what: "entries", .. })
+/// ));
+/// ```
 pub const MAX_ENTRIES: u64 = 1_000_000;
 /// Longest path, in bytes.
+///
+/// ```
+/// use swarm_engine::content::manifest::{MAX_PATH_LEN, check_path};
+///
+/// let deep = vec!["d"; MAX_PATH_LEN / 2 + 1].join("/");
+/// assert!(deep.len() > MAX_PATH_LEN);
+/// assert!(check_path(&deep).is_err());
+/// ```
 pub const MAX_PATH_LEN: usize = 4096;
 /// Longest path component, in bytes.
+///
+/// ```
+/// use swarm_engine::content::manifest::{MAX_COMPONENT_LEN, check_path};
+///
+/// assert!(check_path(&"n".repeat(MAX_COMPONENT_LEN)).is_ok());
+/// assert!(check_path(&"n".repeat(MAX_COMPONENT_LEN + 1)).is_err());
+/// ```
 pub const MAX_COMPONENT_LEN: usize = 255;
 /// Most extension records on one entry.
+///
+/// ```
+/// use swarm_engine::Hash;
+/// use swarm_engine::content::manifest::MAX_EXTENSIONS;
+/// use swarm_engine::content::{Entry, Manifest, ManifestError};
+///
+/// let entry = Entry {
+///     path: "a".into(),
+///     size: 0,
+///     mode: 0o644,
+///     hash: Hash::of(b""),
+///     extensions: (0..=MAX_EXTENSIONS).map(|tag| (tag, vec![])).collect(),
+/// };
+/// assert!(matches!(
+///     Manifest::new(vec![entry]),
+///     Err(ManifestError::TooMany { what: "extensions", .. })
+/// ));
+/// ```
 pub const MAX_EXTENSIONS: u64 = 16;
 /// Permission bits kept from a file's mode; setuid, setgid and sticky are dropped.
+///
+/// ```
+/// use swarm_engine::Hash;
+/// use swarm_engine::content::manifest::MODE_MASK;
+/// use swarm_engine::content::{Entry, Manifest, ManifestError};
+///
+/// let setuid = Entry {
+///     path: "app".into(),
+///     size: 0,
+///     mode: 0o4755,
+///     hash: Hash::of(b""),
+///     extensions: vec![],
+/// };
+/// assert_ne!(setuid.mode & !MODE_MASK, 0);
+/// assert_eq!(
+///     Manifest::new(vec![setuid]),
+///     Err(ManifestError::BadMode("app".into()))
+/// );
+/// ```
 pub const MODE_MASK: u32 = 0o777;
 
 /// One file of a manifest.
+///
+/// ```
+/// use swarm_engine::Hash;
+/// use swarm_engine::content::{Entry, Manifest};
+///
+/// let bytes = b"hello";
+/// let entry = Entry {
+///     path: "docs/hello.txt".into(),
+///     size: bytes.len() as u64,
+///     mode: 0o644,
+///     hash: Hash::of(bytes),
+///     extensions: vec![],
+/// };
+/// let manifest = Manifest::new(vec![entry.clone()])?;
+/// assert_eq!(manifest.entries(), &[entry]);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
     /// Relative `/`-separated path.
@@ -50,12 +159,50 @@ pub struct Entry {
 }
 
 /// The files of a release, sorted by path.
+///
+/// ```
+/// use swarm_engine::Hash;
+/// use swarm_engine::content::{Entry, Manifest};
+///
+/// let entry = |path: &str, bytes: &[u8]| Entry {
+///     path: path.into(),
+///     size: bytes.len() as u64,
+///     mode: 0o644,
+///     hash: Hash::of(bytes),
+///     extensions: vec![],
+/// };
+/// let manifest = Manifest::new(vec![entry("b.txt", b"bee"), entry("a.txt", b"ay")])?;
+/// let bytes = manifest.encode();
+/// // The root names the manifest; a peer's copy is checked against it.
+/// assert_eq!(Hash::of(&bytes), manifest.root());
+/// assert_eq!(Manifest::decode(&bytes)?, manifest);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Manifest {
     entries: Vec<Entry>,
 }
 
 /// A manifest that cannot be built or decoded.
+///
+/// ```
+/// use swarm_engine::Hash;
+/// use swarm_engine::content::{Entry, Manifest, ManifestError};
+///
+/// // A path that would escape the export directory never gets into a manifest.
+/// let evil = Entry {
+///     path: "../../etc/passwd".into(),
+///     size: 0,
+///     mode: 0o644,
+///     hash: Hash::of(b""),
+///     extensions: vec![],
+/// };
+/// assert!(matches!(
+///     Manifest::new(vec![evil]),
+///     Err(ManifestError::BadPath { .. })
+/// ));
+/// assert_eq!(Manifest::decode(b"not a manifest"), Err(ManifestError::BadMagic));
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum ManifestError {
@@ -109,6 +256,28 @@ pub enum ManifestError {
 
 impl Manifest {
     /// Build a manifest from entries in any order; sorts and validates them.
+    ///
+    /// ```
+    /// use swarm_engine::Hash;
+    /// use swarm_engine::content::{Entry, Manifest, ManifestError};
+    ///
+    /// let entry = |path: &str| Entry {
+    ///     path: path.into(),
+    ///     size: 0,
+    ///     mode: 0o644,
+    ///     hash: Hash::of(b""),
+    ///     extensions: vec![],
+    /// };
+    /// // Any order in, sorted out.
+    /// let m = Manifest::new(vec![entry("b"), entry("a/x")])?;
+    /// assert_eq!(m.entries()[0].path, "a/x");
+    /// // "a" cannot be a file and a directory at once.
+    /// assert_eq!(
+    ///     Manifest::new(vec![entry("a"), entry("a/x")]),
+    ///     Err(ManifestError::FileDirConflict("a".into()))
+    /// );
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn new(mut entries: Vec<Entry>) -> Result<Self, ManifestError> {
         entries.sort_by(|a, b| a.path.as_bytes().cmp(b.path.as_bytes()));
         for e in &mut entries {
@@ -120,17 +289,77 @@ impl Manifest {
     }
 
     /// The entries, sorted by path bytes.
+    ///
+    /// ```
+    /// # use swarm_engine::Hash;
+    /// # use swarm_engine::content::{Entry, Manifest};
+    /// # let file = |path: &str, bytes: &[u8], mode| Entry {
+    /// #     path: path.into(),
+    /// #     size: bytes.len() as u64,
+    /// #     mode,
+    /// #     hash: Hash::of(bytes),
+    /// #     extensions: vec![],
+    /// # };
+    /// # let manifest = Manifest::new(vec![
+    /// #     file("readme.txt", b"read me", 0o644),
+    /// #     file("bin/app", b"#!/bin/sh\necho hi\n", 0o755),
+    /// #     file("copy.txt", b"read me", 0o644),
+    /// # ])?;
+    /// let paths: Vec<&str> = manifest.entries().iter().map(|e| e.path.as_str()).collect();
+    /// assert_eq!(paths, ["bin/app", "copy.txt", "readme.txt"]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn entries(&self) -> &[Entry] {
         &self.entries
     }
 
     /// Total bytes of all files.
+    ///
+    /// ```
+    /// # use swarm_engine::Hash;
+    /// # use swarm_engine::content::{Entry, Manifest};
+    /// # let file = |path: &str, bytes: &[u8], mode| Entry {
+    /// #     path: path.into(),
+    /// #     size: bytes.len() as u64,
+    /// #     mode,
+    /// #     hash: Hash::of(bytes),
+    /// #     extensions: vec![],
+    /// # };
+    /// # let manifest = Manifest::new(vec![
+    /// #     file("readme.txt", b"read me", 0o644),
+    /// #     file("bin/app", b"#!/bin/sh\necho hi\n", 0o755),
+    /// #     file("copy.txt", b"read me", 0o644),
+    /// # ])?;
+    /// assert_eq!(manifest.total_size(), 7 + 18 + 7);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn total_size(&self) -> u64 {
         // validate() proved the sum fits.
         self.entries.iter().map(|e| e.size).sum()
     }
 
     /// Distinct blob hashes the manifest references.
+    ///
+    /// ```
+    /// # use swarm_engine::Hash;
+    /// # use swarm_engine::content::{Entry, Manifest};
+    /// # let file = |path: &str, bytes: &[u8], mode| Entry {
+    /// #     path: path.into(),
+    /// #     size: bytes.len() as u64,
+    /// #     mode,
+    /// #     hash: Hash::of(bytes),
+    /// #     extensions: vec![],
+    /// # };
+    /// # let manifest = Manifest::new(vec![
+    /// #     file("readme.txt", b"read me", 0o644),
+    /// #     file("bin/app", b"#!/bin/sh\necho hi\n", 0o755),
+    /// #     file("copy.txt", b"read me", 0o644),
+    /// # ])?;
+    /// // Two files with the same bytes are one blob.
+    /// assert_eq!(manifest.entries().len(), 3);
+    /// assert_eq!(manifest.blobs().len(), 2);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn blobs(&self) -> Vec<Hash> {
         let mut v: Vec<Hash> = self.entries.iter().map(|e| e.hash).collect();
         v.sort();
@@ -188,6 +417,29 @@ impl Manifest {
     }
 
     /// Encode to the canonical bytes whose BLAKE3 hash is the root.
+    ///
+    /// ```
+    /// use swarm_engine::content::manifest::MAGIC;
+    ///
+    /// # use swarm_engine::Hash;
+    /// # use swarm_engine::content::{Entry, Manifest};
+    /// # let file = |path: &str, bytes: &[u8], mode| Entry {
+    /// #     path: path.into(),
+    /// #     size: bytes.len() as u64,
+    /// #     mode,
+    /// #     hash: Hash::of(bytes),
+    /// #     extensions: vec![],
+    /// # };
+    /// # let manifest = Manifest::new(vec![
+    /// #     file("readme.txt", b"read me", 0o644),
+    /// #     file("bin/app", b"#!/bin/sh\necho hi\n", 0o755),
+    /// #     file("copy.txt", b"read me", 0o644),
+    /// # ])?;
+    /// let bytes = manifest.encode();
+    /// assert!(bytes.starts_with(&MAGIC));
+    /// assert_eq!(Manifest::decode(&bytes)?, manifest);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn encode(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(16 + self.entries.len() * 64);
         out.extend_from_slice(&MAGIC);
@@ -210,11 +462,56 @@ impl Manifest {
     }
 
     /// The root: the hash of [`Self::encode`].
+    ///
+    /// ```
+    /// # use swarm_engine::Hash;
+    /// # use swarm_engine::content::{Entry, Manifest};
+    /// # let file = |path: &str, bytes: &[u8], mode| Entry {
+    /// #     path: path.into(),
+    /// #     size: bytes.len() as u64,
+    /// #     mode,
+    /// #     hash: Hash::of(bytes),
+    /// #     extensions: vec![],
+    /// # };
+    /// # let manifest = Manifest::new(vec![
+    /// #     file("readme.txt", b"read me", 0o644),
+    /// #     file("bin/app", b"#!/bin/sh\necho hi\n", 0o755),
+    /// #     file("copy.txt", b"read me", 0o644),
+    /// # ])?;
+    /// assert_eq!(manifest.root(), Hash::of(&manifest.encode()));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn root(&self) -> Hash {
         Hash::of(&self.encode())
     }
 
     /// Decode and validate untrusted bytes.
+    ///
+    /// ```
+    /// use swarm_engine::content::ManifestError;
+    ///
+    /// # use swarm_engine::Hash;
+    /// # use swarm_engine::content::{Entry, Manifest};
+    /// # let file = |path: &str, bytes: &[u8], mode| Entry {
+    /// #     path: path.into(),
+    /// #     size: bytes.len() as u64,
+    /// #     mode,
+    /// #     hash: Hash::of(bytes),
+    /// #     extensions: vec![],
+    /// # };
+    /// # let manifest = Manifest::new(vec![
+    /// #     file("readme.txt", b"read me", 0o644),
+    /// #     file("bin/app", b"#!/bin/sh\necho hi\n", 0o755),
+    /// #     file("copy.txt", b"read me", 0o644),
+    /// # ])?;
+    /// let bytes = manifest.encode();
+    /// assert_eq!(Manifest::decode(&bytes)?, manifest);
+    /// assert_eq!(
+    ///     Manifest::decode(&bytes[..bytes.len() - 1]),
+    ///     Err(ManifestError::Truncated)
+    /// );
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn decode(bytes: &[u8]) -> Result<Self, ManifestError> {
         if bytes.len() as u64 > MAX_ENCODED_SIZE {
             return Err(ManifestError::TooLarge(bytes.len() as u64));
@@ -282,6 +579,15 @@ impl Manifest {
 
 /// Check that a manifest path is relative, normalized and safe to join onto
 /// an export directory on Unix and Windows alike.
+///
+/// ```
+/// use swarm_engine::content::manifest::check_path;
+///
+/// assert!(check_path("docs/guide.md").is_ok());
+/// for bad in ["", "/etc/passwd", "a/../b", "a//b", "C:evil", "a\\b"] {
+///     assert!(check_path(bad).is_err(), "{bad:?}");
+/// }
+/// ```
 pub fn check_path(path: &str) -> Result<(), ManifestError> {
     let bad = |why| {
         Err(ManifestError::BadPath {

@@ -17,6 +17,12 @@ use crate::content::Hash;
 use crate::release::{PublicKey, SecretKey, SignedRelease};
 
 /// The public mainline bootstrap routers (used unless configured otherwise).
+///
+/// ```
+/// use swarm_engine::discovery::{DEFAULT_BOOTSTRAP, DhtConfig};
+///
+/// assert_eq!(DhtConfig::default().bootstrap, DEFAULT_BOOTSTRAP);
+/// ```
 pub const DEFAULT_BOOTSTRAP: &[&str] = &[
     "router.bittorrent.com:6881",
     "dht.transmissionbt.com:6881",
@@ -25,11 +31,28 @@ pub const DEFAULT_BOOTSTRAP: &[&str] = &[
 ];
 
 /// BEP 44 limits the value of a mutable item to 1000 bytes.
+///
+/// ```
+/// use swarm_engine::discovery::MAX_VALUE;
+/// use swarm_engine::release::MAX_BINARY;
+///
+/// // Any valid release fits in one DHT item.
+/// assert!(MAX_BINARY <= MAX_VALUE);
+/// ```
 pub const MAX_VALUE: usize = 1000;
 
 /// The 20-byte DHT info-hash of a root: a domain-separated BLAKE3 key
 /// derivation, so it is not a bare truncation of the root and cannot be
 /// confused with another application's keys.
+///
+/// ```
+/// use swarm_engine::Hash;
+/// use swarm_engine::discovery::info_hash;
+///
+/// let root = Hash::of(b"a root");
+/// assert_ne!(&info_hash(&root)[..], &root.as_bytes()[..20]);
+/// assert_eq!(info_hash(&root), info_hash(&Hash::of(b"a root")));
+/// ```
 pub fn info_hash(root: &Hash) -> [u8; 20] {
     let full = blake3::derive_key("swarm 2026-11 dht info-hash v1", root.as_bytes());
     let mut out = [0u8; 20];
@@ -39,6 +62,14 @@ pub fn info_hash(root: &Hash) -> [u8; 20] {
 
 /// The BEP 44 salt for a (name, channel) pointer: derived, so that any
 /// name and channel fit the 64-byte salt limit.
+///
+/// ```
+/// use swarm_engine::discovery::pointer_salt;
+///
+/// assert_ne!(pointer_salt("app", "stable"), pointer_salt("app", "beta"));
+/// // The separator keeps name and channel apart.
+/// assert_ne!(pointer_salt("ab", "c"), pointer_salt("a", "bc"));
+/// ```
 pub fn pointer_salt(name: &str, channel: &str) -> [u8; 16] {
     let mut input = Vec::with_capacity(name.len() + channel.len() + 1);
     input.extend_from_slice(name.as_bytes());
@@ -51,6 +82,20 @@ pub fn pointer_salt(name: &str, channel: &str) -> [u8; 16] {
 }
 
 /// How to join the DHT.
+///
+/// ```
+/// use std::time::Duration;
+/// use swarm_engine::discovery::DhtConfig;
+///
+/// // A long-running node that serves the DHT, on a fixed port.
+/// let config = DhtConfig {
+///     port: 6881,
+///     server: true,
+///     request_timeout: Some(Duration::from_secs(2)),
+///     ..DhtConfig::default()
+/// };
+/// assert!(!config.bootstrap.is_empty()); // the public routers
+/// ```
 #[derive(Debug, Clone)]
 pub struct DhtConfig {
     /// Bootstrap nodes, `HOST:PORT`. Empty: the public routers.
@@ -75,6 +120,16 @@ impl Default for DhtConfig {
 }
 
 /// A DHT operation that failed.
+///
+/// ```
+/// use swarm_engine::discovery::{Dht, DhtConfig, DhtError};
+///
+/// // The UDP port asked for is taken.
+/// let taken = std::net::UdpSocket::bind("0.0.0.0:0")?;
+/// let config = DhtConfig { port: taken.local_addr()?.port(), ..DhtConfig::default() };
+/// assert!(matches!(Dht::spawn(&config), Err(DhtError::Start(_))));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum DhtError {
@@ -101,6 +156,17 @@ pub enum DhtError {
 
 /// A small DHT of its own on 127.0.0.1, for demos and tests: a few nodes in
 /// server mode, with nothing reaching the internet. Stops when dropped.
+///
+/// ```
+/// use swarm_engine::discovery::{Dht, LocalDht};
+///
+/// let local = LocalDht::start(1)?;
+/// // Any number of nodes can join it; it stops when `local` is dropped.
+/// let a = Dht::spawn(&local.config())?;
+/// let b = Dht::spawn(&local.config())?;
+/// # drop((a, b));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug)]
 pub struct LocalDht {
     testnet: mainline::Testnet,
@@ -108,6 +174,14 @@ pub struct LocalDht {
 
 impl LocalDht {
     /// Start `nodes` DHT nodes on 127.0.0.1.
+    ///
+    /// ```
+    /// use swarm_engine::discovery::LocalDht;
+    ///
+    /// let local = LocalDht::start(3)?;
+    /// assert_eq!(local.config().bootstrap.len(), 3); // one address per node
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn start(nodes: usize) -> std::io::Result<Self> {
         Ok(Self {
             testnet: mainline::Testnet::new(nodes)?,
@@ -115,6 +189,19 @@ impl LocalDht {
     }
 
     /// Settings that join this DHT and nothing else.
+    ///
+    /// ```
+    /// use swarm_engine::discovery::LocalDht;
+    /// use swarm_engine::node::Node;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let local = LocalDht::start(1)?;
+    /// let node = Node::builder().memory().dht(local.config()).spawn().await?;
+    /// assert!(node.dht().is_some());
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn config(&self) -> DhtConfig {
         DhtConfig {
             bootstrap: self.testnet.bootstrap.clone(),
@@ -126,6 +213,24 @@ impl LocalDht {
 }
 
 /// A handle on the mainline DHT. Cheap to clone.
+///
+/// ```
+/// use std::time::Duration;
+/// use swarm_engine::Hash;
+/// use swarm_engine::discovery::{Dht, LocalDht};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let local = LocalDht::start(1)?;
+/// let seeder = Dht::spawn(&local.config())?;
+/// let finder = Dht::spawn(&local.config())?;
+/// let root = Hash::of(b"a root");
+/// seeder.announce(&root, 7411).await?;
+/// let peers = finder.find_peers(&root, Duration::from_secs(2)).await;
+/// assert!(peers.iter().any(|p| p.port() == 7411));
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone)]
 pub struct Dht {
     inner: mainline::async_dht::AsyncDht,
@@ -133,6 +238,17 @@ pub struct Dht {
 
 impl Dht {
     /// Join the DHT.
+    ///
+    /// ```
+    /// use swarm_engine::discovery::{Dht, LocalDht};
+    ///
+    /// let local = LocalDht::start(1)?;
+    /// // Returns at once; joining goes on in the background (see
+    /// // `bootstrapped`).
+    /// let dht = Dht::spawn(&local.config())?;
+    /// # drop(dht);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn spawn(config: &DhtConfig) -> Result<Self, DhtError> {
         let mut b = mainline::Dht::builder();
         b.bootstrap(&config.bootstrap);
@@ -152,16 +268,44 @@ impl Dht {
     }
 
     /// Wait until the routing table holds some nodes; false if bootstrap failed.
+    ///
+    /// ```
+    /// use swarm_engine::discovery::{Dht, DhtConfig};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// // Nobody to bootstrap from: the routing table stays empty.
+    /// let alone = Dht::spawn(&DhtConfig { bootstrap: vec![], ..DhtConfig::default() })?;
+    /// assert!(!alone.bootstrapped().await);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn bootstrapped(&self) -> bool {
         self.inner.bootstrapped().await
     }
 
     /// The addresses others can use to bootstrap from this node.
+    ///
+    /// ```
+    /// use swarm_engine::discovery::{Dht, LocalDht};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let local = LocalDht::start(1)?;
+    /// let dht = Dht::spawn(&local.config())?;
+    /// assert!(dht.bootstrapped().await);
+    /// // What to give another node's `DhtConfig::bootstrap`.
+    /// assert!(!dht.bootstrap_addrs().await.is_empty());
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn bootstrap_addrs(&self) -> Vec<String> {
         self.inner.to_bootstrap().await
     }
 
-    /// Announce that this node serves `root` on UDP `port`.
+    /// Announce that this node serves `root` on UDP `port`. DHT nodes
+    /// forget announcements after a while: repeat it while serving. See the
+    /// example on [`Dht`], which announces a root and finds it.
     pub async fn announce(&self, root: &Hash, port: u16) -> Result<(), DhtError> {
         self.inner
             .announce_peer(Id::from(info_hash(root)), Some(port))
@@ -174,7 +318,8 @@ impl Dht {
     }
 
     /// Peers that announced `root`, de-duplicated, gathered for at most
-    /// `limit` time.
+    /// `limit` time. Empty when nobody announced it. See the example on
+    /// [`Dht`].
     pub async fn find_peers(&self, root: &Hash, limit: Duration) -> Vec<SocketAddr> {
         let mut seen = BTreeSet::new();
         let mut stream = self.inner.get_peers(Id::from(info_hash(root)));
@@ -190,6 +335,38 @@ impl Dht {
     /// Put `signed` as the publisher's latest release pointer for its
     /// (name, channel), signed with `key` (the publisher's). Refuses to
     /// replace a newer pointer.
+    ///
+    /// ```
+    /// use swarm_engine::discovery::{Dht, LocalDht};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # use swarm_engine::Hash;
+    /// # use swarm_engine::release::{Release, SecretKey};
+    /// # let key = SecretKey::from_seed(&[1; 32]);
+    /// # let release = |seq| {
+    /// #     Release {
+    /// #         publisher: key.public(),
+    /// #         name: "app".into(),
+    /// #         channel: "stable".into(),
+    /// #         version: semver::Version::new(1, seq, 0),
+    /// #         seq,
+    /// #         root: Hash::of(&seq.to_le_bytes()),
+    /// #         size: 1234,
+    /// #         created: 1_800_000_000,
+    /// #         expires: None,
+    /// #     }
+    /// #     .sign(&key)
+    /// # };
+    /// let local = LocalDht::start(1)?;
+    /// let publisher = Dht::spawn(&local.config())?;
+    /// publisher.put_release(&release(1)?, &key).await?;
+    /// let reader = Dht::spawn(&local.config())?;
+    /// let newest = reader.resolve(&key.public(), "app", "stable").await;
+    /// assert_eq!(newest.map(|s| s.release().seq), Some(1));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn put_release(
         &self,
         signed: &SignedRelease,
@@ -226,7 +403,8 @@ impl Dht {
     /// The newest release pointer the DHT holds for (publisher, name,
     /// channel), decoded and signature-checked; `None` if there is none or
     /// none that decodes as a release of that publisher, name and channel.
-    /// The caller still applies the trust and rollback policy.
+    /// The caller still applies the trust and rollback policy. See the
+    /// example on [`Self::put_release`].
     pub async fn resolve(
         &self,
         publisher: &PublicKey,

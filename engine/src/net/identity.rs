@@ -6,11 +6,29 @@ use std::str::FromStr;
 use ed25519_dalek::{SigningKey, VerifyingKey};
 
 /// A node's secret key. The public half, [`NodeId`], names the node.
+///
+/// ```
+/// use swarm_engine::net::SecretKey;
+///
+/// let key = SecretKey::from_bytes(&[3; 32]);
+/// assert_eq!(key.to_bytes(), [3; 32]);
+/// // Debug output names the node, and never shows the secret.
+/// assert_eq!(format!("{key:?}"), format!("SecretKey(node {})", key.node_id()));
+/// ```
 #[derive(Clone)]
 pub struct SecretKey(SigningKey);
 
 impl SecretKey {
     /// A fresh key from the operating system's random source.
+    ///
+    /// ```
+    /// use swarm_engine::net::SecretKey;
+    ///
+    /// let a = SecretKey::generate()?;
+    /// let b = SecretKey::generate()?;
+    /// assert_ne!(a.node_id(), b.node_id());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn generate() -> Result<Self, getrandom::Error> {
         let mut seed = [0u8; 32];
         getrandom::fill(&mut seed)?;
@@ -18,16 +36,40 @@ impl SecretKey {
     }
 
     /// From the 32-byte seed.
+    ///
+    /// ```
+    /// use swarm_engine::net::SecretKey;
+    ///
+    /// // The same seed, the same node id (keep the seed to keep the identity).
+    /// let id = SecretKey::from_bytes(&[3; 32]).node_id();
+    /// assert_eq!(SecretKey::from_bytes(&[3; 32]).node_id(), id);
+    /// ```
     pub fn from_bytes(seed: &[u8; 32]) -> Self {
         Self(SigningKey::from_bytes(seed))
     }
 
     /// The 32-byte seed. Keep it secret.
+    ///
+    /// ```
+    /// use swarm_engine::net::SecretKey;
+    ///
+    /// let key = SecretKey::generate()?;
+    /// let restored = SecretKey::from_bytes(&key.to_bytes());
+    /// assert_eq!(restored.node_id(), key.node_id());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn to_bytes(&self) -> [u8; 32] {
         self.0.to_bytes()
     }
 
     /// The node id this key proves.
+    ///
+    /// ```
+    /// use swarm_engine::net::SecretKey;
+    ///
+    /// let id = SecretKey::from_bytes(&[3; 32]).node_id();
+    /// assert_eq!(id.to_string().len(), 64); // hex
+    /// ```
     pub fn node_id(&self) -> NodeId {
         NodeId(self.0.verifying_key().to_bytes())
     }
@@ -41,21 +83,56 @@ impl fmt::Debug for SecretKey {
 
 /// A node id: a 32-byte Ed25519 public key, printed as 64 hex characters.
 /// Authenticated by the TLS handshake (wire.md §1).
+///
+/// ```
+/// use swarm_engine::net::{NodeId, SecretKey};
+///
+/// let id = SecretKey::from_bytes(&[3; 32]).node_id();
+/// let text = id.to_string();
+/// assert_eq!(text.parse::<NodeId>()?, id);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct NodeId([u8; 32]);
 
 impl NodeId {
     /// From raw bytes, checking they are a valid Ed25519 point.
+    ///
+    /// ```
+    /// use swarm_engine::net::{NodeId, SecretKey};
+    ///
+    /// let id = SecretKey::from_bytes(&[3; 32]).node_id();
+    /// assert_eq!(NodeId::from_bytes(*id.as_bytes()), Some(id));
+    /// let mut not_a_key = [0; 32];
+    /// not_a_key[0] = 2; // not a point on the curve
+    /// assert_eq!(NodeId::from_bytes(not_a_key), None);
+    /// ```
     pub fn from_bytes(b: [u8; 32]) -> Option<Self> {
         VerifyingKey::from_bytes(&b).ok().map(|_| Self(b))
     }
 
     /// The raw bytes.
+    ///
+    /// ```
+    /// use swarm_engine::net::SecretKey;
+    ///
+    /// let id = SecretKey::from_bytes(&[3; 32]).node_id();
+    /// assert_eq!(id.as_bytes().len(), 32);
+    /// assert!(id.to_string().starts_with(&format!("{:02x}", id.as_bytes()[0])));
+    /// ```
     pub fn as_bytes(&self) -> &[u8; 32] {
         &self.0
     }
 
     /// A short form for logs: the first 10 hex characters.
+    ///
+    /// ```
+    /// use swarm_engine::net::SecretKey;
+    ///
+    /// let id = SecretKey::from_bytes(&[3; 32]).node_id();
+    /// assert_eq!(id.short().len(), 10);
+    /// assert!(id.to_string().starts_with(&id.short()));
+    /// ```
     pub fn short(&self) -> String {
         self.to_string()[..10].to_owned()
     }
@@ -74,6 +151,13 @@ impl fmt::Debug for NodeId {
 }
 
 /// A string that is not a node id.
+///
+/// ```
+/// use swarm_engine::net::{NodeId, ParseNodeIdError};
+///
+/// let err: ParseNodeIdError = "abc123".parse::<NodeId>().unwrap_err();
+/// assert!(err.to_string().contains("64 hex characters"));
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("not a node id: expected 64 hex characters of an Ed25519 public key, got {0:?}")]
 pub struct ParseNodeIdError(String);

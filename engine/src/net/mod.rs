@@ -30,6 +30,18 @@ use crate::store::Store;
 use crate::wire::{self, ErrorCode, Hello, Message};
 
 /// Timeouts of the protocol (wire.md §5). Tests shorten them.
+///
+/// ```
+/// use std::time::Duration;
+/// use swarm_engine::net::{EndpointConfig, Timeouts};
+///
+/// // Give up on unreachable peers sooner.
+/// let config = EndpointConfig::default().timeouts(Timeouts {
+///     connect: Duration::from_secs(3),
+///     ..Timeouts::default()
+/// });
+/// assert_eq!(config.timeouts.connect, Duration::from_secs(3));
+/// ```
 #[derive(Debug, Clone)]
 pub struct Timeouts {
     /// For the `Hello` exchange after connecting.
@@ -57,6 +69,20 @@ impl Default for Timeouts {
 }
 
 /// How an [`Endpoint`] behaves.
+///
+/// ```
+/// use swarm_engine::net::EndpointConfig;
+///
+/// let config = EndpointConfig {
+///     max_connections: 32,
+///     verify_served_data: true,
+///     ..EndpointConfig::default()
+/// }
+/// .listen(([127, 0, 0, 1], 7411).into())
+/// .upload_limit(Some(1 << 20));
+/// assert_eq!(config.listen.port(), 7411);
+/// assert!(config.agent.starts_with("swarm/"));
+/// ```
 #[derive(Debug, Clone)]
 pub struct EndpointConfig {
     /// Address to bind; port 0 picks a free one.
@@ -94,24 +120,56 @@ impl Default for EndpointConfig {
 
 impl EndpointConfig {
     /// Bind to `addr`.
+    ///
+    /// ```
+    /// use swarm_engine::net::EndpointConfig;
+    ///
+    /// // Loopback only, any free port.
+    /// let config = EndpointConfig::default().listen(([127, 0, 0, 1], 0).into());
+    /// assert!(config.listen.ip().is_loopback());
+    /// ```
     pub fn listen(mut self, addr: SocketAddr) -> Self {
         self.listen = addr;
         self
     }
 
     /// Use these timeouts.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use swarm_engine::net::{EndpointConfig, Timeouts};
+    ///
+    /// let patient = Timeouts { progress: Duration::from_secs(60), ..Timeouts::default() };
+    /// let config = EndpointConfig::default().timeouts(patient);
+    /// assert_eq!(config.timeouts.progress, Duration::from_secs(60));
+    /// ```
     pub fn timeouts(mut self, t: Timeouts) -> Self {
         self.timeouts = t;
         self
     }
 
     /// Cap uploads at `bytes_per_sec` (`None`: no cap).
+    ///
+    /// ```
+    /// use swarm_engine::net::EndpointConfig;
+    ///
+    /// let config = EndpointConfig::default().upload_limit(Some(2 << 20)); // 2 MiB/s
+    /// assert_eq!(config.upload_limit, Some(2 << 20));
+    /// ```
     pub fn upload_limit(mut self, bytes_per_sec: Option<u64>) -> Self {
         self.upload_limit = bytes_per_sec;
         self
     }
 
     /// Cap downloads at `bytes_per_sec` (`None`: no cap).
+    ///
+    /// ```
+    /// use swarm_engine::net::EndpointConfig;
+    ///
+    /// let config = EndpointConfig::default().download_limit(Some(10 << 20));
+    /// assert_eq!(config.download_limit, Some(10 << 20));
+    /// assert_eq!(config.upload_limit, None); // unchanged: no cap
+    /// ```
     pub fn download_limit(mut self, bytes_per_sec: Option<u64>) -> Self {
         self.download_limit = bytes_per_sec;
         self
@@ -119,6 +177,29 @@ impl EndpointConfig {
 }
 
 /// Counters of an endpoint, for operators and tests.
+///
+/// ```
+/// use std::sync::atomic::Ordering;
+///
+/// # use swarm_engine::net::{Endpoint, EndpointConfig, PeerAddr, SecretKey};
+/// # use swarm_engine::store::Store;
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let config = EndpointConfig::default().listen(([127, 0, 0, 1], 0).into());
+/// # let key = |seed| SecretKey::from_bytes(&[seed; 32]);
+/// # let seeder = Endpoint::bind(Store::memory()?, key(1), config.clone()).await?;
+/// # let data = vec![7u8; 100_000];
+/// # let hash = seeder.store().put_blob(&data)?;
+/// # let client = Endpoint::bind(Store::memory()?, key(2), config).await?;
+/// # let to = PeerAddr { id: Some(seeder.node_id()), addr: seeder.local_addr()? };
+/// # let peer = client.connect(&to).await?;
+/// peer.get_bytes(hash, 1 << 20).await?;
+/// let stats = seeder.stats();
+/// assert_eq!(stats.served_total.load(Ordering::Relaxed), 1);
+/// assert_eq!(stats.violations.load(Ordering::Relaxed), 0);
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Default)]
 pub struct Stats {
     /// Connections open now.
@@ -135,6 +216,20 @@ pub struct Stats {
 
 /// A peer's address, optionally with the node id it must prove:
 /// `HOST:PORT` or `NODEID@HOST:PORT`.
+///
+/// ```
+/// use swarm_engine::net::{PeerAddr, SecretKey};
+///
+/// let id = SecretKey::from_bytes(&[1; 32]).node_id();
+/// let text = format!("{id}@192.0.2.7:7411");
+/// let addr: PeerAddr = text.parse()?;
+/// assert_eq!(addr.id, Some(id));
+/// assert_eq!(addr.addr.port(), 7411);
+/// assert_eq!(addr.to_string(), text);
+/// // Without an id, any node at the address is accepted.
+/// assert_eq!("192.0.2.7:7411".parse::<PeerAddr>()?.id, None);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PeerAddr {
     /// The node id the peer must present, if known.
@@ -153,6 +248,14 @@ impl fmt::Display for PeerAddr {
 }
 
 /// A peer address that does not parse.
+///
+/// ```
+/// use swarm_engine::net::{ParsePeerAddrError, PeerAddr};
+///
+/// let err: ParsePeerAddrError = "no port here".parse::<PeerAddr>().unwrap_err();
+/// assert!(err.to_string().contains("HOST:PORT or NODEID@HOST:PORT"));
+/// assert!("not-a-node-id@192.0.2.7:7411".parse::<PeerAddr>().is_err());
+/// ```
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("not a peer address: {0:?} (expected HOST:PORT or NODEID@HOST:PORT)")]
 pub struct ParsePeerAddrError(String);
@@ -178,6 +281,23 @@ impl FromStr for PeerAddr {
 }
 
 /// Why an endpoint could not start.
+///
+/// ```
+/// use swarm_engine::net::{BindError, Endpoint, EndpointConfig, SecretKey};
+/// use swarm_engine::store::Store;
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// // The port is taken.
+/// let taken = std::net::UdpSocket::bind("127.0.0.1:0")?;
+/// let config = EndpointConfig::default().listen(taken.local_addr()?);
+/// let err = Endpoint::bind(Store::memory()?, SecretKey::generate()?, config)
+///     .await
+///     .unwrap_err();
+/// assert!(matches!(err, BindError::Bind { .. }));
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum BindError {
@@ -195,6 +315,26 @@ pub enum BindError {
 }
 
 /// Why connecting to a peer failed.
+///
+/// ```
+/// use swarm_engine::net::{ConnectError, Endpoint, EndpointConfig, PeerAddr, SecretKey};
+/// use swarm_engine::store::Store;
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let config = EndpointConfig::default().listen(([127, 0, 0, 1], 0).into());
+/// let server = Endpoint::bind(Store::memory()?, SecretKey::generate()?, config.clone()).await?;
+/// let client = Endpoint::bind(Store::memory()?, SecretKey::generate()?, config).await?;
+/// // Expecting another node at that address: the TLS handshake refuses it.
+/// let impostor = PeerAddr {
+///     id: Some(SecretKey::generate()?.node_id()),
+///     addr: server.local_addr()?,
+/// };
+/// let err = client.connect(&impostor).await.unwrap_err();
+/// assert!(matches!(err, ConnectError::WrongNode { actual, .. } if actual == server.node_id()));
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ConnectError {
@@ -238,6 +378,25 @@ pub enum ConnectError {
 }
 
 /// A bound QUIC endpoint serving `store` and able to connect to peers.
+///
+/// ```
+/// use swarm_engine::net::{Endpoint, EndpointConfig, PeerAddr, SecretKey};
+/// use swarm_engine::store::Store;
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let config = EndpointConfig::default().listen(([127, 0, 0, 1], 0).into());
+/// let server = Endpoint::bind(Store::memory()?, SecretKey::generate()?, config.clone()).await?;
+/// let hash = server.store().put_blob(b"served bytes")?;
+///
+/// let client = Endpoint::bind(Store::memory()?, SecretKey::generate()?, config).await?;
+/// let to = PeerAddr { id: Some(server.node_id()), addr: server.local_addr()? };
+/// let peer = client.connect(&to).await?;
+/// assert_eq!(peer.get_bytes(hash, 1024).await?, b"served bytes");
+/// client.close().await;
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone)]
 pub struct Endpoint {
     inner: Arc<EndpointInner>,
@@ -289,6 +448,20 @@ fn transport(t: &Timeouts, keep_alive: bool) -> quinn::TransportConfig {
 
 impl Endpoint {
     /// Bind and start accepting connections.
+    ///
+    /// ```
+    /// use swarm_engine::net::{Endpoint, EndpointConfig, SecretKey};
+    /// use swarm_engine::store::Store;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let config = EndpointConfig::default().listen(([127, 0, 0, 1], 0).into());
+    /// let key = SecretKey::from_bytes(&[5; 32]);
+    /// let endpoint = Endpoint::bind(Store::memory()?, key.clone(), config).await?;
+    /// assert_eq!(endpoint.node_id(), key.node_id());
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn bind(
         store: Store,
         secret: SecretKey,
@@ -335,27 +508,122 @@ impl Endpoint {
     }
 
     /// This node's id.
+    ///
+    /// ```
+    /// use swarm_engine::net::{Endpoint, EndpointConfig, SecretKey};
+    /// use swarm_engine::store::Store;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let key = SecretKey::from_bytes(&[5; 32]);
+    /// let config = EndpointConfig::default().listen(([127, 0, 0, 1], 0).into());
+    /// let endpoint = Endpoint::bind(Store::memory()?, key.clone(), config).await?;
+    /// // What peers put before the address: NODEID@HOST:PORT.
+    /// println!("{}@{}", endpoint.node_id(), endpoint.local_addr()?);
+    /// assert_eq!(endpoint.node_id(), key.node_id());
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn node_id(&self) -> NodeId {
         self.inner.ctx.me
     }
 
     /// The bound address.
+    ///
+    /// ```
+    /// use swarm_engine::net::{Endpoint, EndpointConfig, SecretKey};
+    /// use swarm_engine::store::Store;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let config = EndpointConfig::default().listen(([127, 0, 0, 1], 0).into());
+    /// let endpoint = Endpoint::bind(Store::memory()?, SecretKey::generate()?, config).await?;
+    /// assert_ne!(endpoint.local_addr()?.port(), 0); // the port picked
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
         self.inner.quic.local_addr()
     }
 
     /// The store being served.
+    ///
+    /// ```
+    /// use swarm_engine::net::{Endpoint, EndpointConfig, SecretKey};
+    /// use swarm_engine::store::Store;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let store = Store::memory()?;
+    /// let config = EndpointConfig::default().listen(([127, 0, 0, 1], 0).into());
+    /// let endpoint = Endpoint::bind(store.clone(), SecretKey::generate()?, config).await?;
+    /// // The same store: what is added to it is served at once.
+    /// let hash = store.put_blob(b"new")?;
+    /// assert!(endpoint.store().blob_info(&hash)?.is_some());
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn store(&self) -> &Store {
         &self.inner.ctx.store
     }
 
     /// Live counters.
+    ///
+    /// ```
+    /// use std::sync::atomic::Ordering;
+    ///
+    /// # use swarm_engine::net::{Endpoint, EndpointConfig, PeerAddr, SecretKey};
+    /// # use swarm_engine::store::Store;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let config = EndpointConfig::default().listen(([127, 0, 0, 1], 0).into());
+    /// # let key = |seed| SecretKey::from_bytes(&[seed; 32]);
+    /// # let seeder = Endpoint::bind(Store::memory()?, key(1), config.clone()).await?;
+    /// # let data = vec![7u8; 100_000];
+    /// # let hash = seeder.store().put_blob(&data)?;
+    /// # let client = Endpoint::bind(Store::memory()?, key(2), config).await?;
+    /// # let to = PeerAddr { id: Some(seeder.node_id()), addr: seeder.local_addr()? };
+    /// # let peer = client.connect(&to).await?;
+    /// peer.ask(hash).await?;
+    /// assert!(seeder.stats().served_total.load(Ordering::Relaxed) >= 1);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn stats(&self) -> &Stats {
         &self.inner.ctx.stats
     }
 
     /// Tell every peer that asked about `hash` on a connection that these
     /// groups of it are now verified here (a `Have` on the control stream).
+    ///
+    /// ```
+    /// use swarm_engine::content::group_ranges;
+    /// use swarm_engine::store::GroupSet;
+    ///
+    /// # use swarm_engine::net::{Endpoint, EndpointConfig, PeerAddr, SecretKey};
+    /// # use swarm_engine::store::Store;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let config = EndpointConfig::default().listen(([127, 0, 0, 1], 0).into());
+    /// # let key = |seed| SecretKey::from_bytes(&[seed; 32]);
+    /// # let seeder = Endpoint::bind(Store::memory()?, key(1), config.clone()).await?;
+    /// # let data = vec![7u8; 100_000];
+    /// # let hash = seeder.store().put_blob(&data)?;
+    /// # let client = Endpoint::bind(Store::memory()?, key(2), config).await?;
+    /// # let to = PeerAddr { id: Some(seeder.node_id()), addr: seeder.local_addr()? };
+    /// # let peer = client.connect(&to).await?;
+    /// // The client receives groups 0..3 and tells every peer that asked about
+    /// // the blob on a connection, so they can fetch those groups from it.
+    /// let blob = client.store().partial(hash, 100_000)?;
+    /// let (blob, got) = peer.get(blob, group_ranges(0, 3), &|_| {}).await;
+    /// got?;
+    /// let mut held = GroupSet::new();
+    /// held.insert(0, 3);
+    /// assert_eq!(blob.present(), held);
+    /// client.announce_have(hash, 100_000, &held);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn announce_have(&self, hash: crate::Hash, size: u64, groups: &crate::store::GroupSet) {
         let b: Vec<u64> = groups
             .ranges()
@@ -379,6 +647,23 @@ impl Endpoint {
     }
 
     /// Connect to a peer and exchange `Hello`.
+    ///
+    /// ```
+    /// use swarm_engine::net::{Endpoint, EndpointConfig, PeerAddr, SecretKey};
+    /// use swarm_engine::store::Store;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let config = EndpointConfig::default().listen(([127, 0, 0, 1], 0).into());
+    /// let key = SecretKey::generate()?;
+    /// let server = Endpoint::bind(Store::memory()?, key, config.clone()).await?;
+    /// let client = Endpoint::bind(Store::memory()?, SecretKey::generate()?, config).await?;
+    /// // Without an id any node at the address will do; with one, only that node.
+    /// let peer = client.connect(&PeerAddr { id: None, addr: server.local_addr()? }).await?;
+    /// assert_eq!(peer.id(), server.node_id());
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn connect(&self, addr: &PeerAddr) -> Result<Peer, ConnectError> {
         let ctx = &self.inner.ctx;
         let t = &ctx.config.timeouts;
@@ -463,6 +748,25 @@ impl Endpoint {
 
     /// Stop accepting, close every connection, and wait briefly for peers
     /// to be told.
+    ///
+    /// ```
+    /// # use swarm_engine::net::{Endpoint, EndpointConfig, PeerAddr, SecretKey};
+    /// # use swarm_engine::store::Store;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let config = EndpointConfig::default().listen(([127, 0, 0, 1], 0).into());
+    /// # let key = |seed| SecretKey::from_bytes(&[seed; 32]);
+    /// # let seeder = Endpoint::bind(Store::memory()?, key(1), config.clone()).await?;
+    /// # let data = vec![7u8; 100_000];
+    /// # let hash = seeder.store().put_blob(&data)?;
+    /// # let client = Endpoint::bind(Store::memory()?, key(2), config).await?;
+    /// # let to = PeerAddr { id: Some(seeder.node_id()), addr: seeder.local_addr()? };
+    /// # let peer = client.connect(&to).await?;
+    /// client.close().await;
+    /// assert!(peer.is_closed());
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn close(&self) {
         let accept = self.inner.accept.lock().ok().and_then(|mut a| a.take());
         if let Some(h) = accept {

@@ -14,6 +14,28 @@ use crate::store::{GroupSet, PartialBlob, StoreError, WriteError};
 use crate::wire::{self, Ask, ErrorCode, Get, Have, Message, WireRanges};
 
 /// A connected peer, after the `Hello` exchange. Cheap to clone.
+///
+/// ```
+/// # use swarm_engine::net::{Endpoint, EndpointConfig, PeerAddr, SecretKey};
+/// # use swarm_engine::store::Store;
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let config = EndpointConfig::default().listen(([127, 0, 0, 1], 0).into());
+/// # let key = |seed| SecretKey::from_bytes(&[seed; 32]);
+/// # let seeder = Endpoint::bind(Store::memory()?, key(1), config.clone()).await?;
+/// # let data = vec![7u8; 100_000];
+/// # let hash = seeder.store().put_blob(&data)?;
+/// # let client = Endpoint::bind(Store::memory()?, key(2), config).await?;
+/// # let to = PeerAddr { id: Some(seeder.node_id()), addr: seeder.local_addr()? };
+/// # let peer = client.connect(&to).await?;
+/// assert_eq!(peer.id(), seeder.node_id());
+/// let have = peer.ask(hash).await?.expect("the seeder has it");
+/// assert_eq!(have.size, 100_000);
+/// let bytes = peer.get_bytes(hash, 1 << 20).await?;
+/// assert_eq!(bytes, data);
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone)]
 pub struct Peer {
     conn: quinn::Connection,
@@ -23,6 +45,29 @@ pub struct Peer {
 }
 
 /// A request to a peer failed.
+///
+/// ```
+/// use swarm_engine::Hash;
+/// use swarm_engine::net::RequestError;
+/// use swarm_engine::wire::ErrorCode;
+///
+/// # use swarm_engine::net::{Endpoint, EndpointConfig, PeerAddr, SecretKey};
+/// # use swarm_engine::store::Store;
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let config = EndpointConfig::default().listen(([127, 0, 0, 1], 0).into());
+/// # let key = |seed| SecretKey::from_bytes(&[seed; 32]);
+/// # let seeder = Endpoint::bind(Store::memory()?, key(1), config.clone()).await?;
+/// # let data = vec![7u8; 100_000];
+/// # let hash = seeder.store().put_blob(&data)?;
+/// # let client = Endpoint::bind(Store::memory()?, key(2), config).await?;
+/// # let to = PeerAddr { id: Some(seeder.node_id()), addr: seeder.local_addr()? };
+/// # let peer = client.connect(&to).await?;
+/// let err = peer.get_bytes(Hash::of(b"not there"), 1024).await.unwrap_err();
+/// assert!(matches!(err, RequestError::Remote { code: ErrorCode::NotFound, .. }));
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum RequestError {
@@ -54,6 +99,28 @@ pub enum RequestError {
 
 impl RequestError {
     /// Whether the peer broke the protocol or sent bad data.
+    ///
+    /// ```
+    /// use swarm_engine::Hash;
+    ///
+    /// # use swarm_engine::net::{Endpoint, EndpointConfig, PeerAddr, SecretKey};
+    /// # use swarm_engine::store::Store;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let config = EndpointConfig::default().listen(([127, 0, 0, 1], 0).into());
+    /// # let key = |seed| SecretKey::from_bytes(&[seed; 32]);
+    /// # let seeder = Endpoint::bind(Store::memory()?, key(1), config.clone()).await?;
+    /// # let data = vec![7u8; 100_000];
+    /// # let hash = seeder.store().put_blob(&data)?;
+    /// # let client = Endpoint::bind(Store::memory()?, key(2), config).await?;
+    /// # let to = PeerAddr { id: Some(seeder.node_id()), addr: seeder.local_addr()? };
+    /// # let peer = client.connect(&to).await?;
+    /// // Not having a blob is no misbehaviour: the peer may be asked again.
+    /// let err = peer.get_bytes(Hash::of(b"not there"), 1024).await.unwrap_err();
+    /// assert!(!err.is_misbehaviour());
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn is_misbehaviour(&self) -> bool {
         matches!(self, Self::Misbehaved(_))
     }
@@ -70,26 +137,123 @@ impl Peer {
     }
 
     /// The peer's authenticated node id.
+    ///
+    /// ```
+    /// # use swarm_engine::net::{Endpoint, EndpointConfig, PeerAddr, SecretKey};
+    /// # use swarm_engine::store::Store;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let config = EndpointConfig::default().listen(([127, 0, 0, 1], 0).into());
+    /// # let key = |seed| SecretKey::from_bytes(&[seed; 32]);
+    /// # let seeder = Endpoint::bind(Store::memory()?, key(1), config.clone()).await?;
+    /// # let data = vec![7u8; 100_000];
+    /// # let hash = seeder.store().put_blob(&data)?;
+    /// # let client = Endpoint::bind(Store::memory()?, key(2), config).await?;
+    /// # let to = PeerAddr { id: Some(seeder.node_id()), addr: seeder.local_addr()? };
+    /// # let peer = client.connect(&to).await?;
+    /// // Proved by the TLS handshake, not taken on trust.
+    /// assert_eq!(peer.id(), seeder.node_id());
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn id(&self) -> NodeId {
         self.id
     }
 
     /// The peer's address.
+    ///
+    /// ```
+    /// # use swarm_engine::net::{Endpoint, EndpointConfig, PeerAddr, SecretKey};
+    /// # use swarm_engine::store::Store;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let config = EndpointConfig::default().listen(([127, 0, 0, 1], 0).into());
+    /// # let key = |seed| SecretKey::from_bytes(&[seed; 32]);
+    /// # let seeder = Endpoint::bind(Store::memory()?, key(1), config.clone()).await?;
+    /// # let data = vec![7u8; 100_000];
+    /// # let hash = seeder.store().put_blob(&data)?;
+    /// # let client = Endpoint::bind(Store::memory()?, key(2), config).await?;
+    /// # let to = PeerAddr { id: Some(seeder.node_id()), addr: seeder.local_addr()? };
+    /// # let peer = client.connect(&to).await?;
+    /// assert_eq!(peer.addr(), seeder.local_addr()?);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn addr(&self) -> SocketAddr {
         self.addr
     }
 
     /// The connection's current round-trip time estimate.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// # use swarm_engine::net::{Endpoint, EndpointConfig, PeerAddr, SecretKey};
+    /// # use swarm_engine::store::Store;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let config = EndpointConfig::default().listen(([127, 0, 0, 1], 0).into());
+    /// # let key = |seed| SecretKey::from_bytes(&[seed; 32]);
+    /// # let seeder = Endpoint::bind(Store::memory()?, key(1), config.clone()).await?;
+    /// # let data = vec![7u8; 100_000];
+    /// # let hash = seeder.store().put_blob(&data)?;
+    /// # let client = Endpoint::bind(Store::memory()?, key(2), config).await?;
+    /// # let to = PeerAddr { id: Some(seeder.node_id()), addr: seeder.local_addr()? };
+    /// # let peer = client.connect(&to).await?;
+    /// assert!(peer.rtt() < Duration::from_secs(1)); // loopback
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn rtt(&self) -> std::time::Duration {
         self.conn.rtt()
     }
 
     /// Whether the connection has closed.
+    ///
+    /// ```
+    /// # use swarm_engine::net::{Endpoint, EndpointConfig, PeerAddr, SecretKey};
+    /// # use swarm_engine::store::Store;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let config = EndpointConfig::default().listen(([127, 0, 0, 1], 0).into());
+    /// # let key = |seed| SecretKey::from_bytes(&[seed; 32]);
+    /// # let seeder = Endpoint::bind(Store::memory()?, key(1), config.clone()).await?;
+    /// # let data = vec![7u8; 100_000];
+    /// # let hash = seeder.store().put_blob(&data)?;
+    /// # let client = Endpoint::bind(Store::memory()?, key(2), config).await?;
+    /// # let to = PeerAddr { id: Some(seeder.node_id()), addr: seeder.local_addr()? };
+    /// # let peer = client.connect(&to).await?;
+    /// assert!(!peer.is_closed());
+    /// peer.close();
+    /// assert!(peer.is_closed());
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn is_closed(&self) -> bool {
         self.conn.close_reason().is_some()
     }
 
     /// Close the connection.
+    ///
+    /// ```
+    /// # use swarm_engine::net::{Endpoint, EndpointConfig, PeerAddr, SecretKey};
+    /// # use swarm_engine::store::Store;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let config = EndpointConfig::default().listen(([127, 0, 0, 1], 0).into());
+    /// # let key = |seed| SecretKey::from_bytes(&[seed; 32]);
+    /// # let seeder = Endpoint::bind(Store::memory()?, key(1), config.clone()).await?;
+    /// # let data = vec![7u8; 100_000];
+    /// # let hash = seeder.store().put_blob(&data)?;
+    /// # let client = Endpoint::bind(Store::memory()?, key(2), config).await?;
+    /// # let to = PeerAddr { id: Some(seeder.node_id()), addr: seeder.local_addr()? };
+    /// # let peer = client.connect(&to).await?;
+    /// peer.close();
+    /// // Requests on a closed connection fail at once.
+    /// assert!(peer.ask(hash).await.is_err());
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn close(&self) {
         self.conn.close(ErrorCode::Ok.to_u16().into(), b"done");
     }
@@ -138,6 +302,29 @@ impl Peer {
     }
 
     /// Ask what the peer holds of `hash` (wire.md §3.6). `None`: nothing.
+    ///
+    /// ```
+    /// use swarm_engine::Hash;
+    ///
+    /// # use swarm_engine::net::{Endpoint, EndpointConfig, PeerAddr, SecretKey};
+    /// # use swarm_engine::store::Store;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let config = EndpointConfig::default().listen(([127, 0, 0, 1], 0).into());
+    /// # let key = |seed| SecretKey::from_bytes(&[seed; 32]);
+    /// # let seeder = Endpoint::bind(Store::memory()?, key(1), config.clone()).await?;
+    /// # let data = vec![7u8; 100_000];
+    /// # let hash = seeder.store().put_blob(&data)?;
+    /// # let client = Endpoint::bind(Store::memory()?, key(2), config).await?;
+    /// # let to = PeerAddr { id: Some(seeder.node_id()), addr: seeder.local_addr()? };
+    /// # let peer = client.connect(&to).await?;
+    /// let have = peer.ask(hash).await?.expect("held");
+    /// assert_eq!(have.size, 100_000);
+    /// assert_eq!(have.groups.boundaries(), &[0, 7]); // all 7 groups
+    /// assert_eq!(peer.ask(Hash::of(b"not there")).await?, None);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn ask(&self, hash: Hash) -> Result<Option<Have>, RequestError> {
         match self.request(&Message::Ask(Ask { hash })).await {
             Ok((_, _, Message::Have(h))) if h.hash == hash => Ok(Some(h)),
@@ -154,6 +341,30 @@ impl Peer {
     }
 
     /// Other peers this one knows to have or want `hash` (peer exchange).
+    ///
+    /// ```
+    /// # use swarm_engine::net::{Endpoint, EndpointConfig, PeerAddr, SecretKey};
+    /// # use swarm_engine::store::Store;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let config = EndpointConfig::default().listen(([127, 0, 0, 1], 0).into());
+    /// # let key = |seed| SecretKey::from_bytes(&[seed; 32]);
+    /// # let seeder = Endpoint::bind(Store::memory()?, key(1), config.clone()).await?;
+    /// # let data = vec![7u8; 100_000];
+    /// # let hash = seeder.store().put_blob(&data)?;
+    /// # let client = Endpoint::bind(Store::memory()?, key(2), config).await?;
+    /// # let to = PeerAddr { id: Some(seeder.node_id()), addr: seeder.local_addr()? };
+    /// # let peer = client.connect(&to).await?;
+    /// // The client fetched from the seeder, which now knows it as a peer of
+    /// // the blob; a third node asks the seeder who else has it.
+    /// peer.get_bytes(hash, 1 << 20).await?;
+    /// let config = EndpointConfig::default().listen(([127, 0, 0, 1], 0).into());
+    /// let third = Endpoint::bind(Store::memory()?, SecretKey::generate()?, config).await?;
+    /// let told = third.connect(&to).await?.ask_peers(hash).await?;
+    /// assert_eq!(told, vec![client.local_addr()?]);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn ask_peers(&self, hash: Hash) -> Result<Vec<SocketAddr>, RequestError> {
         match self.request(&Message::AskPeers(Ask { hash })).await? {
             (_, _, Message::Peers(p)) if p.hash == hash => Ok(p.addrs),
@@ -174,6 +385,28 @@ impl Peer {
     /// number of new verified bytes, or the error; verified data received
     /// before an error is kept.
     /// `on_bytes` is told of every piece that arrives, before verification.
+    ///
+    /// ```
+    /// # use swarm_engine::net::{Endpoint, EndpointConfig, PeerAddr, SecretKey};
+    /// # use swarm_engine::store::Store;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let config = EndpointConfig::default().listen(([127, 0, 0, 1], 0).into());
+    /// # let key = |seed| SecretKey::from_bytes(&[seed; 32]);
+    /// # let seeder = Endpoint::bind(Store::memory()?, key(1), config.clone()).await?;
+    /// # let data = vec![7u8; 100_000];
+    /// # let hash = seeder.store().put_blob(&data)?;
+    /// # let client = Endpoint::bind(Store::memory()?, key(2), config).await?;
+    /// # let to = PeerAddr { id: Some(seeder.node_id()), addr: seeder.local_addr()? };
+    /// # let peer = client.connect(&to).await?;
+    /// let blob = client.store().partial(hash, 100_000)?;
+    /// let missing = blob.missing();
+    /// let (blob, got) = peer.get(blob, missing, &|bytes| println!("{bytes} bytes arrived")).await;
+    /// assert_eq!(got?, 100_000);
+    /// assert!(blob.is_complete());
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn get(
         &self,
         partial: PartialBlob,
@@ -251,14 +484,55 @@ impl Peer {
     }
 
     /// Fetch `groups` of the blob `partial` receives, which other requests
-    /// may be filling at the same time. `on_written` is told the bytes of
-    /// new verified data once they are stored, even if this future is
-    /// dropped after the response arrived.
-    ///
     /// may be filling at the same time: the response is read whole (it is
     /// one piece, a few hundred KiB), verified on a store thread without
     /// holding the blob, then written under its lock. Returns the bytes of
-    /// new verified data. `on_bytes` is told of data as it arrives.
+    /// new verified data. `on_bytes` is told of data as it arrives;
+    /// `on_written` is told the bytes of new verified data once they are
+    /// stored, even if this future is dropped after the response arrived.
+    /// Written groups become durable at the blob's next commit
+    /// ([`PartialBlob::flush`]).
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicU64, Ordering};
+    /// use std::sync::{Arc, Mutex};
+    /// use swarm_engine::net::Written;
+    /// use swarm_engine::store::GroupSet;
+    ///
+    /// # use swarm_engine::net::{Endpoint, EndpointConfig, PeerAddr, SecretKey};
+    /// # use swarm_engine::store::Store;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let config = EndpointConfig::default().listen(([127, 0, 0, 1], 0).into());
+    /// # let key = |seed| SecretKey::from_bytes(&[seed; 32]);
+    /// # let seeder = Endpoint::bind(Store::memory()?, key(1), config.clone()).await?;
+    /// # let data = vec![7u8; 100_000];
+    /// # let hash = seeder.store().put_blob(&data)?;
+    /// # let client = Endpoint::bind(Store::memory()?, key(2), config).await?;
+    /// # let to = PeerAddr { id: Some(seeder.node_id()), addr: seeder.local_addr()? };
+    /// # let peer = client.connect(&to).await?;
+    /// let blob = Arc::new(Mutex::new(client.store().partial(hash, 100_000)?));
+    /// let stored = Arc::new(AtomicU64::new(0));
+    /// let counter = stored.clone();
+    /// let on_written: Written = Arc::new(move |n| {
+    ///     counter.fetch_add(n, Ordering::Relaxed);
+    /// });
+    /// // Two requests fill one blob at the same time.
+    /// let (mut first, mut second) = (GroupSet::new(), GroupSet::new());
+    /// first.insert(0, 4);
+    /// second.insert(4, 7);
+    /// let (a, b) = tokio::join!(
+    ///     peer.get_groups(&blob, hash, 100_000, &first, &|_| {}, on_written.clone()),
+    ///     peer.get_groups(&blob, hash, 100_000, &second, &|_| {}, on_written),
+    /// );
+    /// assert_eq!(a? + b?, 100_000);
+    /// assert_eq!(stored.load(Ordering::Relaxed), 100_000);
+    /// let mut blob = blob.lock().expect("not poisoned");
+    /// blob.flush()?;
+    /// assert!(blob.is_complete());
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn get_groups(
         &self,
         partial: &Arc<Mutex<PartialBlob>>,
@@ -429,6 +703,27 @@ impl Peer {
 
     /// Fetch a whole blob of unknown size into memory, verified: for
     /// manifests. Refuses blobs over `limit` bytes before reading them.
+    ///
+    /// ```
+    /// # use swarm_engine::net::{Endpoint, EndpointConfig, PeerAddr, SecretKey};
+    /// # use swarm_engine::store::Store;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let config = EndpointConfig::default().listen(([127, 0, 0, 1], 0).into());
+    /// # let key = |seed| SecretKey::from_bytes(&[seed; 32]);
+    /// # let seeder = Endpoint::bind(Store::memory()?, key(1), config.clone()).await?;
+    /// # let data = vec![7u8; 100_000];
+    /// # let hash = seeder.store().put_blob(&data)?;
+    /// # let client = Endpoint::bind(Store::memory()?, key(2), config).await?;
+    /// # let to = PeerAddr { id: Some(seeder.node_id()), addr: seeder.local_addr()? };
+    /// # let peer = client.connect(&to).await?;
+    /// let bytes = peer.get_bytes(hash, 1 << 20).await?;
+    /// assert_eq!(bytes, data);
+    /// // More than the limit is refused before it is read.
+    /// assert!(peer.get_bytes(hash, 1000).await.is_err());
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn get_bytes(&self, hash: Hash, limit: u64) -> Result<Vec<u8>, RequestError> {
         let all = WireRanges::from_boundaries(vec![0]);
         let (_send, mut recv, header) = self
@@ -491,6 +786,20 @@ impl Peer {
 }
 
 /// Told the bytes of new verified data a response stored.
+///
+/// ```
+/// use std::sync::Arc;
+/// use std::sync::atomic::{AtomicU64, Ordering};
+/// use swarm_engine::net::Written;
+///
+/// let total = Arc::new(AtomicU64::new(0));
+/// let seen = total.clone();
+/// let written: Written = Arc::new(move |n| {
+///     seen.fetch_add(n, Ordering::Relaxed);
+/// });
+/// written(16384);
+/// assert_eq!(total.load(Ordering::Relaxed), 16384);
+/// ```
 pub type Written = Arc<dyn Fn(u64) + Send + Sync>;
 
 /// Reads the concatenation of some chunks.

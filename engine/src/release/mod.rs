@@ -16,39 +16,255 @@ pub use self::policy::{HighWater, Policy, PolicyError, Seen, Want};
 use crate::content::Hash;
 
 /// Prefix of a signed-root token; the digit is the format version.
+///
+/// ```
+/// use swarm_engine::release::{TOKEN_PREFIX, is_token};
+///
+/// assert_eq!(TOKEN_PREFIX, "swr1");
+/// assert!(is_token(&format!("{TOKEN_PREFIX}aaaa")));
+/// ```
 pub const TOKEN_PREFIX: &str = "swr1";
 /// Prefix of a publisher public key in text.
+///
+/// ```
+/// use swarm_engine::release::{PUBLIC_PREFIX, SecretKey};
+///
+/// let public = SecretKey::from_seed(&[1; 32]).public();
+/// assert!(public.to_string().starts_with(PUBLIC_PREFIX));
+/// ```
 pub const PUBLIC_PREFIX: &str = "swpk1";
 /// Prefix of a publisher secret key in text.
+///
+/// ```
+/// use swarm_engine::release::{SECRET_PREFIX, SecretKey};
+///
+/// assert!(SecretKey::from_seed(&[1; 32]).to_text().starts_with(SECRET_PREFIX));
+/// ```
 pub const SECRET_PREFIX: &str = "swsk1";
 /// Format byte of the binary record.
+///
+/// ```
+/// use swarm_engine::release::FORMAT;
+///
+/// # use swarm_engine::Hash;
+/// # use swarm_engine::release::{Release, SecretKey};
+/// # let key = SecretKey::from_seed(&[1; 32]);
+/// # let signed = Release {
+/// #     publisher: key.public(),
+/// #     name: "app".into(),
+/// #     channel: "stable".into(),
+/// #     version: semver::Version::new(1, 0, 0),
+/// #     seq: 1,
+/// #     root: Hash::of(b"manifest bytes"),
+/// #     size: 1234,
+/// #     created: 1_800_000_000,
+/// #     expires: None,
+/// # }
+/// # .sign(&key)?;
+/// assert_eq!(signed.to_bytes()[0], FORMAT);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub const FORMAT: u8 = 1;
 /// Domain separation: signatures are over these bytes, then the record.
+///
+/// ```
+/// use ed25519_dalek::{Signature, VerifyingKey};
+/// use swarm_engine::release::CONTEXT;
+///
+/// # use swarm_engine::Hash;
+/// # use swarm_engine::release::{Release, SecretKey};
+/// # let key = SecretKey::from_seed(&[1; 32]);
+/// # let signed = Release {
+/// #     publisher: key.public(),
+/// #     name: "app".into(),
+/// #     channel: "stable".into(),
+/// #     version: semver::Version::new(1, 0, 0),
+/// #     seq: 1,
+/// #     root: Hash::of(b"manifest bytes"),
+/// #     size: 1234,
+/// #     created: 1_800_000_000,
+/// #     expires: None,
+/// # }
+/// # .sign(&key)?;
+/// // The binary form is the record, then a signature over CONTEXT || record.
+/// let bytes = signed.to_bytes();
+/// let (record, signature) = bytes.split_at(bytes.len() - 64);
+/// let verifier = VerifyingKey::from_bytes(key.public().as_bytes())?;
+/// let message = [CONTEXT, record].concat();
+/// verifier.verify_strict(&message, &Signature::from_slice(signature)?)?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub const CONTEXT: &[u8] = b"swarm-release-v1\0";
 /// Largest binary release accepted (a BEP 44 value holds 1000 bytes).
+///
+/// ```
+/// use swarm_engine::release::{MAX_BINARY, ReleaseError, SignedRelease};
+///
+/// # use swarm_engine::Hash;
+/// # use swarm_engine::release::{Release, SecretKey};
+/// # let key = SecretKey::from_seed(&[1; 32]);
+/// # let signed = Release {
+/// #     publisher: key.public(),
+/// #     name: "app".into(),
+/// #     channel: "stable".into(),
+/// #     version: semver::Version::new(1, 0, 0),
+/// #     seq: 1,
+/// #     root: Hash::of(b"manifest bytes"),
+/// #     size: 1234,
+/// #     created: 1_800_000_000,
+/// #     expires: None,
+/// # }
+/// # .sign(&key)?;
+/// assert!(signed.to_bytes().len() <= MAX_BINARY);
+/// let oversized = vec![0; MAX_BINARY + 1];
+/// assert_eq!(
+///     SignedRelease::from_bytes(&oversized),
+///     Err(ReleaseError::TokenTooLong(MAX_BINARY + 1))
+/// );
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub const MAX_BINARY: usize = 1000;
 /// Largest token text accepted, checked before decoding.
+///
+/// ```
+/// use swarm_engine::release::{MAX_TOKEN, ReleaseError, SignedRelease};
+///
+/// let long = format!("swr1{}", "a".repeat(MAX_TOKEN));
+/// assert!(matches!(
+///     SignedRelease::from_token(&long),
+///     Err(ReleaseError::TokenTooLong(_))
+/// ));
+/// ```
 pub const MAX_TOKEN: usize = TOKEN_PREFIX.len() + MAX_BINARY * 8 / 5 + 1;
 /// Longest name, in bytes.
+///
+/// ```
+/// use swarm_engine::release::{MAX_NAME, ReleaseError};
+///
+/// # use swarm_engine::Hash;
+/// # use swarm_engine::release::{Release, SecretKey};
+/// # let key = SecretKey::from_seed(&[1; 32]);
+/// # let mut release = Release {
+/// #     publisher: key.public(),
+/// #     name: "app".into(),
+/// #     channel: "stable".into(),
+/// #     version: semver::Version::new(1, 0, 0),
+/// #     seq: 1,
+/// #     root: Hash::of(b"manifest bytes"),
+/// #     size: 1234,
+/// #     created: 1_800_000_000,
+/// #     expires: None,
+/// # };
+/// release.name = "a".repeat(MAX_NAME + 1);
+/// assert!(matches!(
+///     release.validate(),
+///     Err(ReleaseError::BadField { field: "name", .. })
+/// ));
+/// ```
 pub const MAX_NAME: usize = 64;
 /// Longest channel, in bytes.
+///
+/// ```
+/// use swarm_engine::release::{MAX_CHANNEL, ReleaseError};
+///
+/// # use swarm_engine::Hash;
+/// # use swarm_engine::release::{Release, SecretKey};
+/// # let key = SecretKey::from_seed(&[1; 32]);
+/// # let mut release = Release {
+/// #     publisher: key.public(),
+/// #     name: "app".into(),
+/// #     channel: "stable".into(),
+/// #     version: semver::Version::new(1, 0, 0),
+/// #     seq: 1,
+/// #     root: Hash::of(b"manifest bytes"),
+/// #     size: 1234,
+/// #     created: 1_800_000_000,
+/// #     expires: None,
+/// # };
+/// release.channel = "c".repeat(MAX_CHANNEL + 1);
+/// assert!(matches!(
+///     release.validate(),
+///     Err(ReleaseError::BadField { field: "channel", .. })
+/// ));
+/// ```
 pub const MAX_CHANNEL: usize = 32;
 /// Longest version string, in bytes.
+///
+/// ```
+/// use swarm_engine::release::{MAX_VERSION, ReleaseError};
+///
+/// # use swarm_engine::Hash;
+/// # use swarm_engine::release::{Release, SecretKey};
+/// # let key = SecretKey::from_seed(&[1; 32]);
+/// # let mut release = Release {
+/// #     publisher: key.public(),
+/// #     name: "app".into(),
+/// #     channel: "stable".into(),
+/// #     version: semver::Version::new(1, 0, 0),
+/// #     seq: 1,
+/// #     root: Hash::of(b"manifest bytes"),
+/// #     size: 1234,
+/// #     created: 1_800_000_000,
+/// #     expires: None,
+/// # };
+/// release.version = format!("1.0.0-{}", "x".repeat(MAX_VERSION)).parse()?;
+/// assert!(matches!(
+///     release.validate(),
+///     Err(ReleaseError::BadField { field: "version", .. })
+/// ));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub const MAX_VERSION: usize = 64;
 /// The channel when none is given.
+///
+/// ```
+/// use swarm_engine::release::DEFAULT_CHANNEL;
+/// use swarm_engine::store::PublishOptions;
+///
+/// let opts = PublishOptions::new("app", semver::Version::new(1, 0, 0));
+/// assert_eq!(opts.channel, DEFAULT_CHANNEL);
+/// ```
 pub const DEFAULT_CHANNEL: &str = "stable";
 
 /// A publisher's public key: 32 bytes, printed as `swpk1` + base32.
+///
+/// ```
+/// use swarm_engine::release::{PublicKey, SecretKey};
+///
+/// let public = SecretKey::from_seed(&[1; 32]).public();
+/// let text = public.to_string(); // swpk1…, what `swarm keygen` prints
+/// assert_eq!(text.parse::<PublicKey>()?, public);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct PublicKey([u8; 32]);
 
 impl PublicKey {
     /// From raw bytes, if they are a valid Ed25519 point.
+    ///
+    /// ```
+    /// use swarm_engine::release::{PublicKey, SecretKey};
+    ///
+    /// let public = SecretKey::from_seed(&[1; 32]).public();
+    /// assert_eq!(PublicKey::from_bytes(*public.as_bytes()), Some(public));
+    /// // Not every 32 bytes are a point on the curve.
+    /// let mut not_a_point = [0; 32];
+    /// not_a_point[0] = 2;
+    /// assert_eq!(PublicKey::from_bytes(not_a_point), None);
+    /// ```
     pub fn from_bytes(b: [u8; 32]) -> Option<Self> {
         VerifyingKey::from_bytes(&b).ok().map(|_| Self(b))
     }
 
     /// The raw bytes.
+    ///
+    /// ```
+    /// use swarm_engine::release::{PublicKey, SecretKey};
+    ///
+    /// let public = SecretKey::from_seed(&[1; 32]).public();
+    /// let raw: [u8; 32] = *public.as_bytes();
+    /// assert_eq!(PublicKey::from_bytes(raw), Some(public));
+    /// ```
     pub fn as_bytes(&self) -> &[u8; 32] {
         &self.0
     }
@@ -75,6 +291,15 @@ fn strip_prefix_ci<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
 
 /// Whether `s` is meant as a signed-root token (it has the token prefix,
 /// in any case), as opposed to a bare root.
+///
+/// ```
+/// use swarm_engine::Hash;
+/// use swarm_engine::release::is_token;
+///
+/// assert!(is_token("swr1aebagbaf"));
+/// assert!(is_token("  SWR1AEBAGBAF\n"));
+/// assert!(!is_token(&Hash::of(b"a bare root").to_hex()));
+/// ```
 pub fn is_token(s: &str) -> bool {
     strip_prefix_ci(s.trim(), TOKEN_PREFIX).is_some()
 }
@@ -97,11 +322,31 @@ impl FromStr for PublicKey {
 }
 
 /// A publisher's secret key.
+///
+/// ```
+/// use swarm_engine::release::SecretKey;
+///
+/// let key = SecretKey::from_seed(&[7; 32]);
+/// let file = key.to_text();
+/// assert_eq!(SecretKey::from_text(&file)?.public(), key.public());
+/// // Debug output shows the public half only.
+/// assert!(!format!("{key:?}").contains(&file));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone)]
 pub struct SecretKey(SigningKey);
 
 impl SecretKey {
     /// A fresh key from the operating system's random source.
+    ///
+    /// ```
+    /// use swarm_engine::release::SecretKey;
+    ///
+    /// let a = SecretKey::generate()?;
+    /// let b = SecretKey::generate()?;
+    /// assert_ne!(a.public(), b.public());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn generate() -> Result<Self, getrandom::Error> {
         let mut seed = [0u8; 32];
         getrandom::fill(&mut seed)?;
@@ -109,6 +354,15 @@ impl SecretKey {
     }
 
     /// From a 32-byte seed.
+    ///
+    /// ```
+    /// use swarm_engine::release::SecretKey;
+    ///
+    /// // The same seed, the same key.
+    /// let a = SecretKey::from_seed(&[7; 32]);
+    /// let b = SecretKey::from_seed(&[7; 32]);
+    /// assert_eq!(a.public(), b.public());
+    /// ```
     pub fn from_seed(seed: &[u8; 32]) -> Self {
         Self(SigningKey::from_bytes(seed))
     }
@@ -119,16 +373,46 @@ impl SecretKey {
     }
 
     /// Its public key.
+    ///
+    /// ```
+    /// use swarm_engine::release::SecretKey;
+    ///
+    /// let key = SecretKey::from_seed(&[7; 32]);
+    /// assert!(key.public().to_string().starts_with("swpk1"));
+    /// ```
     pub fn public(&self) -> PublicKey {
         PublicKey(self.0.verifying_key().to_bytes())
     }
 
     /// The key file text: `swsk1` + base32 of the seed. Keep it secret.
+    ///
+    /// ```
+    /// use swarm_engine::release::SecretKey;
+    ///
+    /// let key = SecretKey::from_seed(&[7; 32]);
+    /// let text = key.to_text();
+    /// assert!(text.starts_with("swsk1"));
+    /// assert_eq!(SecretKey::from_text(&text)?.public(), key.public());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn to_text(&self) -> String {
         format!("{SECRET_PREFIX}{}", base32::encode(&self.0.to_bytes()))
     }
 
     /// Parse key file text (surrounding whitespace and `#` comment lines ignored).
+    ///
+    /// ```
+    /// use swarm_engine::release::{ReleaseError, SecretKey};
+    ///
+    /// let key = SecretKey::from_seed(&[7; 32]);
+    /// let file = format!("# publisher key of my-app\n\n{}\n", key.to_text());
+    /// assert_eq!(SecretKey::from_text(&file)?.public(), key.public());
+    /// assert!(matches!(
+    ///     SecretKey::from_text("not a key"),
+    ///     Err(ReleaseError::BadSecretKey)
+    /// ));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn from_text(s: &str) -> Result<Self, ReleaseError> {
         let line = s
             .lines()
@@ -150,6 +434,27 @@ impl fmt::Debug for SecretKey {
 }
 
 /// What a release says. Everything here is covered by the signature.
+///
+/// ```
+/// use swarm_engine::Hash;
+/// use swarm_engine::release::{Release, SecretKey, SignedRelease};
+///
+/// let key = SecretKey::from_seed(&[1; 32]);
+/// let release = Release {
+///     publisher: key.public(),
+///     name: "app".into(),
+///     channel: "stable".into(),
+///     version: semver::Version::new(1, 2, 3),
+///     seq: 1,
+///     root: Hash::of(b"manifest bytes"),
+///     size: 1234,
+///     created: 1_800_000_000,
+///     expires: None,
+/// };
+/// let token = release.clone().sign(&key)?.to_token();
+/// assert_eq!(SignedRelease::from_token(&token)?.release(), &release);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Release {
     /// Who signed it.
@@ -173,6 +478,31 @@ pub struct Release {
 }
 
 /// A release with its signature, exactly as decoded or signed.
+///
+/// ```
+/// use swarm_engine::release::SignedRelease;
+///
+/// # use swarm_engine::Hash;
+/// # use swarm_engine::release::{Release, SecretKey};
+/// # let key = SecretKey::from_seed(&[1; 32]);
+/// # let signed = Release {
+/// #     publisher: key.public(),
+/// #     name: "app".into(),
+/// #     channel: "stable".into(),
+/// #     version: semver::Version::new(1, 0, 0),
+/// #     seq: 1,
+/// #     root: Hash::of(b"manifest bytes"),
+/// #     size: 1234,
+/// #     created: 1_800_000_000,
+/// #     expires: None,
+/// # }
+/// # .sign(&key)?;
+/// let token = signed.to_token();
+/// let decoded = SignedRelease::from_token(&token)?;
+/// assert_eq!(decoded, signed);
+/// assert_eq!(decoded.release().publisher, key.public());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SignedRelease {
     release: Release,
@@ -182,6 +512,16 @@ pub struct SignedRelease {
 }
 
 /// A token, key or record that cannot be used.
+///
+/// ```
+/// use swarm_engine::release::{PublicKey, ReleaseError, SecretKey};
+///
+/// let secret = SecretKey::from_seed(&[1; 32]).to_text();
+/// // A secret key pasted where a public key belongs is refused, and not echoed.
+/// let err = secret.parse::<PublicKey>().unwrap_err();
+/// assert_eq!(err, ReleaseError::SecretGivenAsPublic);
+/// assert!(!err.to_string().contains(&secret));
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum ReleaseError {
@@ -252,6 +592,31 @@ fn check_label(field: &'static str, s: &str, max: usize) -> Result<(), ReleaseEr
 
 impl Release {
     /// Check every field's rules.
+    ///
+    /// ```
+    /// use swarm_engine::release::ReleaseError;
+    ///
+    /// # use swarm_engine::Hash;
+    /// # use swarm_engine::release::{Release, SecretKey};
+    /// # let key = SecretKey::from_seed(&[1; 32]);
+    /// # let mut release = Release {
+    /// #     publisher: key.public(),
+    /// #     name: "app".into(),
+    /// #     channel: "stable".into(),
+    /// #     version: semver::Version::new(1, 0, 0),
+    /// #     seq: 1,
+    /// #     root: Hash::of(b"manifest bytes"),
+    /// #     size: 1234,
+    /// #     created: 1_800_000_000,
+    /// #     expires: None,
+    /// # };
+    /// assert_eq!(release.validate(), Ok(()));
+    /// release.name = "My App".into();
+    /// assert!(matches!(
+    ///     release.validate(),
+    ///     Err(ReleaseError::BadField { field: "name", .. })
+    /// ));
+    /// ```
     pub fn validate(&self) -> Result<(), ReleaseError> {
         check_label("name", &self.name, MAX_NAME)?;
         check_label("channel", &self.channel, MAX_CHANNEL)?;
@@ -293,6 +658,34 @@ impl Release {
     }
 
     /// Sign with `key`, which must be the publisher's.
+    ///
+    /// ```
+    /// use swarm_engine::release::ReleaseError;
+    ///
+    /// # use swarm_engine::Hash;
+    /// # use swarm_engine::release::{Release, SecretKey};
+    /// # let key = SecretKey::from_seed(&[1; 32]);
+    /// # let mut release = Release {
+    /// #     publisher: key.public(),
+    /// #     name: "app".into(),
+    /// #     channel: "stable".into(),
+    /// #     version: semver::Version::new(1, 0, 0),
+    /// #     seq: 1,
+    /// #     root: Hash::of(b"manifest bytes"),
+    /// #     size: 1234,
+    /// #     created: 1_800_000_000,
+    /// #     expires: None,
+    /// # };
+    /// let signed = release.clone().sign(&key)?;
+    /// assert_eq!(signed.release(), &release);
+    /// // Only the publisher's own key signs its releases.
+    /// let other = SecretKey::from_seed(&[2; 32]);
+    /// assert!(matches!(
+    ///     release.sign(&other),
+    ///     Err(ReleaseError::BadField { field: "publisher", .. })
+    /// ));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn sign(self, key: &SecretKey) -> Result<SignedRelease, ReleaseError> {
         if key.public() != self.publisher {
             return Err(ReleaseError::BadField {
@@ -320,11 +713,56 @@ fn message(signed: &[u8]) -> Vec<u8> {
 
 impl SignedRelease {
     /// What it says.
+    ///
+    /// ```
+    /// # use swarm_engine::Hash;
+    /// # use swarm_engine::release::{Release, SecretKey};
+    /// # let key = SecretKey::from_seed(&[1; 32]);
+    /// # let signed = Release {
+    /// #     publisher: key.public(),
+    /// #     name: "app".into(),
+    /// #     channel: "stable".into(),
+    /// #     version: semver::Version::new(1, 0, 0),
+    /// #     seq: 1,
+    /// #     root: Hash::of(b"manifest bytes"),
+    /// #     size: 1234,
+    /// #     created: 1_800_000_000,
+    /// #     expires: None,
+    /// # }
+    /// # .sign(&key)?;
+    /// let r = signed.release();
+    /// assert_eq!((r.name.as_str(), r.channel.as_str(), r.seq), ("app", "stable", 1));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn release(&self) -> &Release {
         &self.release
     }
 
     /// The binary form: record then 64-byte signature.
+    ///
+    /// ```
+    /// use swarm_engine::release::{MAX_BINARY, SignedRelease};
+    ///
+    /// # use swarm_engine::Hash;
+    /// # use swarm_engine::release::{Release, SecretKey};
+    /// # let key = SecretKey::from_seed(&[1; 32]);
+    /// # let signed = Release {
+    /// #     publisher: key.public(),
+    /// #     name: "app".into(),
+    /// #     channel: "stable".into(),
+    /// #     version: semver::Version::new(1, 0, 0),
+    /// #     seq: 1,
+    /// #     root: Hash::of(b"manifest bytes"),
+    /// #     size: 1234,
+    /// #     created: 1_800_000_000,
+    /// #     expires: None,
+    /// # }
+    /// # .sign(&key)?;
+    /// let bytes = signed.to_bytes();
+    /// assert!(bytes.len() <= MAX_BINARY); // fits a BEP 44 DHT item
+    /// assert_eq!(SignedRelease::from_bytes(&bytes)?, signed);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut v = self.signed.clone();
         v.extend_from_slice(&self.signature);
@@ -332,16 +770,94 @@ impl SignedRelease {
     }
 
     /// The token text.
+    ///
+    /// ```
+    /// use swarm_engine::release::SignedRelease;
+    ///
+    /// # use swarm_engine::Hash;
+    /// # use swarm_engine::release::{Release, SecretKey};
+    /// # let key = SecretKey::from_seed(&[1; 32]);
+    /// # let signed = Release {
+    /// #     publisher: key.public(),
+    /// #     name: "app".into(),
+    /// #     channel: "stable".into(),
+    /// #     version: semver::Version::new(1, 0, 0),
+    /// #     seq: 1,
+    /// #     root: Hash::of(b"manifest bytes"),
+    /// #     size: 1234,
+    /// #     created: 1_800_000_000,
+    /// #     expires: None,
+    /// # }
+    /// # .sign(&key)?;
+    /// let token = signed.to_token();
+    /// assert!(token.starts_with("swr1"));
+    /// assert_eq!(SignedRelease::from_token(&token)?, signed);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn to_token(&self) -> String {
         format!("{TOKEN_PREFIX}{}", base32::encode(&self.to_bytes()))
     }
 
     /// A hash of the signed record, to tell two records with one sequence apart.
+    ///
+    /// ```
+    /// # use swarm_engine::Hash;
+    /// # use swarm_engine::release::{Release, SecretKey};
+    /// # let key = SecretKey::from_seed(&[1; 32]);
+    /// # let signed = Release {
+    /// #     publisher: key.public(),
+    /// #     name: "app".into(),
+    /// #     channel: "stable".into(),
+    /// #     version: semver::Version::new(1, 0, 0),
+    /// #     seq: 1,
+    /// #     root: Hash::of(b"manifest bytes"),
+    /// #     size: 1234,
+    /// #     created: 1_800_000_000,
+    /// #     expires: None,
+    /// # }
+    /// # .sign(&key)?;
+    /// // Another root under the same sequence: a different record.
+    /// let mut other = signed.release().clone();
+    /// other.root = Hash::of(b"other manifest");
+    /// let other = other.sign(&key)?;
+    /// assert_ne!(signed.record_hash(), other.record_hash());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn record_hash(&self) -> Hash {
         Hash::of(&self.signed)
     }
 
     /// Decode the binary form and check its signature (not trust: see [`Policy`]).
+    ///
+    /// ```
+    /// use swarm_engine::release::{ReleaseError, SignedRelease};
+    ///
+    /// # use swarm_engine::Hash;
+    /// # use swarm_engine::release::{Release, SecretKey};
+    /// # let key = SecretKey::from_seed(&[1; 32]);
+    /// # let signed = Release {
+    /// #     publisher: key.public(),
+    /// #     name: "app".into(),
+    /// #     channel: "stable".into(),
+    /// #     version: semver::Version::new(1, 0, 0),
+    /// #     seq: 1,
+    /// #     root: Hash::of(b"manifest bytes"),
+    /// #     size: 1234,
+    /// #     created: 1_800_000_000,
+    /// #     expires: None,
+    /// # }
+    /// # .sign(&key)?;
+    /// let mut bytes = signed.to_bytes();
+    /// assert_eq!(SignedRelease::from_bytes(&bytes)?, signed);
+    /// // Flip one bit of the signature.
+    /// let last = bytes.len() - 1;
+    /// bytes[last] ^= 1;
+    /// assert_eq!(
+    ///     SignedRelease::from_bytes(&bytes),
+    ///     Err(ReleaseError::BadSignature)
+    /// );
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, ReleaseError> {
         if bytes.len() > MAX_BINARY {
             return Err(ReleaseError::TokenTooLong(bytes.len()));
@@ -426,6 +942,34 @@ impl SignedRelease {
 
     /// Decode a token and check its signature. The length is capped before
     /// anything is decoded.
+    ///
+    /// ```
+    /// use swarm_engine::release::{ReleaseError, SignedRelease};
+    ///
+    /// # use swarm_engine::Hash;
+    /// # use swarm_engine::release::{Release, SecretKey};
+    /// # let key = SecretKey::from_seed(&[1; 32]);
+    /// # let signed = Release {
+    /// #     publisher: key.public(),
+    /// #     name: "app".into(),
+    /// #     channel: "stable".into(),
+    /// #     version: semver::Version::new(1, 0, 0),
+    /// #     seq: 1,
+    /// #     root: Hash::of(b"manifest bytes"),
+    /// #     size: 1234,
+    /// #     created: 1_800_000_000,
+    /// #     expires: None,
+    /// # }
+    /// # .sign(&key)?;
+    /// // Surrounding whitespace and letter case do not matter.
+    /// let pasted = format!("  {}\n", signed.to_token().to_uppercase());
+    /// assert_eq!(SignedRelease::from_token(&pasted)?, signed);
+    /// assert_eq!(
+    ///     SignedRelease::from_token("hello"),
+    ///     Err(ReleaseError::NotAToken)
+    /// );
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn from_token(token: &str) -> Result<Self, ReleaseError> {
         let t = token.trim();
         if t.len() > MAX_TOKEN {

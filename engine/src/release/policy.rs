@@ -8,6 +8,38 @@ use super::{PublicKey, SignedRelease};
 use crate::content::Hash;
 
 /// What the user asked for; `None` accepts whatever the release says.
+///
+/// ```
+/// use std::collections::BTreeMap;
+/// use swarm_engine::release::{Policy, PolicyError, Want};
+///
+/// # use swarm_engine::Hash;
+/// # use swarm_engine::release::{Release, SecretKey};
+/// # let key = SecretKey::from_seed(&[1; 32]);
+/// # let signed = Release {
+/// #     publisher: key.public(),
+/// #     name: "app".into(),
+/// #     channel: "stable".into(),
+/// #     version: semver::Version::new(1, 0, 0),
+/// #     seq: 1,
+/// #     root: Hash::of(b"manifest bytes"),
+/// #     size: 1234,
+/// #     created: 1_800_000_000,
+/// #     expires: None,
+/// # }
+/// # .sign(&key)?;
+/// let mut policy = Policy::default();
+/// policy.trust(key.public(), "app publisher");
+/// let none = BTreeMap::new();
+/// let want = Want { name: Some("app".into()), channel: Some("beta".into()) };
+/// assert!(matches!(
+///     policy.check(&signed, &want, &none),
+///     Err(PolicyError::WrongChannel { .. })
+/// ));
+/// // `Want::default()` takes any name and channel.
+/// assert_eq!(policy.check(&signed, &Want::default(), &none), Ok(()));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Want {
     /// The name the release must carry.
@@ -17,6 +49,35 @@ pub struct Want {
 }
 
 /// The newest release seen for one (publisher, name, channel).
+///
+/// ```
+/// use std::collections::BTreeMap;
+/// use swarm_engine::release::{HighWater, Seen};
+///
+/// # use swarm_engine::Hash;
+/// # use swarm_engine::release::{Release, SecretKey};
+/// # let key = SecretKey::from_seed(&[1; 32]);
+/// # let signed = Release {
+/// #     publisher: key.public(),
+/// #     name: "app".into(),
+/// #     channel: "stable".into(),
+/// #     version: semver::Version::new(1, 0, 0),
+/// #     seq: 1,
+/// #     root: Hash::of(b"manifest bytes"),
+/// #     size: 1234,
+/// #     created: 1_800_000_000,
+/// #     expires: None,
+/// # }
+/// # .sign(&key)?;
+/// let r = signed.release();
+/// let mut seen = BTreeMap::new();
+/// seen.insert(
+///     (r.publisher, r.name.clone(), r.channel.clone()),
+///     Seen { seq: r.seq, record: signed.record_hash() },
+/// );
+/// assert_eq!(seen.seen(&r.publisher, "app", "stable").map(|s| s.seq), Some(1));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Seen {
     /// Its sequence number.
@@ -26,12 +87,75 @@ pub struct Seen {
 }
 
 /// Where the newest seen releases are kept (the store persists them).
+///
+/// ```
+/// use swarm_engine::release::{HighWater, Policy, PublicKey, Seen, Want};
+///
+/// /// Remembers nothing: no rollback protection across runs.
+/// struct Forgetful;
+///
+/// impl HighWater for Forgetful {
+///     fn seen(&self, _: &PublicKey, _: &str, _: &str) -> Option<Seen> {
+///         None
+///     }
+/// }
+///
+/// # use swarm_engine::Hash;
+/// # use swarm_engine::release::{Release, SecretKey};
+/// # let key = SecretKey::from_seed(&[1; 32]);
+/// # let signed = Release {
+/// #     publisher: key.public(),
+/// #     name: "app".into(),
+/// #     channel: "stable".into(),
+/// #     version: semver::Version::new(1, 0, 0),
+/// #     seq: 1,
+/// #     root: Hash::of(b"manifest bytes"),
+/// #     size: 1234,
+/// #     created: 1_800_000_000,
+/// #     expires: None,
+/// # }
+/// # .sign(&key)?;
+/// let mut policy = Policy::default();
+/// policy.trust(key.public(), "app publisher");
+/// assert_eq!(policy.check(&signed, &Want::default(), &Forgetful), Ok(()));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub trait HighWater {
     /// The newest release seen for this (publisher, name, channel).
     fn seen(&self, publisher: &PublicKey, name: &str, channel: &str) -> Option<Seen>;
 }
 
 /// The keys trusted and the current time.
+///
+/// ```
+/// use std::collections::BTreeMap;
+/// use swarm_engine::release::{Policy, PolicyError, Want};
+///
+/// # use swarm_engine::Hash;
+/// # use swarm_engine::release::{Release, SecretKey};
+/// # let key = SecretKey::from_seed(&[1; 32]);
+/// # let signed = Release {
+/// #     publisher: key.public(),
+/// #     name: "app".into(),
+/// #     channel: "stable".into(),
+/// #     version: semver::Version::new(1, 0, 0),
+/// #     seq: 1,
+/// #     root: Hash::of(b"manifest bytes"),
+/// #     size: 1234,
+/// #     created: 1_800_000_000,
+/// #     expires: None,
+/// # }
+/// # .sign(&key)?;
+/// let mut policy = Policy { now: 1_800_000_100, ..Default::default() };
+/// let seen = BTreeMap::new();
+/// assert!(matches!(
+///     policy.check(&signed, &Want::default(), &seen),
+///     Err(PolicyError::Untrusted { .. })
+/// ));
+/// policy.trust(key.public(), "app publisher");
+/// assert_eq!(policy.check(&signed, &Want::default(), &seen), Ok(()));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, Default)]
 pub struct Policy {
     /// Trusted publishers, with a label each.
@@ -41,6 +165,37 @@ pub struct Policy {
 }
 
 /// Why a release is refused. Every message says what to do.
+///
+/// ```
+/// use std::collections::BTreeMap;
+/// use swarm_engine::release::{Policy, PolicyError, Want};
+///
+/// # use swarm_engine::Hash;
+/// # use swarm_engine::release::{Release, SecretKey};
+/// # let key = SecretKey::from_seed(&[1; 32]);
+/// # let signed = Release {
+/// #     publisher: key.public(),
+/// #     name: "app".into(),
+/// #     channel: "stable".into(),
+/// #     version: semver::Version::new(1, 0, 0),
+/// #     seq: 1,
+/// #     root: Hash::of(b"manifest bytes"),
+/// #     size: 1234,
+/// #     created: 1_800_000_000,
+/// #     expires: None,
+/// # }
+/// # .sign(&key)?;
+/// let mut expiring = signed.release().clone();
+/// expiring.expires = Some(1_800_000_060);
+/// let expiring = expiring.sign(&key)?;
+/// let mut policy = Policy { now: 1_800_000_100, ..Default::default() };
+/// policy.trust(key.public(), "app publisher");
+/// let err = policy.check(&expiring, &Want::default(), &BTreeMap::new()).unwrap_err();
+/// assert!(matches!(err, PolicyError::Expired { ago: 40, .. }));
+/// // Every message says what to do.
+/// assert!(err.to_string().contains("ask the publisher for a newer release"));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum PolicyError {
@@ -119,12 +274,55 @@ pub enum PolicyError {
 
 impl Policy {
     /// Trust `key` under `label`.
+    ///
+    /// ```
+    /// use swarm_engine::release::{Policy, SecretKey};
+    ///
+    /// let key = SecretKey::from_seed(&[1; 32]).public();
+    /// let mut policy = Policy::default();
+    /// policy.trust(key, "app publisher");
+    /// assert_eq!(policy.trusted[&key], "app publisher");
+    /// ```
     pub fn trust(&mut self, key: PublicKey, label: impl Into<String>) {
         self.trusted.insert(key, label.into());
     }
 
     /// Check `signed` (whose signature was verified when it was decoded)
     /// against the policy. `seen` holds the newest releases already seen.
+    ///
+    /// ```
+    /// use std::collections::BTreeMap;
+    /// use swarm_engine::release::{Policy, PolicyError, Seen, Want};
+    ///
+    /// # use swarm_engine::Hash;
+    /// # use swarm_engine::release::{Release, SecretKey};
+    /// # let key = SecretKey::from_seed(&[1; 32]);
+    /// # let signed = Release {
+    /// #     publisher: key.public(),
+    /// #     name: "app".into(),
+    /// #     channel: "stable".into(),
+    /// #     version: semver::Version::new(1, 0, 0),
+    /// #     seq: 1,
+    /// #     root: Hash::of(b"manifest bytes"),
+    /// #     size: 1234,
+    /// #     created: 1_800_000_000,
+    /// #     expires: None,
+    /// # }
+    /// # .sign(&key)?;
+    /// let mut policy = Policy::default();
+    /// policy.trust(key.public(), "app publisher");
+    /// // Sequence 2 was seen before: sequence 1 is a rollback.
+    /// let mut seen = BTreeMap::new();
+    /// seen.insert(
+    ///     (key.public(), "app".to_string(), "stable".to_string()),
+    ///     Seen { seq: 2, record: Hash::of(b"record of sequence 2") },
+    /// );
+    /// assert!(matches!(
+    ///     policy.check(&signed, &Want::default(), &seen),
+    ///     Err(PolicyError::Rollback { got: 1, seen: 2, .. })
+    /// ));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn check(
         &self,
         signed: &SignedRelease,

@@ -13,6 +13,21 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use crate::content::Hash;
 
 /// Which of a blob's two files.
+///
+/// ```
+/// use swarm_engine::store::{Backend, FileKind, FileName, MemBackend, Store, StoreConfig};
+///
+/// let backend = MemBackend::new();
+/// let store = Store::with_backend(backend.clone(), StoreConfig::default())?;
+/// // A blob over 16 KiB gets two files: its bytes and its outboard.
+/// let hash = store.put_blob(&[1; 100_000])?;
+/// let names: Vec<FileName> = backend.list()?.into_iter().map(|(name, _)| name).collect();
+/// assert_eq!(
+///     names,
+///     [FileName::Blob(hash, FileKind::Data), FileName::Blob(hash, FileKind::Outboard)]
+/// );
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum FileKind {
     /// The blob's bytes.
@@ -22,6 +37,20 @@ pub enum FileKind {
 }
 
 /// The name of a blob file.
+///
+/// ```
+/// use swarm_engine::store::{Backend, FileKind, FileName, MemBackend, Store, StoreConfig};
+///
+/// let backend = MemBackend::new();
+/// let store = Store::with_backend(backend.clone(), StoreConfig::default())?;
+/// let hash = store.put_blob(&[1; 100_000])?;
+/// let sizes: Vec<(FileName, u64)> = backend.list()?;
+/// assert!(sizes.contains(&(FileName::Blob(hash, FileKind::Data), 100_000)));
+/// // Small blobs live in the database, with no file.
+/// store.put_blob(b"small")?;
+/// assert_eq!(backend.list()?.len(), 2);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum FileName {
     /// A file that belongs to a blob.
@@ -31,6 +60,20 @@ pub enum FileName {
 }
 
 /// A file that can be read and written at offsets.
+///
+/// ```
+/// use swarm_engine::store::{Backend, BlobFile, FileKind, FileName, MemBackend};
+///
+/// let backend = MemBackend::new();
+/// let file = backend.create(FileName::Temp(1, FileKind::Data))?;
+/// file.write_all_at(10, b"hello")?;
+/// assert_eq!(file.size()?, 15); // bytes 0..10 read as zero
+/// let mut buf = [0; 5];
+/// assert_eq!(file.read_at(10, &mut buf)?, 5);
+/// assert_eq!(&buf, b"hello");
+/// file.sync()?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub trait BlobFile: Send + Sync + fmt::Debug {
     /// Read up to `buf.len()` bytes at `offset`; 0 means end of file.
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<usize>;
@@ -49,6 +92,19 @@ pub trait BlobFile: Send + Sync + fmt::Debug {
 }
 
 /// Storage for one store: its redb database and its blob files.
+///
+/// ```
+/// use swarm_engine::store::{Backend, FileKind, FileName, MemBackend};
+///
+/// let backend = MemBackend::new();
+/// let temp = FileName::Temp(1, FileKind::Data);
+/// backend.create(temp)?.write_all_at(0, b"content")?;
+/// let hash = swarm_engine::Hash::of(b"content");
+/// backend.rename(temp, FileName::Blob(hash, FileKind::Data))?;
+/// backend.sync_dir()?;
+/// assert_eq!(backend.list()?, vec![(FileName::Blob(hash, FileKind::Data), 7)]);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub trait Backend: Send + Sync + fmt::Debug + 'static {
     /// Open (or create) the metadata database with a page cache of `cache` bytes.
     fn open_db(&self, cache: usize) -> Result<redb::Database, redb::DatabaseError>;
@@ -84,6 +140,18 @@ pub trait Backend: Send + Sync + fmt::Debug + 'static {
 /// DIR/blobs/ab/<hex>.obao4         their post-order outboards
 /// DIR/tmp/<n>.data|.obao4          imports in progress
 /// ```
+///
+/// ```
+/// use swarm_engine::store::{FsBackend, Store, StoreConfig};
+///
+/// let dir = tempfile::tempdir()?;
+/// // What `Store::open` does.
+/// let store = Store::with_backend(FsBackend::new(dir.path())?, StoreConfig::default())?;
+/// store.put_blob(&[1; 100_000])?;
+/// assert!(dir.path().join("swarm.redb").exists());
+/// assert!(dir.path().join("blobs").read_dir()?.next().is_some());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug)]
 pub struct FsBackend {
     dir: PathBuf,
@@ -92,6 +160,16 @@ pub struct FsBackend {
 
 impl FsBackend {
     /// Use `dir`, creating it and its subdirectories if needed.
+    ///
+    /// ```
+    /// use swarm_engine::store::FsBackend;
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// FsBackend::new(dir.path().join("store"))?;
+    /// assert!(dir.path().join("store/blobs").is_dir());
+    /// assert!(dir.path().join("store/tmp").is_dir());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn new(dir: impl Into<PathBuf>) -> io::Result<Self> {
         let dir = dir.into();
         fs::create_dir_all(dir.join("blobs"))?;
@@ -103,6 +181,15 @@ impl FsBackend {
     }
 
     /// The store directory.
+    ///
+    /// ```
+    /// use swarm_engine::store::FsBackend;
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let backend = FsBackend::new(dir.path())?;
+    /// assert_eq!(backend.dir(), dir.path());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn dir(&self) -> &Path {
         &self.dir
     }
@@ -275,6 +362,25 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 /// would find after power loss. [`MemBackend::fail_after`] makes every
 /// mutating operation from the Nth on fail, as a full disk or a dying
 /// machine would.
+///
+/// ```
+/// use std::io::ErrorKind;
+/// use swarm_engine::store::{AddError, MemBackend, Store, StoreConfig};
+///
+/// # let dir = tempfile::tempdir()?;
+/// # let file = dir.path().join("big.bin");
+/// # std::fs::write(&file, vec![1u8; 200_000])?;
+/// let backend = MemBackend::new();
+/// let store = Store::with_backend(backend.clone(), StoreConfig::default())?;
+/// // The machine dies at the 3rd write of an add...
+/// backend.fail_after(backend.ops() + 3, ErrorKind::Other);
+/// assert!(matches!(store.add_paths(&[file], &Default::default()), Err(AddError::Store(_))));
+/// // ...and after a restart the store is sound, and holds nothing of it.
+/// let restarted = Store::with_backend(backend.crash(), StoreConfig::default())?;
+/// assert!(restarted.check(|_| {})?.problems.is_empty());
+/// assert!(restarted.pins()?.is_empty());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, Default)]
 pub struct MemBackend {
     state: Arc<Mutex<MemState>>,
@@ -320,24 +426,74 @@ struct MemState {
 
 impl MemBackend {
     /// An empty memory backend.
+    ///
+    /// ```
+    /// use swarm_engine::store::{Backend, MemBackend};
+    ///
+    /// let backend = MemBackend::new();
+    /// assert!(backend.list()?.is_empty());
+    /// assert_eq!(backend.ops(), 0);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn new() -> Self {
         Self::default()
     }
 
     /// From now on, the `n`th mutating operation (counted from creation)
     /// and all after it fail with `kind`. `n = 0` turns faults off.
+    ///
+    /// ```
+    /// use std::io::ErrorKind;
+    /// use swarm_engine::store::{MemBackend, Store, StoreConfig, StoreError};
+    ///
+    /// let backend = MemBackend::new();
+    /// let store = Store::with_backend(backend.clone(), StoreConfig::default())?;
+    /// backend.fail_after(backend.ops() + 1, ErrorKind::StorageFull);
+    /// assert!(matches!(store.put_blob(&[1; 100_000]), Err(StoreError::DiskFull)));
+    /// backend.fail_after(0, ErrorKind::Other); // space freed
+    /// store.put_blob(&[1; 100_000])?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn fail_after(&self, n: u64, kind: io::ErrorKind) {
         *lock(&self.faults.kind) = Some(kind);
         self.faults.fail_at.store(n, Ordering::SeqCst);
     }
 
     /// Mutating operations performed so far.
+    ///
+    /// ```
+    /// use swarm_engine::store::{MemBackend, Store, StoreConfig};
+    ///
+    /// let backend = MemBackend::new();
+    /// let store = Store::with_backend(backend.clone(), StoreConfig::default())?;
+    /// let before = backend.ops();
+    /// store.put_blob(&[1; 100_000])?;
+    /// // Writes, syncs, renames: each a point where a test can crash it.
+    /// assert!(backend.ops() > before);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn ops(&self) -> u64 {
         self.faults.ops.load(Ordering::SeqCst)
     }
 
     /// What survives power loss now: synced bytes and synced directory
     /// entries only, with no faults armed.
+    ///
+    /// ```
+    /// use swarm_engine::store::{Backend, FileKind, FileName, MemBackend};
+    ///
+    /// let backend = MemBackend::new();
+    /// let synced = FileName::Temp(1, FileKind::Data);
+    /// backend.create(synced)?.sync()?;
+    /// backend.sync_dir()?;
+    /// let unsynced = FileName::Temp(2, FileKind::Data);
+    /// backend.create(unsynced)?.write_all_at(0, b"lost")?;
+    /// // After power loss, only what was synced is there.
+    /// let after = backend.crash();
+    /// assert!(after.open(synced).is_ok());
+    /// assert!(after.open(unsynced).is_err());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn crash(&self) -> MemBackend {
         let st = lock(&self.state);
         let snap = |d: &Shared| {
@@ -363,6 +519,20 @@ impl MemBackend {
     }
 
     /// Flip one bit of a stored file, as bit rot would (tests of `check`).
+    ///
+    /// ```
+    /// use swarm_engine::content::all;
+    /// use swarm_engine::store::{FileKind, FileName, MemBackend, ReadError, Store, StoreConfig};
+    ///
+    /// let backend = MemBackend::new();
+    /// let store = Store::with_backend(backend.clone(), StoreConfig::default())?;
+    /// let hash = store.put_blob(&[1; 100_000])?;
+    /// backend.corrupt(FileName::Blob(hash, FileKind::Data), 50_000)?;
+    /// // Serving re-verifies by default, and refuses to send it.
+    /// let err = store.encode_ranges(&hash, &all(), std::io::sink()).unwrap_err();
+    /// assert!(matches!(err, ReadError::Corrupt(h) if h == hash));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn corrupt(&self, name: FileName, offset: u64) -> io::Result<()> {
         let st = lock(&self.state);
         let f = st.files.get(&name).ok_or(io::ErrorKind::NotFound)?;

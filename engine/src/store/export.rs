@@ -12,6 +12,24 @@ use super::{FileKind, FileName, ReadError, Store, StoreError};
 use crate::content::{Entry, Hash};
 
 /// Options for [`Store::export`].
+///
+/// ```
+/// use swarm_engine::store::ExportOptions;
+///
+/// # let store = swarm_engine::store::Store::memory()?;
+/// # let dir = tempfile::tempdir()?;
+/// # let path = dir.path().join("hello.txt");
+/// # std::fs::write(&path, b"hello swarm")?;
+/// # let added = store.add_paths(&[path], &Default::default())?;
+/// let out = tempfile::tempdir()?;
+/// let target = out.path().join("copy.txt");
+/// std::fs::write(&target, b"old")?;
+/// // Replace what is there.
+/// let opts = ExportOptions { force: true, ..ExportOptions::default() };
+/// store.export(&added.root, &target, &opts)?;
+/// assert_eq!(std::fs::read(&target)?, b"hello swarm");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone, Default)]
 pub struct ExportOptions {
     /// Replace files that already exist at the destination.
@@ -36,6 +54,21 @@ impl std::fmt::Debug for ExportOptions {
 }
 
 /// What [`Store::export`] wrote.
+///
+/// ```
+/// # let store = swarm_engine::store::Store::memory()?;
+/// # let dir = tempfile::tempdir()?;
+/// # let path = dir.path().join("hello.txt");
+/// # std::fs::write(&path, b"hello swarm")?;
+/// # let added = store.add_paths(&[path], &Default::default())?;
+/// let out = tempfile::tempdir()?;
+/// let done = store.export(&added.root, out.path(), &Default::default())?;
+/// assert_eq!((done.files, done.bytes), (1, 11));
+/// // An existing directory: the file goes into it.
+/// assert_eq!(done.target, out.path());
+/// assert!(out.path().join("hello.txt").is_file());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Exported {
     /// Files written.
@@ -48,6 +81,22 @@ pub struct Exported {
 
 /// An export that failed. Files already completely written stay; no
 /// partial or unverified file is left at a destination path.
+///
+/// ```
+/// use swarm_engine::store::ExportError;
+///
+/// # let store = swarm_engine::store::Store::memory()?;
+/// # let dir = tempfile::tempdir()?;
+/// # let path = dir.path().join("hello.txt");
+/// # std::fs::write(&path, b"hello swarm")?;
+/// # let added = store.add_paths(&[path], &Default::default())?;
+/// let out = tempfile::tempdir()?;
+/// store.export(&added.root, out.path(), &Default::default())?;
+/// // Once more: the file exists, and is not replaced without `force`.
+/// let err = store.export(&added.root, out.path(), &Default::default()).unwrap_err();
+/// assert!(matches!(err, ExportError::Exists(_)));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ExportError {
@@ -89,6 +138,23 @@ impl Store {
     /// *into* the directory `out`, which is created if needed. Every file is
     /// written under a temporary name, verified against its hash, given its
     /// mode, and only then renamed into place.
+    ///
+    /// ```
+    /// use swarm_engine::store::Store;
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let src = dir.path().join("docs");
+    /// std::fs::create_dir(&src)?;
+    /// std::fs::write(src.join("a.md"), b"# A")?;
+    /// std::fs::write(src.join("b.md"), b"# B")?;
+    /// let store = Store::memory()?;
+    /// let root = store.add_paths(&[src], &Default::default())?.root;
+    /// // A root of a directory is written into `out`, created if needed.
+    /// let out = dir.path().join("out");
+    /// store.export(&root, &out, &Default::default())?;
+    /// assert_eq!(std::fs::read(out.join("docs/b.md"))?, b"# B");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn export(
         &self,
         root: &Hash,

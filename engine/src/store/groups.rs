@@ -6,16 +6,47 @@ use serde::{Deserialize, Serialize};
 use crate::content::{self, ChunkRanges};
 
 /// Sorted, disjoint, non-adjacent half-open ranges of group indices.
+///
+/// ```
+/// use swarm_engine::store::GroupSet;
+///
+/// let mut held = GroupSet::new();
+/// held.insert(0, 4);
+/// held.insert(4, 6); // touches 0..4: merged
+/// held.insert(10, 12);
+/// assert_eq!(held.ranges(), &[(0, 6), (10, 12)]);
+/// assert_eq!(held.count(), 8);
+/// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GroupSet(Vec<(u64, u64)>);
 
 impl GroupSet {
     /// The empty set.
+    ///
+    /// ```
+    /// use swarm_engine::store::GroupSet;
+    ///
+    /// let s = GroupSet::new();
+    /// assert!(s.is_empty());
+    /// assert_eq!(s, GroupSet::default());
+    /// ```
     pub fn new() -> Self {
         Self::default()
     }
 
     /// Add groups `start..end`.
+    ///
+    /// ```
+    /// use swarm_engine::store::GroupSet;
+    ///
+    /// let mut s = GroupSet::new();
+    /// s.insert(5, 8);
+    /// s.insert(0, 2);
+    /// s.insert(1, 6); // bridges both
+    /// assert_eq!(s.ranges(), &[(0, 8)]);
+    /// s.insert(9, 9); // empty: nothing added
+    /// assert_eq!(s.count(), 8);
+    /// ```
     pub fn insert(&mut self, start: u64, end: u64) {
         if start >= end {
             return;
@@ -36,6 +67,16 @@ impl GroupSet {
     }
 
     /// Whether every group of `start..end` is in the set.
+    ///
+    /// ```
+    /// use swarm_engine::store::GroupSet;
+    ///
+    /// let mut s = GroupSet::new();
+    /// s.insert(0, 4);
+    /// s.insert(6, 8);
+    /// assert!(s.covers_range(1, 4));
+    /// assert!(!s.covers_range(3, 7)); // groups 4 and 5 are missing
+    /// ```
     pub fn covers_range(&self, start: u64, end: u64) -> bool {
         if start >= end {
             return true;
@@ -45,6 +86,16 @@ impl GroupSet {
     }
 
     /// Add every group of `other`.
+    ///
+    /// ```
+    /// use swarm_engine::store::GroupSet;
+    ///
+    /// let (mut a, mut b) = (GroupSet::new(), GroupSet::new());
+    /// a.insert(0, 2);
+    /// b.insert(2, 5);
+    /// a.union(&b);
+    /// assert_eq!(a.ranges(), &[(0, 5)]);
+    /// ```
     pub fn union(&mut self, other: &GroupSet) {
         for &(a, b) in &other.0 {
             self.insert(a, b);
@@ -52,31 +103,87 @@ impl GroupSet {
     }
 
     /// Whether group `g` is in the set.
+    ///
+    /// ```
+    /// use swarm_engine::store::GroupSet;
+    ///
+    /// let mut s = GroupSet::new();
+    /// s.insert(3, 5);
+    /// assert!(s.contains(3) && s.contains(4));
+    /// assert!(!s.contains(5)); // ranges are half-open
+    /// ```
     pub fn contains(&self, g: u64) -> bool {
         self.covers_range(g, g + 1)
     }
 
     /// Whether every group `0..n` is in the set.
+    ///
+    /// ```
+    /// use swarm_engine::store::GroupSet;
+    ///
+    /// let mut s = GroupSet::new();
+    /// s.insert(0, 10);
+    /// assert!(s.covers(10)); // a blob of 10 groups is complete
+    /// assert!(!s.covers(11));
+    /// assert!(GroupSet::new().covers(0));
+    /// ```
     pub fn covers(&self, n: u64) -> bool {
         n == 0 || self.0.first().is_some_and(|&(a, b)| a == 0 && b >= n)
     }
 
     /// Number of groups in the set.
+    ///
+    /// ```
+    /// use swarm_engine::store::GroupSet;
+    ///
+    /// let mut s = GroupSet::new();
+    /// s.insert(0, 3);
+    /// s.insert(10, 12);
+    /// assert_eq!(s.count(), 5);
+    /// ```
     pub fn count(&self) -> u64 {
         self.0.iter().map(|&(a, b)| b - a).sum()
     }
 
     /// Whether the set is empty.
+    ///
+    /// ```
+    /// use swarm_engine::store::GroupSet;
+    ///
+    /// let mut s = GroupSet::new();
+    /// assert!(s.is_empty());
+    /// s.insert(7, 8);
+    /// assert!(!s.is_empty());
+    /// ```
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
 
     /// The ranges, sorted.
+    ///
+    /// ```
+    /// use swarm_engine::store::GroupSet;
+    ///
+    /// let mut s = GroupSet::new();
+    /// s.insert(8, 9);
+    /// s.insert(0, 2);
+    /// assert_eq!(s.ranges(), &[(0, 2), (8, 9)]);
+    /// ```
     pub fn ranges(&self) -> &[(u64, u64)] {
         &self.0
     }
 
     /// As bao chunk ranges.
+    ///
+    /// ```
+    /// use swarm_engine::content::group_ranges;
+    /// use swarm_engine::store::GroupSet;
+    ///
+    /// let mut s = GroupSet::new();
+    /// s.insert(1, 3);
+    /// // 16 chunks of 1 KiB per group.
+    /// assert_eq!(s.to_chunk_ranges(), group_ranges(1, 3));
+    /// ```
     pub fn to_chunk_ranges(&self) -> ChunkRanges {
         let mut r = ChunkRanges::empty();
         for &(a, b) in &self.0 {

@@ -24,6 +24,30 @@ const BATCH_BYTES: u64 = 32 << 20;
 const BATCH_BLOBS: usize = 4096;
 
 /// Options for [`Store::add_paths`].
+///
+/// ```
+/// use std::sync::Arc;
+/// use std::sync::atomic::{AtomicU64, Ordering};
+/// use swarm_engine::store::{AddOptions, Progress, Store};
+///
+/// let dir = tempfile::tempdir()?;
+/// std::fs::write(dir.path().join("data.bin"), vec![1u8; 50_000])?;
+/// let done = Arc::new(AtomicU64::new(0));
+/// let counter = done.clone();
+/// let opts = AddOptions {
+///     name: Some("my data".into()),
+///     progress: Some(Arc::new(move |p| {
+///         if let Progress::Advance(n) = p {
+///             counter.fetch_add(n, Ordering::Relaxed);
+///         }
+///     })),
+/// };
+/// let store = Store::memory()?;
+/// store.add_paths(&[dir.path().join("data.bin")], &opts)?;
+/// assert_eq!(done.load(Ordering::Relaxed), 50_000);
+/// assert_eq!(store.pins()?[0].name, "my data");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone, Default)]
 pub struct AddOptions {
     /// Name of the pin; defaults to the first path's file name.
@@ -41,6 +65,30 @@ impl std::fmt::Debug for AddOptions {
 }
 
 /// Progress of a long operation.
+///
+/// ```
+/// use std::sync::{Arc, Mutex};
+/// use swarm_engine::store::{AddOptions, Progress, Store};
+///
+/// let dir = tempfile::tempdir()?;
+/// std::fs::write(dir.path().join("a"), vec![1u8; 30_000])?;
+/// let events = Arc::new(Mutex::new(Vec::new()));
+/// let log = events.clone();
+/// let opts = AddOptions {
+///     progress: Some(Arc::new(move |p| log.lock().unwrap().push(p))),
+///     ..AddOptions::default()
+/// };
+/// Store::memory()?.add_paths(&[dir.path().join("a")], &opts)?;
+/// let events = events.lock().unwrap();
+/// // First the total, then advances that add up to it.
+/// assert_eq!(events[0], Progress::Total(30_000));
+/// let advanced: u64 = events[1..].iter().map(|p| match p {
+///     Progress::Advance(n) => *n,
+///     Progress::Total(_) => 0,
+/// }).sum();
+/// assert_eq!(advanced, 30_000);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Progress {
     /// The total number of bytes the operation will move.
@@ -50,6 +98,23 @@ pub enum Progress {
 }
 
 /// What [`Store::add_paths`] stored.
+///
+/// ```
+/// use swarm_engine::store::Store;
+///
+/// let dir = tempfile::tempdir()?;
+/// let (a, b) = (dir.path().join("a.txt"), dir.path().join("b.txt"));
+/// std::fs::write(&a, b"same bytes")?;
+/// std::fs::write(&b, b"same bytes")?;
+/// let store = Store::memory()?;
+/// let first = store.add_paths(&[a], &Default::default())?;
+/// assert_eq!((first.files, first.size, first.new_bytes), (1, 10, 10));
+/// // Another name, the same content: stored once.
+/// let second = store.add_paths(&[b], &Default::default())?;
+/// assert_eq!(second.new_bytes, 0);
+/// assert_ne!(second.root, first.root); // the manifests differ in the name
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Added {
     /// The root: hash of the manifest.
@@ -63,6 +128,18 @@ pub struct Added {
 }
 
 /// An add that failed. Nothing already stored is affected.
+///
+/// ```
+/// use swarm_engine::store::{AddError, Store};
+///
+/// let store = Store::memory()?;
+/// let err = store
+///     .add_paths(&["/no/such/file".into()], &Default::default())
+///     .unwrap_err();
+/// assert!(matches!(err, AddError::NotFound(_)));
+/// assert!(matches!(store.add_paths(&[], &Default::default()), Err(AddError::Empty)));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum AddError {
@@ -131,6 +208,23 @@ impl Store {
     /// a link back into its own ancestry is an error. The add is atomic with
     /// respect to the pin: after a crash either the pin exists with all its
     /// content, or it does not.
+    ///
+    /// ```
+    /// use swarm_engine::store::Store;
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let site = dir.path().join("site");
+    /// std::fs::create_dir_all(site.join("css"))?;
+    /// std::fs::write(site.join("index.html"), b"<h1>hi</h1>")?;
+    /// std::fs::write(site.join("css/style.css"), b"h1 { color: red }")?;
+    /// let store = Store::memory()?;
+    /// let added = store.add_paths(&[site], &Default::default())?;
+    /// let manifest = store.manifest(&added.root)?;
+    /// let paths: Vec<_> = manifest.entries().iter().map(|e| e.path.as_str()).collect();
+    /// assert_eq!(paths, ["site/css/style.css", "site/index.html"]);
+    /// assert_eq!(store.pins()?[0].name, "site");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn add_paths(&self, paths: &[PathBuf], opts: &AddOptions) -> Result<Added, AddError> {
         let _shared = self.inner.gc_lock.read().unwrap_or_else(|e| e.into_inner());
         if paths.is_empty() {
@@ -205,6 +299,18 @@ impl Store {
 
     /// Store `bytes` as a blob (not pinned; protect it by pinning a root
     /// that lists it). For manifests received from peers.
+    ///
+    /// ```
+    /// use swarm_engine::Hash;
+    /// use swarm_engine::store::Store;
+    ///
+    /// let store = Store::memory()?;
+    /// let hash = store.put_blob(b"a manifest from a peer")?;
+    /// assert_eq!(hash, Hash::of(b"a manifest from a peer"));
+    /// store.gc()?; // not pinned: collected
+    /// assert_eq!(store.blob_info(&hash)?, None);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn put_blob(&self, bytes: &[u8]) -> Result<Hash, StoreError> {
         let _shared = self.inner.gc_lock.read().unwrap_or_else(|e| e.into_inner());
         let mut batch = Batch::default();
@@ -381,6 +487,21 @@ struct Batch {
 /// The manifest `paths` would get from [`Store::add_paths`], computed by
 /// hashing the files without storing anything: to check that local files
 /// match a root.
+///
+/// ```
+/// use swarm_engine::store::{Store, manifest_of};
+///
+/// let dir = tempfile::tempdir()?;
+/// let file = dir.path().join("app.bin");
+/// std::fs::write(&file, b"release build")?;
+/// let store = Store::memory()?;
+/// let root = store.add_paths(&[file.clone()], &Default::default())?.root;
+/// // Later: do the local files still match the root?
+/// assert_eq!(manifest_of(&[file.clone()])?.root(), root);
+/// std::fs::write(&file, b"edited")?;
+/// assert_ne!(manifest_of(&[file])?.root(), root);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub fn manifest_of(paths: &[PathBuf]) -> Result<Manifest, AddError> {
     if paths.is_empty() {
         return Err(AddError::Empty);

@@ -45,6 +45,15 @@ use self::tables::{BLOBS, BlobEntry, INLINE, META, PINS, PinEntry, REFS, SECRETS
 use crate::content::{self, ChunkRanges, GROUP_SIZE, Hash, Manifest, ManifestError};
 
 /// Tuning for a store.
+///
+/// ```
+/// use swarm_engine::store::{Store, StoreConfig};
+///
+/// let dir = tempfile::tempdir()?;
+/// let store = Store::open_with(dir.path(), StoreConfig::default().cache_size(4 << 20))?;
+/// # drop(store);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone)]
 pub struct StoreConfig {
     /// redb page cache, in bytes. Blob data bypasses it; metadata is small.
@@ -61,6 +70,13 @@ impl Default for StoreConfig {
 
 impl StoreConfig {
     /// Set the redb page cache size in bytes.
+    ///
+    /// ```
+    /// use swarm_engine::store::StoreConfig;
+    ///
+    /// let config = StoreConfig::default().cache_size(64 << 20);
+    /// assert_eq!(config.cache_size, 64 << 20);
+    /// ```
     pub fn cache_size(mut self, bytes: usize) -> Self {
         self.cache_size = bytes;
         self
@@ -68,6 +84,16 @@ impl StoreConfig {
 }
 
 /// A blockstore. Cheap to clone; all clones share one database.
+///
+/// ```
+/// use swarm_engine::store::Store;
+///
+/// let store = Store::memory()?;
+/// let other = store.clone();
+/// let hash = store.put_blob(b"shared")?;
+/// assert_eq!(other.read_blob(&hash, 1024)?, Some(b"shared".to_vec()));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone)]
 pub struct Store {
     inner: Arc<Inner>,
@@ -88,6 +114,16 @@ struct Inner {
 }
 
 /// A store that could not be opened.
+///
+/// ```
+/// use swarm_engine::store::{OpenError, Store};
+///
+/// let dir = tempfile::tempdir()?;
+/// let _running = Store::open(dir.path())?;
+/// // A second open of the same store, as a second process would try.
+/// assert!(matches!(Store::open(dir.path()), Err(OpenError::Locked(_))));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum OpenError {
@@ -123,6 +159,19 @@ pub enum OpenError {
 }
 
 /// An operation on an open store failed.
+///
+/// ```
+/// use std::io::ErrorKind;
+/// use swarm_engine::store::{MemBackend, Store, StoreConfig, StoreError};
+///
+/// let backend = MemBackend::new();
+/// let store = Store::with_backend(backend.clone(), StoreConfig::default())?;
+/// // The disk fills up: the next write fails.
+/// backend.fail_after(backend.ops() + 1, ErrorKind::StorageFull);
+/// let err = store.put_blob(&[7; 100_000]).unwrap_err();
+/// assert!(matches!(err, StoreError::DiskFull));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum StoreError {
@@ -172,6 +221,19 @@ db_errors!(
 );
 
 /// A pinned root, as [`Store::pins`] lists it.
+///
+/// ```
+/// # let store = swarm_engine::store::Store::memory()?;
+/// # let dir = tempfile::tempdir()?;
+/// # let path = dir.path().join("hello.txt");
+/// # std::fs::write(&path, b"hello swarm")?;
+/// # let added = store.add_paths(&[path], &Default::default())?;
+/// let pins = store.pins()?;
+/// assert_eq!(pins.len(), 1);
+/// assert_eq!((pins[0].root, pins[0].name.as_str()), (added.root, "hello.txt"));
+/// assert_eq!((pins[0].files, pins[0].size), (1, 11));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Pin {
     /// The root hash.
@@ -187,6 +249,16 @@ pub struct Pin {
 }
 
 /// What [`Store::gc`] did.
+///
+/// ```
+/// use swarm_engine::store::Store;
+///
+/// let store = Store::memory()?;
+/// store.put_blob(b"nobody pins this")?;
+/// let stats = store.gc()?;
+/// assert_eq!((stats.blobs, stats.bytes), (1, 16));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct GcStats {
     /// Blobs deleted.
@@ -196,6 +268,23 @@ pub struct GcStats {
 }
 
 /// One problem [`Store::check`] found.
+///
+/// ```
+/// use swarm_engine::Hash;
+/// use swarm_engine::store::{FileKind, FileName, MemBackend, Store, StoreConfig};
+///
+/// let backend = MemBackend::new();
+/// let store = Store::with_backend(backend.clone(), StoreConfig::default())?;
+/// let data = vec![1u8; 100_000];
+/// let hash = store.put_blob(&data)?;
+/// assert_eq!(hash, Hash::of(&data));
+/// backend.corrupt(FileName::Blob(hash, FileKind::Data), 40_000)?; // bit rot
+/// let report = store.check(|_| {})?;
+/// assert_eq!(report.problems.len(), 1);
+/// assert_eq!(report.problems[0].hash, hash);
+/// println!("{}", report.problems[0].what); // "stored data in the 16 KiB group at byte 32768 …"
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Problem {
     /// The blob or root concerned.
@@ -205,6 +294,18 @@ pub struct Problem {
 }
 
 /// What [`Store::check`] found.
+///
+/// ```
+/// # let store = swarm_engine::store::Store::memory()?;
+/// # let dir = tempfile::tempdir()?;
+/// # let path = dir.path().join("hello.txt");
+/// # std::fs::write(&path, b"hello swarm")?;
+/// # let added = store.add_paths(&[path], &Default::default())?;
+/// let report = store.check(|_| {})?;
+/// assert!(report.problems.is_empty());
+/// assert_eq!(report.blobs, 2); // the file and the manifest
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, Default)]
 pub struct CheckReport {
     /// Blobs re-verified.
@@ -216,6 +317,21 @@ pub struct CheckReport {
 }
 
 /// What the store holds of one blob.
+///
+/// ```
+/// use swarm_engine::Hash;
+/// use swarm_engine::store::{BlobInfo, GroupSet, Store};
+///
+/// let store = Store::memory()?;
+/// let data = vec![1u8; 100_000];
+/// // A download has started, and nothing is verified yet.
+/// let _receiving = store.partial(Hash::of(&data), 100_000)?;
+/// assert_eq!(
+///     store.blob_info(&Hash::of(&data))?,
+///     Some(BlobInfo { size: 100_000, partial: Some(GroupSet::new()) })
+/// );
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BlobInfo {
     /// Size in bytes.
@@ -226,11 +342,32 @@ pub struct BlobInfo {
 
 impl Store {
     /// Open or create the store in directory `dir`.
+    ///
+    /// ```
+    /// use swarm_engine::store::Store;
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let hash = Store::open(dir.path())?.put_blob(b"kept")?;
+    /// // Closed when the last clone is dropped; opened again, it still holds the blob.
+    /// let store = Store::open(dir.path())?;
+    /// assert!(store.blob_info(&hash)?.is_some());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn open(dir: impl AsRef<Path>) -> Result<Self, OpenError> {
         Self::open_with(dir, StoreConfig::default())
     }
 
     /// [`Self::open`] with tuning.
+    ///
+    /// ```
+    /// use swarm_engine::store::{Store, StoreConfig};
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// // A small page cache for a small device.
+    /// let store = Store::open_with(dir.path(), StoreConfig::default().cache_size(1 << 20))?;
+    /// assert!(store.pins()?.is_empty());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn open_with(dir: impl AsRef<Path>, config: StoreConfig) -> Result<Self, OpenError> {
         let dir = dir.as_ref();
         let io = |source| OpenError::Io {
@@ -253,11 +390,32 @@ impl Store {
     }
 
     /// A store that lives in memory and is gone when dropped.
+    ///
+    /// ```
+    /// use swarm_engine::store::Store;
+    ///
+    /// let store = Store::memory()?;
+    /// let hash = store.put_blob(b"in memory")?;
+    /// assert!(store.blob_info(&hash)?.is_some());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn memory() -> Result<Self, OpenError> {
         Self::with_backend(MemBackend::new(), StoreConfig::default())
     }
 
     /// Open a store on any backend.
+    ///
+    /// ```
+    /// use swarm_engine::store::{MemBackend, Store, StoreConfig};
+    ///
+    /// let backend = MemBackend::new();
+    /// let store = Store::with_backend(backend.clone(), StoreConfig::default())?;
+    /// let hash = store.put_blob(&[5; 50_000])?;
+    /// // Power loss right after: what was committed is there.
+    /// let after = Store::with_backend(backend.crash(), StoreConfig::default())?;
+    /// assert_eq!(after.read_blob(&hash, 1 << 20)?, Some(vec![5; 50_000]));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn with_backend(backend: impl Backend, config: StoreConfig) -> Result<Self, OpenError> {
         // redb panics on some damaged pages instead of returning an error;
         // a damaged file must give the user an error, not a crash.
@@ -367,6 +525,18 @@ impl Store {
 
     /// What the store holds of `hash`, if anything. For a blob being
     /// received, this includes groups verified since the last commit.
+    ///
+    /// ```
+    /// use swarm_engine::Hash;
+    /// use swarm_engine::store::Store;
+    ///
+    /// let store = Store::memory()?;
+    /// let hash = store.put_blob(b"complete")?;
+    /// let info = store.blob_info(&hash)?.expect("stored");
+    /// assert_eq!((info.size, info.partial), (8, None)); // None: complete
+    /// assert_eq!(store.blob_info(&Hash::of(b"never stored"))?, None);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn blob_info(&self, hash: &Hash) -> Result<Option<BlobInfo>, StoreError> {
         let live = self.live(hash);
         Ok(self.entry(hash)?.map(|e| match e {
@@ -403,6 +573,18 @@ impl Store {
 
     /// Read a whole complete blob into memory, verifying it. For manifests
     /// and other small blobs; refuses blobs over `limit` bytes.
+    ///
+    /// ```
+    /// use swarm_engine::Hash;
+    /// use swarm_engine::store::{ReadError, Store};
+    ///
+    /// let store = Store::memory()?;
+    /// let hash = store.put_blob(b"small blob")?;
+    /// assert_eq!(store.read_blob(&hash, 1024)?, Some(b"small blob".to_vec()));
+    /// assert!(matches!(store.read_blob(&hash, 4), Err(ReadError::TooLarge { size: 10, .. })));
+    /// assert_eq!(store.read_blob(&Hash::of(b"unknown"), 1024)?, None);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn read_blob(&self, hash: &Hash, limit: u64) -> Result<Option<Vec<u8>>, ReadError> {
         let Some(entry) = self.entry(hash)? else {
             return Ok(None);
@@ -440,6 +622,18 @@ impl Store {
     }
 
     /// Load and decode the manifest named by `root`.
+    ///
+    /// ```
+    /// # let store = swarm_engine::store::Store::memory()?;
+    /// # let dir = tempfile::tempdir()?;
+    /// # let path = dir.path().join("hello.txt");
+    /// # std::fs::write(&path, b"hello swarm")?;
+    /// # let added = store.add_paths(&[path], &Default::default())?;
+    /// let manifest = store.manifest(&added.root)?;
+    /// assert_eq!(manifest.entries()[0].path, "hello.txt");
+    /// assert_eq!(manifest.root(), added.root);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn manifest(&self, root: &Hash) -> Result<Manifest, ReadError> {
         let bytes = self
             .read_blob(root, content::manifest::MAX_ENCODED_SIZE)?
@@ -449,6 +643,22 @@ impl Store {
 
     /// Pin `root` under `name`. Its manifest must be stored complete.
     /// Pinning a pinned root changes nothing.
+    ///
+    /// ```
+    /// use swarm_engine::store::Store;
+    ///
+    /// # let dir = tempfile::tempdir()?;
+    /// # std::fs::write(dir.path().join("a.txt"), b"some file")?;
+    /// # let paths = [dir.path().join("a.txt")];
+    /// let store = Store::memory()?;
+    /// let root = store.add_paths(&paths, &Default::default())?.root;
+    /// store.pin(&root, "second name")?; // already pinned: nothing changes
+    /// assert_eq!(store.pins()?.len(), 1);
+    /// store.unpin(&root)?;
+    /// store.pin(&root, "again")?; // pinned again before a gc collected it
+    /// assert_eq!(store.pins()?[0].name, "again");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn pin(&self, root: &Hash, name: &str) -> Result<(), ReadError> {
         let manifest = self.manifest(root)?;
         let tx = self.inner.db.begin_write().map_err(StoreError::from)?;
@@ -459,6 +669,17 @@ impl Store {
 
     /// The 32-byte secret stored under `name`, created with `make` if absent.
     /// Used for the node's key, so its id survives restarts.
+    ///
+    /// ```
+    /// use swarm_engine::store::Store;
+    ///
+    /// let store = Store::memory()?;
+    /// let first = store.secret("node-key", || Ok([42; 32]))?;
+    /// // From then on the stored value is returned; `make` is not called.
+    /// let again = store.secret("node-key", || unreachable!())?;
+    /// assert_eq!(first, again);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn secret(
         &self,
         name: &str,
@@ -484,6 +705,19 @@ impl Store {
     }
 
     /// Every pin, sorted by root.
+    ///
+    /// ```
+    /// # let store = swarm_engine::store::Store::memory()?;
+    /// # let dir = tempfile::tempdir()?;
+    /// # let path = dir.path().join("hello.txt");
+    /// # std::fs::write(&path, b"hello swarm")?;
+    /// # let added = store.add_paths(&[path], &Default::default())?;
+    /// for pin in store.pins()? {
+    ///     println!("{} {} ({} files, {} bytes)", pin.root, pin.name, pin.files, pin.size);
+    /// }
+    /// assert_eq!(store.pins()?[0].root, added.root);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn pins(&self) -> Result<Vec<Pin>, StoreError> {
         let tx = self.inner.db.begin_read()?;
         let t = tx.open_table(PINS)?;
@@ -505,6 +739,21 @@ impl Store {
 
     /// Remove the pin on `root`. Returns whether there was one. The content
     /// stays until [`Self::gc`].
+    ///
+    /// ```
+    /// # let store = swarm_engine::store::Store::memory()?;
+    /// # let dir = tempfile::tempdir()?;
+    /// # let path = dir.path().join("hello.txt");
+    /// # std::fs::write(&path, b"hello swarm")?;
+    /// # let added = store.add_paths(&[path], &Default::default())?;
+    /// assert!(store.unpin(&added.root)?);
+    /// assert!(!store.unpin(&added.root)?); // no longer pinned
+    /// // The content stays until gc.
+    /// assert!(store.manifest(&added.root).is_ok());
+    /// store.gc()?;
+    /// assert!(store.manifest(&added.root).is_err());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn unpin(&self, root: &Hash) -> Result<bool, ReadError> {
         let tx = self.inner.db.begin_write().map_err(StoreError::from)?;
         {
@@ -538,6 +787,20 @@ impl Store {
     }
 
     /// Delete every blob that no pin reaches, and any leftover files.
+    ///
+    /// ```
+    /// # let store = swarm_engine::store::Store::memory()?;
+    /// # let dir = tempfile::tempdir()?;
+    /// # let path = dir.path().join("hello.txt");
+    /// # std::fs::write(&path, b"hello swarm")?;
+    /// # let added = store.add_paths(&[path], &Default::default())?;
+    /// let loose = store.put_blob(b"referenced by no pin")?;
+    /// let stats = store.gc()?;
+    /// assert_eq!(stats.blobs, 1);
+    /// assert_eq!(store.blob_info(&loose)?, None);
+    /// assert!(store.manifest(&added.root).is_ok()); // pinned content stays
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn gc(&self) -> Result<GcStats, StoreError> {
         let _excl = self
             .inner
@@ -651,6 +914,19 @@ impl Store {
 
     /// Re-verify every stored blob against its hash, every pin against its
     /// manifest, and the reference counts against the pins.
+    ///
+    /// ```
+    /// # let store = swarm_engine::store::Store::memory()?;
+    /// # let dir = tempfile::tempdir()?;
+    /// # let path = dir.path().join("hello.txt");
+    /// # std::fs::write(&path, b"hello swarm")?;
+    /// # let added = store.add_paths(&[path], &Default::default())?;
+    /// let mut checked = 0;
+    /// let report = store.check(|bytes| checked += bytes)?;
+    /// assert!(report.problems.is_empty(), "{:?}", report.problems);
+    /// assert_eq!(checked, 11 + store.read_blob(&added.root, 1024)?.map_or(0, |m| m.len() as u64));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn check(&self, mut progress: impl FnMut(u64)) -> Result<CheckReport, StoreError> {
         let mut report = CheckReport::default();
         let entries: Vec<(Hash, Result<BlobEntry, ()>)> = {
@@ -777,6 +1053,24 @@ impl Store {
 
     /// Write the Bao encoding of `ranges` of `hash` to `out`, checking every
     /// group against the outboard as it is read.
+    ///
+    /// ```
+    /// use swarm_engine::content::{BaoContentItem, decode_ranges, group_ranges};
+    /// use swarm_engine::store::Store;
+    ///
+    /// let store = Store::memory()?;
+    /// let data = vec![3u8; 100_000];
+    /// let hash = store.put_blob(&data)?;
+    /// // The second 16 KiB group, with the hashes that prove it.
+    /// let ranges = group_ranges(1, 2);
+    /// let mut encoded = Vec::new();
+    /// store.encode_ranges(&hash, &ranges, &mut encoded)?;
+    /// let leaves = decode_ranges(hash, 100_000, &ranges, &encoded[..])
+    ///     .filter(|item| matches!(item, Ok(BaoContentItem::Leaf(_))))
+    ///     .count();
+    /// assert_eq!(leaves, 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn encode_ranges(
         &self,
         hash: &Hash,
@@ -788,6 +1082,19 @@ impl Store {
 
     /// [`Self::encode_ranges`], re-hashing stored data only if `verify`.
     /// Partial blobs refuse ranges they do not hold either way.
+    ///
+    /// ```
+    /// use swarm_engine::content::all;
+    /// use swarm_engine::store::Store;
+    ///
+    /// let store = Store::memory()?;
+    /// let hash = store.put_blob(&[3u8; 100_000])?;
+    /// let (mut checked, mut fast) = (Vec::new(), Vec::new());
+    /// store.encode_ranges_with(&hash, &all(), &mut checked, true)?;
+    /// store.encode_ranges_with(&hash, &all(), &mut fast, false)?;
+    /// assert_eq!(checked, fast); // the same bytes while the store is sound
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn encode_ranges_with(
         &self,
         hash: &Hash,
@@ -801,6 +1108,24 @@ impl Store {
     /// [`Self::encode_ranges_with`], calling `header` with the blob's size
     /// once it is known to hold the ranges and before any encoded byte: a
     /// server answers a request with one lookup this way.
+    ///
+    /// ```
+    /// use std::io::Write;
+    /// use swarm_engine::content::all;
+    /// use swarm_engine::store::Store;
+    /// use swarm_engine::wire::{Found, Message};
+    ///
+    /// let store = Store::memory()?;
+    /// let hash = store.put_blob(&[3u8; 100_000])?;
+    /// // A response: the `Found` header, then the Bao encoding.
+    /// let mut response = Vec::new();
+    /// store.encode_ranges_after(&hash, &all(), &mut response, false, |size, out| {
+    ///     out.write_all(&Message::Found(Found { size }).encode())
+    /// })?;
+    /// let (header, _) = Message::decode_frame(&response)?.expect("a whole header");
+    /// assert_eq!(header, Message::Found(Found { size: 100_000 }));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn encode_ranges_after<W: io::Write>(
         &self,
         hash: &Hash,
@@ -857,6 +1182,18 @@ impl From<StoreError> for InitError {
 }
 
 /// Reading a blob or a manifest failed.
+///
+/// ```
+/// use swarm_engine::store::{ReadError, Store};
+///
+/// let store = Store::memory()?;
+/// let not_a_manifest = store.put_blob(b"just bytes")?;
+/// assert!(matches!(
+///     store.manifest(&not_a_manifest),
+///     Err(ReadError::NotManifest(..))
+/// ));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ReadError {

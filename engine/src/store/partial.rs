@@ -16,6 +16,25 @@ const COMMIT_EVERY: u64 = 16 << 20;
 /// against the root first; verified groups become durable at each commit
 /// (every 16 MiB and on [`PartialBlob::flush`] or drop), so a download that
 /// is killed resumes from there.
+///
+/// ```
+/// use swarm_engine::content::all;
+/// use swarm_engine::store::Store;
+///
+/// // A seeder holds a blob; a fetcher receives it from the Bao encoding.
+/// let seeder = Store::memory()?;
+/// let hash = seeder.put_blob(&[9u8; 100_000])?;
+/// let mut response = Vec::new();
+/// seeder.encode_ranges(&hash, &all(), &mut response)?;
+///
+/// let fetcher = Store::memory()?;
+/// let mut blob = fetcher.partial(hash, 100_000)?;
+/// let written = blob.write_response(&all(), &response[..])?;
+/// assert_eq!(written, 100_000);
+/// assert!(blob.is_complete());
+/// assert_eq!(fetcher.read_blob(&hash, 1 << 20)?, Some(vec![9u8; 100_000]));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug)]
 pub struct PartialBlob {
     store: Store,
@@ -39,6 +58,26 @@ enum Target {
 }
 
 /// Receiving data failed. Verified data received before the error is kept.
+///
+/// ```
+/// use swarm_engine::content::all;
+/// use swarm_engine::store::{Store, WriteError};
+///
+/// let seeder = Store::memory()?;
+/// let hash = seeder.put_blob(&[9u8; 100_000])?;
+/// let mut response = Vec::new();
+/// seeder.encode_ranges(&hash, &all(), &mut response)?;
+/// let last = response.len() - 1;
+/// response[last] ^= 1; // damaged on the way
+///
+/// let fetcher = Store::memory()?;
+/// let mut blob = fetcher.partial(hash, 100_000)?;
+/// let err = blob.write_response(&all(), &response[..]).unwrap_err();
+/// assert!(matches!(err, WriteError::Verify { .. }));
+/// // The groups that verified before the damage are kept.
+/// assert_eq!(blob.present().count(), 6);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum WriteError {
@@ -58,6 +97,25 @@ pub enum WriteError {
 impl Store {
     /// Start or resume receiving blob `hash` of `size` bytes. A stored
     /// partial blob of a different size is discarded and started over.
+    ///
+    /// ```
+    /// use swarm_engine::content::group_ranges;
+    /// use swarm_engine::store::Store;
+    ///
+    /// # let seeder = Store::memory()?;
+    /// # let hash = seeder.put_blob(&[9u8; 100_000])?;
+    /// # let mut first_half = Vec::new();
+    /// # seeder.encode_ranges(&hash, &group_ranges(0, 3), &mut first_half)?;
+    /// let store = Store::memory()?;
+    /// let mut blob = store.partial(hash, 100_000)?;
+    /// blob.write_response(&group_ranges(0, 3), &first_half[..])?;
+    /// drop(blob); // the download stops
+    /// // Resuming picks up the verified groups.
+    /// let blob = store.partial(hash, 100_000)?;
+    /// assert_eq!(blob.present().ranges(), &[(0, 3)]);
+    /// assert!(!blob.is_complete());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn partial(&self, hash: Hash, size: u64) -> Result<PartialBlob, StoreError> {
         let existing = self.entry(&hash)?;
         let mut pb = PartialBlob {
@@ -113,21 +171,67 @@ impl Store {
 
 impl PartialBlob {
     /// The blob being received.
+    ///
+    /// ```
+    /// use swarm_engine::Hash;
+    /// use swarm_engine::store::Store;
+    ///
+    /// let store = Store::memory()?;
+    /// let blob = store.partial(Hash::of(b"wanted"), 6)?;
+    /// assert_eq!(blob.hash(), Hash::of(b"wanted"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn hash(&self) -> Hash {
         self.hash
     }
 
     /// Its size.
+    ///
+    /// ```
+    /// use swarm_engine::Hash;
+    /// use swarm_engine::store::Store;
+    ///
+    /// let store = Store::memory()?;
+    /// let blob = store.partial(Hash::of(b"wanted"), 6)?;
+    /// assert_eq!(blob.size(), 6);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn size(&self) -> u64 {
         self.size
     }
 
     /// Whether every group is verified and stored.
+    ///
+    /// ```
+    /// use swarm_engine::store::Store;
+    ///
+    /// let store = Store::memory()?;
+    /// let hash = store.put_blob(b"already here")?;
+    /// // Nothing to receive for a blob the store holds.
+    /// assert!(store.partial(hash, 12)?.is_complete());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn is_complete(&self) -> bool {
         matches!(self.target, Target::Complete)
     }
 
     /// Groups verified so far (committed or not).
+    ///
+    /// ```
+    /// use swarm_engine::content::group_ranges;
+    /// use swarm_engine::store::Store;
+    ///
+    /// # let seeder = Store::memory()?;
+    /// # let hash = seeder.put_blob(&[9u8; 100_000])?;
+    /// # let mut response = Vec::new();
+    /// # seeder.encode_ranges(&hash, &group_ranges(2, 4), &mut response)?;
+    /// let store = Store::memory()?;
+    /// let mut blob = store.partial(hash, 100_000)?;
+    /// assert!(blob.present().is_empty());
+    /// blob.write_response(&group_ranges(2, 4), &response[..])?;
+    /// assert_eq!(blob.present().ranges(), &[(2, 4)]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn present(&self) -> GroupSet {
         if self.is_complete() {
             let mut all = GroupSet::new();
@@ -140,6 +244,21 @@ impl PartialBlob {
     }
 
     /// Chunk ranges still missing.
+    ///
+    /// ```
+    /// use swarm_engine::content::group_ranges;
+    /// use swarm_engine::store::Store;
+    ///
+    /// # let seeder = Store::memory()?;
+    /// # let hash = seeder.put_blob(&[9u8; 100_000])?;
+    /// # let mut response = Vec::new();
+    /// # seeder.encode_ranges(&hash, &group_ranges(0, 2), &mut response)?;
+    /// let store = Store::memory()?;
+    /// let mut blob = store.partial(hash, 100_000)?; // 7 groups
+    /// blob.write_response(&group_ranges(0, 2), &response[..])?;
+    /// assert_eq!(blob.missing(), group_ranges(2, 7));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn missing(&self) -> ChunkRanges {
         let all = content::group_ranges(0, content::group_count(self.size).max(1));
         all - self.present().to_chunk_ranges()
@@ -147,6 +266,23 @@ impl PartialBlob {
 
     /// Decode a Bao response for `ranges` from `encoded`, verifying every
     /// group before writing it. Returns the bytes of new verified data.
+    ///
+    /// ```
+    /// use swarm_engine::content::group_ranges;
+    /// use swarm_engine::store::Store;
+    ///
+    /// # let seeder = Store::memory()?;
+    /// # let hash = seeder.put_blob(&[9u8; 100_000])?;
+    /// let ranges = group_ranges(0, 4);
+    /// let mut response = Vec::new();
+    /// seeder.encode_ranges(&hash, &ranges, &mut response)?;
+    /// let store = Store::memory()?;
+    /// let mut blob = store.partial(hash, 100_000)?;
+    /// assert_eq!(blob.write_response(&ranges, &response[..])?, 4 * 16384);
+    /// // Nothing new the second time.
+    /// assert_eq!(blob.write_response(&ranges, &response[..])?, 0);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn write_response(
         &mut self,
         ranges: &ChunkRanges,
@@ -179,6 +315,25 @@ impl PartialBlob {
     /// parallel and written one after another). Returns the bytes of new
     /// verified data. Verified groups are servable at once and durable at
     /// the next commit.
+    ///
+    /// ```
+    /// use swarm_engine::content::{all, decode_ranges};
+    /// use swarm_engine::store::Store;
+    ///
+    /// # let seeder = Store::memory()?;
+    /// # let hash = seeder.put_blob(&[9u8; 100_000])?;
+    /// # let mut response = Vec::new();
+    /// # seeder.encode_ranges(&hash, &all(), &mut response)?;
+    /// // Verify first (on another thread, say), then write.
+    /// let items = decode_ranges(hash, 100_000, &all(), &response[..])
+    ///     .collect::<Result<Vec<_>, _>>()?;
+    /// let store = Store::memory()?;
+    /// let mut blob = store.partial(hash, 100_000)?;
+    /// assert_eq!(blob.write_verified(&items)?, 100_000);
+    /// blob.flush()?;
+    /// assert!(blob.is_complete());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn write_verified(&mut self, items: &[BaoContentItem]) -> Result<u64, StoreError> {
         let mut written = 0;
         for item in items {
@@ -231,6 +386,25 @@ impl PartialBlob {
     }
 
     /// Make all verified groups durable.
+    ///
+    /// ```
+    /// use swarm_engine::content::{decode_ranges, group_ranges};
+    /// use swarm_engine::store::Store;
+    ///
+    /// # let seeder = Store::memory()?;
+    /// # let hash = seeder.put_blob(&[9u8; 100_000])?;
+    /// # let mut response = Vec::new();
+    /// # seeder.encode_ranges(&hash, &group_ranges(0, 1), &mut response)?;
+    /// let store = Store::memory()?;
+    /// let mut blob = store.partial(hash, 100_000)?;
+    /// let items = decode_ranges(hash, 100_000, &group_ranges(0, 1), &response[..])
+    ///     .collect::<Result<Vec<_>, _>>()?;
+    /// blob.write_verified(&items)?;
+    /// blob.flush()?; // group 0 is now durable
+    /// let info = store.blob_info(&hash)?.expect("started");
+    /// assert_eq!(info.partial.map(|p| p.count()), Some(1));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn flush(&mut self) -> Result<(), StoreError> {
         if self.pending.is_empty() || self.is_complete() {
             return Ok(());

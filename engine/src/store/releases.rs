@@ -33,6 +33,37 @@ fn seen_key(publisher: &PublicKey, name: &str, channel: &str) -> Vec<u8> {
 }
 
 /// A release that was refused, or could not be checked.
+///
+/// ```
+/// use swarm_engine::release::{Policy, PolicyError, Want};
+/// use swarm_engine::store::{AcceptError, Store};
+///
+/// # use swarm_engine::Hash;
+/// # use swarm_engine::release::{Release, SecretKey};
+/// # let key = SecretKey::from_seed(&[1; 32]);
+/// # let release = |seq| {
+/// #     Release {
+/// #         publisher: key.public(),
+/// #         name: "app".into(),
+/// #         channel: "stable".into(),
+/// #         version: semver::Version::new(1, seq, 0),
+/// #         seq,
+/// #         root: Hash::of(&seq.to_le_bytes()),
+/// #         size: 1234,
+/// #         created: 1_800_000_000,
+/// #         expires: None,
+/// #     }
+/// #     .sign(&key)
+/// # };
+/// # let signed = release(1)?;
+/// let store = Store::memory()?;
+/// // Nobody trusts this publisher yet.
+/// let err = store
+///     .accept_release(&Policy::default(), &signed, &Want::default())
+///     .unwrap_err();
+/// assert!(matches!(err, AcceptError::Policy(PolicyError::Untrusted { .. })));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum AcceptError {
@@ -45,6 +76,38 @@ pub enum AcceptError {
 }
 
 /// The newest release seen for one (publisher, name, channel).
+///
+/// ```
+/// use swarm_engine::release::{Policy, Want};
+/// use swarm_engine::store::Store;
+///
+/// # use swarm_engine::Hash;
+/// # use swarm_engine::release::{Release, SecretKey};
+/// # let key = SecretKey::from_seed(&[1; 32]);
+/// # let release = |seq| {
+/// #     Release {
+/// #         publisher: key.public(),
+/// #         name: "app".into(),
+/// #         channel: "stable".into(),
+/// #         version: semver::Version::new(1, seq, 0),
+/// #         seq,
+/// #         root: Hash::of(&seq.to_le_bytes()),
+/// #         size: 1234,
+/// #         created: 1_800_000_000,
+/// #         expires: None,
+/// #     }
+/// #     .sign(&key)
+/// # };
+/// # let signed = release(1)?;
+/// let store = Store::memory()?;
+/// store.trust(&key.public(), "app publisher")?;
+/// let policy = store.policy(Policy::default())?;
+/// store.accept_release(&policy, &signed, &Want::default())?;
+/// let seen = store.release_seen(&key.public(), "app", "stable")?.expect("accepted");
+/// assert_eq!(seen.seq, 1);
+/// assert_eq!(seen.token, signed.to_token());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SeenRelease {
     /// Its sequence number.
@@ -55,6 +118,17 @@ pub struct SeenRelease {
 
 impl Store {
     /// Trust `key` as a publisher, under `label`.
+    ///
+    /// ```
+    /// use swarm_engine::release::SecretKey;
+    /// use swarm_engine::store::Store;
+    ///
+    /// let store = Store::memory()?;
+    /// let key = SecretKey::from_seed(&[1; 32]).public();
+    /// store.trust(&key, "ACME releases")?;
+    /// assert_eq!(store.trusted()?, vec![(key, "ACME releases".to_string())]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn trust(&self, key: &PublicKey, label: &str) -> Result<(), StoreError> {
         let tx = self.inner.db.begin_write()?;
         tx.open_table(TRUST)?.insert(key.as_bytes(), label)?;
@@ -63,6 +137,19 @@ impl Store {
     }
 
     /// Stop trusting `key`. Returns whether it was trusted.
+    ///
+    /// ```
+    /// use swarm_engine::release::SecretKey;
+    /// use swarm_engine::store::Store;
+    ///
+    /// let store = Store::memory()?;
+    /// let key = SecretKey::from_seed(&[1; 32]).public();
+    /// store.trust(&key, "ACME releases")?;
+    /// assert!(store.distrust(&key)?);
+    /// assert!(!store.distrust(&key)?); // no longer trusted
+    /// assert!(store.trusted()?.is_empty());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn distrust(&self, key: &PublicKey) -> Result<bool, StoreError> {
         let tx = self.inner.db.begin_write()?;
         let was = tx.open_table(TRUST)?.remove(key.as_bytes())?.is_some();
@@ -71,6 +158,21 @@ impl Store {
     }
 
     /// Trusted publishers with their labels.
+    ///
+    /// ```
+    /// use swarm_engine::release::SecretKey;
+    /// use swarm_engine::store::Store;
+    ///
+    /// let store = Store::memory()?;
+    /// assert!(store.trusted()?.is_empty());
+    /// store.trust(&SecretKey::from_seed(&[1; 32]).public(), "one")?;
+    /// store.trust(&SecretKey::from_seed(&[2; 32]).public(), "two")?;
+    /// for (key, label) in store.trusted()? {
+    ///     println!("{key} {label}");
+    /// }
+    /// assert_eq!(store.trusted()?.len(), 2);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn trusted(&self) -> Result<Vec<(PublicKey, String)>, StoreError> {
         let tx = self.inner.db.begin_read()?;
         let t = match tx.open_table(TRUST) {
@@ -89,6 +191,37 @@ impl Store {
     }
 
     /// The newest release seen for (publisher, name, channel).
+    ///
+    /// ```
+    /// use swarm_engine::release::{Policy, Want};
+    /// use swarm_engine::store::Store;
+    ///
+    /// # use swarm_engine::Hash;
+    /// # use swarm_engine::release::{Release, SecretKey};
+    /// # let key = SecretKey::from_seed(&[1; 32]);
+    /// # let release = |seq| {
+    /// #     Release {
+    /// #         publisher: key.public(),
+    /// #         name: "app".into(),
+    /// #         channel: "stable".into(),
+    /// #         version: semver::Version::new(1, seq, 0),
+    /// #         seq,
+    /// #         root: Hash::of(&seq.to_le_bytes()),
+    /// #         size: 1234,
+    /// #         created: 1_800_000_000,
+    /// #         expires: None,
+    /// #     }
+    /// #     .sign(&key)
+    /// # };
+    /// # let signed = release(1)?;
+    /// let store = Store::memory()?;
+    /// assert_eq!(store.release_seen(&key.public(), "app", "stable")?, None);
+    /// store.trust(&key.public(), "app publisher")?;
+    /// store.accept_release(&store.policy(Policy::default())?, &signed, &Want::default())?;
+    /// let seen = store.release_seen(&key.public(), "app", "stable")?;
+    /// assert_eq!(seen.map(|s| s.seq), Some(1));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn release_seen(
         &self,
         publisher: &PublicKey,
@@ -127,6 +260,22 @@ impl Store {
     }
 
     /// The policy with this store's trusted keys added to `policy`'s.
+    ///
+    /// ```
+    /// use swarm_engine::release::{Policy, SecretKey};
+    /// use swarm_engine::store::Store;
+    ///
+    /// let store = Store::memory()?;
+    /// let stored = SecretKey::from_seed(&[1; 32]).public();
+    /// let given = SecretKey::from_seed(&[2; 32]).public();
+    /// store.trust(&stored, "from the store")?;
+    /// let mut base = Policy { now: 1_800_000_000, ..Policy::default() };
+    /// base.trust(given, "from the command line");
+    /// let policy = store.policy(base)?;
+    /// assert_eq!(policy.trusted.len(), 2);
+    /// assert_eq!(policy.now, 1_800_000_000);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn policy(&self, mut policy: Policy) -> Result<Policy, StoreError> {
         for (k, label) in self.trusted()? {
             policy.trusted.entry(k).or_insert(label);
@@ -136,6 +285,37 @@ impl Store {
 
     /// Check `signed` against `policy` and this store's high-water mark
     /// without recording anything.
+    ///
+    /// ```
+    /// use swarm_engine::release::{Policy, Want};
+    /// use swarm_engine::store::Store;
+    ///
+    /// # use swarm_engine::Hash;
+    /// # use swarm_engine::release::{Release, SecretKey};
+    /// # let key = SecretKey::from_seed(&[1; 32]);
+    /// # let release = |seq| {
+    /// #     Release {
+    /// #         publisher: key.public(),
+    /// #         name: "app".into(),
+    /// #         channel: "stable".into(),
+    /// #         version: semver::Version::new(1, seq, 0),
+    /// #         seq,
+    /// #         root: Hash::of(&seq.to_le_bytes()),
+    /// #         size: 1234,
+    /// #         created: 1_800_000_000,
+    /// #         expires: None,
+    /// #     }
+    /// #     .sign(&key)
+    /// # };
+    /// # let signed = release(1)?;
+    /// let store = Store::memory()?;
+    /// store.trust(&key.public(), "app publisher")?;
+    /// let policy = store.policy(Policy::default())?;
+    /// store.check_release(&policy, &signed, &Want::default())?;
+    /// // Checking records nothing.
+    /// assert_eq!(store.release_seen(&key.public(), "app", "stable")?, None);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn check_release(
         &self,
         policy: &Policy,
@@ -159,6 +339,38 @@ impl Store {
 
     /// Check `signed` and, if it passes, make it the newest seen, in one
     /// step (a concurrent accept cannot slip an older one in between).
+    ///
+    /// ```
+    /// use swarm_engine::release::{Policy, PolicyError, Want};
+    /// use swarm_engine::store::{AcceptError, Store};
+    ///
+    /// # use swarm_engine::Hash;
+    /// # use swarm_engine::release::{Release, SecretKey};
+    /// # let key = SecretKey::from_seed(&[1; 32]);
+    /// # let release = |seq| {
+    /// #     Release {
+    /// #         publisher: key.public(),
+    /// #         name: "app".into(),
+    /// #         channel: "stable".into(),
+    /// #         version: semver::Version::new(1, seq, 0),
+    /// #         seq,
+    /// #         root: Hash::of(&seq.to_le_bytes()),
+    /// #         size: 1234,
+    /// #         created: 1_800_000_000,
+    /// #         expires: None,
+    /// #     }
+    /// #     .sign(&key)
+    /// # };
+    /// # let signed = release(1)?;
+    /// let store = Store::memory()?;
+    /// store.trust(&key.public(), "app publisher")?;
+    /// let policy = store.policy(Policy::default())?;
+    /// store.accept_release(&policy, &release(2)?, &Want::default())?;
+    /// // From now on, sequence 1 is a rollback, in this run and the next.
+    /// let err = store.accept_release(&policy, &signed, &Want::default()).unwrap_err();
+    /// assert!(matches!(err, AcceptError::Policy(PolicyError::Rollback { .. })));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn accept_release(
         &self,
         policy: &Policy,
@@ -191,6 +403,36 @@ impl Store {
 
     /// The next sequence number for a publisher's (name, channel): one past
     /// the newest seen.
+    ///
+    /// ```
+    /// use swarm_engine::release::{Policy, Want};
+    /// use swarm_engine::store::Store;
+    ///
+    /// # use swarm_engine::Hash;
+    /// # use swarm_engine::release::{Release, SecretKey};
+    /// # let key = SecretKey::from_seed(&[1; 32]);
+    /// # let release = |seq| {
+    /// #     Release {
+    /// #         publisher: key.public(),
+    /// #         name: "app".into(),
+    /// #         channel: "stable".into(),
+    /// #         version: semver::Version::new(1, seq, 0),
+    /// #         seq,
+    /// #         root: Hash::of(&seq.to_le_bytes()),
+    /// #         size: 1234,
+    /// #         created: 1_800_000_000,
+    /// #         expires: None,
+    /// #     }
+    /// #     .sign(&key)
+    /// # };
+    /// # let signed = release(1)?;
+    /// let store = Store::memory()?;
+    /// assert_eq!(store.next_seq(&key.public(), "app", "stable")?, 1);
+    /// store.trust(&key.public(), "app publisher")?;
+    /// store.accept_release(&store.policy(Policy::default())?, &signed, &Want::default())?;
+    /// assert_eq!(store.next_seq(&key.public(), "app", "stable")?, 2);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn next_seq(
         &self,
         publisher: &PublicKey,
@@ -206,6 +448,16 @@ impl Store {
 /// What [`Store::publish`] makes of the files: the release's fields other
 /// than the publisher (the key's), the sequence (the next one) and the
 /// root and size (the files').
+///
+/// ```
+/// use swarm_engine::store::PublishOptions;
+///
+/// // A beta that stops being accepted after 30 days.
+/// let mut opts = PublishOptions::new("my-app", semver::Version::parse("2.0.0-beta.1")?);
+/// opts.channel = "beta".into();
+/// opts.expires = Some(opts.created + 30 * 24 * 3600);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone)]
 pub struct PublishOptions {
     /// The application or content name.
@@ -245,6 +497,23 @@ impl PublishOptions {
 }
 
 /// A release made by [`Store::publish`].
+///
+/// ```
+/// use swarm_engine::release::{SecretKey, SignedRelease};
+/// use swarm_engine::store::{PublishOptions, Store};
+///
+/// let dir = tempfile::tempdir()?;
+/// let file = dir.path().join("app");
+/// std::fs::write(&file, b"the app")?;
+/// let store = Store::memory()?;
+/// let key = SecretKey::from_seed(&[7; 32]);
+/// let opts = PublishOptions::new("app", semver::Version::new(1, 0, 0));
+/// let published = store.publish(&key, &[file], &opts)?;
+/// // The token is what users give `swarm fetch`.
+/// let token = published.release.to_token();
+/// assert_eq!(SignedRelease::from_token(&token)?.release().root, published.added.root);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone)]
 pub struct Published {
     /// The signed release; [`SignedRelease::to_token`] is what to hand out.
@@ -254,6 +523,20 @@ pub struct Published {
 }
 
 /// Publishing failed. Nothing is recorded as published.
+///
+/// ```
+/// use swarm_engine::release::{ReleaseError, SecretKey};
+/// use swarm_engine::store::{PublishError, PublishOptions, Store};
+///
+/// let store = Store::memory()?;
+/// let key = SecretKey::from_seed(&[7; 32]);
+/// let opts = PublishOptions::new("My App", semver::Version::new(1, 0, 0));
+/// // Refused before anything is stored: names are lowercase.
+/// let err = store.publish(&key, &["app".into()], &opts).unwrap_err();
+/// assert!(matches!(err, PublishError::Release(ReleaseError::BadField { field: "name", .. })));
+/// assert!(store.pins()?.is_empty());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum PublishError {

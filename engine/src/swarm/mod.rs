@@ -51,6 +51,16 @@ use crate::store::GroupSet;
 const RATE_WINDOW: Duration = Duration::from_millis(300);
 
 /// Tuning of the picker.
+///
+/// ```
+/// use swarm_engine::swarm::{BlobSpec, Config, Swarm};
+///
+/// // Smaller pieces and a shorter pipeline, e.g. for a slow link.
+/// let config = Config { piece_groups: 4, max_pipeline: 8, ..Config::default() };
+/// let blob = BlobSpec { size: 1 << 20, present: Default::default() };
+/// let swarm: Swarm<u32> = Swarm::new(&[blob], config, 1);
+/// assert_eq!(swarm.piece_count(), 16); // 64 groups of 16 KiB, 4 per piece
+/// ```
 #[derive(Debug, Clone)]
 pub struct Config {
     /// Groups per piece at least (16 = 256 KiB). See [`Self::groups_per_piece`].
@@ -119,6 +129,16 @@ impl Config {
     /// size. With 8 fetchers of 256 MiB, 1 MiB pieces made the seed send
     /// 1.25 copies and 256 KiB ones left more pieces that only the seed
     /// had when it left; 512 KiB did best on both.)
+    ///
+    /// ```
+    /// use swarm_engine::swarm::Config;
+    ///
+    /// let c = Config::default();
+    /// let groups = |mib: u64| mib * 64; // 64 groups of 16 KiB per MiB
+    /// assert_eq!(c.groups_per_piece(groups(1)), 16); // 256 KiB pieces
+    /// assert_eq!(c.groups_per_piece(groups(256)), 32); // 512 KiB
+    /// assert_eq!(c.groups_per_piece(groups(4096)), 64); // 1 MiB
+    /// ```
     pub fn groups_per_piece(&self, groups: u64) -> u64 {
         let mut per = self.piece_groups.max(1);
         while groups.div_ceil(per) > self.target_pieces_per_blob.max(1)
@@ -134,6 +154,18 @@ impl Config {
 }
 
 /// A blob to download: its size and the groups already stored.
+///
+/// ```
+/// use swarm_engine::store::GroupSet;
+/// use swarm_engine::swarm::{BlobSpec, Config, Swarm};
+///
+/// // A resumed download: the first 32 groups (512 KiB) are already stored.
+/// let mut present = GroupSet::new();
+/// present.insert(0, 32);
+/// let blob = BlobSpec { size: 1 << 20, present };
+/// let swarm: Swarm<u32> = Swarm::new(&[blob], Config::default(), 1);
+/// assert_eq!(swarm.missing_bytes(), 512 << 10);
+/// ```
 #[derive(Debug, Clone)]
 pub struct BlobSpec {
     /// Size in bytes.
@@ -143,10 +175,43 @@ pub struct BlobSpec {
 }
 
 /// A piece: its index in the whole download.
+///
+/// ```
+/// use swarm_engine::swarm::PieceId;
+///
+/// # use std::time::Duration;
+/// # use swarm_engine::store::GroupSet;
+/// # use swarm_engine::swarm::{BlobSpec, Config, Swarm};
+/// # let blobs = [
+/// #     BlobSpec { size: 1 << 20, present: GroupSet::new() },
+/// #     BlobSpec { size: 5_000, present: GroupSet::new() },
+/// # ];
+/// # let mut swarm: Swarm<&str> = Swarm::new(&blobs, Config::default(), 7);
+/// // Pieces are numbered across all blobs: blob 1's piece follows blob 0's four.
+/// assert_eq!(swarm.piece(PieceId(0)), Some((0, 0..16)));
+/// assert_eq!(swarm.piece(PieceId(4)), Some((1, 0..1)));
+/// assert_eq!(swarm.piece(PieceId(5)), None);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct PieceId(pub u32);
 
 /// A request the driver should send.
+///
+/// ```
+/// # use std::time::Duration;
+/// # use swarm_engine::store::GroupSet;
+/// # use swarm_engine::swarm::{BlobSpec, Config, Swarm};
+/// # let blobs = [BlobSpec { size: 1 << 20, present: GroupSet::new() }];
+/// # let mut swarm: Swarm<&str> = Swarm::new(&blobs, Config::default(), 7);
+/// swarm.add_peer("seed");
+/// let requests = swarm.poll_requests(&"seed", Duration::ZERO);
+/// for r in &requests {
+///     // Ask the peer for these groups of blob `r.blob`.
+///     assert_eq!(r.blob, 0);
+///     assert_eq!(r.groups.end - r.groups.start, 16);
+///     assert_eq!(swarm.piece(r.piece), Some((r.blob, r.groups.clone())));
+/// }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Request {
     /// Which piece.
@@ -158,6 +223,22 @@ pub struct Request {
 }
 
 /// Why a request did not deliver its piece.
+///
+/// ```
+/// use swarm_engine::swarm::Failure;
+///
+/// # use std::time::Duration;
+/// # use swarm_engine::store::GroupSet;
+/// # use swarm_engine::swarm::{BlobSpec, Config, Swarm};
+/// # let blobs = [BlobSpec { size: 1 << 20, present: GroupSet::new() }];
+/// # let mut swarm: Swarm<&str> = Swarm::new(&blobs, Config::default(), 7);
+/// swarm.add_peer("liar");
+/// let requests = swarm.poll_requests(&"liar", Duration::ZERO);
+/// // Its data did not verify: banned, and its requests return to the pool.
+/// swarm.piece_failed(&"liar", requests[0].piece, Failure::BadData);
+/// assert!(swarm.is_banned(&"liar"));
+/// assert!(!swarm.add_peer("liar"));
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Failure {
     /// The peer sent data that does not verify, or broke the protocol: it
@@ -176,6 +257,21 @@ pub enum Failure {
 }
 
 /// What the swarm knows of one peer.
+///
+/// ```
+/// # use std::time::Duration;
+/// # use swarm_engine::store::GroupSet;
+/// # use swarm_engine::swarm::{BlobSpec, Config, Swarm};
+/// # let blobs = [BlobSpec { size: 1 << 20, present: GroupSet::new() }];
+/// # let mut swarm: Swarm<&str> = Swarm::new(&blobs, Config::default(), 7);
+/// swarm.add_peer("seed");
+/// swarm.peer_has_all(&"seed");
+/// let first = swarm.poll_requests(&"seed", Duration::ZERO)[0].clone();
+/// swarm.piece_done(&"seed", first.piece, Duration::from_millis(20));
+/// let stats = swarm.peer_stats(&"seed").expect("present");
+/// assert_eq!((stats.pieces, stats.bytes), (1, 256 << 10));
+/// assert_eq!(stats.useful, 3); // it has 3 more pieces missing here
+/// ```
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct PeerStats {
     /// Measured throughput in bytes per second (0 until a piece arrives).
@@ -247,6 +343,27 @@ struct PeerState<P> {
 }
 
 /// The state of one download across all its peers.
+///
+/// ```
+/// use std::time::Duration;
+/// use swarm_engine::store::GroupSet;
+/// use swarm_engine::swarm::{BlobSpec, Config, Swarm};
+///
+/// // One 1 MiB blob, nothing stored yet, and one peer that has all of it.
+/// let blobs = [BlobSpec { size: 1 << 20, present: GroupSet::new() }];
+/// let mut swarm = Swarm::new(&blobs, Config::default(), 42);
+/// swarm.add_peer("seed");
+/// swarm.peer_has_all(&"seed");
+/// let mut now = Duration::ZERO;
+/// while !swarm.is_complete() {
+///     for request in swarm.poll_requests(&"seed", now) {
+///         // A driver sends the request; when the groups arrive verified:
+///         now += Duration::from_millis(5);
+///         swarm.piece_done(&"seed", request.piece, now);
+///     }
+/// }
+/// assert_eq!(swarm.missing_bytes(), 0);
+/// ```
 pub struct Swarm<P> {
     config: Config,
     blobs: Vec<(u32, u32)>,
@@ -277,6 +394,20 @@ impl<P: fmt::Debug> fmt::Debug for Swarm<P> {
 
 impl<P: Copy + Ord + fmt::Debug> Swarm<P> {
     /// A download of `blobs`, with randomness from `seed`.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use swarm_engine::swarm::{BlobSpec, Config, Swarm};
+    ///
+    /// let blob = BlobSpec { size: 64 << 20, present: Default::default() };
+    /// let first = |seed| {
+    ///     let mut swarm = Swarm::new(&[blob.clone()], Config::default(), seed);
+    ///     swarm.add_peer(1u32);
+    ///     swarm.poll_requests(&1, Duration::ZERO)[0].piece
+    /// };
+    /// // The same seed, the same choices: simulations replay exactly.
+    /// assert_eq!(first(5), first(5));
+    /// ```
     pub fn new(blobs: &[BlobSpec], config: Config, seed: u64) -> Self {
         let mut pieces = Vec::new();
         let mut ranges = Vec::with_capacity(blobs.len());
@@ -332,33 +463,108 @@ impl<P: Copy + Ord + fmt::Debug> Swarm<P> {
     }
 
     /// Whether every piece is done.
+    ///
+    /// ```
+    /// use swarm_engine::store::GroupSet;
+    /// use swarm_engine::swarm::{BlobSpec, Config, Swarm};
+    ///
+    /// let mut all = GroupSet::new();
+    /// all.insert(0, 7);
+    /// // Everything already stored: nothing to do.
+    /// let blob = BlobSpec { size: 100_000, present: all };
+    /// let swarm: Swarm<u32> = Swarm::new(&[blob], Config::default(), 1);
+    /// assert!(swarm.is_complete());
+    /// ```
     pub fn is_complete(&self) -> bool {
         self.done == self.pieces.len()
     }
 
     /// Bytes still missing.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use swarm_engine::store::GroupSet;
+    /// # use swarm_engine::swarm::{BlobSpec, Config, Swarm};
+    /// # let blobs = [BlobSpec { size: 1 << 20, present: GroupSet::new() }];
+    /// # let mut swarm: Swarm<&str> = Swarm::new(&blobs, Config::default(), 7);
+    /// assert_eq!(swarm.missing_bytes(), 1 << 20);
+    /// swarm.add_peer("seed");
+    /// let r = swarm.poll_requests(&"seed", Duration::ZERO);
+    /// swarm.piece_done(&"seed", r[0].piece, Duration::from_millis(10));
+    /// assert_eq!(swarm.missing_bytes(), 3 << 18); // 3 pieces of 256 KiB left
+    /// ```
     pub fn missing_bytes(&self) -> u64 {
         self.missing_bytes
     }
 
     /// Number of pieces.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use swarm_engine::store::GroupSet;
+    /// # use swarm_engine::swarm::{BlobSpec, Config, Swarm};
+    /// # let blobs = [
+    /// #     BlobSpec { size: 1 << 20, present: GroupSet::new() },
+    /// #     BlobSpec { size: 5_000, present: GroupSet::new() },
+    /// # ];
+    /// # let mut swarm: Swarm<&str> = Swarm::new(&blobs, Config::default(), 7);
+    /// assert_eq!(swarm.piece_count(), 4 + 1);
+    /// ```
     pub fn piece_count(&self) -> usize {
         self.pieces.len()
     }
 
     /// The pieces of blob `blob`.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use swarm_engine::store::GroupSet;
+    /// # use swarm_engine::swarm::{BlobSpec, Config, Swarm};
+    /// # let blobs = [
+    /// #     BlobSpec { size: 1 << 20, present: GroupSet::new() },
+    /// #     BlobSpec { size: 5_000, present: GroupSet::new() },
+    /// # ];
+    /// # let mut swarm: Swarm<&str> = Swarm::new(&blobs, Config::default(), 7);
+    /// assert_eq!(swarm.pieces_of(0), 0..4);
+    /// assert_eq!(swarm.pieces_of(1), 4..5);
+    /// ```
     pub fn pieces_of(&self, blob: usize) -> std::ops::Range<u32> {
         let (a, b) = self.blobs[blob];
         a..b
     }
 
     /// The blob `piece` belongs to, and its groups.
+    ///
+    /// ```
+    /// use swarm_engine::swarm::PieceId;
+    ///
+    /// # use std::time::Duration;
+    /// # use swarm_engine::store::GroupSet;
+    /// # use swarm_engine::swarm::{BlobSpec, Config, Swarm};
+    /// # let blobs = [BlobSpec { size: 1 << 20, present: GroupSet::new() }];
+    /// # let mut swarm: Swarm<&str> = Swarm::new(&blobs, Config::default(), 7);
+    /// // Piece 2 of a 1 MiB blob: groups 32..48 of blob 0.
+    /// assert_eq!(swarm.piece(PieceId(2)), Some((0, 32..48)));
+    /// ```
     pub fn piece(&self, piece: PieceId) -> Option<(usize, std::ops::Range<u64>)> {
         let p = self.pieces.get(piece.0 as usize)?;
         Some((p.blob as usize, p.start..p.end))
     }
 
     /// Whether `piece` is done.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use swarm_engine::store::GroupSet;
+    /// # use swarm_engine::swarm::{BlobSpec, Config, Swarm};
+    /// # let blobs = [BlobSpec { size: 1 << 20, present: GroupSet::new() }];
+    /// # let mut swarm: Swarm<&str> = Swarm::new(&blobs, Config::default(), 7);
+    /// swarm.add_peer("seed");
+    /// let piece = swarm.poll_requests(&"seed", Duration::ZERO)[0].piece;
+    /// assert!(!swarm.is_done(piece));
+    /// swarm.piece_done(&"seed", piece, Duration::from_millis(10));
+    /// assert!(swarm.is_done(piece));
+    /// ```
     pub fn is_done(&self, piece: PieceId) -> bool {
         self.pieces
             .get(piece.0 as usize)
@@ -366,6 +572,23 @@ impl<P: Copy + Ord + fmt::Debug> Swarm<P> {
     }
 
     /// Whether `blob`'s pieces are all done.
+    ///
+    /// ```
+    /// use swarm_engine::swarm::PieceId;
+    ///
+    /// # use std::time::Duration;
+    /// # use swarm_engine::store::GroupSet;
+    /// # use swarm_engine::swarm::{BlobSpec, Config, Swarm};
+    /// # let blobs = [
+    /// #     BlobSpec { size: 1 << 20, present: GroupSet::new() },
+    /// #     BlobSpec { size: 5_000, present: GroupSet::new() },
+    /// # ];
+    /// # let mut swarm: Swarm<&str> = Swarm::new(&blobs, Config::default(), 7);
+    /// swarm.add_peer("seed");
+    /// swarm.piece_done(&"seed", PieceId(4), Duration::ZERO); // blob 1's only piece
+    /// assert!(swarm.blob_complete(1));
+    /// assert!(!swarm.blob_complete(0));
+    /// ```
     pub fn blob_complete(&self, blob: usize) -> bool {
         let (a, b) = self.blobs[blob];
         self.pieces[a as usize..b as usize]
@@ -375,6 +598,18 @@ impl<P: Copy + Ord + fmt::Debug> Swarm<P> {
 
     /// Add a peer. A banned peer is refused (returns false), as is one
     /// already present.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use swarm_engine::store::GroupSet;
+    /// # use swarm_engine::swarm::{BlobSpec, Config, Swarm};
+    /// # let blobs = [BlobSpec { size: 1 << 20, present: GroupSet::new() }];
+    /// # let mut swarm: Swarm<&str> = Swarm::new(&blobs, Config::default(), 7);
+    /// assert!(swarm.add_peer("a"));
+    /// assert!(!swarm.add_peer("a")); // already present
+    /// swarm.ban(&"b");
+    /// assert!(!swarm.add_peer("b")); // banned
+    /// ```
     pub fn add_peer(&mut self, key: P) -> bool {
         if self.banned.contains(&key) || self.index.contains_key(&key) {
             return false;
@@ -410,6 +645,20 @@ impl<P: Copy + Ord + fmt::Debug> Swarm<P> {
 
     /// Ban `key` for good (bad data, a broken protocol): it is removed,
     /// its requests return to the pool, and it is never added again.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use swarm_engine::store::GroupSet;
+    /// # use swarm_engine::swarm::{BlobSpec, Config, Swarm};
+    /// # let blobs = [BlobSpec { size: 1 << 20, present: GroupSet::new() }];
+    /// # let mut swarm: Swarm<&str> = Swarm::new(&blobs, Config::default(), 7);
+    /// swarm.add_peer("bad");
+    /// let requested = swarm.poll_requests(&"bad", Duration::ZERO);
+    /// swarm.ban(&"bad");
+    /// // Its requests went back to the pool: a good peer gets them.
+    /// swarm.add_peer("good");
+    /// assert_eq!(swarm.poll_requests(&"good", Duration::ZERO).len(), requested.len());
+    /// ```
     pub fn ban(&mut self, key: &P) {
         if !self.banned.contains(key) {
             self.banned.push(*key);
@@ -418,16 +667,53 @@ impl<P: Copy + Ord + fmt::Debug> Swarm<P> {
     }
 
     /// Whether `key` was banned for bad data.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use swarm_engine::store::GroupSet;
+    /// # use swarm_engine::swarm::{BlobSpec, Config, Swarm};
+    /// # let blobs = [BlobSpec { size: 1 << 20, present: GroupSet::new() }];
+    /// # let mut swarm: Swarm<&str> = Swarm::new(&blobs, Config::default(), 7);
+    /// swarm.add_peer("bad");
+    /// assert!(!swarm.is_banned(&"bad"));
+    /// swarm.ban(&"bad");
+    /// assert!(swarm.is_banned(&"bad"));
+    /// assert_eq!(swarm.peers().count(), 0);
+    /// ```
     pub fn is_banned(&self, key: &P) -> bool {
         self.banned.contains(key)
     }
 
     /// The peers present.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use swarm_engine::store::GroupSet;
+    /// # use swarm_engine::swarm::{BlobSpec, Config, Swarm};
+    /// # let blobs = [BlobSpec { size: 1 << 20, present: GroupSet::new() }];
+    /// # let mut swarm: Swarm<&str> = Swarm::new(&blobs, Config::default(), 7);
+    /// swarm.add_peer("b");
+    /// swarm.add_peer("a");
+    /// assert_eq!(swarm.peers().collect::<Vec<_>>(), ["a", "b"]);
+    /// ```
     pub fn peers(&self) -> impl Iterator<Item = P> + '_ {
         self.index.keys().copied()
     }
 
     /// Record the peer's round-trip time, which sizes its pipeline.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use swarm_engine::store::GroupSet;
+    /// # use swarm_engine::swarm::{BlobSpec, Config, Swarm};
+    /// # let blobs = [BlobSpec { size: 1 << 20, present: GroupSet::new() }];
+    /// # let mut swarm: Swarm<&str> = Swarm::new(&blobs, Config::default(), 7);
+    /// swarm.add_peer("far");
+    /// // From the connection's estimate (e.g. `Peer::rtt`): once its rate is
+    /// // measured, a peer far away gets more requests in flight.
+    /// swarm.set_rtt(&"far", Duration::from_millis(150));
+    /// assert!(!swarm.poll_requests(&"far", Duration::ZERO).is_empty());
+    /// ```
     pub fn set_rtt(&mut self, key: &P, rtt: Duration) {
         if let Some(p) = self.peer_mut(key) {
             p.rtt = rtt;
@@ -436,6 +722,22 @@ impl<P: Copy + Ord + fmt::Debug> Swarm<P> {
 
     /// The peer has these groups of `blob` (from a `Have`). Adds to what
     /// is known; also marks the blob as known for this peer.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use swarm_engine::store::GroupSet;
+    /// # use swarm_engine::swarm::{BlobSpec, Config, Swarm};
+    /// # let blobs = [BlobSpec { size: 1 << 20, present: GroupSet::new() }];
+    /// # let mut swarm: Swarm<&str> = Swarm::new(&blobs, Config::default(), 7);
+    /// swarm.add_peer("leecher");
+    /// // Its `Have` says it holds the second piece (groups 16..32) only.
+    /// let mut held = GroupSet::new();
+    /// held.insert(16, 32);
+    /// swarm.peer_has(&"leecher", 0, &held);
+    /// let requests = swarm.poll_requests(&"leecher", Duration::ZERO);
+    /// assert_eq!(requests.len(), 1);
+    /// assert_eq!(requests[0].groups, 16..32);
+    /// ```
     pub fn peer_has(&mut self, key: &P, blob: usize, groups: &GroupSet) {
         let Some(&slot) = self.index.get(key) else {
             return;
@@ -457,6 +759,22 @@ impl<P: Copy + Ord + fmt::Debug> Swarm<P> {
     }
 
     /// The peer has all of `blob`.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use swarm_engine::store::GroupSet;
+    /// # use swarm_engine::swarm::{BlobSpec, Config, Swarm};
+    /// # let blobs = [
+    /// #     BlobSpec { size: 1 << 20, present: GroupSet::new() },
+    /// #     BlobSpec { size: 5_000, present: GroupSet::new() },
+    /// # ];
+    /// # let mut swarm: Swarm<&str> = Swarm::new(&blobs, Config::default(), 7);
+    /// swarm.add_peer("peer");
+    /// swarm.peer_has_blob(&"peer", 1);
+    /// swarm.peer_lacks(&"peer", 0);
+    /// let requests = swarm.poll_requests(&"peer", Duration::ZERO);
+    /// assert!(requests.iter().all(|r| r.blob == 1));
+    /// ```
     pub fn peer_has_blob(&mut self, key: &P, blob: usize) {
         let mut all = GroupSet::new();
         all.insert(0, u64::MAX);
@@ -464,6 +782,20 @@ impl<P: Copy + Ord + fmt::Debug> Swarm<P> {
     }
 
     /// The peer has everything.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use swarm_engine::store::GroupSet;
+    /// # use swarm_engine::swarm::{BlobSpec, Config, Swarm};
+    /// # let blobs = [
+    /// #     BlobSpec { size: 1 << 20, present: GroupSet::new() },
+    /// #     BlobSpec { size: 5_000, present: GroupSet::new() },
+    /// # ];
+    /// # let mut swarm: Swarm<&str> = Swarm::new(&blobs, Config::default(), 7);
+    /// swarm.add_peer("seed");
+    /// swarm.peer_has_all(&"seed");
+    /// assert_eq!(swarm.peer_stats(&"seed").map(|s| s.useful), Some(5));
+    /// ```
     pub fn peer_has_all(&mut self, key: &P) {
         for b in 0..self.blobs.len() {
             self.peer_has_blob(key, b);
@@ -473,6 +805,21 @@ impl<P: Copy + Ord + fmt::Debug> Swarm<P> {
     /// What the peer said of `blob` may be incomplete (a `Have` listing
     /// only its first ranges): pieces not known to be there may still be
     /// asked for.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use swarm_engine::store::GroupSet;
+    /// # use swarm_engine::swarm::{BlobSpec, Config, Swarm};
+    /// # let blobs = [BlobSpec { size: 1 << 20, present: GroupSet::new() }];
+    /// # let mut swarm: Swarm<&str> = Swarm::new(&blobs, Config::default(), 7);
+    /// swarm.add_peer("peer");
+    /// let mut first = GroupSet::new();
+    /// first.insert(0, 16);
+    /// swarm.peer_has(&"peer", 0, &first); // a `Have` cut short at its range limit
+    /// swarm.peer_may_have_more(&"peer", 0);
+    /// // Pieces beyond what it listed may be asked for too.
+    /// assert_eq!(swarm.poll_requests(&"peer", Duration::ZERO).len(), 4);
+    /// ```
     pub fn peer_may_have_more(&mut self, key: &P, blob: usize) {
         if let Some(p) = self.peer_mut(key) {
             p.known.clear(blob);
@@ -480,6 +827,19 @@ impl<P: Copy + Ord + fmt::Debug> Swarm<P> {
     }
 
     /// The peer said it has nothing of `blob` (so do not ask it).
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use swarm_engine::store::GroupSet;
+    /// # use swarm_engine::swarm::{BlobSpec, Config, Swarm};
+    /// # let blobs = [BlobSpec { size: 1 << 20, present: GroupSet::new() }];
+    /// # let mut swarm: Swarm<&str> = Swarm::new(&blobs, Config::default(), 7);
+    /// swarm.add_peer("empty");
+    /// assert!(swarm.can_progress()); // it might have something
+    /// swarm.peer_lacks(&"empty", 0);
+    /// assert!(!swarm.can_progress());
+    /// assert!(swarm.poll_requests(&"empty", Duration::ZERO).is_empty());
+    /// ```
     pub fn peer_lacks(&mut self, key: &P, blob: usize) {
         if let Some(p) = self.peer_mut(key)
             && blob < p.known.len
@@ -490,6 +850,21 @@ impl<P: Copy + Ord + fmt::Debug> Swarm<P> {
 
     /// Remove a peer (it disconnected, or the driver dropped it). Its
     /// requests return to the pool.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use swarm_engine::store::GroupSet;
+    /// # use swarm_engine::swarm::{BlobSpec, Config, Swarm};
+    /// # let blobs = [BlobSpec { size: 1 << 20, present: GroupSet::new() }];
+    /// # let mut swarm: Swarm<&str> = Swarm::new(&blobs, Config::default(), 7);
+    /// swarm.add_peer("gone");
+    /// let lost = swarm.poll_requests(&"gone", Duration::ZERO);
+    /// swarm.remove_peer(&"gone");
+    /// assert_eq!(swarm.peers().count(), 0);
+    /// // Not banned: it may come back, and its pieces are up for grabs.
+    /// assert!(swarm.add_peer("other"));
+    /// assert_eq!(swarm.poll_requests(&"other", Duration::ZERO).len(), lost.len());
+    /// ```
     pub fn remove_peer(&mut self, key: &P) {
         let Some(slot) = self.index.remove(key) else {
             return;
@@ -522,6 +897,19 @@ impl<P: Copy + Ord + fmt::Debug> Swarm<P> {
     }
 
     /// What this peer knows and did.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use swarm_engine::store::GroupSet;
+    /// # use swarm_engine::swarm::{BlobSpec, Config, Swarm};
+    /// # let blobs = [BlobSpec { size: 1 << 20, present: GroupSet::new() }];
+    /// # let mut swarm: Swarm<&str> = Swarm::new(&blobs, Config::default(), 7);
+    /// swarm.add_peer("seed");
+    /// let requests = swarm.poll_requests(&"seed", Duration::ZERO);
+    /// let stats = swarm.peer_stats(&"seed").expect("present");
+    /// assert_eq!(stats.in_flight, requests.len());
+    /// assert_eq!(swarm.peer_stats(&"stranger"), None);
+    /// ```
     pub fn peer_stats(&self, key: &P) -> Option<PeerStats> {
         let slot = *self.index.get(key)?;
         let p = self.peers[slot as usize].as_ref()?;
@@ -543,6 +931,17 @@ impl<P: Copy + Ord + fmt::Debug> Swarm<P> {
     /// Whether some present peer has, or may have, a piece still missing
     /// here. False means the download cannot proceed until a peer joins
     /// or announces more.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use swarm_engine::store::GroupSet;
+    /// # use swarm_engine::swarm::{BlobSpec, Config, Swarm};
+    /// # let blobs = [BlobSpec { size: 1 << 20, present: GroupSet::new() }];
+    /// # let mut swarm: Swarm<&str> = Swarm::new(&blobs, Config::default(), 7);
+    /// assert!(!swarm.can_progress()); // nobody to ask
+    /// swarm.add_peer("seed");
+    /// assert!(swarm.can_progress());
+    /// ```
     pub fn can_progress(&self) -> bool {
         if self.is_complete() {
             return true;
@@ -595,6 +994,21 @@ impl<P: Copy + Ord + fmt::Debug> Swarm<P> {
     /// The requests to send to `key` now: fills its pipeline with the
     /// rarest pieces it has, then steals late requests from slower peers,
     /// and in the endgame duplicates the oldest ones.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use swarm_engine::swarm::{BlobSpec, Config, Swarm};
+    ///
+    /// let blob = BlobSpec { size: 16 << 20, present: Default::default() }; // 64 pieces
+    /// let mut swarm = Swarm::new(&[blob], Config::default(), 7);
+    /// swarm.add_peer("seed");
+    /// let first = swarm.poll_requests(&"seed", Duration::ZERO);
+    /// assert!(!first.is_empty());
+    /// // The pipeline is full until something is answered.
+    /// assert!(swarm.poll_requests(&"seed", Duration::ZERO).is_empty());
+    /// swarm.piece_done(&"seed", first[0].piece, Duration::from_millis(10));
+    /// assert!(!swarm.poll_requests(&"seed", Duration::from_millis(10)).is_empty());
+    /// ```
     pub fn poll_requests(&mut self, key: &P, now: Duration) -> Vec<Request> {
         let Some(&slot) = self.index.get(key) else {
             return Vec::new();
@@ -754,6 +1168,25 @@ impl<P: Copy + Ord + fmt::Debug> Swarm<P> {
     /// `key` delivered `piece` verified. Returns the other peers it was
     /// also requested from, whose requests the driver should cancel (and
     /// report back as [`Failure::Cancelled`], or not at all).
+    ///
+    /// ```
+    /// use swarm_engine::swarm::PieceId;
+    ///
+    /// # use std::time::Duration;
+    /// # use swarm_engine::store::GroupSet;
+    /// # use swarm_engine::swarm::{BlobSpec, Config, Swarm};
+    /// // A blob of one piece, requested from A; in the endgame, B asks too.
+    /// let blob = BlobSpec { size: 100_000, present: GroupSet::new() };
+    /// let mut swarm = Swarm::new(&[blob], Config::default(), 7);
+    /// swarm.add_peer("a");
+    /// swarm.add_peer("b");
+    /// assert_eq!(swarm.poll_requests(&"a", Duration::ZERO).len(), 1);
+    /// assert_eq!(swarm.poll_requests(&"b", Duration::ZERO).len(), 1);
+    /// // A answers first: cancel the request to B.
+    /// let cancel = swarm.piece_done(&"a", PieceId(0), Duration::from_millis(30));
+    /// assert_eq!(cancel, ["b"]);
+    /// assert!(swarm.is_complete());
+    /// ```
     pub fn piece_done(&mut self, key: &P, piece: PieceId, now: Duration) -> Vec<P> {
         let Some(&slot) = self.index.get(key) else {
             // Delivered by a peer since removed: still a good piece.
@@ -826,6 +1259,24 @@ impl<P: Copy + Ord + fmt::Debug> Swarm<P> {
     }
 
     /// A request for `piece` to `key` failed.
+    ///
+    /// ```
+    /// use swarm_engine::swarm::Failure;
+    ///
+    /// # use std::time::Duration;
+    /// # use swarm_engine::store::GroupSet;
+    /// # use swarm_engine::swarm::{BlobSpec, Config, Swarm};
+    /// # let blobs = [BlobSpec { size: 1 << 20, present: GroupSet::new() }];
+    /// # let mut swarm: Swarm<&str> = Swarm::new(&blobs, Config::default(), 7);
+    /// swarm.add_peer("a");
+    /// let r = swarm.poll_requests(&"a", Duration::ZERO);
+    /// // A says it does not have it after all: the piece goes back to the pool,
+    /// // A stays, and counts one failure.
+    /// swarm.piece_failed(&"a", r[0].piece, Failure::NotHeld);
+    /// assert_eq!(swarm.peer_stats(&"a").map(|s| s.failures), Some(1));
+    /// swarm.add_peer("b");
+    /// assert!(swarm.poll_requests(&"b", Duration::ZERO).iter().any(|x| x.piece == r[0].piece));
+    /// ```
     pub fn piece_failed(&mut self, key: &P, piece: PieceId, why: Failure) {
         let Some(&slot) = self.index.get(key) else {
             return;

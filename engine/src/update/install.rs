@@ -33,13 +33,67 @@ use tracing::warn;
 use crate::content::Hash;
 
 /// Starts a new version gets to call [`Installer::mark_healthy`] by default.
+///
+/// ```
+/// use swarm_engine::update::{DEFAULT_TRIAL_STARTS, Startup};
+///
+/// # use swarm_engine::Hash;
+/// # use swarm_engine::update::Installer;
+/// # let dir = tempfile::tempdir()?;
+/// # let exe = dir.path().join("app");
+/// # std::fs::write(&exe, b"app 1.0")?;
+/// # let new = dir.path().join("app-1.1");
+/// # std::fs::write(&new, b"app 1.1")?;
+/// let installer = Installer::new(&exe);
+/// installer.apply(&new, Hash::of(b"app 1.1"), "1.1")?;
+/// // The new version starts DEFAULT_TRIAL_STARTS times without calling
+/// // `mark_healthy`; the next start rolls it back.
+/// for start in 1..=DEFAULT_TRIAL_STARTS {
+///     assert!(matches!(installer.startup()?, Startup::Trial { start: s, .. } if s == start));
+/// }
+/// assert!(matches!(installer.startup()?, Startup::RolledBack { .. }));
+/// assert_eq!(std::fs::read(&exe)?, b"app 1.0");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub const DEFAULT_TRIAL_STARTS: u32 = 3;
 
 /// Rolled-back versions remembered by [`Installer::failed_versions`]; the
 /// oldest is forgotten first.
+///
+/// ```
+/// use swarm_engine::update::MAX_FAILED_VERSIONS;
+///
+/// // Enough to ride out a run of bad releases; see `Installer::failed_versions`.
+/// assert_eq!(MAX_FAILED_VERSIONS, 16);
+/// ```
 pub const MAX_FAILED_VERSIONS: usize = 16;
 
 /// Installs new versions of one executable and rolls them back.
+///
+/// ```
+/// use swarm_engine::update::Startup;
+///
+/// # use swarm_engine::Hash;
+/// # use swarm_engine::update::Installer;
+/// # let dir = tempfile::tempdir()?;
+/// # let exe = dir.path().join("app");
+/// # std::fs::write(&exe, b"app 1.0")?;
+/// # let new = dir.path().join("app-1.1");
+/// # std::fs::write(&new, b"app 1.1")?;
+/// let installer = Installer::new(&exe);
+/// installer.apply(&new, Hash::of(b"app 1.1"), "1.1")?;
+/// // The next start of the application:
+/// match installer.startup()? {
+///     Startup::Trial { version, start, of } => {
+///         assert_eq!((version.as_str(), start, of), ("1.1", 1, 3));
+///         // ... it started fine:
+///         installer.mark_healthy()?;
+///     }
+///     other => panic!("{other:?}"),
+/// }
+/// assert_eq!(installer.startup()?, Startup::Normal);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone)]
 pub struct Installer {
     exe: PathBuf,
@@ -50,6 +104,28 @@ pub struct Installer {
 }
 
 /// What [`Installer::startup`] found.
+///
+/// ```
+/// use swarm_engine::update::Startup;
+///
+/// # use swarm_engine::Hash;
+/// # use swarm_engine::update::Installer;
+/// # let dir = tempfile::tempdir()?;
+/// # let exe = dir.path().join("app");
+/// # std::fs::write(&exe, b"app 1.0")?;
+/// # let new = dir.path().join("app-1.1");
+/// # std::fs::write(&new, b"app 1.1")?;
+/// let installer = Installer::new(&exe).trial_starts(1);
+/// assert_eq!(installer.startup()?, Startup::Normal); // nothing on trial
+/// installer.apply(&new, Hash::of(b"app 1.1"), "1.1")?;
+/// assert_eq!(
+///     installer.startup()?,
+///     Startup::Trial { version: "1.1".into(), start: 1, of: 1 }
+/// );
+/// // It never called `mark_healthy`: the next start rolls it back.
+/// assert_eq!(installer.startup()?, Startup::RolledBack { failed: "1.1".into() });
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Startup {
     /// No update on trial.
@@ -77,6 +153,26 @@ pub enum Startup {
 
 /// Installing or rolling back failed. The executable in place is left as it
 /// was, and nothing staged remains.
+///
+/// ```
+/// use swarm_engine::update::InstallError;
+///
+/// # use swarm_engine::Hash;
+/// # use swarm_engine::update::Installer;
+/// # let dir = tempfile::tempdir()?;
+/// # let exe = dir.path().join("app");
+/// # std::fs::write(&exe, b"app 1.0")?;
+/// # let new = dir.path().join("app-1.1");
+/// # std::fs::write(&new, b"app 1.1")?;
+/// let installer = Installer::new(&exe);
+/// // The file is not what was verified: nothing is installed.
+/// let err = installer.apply(&new, Hash::of(b"what was verified"), "1.1").unwrap_err();
+/// assert!(matches!(err, InstallError::Tampered { .. }));
+/// assert_eq!(std::fs::read(&exe)?, b"app 1.0");
+/// // Nothing was ever replaced, so there is nothing to roll back to.
+/// assert!(matches!(installer.rollback(), Err(InstallError::NoPrevious(_))));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum InstallError {
@@ -164,6 +260,14 @@ const HISTORY_VERSION: u8 = 1;
 
 impl Installer {
     /// An installer for the executable at `exe`.
+    ///
+    /// ```
+    /// use std::path::Path;
+    /// use swarm_engine::update::Installer;
+    ///
+    /// let installer = Installer::new("/opt/app/bin/app");
+    /// assert_eq!(installer.exe(), Path::new("/opt/app/bin/app"));
+    /// ```
     pub fn new(exe: impl Into<PathBuf>) -> Self {
         Self {
             exe: exe.into(),
@@ -174,11 +278,36 @@ impl Installer {
     }
 
     /// An installer for the running executable.
+    ///
+    /// ```
+    /// use swarm_engine::update::Installer;
+    ///
+    /// let installer = Installer::current()?;
+    /// assert_eq!(installer.exe(), std::env::current_exe()?);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn current() -> io::Result<Self> {
         Ok(Self::new(std::env::current_exe()?))
     }
 
     /// Starts a new version gets before it is rolled back (at least 1).
+    ///
+    /// ```
+    /// use swarm_engine::update::Startup;
+    ///
+    /// # use swarm_engine::Hash;
+    /// # use swarm_engine::update::Installer;
+    /// # let dir = tempfile::tempdir()?;
+    /// # let exe = dir.path().join("app");
+    /// # std::fs::write(&exe, b"app 1.0")?;
+    /// # let new = dir.path().join("app-1.1");
+    /// # std::fs::write(&new, b"app 1.1")?;
+    /// // A service restarted by its supervisor gets five tries.
+    /// let installer = Installer::new(&exe).trial_starts(5);
+    /// installer.apply(&new, Hash::of(b"app 1.1"), "1.1")?;
+    /// assert!(matches!(installer.startup()?, Startup::Trial { of: 5, .. }));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn trial_starts(mut self, n: u32) -> Self {
         self.trial_starts = n.max(1);
         self
@@ -202,6 +331,14 @@ impl Installer {
     }
 
     /// The executable this installer manages.
+    ///
+    /// ```
+    /// use std::path::Path;
+    /// use swarm_engine::update::Installer;
+    ///
+    /// let installer = Installer::new("/usr/local/bin/tool");
+    /// assert_eq!(installer.exe(), Path::new("/usr/local/bin/tool"));
+    /// ```
     pub fn exe(&self) -> &Path {
         &self.exe
     }
@@ -213,6 +350,21 @@ impl Installer {
     }
 
     /// Where the previous executable is kept.
+    ///
+    /// ```
+    /// # use swarm_engine::Hash;
+    /// # use swarm_engine::update::Installer;
+    /// # let dir = tempfile::tempdir()?;
+    /// # let exe = dir.path().join("app");
+    /// # std::fs::write(&exe, b"app 1.0")?;
+    /// # let new = dir.path().join("app-1.1");
+    /// # std::fs::write(&new, b"app 1.1")?;
+    /// let installer = Installer::new(&exe);
+    /// assert_eq!(installer.previous_path(), dir.path().join("app.previous"));
+    /// installer.apply(&new, Hash::of(b"app 1.1"), "1.1")?;
+    /// assert_eq!(std::fs::read(installer.previous_path())?, b"app 1.0");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn previous_path(&self) -> PathBuf {
         self.beside(".previous")
     }
@@ -254,6 +406,21 @@ impl Installer {
     /// [`Self::previous_path`], put the new one on trial, and rename it
     /// into place. On error the current executable, the previous one and
     /// the trial are as they were, and nothing staged remains.
+    ///
+    /// ```
+    /// # use swarm_engine::Hash;
+    /// # use swarm_engine::update::Installer;
+    /// # let dir = tempfile::tempdir()?;
+    /// # let exe = dir.path().join("app");
+    /// # std::fs::write(&exe, b"app 1.0")?;
+    /// # let new = dir.path().join("app-1.1");
+    /// # std::fs::write(&new, b"app 1.1")?;
+    /// let installer = Installer::new(&exe);
+    /// installer.apply(&new, Hash::of(b"app 1.1"), "1.1")?;
+    /// assert_eq!(std::fs::read(&exe)?, b"app 1.1");
+    /// assert!(installer.on_trial()?);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn apply(&self, new: &Path, expected: Hash, version: &str) -> Result<(), InstallError> {
         let staged = self.staged_path();
         // The leftover of a crashed install. Anything else in the way (a
@@ -385,6 +552,28 @@ impl Installer {
     /// [`Self::mark_healthy`], remembering it as failed so it is not
     /// installed again. Clears a trial whose swap never happened (a crash
     /// between staging and the rename), and the leftovers of an install.
+    ///
+    /// ```
+    /// use swarm_engine::update::Startup;
+    ///
+    /// # use swarm_engine::Hash;
+    /// # use swarm_engine::update::Installer;
+    /// # let dir = tempfile::tempdir()?;
+    /// # let exe = dir.path().join("app");
+    /// # std::fs::write(&exe, b"app 1.0")?;
+    /// # let new = dir.path().join("app-1.1");
+    /// # std::fs::write(&new, b"app 1.1")?;
+    /// let installer = Installer::new(&exe);
+    /// installer.apply(&new, Hash::of(b"app 1.1"), "1.1")?;
+    /// match installer.startup()? {
+    ///     // Version 1.1 did not call `mark_healthy` in time: 1.0 is back. Exit,
+    ///     // so the supervisor starts it.
+    ///     Startup::RolledBack { failed } => eprintln!("{failed} failed; restarting"),
+    ///     Startup::Trial { start, of, .. } => println!("trial start {start} of {of}"),
+    ///     Startup::Normal => {}
+    /// }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn startup(&self) -> Result<Startup, InstallError> {
         for leftover in [
             self.staged_path(),
@@ -423,6 +612,24 @@ impl Installer {
 
     /// The version on trial works: keep it. The previous executable stays
     /// for a manual [`Self::rollback`].
+    ///
+    /// ```
+    /// # use swarm_engine::Hash;
+    /// # use swarm_engine::update::Installer;
+    /// # let dir = tempfile::tempdir()?;
+    /// # let exe = dir.path().join("app");
+    /// # std::fs::write(&exe, b"app 1.0")?;
+    /// # let new = dir.path().join("app-1.1");
+    /// # std::fs::write(&new, b"app 1.1")?;
+    /// let installer = Installer::new(&exe);
+    /// installer.apply(&new, Hash::of(b"app 1.1"), "1.1")?;
+    /// installer.startup()?;
+    /// installer.mark_healthy()?;
+    /// assert!(!installer.on_trial()?);
+    /// // The previous version stays for a manual rollback.
+    /// assert!(installer.previous_path().exists());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn mark_healthy(&self) -> Result<(), InstallError> {
         match self.read_state() {
             Ok(Some(trial)) => {
@@ -446,6 +653,21 @@ impl Installer {
     }
 
     /// Whether a version is on trial.
+    ///
+    /// ```
+    /// # use swarm_engine::Hash;
+    /// # use swarm_engine::update::Installer;
+    /// # let dir = tempfile::tempdir()?;
+    /// # let exe = dir.path().join("app");
+    /// # std::fs::write(&exe, b"app 1.0")?;
+    /// # let new = dir.path().join("app-1.1");
+    /// # std::fs::write(&new, b"app 1.1")?;
+    /// let installer = Installer::new(&exe);
+    /// assert!(!installer.on_trial()?);
+    /// installer.apply(&new, Hash::of(b"app 1.1"), "1.1")?;
+    /// assert!(installer.on_trial()?);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn on_trial(&self) -> Result<bool, InstallError> {
         Ok(self.read_state()?.is_some())
     }
@@ -454,6 +676,25 @@ impl Installer {
     /// The version rolled back, if this installer put it in place (it is on
     /// trial, or was the last marked healthy), is remembered as failed
     /// ([`Self::failed_versions`]) so that it is not installed again.
+    ///
+    /// ```
+    /// # use swarm_engine::Hash;
+    /// # use swarm_engine::update::Installer;
+    /// # let dir = tempfile::tempdir()?;
+    /// # let exe = dir.path().join("app");
+    /// # std::fs::write(&exe, b"app 1.0")?;
+    /// # let new = dir.path().join("app-1.1");
+    /// # std::fs::write(&new, b"app 1.1")?;
+    /// let installer = Installer::new(&exe);
+    /// installer.apply(&new, Hash::of(b"app 1.1"), "1.1")?;
+    /// installer.startup()?;
+    /// installer.mark_healthy()?;
+    /// // 1.1 turns out to be bad after all.
+    /// installer.rollback()?;
+    /// assert_eq!(std::fs::read(&exe)?, b"app 1.0");
+    /// assert_eq!(installer.failed_versions()?, ["1.1"]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn rollback(&self) -> Result<(), InstallError> {
         if !self.previous_path().exists() {
             return Err(InstallError::NoPrevious(self.exe.clone()));
@@ -524,16 +765,24 @@ impl Installer {
     /// version is taken as usual. Delete [`Self::history_path`] to forget
     /// them.
     ///
-    /// ```no_run
+    /// ```
+    /// # use swarm_engine::Hash;
     /// use swarm_engine::update::Installer;
     ///
-    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
-    /// let installer = Installer::current()?;
+    /// # let dir = tempfile::tempdir()?;
+    /// # let exe = dir.path().join("app");
+    /// # std::fs::write(&exe, b"app 1.0")?;
+    /// # let new = dir.path().join("app-1.1");
+    /// # std::fs::write(&new, b"app 1.1")?;
+    /// let installer = Installer::new(&exe).trial_starts(1);
+    /// installer.apply(&new, Hash::of(b"app 1.1"), "1.1")?;
+    /// installer.startup()?; // on trial
+    /// installer.startup()?; // never marked healthy: rolled back
     /// for version in installer.failed_versions()? {
     ///     eprintln!("version {version} was rolled back here");
     /// }
-    /// # Ok(())
-    /// # }
+    /// assert_eq!(installer.failed_versions()?, ["1.1"]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn failed_versions(&self) -> Result<Vec<String>, InstallError> {
         Ok(self

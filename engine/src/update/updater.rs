@@ -11,6 +11,23 @@ use crate::release::{Policy, PublicKey, SignedRelease, Want};
 use crate::store::{AcceptError, ExportError, ExportOptions, ReadError, StoreError};
 
 /// What an application updates itself from.
+///
+/// ```
+/// use swarm_engine::release::SecretKey;
+/// use swarm_engine::update::UpdateConfig;
+///
+/// let publisher = SecretKey::from_seed(&[7; 32]).public(); // printed by `swarm keygen`
+/// let config = UpdateConfig {
+///     publishers: vec![publisher],
+///     name: "app".into(),
+///     channel: "stable".into(),
+///     current: env!("CARGO_PKG_VERSION").parse()?,
+///     artifact: Some("app/bin/app".into()),
+///     pin: Some(semver::VersionReq::parse("^0.1")?), // stay on 0.1.x
+///     allow_downgrade: false,
+/// };
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone)]
 pub struct UpdateConfig {
     /// Publisher keys trusted for this application (besides the store's).
@@ -33,6 +50,42 @@ pub struct UpdateConfig {
 }
 
 /// A release newer than the running version, checked under the policy.
+///
+/// ```
+/// # use std::net::SocketAddr;
+/// # use swarm_engine::node::Node;
+/// # use swarm_engine::release::SecretKey;
+/// # use swarm_engine::store::PublishOptions;
+/// # use swarm_engine::update::{Installer, UpdateConfig, Updater};
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let dir = tempfile::tempdir()?;
+/// # let exe = dir.path().join("app");
+/// # std::fs::write(&exe, b"app 1.0.0")?;
+/// # let key = SecretKey::from_seed(&[7; 32]);
+/// # let loopback: SocketAddr = ([127, 0, 0, 1], 0).into();
+/// # let publisher = Node::builder().memory().listen(loopback).no_dht().spawn().await?;
+/// # std::fs::create_dir(dir.path().join("build"))?;
+/// # let build = dir.path().join("build/app");
+/// # std::fs::write(&build, b"app 1.1.0")?;
+/// # let opts = PublishOptions::new("app", semver::Version::new(1, 1, 0));
+/// # let token = publisher.store().publish(&key, &[build], &opts)?.release.to_token();
+/// # let node = Node::builder().memory().listen(loopback).no_dht().spawn().await?;
+/// # let config = UpdateConfig {
+/// #     publishers: vec![key.public()],
+/// #     name: "app".into(),
+/// #     channel: "stable".into(),
+/// #     current: semver::Version::new(1, 0, 0),
+/// #     artifact: None,
+/// #     pin: None,
+/// #     allow_downgrade: false,
+/// # };
+/// # let updater = Updater::new(node.clone(), config, Installer::new(&exe));
+/// let update = updater.check_token(&token)?.expect("1.1.0 is newer than 1.0.0");
+/// assert_eq!(update.release.to_token(), token);
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone)]
 pub struct Update {
     /// The signed release.
@@ -41,12 +94,88 @@ pub struct Update {
 
 impl Update {
     /// Its version.
+    ///
+    /// ```
+    /// # use std::net::SocketAddr;
+    /// # use swarm_engine::node::Node;
+    /// # use swarm_engine::release::SecretKey;
+    /// # use swarm_engine::store::PublishOptions;
+    /// # use swarm_engine::update::{Installer, UpdateConfig, Updater};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let dir = tempfile::tempdir()?;
+    /// # let exe = dir.path().join("app");
+    /// # std::fs::write(&exe, b"app 1.0.0")?;
+    /// # let key = SecretKey::from_seed(&[7; 32]);
+    /// # let loopback: SocketAddr = ([127, 0, 0, 1], 0).into();
+    /// # let publisher = Node::builder().memory().listen(loopback).no_dht().spawn().await?;
+    /// # std::fs::create_dir(dir.path().join("build"))?;
+    /// # let build = dir.path().join("build/app");
+    /// # std::fs::write(&build, b"app 1.1.0")?;
+    /// # let opts = PublishOptions::new("app", semver::Version::new(1, 1, 0));
+    /// # let token = publisher.store().publish(&key, &[build], &opts)?.release.to_token();
+    /// # let node = Node::builder().memory().listen(loopback).no_dht().spawn().await?;
+    /// # let config = UpdateConfig {
+    /// #     publishers: vec![key.public()],
+    /// #     name: "app".into(),
+    /// #     channel: "stable".into(),
+    /// #     current: semver::Version::new(1, 0, 0),
+    /// #     artifact: None,
+    /// #     pin: None,
+    /// #     allow_downgrade: false,
+    /// # };
+    /// # let updater = Updater::new(node.clone(), config, Installer::new(&exe));
+    /// let update = updater.check_token(&token)?.expect("newer");
+    /// assert_eq!(update.version(), &semver::Version::new(1, 1, 0));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn version(&self) -> &semver::Version {
         &self.release.release().version
     }
 }
 
 /// A fetched update, ready for [`Updater::apply`].
+///
+/// ```
+/// # use std::net::SocketAddr;
+/// # use swarm_engine::node::Node;
+/// # use swarm_engine::release::SecretKey;
+/// # use swarm_engine::store::PublishOptions;
+/// # use swarm_engine::update::{Installer, UpdateConfig, Updater};
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let dir = tempfile::tempdir()?;
+/// # let exe = dir.path().join("app");
+/// # std::fs::write(&exe, b"app 1.0.0")?;
+/// # let key = SecretKey::from_seed(&[7; 32]);
+/// # let loopback: SocketAddr = ([127, 0, 0, 1], 0).into();
+/// # let publisher = Node::builder().memory().listen(loopback).no_dht().spawn().await?;
+/// # std::fs::create_dir(dir.path().join("build"))?;
+/// # let build = dir.path().join("build/app");
+/// # std::fs::write(&build, b"app 1.1.0")?;
+/// # let opts = PublishOptions::new("app", semver::Version::new(1, 1, 0));
+/// # let token = publisher.store().publish(&key, &[build], &opts)?.release.to_token();
+/// # let node = Node::builder().memory().listen(loopback).no_dht().spawn().await?;
+/// # let config = UpdateConfig {
+/// #     publishers: vec![key.public()],
+/// #     name: "app".into(),
+/// #     channel: "stable".into(),
+/// #     current: semver::Version::new(1, 0, 0),
+/// #     artifact: None,
+/// #     pin: None,
+/// #     allow_downgrade: false,
+/// # };
+/// # let updater = Updater::new(node.clone(), config, Installer::new(&exe));
+/// let update = updater.check_token(&token)?.expect("newer");
+/// let downloaded = updater.download(&update, vec![publisher.addr()?]).await?;
+/// let dir = downloaded.path().parent().expect("a directory").to_owned();
+/// // Dropped without being applied: the download directory goes too.
+/// drop(downloaded);
+/// assert!(!dir.exists());
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug)]
 pub struct Downloaded {
     update: Update,
@@ -57,6 +186,45 @@ pub struct Downloaded {
 
 impl Downloaded {
     /// The new executable, exported and verified.
+    ///
+    /// ```
+    /// # use std::net::SocketAddr;
+    /// # use swarm_engine::node::Node;
+    /// # use swarm_engine::release::SecretKey;
+    /// # use swarm_engine::store::PublishOptions;
+    /// # use swarm_engine::update::{Installer, UpdateConfig, Updater};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let dir = tempfile::tempdir()?;
+    /// # let exe = dir.path().join("app");
+    /// # std::fs::write(&exe, b"app 1.0.0")?;
+    /// # let key = SecretKey::from_seed(&[7; 32]);
+    /// # let loopback: SocketAddr = ([127, 0, 0, 1], 0).into();
+    /// # let publisher = Node::builder().memory().listen(loopback).no_dht().spawn().await?;
+    /// # std::fs::create_dir(dir.path().join("build"))?;
+    /// # let build = dir.path().join("build/app");
+    /// # std::fs::write(&build, b"app 1.1.0")?;
+    /// # let opts = PublishOptions::new("app", semver::Version::new(1, 1, 0));
+    /// # let token = publisher.store().publish(&key, &[build], &opts)?.release.to_token();
+    /// # let node = Node::builder().memory().listen(loopback).no_dht().spawn().await?;
+    /// # let config = UpdateConfig {
+    /// #     publishers: vec![key.public()],
+    /// #     name: "app".into(),
+    /// #     channel: "stable".into(),
+    /// #     current: semver::Version::new(1, 0, 0),
+    /// #     artifact: None,
+    /// #     pin: None,
+    /// #     allow_downgrade: false,
+    /// # };
+    /// # let updater = Updater::new(node.clone(), config, Installer::new(&exe));
+    /// let update = updater.check_token(&token)?.expect("newer");
+    /// let downloaded = updater.download(&update, vec![publisher.addr()?]).await?;
+    /// assert_eq!(std::fs::read(downloaded.path())?, b"app 1.1.0");
+    /// // Beside the executable, so installing it is a rename.
+    /// assert!(downloaded.path().starts_with(dir.path()));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn path(&self) -> &Path {
         &self.file
     }
@@ -71,6 +239,61 @@ impl Drop for Downloaded {
 }
 
 /// Updating failed; the running version is untouched.
+///
+/// ```
+/// use swarm_engine::Hash;
+/// use swarm_engine::release::Release;
+/// use swarm_engine::update::UpdateError;
+///
+/// # use std::net::SocketAddr;
+/// # use swarm_engine::node::Node;
+/// # use swarm_engine::release::SecretKey;
+/// # use swarm_engine::store::PublishOptions;
+/// # use swarm_engine::update::{Installer, UpdateConfig, Updater};
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let dir = tempfile::tempdir()?;
+/// # let exe = dir.path().join("app");
+/// # std::fs::write(&exe, b"app 1.0.0")?;
+/// # let key = SecretKey::from_seed(&[7; 32]);
+/// # let loopback: SocketAddr = ([127, 0, 0, 1], 0).into();
+/// # let publisher = Node::builder().memory().listen(loopback).no_dht().spawn().await?;
+/// # std::fs::create_dir(dir.path().join("build"))?;
+/// # let build = dir.path().join("build/app");
+/// # std::fs::write(&build, b"app 1.1.0")?;
+/// # let opts = PublishOptions::new("app", semver::Version::new(1, 1, 0));
+/// # let token = publisher.store().publish(&key, &[build], &opts)?.release.to_token();
+/// # let node = Node::builder().memory().listen(loopback).no_dht().spawn().await?;
+/// # let config = UpdateConfig {
+/// #     publishers: vec![key.public()],
+/// #     name: "app".into(),
+/// #     channel: "stable".into(),
+/// #     current: semver::Version::new(1, 0, 0),
+/// #     artifact: None,
+/// #     pin: None,
+/// #     allow_downgrade: false,
+/// # };
+/// # let updater = Updater::new(node.clone(), config, Installer::new(&exe));
+/// // The publisher withdraws 1.0.0 for 0.9.0, but this application does not
+/// // allow downgrades.
+/// let older = Release {
+///     publisher: key.public(),
+///     name: "app".into(),
+///     channel: "stable".into(),
+///     version: semver::Version::new(0, 9, 0),
+///     seq: 5,
+///     root: Hash::of(b"manifest of 0.9.0"),
+///     size: 9,
+///     created: opts.created,
+///     expires: None,
+/// }
+/// .sign(&key)?;
+/// let err = updater.check_token(&older.to_token()).unwrap_err();
+/// assert!(matches!(err, UpdateError::NotAnUpdate(_)));
+/// println!("{err}"); // release 0.9.0 is older than the running 1.0.0; …
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum UpdateError {
@@ -117,6 +340,50 @@ pub enum UpdateError {
 }
 
 /// Keeps an application up to date from the swarm.
+///
+/// ```
+/// use std::net::SocketAddr;
+/// use swarm_engine::node::Node;
+/// use swarm_engine::release::SecretKey;
+/// use swarm_engine::store::PublishOptions;
+/// use swarm_engine::update::{Installer, UpdateConfig, Updater};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let dir = tempfile::tempdir()?;
+/// let exe = dir.path().join("app");
+/// std::fs::write(&exe, b"app 1.0.0")?;
+/// let loopback: SocketAddr = ([127, 0, 0, 1], 0).into();
+///
+/// // The publisher signs release 1.1.0 and seeds it.
+/// let key = SecretKey::from_seed(&[7; 32]);
+/// let publisher = Node::builder().memory().listen(loopback).no_dht().spawn().await?;
+/// std::fs::create_dir(dir.path().join("build"))?;
+/// std::fs::write(dir.path().join("build/app"), b"app 1.1.0")?;
+/// let opts = PublishOptions::new("app", semver::Version::new(1, 1, 0));
+/// let published = publisher.store().publish(&key, &[dir.path().join("build/app")], &opts)?;
+/// let token = published.release.to_token();
+///
+/// // The application, at 1.0.0, trusts the publisher's key.
+/// let node = Node::builder().memory().listen(loopback).no_dht().spawn().await?;
+/// let config = UpdateConfig {
+///     publishers: vec![key.public()],
+///     name: "app".into(),
+///     channel: "stable".into(),
+///     current: semver::Version::new(1, 0, 0),
+///     artifact: None, // the release is the executable alone
+///     pin: None,
+///     allow_downgrade: false,
+/// };
+/// let updater = Updater::new(node, config, Installer::new(&exe));
+/// let update = updater.check_token(&token)?.expect("1.1.0 is newer");
+/// let downloaded = updater.download(&update, vec![publisher.addr()?]).await?;
+/// updater.apply(&downloaded)?;
+/// assert_eq!(std::fs::read(&exe)?, b"app 1.1.0");
+/// assert!(updater.installer().on_trial()?); // until 1.1.0 calls mark_healthy
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone)]
 pub struct Updater {
     node: Node,
@@ -126,6 +393,29 @@ pub struct Updater {
 
 impl Updater {
     /// An updater that fetches through `node` and installs with `installer`.
+    ///
+    /// ```
+    /// use swarm_engine::node::Node;
+    /// use swarm_engine::release::SecretKey;
+    /// use swarm_engine::update::{Installer, UpdateConfig, Updater};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let node = Node::builder().memory().no_dht().spawn().await?;
+    /// let config = UpdateConfig {
+    ///     publishers: vec![SecretKey::from_seed(&[7; 32]).public()],
+    ///     name: "app".into(),
+    ///     channel: "stable".into(),
+    ///     current: semver::Version::new(1, 0, 0),
+    ///     artifact: None,
+    ///     pin: None,
+    ///     allow_downgrade: false,
+    /// };
+    /// let updater = Updater::new(node, config, Installer::new("/opt/app/app"));
+    /// assert_eq!(updater.installer().exe(), std::path::Path::new("/opt/app/app"));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn new(node: Node, config: UpdateConfig, installer: Installer) -> Self {
         Self {
             node,
@@ -136,6 +426,46 @@ impl Updater {
 
     /// The installer (for [`Installer::startup`] and
     /// [`Installer::mark_healthy`]).
+    ///
+    /// ```
+    /// use swarm_engine::update::Startup;
+    ///
+    /// # use std::net::SocketAddr;
+    /// # use swarm_engine::node::Node;
+    /// # use swarm_engine::release::SecretKey;
+    /// # use swarm_engine::store::PublishOptions;
+    /// # use swarm_engine::update::{Installer, UpdateConfig, Updater};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let dir = tempfile::tempdir()?;
+    /// # let exe = dir.path().join("app");
+    /// # std::fs::write(&exe, b"app 1.0.0")?;
+    /// # let key = SecretKey::from_seed(&[7; 32]);
+    /// # let loopback: SocketAddr = ([127, 0, 0, 1], 0).into();
+    /// # let publisher = Node::builder().memory().listen(loopback).no_dht().spawn().await?;
+    /// # std::fs::create_dir(dir.path().join("build"))?;
+    /// # let build = dir.path().join("build/app");
+    /// # std::fs::write(&build, b"app 1.1.0")?;
+    /// # let opts = PublishOptions::new("app", semver::Version::new(1, 1, 0));
+    /// # let token = publisher.store().publish(&key, &[build], &opts)?.release.to_token();
+    /// # let node = Node::builder().memory().listen(loopback).no_dht().spawn().await?;
+    /// # let config = UpdateConfig {
+    /// #     publishers: vec![key.public()],
+    /// #     name: "app".into(),
+    /// #     channel: "stable".into(),
+    /// #     current: semver::Version::new(1, 0, 0),
+    /// #     artifact: None,
+    /// #     pin: None,
+    /// #     allow_downgrade: false,
+    /// # };
+    /// # let updater = Updater::new(node.clone(), config, Installer::new(&exe));
+    /// // First thing at every start of the application:
+    /// if let Startup::RolledBack { .. } = updater.installer().startup()? {
+    ///     std::process::exit(75); // the previous version is back: run it
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn installer(&self) -> &Installer {
         &self.installer
     }
@@ -166,6 +496,44 @@ impl Updater {
     /// not expired, not older than one seen before, not a version rolled
     /// back on this machine ([`Installer::failed_versions`]), and (unless
     /// allowed) a higher version than the running one. `None`: up to date.
+    ///
+    /// ```
+    /// use swarm_engine::update::UpdateError;
+    ///
+    /// # use std::net::SocketAddr;
+    /// # use swarm_engine::node::Node;
+    /// # use swarm_engine::release::SecretKey;
+    /// # use swarm_engine::store::PublishOptions;
+    /// # use swarm_engine::update::{Installer, UpdateConfig, Updater};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let dir = tempfile::tempdir()?;
+    /// # let exe = dir.path().join("app");
+    /// # std::fs::write(&exe, b"app 1.0.0")?;
+    /// # let key = SecretKey::from_seed(&[7; 32]);
+    /// # let loopback: SocketAddr = ([127, 0, 0, 1], 0).into();
+    /// # let publisher = Node::builder().memory().listen(loopback).no_dht().spawn().await?;
+    /// # std::fs::create_dir(dir.path().join("build"))?;
+    /// # let build = dir.path().join("build/app");
+    /// # std::fs::write(&build, b"app 1.1.0")?;
+    /// # let opts = PublishOptions::new("app", semver::Version::new(1, 1, 0));
+    /// # let token = publisher.store().publish(&key, &[build], &opts)?.release.to_token();
+    /// # let node = Node::builder().memory().listen(loopback).no_dht().spawn().await?;
+    /// # let config = UpdateConfig {
+    /// #     publishers: vec![key.public()],
+    /// #     name: "app".into(),
+    /// #     channel: "stable".into(),
+    /// #     current: semver::Version::new(1, 0, 0),
+    /// #     artifact: None,
+    /// #     pin: None,
+    /// #     allow_downgrade: false,
+    /// # };
+    /// # let updater = Updater::new(node.clone(), config, Installer::new(&exe));
+    /// // This node was built with `no_dht()`: there is nowhere to look.
+    /// assert!(matches!(updater.check().await, Err(UpdateError::NoDht)));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn check(&self) -> Result<Option<Update>, UpdateError> {
         let dht = self.node.dht().ok_or(UpdateError::NoDht)?;
         if !dht.bootstrapped().await {
@@ -191,6 +559,46 @@ impl Updater {
 
     /// Whether the release in `token` (swr1…) is an update, under the same
     /// rules as [`Self::check`]; refusals are errors that say why.
+    ///
+    /// ```
+    /// use swarm_engine::update::UpdateError;
+    ///
+    /// # use std::net::SocketAddr;
+    /// # use swarm_engine::node::Node;
+    /// # use swarm_engine::release::SecretKey;
+    /// # use swarm_engine::store::PublishOptions;
+    /// # use swarm_engine::update::{Installer, UpdateConfig, Updater};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let dir = tempfile::tempdir()?;
+    /// # let exe = dir.path().join("app");
+    /// # std::fs::write(&exe, b"app 1.0.0")?;
+    /// # let key = SecretKey::from_seed(&[7; 32]);
+    /// # let loopback: SocketAddr = ([127, 0, 0, 1], 0).into();
+    /// # let publisher = Node::builder().memory().listen(loopback).no_dht().spawn().await?;
+    /// # std::fs::create_dir(dir.path().join("build"))?;
+    /// # let build = dir.path().join("build/app");
+    /// # std::fs::write(&build, b"app 1.1.0")?;
+    /// # let opts = PublishOptions::new("app", semver::Version::new(1, 1, 0));
+    /// # let token = publisher.store().publish(&key, &[build], &opts)?.release.to_token();
+    /// # let node = Node::builder().memory().listen(loopback).no_dht().spawn().await?;
+    /// # let config = UpdateConfig {
+    /// #     publishers: vec![key.public()],
+    /// #     name: "app".into(),
+    /// #     channel: "stable".into(),
+    /// #     current: semver::Version::new(1, 0, 0),
+    /// #     artifact: None,
+    /// #     pin: None,
+    /// #     allow_downgrade: false,
+    /// # };
+    /// # let updater = Updater::new(node.clone(), config, Installer::new(&exe));
+    /// // A token handed over by hand (say, pasted by an administrator).
+    /// let update = updater.check_token(&token)?.expect("newer");
+    /// assert_eq!(update.version(), &semver::Version::new(1, 1, 0));
+    /// assert!(matches!(updater.check_token("swr1garbage"), Err(UpdateError::NotAnUpdate(_))));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn check_token(&self, token: &str) -> Result<Option<Update>, UpdateError> {
         let s = SignedRelease::from_token(token.trim())
             .map_err(|e| UpdateError::NotAnUpdate(format!("not a release token: {e}")))?;
@@ -233,6 +641,46 @@ impl Updater {
     /// record it as seen (so an older one is refused from now on), keep it
     /// pinned (so this instance seeds it to others) and export the
     /// executable beside the installed one.
+    ///
+    /// ```
+    /// # use std::net::SocketAddr;
+    /// # use swarm_engine::node::Node;
+    /// # use swarm_engine::release::SecretKey;
+    /// # use swarm_engine::store::PublishOptions;
+    /// # use swarm_engine::update::{Installer, UpdateConfig, Updater};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let dir = tempfile::tempdir()?;
+    /// # let exe = dir.path().join("app");
+    /// # std::fs::write(&exe, b"app 1.0.0")?;
+    /// # let key = SecretKey::from_seed(&[7; 32]);
+    /// # let loopback: SocketAddr = ([127, 0, 0, 1], 0).into();
+    /// # let publisher = Node::builder().memory().listen(loopback).no_dht().spawn().await?;
+    /// # std::fs::create_dir(dir.path().join("build"))?;
+    /// # let build = dir.path().join("build/app");
+    /// # std::fs::write(&build, b"app 1.1.0")?;
+    /// # let opts = PublishOptions::new("app", semver::Version::new(1, 1, 0));
+    /// # let token = publisher.store().publish(&key, &[build], &opts)?.release.to_token();
+    /// # let node = Node::builder().memory().listen(loopback).no_dht().spawn().await?;
+    /// # let config = UpdateConfig {
+    /// #     publishers: vec![key.public()],
+    /// #     name: "app".into(),
+    /// #     channel: "stable".into(),
+    /// #     current: semver::Version::new(1, 0, 0),
+    /// #     artifact: None,
+    /// #     pin: None,
+    /// #     allow_downgrade: false,
+    /// # };
+    /// # let updater = Updater::new(node.clone(), config, Installer::new(&exe));
+    /// let update = updater.check_token(&token)?.expect("newer");
+    /// let downloaded = updater.download(&update, vec![publisher.addr()?]).await?;
+    /// assert_eq!(std::fs::read(downloaded.path())?, b"app 1.1.0");
+    /// // Recorded as seen: an older release is refused from now on.
+    /// let seen = node.store().release_seen(&key.public(), "app", "stable")?;
+    /// assert_eq!(seen.map(|s| s.token), Some(token));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn download(
         &self,
         update: &Update,
@@ -304,6 +752,45 @@ impl Updater {
     /// Install a download (see [`Installer::apply`]): the new version runs
     /// from the next start, on trial until it calls
     /// [`Installer::mark_healthy`].
+    ///
+    /// ```
+    /// # use std::net::SocketAddr;
+    /// # use swarm_engine::node::Node;
+    /// # use swarm_engine::release::SecretKey;
+    /// # use swarm_engine::store::PublishOptions;
+    /// # use swarm_engine::update::{Installer, UpdateConfig, Updater};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let dir = tempfile::tempdir()?;
+    /// # let exe = dir.path().join("app");
+    /// # std::fs::write(&exe, b"app 1.0.0")?;
+    /// # let key = SecretKey::from_seed(&[7; 32]);
+    /// # let loopback: SocketAddr = ([127, 0, 0, 1], 0).into();
+    /// # let publisher = Node::builder().memory().listen(loopback).no_dht().spawn().await?;
+    /// # std::fs::create_dir(dir.path().join("build"))?;
+    /// # let build = dir.path().join("build/app");
+    /// # std::fs::write(&build, b"app 1.1.0")?;
+    /// # let opts = PublishOptions::new("app", semver::Version::new(1, 1, 0));
+    /// # let token = publisher.store().publish(&key, &[build], &opts)?.release.to_token();
+    /// # let node = Node::builder().memory().listen(loopback).no_dht().spawn().await?;
+    /// # let config = UpdateConfig {
+    /// #     publishers: vec![key.public()],
+    /// #     name: "app".into(),
+    /// #     channel: "stable".into(),
+    /// #     current: semver::Version::new(1, 0, 0),
+    /// #     artifact: None,
+    /// #     pin: None,
+    /// #     allow_downgrade: false,
+    /// # };
+    /// # let updater = Updater::new(node.clone(), config, Installer::new(&exe));
+    /// let update = updater.check_token(&token)?.expect("newer");
+    /// let downloaded = updater.download(&update, vec![publisher.addr()?]).await?;
+    /// updater.apply(&downloaded)?;
+    /// assert_eq!(std::fs::read(&exe)?, b"app 1.1.0");
+    /// assert_eq!(std::fs::read(updater.installer().previous_path())?, b"app 1.0.0");
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn apply(&self, downloaded: &Downloaded) -> Result<(), UpdateError> {
         let v = downloaded.update.version().to_string();
         self.installer

@@ -12,25 +12,125 @@ pub use self::ranges::{RangeError, WireRanges};
 use crate::content::Hash;
 
 /// The ALPN protocol identifier of v1 (§1).
+///
+/// ```
+/// assert_eq!(swarm_engine::wire::ALPN, b"swarm/1");
+/// ```
 pub const ALPN: &[u8] = b"swarm/1";
 /// The protocol version this build speaks (§3.1).
+///
+/// ```
+/// use swarm_engine::wire::{Hello, Message, VERSION};
+///
+/// let hello = Message::Hello(Hello {
+///     min_version: VERSION,
+///     max_version: VERSION,
+///     agent: "my-app/0.1".into(),
+/// });
+/// assert!(matches!(Message::decode_frame(&hello.encode())?, Some((Message::Hello(_), _))));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub const VERSION: u16 = 1;
 
 /// Largest message body, in bytes (§2).
+///
+/// ```
+/// use swarm_engine::wire::{MAX_MESSAGE, Message, WireError};
+///
+/// let body = vec![0; MAX_MESSAGE + 1];
+/// assert_eq!(
+///     Message::decode_body(&body),
+///     Err(WireError::TooLarge(MAX_MESSAGE as u64 + 1))
+/// );
+/// ```
 pub const MAX_MESSAGE: usize = 32 * 1024;
 /// Most ranges in a `Get` (§3.3).
+///
+/// ```
+/// use swarm_engine::Hash;
+/// use swarm_engine::wire::{Get, MAX_GET_RANGES, Message, RangeError, WireError, WireRanges};
+///
+/// let boundaries = (0..2 * (MAX_GET_RANGES as u64 + 1)).collect();
+/// let get = Message::Get(Get {
+///     hash: Hash::of(b"blob"),
+///     ranges: WireRanges::from_boundaries(boundaries),
+/// });
+/// let err = Message::decode_frame(&get.encode()).unwrap_err();
+/// assert!(matches!(err, WireError::Ranges(RangeError::TooMany { max: MAX_GET_RANGES, .. })));
+/// ```
 pub const MAX_GET_RANGES: usize = 256;
 /// Most ranges in a `Have` (§3.2).
+///
+/// ```
+/// use swarm_engine::Hash;
+/// use swarm_engine::wire::{Have, MAX_HAVE_RANGES, Message, WireRanges};
+///
+/// // Every other group, as many ranges as a `Have` may carry.
+/// let boundaries = (0..2 * MAX_HAVE_RANGES as u64).map(|i| 2 * i - i % 2).collect();
+/// let have = Message::Have(Have {
+///     hash: Hash::of(b"blob"),
+///     size: 1 << 30,
+///     groups: WireRanges::from_boundaries(boundaries),
+/// });
+/// assert!(Message::decode_frame(&have.encode())?.is_some());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub const MAX_HAVE_RANGES: usize = 1024;
 /// Longest agent string in a `Hello` (§3.1).
+///
+/// ```
+/// use swarm_engine::wire::{Hello, MAX_AGENT, Message, WireError};
+///
+/// let hello = Message::Hello(Hello {
+///     min_version: 1,
+///     max_version: 1,
+///     agent: "x".repeat(MAX_AGENT + 1),
+/// });
+/// assert!(matches!(
+///     Message::decode_frame(&hello.encode()),
+///     Err(WireError::TextTooLong { what: "agent", .. })
+/// ));
+/// ```
 pub const MAX_AGENT: usize = 64;
 /// Longest message text in an `Error` (§3.5).
+///
+/// ```
+/// use swarm_engine::wire::{ErrorCode, ErrorMsg, MAX_ERROR_TEXT, Message, WireError};
+///
+/// let error = Message::Error(ErrorMsg {
+///     code: ErrorCode::Internal,
+///     text: "x".repeat(MAX_ERROR_TEXT + 1),
+/// });
+/// assert!(matches!(
+///     Message::decode_frame(&error.encode()),
+///     Err(WireError::TextTooLong { what: "error text", .. })
+/// ));
+/// ```
 pub const MAX_ERROR_TEXT: usize = 256;
 /// Most addresses in a `Peers` (§3.8).
+///
+/// ```
+/// use swarm_engine::Hash;
+/// use swarm_engine::wire::{MAX_PEERS, Message, Peers};
+///
+/// let addrs = (0..=MAX_PEERS as u16).map(|p| ([127, 0, 0, 1], 1000 + p).into()).collect();
+/// let peers = Message::Peers(Peers { hash: Hash::of(b"root"), addrs });
+/// assert!(Message::decode_frame(&peers.encode()).is_err());
+/// ```
 pub const MAX_PEERS: usize = 50;
 
 /// Every message of protocol v1 (§3). The postcard enum tag is the
 /// variant's index, so variants are only ever appended.
+///
+/// ```
+/// use swarm_engine::Hash;
+/// use swarm_engine::wire::{Ask, Message};
+///
+/// let ask = Message::Ask(Ask { hash: Hash::of(b"blob") });
+/// let frame = ask.encode();
+/// assert_eq!(Message::decode_frame(&frame)?, Some((ask, frame.len())));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Message {
     /// First message on the control stream, both ways (§3.1).
@@ -52,6 +152,18 @@ pub enum Message {
 }
 
 /// §3.8
+///
+/// ```
+/// use swarm_engine::Hash;
+/// use swarm_engine::wire::{Message, Peers};
+///
+/// let peers = Message::Peers(Peers {
+///     hash: Hash::of(b"root"),
+///     addrs: vec!["192.0.2.7:7411".parse()?],
+/// });
+/// assert_eq!(Message::decode_frame(&peers.encode())?.map(|(m, _)| m), Some(peers));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Peers {
     /// The blob or root.
@@ -61,6 +173,18 @@ pub struct Peers {
 }
 
 /// §3.1
+///
+/// ```
+/// use swarm_engine::wire::{Hello, Message, VERSION};
+///
+/// let ours = Hello { min_version: VERSION, max_version: VERSION, agent: "a/1".into() };
+/// let theirs = Hello { min_version: 1, max_version: 3, agent: "b/3".into() };
+/// // A common version exists when the ranges overlap.
+/// assert!(theirs.min_version <= ours.max_version && ours.min_version <= theirs.max_version);
+/// let frame = Message::Hello(ours.clone()).encode();
+/// assert_eq!(Message::decode_frame(&frame)?.map(|(m, _)| m), Some(Message::Hello(ours)));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Hello {
     /// Lowest protocol version the sender speaks.
@@ -72,6 +196,22 @@ pub struct Hello {
 }
 
 /// §3.2
+///
+/// ```
+/// use swarm_engine::Hash;
+/// use swarm_engine::wire::{Have, Message, WireRanges};
+///
+/// // Groups 0..4 and 10.. of a 1 MiB blob.
+/// let have = Have {
+///     hash: Hash::of(b"blob"),
+///     size: 1 << 20,
+///     groups: WireRanges::from_boundaries(vec![0, 4, 10]),
+/// };
+/// assert_eq!(have.groups.len(), 2);
+/// let frame = Message::Have(have.clone()).encode();
+/// assert_eq!(Message::decode_frame(&frame)?.map(|(m, _)| m), Some(Message::Have(have)));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Have {
     /// The blob.
@@ -83,6 +223,22 @@ pub struct Have {
 }
 
 /// §3.3
+///
+/// ```
+/// use swarm_engine::Hash;
+/// use swarm_engine::content::group_ranges;
+/// use swarm_engine::wire::{Get, Message, WireRanges};
+///
+/// // Groups 2..4 of a blob are chunks 32..64.
+/// let get = Get {
+///     hash: Hash::of(b"blob"),
+///     ranges: WireRanges::from_chunk_ranges(&group_ranges(2, 4)),
+/// };
+/// assert_eq!(get.ranges.boundaries(), &[32, 64]);
+/// let frame = Message::Get(get.clone()).encode();
+/// assert_eq!(Message::decode_frame(&frame)?.map(|(m, _)| m), Some(Message::Get(get)));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Get {
     /// The blob.
@@ -92,6 +248,17 @@ pub struct Get {
 }
 
 /// §3.4
+///
+/// ```
+/// use swarm_engine::wire::{Found, Message};
+///
+/// let frame = Message::Found(Found { size: 100_000 }).encode();
+/// let (msg, used) = Message::decode_frame(&frame)?.expect("a whole frame");
+/// assert_eq!(msg, Message::Found(Found { size: 100_000 }));
+/// // The Bao encoding of the ranges follows the frame on the stream.
+/// assert_eq!(used, frame.len());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Found {
     /// The blob's size in bytes, as the sender claims it. Verified by the
@@ -100,6 +267,15 @@ pub struct Found {
 }
 
 /// §3.5
+///
+/// ```
+/// use swarm_engine::wire::{ErrorCode, ErrorMsg, Message};
+///
+/// let msg = Message::Error(ErrorMsg { code: ErrorCode::NotFound, text: "not held".into() });
+/// let frame = msg.encode();
+/// assert_eq!(Message::decode_frame(&frame)?.map(|(m, _)| m), Some(msg));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ErrorMsg {
     /// What went wrong.
@@ -109,6 +285,19 @@ pub struct ErrorMsg {
 }
 
 /// §3.6
+///
+/// ```
+/// use swarm_engine::Hash;
+/// use swarm_engine::wire::{Ask, Message};
+///
+/// let hash = Hash::of(b"blob");
+/// // `Ask` asks what a peer holds; `AskPeers` whom it knows.
+/// for msg in [Message::Ask(Ask { hash }), Message::AskPeers(Ask { hash })] {
+///     let frame = msg.encode();
+///     assert_eq!(Message::decode_frame(&frame)?.map(|(m, _)| m), Some(msg));
+/// }
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Ask {
     /// The blob.
@@ -117,6 +306,16 @@ pub struct Ask {
 
 /// Error codes, used in `Error` messages, stream resets and connection
 /// closes (§4). Unknown codes decode as [`ErrorCode::Unknown`].
+///
+/// ```
+/// use swarm_engine::wire::ErrorCode;
+///
+/// assert_eq!(ErrorCode::NotFound.to_u16(), 3);
+/// assert_eq!(ErrorCode::NotFound.to_string(), "not found");
+/// // A code from a newer peer survives the round trip.
+/// assert_eq!(ErrorCode::from_u16(999), ErrorCode::Unknown(999));
+/// assert_eq!(ErrorCode::Unknown(999).to_u16(), 999);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum ErrorCode {
@@ -148,6 +347,13 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// The numeric code (§4).
+    ///
+    /// ```
+    /// use swarm_engine::wire::ErrorCode;
+    ///
+    /// assert_eq!(ErrorCode::Ok.to_u16(), 0);
+    /// assert_eq!(ErrorCode::Busy.to_u16(), 9);
+    /// ```
     pub fn to_u16(self) -> u16 {
         match self {
             Self::Ok => 0,
@@ -166,6 +372,15 @@ impl ErrorCode {
     }
 
     /// From the numeric code.
+    ///
+    /// ```
+    /// use swarm_engine::wire::ErrorCode;
+    ///
+    /// for code in [ErrorCode::Ok, ErrorCode::Timeout, ErrorCode::BadData] {
+    ///     assert_eq!(ErrorCode::from_u16(code.to_u16()), code);
+    /// }
+    /// assert_eq!(ErrorCode::from_u16(40_000), ErrorCode::Unknown(40_000));
+    /// ```
     pub fn from_u16(c: u16) -> Self {
         match c {
             0 => Self::Ok,
@@ -217,6 +432,15 @@ impl std::fmt::Display for ErrorCode {
 }
 
 /// A message that cannot be decoded or breaks a limit (§2, §3).
+///
+/// ```
+/// use swarm_engine::wire::{ErrorCode, Message, WireError};
+///
+/// // A frame whose body is not a message: tag 100 is no variant.
+/// let err = Message::decode_frame(&[1, 100]).unwrap_err();
+/// assert!(matches!(err, WireError::Malformed(_)));
+/// assert_eq!(err.code(), ErrorCode::ProtocolViolation);
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum WireError {
@@ -249,6 +473,15 @@ pub enum WireError {
 
 impl WireError {
     /// The code to send the peer for this error.
+    ///
+    /// ```
+    /// use swarm_engine::wire::{ErrorCode, Message};
+    ///
+    /// // A length prefix over the limit: answered with TooLarge, not read.
+    /// let frame = [0xff, 0xff, 0x03];
+    /// let err = Message::decode_frame(&frame).unwrap_err();
+    /// assert_eq!(err.code(), ErrorCode::TooLarge);
+    /// ```
     pub fn code(&self) -> ErrorCode {
         match self {
             Self::TooLarge(_) => ErrorCode::TooLarge,
@@ -260,6 +493,16 @@ impl WireError {
 
 impl Message {
     /// Encode with its length prefix (§2).
+    ///
+    /// ```
+    /// use swarm_engine::wire::{Found, Message, frame_len};
+    ///
+    /// let frame = Message::Found(Found { size: 5 }).encode();
+    /// // A varint length prefix, then the body.
+    /// let (len, prefix) = frame_len(&frame)?.expect("complete prefix");
+    /// assert_eq!(prefix + len, frame.len());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn encode(&self) -> Vec<u8> {
         // Serializing these plain types into a Vec cannot fail.
         let body = postcard::to_allocvec(self).unwrap_or_default();
@@ -270,6 +513,19 @@ impl Message {
     }
 
     /// Decode one message body (without its length prefix) and check its limits.
+    ///
+    /// ```
+    /// use swarm_engine::wire::{Found, Message, WireError};
+    ///
+    /// let frame = Message::Found(Found { size: 5 }).encode();
+    /// let body = &frame[1..]; // a one-byte length prefix here
+    /// assert_eq!(Message::decode_body(body)?, Message::Found(Found { size: 5 }));
+    /// // One byte too many inside the frame.
+    /// let mut padded = body.to_vec();
+    /// padded.push(0);
+    /// assert_eq!(Message::decode_body(&padded), Err(WireError::Trailing(1)));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn decode_body(body: &[u8]) -> Result<Self, WireError> {
         if body.len() > MAX_MESSAGE {
             return Err(WireError::TooLarge(body.len() as u64));
@@ -286,6 +542,21 @@ impl Message {
     /// Decode one length-prefixed message from the front of `buf`. Returns
     /// `Ok(None)` if `buf` does not yet hold a whole message, else the
     /// message and the bytes it took.
+    ///
+    /// ```
+    /// use swarm_engine::wire::{Found, Message};
+    ///
+    /// let a = Message::Found(Found { size: 1 }).encode();
+    /// let b = Message::Found(Found { size: 2 }).encode();
+    /// let stream = [a.clone(), b].concat();
+    /// // Not yet a whole message: wait for more bytes.
+    /// assert_eq!(Message::decode_frame(&stream[..a.len() - 1])?, None);
+    /// let (first, used) = Message::decode_frame(&stream)?.expect("whole");
+    /// assert_eq!(first, Message::Found(Found { size: 1 }));
+    /// let (second, _) = Message::decode_frame(&stream[used..])?.expect("whole");
+    /// assert_eq!(second, Message::Found(Found { size: 2 }));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn decode_frame(buf: &[u8]) -> Result<Option<(Self, usize)>, WireError> {
         let Some((len, n)) = frame_len(buf)? else {
             return Ok(None);
@@ -325,6 +596,16 @@ impl Message {
 }
 
 /// Parse a length prefix: `Ok(None)` if incomplete, else (length, prefix bytes).
+///
+/// ```
+/// use swarm_engine::wire::{WireError, frame_len};
+///
+/// assert_eq!(frame_len(&[5])?, Some((5, 1)));
+/// assert_eq!(frame_len(&[0x80, 0x01])?, Some((128, 2)));
+/// assert_eq!(frame_len(&[0x80])?, None); // incomplete
+/// assert_eq!(frame_len(&[0x80, 0x00]), Err(WireError::BadLength)); // not canonical
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub fn frame_len(buf: &[u8]) -> Result<Option<(usize, usize)>, WireError> {
     let mut v: u64 = 0;
     for i in 0..4 {

@@ -8,10 +8,28 @@ use crate::content::{ChunkNum, ChunkRanges};
 /// A set of ranges as strictly increasing boundaries `b0 < b1 < …`; pairs
 /// `[b0, b1), [b2, b3), …`, and with an odd count the last range is
 /// `[b_last, ∞)`.
+///
+/// ```
+/// use swarm_engine::content::{ChunkNum, ChunkRanges};
+/// use swarm_engine::wire::WireRanges;
+///
+/// // Chunks 0..4, then 10 to the end.
+/// let wire = WireRanges::from_boundaries(vec![0, 4, 10]);
+/// let chunks = ChunkRanges::from(ChunkNum(0)..ChunkNum(4)) | ChunkRanges::from(ChunkNum(10)..);
+/// assert_eq!(wire.to_chunk_ranges(), chunks);
+/// assert_eq!(WireRanges::from_chunk_ranges(&chunks), wire);
+/// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WireRanges(Vec<u64>);
 
 /// A malformed range list.
+///
+/// ```
+/// use swarm_engine::wire::{RangeError, WireRanges};
+///
+/// let unsorted = WireRanges::from_boundaries(vec![8, 4]);
+/// assert_eq!(unsorted.validate(16), Err(RangeError::NotSorted));
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum RangeError {
@@ -33,26 +51,66 @@ pub enum RangeError {
 
 impl WireRanges {
     /// From raw boundaries (not checked; see [`Self::validate`]).
+    ///
+    /// ```
+    /// use swarm_engine::wire::WireRanges;
+    ///
+    /// let r = WireRanges::from_boundaries(vec![0, 4, 10]);
+    /// assert_eq!(r.boundaries(), &[0, 4, 10]);
+    /// assert_eq!(r.validate(16), Ok(()));
+    /// ```
     pub fn from_boundaries(b: Vec<u64>) -> Self {
         Self(b)
     }
 
     /// The raw boundaries.
+    ///
+    /// ```
+    /// use swarm_engine::content::group_ranges;
+    /// use swarm_engine::wire::WireRanges;
+    ///
+    /// let r = WireRanges::from_chunk_ranges(&group_ranges(1, 2));
+    /// assert_eq!(r.boundaries(), &[16, 32]);
+    /// ```
     pub fn boundaries(&self) -> &[u64] {
         &self.0
     }
 
     /// Number of ranges.
+    ///
+    /// ```
+    /// use swarm_engine::wire::WireRanges;
+    ///
+    /// assert_eq!(WireRanges::from_boundaries(vec![0, 4]).len(), 1);
+    /// // An odd count: the last range runs to the end.
+    /// assert_eq!(WireRanges::from_boundaries(vec![0, 4, 10]).len(), 2);
+    /// ```
     pub fn len(&self) -> usize {
         self.0.len().div_ceil(2)
     }
 
     /// Whether there are no ranges.
+    ///
+    /// ```
+    /// use swarm_engine::wire::{RangeError, WireRanges};
+    ///
+    /// let none = WireRanges::default();
+    /// assert!(none.is_empty());
+    /// assert_eq!(none.validate(16), Err(RangeError::Empty));
+    /// ```
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
 
     /// Check the invariants and the limit of `max` ranges.
+    ///
+    /// ```
+    /// use swarm_engine::wire::{RangeError, WireRanges};
+    ///
+    /// let three = WireRanges::from_boundaries(vec![0, 1, 2, 3, 4]);
+    /// assert_eq!(three.validate(3), Ok(()));
+    /// assert_eq!(three.validate(2), Err(RangeError::TooMany { count: 3, max: 2 }));
+    /// ```
     pub fn validate(&self, max: usize) -> Result<(), RangeError> {
         if self.0.is_empty() {
             return Err(RangeError::Empty);
@@ -70,6 +128,14 @@ impl WireRanges {
     }
 
     /// As chunk ranges.
+    ///
+    /// ```
+    /// use swarm_engine::content::{ChunkNum, ChunkRanges};
+    /// use swarm_engine::wire::WireRanges;
+    ///
+    /// let all = WireRanges::from_boundaries(vec![0]);
+    /// assert_eq!(all.to_chunk_ranges(), ChunkRanges::from(ChunkNum(0)..));
+    /// ```
     pub fn to_chunk_ranges(&self) -> ChunkRanges {
         let mut r = ChunkRanges::empty();
         for pair in self.0.chunks(2) {
@@ -83,6 +149,14 @@ impl WireRanges {
     }
 
     /// From chunk ranges.
+    ///
+    /// ```
+    /// use swarm_engine::content::group_ranges;
+    /// use swarm_engine::wire::WireRanges;
+    ///
+    /// let r = WireRanges::from_chunk_ranges(&(group_ranges(0, 2) | group_ranges(5, 6)));
+    /// assert_eq!(r.boundaries(), &[0, 32, 80, 96]);
+    /// ```
     pub fn from_chunk_ranges(r: &ChunkRanges) -> Self {
         Self(r.boundaries().iter().map(|c| c.0).collect())
     }

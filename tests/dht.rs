@@ -1,5 +1,5 @@
 //! End-to-end discovery: real `swarm` processes find each other through a
-//! DHT that this test runs on 127.0.0.1 (`mainline::Testnet`); nothing
+//! DHT that this test runs on 127.0.0.1 (`LocalDht`); nothing
 //! touches the internet.
 
 mod common;
@@ -61,8 +61,8 @@ fn spawn_node(mut c: Command, store: &Path, until: &str) -> (NodeChild, String) 
 
 #[test]
 fn releases_are_published_resolved_and_fetched_through_the_dht_alone() {
-    let testnet = mainline::Testnet::new(10).expect("local DHT");
-    let bs = testnet.bootstrap.clone();
+    let testnet = swarm_engine::discovery::LocalDht::start(10).expect("local DHT");
+    let bs = testnet.config().bootstrap;
     let tmp = tempfile::tempdir().expect("tempdir");
     let key = tmp.path().join("pub.key");
     let k = run_json({

@@ -106,6 +106,8 @@ pub struct DhtConfig {
     pub request_timeout: Option<Duration>,
     /// Act as a full DHT node (answer queries); off for short-lived clients.
     pub server: bool,
+    /// The IPv4 address to bind; `None`: every interface.
+    pub bind: Option<std::net::Ipv4Addr>,
 }
 
 impl Default for DhtConfig {
@@ -115,6 +117,7 @@ impl Default for DhtConfig {
             port: 0,
             request_timeout: None,
             server: false,
+            bind: None,
         }
     }
 }
@@ -184,7 +187,8 @@ impl LocalDht {
     /// ```
     pub fn start(nodes: usize) -> std::io::Result<Self> {
         Ok(Self {
-            testnet: mainline::Testnet::new(nodes)?,
+            // On 127.0.0.1 only (`Testnet::new` binds every interface).
+            testnet: mainline::Testnet::builder(nodes).build()?,
         })
     }
 
@@ -208,6 +212,7 @@ impl LocalDht {
             port: 0,
             request_timeout: Some(Duration::from_millis(500)),
             server: false,
+            bind: Some(std::net::Ipv4Addr::LOCALHOST),
         }
     }
 }
@@ -260,6 +265,9 @@ impl Dht {
         }
         if config.server {
             b.server_mode();
+        }
+        if let Some(ip) = config.bind {
+            b.bind_address(ip);
         }
         let dht = b.build().map_err(DhtError::Start)?;
         Ok(Self {

@@ -5,14 +5,9 @@ use std::time::Duration;
 use super::*;
 use crate::release::Release;
 
-fn local_dht() -> (mainline::Testnet, DhtConfig) {
-    let testnet = mainline::Testnet::new(10).expect("local testnet");
-    let config = DhtConfig {
-        bootstrap: testnet.bootstrap.clone(),
-        port: 0,
-        request_timeout: Some(Duration::from_millis(500)),
-        server: false,
-    };
+fn local_dht() -> (LocalDht, DhtConfig) {
+    let testnet = LocalDht::start(10).expect("local testnet");
+    let config = testnet.config();
     (testnet, config)
 }
 

@@ -321,17 +321,8 @@ impl NodeBuilder {
         };
         let node = node.with_dht(Dht::spawn(&config)?);
         if let Some(every) = self.reannounce {
-            // Announce once joined, then every interval.
-            let first = node.clone();
-            tokio::spawn(async move {
-                if let Some(dht) = first.dht()
-                    && dht.bootstrapped().await
-                    && let Err(e) = first.announce().await
-                {
-                    tracing::warn!("announcing on the DHT failed: {e}");
-                }
-            });
-            node.keep_announcing(every);
+            // Once joined, then every interval; stopped by shutdown.
+            node.announce_every(every, true);
         }
         Ok(node)
     }

@@ -333,8 +333,20 @@ impl Node {
     /// # }
     /// ```
     pub fn keep_announcing(&self, every: Duration) -> tokio::task::JoinHandle<()> {
+        self.announce_every(every, false)
+    }
+
+    /// [`Self::keep_announcing`]; with `now`, first once the DHT is joined.
+    pub(super) fn announce_every(&self, every: Duration, now: bool) -> tokio::task::JoinHandle<()> {
         let node = self.clone();
         let task = tokio::spawn(async move {
+            if now
+                && let Some(dht) = node.dht()
+                && dht.bootstrapped().await
+                && let Err(e) = node.announce().await
+            {
+                tracing::warn!("announcing on the DHT failed: {e}");
+            }
             loop {
                 tokio::time::sleep(every).await;
                 match node.announce().await {

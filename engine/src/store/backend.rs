@@ -127,6 +127,10 @@ pub trait Backend: Send + Sync + fmt::Debug + 'static {
         let _ = (name, to);
         Ok(false)
     }
+    /// Where the metadata database is, in words, for messages.
+    fn location(&self) -> String {
+        "the in-memory store database".into()
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -256,6 +260,10 @@ impl BlobFile for FsFile {
 }
 
 impl Backend for FsBackend {
+    fn location(&self) -> String {
+        self.dir.join("swarm.redb").display().to_string()
+    }
+
     fn open_db(&self, cache: usize) -> Result<redb::Database, redb::DatabaseError> {
         redb::Builder::new()
             .set_cache_size(cache)

@@ -130,6 +130,12 @@ pub enum ExportError {
     },
 }
 
+impl From<StoreError> for ExportError {
+    fn from(e: StoreError) -> Self {
+        Self::Read(ReadError::Store(e))
+    }
+}
+
 impl Store {
     /// Export the files of `root` to `out`.
     ///
@@ -161,78 +167,80 @@ impl Store {
         out: &Path,
         opts: &ExportOptions,
     ) -> Result<Exported, ExportError> {
-        // Releasing deletes records, as gc does: keep gc out meanwhile.
-        let _exclusive = opts.release.then(|| {
-            self.inner
-                .gc_lock
-                .write()
-                .unwrap_or_else(|e| e.into_inner())
-        });
-        let manifest = self.manifest(root)?;
-        let unpinned = if opts.release {
-            self.unreferenced(std::iter::once(*root).chain(manifest.blobs()))
-                .map_err(ReadError::from)?
-        } else {
-            Default::default()
-        };
-        let last_use: std::collections::HashMap<Hash, usize> = manifest
-            .entries()
-            .iter()
-            .enumerate()
-            .map(|(i, e)| (e.hash, i))
-            .collect();
-        let mut entries = Vec::with_capacity(manifest.entries().len());
-        for e in manifest.entries() {
-            let entry = self
-                .entry(&e.hash)
-                .map_err(ReadError::from)?
-                .filter(BlobEntry::is_complete)
-                .ok_or(ExportError::Missing(e.hash))?;
-            entries.push((e, entry));
-        }
-        let progress = |p| {
-            if let Some(f) = &opts.progress {
-                f(p)
-            }
-        };
-        progress(Progress::Total(manifest.total_size()));
-        let single = match manifest.entries() {
-            [e] => !e.path.contains('/') && !out.is_dir(),
-            _ => false,
-        };
-        let mut done = Exported {
-            files: 0,
-            bytes: 0,
-            target: out.to_owned(),
-        };
-        for (i, (e, entry)) in entries.into_iter().enumerate() {
-            let dest = if single {
-                if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
-                    fs::create_dir_all(parent).map_err(|source| ExportError::Write {
-                        path: parent.to_owned(),
-                        source,
-                    })?;
-                }
-                out.to_owned()
+        self.guard(|| {
+            // Releasing deletes records, as gc does: keep gc out meanwhile.
+            let _exclusive = opts.release.then(|| {
+                self.inner
+                    .gc_lock
+                    .write()
+                    .unwrap_or_else(|e| e.into_inner())
+            });
+            let manifest = self.manifest(root)?;
+            let unpinned = if opts.release {
+                self.unreferenced(std::iter::once(*root).chain(manifest.blobs()))
+                    .map_err(ReadError::from)?
             } else {
-                prepare_dirs(out, &e.path)?
+                Default::default()
             };
-            // A blob is handed over at its last use, so earlier uses copy it.
-            let hand_over = unpinned.contains(&e.hash)
-                && last_use.get(&e.hash) == Some(&i)
-                && matches!(entry, BlobEntry::File { .. });
-            if hand_over {
-                self.hand_over_file(e, &entry, &dest, opts.force, &progress)?;
-            } else {
-                self.export_file(e, &entry, &dest, opts.force, &progress)?;
+            let last_use: std::collections::HashMap<Hash, usize> = manifest
+                .entries()
+                .iter()
+                .enumerate()
+                .map(|(i, e)| (e.hash, i))
+                .collect();
+            let mut entries = Vec::with_capacity(manifest.entries().len());
+            for e in manifest.entries() {
+                let entry = self
+                    .entry(&e.hash)
+                    .map_err(ReadError::from)?
+                    .filter(BlobEntry::is_complete)
+                    .ok_or(ExportError::Missing(e.hash))?;
+                entries.push((e, entry));
             }
-            done.files += 1;
-            done.bytes += e.size;
-        }
-        if opts.release {
-            self.drop_blobs(&unpinned).map_err(ReadError::from)?;
-        }
-        Ok(done)
+            let progress = |p| {
+                if let Some(f) = &opts.progress {
+                    f(p)
+                }
+            };
+            progress(Progress::Total(manifest.total_size()));
+            let single = match manifest.entries() {
+                [e] => !e.path.contains('/') && !out.is_dir(),
+                _ => false,
+            };
+            let mut done = Exported {
+                files: 0,
+                bytes: 0,
+                target: out.to_owned(),
+            };
+            for (i, (e, entry)) in entries.into_iter().enumerate() {
+                let dest = if single {
+                    if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
+                        fs::create_dir_all(parent).map_err(|source| ExportError::Write {
+                            path: parent.to_owned(),
+                            source,
+                        })?;
+                    }
+                    out.to_owned()
+                } else {
+                    prepare_dirs(out, &e.path)?
+                };
+                // A blob is handed over at its last use, so earlier uses copy it.
+                let hand_over = unpinned.contains(&e.hash)
+                    && last_use.get(&e.hash) == Some(&i)
+                    && matches!(entry, BlobEntry::File { .. });
+                if hand_over {
+                    self.hand_over_file(e, &entry, &dest, opts.force, &progress)?;
+                } else {
+                    self.export_file(e, &entry, &dest, opts.force, &progress)?;
+                }
+                done.files += 1;
+                done.bytes += e.size;
+            }
+            if opts.release {
+                self.drop_blobs(&unpinned).map_err(ReadError::from)?;
+            }
+            Ok(done)
+        })
     }
 
     /// Export a blob file no pin needs by linking it into place, then take

@@ -226,74 +226,76 @@ impl Store {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn add_paths(&self, paths: &[PathBuf], opts: &AddOptions) -> Result<Added, AddError> {
-        let _shared = self.inner.gc_lock.read().unwrap_or_else(|e| e.into_inner());
-        if paths.is_empty() {
-            return Err(AddError::Empty);
-        }
-        let sources = walk(paths)?;
-        let progress = |p| {
-            if let Some(f) = &opts.progress {
-                f(p)
+        self.guard(|| {
+            let _shared = self.inner.gc_lock.read().unwrap_or_else(|e| e.into_inner());
+            if paths.is_empty() {
+                return Err(AddError::Empty);
             }
-        };
-        progress(Progress::Total(sources.iter().map(|s| s.size).sum()));
+            let sources = walk(paths)?;
+            let progress = |p| {
+                if let Some(f) = &opts.progress {
+                    f(p)
+                }
+            };
+            progress(Progress::Total(sources.iter().map(|s| s.size).sum()));
 
-        let mut batch = Batch::default();
-        let mut entries = Vec::with_capacity(sources.len());
-        let mut new_bytes = 0;
-        for s in &sources {
-            let mut f = fs::File::open(&s.path).map_err(|e| AddError::Unreadable {
-                path: s.path.clone(),
-                source: e,
-            })?;
-            let file = f.try_clone().ok();
-            let hash = self.stage(
-                &mut f,
-                file.as_ref(),
-                s.size,
-                &mut batch,
-                &s.path,
-                &progress,
-            )?;
-            if !batch.known.contains(&hash) {
-                batch.known.insert(hash);
-                if self.entry(&hash)?.is_none_or(|e| !e.is_complete()) {
-                    new_bytes += s.size;
+            let mut batch = Batch::default();
+            let mut entries = Vec::with_capacity(sources.len());
+            let mut new_bytes = 0;
+            for s in &sources {
+                let mut f = fs::File::open(&s.path).map_err(|e| AddError::Unreadable {
+                    path: s.path.clone(),
+                    source: e,
+                })?;
+                let file = f.try_clone().ok();
+                let hash = self.stage(
+                    &mut f,
+                    file.as_ref(),
+                    s.size,
+                    &mut batch,
+                    &s.path,
+                    &progress,
+                )?;
+                if !batch.known.contains(&hash) {
+                    batch.known.insert(hash);
+                    if self.entry(&hash)?.is_none_or(|e| !e.is_complete()) {
+                        new_bytes += s.size;
+                    }
+                }
+                entries.push(Entry {
+                    path: s.rel.clone(),
+                    size: s.size,
+                    mode: s.mode,
+                    hash,
+                    extensions: vec![],
+                });
+                if batch.bytes >= BATCH_BYTES || batch.staged.len() >= BATCH_BLOBS {
+                    self.commit_batch(&mut batch, None)?;
                 }
             }
-            entries.push(Entry {
-                path: s.rel.clone(),
-                size: s.size,
-                mode: s.mode,
-                hash,
-                extensions: vec![],
+            let manifest = Manifest::new(entries)?;
+            let encoded = manifest.encode();
+            let root = self.stage(
+                &mut &encoded[..],
+                None,
+                encoded.len() as u64,
+                &mut batch,
+                Path::new("manifest"),
+                &|_| {},
+            )?;
+            let name = opts.name.clone().unwrap_or_else(|| {
+                sources
+                    .first()
+                    .map(|s| s.rel.split('/').next().unwrap_or_default().to_owned())
+                    .unwrap_or_default()
             });
-            if batch.bytes >= BATCH_BYTES || batch.staged.len() >= BATCH_BLOBS {
-                self.commit_batch(&mut batch, None)?;
-            }
-        }
-        let manifest = Manifest::new(entries)?;
-        let encoded = manifest.encode();
-        let root = self.stage(
-            &mut &encoded[..],
-            None,
-            encoded.len() as u64,
-            &mut batch,
-            Path::new("manifest"),
-            &|_| {},
-        )?;
-        let name = opts.name.clone().unwrap_or_else(|| {
-            sources
-                .first()
-                .map(|s| s.rel.split('/').next().unwrap_or_default().to_owned())
-                .unwrap_or_default()
-        });
-        self.commit_batch(&mut batch, Some((root, &manifest, &name)))?;
-        Ok(Added {
-            root,
-            size: manifest.total_size(),
-            files: manifest.entries().len() as u64,
-            new_bytes,
+            self.commit_batch(&mut batch, Some((root, &manifest, &name)))?;
+            Ok(Added {
+                root,
+                size: manifest.total_size(),
+                files: manifest.entries().len() as u64,
+                new_bytes,
+            })
         })
     }
 
@@ -312,23 +314,25 @@ impl Store {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn put_blob(&self, bytes: &[u8]) -> Result<Hash, StoreError> {
-        let _shared = self.inner.gc_lock.read().unwrap_or_else(|e| e.into_inner());
-        let mut batch = Batch::default();
-        let hash = self
-            .stage(
-                &mut &bytes[..],
-                None,
-                bytes.len() as u64,
-                &mut batch,
-                Path::new("blob"),
-                &|_| {},
-            )
-            .map_err(|e| match e {
-                AddError::Store(s) => s,
-                other => StoreError::Io(io::Error::other(other.to_string())),
-            })?;
-        self.commit_batch(&mut batch, None)?;
-        Ok(hash)
+        self.guard(|| {
+            let _shared = self.inner.gc_lock.read().unwrap_or_else(|e| e.into_inner());
+            let mut batch = Batch::default();
+            let hash = self
+                .stage(
+                    &mut &bytes[..],
+                    None,
+                    bytes.len() as u64,
+                    &mut batch,
+                    Path::new("blob"),
+                    &|_| {},
+                )
+                .map_err(|e| match e {
+                    AddError::Store(s) => s,
+                    other => StoreError::Io(io::Error::other(other.to_string())),
+                })?;
+            self.commit_batch(&mut batch, None)?;
+            Ok(hash)
+        })
     }
 
     /// Hash `size` bytes from `src` and stage them as a blob.

@@ -21,6 +21,7 @@ mod backend;
 mod export;
 mod fastcopy;
 mod groups;
+mod guard;
 mod import;
 mod partial;
 mod releases;
@@ -111,6 +112,11 @@ struct Inner {
     /// maybe not yet committed: served at once (a leecher serves what it
     /// has verified), forgotten on a crash (the commit is what lasts).
     live: std::sync::Mutex<std::collections::HashMap<Hash, GroupSet>>,
+    /// The database file, for messages.
+    location: String,
+    /// Set when the database was found damaged (see `guard`).
+    damaged: std::sync::atomic::AtomicBool,
+    damage: std::sync::Mutex<String>,
 }
 
 /// A store that could not be opened.
@@ -187,6 +193,17 @@ pub enum StoreError {
     /// A record in the database does not decode.
     #[error("store record for {0} is damaged; run `swarm check`")]
     BadRecord(Hash),
+    /// The metadata database is damaged: redb reported corruption or failed
+    /// inside. Nothing more is read from it or written to it until the store
+    /// is reopened; the blob files are untouched, and salvage rebuilds the
+    /// database from them.
+    #[error("the store database {path} is damaged ({what}); its blob files are untouched")]
+    Damaged {
+        /// The database file.
+        path: String,
+        /// What failed.
+        what: String,
+    },
 }
 
 impl From<io::Error> for StoreError {
@@ -206,6 +223,7 @@ macro_rules! db_errors {
                 let e: redb::Error = e.into();
                 match e {
                     redb::Error::Io(io) => io.into(),
+                    redb::Error::Corrupted(what) => guard::damaged(what),
                     other => Self::Db(other.to_string()),
                 }
             }
@@ -447,9 +465,13 @@ impl Store {
                 reason: other.to_string(),
             },
         })?;
+        let location = backend.location();
         let store = Self {
             inner: Arc::new(Inner {
                 db,
+                location,
+                damaged: Default::default(),
+                damage: Default::default(),
                 backend: Box::new(backend),
                 next_temp: AtomicU64::new(1),
                 gc_lock: RwLock::new(()),
@@ -474,27 +496,32 @@ impl Store {
     }
 
     fn init(&self) -> Result<(), InitError> {
-        let tx = self.inner.db.begin_write().map_err(StoreError::from)?;
-        {
-            let mut meta = tx.open_table(META).map_err(StoreError::from)?;
-            let version = meta
-                .get("version")
-                .map_err(StoreError::from)?
-                .map(|v| v.value());
-            match version {
-                None => {
-                    meta.insert("version", STORE_VERSION)
-                        .map_err(StoreError::from)?;
+        // A store that is already set up is only read: opening never
+        // rewrites the database when nothing changed (a write would also
+        // turn one damaged page into a database redb cannot repair).
+        if !self.is_initialized()? {
+            let tx = self.inner.db.begin_write().map_err(StoreError::from)?;
+            {
+                let mut meta = tx.open_table(META).map_err(StoreError::from)?;
+                let version = meta
+                    .get("version")
+                    .map_err(StoreError::from)?
+                    .map(|v| v.value());
+                match version {
+                    None => {
+                        meta.insert("version", STORE_VERSION)
+                            .map_err(StoreError::from)?;
+                    }
+                    Some(v) if v == STORE_VERSION => {}
+                    Some(v) => return Err(InitError::Version(v)),
                 }
-                Some(v) if v == STORE_VERSION => {}
-                Some(v) => return Err(InitError::Version(v)),
+                for t in [BLOBS, INLINE, PINS] {
+                    tx.open_table(t).map_err(StoreError::from)?;
+                }
+                tx.open_table(REFS).map_err(StoreError::from)?;
             }
-            for t in [BLOBS, INLINE, PINS] {
-                tx.open_table(t).map_err(StoreError::from)?;
-            }
-            tx.open_table(REFS).map_err(StoreError::from)?;
+            tx.commit().map_err(StoreError::from)?;
         }
-        tx.commit().map_err(StoreError::from)?;
         // Temporary files belong to imports that died with their process.
         for (name, _) in self.inner.backend.list().map_err(StoreError::from)? {
             if let FileName::Temp(..) = name {
@@ -502,6 +529,34 @@ impl Store {
             }
         }
         Ok(())
+    }
+
+    /// Whether the database has this layout's version and tables, read
+    /// without writing anything.
+    fn is_initialized(&self) -> Result<bool, InitError> {
+        let tx = self.inner.db.begin_read().map_err(StoreError::from)?;
+        let meta = match tx.open_table(META) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(false),
+            Err(e) => return Err(StoreError::from(e).into()),
+        };
+        match meta.get("version").map_err(StoreError::from)? {
+            None => return Ok(false),
+            Some(v) if v.value() == STORE_VERSION => {}
+            Some(v) => return Err(InitError::Version(v.value())),
+        }
+        for t in [BLOBS, INLINE, PINS] {
+            match tx.open_table(t) {
+                Ok(_) => {}
+                Err(redb::TableError::TableDoesNotExist(_)) => return Ok(false),
+                Err(e) => return Err(StoreError::from(e).into()),
+            }
+        }
+        match tx.open_table(REFS) {
+            Ok(_) => Ok(true),
+            Err(redb::TableError::TableDoesNotExist(_)) => Ok(false),
+            Err(e) => Err(StoreError::from(e).into()),
+        }
     }
 
     fn backend(&self) -> &dyn Backend {
@@ -538,17 +593,19 @@ impl Store {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn blob_info(&self, hash: &Hash) -> Result<Option<BlobInfo>, StoreError> {
-        let live = self.live(hash);
-        Ok(self.entry(hash)?.map(|e| match e {
-            BlobEntry::Inline { size } => BlobInfo {
-                size,
-                partial: None,
-            },
-            BlobEntry::File { size, present } => BlobInfo {
-                size,
-                partial: present.map(|p| with_live(p, live.as_ref())),
-            },
-        }))
+        self.guard(|| {
+            let live = self.live(hash);
+            Ok(self.entry(hash)?.map(|e| match e {
+                BlobEntry::Inline { size } => BlobInfo {
+                    size,
+                    partial: None,
+                },
+                BlobEntry::File { size, present } => BlobInfo {
+                    size,
+                    partial: present.map(|p| with_live(p, live.as_ref())),
+                },
+            }))
+        })
     }
 
     /// The groups of `hash` verified but maybe not yet committed. Read it
@@ -586,39 +643,41 @@ impl Store {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn read_blob(&self, hash: &Hash, limit: u64) -> Result<Option<Vec<u8>>, ReadError> {
-        let Some(entry) = self.entry(hash)? else {
-            return Ok(None);
-        };
-        let size = entry.size();
-        if !entry.is_complete() {
-            return Err(ReadError::Incomplete(*hash));
-        }
-        if size > limit {
-            return Err(ReadError::TooLarge { hash: *hash, size });
-        }
-        let bytes = match entry {
-            BlobEntry::Inline { .. } => {
-                let tx = self.inner.db.begin_read().map_err(StoreError::from)?;
-                let t = tx.open_table(INLINE).map_err(StoreError::from)?;
-                let v = t.get(hash.as_bytes()).map_err(StoreError::from)?;
-                v.map(|v| v.value().to_vec()).unwrap_or_default()
+        self.guard(|| {
+            let Some(entry) = self.entry(hash)? else {
+                return Ok(None);
+            };
+            let size = entry.size();
+            if !entry.is_complete() {
+                return Err(ReadError::Incomplete(*hash));
             }
-            BlobEntry::File { .. } => {
-                let f = self
-                    .backend()
-                    .open(FileName::Blob(*hash, FileKind::Data))
-                    .map_err(StoreError::from)?;
-                let len =
-                    usize::try_from(size).map_err(|_| ReadError::TooLarge { hash: *hash, size })?;
-                let mut buf = vec![0u8; len];
-                read_exact_at(&*f, 0, &mut buf).map_err(StoreError::from)?;
-                buf
+            if size > limit {
+                return Err(ReadError::TooLarge { hash: *hash, size });
             }
-        };
-        if bytes.len() as u64 != size || Hash::of(&bytes) != *hash {
-            return Err(ReadError::Corrupt(*hash));
-        }
-        Ok(Some(bytes))
+            let bytes = match entry {
+                BlobEntry::Inline { .. } => {
+                    let tx = self.inner.db.begin_read().map_err(StoreError::from)?;
+                    let t = tx.open_table(INLINE).map_err(StoreError::from)?;
+                    let v = t.get(hash.as_bytes()).map_err(StoreError::from)?;
+                    v.map(|v| v.value().to_vec()).unwrap_or_default()
+                }
+                BlobEntry::File { .. } => {
+                    let f = self
+                        .backend()
+                        .open(FileName::Blob(*hash, FileKind::Data))
+                        .map_err(StoreError::from)?;
+                    let len = usize::try_from(size)
+                        .map_err(|_| ReadError::TooLarge { hash: *hash, size })?;
+                    let mut buf = vec![0u8; len];
+                    read_exact_at(&*f, 0, &mut buf).map_err(StoreError::from)?;
+                    buf
+                }
+            };
+            if bytes.len() as u64 != size || Hash::of(&bytes) != *hash {
+                return Err(ReadError::Corrupt(*hash));
+            }
+            Ok(Some(bytes))
+        })
     }
 
     /// Load and decode the manifest named by `root`.
@@ -660,11 +719,13 @@ impl Store {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn pin(&self, root: &Hash, name: &str) -> Result<(), ReadError> {
-        let manifest = self.manifest(root)?;
-        let tx = self.inner.db.begin_write().map_err(StoreError::from)?;
-        pin_in(&tx, root, &manifest, name)?;
-        tx.commit().map_err(StoreError::from)?;
-        Ok(())
+        self.guard(|| {
+            let manifest = self.manifest(root)?;
+            let tx = self.inner.db.begin_write().map_err(StoreError::from)?;
+            pin_in(&tx, root, &manifest, name)?;
+            tx.commit().map_err(StoreError::from)?;
+            Ok(())
+        })
     }
 
     /// The 32-byte secret stored under `name`, created with `make` if absent.
@@ -685,23 +746,25 @@ impl Store {
         name: &str,
         make: impl FnOnce() -> Result<[u8; 32], StoreError>,
     ) -> Result<[u8; 32], StoreError> {
-        let tx = self.inner.db.begin_write()?;
-        let value = {
-            let mut t = tx.open_table(SECRETS)?;
-            let existing = t
-                .get(name)?
-                .and_then(|v| <[u8; 32]>::try_from(v.value()).ok());
-            match existing {
-                Some(v) => v,
-                None => {
-                    let v = make()?;
-                    t.insert(name, v.as_slice())?;
-                    v
+        self.guard(|| {
+            let tx = self.inner.db.begin_write()?;
+            let value = {
+                let mut t = tx.open_table(SECRETS)?;
+                let existing = t
+                    .get(name)?
+                    .and_then(|v| <[u8; 32]>::try_from(v.value()).ok());
+                match existing {
+                    Some(v) => v,
+                    None => {
+                        let v = make()?;
+                        t.insert(name, v.as_slice())?;
+                        v
+                    }
                 }
-            }
-        };
-        tx.commit()?;
-        Ok(value)
+            };
+            tx.commit()?;
+            Ok(value)
+        })
     }
 
     /// Every pin, sorted by root.
@@ -719,22 +782,24 @@ impl Store {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn pins(&self) -> Result<Vec<Pin>, StoreError> {
-        let tx = self.inner.db.begin_read()?;
-        let t = tx.open_table(PINS)?;
-        let mut out = Vec::new();
-        for item in t.iter()? {
-            let (k, v) = item?;
-            let root = Hash::from_bytes(k.value());
-            let p = PinEntry::decode(v.value()).map_err(|_| StoreError::BadRecord(root))?;
-            out.push(Pin {
-                root,
-                name: p.name,
-                size: p.size,
-                files: p.files,
-                created: p.created,
-            });
-        }
-        Ok(out)
+        self.guard(|| {
+            let tx = self.inner.db.begin_read()?;
+            let t = tx.open_table(PINS)?;
+            let mut out = Vec::new();
+            for item in t.iter()? {
+                let (k, v) = item?;
+                let root = Hash::from_bytes(k.value());
+                let p = PinEntry::decode(v.value()).map_err(|_| StoreError::BadRecord(root))?;
+                out.push(Pin {
+                    root,
+                    name: p.name,
+                    size: p.size,
+                    files: p.files,
+                    created: p.created,
+                });
+            }
+            Ok(out)
+        })
     }
 
     /// Remove the pin on `root`. Returns whether there was one. The content
@@ -755,35 +820,37 @@ impl Store {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn unpin(&self, root: &Hash) -> Result<bool, ReadError> {
-        let tx = self.inner.db.begin_write().map_err(StoreError::from)?;
-        {
-            let mut pins = tx.open_table(PINS).map_err(StoreError::from)?;
-            if pins
-                .remove(root.as_bytes())
-                .map_err(StoreError::from)?
-                .is_none()
+        self.guard(|| {
+            let tx = self.inner.db.begin_write().map_err(StoreError::from)?;
             {
-                return Ok(false);
+                let mut pins = tx.open_table(PINS).map_err(StoreError::from)?;
+                if pins
+                    .remove(root.as_bytes())
+                    .map_err(StoreError::from)?
+                    .is_none()
+                {
+                    return Ok(false);
+                }
             }
-        }
-        // The manifest is alive: the pin being removed referenced it.
-        let manifest = self.manifest(root)?;
-        let mut refs = tx.open_table(REFS).map_err(StoreError::from)?;
-        for h in std::iter::once(*root).chain(manifest.blobs()) {
-            let n = refs
-                .get(h.as_bytes())
-                .map_err(StoreError::from)?
-                .map(|v| v.value())
-                .unwrap_or(0);
-            if n <= 1 {
-                refs.remove(h.as_bytes()).map_err(StoreError::from)?;
-            } else {
-                refs.insert(h.as_bytes(), n - 1).map_err(StoreError::from)?;
+            // The manifest is alive: the pin being removed referenced it.
+            let manifest = self.manifest(root)?;
+            let mut refs = tx.open_table(REFS).map_err(StoreError::from)?;
+            for h in std::iter::once(*root).chain(manifest.blobs()) {
+                let n = refs
+                    .get(h.as_bytes())
+                    .map_err(StoreError::from)?
+                    .map(|v| v.value())
+                    .unwrap_or(0);
+                if n <= 1 {
+                    refs.remove(h.as_bytes()).map_err(StoreError::from)?;
+                } else {
+                    refs.insert(h.as_bytes(), n - 1).map_err(StoreError::from)?;
+                }
             }
-        }
-        drop(refs);
-        tx.commit().map_err(StoreError::from)?;
-        Ok(true)
+            drop(refs);
+            tx.commit().map_err(StoreError::from)?;
+            Ok(true)
+        })
     }
 
     /// Delete every blob that no pin reaches, and any leftover files.
@@ -802,57 +869,59 @@ impl Store {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn gc(&self) -> Result<GcStats, StoreError> {
-        let _excl = self
-            .inner
-            .gc_lock
-            .write()
-            .unwrap_or_else(|e| e.into_inner());
-        let mut stats = GcStats::default();
-        let mut files = Vec::new();
-        let tx = self.inner.db.begin_write()?;
-        {
-            let mut blobs = tx.open_table(BLOBS)?;
-            let mut inline = tx.open_table(INLINE)?;
-            let refs = tx.open_table(REFS)?;
-            let mut dead = Vec::new();
-            for item in blobs.iter()? {
-                let (k, v) = item?;
-                let hash = Hash::from_bytes(k.value());
-                if refs.get(hash.as_bytes())?.is_none() {
-                    let entry =
-                        BlobEntry::decode(v.value()).map_err(|_| StoreError::BadRecord(hash))?;
-                    dead.push((hash, entry));
-                }
-            }
-            for (hash, entry) in dead {
-                blobs.remove(hash.as_bytes())?;
-                stats.blobs += 1;
-                match entry {
-                    BlobEntry::Inline { size } => {
-                        inline.remove(hash.as_bytes())?;
-                        stats.bytes += size;
+        self.guard(|| {
+            let _excl = self
+                .inner
+                .gc_lock
+                .write()
+                .unwrap_or_else(|e| e.into_inner());
+            let mut stats = GcStats::default();
+            let mut files = Vec::new();
+            let tx = self.inner.db.begin_write()?;
+            {
+                let mut blobs = tx.open_table(BLOBS)?;
+                let mut inline = tx.open_table(INLINE)?;
+                let refs = tx.open_table(REFS)?;
+                let mut dead = Vec::new();
+                for item in blobs.iter()? {
+                    let (k, v) = item?;
+                    let hash = Hash::from_bytes(k.value());
+                    if refs.get(hash.as_bytes())?.is_none() {
+                        let entry = BlobEntry::decode(v.value())
+                            .map_err(|_| StoreError::BadRecord(hash))?;
+                        dead.push((hash, entry));
                     }
-                    BlobEntry::File { .. } => files.push(hash),
+                }
+                for (hash, entry) in dead {
+                    blobs.remove(hash.as_bytes())?;
+                    stats.blobs += 1;
+                    match entry {
+                        BlobEntry::Inline { size } => {
+                            inline.remove(hash.as_bytes())?;
+                            stats.bytes += size;
+                        }
+                        BlobEntry::File { .. } => files.push(hash),
+                    }
                 }
             }
-        }
-        tx.commit()?;
-        // The entries are gone for good; now the files can go too. A crash
-        // here leaves orphans, which the sweep below finds next time.
-        let live = self.file_blobs()?;
-        for (name, len) in self.backend().list()? {
-            let orphan = match name {
-                FileName::Blob(h, _) => !live.contains(&h),
-                FileName::Temp(..) => true,
-            };
-            if orphan {
-                self.backend().remove(name)?;
-                stats.bytes += len;
+            tx.commit()?;
+            // The entries are gone for good; now the files can go too. A crash
+            // here leaves orphans, which the sweep below finds next time.
+            let live = self.file_blobs()?;
+            for (name, len) in self.backend().list()? {
+                let orphan = match name {
+                    FileName::Blob(h, _) => !live.contains(&h),
+                    FileName::Temp(..) => true,
+                };
+                if orphan {
+                    self.backend().remove(name)?;
+                    stats.bytes += len;
+                }
             }
-        }
-        self.backend().sync_dir()?;
-        debug_assert!(files.iter().all(|h| !live.contains(h)));
-        Ok(stats)
+            self.backend().sync_dir()?;
+            debug_assert!(files.iter().all(|h| !live.contains(h)));
+            Ok(stats)
+        })
     }
 
     /// Which of `hashes` no pin references.
@@ -928,36 +997,38 @@ impl Store {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn check(&self, mut progress: impl FnMut(u64)) -> Result<CheckReport, StoreError> {
-        let mut report = CheckReport::default();
-        let entries: Vec<(Hash, Result<BlobEntry, ()>)> = {
-            let tx = self.inner.db.begin_read()?;
-            let t = tx.open_table(BLOBS)?;
-            let mut v = Vec::with_capacity(t.len()? as usize);
-            for item in t.iter()? {
-                let (k, val) = item?;
-                v.push((
-                    Hash::from_bytes(k.value()),
-                    BlobEntry::decode(val.value()).map_err(|_| ()),
-                ));
-            }
-            v
-        };
-        for (hash, entry) in entries {
-            let Ok(entry) = entry else {
-                report.problems.push(Problem {
-                    hash,
-                    what: "blob record does not decode".into(),
-                });
-                continue;
+        self.guard(|| {
+            let mut report = CheckReport::default();
+            let entries: Vec<(Hash, Result<BlobEntry, ()>)> = {
+                let tx = self.inner.db.begin_read()?;
+                let t = tx.open_table(BLOBS)?;
+                let mut v = Vec::with_capacity(t.len()? as usize);
+                for item in t.iter()? {
+                    let (k, val) = item?;
+                    v.push((
+                        Hash::from_bytes(k.value()),
+                        BlobEntry::decode(val.value()).map_err(|_| ()),
+                    ));
+                }
+                v
             };
-            report.blobs += 1;
-            if let Err(what) = self.verify_blob(&hash, &entry, &mut report.bytes) {
-                report.problems.push(Problem { hash, what });
+            for (hash, entry) in entries {
+                let Ok(entry) = entry else {
+                    report.problems.push(Problem {
+                        hash,
+                        what: "blob record does not decode".into(),
+                    });
+                    continue;
+                };
+                report.blobs += 1;
+                if let Err(what) = self.verify_blob(&hash, &entry, &mut report.bytes) {
+                    report.problems.push(Problem { hash, what });
+                }
+                progress(entry.size());
             }
-            progress(entry.size());
-        }
-        self.check_refs(&mut report)?;
-        Ok(report)
+            self.check_refs(&mut report)?;
+            Ok(report)
+        })
     }
 
     fn verify_blob(&self, hash: &Hash, entry: &BlobEntry, bytes: &mut u64) -> Result<(), String> {
@@ -1134,39 +1205,41 @@ impl Store {
         verify: bool,
         header: impl FnOnce(u64, &mut W) -> io::Result<()>,
     ) -> Result<(), ReadError> {
-        let live = self.live(hash);
-        let entry = self.entry(hash)?.ok_or(ReadError::Unknown(*hash))?;
-        match entry {
-            BlobEntry::Inline { size } => {
-                let data = self
-                    .read_blob(hash, GROUP_SIZE)?
-                    .ok_or(ReadError::Unknown(*hash))?;
-                header(size, &mut out).map_err(StoreError::from)?;
-                let ob = content::outboard(*hash, size, &[][..]);
-                content::encode_ranges(&data[..], ob, ranges, out)
-                    .map_err(|e| encode_error(hash, e))
-            }
-            BlobEntry::File { size, present } => {
-                if let Some(p) = present.map(|p| with_live(p, live.as_ref())) {
-                    let want = content::truncate_ranges(ranges, size);
-                    if !want.is_subset(&p.to_chunk_ranges()) {
-                        return Err(ReadError::Incomplete(*hash));
-                    }
+        self.guard(|| {
+            let live = self.live(hash);
+            let entry = self.entry(hash)?.ok_or(ReadError::Unknown(*hash))?;
+            match entry {
+                BlobEntry::Inline { size } => {
+                    let data = self
+                        .read_blob(hash, GROUP_SIZE)?
+                        .ok_or(ReadError::Unknown(*hash))?;
+                    header(size, &mut out).map_err(StoreError::from)?;
+                    let ob = content::outboard(*hash, size, &[][..]);
+                    content::encode_ranges(&data[..], ob, ranges, out)
+                        .map_err(|e| encode_error(hash, e))
                 }
-                let open = |k| self.backend().open(FileName::Blob(*hash, k));
-                let data = open(FileKind::Data).map_err(StoreError::from)?;
-                let ob = open(FileKind::Outboard).map_err(StoreError::from)?;
-                header(size, &mut out).map_err(StoreError::from)?;
-                let outboard = content::outboard(*hash, size, FileAt(&*ob));
-                let r = if verify {
-                    content::encode_ranges(FileAt(&*data), outboard, ranges, out)
-                } else {
-                    let sized = SizedFileAt(&*data, size);
-                    content::encode_ranges_unverified(sized, outboard, ranges, out)
-                };
-                r.map_err(|e| encode_error(hash, e))
+                BlobEntry::File { size, present } => {
+                    if let Some(p) = present.map(|p| with_live(p, live.as_ref())) {
+                        let want = content::truncate_ranges(ranges, size);
+                        if !want.is_subset(&p.to_chunk_ranges()) {
+                            return Err(ReadError::Incomplete(*hash));
+                        }
+                    }
+                    let open = |k| self.backend().open(FileName::Blob(*hash, k));
+                    let data = open(FileKind::Data).map_err(StoreError::from)?;
+                    let ob = open(FileKind::Outboard).map_err(StoreError::from)?;
+                    header(size, &mut out).map_err(StoreError::from)?;
+                    let outboard = content::outboard(*hash, size, FileAt(&*ob));
+                    let r = if verify {
+                        content::encode_ranges(FileAt(&*data), outboard, ranges, out)
+                    } else {
+                        let sized = SizedFileAt(&*data, size);
+                        content::encode_ranges_unverified(sized, outboard, ranges, out)
+                    };
+                    r.map_err(|e| encode_error(hash, e))
+                }
             }
-        }
+        })
     }
 }
 
@@ -1264,11 +1337,7 @@ fn pin_in(
 }
 
 fn panic_text(panic: &Box<dyn std::any::Any + Send>) -> String {
-    let msg = panic
-        .downcast_ref::<&str>()
-        .map(|s| (*s).to_owned())
-        .or_else(|| panic.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "unknown failure".into());
+    let msg = guard::panic_message(&**panic);
     format!(
         "the database failed while opening it ({msg}); restore it from a backup or move it away to start empty"
     )

@@ -117,55 +117,59 @@ impl Store {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn partial(&self, hash: Hash, size: u64) -> Result<PartialBlob, StoreError> {
-        let existing = self.entry(&hash)?;
-        let mut pb = PartialBlob {
-            store: self.clone(),
-            hash,
-            size,
-            target: Target::Complete,
-            present: GroupSet::new(),
-            pending: GroupSet::new(),
-            pending_bytes: 0,
-        };
-        match existing {
-            Some(e) if e.is_complete() => return Ok(pb),
-            Some(BlobEntry::File {
-                size: s,
-                present: Some(p),
-            }) if s == size => {
-                let open = |k| self.backend().open(FileName::Blob(hash, k));
-                if let (Ok(data), Ok(outboard)) = (open(FileKind::Data), open(FileKind::Outboard)) {
-                    pb.present = p;
-                    pb.target = Target::Files { data, outboard };
-                    return Ok(pb);
-                }
-            }
-            _ => {}
-        }
-        if size <= GROUP_SIZE {
-            pb.target = Target::Small(Vec::new());
-            return Ok(pb);
-        }
-        let backend = self.backend();
-        let data = backend.create(FileName::Blob(hash, FileKind::Data))?;
-        let outboard = backend.create(FileName::Blob(hash, FileKind::Outboard))?;
-        data.set_len(size)?;
-        outboard.set_len(content::outboard_size(size))?;
-        data.sync()?;
-        outboard.sync()?;
-        backend.sync_dir()?;
-        let tx = self.inner.db.begin_write()?;
-        {
-            let mut blobs = tx.open_table(BLOBS)?;
-            let e = BlobEntry::File {
+        self.guard(|| {
+            let existing = self.entry(&hash)?;
+            let mut pb = PartialBlob {
+                store: self.clone(),
+                hash,
                 size,
-                present: Some(GroupSet::new()),
+                target: Target::Complete,
+                present: GroupSet::new(),
+                pending: GroupSet::new(),
+                pending_bytes: 0,
             };
-            blobs.insert(hash.as_bytes(), e.encode().as_slice())?;
-        }
-        tx.commit()?;
-        pb.target = Target::Files { data, outboard };
-        Ok(pb)
+            match existing {
+                Some(e) if e.is_complete() => return Ok(pb),
+                Some(BlobEntry::File {
+                    size: s,
+                    present: Some(p),
+                }) if s == size => {
+                    let open = |k| self.backend().open(FileName::Blob(hash, k));
+                    if let (Ok(data), Ok(outboard)) =
+                        (open(FileKind::Data), open(FileKind::Outboard))
+                    {
+                        pb.present = p;
+                        pb.target = Target::Files { data, outboard };
+                        return Ok(pb);
+                    }
+                }
+                _ => {}
+            }
+            if size <= GROUP_SIZE {
+                pb.target = Target::Small(Vec::new());
+                return Ok(pb);
+            }
+            let backend = self.backend();
+            let data = backend.create(FileName::Blob(hash, FileKind::Data))?;
+            let outboard = backend.create(FileName::Blob(hash, FileKind::Outboard))?;
+            data.set_len(size)?;
+            outboard.set_len(content::outboard_size(size))?;
+            data.sync()?;
+            outboard.sync()?;
+            backend.sync_dir()?;
+            let tx = self.inner.db.begin_write()?;
+            {
+                let mut blobs = tx.open_table(BLOBS)?;
+                let e = BlobEntry::File {
+                    size,
+                    present: Some(GroupSet::new()),
+                };
+                blobs.insert(hash.as_bytes(), e.encode().as_slice())?;
+            }
+            tx.commit()?;
+            pb.target = Target::Files { data, outboard };
+            Ok(pb)
+        })
     }
 }
 
@@ -406,64 +410,67 @@ impl PartialBlob {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn flush(&mut self) -> Result<(), StoreError> {
-        if self.pending.is_empty() || self.is_complete() {
-            return Ok(());
-        }
-        let mut present = self.present.clone();
-        present.union(&self.pending);
-        let complete = present.covers(content::group_count(self.size).max(1));
         let store = self.store.clone();
-        let tx = store.inner.db.begin_write()?;
-        {
-            let mut blobs = tx.open_table(BLOBS)?;
-            // Another writer (an add of the same bytes) may have completed it.
-            let current = blobs
-                .get(self.hash.as_bytes())?
-                .and_then(|v| BlobEntry::decode(v.value()).ok());
-            if current.as_ref().is_some_and(BlobEntry::is_complete) {
-                drop(blobs);
-                tx.abort()?;
-                self.target = Target::Complete;
-                self.store.live_forget(&self.hash);
+        store.guard(|| {
+            if self.pending.is_empty() || self.is_complete() {
                 return Ok(());
             }
-            match &self.target {
-                Target::Small(buf) => {
-                    if complete {
-                        let e = BlobEntry::Inline {
-                            size: buf.len() as u64,
+            let mut present = self.present.clone();
+            present.union(&self.pending);
+            let complete = present.covers(content::group_count(self.size).max(1));
+            let store = self.store.clone();
+            let tx = store.inner.db.begin_write()?;
+            {
+                let mut blobs = tx.open_table(BLOBS)?;
+                // Another writer (an add of the same bytes) may have completed it.
+                let current = blobs
+                    .get(self.hash.as_bytes())?
+                    .and_then(|v| BlobEntry::decode(v.value()).ok());
+                if current.as_ref().is_some_and(BlobEntry::is_complete) {
+                    drop(blobs);
+                    tx.abort()?;
+                    self.target = Target::Complete;
+                    self.store.live_forget(&self.hash);
+                    return Ok(());
+                }
+                match &self.target {
+                    Target::Small(buf) => {
+                        if complete {
+                            let e = BlobEntry::Inline {
+                                size: buf.len() as u64,
+                            };
+                            blobs.insert(self.hash.as_bytes(), e.encode().as_slice())?;
+                            tx.open_table(INLINE)?
+                                .insert(self.hash.as_bytes(), buf.as_slice())?;
+                        }
+                    }
+                    Target::Files { data, outboard } => {
+                        // Bytes first, then the record that claims them.
+                        data.sync()?;
+                        outboard.sync()?;
+                        let e = BlobEntry::File {
+                            size: self.size,
+                            present: if complete {
+                                None
+                            } else {
+                                Some(present.clone())
+                            },
                         };
                         blobs.insert(self.hash.as_bytes(), e.encode().as_slice())?;
-                        tx.open_table(INLINE)?
-                            .insert(self.hash.as_bytes(), buf.as_slice())?;
                     }
+                    Target::Complete => {}
                 }
-                Target::Files { data, outboard } => {
-                    // Bytes first, then the record that claims them.
-                    data.sync()?;
-                    outboard.sync()?;
-                    let e = BlobEntry::File {
-                        size: self.size,
-                        present: if complete {
-                            None
-                        } else {
-                            Some(present.clone())
-                        },
-                    };
-                    blobs.insert(self.hash.as_bytes(), e.encode().as_slice())?;
-                }
-                Target::Complete => {}
             }
-        }
-        tx.commit()?;
-        self.present = present;
-        self.pending = GroupSet::new();
-        self.pending_bytes = 0;
-        if complete {
-            self.target = Target::Complete;
-            self.store.live_forget(&self.hash);
-        }
-        Ok(())
+            tx.commit()?;
+            self.present = present;
+            self.pending = GroupSet::new();
+            self.pending_bytes = 0;
+            if complete {
+                self.target = Target::Complete;
+                self.store.live_forget(&self.hash);
+            }
+            Ok(())
+        })
     }
 }
 

@@ -130,10 +130,12 @@ impl Store {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn trust(&self, key: &PublicKey, label: &str) -> Result<(), StoreError> {
-        let tx = self.inner.db.begin_write()?;
-        tx.open_table(TRUST)?.insert(key.as_bytes(), label)?;
-        tx.commit()?;
-        Ok(())
+        self.guard(|| {
+            let tx = self.inner.db.begin_write()?;
+            tx.open_table(TRUST)?.insert(key.as_bytes(), label)?;
+            tx.commit()?;
+            Ok(())
+        })
     }
 
     /// Stop trusting `key`. Returns whether it was trusted.
@@ -151,10 +153,12 @@ impl Store {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn distrust(&self, key: &PublicKey) -> Result<bool, StoreError> {
-        let tx = self.inner.db.begin_write()?;
-        let was = tx.open_table(TRUST)?.remove(key.as_bytes())?.is_some();
-        tx.commit()?;
-        Ok(was)
+        self.guard(|| {
+            let tx = self.inner.db.begin_write()?;
+            let was = tx.open_table(TRUST)?.remove(key.as_bytes())?.is_some();
+            tx.commit()?;
+            Ok(was)
+        })
     }
 
     /// Trusted publishers with their labels.
@@ -174,20 +178,22 @@ impl Store {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn trusted(&self) -> Result<Vec<(PublicKey, String)>, StoreError> {
-        let tx = self.inner.db.begin_read()?;
-        let t = match tx.open_table(TRUST) {
-            Ok(t) => t,
-            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
-            Err(e) => return Err(e.into()),
-        };
-        let mut out = Vec::new();
-        for item in t.iter()? {
-            let (k, v) = item?;
-            if let Some(pk) = PublicKey::from_bytes(k.value()) {
-                out.push((pk, v.value().to_owned()));
+        self.guard(|| {
+            let tx = self.inner.db.begin_read()?;
+            let t = match tx.open_table(TRUST) {
+                Ok(t) => t,
+                Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+                Err(e) => return Err(e.into()),
+            };
+            let mut out = Vec::new();
+            for item in t.iter()? {
+                let (k, v) = item?;
+                if let Some(pk) = PublicKey::from_bytes(k.value()) {
+                    out.push((pk, v.value().to_owned()));
+                }
             }
-        }
-        Ok(out)
+            Ok(out)
+        })
     }
 
     /// The newest release seen for (publisher, name, channel).
@@ -228,12 +234,14 @@ impl Store {
         name: &str,
         channel: &str,
     ) -> Result<Option<SeenRelease>, StoreError> {
-        Ok(self
-            .seen_entry(publisher, name, channel)?
-            .map(|e| SeenRelease {
-                seq: e.seq,
-                token: e.token,
-            }))
+        self.guard(|| {
+            Ok(self
+                .seen_entry(publisher, name, channel)?
+                .map(|e| SeenRelease {
+                    seq: e.seq,
+                    token: e.token,
+                }))
+        })
     }
 
     fn seen_entry(
@@ -277,10 +285,12 @@ impl Store {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn policy(&self, mut policy: Policy) -> Result<Policy, StoreError> {
-        for (k, label) in self.trusted()? {
-            policy.trusted.entry(k).or_insert(label);
-        }
-        Ok(policy)
+        self.guard(|| {
+            for (k, label) in self.trusted()? {
+                policy.trusted.entry(k).or_insert(label);
+            }
+            Ok(policy)
+        })
     }
 
     /// Check `signed` against `policy` and this store's high-water mark
@@ -322,19 +332,21 @@ impl Store {
         signed: &SignedRelease,
         want: &Want,
     ) -> Result<(), AcceptError> {
-        let r = signed.release();
-        let mut seen = BTreeMap::new();
-        if let Some(e) = self.seen_entry(&r.publisher, &r.name, &r.channel)? {
-            seen.insert(
-                (r.publisher, r.name.clone(), r.channel.clone()),
-                Seen {
-                    seq: e.seq,
-                    record: Hash::from_bytes(e.record),
-                },
-            );
-        }
-        policy.check(signed, want, &seen)?;
-        Ok(())
+        self.guard(|| {
+            let r = signed.release();
+            let mut seen = BTreeMap::new();
+            if let Some(e) = self.seen_entry(&r.publisher, &r.name, &r.channel)? {
+                seen.insert(
+                    (r.publisher, r.name.clone(), r.channel.clone()),
+                    Seen {
+                        seq: e.seq,
+                        record: Hash::from_bytes(e.record),
+                    },
+                );
+            }
+            policy.check(signed, want, &seen)?;
+            Ok(())
+        })
     }
 
     /// Check `signed` and, if it passes, make it the newest seen, in one
@@ -377,28 +389,30 @@ impl Store {
         signed: &SignedRelease,
         want: &Want,
     ) -> Result<(), AcceptError> {
-        let _one_at_a_time = self
-            .inner
-            .gc_lock
-            .write()
-            .unwrap_or_else(|e| e.into_inner());
-        self.check_release(policy, signed, want)?;
-        let r = signed.release();
-        let tx = self.inner.db.begin_write().map_err(StoreError::from)?;
-        {
-            let mut t = tx.open_table(SEEN).map_err(StoreError::from)?;
-            let key = seen_key(&r.publisher, &r.name, &r.channel);
-            let entry = SeenEntry {
-                seq: r.seq,
-                record: *signed.record_hash().as_bytes(),
-                token: signed.to_token(),
-            };
-            let bytes = postcard::to_allocvec(&entry).unwrap_or_default();
-            t.insert(key.as_slice(), bytes.as_slice())
-                .map_err(StoreError::from)?;
-        }
-        tx.commit().map_err(StoreError::from)?;
-        Ok(())
+        self.guard(|| {
+            let _one_at_a_time = self
+                .inner
+                .gc_lock
+                .write()
+                .unwrap_or_else(|e| e.into_inner());
+            self.check_release(policy, signed, want)?;
+            let r = signed.release();
+            let tx = self.inner.db.begin_write().map_err(StoreError::from)?;
+            {
+                let mut t = tx.open_table(SEEN).map_err(StoreError::from)?;
+                let key = seen_key(&r.publisher, &r.name, &r.channel);
+                let entry = SeenEntry {
+                    seq: r.seq,
+                    record: *signed.record_hash().as_bytes(),
+                    token: signed.to_token(),
+                };
+                let bytes = postcard::to_allocvec(&entry).unwrap_or_default();
+                t.insert(key.as_slice(), bytes.as_slice())
+                    .map_err(StoreError::from)?;
+            }
+            tx.commit().map_err(StoreError::from)?;
+            Ok(())
+        })
     }
 
     /// The next sequence number for a publisher's (name, channel): one past
@@ -439,9 +453,11 @@ impl Store {
         name: &str,
         channel: &str,
     ) -> Result<u64, StoreError> {
-        Ok(self
-            .seen_entry(publisher, name, channel)?
-            .map_or(1, |e| e.seq + 1))
+        self.guard(|| {
+            Ok(self
+                .seen_entry(publisher, name, channel)?
+                .map_or(1, |e| e.seq + 1))
+        })
     }
 }
 
@@ -586,39 +602,41 @@ impl Store {
         paths: &[std::path::PathBuf],
         opts: &PublishOptions,
     ) -> Result<Published, PublishError> {
-        let mut release = crate::release::Release {
-            publisher: key.public(),
-            name: opts.name.clone(),
-            channel: opts.channel.clone(),
-            version: opts.version.clone(),
-            seq: 0,
-            root: Hash::of(b""),
-            size: 0,
-            created: opts.created,
-            expires: opts.expires,
-        };
-        release.validate()?;
-        let added = self.add_paths(
-            paths,
-            &super::AddOptions {
-                name: Some(opts.name.clone()),
-                progress: None,
-            },
-        )?;
-        release.seq = self.next_seq(&key.public(), &opts.name, &opts.channel)?;
-        release.root = added.root;
-        release.size = added.size;
-        let signed = release.sign(key)?;
-        // The signer is trusted for this step only.
-        let mut own = Policy {
-            now: opts.created,
-            ..Default::default()
-        };
-        own.trust(key.public(), "this key");
-        self.accept_release(&own, &signed, &Want::default())?;
-        Ok(Published {
-            release: signed,
-            added,
+        self.guard(|| {
+            let mut release = crate::release::Release {
+                publisher: key.public(),
+                name: opts.name.clone(),
+                channel: opts.channel.clone(),
+                version: opts.version.clone(),
+                seq: 0,
+                root: Hash::of(b""),
+                size: 0,
+                created: opts.created,
+                expires: opts.expires,
+            };
+            release.validate()?;
+            let added = self.add_paths(
+                paths,
+                &super::AddOptions {
+                    name: Some(opts.name.clone()),
+                    progress: None,
+                },
+            )?;
+            release.seq = self.next_seq(&key.public(), &opts.name, &opts.channel)?;
+            release.root = added.root;
+            release.size = added.size;
+            let signed = release.sign(key)?;
+            // The signer is trusted for this step only.
+            let mut own = Policy {
+                now: opts.created,
+                ..Default::default()
+            };
+            own.trust(key.public(), "this key");
+            self.accept_release(&own, &signed, &Want::default())?;
+            Ok(Published {
+                release: signed,
+                added,
+            })
         })
     }
 }

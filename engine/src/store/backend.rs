@@ -108,6 +108,15 @@ pub trait BlobFile: Send + Sync + fmt::Debug {
 pub trait Backend: Send + Sync + fmt::Debug + 'static {
     /// Open (or create) the metadata database with a page cache of `cache` bytes.
     fn open_db(&self, cache: usize) -> Result<redb::Database, redb::DatabaseError>;
+    /// Open the database for reading only, when there is one to open;
+    /// `Ok(None)` when there is none yet or this backend cannot.
+    fn open_db_read_only(
+        &self,
+        cache: usize,
+    ) -> Result<Option<redb::ReadOnlyDatabase>, redb::DatabaseError> {
+        let _ = cache;
+        Ok(None)
+    }
     /// Create a file, truncating it if it exists.
     fn create(&self, name: FileName) -> io::Result<Box<dyn BlobFile>>;
     /// Open an existing file; `NotFound` if there is none.
@@ -130,6 +139,10 @@ pub trait Backend: Send + Sync + fmt::Debug + 'static {
     /// Where the metadata database is, in words, for messages.
     fn location(&self) -> String {
         "the in-memory store database".into()
+    }
+    /// The directory that holds the store, when it is on a file system.
+    fn root(&self) -> Option<PathBuf> {
+        None
     }
 }
 
@@ -235,24 +248,30 @@ impl FsBackend {
     }
 }
 
+/// An I/O error that names the file, keeping its kind (a full disk stays
+/// a full disk, a missing file stays missing).
+fn at(path: &Path) -> impl Fn(io::Error) -> io::Error + '_ {
+    move |e| io::Error::new(e.kind(), format!("{}: {e}", path.display()))
+}
+
 #[derive(Debug)]
-struct FsFile(fs::File);
+struct FsFile(fs::File, PathBuf);
 
 impl BlobFile for FsFile {
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
-        std::os::unix::fs::FileExt::read_at(&self.0, buf, offset)
+        std::os::unix::fs::FileExt::read_at(&self.0, buf, offset).map_err(at(&self.1))
     }
     fn write_all_at(&self, offset: u64, buf: &[u8]) -> io::Result<()> {
-        std::os::unix::fs::FileExt::write_all_at(&self.0, buf, offset)
+        std::os::unix::fs::FileExt::write_all_at(&self.0, buf, offset).map_err(at(&self.1))
     }
     fn set_len(&self, len: u64) -> io::Result<()> {
-        self.0.set_len(len)
+        self.0.set_len(len).map_err(at(&self.1))
     }
     fn size(&self) -> io::Result<u64> {
-        Ok(self.0.metadata()?.len())
+        Ok(self.0.metadata().map_err(at(&self.1))?.len())
     }
     fn sync(&self) -> io::Result<()> {
-        self.0.sync_data()
+        self.0.sync_data().map_err(at(&self.1))
     }
     fn as_file(&self) -> Option<&fs::File> {
         Some(&self.0)
@@ -264,41 +283,62 @@ impl Backend for FsBackend {
         self.dir.join("swarm.redb").display().to_string()
     }
 
+    fn root(&self) -> Option<PathBuf> {
+        Some(self.dir.clone())
+    }
+
     fn open_db(&self, cache: usize) -> Result<redb::Database, redb::DatabaseError> {
         redb::Builder::new()
             .set_cache_size(cache)
             .create(self.dir.join("swarm.redb"))
     }
 
+    fn open_db_read_only(
+        &self,
+        cache: usize,
+    ) -> Result<Option<redb::ReadOnlyDatabase>, redb::DatabaseError> {
+        let path = self.dir.join("swarm.redb");
+        if !path.exists() {
+            return Ok(None);
+        }
+        redb::Builder::new()
+            .set_cache_size(cache)
+            .open_read_only(path)
+            .map(Some)
+    }
+
     fn create(&self, name: FileName) -> io::Result<Box<dyn BlobFile>> {
         let path = self.path(name);
         if let Some(parent) = path.parent() {
-            fs::create_dir_all(parent)?;
+            fs::create_dir_all(parent).map_err(at(parent))?;
         }
         let f = fs::OpenOptions::new()
             .read(true)
             .write(true)
             .create(true)
             .truncate(true)
-            .open(&path)?;
+            .open(&path)
+            .map_err(at(&path))?;
         self.touched(&path);
-        Ok(Box::new(FsFile(f)))
+        Ok(Box::new(FsFile(f, path)))
     }
 
     fn open(&self, name: FileName) -> io::Result<Box<dyn BlobFile>> {
+        let path = self.path(name);
         let f = fs::OpenOptions::new()
             .read(true)
             .write(true)
-            .open(self.path(name))?;
-        Ok(Box::new(FsFile(f)))
+            .open(&path)
+            .map_err(at(&path))?;
+        Ok(Box::new(FsFile(f, path)))
     }
 
     fn rename(&self, from: FileName, to: FileName) -> io::Result<()> {
         let (a, b) = (self.path(from), self.path(to));
         if let Some(parent) = b.parent() {
-            fs::create_dir_all(parent)?;
+            fs::create_dir_all(parent).map_err(at(parent))?;
         }
-        fs::rename(&a, &b)?;
+        fs::rename(&a, &b).map_err(at(&a))?;
         self.touched(&a);
         self.touched(&b);
         Ok(())
@@ -312,7 +352,7 @@ impl Backend for FsBackend {
                 Ok(())
             }
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(e),
+            Err(e) => Err(at(&path)(e)),
         }
     }
 
@@ -347,7 +387,9 @@ impl Backend for FsBackend {
     fn sync_dir(&self) -> io::Result<()> {
         let dirs = std::mem::take(&mut *lock(&self.dirty_dirs));
         for d in &dirs {
-            fs::File::open(d)?.sync_all()?;
+            fs::File::open(d)
+                .and_then(|f| f.sync_all())
+                .map_err(at(d))?;
         }
         Ok(())
     }

@@ -109,6 +109,9 @@ pub enum ExportError {
     /// The destination file exists.
     #[error("{0} already exists; remove it or pass --force")]
     Exists(PathBuf),
+    /// The destination is inside the store's own directory.
+    #[error("{0} is inside the store; export somewhere outside it")]
+    InsideStore(PathBuf),
     /// Writing would go through a symlink or a non-directory on the way.
     #[error("{0} is a symlink or not a directory; refusing to write through it")]
     Unsafe(PathBuf),
@@ -175,6 +178,7 @@ impl Store {
                     .write()
                     .unwrap_or_else(|e| e.into_inner())
             });
+            self.refuse_inside(out)?;
             let manifest = self.manifest(root)?;
             let unpinned = if opts.release {
                 self.unreferenced(std::iter::once(*root).chain(manifest.blobs()))
@@ -256,6 +260,14 @@ impl Store {
         progress: &dyn Fn(Progress),
     ) -> Result<(), ExportError> {
         check_dest(dest, force)?;
+        // Every byte given away is verified first, whatever the record says.
+        let checked = self.reverify(&e.hash, true).map_err(ReadError::from)?;
+        if !checked.dropped.is_empty() {
+            return Err(ExportError::Corrupt {
+                path: dest.to_owned(),
+                hash: e.hash,
+            });
+        }
         let tmp = temp_path(dest);
         let werr = |source| ExportError::Write {
             path: dest.to_owned(),
@@ -293,6 +305,11 @@ impl Store {
         let result = self.write_verified(e, entry, &tmp, progress);
         if let Err(mut err) = result {
             let _ = fs::remove_file(&tmp);
+            if let ExportError::Corrupt { .. } = err {
+                // Take the damaged groups out of the record, so that a fetch
+                // gets them again.
+                self.reverify(&e.hash, true).map_err(ReadError::from)?;
+            }
             // Name what the user asked for, not our temporary file.
             match &mut err {
                 ExportError::Corrupt { path, .. } | ExportError::Write { path, .. } => {
@@ -399,6 +416,55 @@ impl Store {
     }
 }
 
+impl Store {
+    /// Refuse to write anywhere inside the store's own directory: an
+    /// export over the database or a blob file would destroy the store.
+    fn refuse_inside(&self, out: &Path) -> Result<(), ExportError> {
+        let Some(root) = self.backend().root() else {
+            return Ok(());
+        };
+        if is_inside(out, &root) {
+            return Err(ExportError::InsideStore(out.to_owned()));
+        }
+        Ok(())
+    }
+}
+
+/// Whether `path` (which need not exist yet) lies inside directory `dir`,
+/// after resolving symlinks in both.
+pub(crate) fn is_inside(path: &Path, dir: &Path) -> bool {
+    let Ok(dir) = fs::canonicalize(dir) else {
+        return false;
+    };
+    let abs = if path.is_absolute() {
+        path.to_owned()
+    } else {
+        match std::env::current_dir() {
+            Ok(cwd) => cwd.join(path),
+            Err(_) => return false,
+        }
+    };
+    // The nearest ancestor that exists, resolved, plus the rest.
+    let mut existing = abs.as_path();
+    let mut rest = Vec::new();
+    loop {
+        if let Ok(c) = fs::canonicalize(existing) {
+            let mut full = c;
+            for part in rest.iter().rev() {
+                full.push(part);
+            }
+            return full.starts_with(&dir);
+        }
+        match (existing.parent(), existing.file_name()) {
+            (Some(parent), Some(name)) => {
+                rest.push(name.to_owned());
+                existing = parent;
+            }
+            _ => return false,
+        }
+    }
+}
+
 fn check_dest(dest: &Path, force: bool) -> Result<(), ExportError> {
     match fs::symlink_metadata(dest) {
         Ok(_) if !force => Err(ExportError::Exists(dest.to_owned())),
@@ -407,9 +473,17 @@ fn check_dest(dest: &Path, force: bool) -> Result<(), ExportError> {
     }
 }
 
+/// The temporary name a file is written under before it is renamed into
+/// place: beside it, hidden, and never longer than a file name may be (255
+/// bytes), however long the final name.
 fn temp_path(dest: &Path) -> PathBuf {
     let name = dest.file_name().unwrap_or_default().to_string_lossy();
-    dest.with_file_name(format!(".{name}.swarm-part"))
+    let short = format!(".{name}.swarm-part");
+    if short.len() <= 255 {
+        return dest.with_file_name(short);
+    }
+    let h = blake3::hash(name.as_bytes()).to_hex();
+    dest.with_file_name(format!(".swarm-part-{}", &h[..32]))
 }
 
 fn remove_stale(tmp: &Path) -> io::Result<()> {

@@ -34,6 +34,29 @@ impl GroupSet {
         Self::default()
     }
 
+    /// The groups that chunk ranges `ranges` touch (a bounded set: ranges
+    /// that run to the end are cut at the last chunk first).
+    ///
+    /// ```
+    /// use swarm_engine::content::{ChunkNum, ChunkRanges};
+    /// use swarm_engine::store::GroupSet;
+    ///
+    /// // Chunks 10..40 lie in groups 0, 1 and 2 (16 chunks to a group).
+    /// let s = GroupSet::of_chunks(&ChunkRanges::from(ChunkNum(10)..ChunkNum(40)));
+    /// assert_eq!(s.ranges(), &[(0, 3)]);
+    /// ```
+    pub fn of_chunks(ranges: &ChunkRanges) -> Self {
+        let per = content::GROUP_SIZE / 1024;
+        let mut s = Self::new();
+        let b = ranges.boundaries();
+        for pair in b.chunks(2) {
+            let start = pair[0].0 / per;
+            let end = pair.get(1).map_or(u64::MAX, |e| e.0.div_ceil(per));
+            s.insert(start, end);
+        }
+        s
+    }
+
     /// Add groups `start..end`.
     ///
     /// ```

@@ -444,6 +444,8 @@ impl Store {
                     }
                     let size = backend.open(FileName::Blob(hash, FileKind::Data))?.size()?;
                     files.push((hash, size));
+                    // Hashed as it was stored.
+                    self.verified_insert(hash, 0, content::group_count(size).max(1));
                 }
             }
         }

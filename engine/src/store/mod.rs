@@ -18,6 +18,7 @@
 //! stored once and survives until the last pin that reaches it is gone.
 
 mod backend;
+mod db;
 mod export;
 mod fastcopy;
 mod groups;
@@ -26,6 +27,7 @@ mod import;
 mod partial;
 mod releases;
 mod tables;
+mod verify;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io;
@@ -34,7 +36,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata};
+use redb::{ReadableTable, ReadableTableMetadata};
 
 pub use self::backend::{Backend, BlobFile, FileKind, FileName, FsBackend, MemBackend};
 pub use self::export::{ExportError, ExportOptions, Exported};
@@ -59,12 +61,19 @@ use crate::content::{self, ChunkRanges, GROUP_SIZE, Hash, Manifest, ManifestErro
 pub struct StoreConfig {
     /// redb page cache, in bytes. Blob data bypasses it; metadata is small.
     pub cache_size: usize,
+    /// Open the database for reading only: nothing in the store is changed
+    /// (redb rewrites parts of a database opened for writing whenever it is
+    /// closed). Every write fails with [`StoreError::ReadOnly`]. A store
+    /// that does not exist yet, or that was not closed cleanly and needs
+    /// repair, is opened for writing all the same.
+    pub read_only: bool,
 }
 
 impl Default for StoreConfig {
     fn default() -> Self {
         Self {
             cache_size: 16 << 20,
+            read_only: false,
         }
     }
 }
@@ -80,6 +89,23 @@ impl StoreConfig {
     /// ```
     pub fn cache_size(mut self, bytes: usize) -> Self {
         self.cache_size = bytes;
+        self
+    }
+
+    /// Open for reading only (see [`Self::read_only`]).
+    ///
+    /// ```
+    /// use swarm_engine::store::{Store, StoreConfig, StoreError};
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let hash = Store::open(dir.path())?.put_blob(b"kept")?;
+    /// let store = Store::open_with(dir.path(), StoreConfig::default().read_only(true))?;
+    /// assert!(store.blob_info(&hash)?.is_some());
+    /// assert!(matches!(store.put_blob(b"new"), Err(StoreError::ReadOnly)));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn read_only(mut self, yes: bool) -> Self {
+        self.read_only = yes;
         self
     }
 }
@@ -102,7 +128,7 @@ pub struct Store {
 
 #[derive(Debug)]
 struct Inner {
-    db: redb::Database,
+    db: db::Db,
     backend: Box<dyn Backend>,
     next_temp: AtomicU64,
     /// Imports hold it shared while they have blobs committed but not yet
@@ -112,6 +138,9 @@ struct Inner {
     /// maybe not yet committed: served at once (a leecher serves what it
     /// has verified), forgotten on a crash (the commit is what lasts).
     live: std::sync::Mutex<std::collections::HashMap<Hash, GroupSet>>,
+    /// Groups of each file blob whose stored bytes this process verified
+    /// since it opened the store (see `verify`).
+    verified: std::sync::Mutex<std::collections::HashMap<Hash, GroupSet>>,
     /// The database file, for messages.
     location: String,
     /// Set when the database was found damaged (see `guard`).
@@ -162,6 +191,18 @@ pub enum OpenError {
         /// The I/O error.
         source: io::Error,
     },
+    /// The directory holds other things and no store: opening it would
+    /// turn it into one, and the store's clean-ups would delete its files
+    /// that look like store files.
+    #[error(
+        "{path} is not a swarm store: it holds {found:?} and no swarm.redb; use an empty or new directory for a store"
+    )]
+    NotAStore {
+        /// The directory.
+        path: String,
+        /// One of the entries in it that no store has.
+        found: String,
+    },
 }
 
 /// An operation on an open store failed.
@@ -193,6 +234,9 @@ pub enum StoreError {
     /// A record in the database does not decode.
     #[error("store record for {0} is damaged; run `swarm check`")]
     BadRecord(Hash),
+    /// The store was opened read-only, and this operation writes.
+    #[error("the store was opened read-only")]
+    ReadOnly,
     /// The metadata database is damaged: redb reported corruption or failed
     /// inside. Nothing more is read from it or written to it until the store
     /// is reopened; the blob files are untouched, and salvage rebuilds the
@@ -392,6 +436,30 @@ impl Store {
             path: dir.display().to_string(),
             source,
         };
+        // A store is a directory with its database, or, without one (never
+        // created, or moved aside by salvage), nothing but what a store
+        // holds. Anything else non-empty is somebody's directory.
+        match std::fs::read_dir(dir) {
+            Ok(entries) if !dir.join("swarm.redb").exists() => {
+                for entry in entries {
+                    let name = entry.map_err(io)?.file_name();
+                    let ours = match name.to_str() {
+                        Some("blobs" | "tmp") => dir.join(&name).is_dir(),
+                        Some(n) => n.starts_with("swarm.redb."),
+                        None => false,
+                    };
+                    if !ours {
+                        return Err(OpenError::NotAStore {
+                            path: dir.display().to_string(),
+                            found: name.to_string_lossy().into_owned(),
+                        });
+                    }
+                }
+            }
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io(e)),
+        }
         let backend = FsBackend::new(dir).map_err(io)?;
         Self::with_backend(backend, config).map_err(|e| match e {
             OpenError::Locked(_) => OpenError::Locked(dir.display().to_string()),
@@ -404,6 +472,7 @@ impl Store {
                 found,
             },
             OpenError::Io { source, .. } => io(source),
+            other => other,
         })
     }
 
@@ -449,7 +518,17 @@ impl Store {
     }
 
     fn open_inner(backend: impl Backend, config: StoreConfig) -> Result<Self, OpenError> {
-        let opened = backend.open_db(config.cache_size);
+        let read_only = match config.read_only {
+            true => match backend.open_db_read_only(config.cache_size) {
+                // Not there yet, or needing repair: open for writing.
+                Ok(None) | Err(redb::DatabaseError::RepairAborted) => None,
+                Ok(Some(db)) => Some(Ok(db::Db::Read(db))),
+                Err(e) => Some(Err(e)),
+            },
+            false => None,
+        };
+        let opened = read_only
+            .unwrap_or_else(|| backend.open_db(config.cache_size).map(db::Db::Write));
         let db = opened.map_err(|e| match e {
             redb::DatabaseError::DatabaseAlreadyOpen => OpenError::Locked(String::new()),
             redb::DatabaseError::Storage(redb::StorageError::Io(source))
@@ -470,6 +549,7 @@ impl Store {
             inner: Arc::new(Inner {
                 db,
                 location,
+                verified: Default::default(),
                 damaged: Default::default(),
                 damage: Default::default(),
                 backend: Box::new(backend),
@@ -496,6 +576,12 @@ impl Store {
     }
 
     fn init(&self) -> Result<(), InitError> {
+        if self.inner.db.is_read_only() {
+            return match self.is_initialized()? {
+                true => Ok(()),
+                false => Err(StoreError::ReadOnly.into()),
+            };
+        }
         // A store that is already set up is only read: opening never
         // rewrites the database when nothing changed (a write would also
         // turn one damaged page into a database redb cannot repair).
@@ -914,6 +1000,9 @@ impl Store {
                     FileName::Temp(..) => true,
                 };
                 if orphan {
+                    if let FileName::Blob(h, _) = name {
+                        self.verified_forget(&h);
+                    }
                     self.backend().remove(name)?;
                     stats.bytes += len;
                 }
@@ -960,6 +1049,7 @@ impl Store {
         }
         tx.commit()?;
         for h in files {
+            self.verified_forget(&h);
             self.backend().remove(FileName::Blob(h, FileKind::Data))?;
             self.backend()
                 .remove(FileName::Blob(h, FileKind::Outboard))?;
@@ -1219,24 +1309,43 @@ impl Store {
                         .map_err(|e| encode_error(hash, e))
                 }
                 BlobEntry::File { size, present } => {
-                    if let Some(p) = present.map(|p| with_live(p, live.as_ref())) {
-                        let want = content::truncate_ranges(ranges, size);
-                        if !want.is_subset(&p.to_chunk_ranges()) {
-                            return Err(ReadError::Incomplete(*hash));
-                        }
+                    let want = content::truncate_ranges(ranges, size);
+                    if let Some(p) = present.map(|p| with_live(p, live.as_ref()))
+                        && !want.is_subset(&p.to_chunk_ranges())
+                    {
+                        return Err(ReadError::Incomplete(*hash));
                     }
                     let open = |k| self.backend().open(FileName::Blob(*hash, k));
                     let data = open(FileKind::Data).map_err(StoreError::from)?;
                     let ob = open(FileKind::Outboard).map_err(StoreError::from)?;
                     header(size, &mut out).map_err(StoreError::from)?;
                     let outboard = content::outboard(*hash, size, FileAt(&*ob));
-                    let r = if verify {
+                    // Groups this process verified are sent as stored; any
+                    // other is verified as it is read, once.
+                    let groups = GroupSet::of_chunks(&want);
+                    let checked = verify || !self.verified_covers(hash, &groups);
+                    let r = if checked {
                         content::encode_ranges(FileAt(&*data), outboard, ranges, out)
                     } else {
                         let sized = SizedFileAt(&*data, size);
                         content::encode_ranges_unverified(sized, outboard, ranges, out)
                     };
-                    r.map_err(|e| encode_error(hash, e))
+                    match r {
+                        Ok(()) => {
+                            for &(a, b) in groups.ranges() {
+                                self.verified_insert(*hash, a, b);
+                            }
+                            Ok(())
+                        }
+                        Err(content::EncodeError::Corrupt { offset }) => {
+                            tracing::warn!(%hash, offset, "stored data does not match its hash; no longer serving the damaged groups");
+                            // Take every damaged group out of the record, so it
+                            // is neither served nor counted as held again.
+                            self.reverify(hash, false)?;
+                            Err(ReadError::Corrupt(*hash))
+                        }
+                        Err(e) => Err(encode_error(hash, e)),
+                    }
                 }
             }
         })
@@ -1397,5 +1506,7 @@ impl content::WriteAt for FileAt<'_> {
     }
 }
 
+#[cfg(test)]
+mod integrity_tests;
 #[cfg(test)]
 mod tests;

@@ -118,6 +118,11 @@ impl Store {
     /// ```
     pub fn partial(&self, hash: Hash, size: u64) -> Result<PartialBlob, StoreError> {
         self.guard(|| {
+            // What the record claims counts only if the bytes still verify:
+            // groups that do not are dropped here and fetched again.
+            if matches!(self.entry(&hash)?, Some(BlobEntry::File { .. })) {
+                self.reverify(&hash, false)?;
+            }
             let existing = self.entry(&hash)?;
             let mut pb = PartialBlob {
                 store: self.clone(),
@@ -150,6 +155,7 @@ impl Store {
                 return Ok(pb);
             }
             let backend = self.backend();
+            self.verified_forget(&hash);
             let data = backend.create(FileName::Blob(hash, FileKind::Data))?;
             let outboard = backend.create(FileName::Blob(hash, FileKind::Outboard))?;
             data.set_len(size)?;
@@ -380,6 +386,8 @@ impl PartialBlob {
                 self.pending.insert(group, group + 1);
                 if matches!(self.target, Target::Files { .. }) {
                     self.store.live_insert(self.hash, group, group + 1);
+                    // Verified before it was written.
+                    self.store.verified_insert(self.hash, group, group + 1);
                 }
                 if self.pending_bytes >= COMMIT_EVERY {
                     self.flush()?;

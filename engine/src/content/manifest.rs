@@ -14,7 +14,7 @@
 
 use std::collections::BTreeMap;
 
-use super::Hash;
+use super::{Hash, MAX_BLOB_SIZE};
 
 /// The 4 magic bytes a manifest starts with.
 ///
@@ -147,7 +147,7 @@ pub const MODE_MASK: u32 = 0o777;
 pub struct Entry {
     /// Relative `/`-separated path.
     pub path: String,
-    /// Size in bytes.
+    /// Size in bytes, at most [`MAX_BLOB_SIZE`].
     pub size: u64,
     /// Unix permission bits (`mode & 0o777`).
     pub mode: u32,
@@ -252,6 +252,16 @@ pub enum ManifestError {
     /// Sizes add up to more than 2^64.
     #[error("manifest sizes overflow")]
     SizeOverflow,
+    /// An entry declares more than [`MAX_BLOB_SIZE`] bytes.
+    #[error(
+        "manifest entry {path:?} declares {size} bytes, more than the {MAX_BLOB_SIZE}-byte (1 TiB) limit"
+    )]
+    EntryTooLarge {
+        /// The entry.
+        path: String,
+        /// The size it declares.
+        size: u64,
+    },
 }
 
 impl Manifest {
@@ -379,6 +389,12 @@ impl Manifest {
             check_path(&e.path)?;
             if e.mode & !MODE_MASK != 0 {
                 return Err(ManifestError::BadMode(e.path.clone()));
+            }
+            if e.size > MAX_BLOB_SIZE {
+                return Err(ManifestError::EntryTooLarge {
+                    path: e.path.clone(),
+                    size: e.size,
+                });
             }
             total = total
                 .checked_add(e.size)
@@ -708,6 +724,51 @@ mod tests {
         assert_eq!(Manifest::decode(&bytes).unwrap(), m);
     }
 
+    /// The refused vector of wire-spec/content.md §2.5, and its accepted twin.
+    #[test]
+    fn spec_vector_over_the_size_limit_is_refused() {
+        let spec = include_str!("../../../wire-spec/content.md");
+        let hex = section(spec, "manifest-vector-oversize");
+        let bytes: Vec<u8> = (0..hex.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+            .collect();
+        assert_eq!(
+            Manifest::decode(&bytes),
+            Err(ManifestError::EntryTooLarge {
+                path: "big".into(),
+                size: MAX_BLOB_SIZE + 1,
+            })
+        );
+        // The same entry at exactly the limit is fine, and encodes the same
+        // apart from the size.
+        let at_limit = Manifest::new(vec![entry("big", MAX_BLOB_SIZE, 0o644, b"")]).unwrap();
+        let mut want = bytes.clone();
+        let size_at = 5 + 1 + 1 + 3;
+        assert_eq!(want[size_at], 0x81);
+        want[size_at] = 0x80;
+        assert_eq!(at_limit.encode(), want);
+        assert_eq!(Manifest::decode(&want).unwrap(), at_limit);
+    }
+
+    #[test]
+    fn huge_declared_sizes_are_refused_not_wrapped() {
+        for size in [1 << 62, u64::MAX] {
+            let e = entry("x", size, 0o644, b"");
+            let err = Manifest::new(vec![e.clone()]).unwrap_err();
+            assert_eq!(
+                err,
+                ManifestError::EntryTooLarge {
+                    path: "x".into(),
+                    size
+                }
+            );
+            // Encoded by hand (new() refuses it), then decoded: the same error.
+            let bytes = Manifest { entries: vec![e] }.encode();
+            assert_eq!(Manifest::decode(&bytes), Err(err));
+        }
+    }
+
     /// Pull the hex of the fenced block after `<!-- name -->` out of the spec.
     fn section(spec: &str, name: &str) -> String {
         let open = format!("<!-- {name} -->");
@@ -797,7 +858,7 @@ mod tests {
         #[test]
         fn round_trip(files in prop::collection::btree_map("[a-z]{1,8}(/[a-z]{1,8}){0,2}", (any::<u64>(), 0u32..0o1000, any::<[u8; 32]>()), 0..20)) {
             let entries: Vec<Entry> = files.into_iter().map(|(path, (size, mode, h))| Entry {
-                path, size: size >> 8, mode, hash: Hash::from_bytes(h), extensions: vec![(7, h[..3].to_vec())],
+                path, size: size % (MAX_BLOB_SIZE + 1), mode, hash: Hash::from_bytes(h), extensions: vec![(7, h[..3].to_vec())],
             }).collect();
             // Random paths may clash as file and directory; then building must say so.
             match Manifest::new(entries) {

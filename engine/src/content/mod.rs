@@ -32,6 +32,23 @@ pub const GROUP_CHUNK_LOG: u8 = 4;
 /// assert_eq!(group_count(GROUP_SIZE + 1), 2);
 /// ```
 pub const GROUP_SIZE: u64 = 1024 << GROUP_CHUNK_LOG;
+/// The largest blob this engine stores, fetches or lists in a manifest:
+/// 1 TiB (2^40 bytes, `wire-spec/content.md` §1.1).
+///
+/// Sizes come from manifests, which anyone can write, and a receiver sets up
+/// a partial blob of the declared size before the first byte arrives; the
+/// cap keeps that bounded. 1 TiB is well above any file a release carries,
+/// its outboard (4 GiB) and group bookkeeping (2^26 groups) stay workable,
+/// and every common filesystem holds a file of that size.
+///
+/// ```
+/// use swarm_engine::content::{GROUP_SIZE, MAX_BLOB_SIZE, group_count};
+///
+/// assert_eq!(MAX_BLOB_SIZE, 1 << 40);
+/// assert_eq!(group_count(MAX_BLOB_SIZE), 1 << 26);
+/// assert_eq!(MAX_BLOB_SIZE % GROUP_SIZE, 0);
+/// ```
+pub const MAX_BLOB_SIZE: u64 = 1 << 40;
 /// The bao-tree block size for [`GROUP_SIZE`].
 ///
 /// ```

@@ -87,7 +87,8 @@ impl Default for Timeouts {
 pub struct EndpointConfig {
     /// Address to bind; port 0 picks a free one.
     pub listen: SocketAddr,
-    /// Most connections accepted at once; more are closed with `Busy`.
+    /// Most connections accepted at once, at least 1; more are closed
+    /// with `Busy`.
     pub max_connections: u64,
     /// Protocol timeouts.
     pub timeouts: Timeouts,
@@ -97,10 +98,11 @@ pub struct EndpointConfig {
     pub verify_served_data: bool,
     /// Agent string sent in `Hello`.
     pub agent: String,
-    /// Most bytes per second sent to all peers together; `None`: no limit.
+    /// Most bytes per second sent to all peers together, at least 1;
+    /// `None`: no limit.
     pub upload_limit: Option<u64>,
-    /// Most bytes per second received from all peers together; `None`:
-    /// no limit.
+    /// Most bytes per second received from all peers together, at least
+    /// 1; `None`: no limit.
     pub download_limit: Option<u64>,
 }
 
@@ -119,6 +121,35 @@ impl Default for EndpointConfig {
 }
 
 impl EndpointConfig {
+    /// Check that every setting can work; [`Endpoint::bind`] refuses a
+    /// config that fails this.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.max_connections == 0 {
+            return Err(ConfigError::NoConnections);
+        }
+        let t = &self.timeouts;
+        for (name, d) in [
+            ("hello", t.hello),
+            ("request", t.request),
+            ("progress", t.progress),
+            ("idle", t.idle),
+            ("connect", t.connect),
+        ] {
+            if d.is_zero() {
+                return Err(ConfigError::ZeroTimeout(name));
+            }
+        }
+        for (name, rate) in [
+            ("upload", self.upload_limit),
+            ("download", self.download_limit),
+        ] {
+            if rate == Some(0) {
+                return Err(ConfigError::ZeroRate(name));
+            }
+        }
+        Ok(())
+    }
+
     /// Bind to `addr`.
     ///
     /// ```
@@ -312,6 +343,39 @@ pub enum BindError {
     /// TLS setup failed (a bug, or an unusable key).
     #[error("TLS setup failed")]
     Tls(#[from] rustls::Error),
+    /// A setting of the [`EndpointConfig`] is meaningless.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+}
+
+/// A meaningless [`EndpointConfig`]: zero where zero cannot work.
+///
+/// ```
+/// use std::time::Duration;
+/// use swarm_engine::net::{ConfigError, EndpointConfig, Timeouts};
+///
+/// let none = EndpointConfig { max_connections: 0, ..EndpointConfig::default() };
+/// assert_eq!(none.validate(), Err(ConfigError::NoConnections));
+/// let rushed = EndpointConfig::default().timeouts(Timeouts {
+///     progress: Duration::ZERO,
+///     ..Timeouts::default()
+/// });
+/// assert_eq!(rushed.validate(), Err(ConfigError::ZeroTimeout("progress")));
+/// assert_eq!(EndpointConfig::default().upload_limit(Some(0)).validate(), Err(ConfigError::ZeroRate("upload")));
+/// assert_eq!(EndpointConfig::default().validate(), Ok(()));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// `max_connections` is 0: the node could accept nobody.
+    #[error("the connection limit is 0: a node must accept at least one connection")]
+    NoConnections,
+    /// A timeout is zero: every wait would fail at once.
+    #[error("the {0} timeout is zero; it must be at least a millisecond")]
+    ZeroTimeout(&'static str),
+    /// A rate limit of 0 bytes per second: nothing could move (no limit is `None`).
+    #[error("the {0} limit is 0 bytes per second; give a positive rate, or none for no limit")]
+    ZeroRate(&'static str),
 }
 
 /// Why connecting to a peer failed.
@@ -363,6 +427,13 @@ pub enum ConnectError {
         addr: PeerAddr,
         /// The timeout.
         secs: u64,
+    },
+    /// The peer refused the connection because it has as many as it
+    /// accepts (wire.md §5): not a fault; try it again later.
+    #[error("{addr} is busy: it has as many connections as it accepts; try again later")]
+    Busy {
+        /// The address.
+        addr: PeerAddr,
     },
     /// The peer broke the protocol during the `Hello` exchange.
     #[error("{addr} broke the protocol during the handshake: {what}")]
@@ -467,6 +538,7 @@ impl Endpoint {
         secret: SecretKey,
         config: EndpointConfig,
     ) -> Result<Self, BindError> {
+        config.validate()?;
         let tls = tls::server_config(&secret)?;
         let quic_tls = quinn::crypto::rustls::QuicServerConfig::try_from(tls)
             .map_err(|e| rustls::Error::General(e.to_string()))?;
@@ -702,9 +774,17 @@ impl Endpoint {
                     },
                 }
             })?;
-        let handshake = |what: String| ConnectError::Handshake {
-            addr: addr.clone(),
-            what,
+        // A peer that is full closes the connection with `Busy` as soon as
+        // it is up; whatever step of the exchange notices, say so.
+        let handshake = |what: String| {
+            if closed_busy(&conn) {
+                ConnectError::Busy { addr: addr.clone() }
+            } else {
+                ConnectError::Handshake {
+                    addr: addr.clone(),
+                    what,
+                }
+            }
         };
         let peer_id = tls::peer_id(&conn).ok_or_else(|| handshake("no peer key".into()))?;
         let (mut send, mut recv) = conn.open_bi().await.map_err(|e| handshake(e.to_string()))?;
@@ -714,8 +794,9 @@ impl Endpoint {
         let reply = stream::read_message(&mut recv, t.hello)
             .await
             .map_err(|e| {
+                let err = handshake(format!("no valid Hello: {e}"));
                 conn.close(e.code().to_u16().into(), b"bad hello");
-                handshake(format!("no valid Hello: {e}"))
+                err
             })?;
         match reply {
             Message::Hello(h)
@@ -800,6 +881,15 @@ fn udp_socket(addr: SocketAddr) -> std::io::Result<std::net::UdpSocket> {
     Ok(socket.into())
 }
 
+/// Whether the peer closed `conn` with `Busy`.
+fn closed_busy(conn: &quinn::Connection) -> bool {
+    matches!(
+        conn.close_reason(),
+        Some(quinn::ConnectionError::ApplicationClosed(c))
+            if c.error_code == ErrorCode::Busy.to_u16().into()
+    )
+}
+
 pub(crate) fn hello(config: &EndpointConfig) -> Message {
     Message::Hello(Hello {
         min_version: wire::VERSION,
@@ -816,6 +906,8 @@ pub(crate) fn count(c: &AtomicU64, delta: i64) {
     }
 }
 
+#[cfg(test)]
+mod bound_tests;
 #[cfg(test)]
 mod swarm_tests;
 #[cfg(test)]

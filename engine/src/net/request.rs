@@ -1,11 +1,14 @@
 //! The requesting side: `Get` into the store, `Get` into memory, `Ask`
 //! (wire.md §3.3–3.6). Every failure says which peer and what happened.
 
+use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use tokio::sync::mpsc;
+use tokio::time::Instant;
 
 use super::stream::{self, BATCHES_IN_FLIGHT, Batch, ChanReader, PIECE, ReadMsgError};
 use super::{Ctx, NodeId};
@@ -42,6 +45,37 @@ pub struct Peer {
     id: NodeId,
     addr: SocketAddr,
     ctx: Ctx,
+    heard: Arc<Heard>,
+}
+
+/// When a byte last arrived from the peer on any response. A response
+/// times out after the progress timeout without a byte from the peer
+/// (wire.md §5), not from its own stream: a peer under an upload cap
+/// serves its requests in turn, and those waiting are not stalled while
+/// the others receive.
+#[derive(Debug)]
+struct Heard {
+    base: Instant,
+    /// Nanoseconds after `base`.
+    at: AtomicU64,
+}
+
+impl Heard {
+    fn new() -> Self {
+        Self {
+            base: Instant::now(),
+            at: AtomicU64::new(0),
+        }
+    }
+
+    fn touch(&self) {
+        let nanos = u64::try_from(self.base.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        self.at.fetch_max(nanos, Ordering::Relaxed);
+    }
+
+    fn last(&self) -> Instant {
+        self.base + std::time::Duration::from_nanos(self.at.load(Ordering::Relaxed))
+    }
 }
 
 /// A request to a peer failed.
@@ -89,8 +123,9 @@ pub enum RequestError {
     /// should not be asked again.
     #[error("peer misbehaved: {0}")]
     Misbehaved(String),
-    /// The peer stopped making progress.
-    #[error("peer stalled: no progress for {0} s")]
+    /// The peer sent no byte for this many seconds (the progress timeout)
+    /// while a response was due.
+    #[error("peer stalled: no byte for {0} s")]
     Timeout(u64),
     /// Our store failed.
     #[error(transparent)]
@@ -133,6 +168,7 @@ impl Peer {
             id,
             addr,
             ctx,
+            heard: Arc::new(Heard::new()),
         }
     }
 
@@ -262,6 +298,38 @@ impl Peer {
         self.ctx.config.timeouts.progress.as_secs()
     }
 
+    /// `fut`'s output, or `None` once the progress timeout has passed
+    /// since the call without a byte arriving from this peer on any of its
+    /// responses (wire.md §5).
+    async fn until_silent<F: Future>(&self, fut: F) -> Option<F::Output> {
+        let progress = self.ctx.config.timeouts.progress;
+        let since = Instant::now();
+        let mut fut = std::pin::pin!(fut);
+        loop {
+            let deadline = self.heard.last().max(since) + progress;
+            match tokio::time::timeout_at(deadline, fut.as_mut()).await {
+                Ok(out) => return Some(out),
+                // Another response heard from the peer meanwhile: wait on.
+                Err(_) if self.heard.last().max(since) + progress > Instant::now() => {}
+                Err(_) => return None,
+            }
+        }
+    }
+
+    /// The next chunks of a response (see `quinn::RecvStream::read_chunks`),
+    /// `None` when the peer fell silent for the progress timeout.
+    async fn read_chunks(
+        &self,
+        recv: &mut quinn::RecvStream,
+        slots: &mut [Bytes],
+    ) -> Option<Result<Option<usize>, quinn::ReadError>> {
+        let r = self.until_silent(recv.read_chunks(slots)).await;
+        if let Some(Ok(Some(_))) = r {
+            self.heard.touch();
+        }
+        r
+    }
+
     /// Send a request; return the stream at the start of the answer.
     async fn request(
         &self,
@@ -272,9 +340,12 @@ impl Peer {
             .await
             .map_err(write_error)?;
         let _ = send.finish();
-        let header = stream::read_message(&mut recv, self.ctx.config.timeouts.progress)
+        let header = self
+            .until_silent(stream::read_message_untimed(&mut recv))
             .await
+            .unwrap_or(Err(ReadMsgError::Timeout))
             .map_err(|e| self.read_error(e, &mut recv))?;
+        self.heard.touch();
         if let Message::Error(e) = header {
             return Err(RequestError::Remote {
                 code: e.code,
@@ -582,14 +653,13 @@ impl Peer {
             })
             .sum();
         let limit = data + 64 * (2 * groups.count() + 128);
-        let progress = self.ctx.config.timeouts.progress;
         let mut chunks: Vec<Bytes> = Vec::new();
         let mut got = 0u64;
         let mut slots: [Bytes; 32] = Default::default();
         loop {
             // Every chunk that is ready at once, under one timer.
-            match tokio::time::timeout(progress, recv.read_chunks(&mut slots)).await {
-                Ok(Ok(Some(n))) => {
+            match self.read_chunks(&mut recv, &mut slots).await {
+                Some(Ok(Some(n))) => {
                     let mut batch = 0u64;
                     for b in slots.iter_mut().take(n) {
                         batch += b.len() as u64;
@@ -606,9 +676,9 @@ impl Peer {
                     on_bytes(batch);
                     super::limit::take(&self.ctx.down, batch).await;
                 }
-                Ok(Ok(None)) => break,
-                Ok(Err(e)) => return Err(read_failed(e)),
-                Err(_) => {
+                Some(Ok(None)) => break,
+                Some(Err(e)) => return Err(read_failed(e)),
+                None => {
                     let _ = recv.stop(ErrorCode::Timeout.to_u16().into());
                     return Err(RequestError::Timeout(self.progress_secs()));
                 }
@@ -663,15 +733,14 @@ impl Peer {
         tx: mpsc::Sender<Batch>,
         on_bytes: &(dyn Fn(u64) + Send + Sync),
     ) -> Result<(), RequestError> {
-        let progress = self.ctx.config.timeouts.progress;
         let mut slots: [Bytes; 32] = Default::default();
         let mut batch = Batch::new();
         let mut batched = 0;
         loop {
             // Take every chunk that is ready, and hand the store thread a
             // batch once it is big enough or nothing more is ready.
-            match tokio::time::timeout(progress, recv.read_chunks(&mut slots)).await {
-                Ok(Ok(Some(n))) => {
+            match self.read_chunks(recv, &mut slots).await {
+                Some(Ok(Some(n))) => {
                     let before = batched;
                     for b in slots.iter_mut().take(n) {
                         batched += b.len();
@@ -687,13 +756,13 @@ impl Peer {
                         }
                     }
                 }
-                Ok(Ok(None)) => {
+                Some(Ok(None)) => {
                     on_bytes(batched as u64);
                     let _ = tx.send(batch).await;
                     return Ok(());
                 }
-                Ok(Err(e)) => return Err(read_failed(e)),
-                Err(_) => {
+                Some(Err(e)) => return Err(read_failed(e)),
+                None => {
                     let _ = recv.stop(ErrorCode::Timeout.to_u16().into());
                     return Err(RequestError::Timeout(self.progress_secs()));
                 }

@@ -294,15 +294,25 @@ async fn serve_get(
         })
     });
     let progress = ctx.config.timeouts.progress;
+    // Under an upload cap a piece goes out a group at a time, so bytes
+    // flow steadily rather than a piece after each long wait: receivers
+    // give up after the progress timeout without a byte (wire.md §5).
+    let slice = match *ctx.up {
+        Some(_) => content::GROUP_SIZE as usize,
+        None => usize::MAX,
+    };
     let mut sent = 0u64;
-    while let Some(piece) = rx.recv().await {
-        let n = piece.len() as u64;
-        super::limit::take(&ctx.up, n).await;
-        match tokio::time::timeout(progress, send.write_chunk(piece)).await {
-            Ok(Ok(())) => sent += n,
-            // The peer stopped reading or went away: drop the encoder's channel.
-            Ok(Err(_)) => return Err(ErrorCode::Ok),
-            Err(_) => return Err(ErrorCode::Timeout),
+    while let Some(mut piece) = rx.recv().await {
+        while !piece.is_empty() {
+            let part = piece.split_to(piece.len().min(slice));
+            let n = part.len() as u64;
+            super::limit::take(&ctx.up, n).await;
+            match tokio::time::timeout(progress, send.write_chunk(part)).await {
+                Ok(Ok(())) => sent += n,
+                // The peer stopped reading or went away: drop the encoder's channel.
+                Ok(Err(_)) => return Err(ErrorCode::Ok),
+                Err(_) => return Err(ErrorCode::Timeout),
+            }
         }
     }
     count(&ctx.stats.bytes_sent, sent as i64);

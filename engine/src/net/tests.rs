@@ -146,7 +146,7 @@ pub(super) fn one_file(n: usize) -> (Store, MemBackend, Hash, Hash, tempfile::Te
     (store, backend, blob, root, dir)
 }
 
-fn fetch_opts(peers: Vec<PeerAddr>) -> FetchOptions {
+pub(super) fn fetch_opts(peers: Vec<PeerAddr>) -> FetchOptions {
     FetchOptions {
         peers,
         ..Default::default()
@@ -244,7 +244,7 @@ async fn a_bad_peer_is_dropped_and_a_good_one_finishes_the_job() {
 
 /// A server that does the Hello exchange properly, then answers every
 /// request stream with `behave`.
-async fn hostile<F, Fut>(behave: F) -> PeerAddr
+pub(super) async fn hostile<F, Fut>(behave: F) -> PeerAddr
 where
     F: Fn(quinn::SendStream, quinn::RecvStream) -> Fut + Send + Sync + 'static,
     Fut: std::future::Future<Output = ()> + Send + 'static,
@@ -279,7 +279,7 @@ where
 }
 
 /// The honest encoding of a whole blob of `n` bytes, its root and blob hash.
-fn honest(n: usize) -> (Vec<u8>, Hash, Hash, u64) {
+pub(super) fn honest(n: usize) -> (Vec<u8>, Hash, Hash, u64) {
     let (store, _, blob, root, _d) = one_file(n);
     let mut enc = Vec::new();
     store
@@ -290,7 +290,7 @@ fn honest(n: usize) -> (Vec<u8>, Hash, Hash, u64) {
 
 /// Read a request: a `Get` is returned for the caller to answer; an `Ask`
 /// is answered here, claiming the whole blob of `size` bytes.
-async fn read_get(
+pub(super) async fn read_get(
     send: &mut quinn::SendStream,
     recv: &mut quinn::RecvStream,
     size: u64,

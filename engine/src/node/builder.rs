@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::{Node, NodeError};
 use crate::discovery::{Dht, DhtConfig};
-use crate::net::{EndpointConfig, SecretKey};
+use crate::net::{BindError, EndpointConfig, SecretKey};
 use crate::store::Store;
 
 /// How often a node re-announces what it pins on the DHT (announcements
@@ -199,7 +199,8 @@ impl NodeBuilder {
 
     /// How often to re-announce pinned roots on the DHT ([`REANNOUNCE`] by
     /// default); `None`: only when asked ([`Node::announce`],
-    /// [`Node::seed`], [`Node::publish`]).
+    /// [`Node::seed`], [`Node::publish`]). Zero is refused by
+    /// [`Self::spawn`].
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
@@ -242,7 +243,8 @@ impl NodeBuilder {
         self
     }
 
-    /// Most connections accepted at once; more are refused as busy.
+    /// Most connections accepted at once; more are refused as busy. At
+    /// least 1: [`Self::spawn`] refuses 0.
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
@@ -307,6 +309,11 @@ impl NodeBuilder {
     /// # }
     /// ```
     pub async fn spawn(self) -> Result<Node, NodeError> {
+        // Refused before anything is opened or bound.
+        if self.reannounce.is_some_and(|d| d.is_zero()) {
+            return Err(NodeError::ZeroReannounce);
+        }
+        self.endpoint.validate().map_err(BindError::from)?;
         let store = match self.store {
             StoreChoice::Memory => Store::memory()?,
             StoreChoice::Open(s) => s,

@@ -71,6 +71,11 @@ pub enum NodeError {
     /// The DHT could not start.
     #[error(transparent)]
     Dht(#[from] DhtError),
+    /// The re-announce interval is zero; `None` announces only when asked.
+    #[error(
+        "the re-announce interval is zero; give a positive interval, or none to announce only when asked"
+    )]
+    ZeroReannounce,
 }
 
 /// An operation of [`Node`] that failed. Nothing stored before it is lost.

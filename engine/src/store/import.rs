@@ -173,8 +173,9 @@ pub enum AddError {
         "two inputs are both named {0:?}; add them from different directories or one at a time"
     )]
     NameClash(String),
-    /// A file shrank while it was read.
-    #[error("{0}: file changed while it was being read; try again")]
+    /// A file was written, replaced, grew or shrank while it was read:
+    /// what was read may be neither version. Nothing of it is kept.
+    #[error("{0}: changed while being read; try again once nothing writes to it")]
     Changed(PathBuf),
     /// No paths were given.
     #[error("nothing to add: give at least one path")]
@@ -192,6 +193,29 @@ struct Source {
     path: PathBuf,
     size: u64,
     mode: u32,
+    /// What the file looked like when it was listed.
+    stamp: Stamp,
+}
+
+/// What changes when a file's bytes change: a write moves the mtime and the
+/// ctime (which no one can set back), a replacement changes the inode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Stamp {
+    size: u64,
+    mtime: (i64, i64),
+    ctime: (i64, i64),
+    ino: (u64, u64),
+}
+
+impl Stamp {
+    fn of(m: &fs::Metadata) -> Self {
+        Self {
+            size: m.len(),
+            mtime: (m.mtime(), m.mtime_nsec()),
+            ctime: (m.ctime(), m.ctime_nsec()),
+            ino: (m.dev(), m.ino()),
+        }
+    }
 }
 
 /// A blob whose bytes are safe on disk but not yet committed.
@@ -256,6 +280,18 @@ impl Store {
                     &s.path,
                     &progress,
                 )?;
+                // The bytes stored are those hashed, but if the file was
+                // written meanwhile they may be neither the old version nor
+                // the new one.
+                let unreadable = |e| AddError::Unreadable {
+                    path: s.path.clone(),
+                    source: e,
+                };
+                let after = Stamp::of(&f.metadata().map_err(unreadable)?);
+                let now = fs::metadata(&s.path).map(|m| Stamp::of(&m));
+                if after != s.stamp || now.ok() != Some(s.stamp) {
+                    return Err(AddError::Changed(s.path.clone()));
+                }
                 if !batch.known.contains(&hash) {
                     batch.known.insert(hash);
                     if self.entry(&hash)?.is_none_or(|e| !e.is_complete()) {
@@ -616,6 +652,7 @@ fn push_file(
         path: p.to_owned(),
         size: meta.len(),
         mode: meta.permissions().mode() & manifest::MODE_MASK,
+        stamp: Stamp::of(meta),
     };
     out.insert(rel, src);
     Ok(())

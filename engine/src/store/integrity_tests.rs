@@ -349,3 +349,77 @@ fn a_missing_blob_file_is_named_in_the_error() {
     let msg = crate::error_chain(&err);
     assert!(msg.contains(&file.display().to_string()), "{msg}");
 }
+
+/// Add `path` while `touch` changes it the first time progress is reported,
+/// that is, while the import is under way.
+fn add_while(path: &Path, touch: impl Fn(&Path) + Send + Sync + 'static) -> Result<Added, AddError> {
+    // An old mtime, so that the change is seen however coarse the clock.
+    let f = fs::File::options().write(true).open(path).unwrap();
+    f.set_modified(std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000))
+        .unwrap();
+    drop(f);
+    let once = std::sync::Once::new();
+    let target = path.to_owned();
+    let opts = AddOptions {
+        name: None,
+        progress: Some(std::sync::Arc::new(move |p| {
+            if let Progress::Advance(_) = p {
+                once.call_once(|| touch(&target));
+            }
+        })),
+    };
+    let store = Store::memory().unwrap();
+    let r = store.add_paths(&[path.to_owned()], &opts);
+    if r.is_err() {
+        // Nothing of it was pinned.
+        assert!(store.pins().unwrap().is_empty());
+    }
+    r
+}
+
+#[test]
+fn a_file_written_in_place_while_it_is_added_is_refused() {
+    for size in [10_000usize, 3 << 20] {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("busy.bin");
+        fs::write(&path, data(size)).unwrap();
+        let err = add_while(&path, |p| {
+            let f = fs::OpenOptions::new().write(true).open(p).unwrap();
+            f.write_all_at(b"rewritten", 5).unwrap();
+        })
+        .unwrap_err();
+        assert!(matches!(&err, AddError::Changed(p) if *p == path), "{size}: {err}");
+        assert!(err.to_string().contains("changed while being read"), "{err}");
+    }
+}
+
+#[test]
+fn a_file_that_grows_or_is_replaced_while_it_is_added_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("log.bin");
+    fs::write(&path, data(2 << 20)).unwrap();
+    let err = add_while(&path, |p| {
+        let mut f = fs::OpenOptions::new().append(true).open(p).unwrap();
+        io::Write::write_all(&mut f, b"more").unwrap();
+    })
+    .unwrap_err();
+    assert!(matches!(err, AddError::Changed(_)), "{err}");
+
+    fs::write(&path, data(2 << 20)).unwrap();
+    let err = add_while(&path, |p| {
+        let tmp = p.with_extension("new");
+        fs::write(&tmp, data(2 << 20)).unwrap();
+        fs::rename(&tmp, p).unwrap();
+    })
+    .unwrap_err();
+    assert!(matches!(err, AddError::Changed(_)), "{err}");
+}
+
+#[test]
+fn a_file_left_alone_while_it_is_added_is_stored() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("calm.bin");
+    fs::write(&path, data(3 << 20)).unwrap();
+    let added = add_while(&path, |_| {}).unwrap();
+    assert_eq!(added.size, 3 << 20);
+}

@@ -17,6 +17,9 @@ use tempfile::TempDir;
 
 use crate::common::*;
 
+#[path = "cli/limits.rs"]
+mod limits;
+
 const KIB: usize = 1 << 10;
 const MIB: usize = 1 << 20;
 /// Blobs up to one 16 KiB group live inside redb; larger ones get files.

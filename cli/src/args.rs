@@ -224,12 +224,51 @@ pub(crate) struct Limits {
     /// [default: the config's, else no limit]
     #[arg(long, value_name = "RATE", value_parser = parse_rate)]
     pub(crate) download_limit: Option<u64>,
-    /// Most incoming connections at once [default: the config's, else 256]
-    #[arg(long, value_name = "N")]
+    /// Most incoming connections at once, 1 to 1000000 [default: the
+    /// config's, else 256]
+    #[arg(long, value_name = "N", value_parser = parse_max_connections)]
     pub(crate) max_connections: Option<u64>,
-    /// Most peers one fetch uses at once [default: the config's, else 8]
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=1000))]
+    /// Most peers one fetch uses at once, 1 to 1000 [default: the config's, else 8]
+    #[arg(long, value_name = "N", value_parser = parse_max_peers)]
     pub(crate) max_peers: Option<u64>,
+}
+
+/// Most connections a node may be told to accept.
+pub(crate) const MAX_CONNECTIONS: u64 = 1_000_000;
+/// Most peers a fetch may be told to use.
+pub(crate) const MAX_PEERS: u64 = 1000;
+
+/// A connection limit: 0 would refuse everyone.
+pub(crate) fn check_max_connections(n: u64) -> Result<u64, String> {
+    match n {
+        0 => Err("must be at least 1 (0 would refuse every connection)".into()),
+        n if n > MAX_CONNECTIONS => Err(format!("{n} is more than the {MAX_CONNECTIONS} allowed")),
+        n => Ok(n),
+    }
+}
+
+/// A peer limit: 0 would fetch from nobody.
+pub(crate) fn check_max_peers(n: u64) -> Result<u64, String> {
+    match n {
+        0 => Err("must be at least 1 (0 would fetch from nobody)".into()),
+        n if n > MAX_PEERS => Err(format!("{n} is more than the {MAX_PEERS} allowed")),
+        n => Ok(n),
+    }
+}
+
+fn parse_count(s: &str) -> Result<u64, String> {
+    s.trim().parse::<u64>().map_err(|e| match e.kind() {
+        std::num::IntErrorKind::PosOverflow => format!("{s:?} is too large"),
+        _ => format!("not a whole number: {s:?}"),
+    })
+}
+
+fn parse_max_connections(s: &str) -> Result<u64, String> {
+    check_max_connections(parse_count(s)?)
+}
+
+fn parse_max_peers(s: &str) -> Result<u64, String> {
+    check_max_peers(parse_count(s)?)
 }
 
 /// A rate in bytes per second: a number with an optional unit (K, M, G
@@ -262,7 +301,19 @@ pub(crate) fn parse_rate(s: &str) -> Result<u64, String> {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_rate;
+    use super::{parse_max_connections, parse_max_peers, parse_rate};
+
+    #[test]
+    fn limits_refuse_zero_and_overflow() {
+        assert_eq!(parse_max_connections("1"), Ok(1));
+        assert_eq!(parse_max_peers("1000"), Ok(1000));
+        for bad in ["0", "-1", "18446744073709551616", "1000001", "many"] {
+            assert!(parse_max_connections(bad).is_err(), "{bad}");
+        }
+        for bad in ["0", "1001", "99999999999999999999"] {
+            assert!(parse_max_peers(bad).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn rates_parse_with_units_and_refuse_nonsense() {
@@ -271,7 +322,16 @@ mod tests {
         assert_eq!(parse_rate("500K"), Ok(500_000));
         assert_eq!(parse_rate("1.5M"), Ok(1_500_000));
         assert_eq!(parse_rate("4096"), Ok(4096));
-        for bad in ["", "fast", "20 parsecs", "-1M", "0", "1e3"] {
+        for bad in [
+            "",
+            "fast",
+            "20 parsecs",
+            "-1M",
+            "0",
+            "0.1",
+            "1e3",
+            "99999999999999999999G",
+        ] {
             assert!(parse_rate(bad).is_err(), "{bad}");
         }
     }

@@ -43,8 +43,7 @@ pub(crate) struct NodeConfig {
 
 impl NodeConfig {
     pub(crate) fn load(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read the config file {}", path.display()))?;
+        let text = crate::files::read_bounded(path, crate::files::MAX_CONFIG_FILE, "config file")?;
         Self::parse(&text).with_context(|| format!("in the config file {}", path.display()))
     }
 
@@ -71,7 +70,13 @@ impl NodeConfig {
                 crate::args::parse_rate(v).map_err(|e| anyhow::anyhow!("{key}: {e}"))?;
             }
         }
-        anyhow::ensure!(c.max_peers != Some(0), "max_peers must be at least 1");
+        if let Some(n) = c.max_connections {
+            crate::args::check_max_connections(n)
+                .map_err(|e| anyhow::anyhow!("max_connections: {e}"))?;
+        }
+        if let Some(n) = c.max_peers {
+            crate::args::check_max_peers(n).map_err(|e| anyhow::anyhow!("max_peers: {e}"))?;
+        }
         Ok(c)
     }
 
@@ -130,6 +135,17 @@ max_peers = 4
         assert!(format!("{err:#}").contains("publisher key"), "{err:#}");
         let err = NodeConfig::parse("upload_limit = \"fast\"").unwrap_err();
         assert!(format!("{err:#}").contains("upload_limit"), "{err:#}");
+        for (text, key) in [
+            ("max_connections = 0", "max_connections"),
+            ("max_connections = 18446744073709551615", "max_connections"),
+            ("max_peers = 0", "max_peers"),
+            ("max_peers = 100000", "max_peers"),
+            ("upload_limit = \"0\"", "upload_limit"),
+            ("download_limit = \"99999999PiB\"", "download_limit"),
+        ] {
+            let err = format!("{:#}", NodeConfig::parse(text).unwrap_err());
+            assert!(err.contains(key), "{text}: {err}");
+        }
         assert_eq!(NodeConfig::parse("").unwrap(), NodeConfig::default());
     }
 }

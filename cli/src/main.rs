@@ -4,6 +4,7 @@ mod args;
 mod config;
 mod demo;
 mod dht;
+mod files;
 mod net;
 mod release;
 
@@ -167,6 +168,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             force,
         } => {
             let root = parse_root(&root)?;
+            files::check_output(&output, &dir, force)?;
             let bar = bar(json, "exporting");
             let opts = ExportOptions {
                 force,
@@ -300,6 +302,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
             progress,
             limits,
         } => {
+            // Before anything is looked up, connected to or downloaded.
+            let export = !no_export && !seed;
+            if export {
+                files::check_output(&output, &dir, force)?;
+            }
             let mut want = swarm_engine::release::Want { name, channel };
             // PUBKEY/NAME[@CHANNEL]: the DHT says which token; the policy
             // then treats it like any token, for that name and channel.
@@ -320,7 +327,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 root,
                 release: signed,
                 peers: &peers,
-                output: (!no_export && !seed).then_some(output.as_path()),
+                output: export.then_some(output.as_path()),
                 force,
                 keep: keep || no_export || seed,
                 seed,

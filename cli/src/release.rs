@@ -71,25 +71,24 @@ pub(crate) fn keygen(output: Option<PathBuf>, json: bool) -> Result<ExitCode> {
 }
 
 fn read_key(path: &Path) -> Result<SecretKey> {
-    let text = fs::read_to_string(path).with_context(|| {
-        format!(
-            "cannot read the key file {} (create one with `swarm keygen`)",
+    if !path.exists() {
+        bail!(
+            "there is no key file {} (create one with `swarm keygen`)",
             path.display()
-        )
-    })?;
+        );
+    }
+    let text = crate::files::read_secret(path, "key file")?;
     SecretKey::from_text(&text).with_context(|| path.display().to_string())
 }
 
-/// "30d", "12h", "90m", "3600s" or "3600" to seconds.
+/// "30d", "12h", "90m", "3600s" or "3600" to seconds: positive, and
+/// refused rather than wrapped when it does not fit in 64 bits.
 fn parse_duration(s: &str) -> Result<u64> {
     let s = s.trim();
     let (num, unit) = match s.find(|c: char| !c.is_ascii_digit()) {
         Some(i) => s.split_at(i),
         None => (s, "s"),
     };
-    let n: u64 = num
-        .parse()
-        .with_context(|| format!("not a duration: {s:?} (try 30d, 12h, 90m, 3600s)"))?;
     let mult = match unit {
         "s" => 1,
         "m" => 60,
@@ -98,9 +97,16 @@ fn parse_duration(s: &str) -> Result<u64> {
         "w" => 7 * 86_400,
         _ => bail!("not a duration: {s:?} (units: s, m, h, d, w)"),
     };
-    n.checked_mul(mult)
-        .filter(|&d| d > 0)
-        .with_context(|| format!("duration {s:?} is zero or too large"))
+    let too_large = || anyhow::anyhow!("duration {s:?} is too large");
+    let n: u64 = match num.parse() {
+        Ok(n) => n,
+        Err(e) if *e.kind() == std::num::IntErrorKind::PosOverflow => return Err(too_large()),
+        Err(_) => bail!("not a duration: {s:?} (try 30d, 12h, 90m, 3600s)"),
+    };
+    if n == 0 {
+        bail!("duration {s:?} is zero; give a positive duration");
+    }
+    n.checked_mul(mult).ok_or_else(too_large)
 }
 
 pub(crate) struct PublishArgs {
@@ -128,7 +134,9 @@ pub(crate) fn publish(
         .with_context(|| format!("{:?} is not a semantic version (like 1.2.3)", a.version))?;
     let created = now();
     let expires = match &a.expires {
-        Some(d) => Some(created + parse_duration(d)?),
+        Some(d) => Some(created.checked_add(parse_duration(d)?).with_context(|| {
+            format!("--expires {d}: the expiry would be past the end of time (2^64 s)")
+        })?),
         None => None,
     };
     let opts = PublishOptions {
@@ -361,4 +369,29 @@ pub(crate) fn trust_ls(store: &Store, json: bool) -> Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_duration;
+
+    #[test]
+    fn durations_refuse_zero_and_overflow_instead_of_wrapping() {
+        assert_eq!(parse_duration("30d").unwrap(), 30 * 86_400);
+        assert_eq!(parse_duration("3600").unwrap(), 3600);
+        assert_eq!(parse_duration("18446744073709551615s").unwrap(), u64::MAX);
+        for (bad, why) in [
+            ("0s", "zero"),
+            ("0", "zero"),
+            ("18446744073709551616s", "too large"),
+            ("18446744073709551615m", "too large"),
+            ("30500000000000000w", "too large"),
+            ("", "not a duration"),
+            ("5y", "units"),
+            ("-5s", "not a duration"),
+        ] {
+            let err = format!("{:#}", parse_duration(bad).unwrap_err());
+            assert!(err.contains(why), "{bad:?}: {err}");
+        }
+    }
 }

@@ -68,6 +68,9 @@ async fn seed_loop(node: Node, seeding: Seeding) {
                 Err(e) => eprintln!("warning: seed {entry}: {e:#}"),
             }
         }
+        for root in node.repair().await {
+            eprintln!("repaired {root}: fetched again what had rotted on disk");
+        }
         if let Err(e) = node.announce().await {
             eprintln!("warning: announcing on the DHT failed: {e:#}");
         }

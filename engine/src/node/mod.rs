@@ -354,6 +354,7 @@ impl Node {
             }
             loop {
                 tokio::time::sleep(every).await;
+                node.repair().await;
                 match node.announce().await {
                     Ok(n) => tracing::debug!("announced {n} roots on the DHT"),
                     Err(e) => tracing::warn!("announcing on the DHT failed: {e}"),
@@ -369,6 +370,45 @@ impl Node {
             old.abort();
         }
         task
+    }
+
+    /// Fetch again every pinned root that lost stored data to damage
+    /// since the last call (found while serving it, resuming or exporting:
+    /// see [`Store::take_damaged`]), from the peers that announce it on
+    /// the DHT. Returns the roots repaired; failures are logged, and the
+    /// root stays incomplete (and `check` reports it) until a later fetch.
+    /// Nodes with a DHT do this at every re-announcement.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let node = swarm_engine::node::Node::builder().memory().no_dht().spawn().await?;
+    /// assert!(node.repair().await.is_empty()); // nothing damaged
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn repair(&self) -> Vec<Hash> {
+        let store = self.store().clone();
+        let damaged = match tokio::task::spawn_blocking(move || store.take_damaged()).await {
+            Ok(Ok(d)) => d,
+            Ok(Err(e)) => {
+                tracing::warn!("cannot list damaged roots: {e}");
+                return Vec::new();
+            }
+            Err(_) => return Vec::new(),
+        };
+        let mut repaired = Vec::new();
+        for root in damaged {
+            tracing::info!(%root, "fetching the damaged part of a pinned root again");
+            match self.fetch(root, FetchOptions::default()).await {
+                Ok(f) => {
+                    tracing::info!(%root, received = f.received, "repaired");
+                    repaired.push(root);
+                }
+                Err(e) => tracing::warn!(%root, "could not repair: {}", crate::error_chain(&e)),
+            }
+        }
+        repaired
     }
 
     /// The network endpoint.

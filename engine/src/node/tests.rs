@@ -340,3 +340,52 @@ async fn a_store_path_keeps_content_and_identity_across_restarts() {
     let err = build().await.unwrap_err();
     assert!(matches!(err, super::NodeError::Open(_)), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_that_finds_rot_in_what_it_serves_fetches_it_again() {
+    let dht = LocalDht::start(5).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let build = |store: Option<std::path::PathBuf>| {
+        let b = Node::builder().listen(loopback()).dht(dht.config());
+        match store {
+            Some(p) => b.store_path(p).spawn(),
+            None => b.spawn(),
+        }
+    };
+    let origin = build(None).await.unwrap();
+    let bytes = data(9, 2_000_000);
+    std::fs::write(dir.path().join("app.bin"), &bytes).unwrap();
+    let root = origin.add(&[dir.path().join("app.bin")]).await.unwrap().root;
+    origin.seed(&root, "app").await.unwrap();
+
+    // A second seeder gets a copy, then its blob file rots while it is down.
+    let store = dir.path().join("mirror");
+    let mirror = build(Some(store.clone())).await.unwrap();
+    let fetch = FetchOptions {
+        peers: vec![origin.addr().unwrap()],
+        ..Default::default()
+    };
+    mirror.fetch(root, fetch).await.unwrap();
+    let blob = mirror.store().manifest(&root).unwrap().entries()[0].hash;
+    mirror.shutdown().await;
+    drop(mirror);
+    let hex = blob.to_hex();
+    let file = store.join("blobs").join(&hex[..2]).join(format!("{hex}.data"));
+    let f = std::fs::OpenOptions::new().write(true).open(&file).unwrap();
+    std::os::unix::fs::FileExt::write_all_at(&f, &[0u8; 16], 1_000_000).unwrap();
+    drop(f);
+
+    let mirror = build(Some(store)).await.unwrap();
+    // Serving finds the damage the first time the group goes out.
+    let err = mirror
+        .store()
+        .encode_ranges_with(&blob, &crate::content::all(), std::io::sink(), false)
+        .unwrap_err();
+    assert!(matches!(err, ReadError::Corrupt(_)), "{err}");
+    assert!(mirror.store().blob_info(&blob).unwrap().unwrap().partial.is_some());
+    // The node fetches what it lost from whoever announces the root.
+    assert_eq!(mirror.repair().await, vec![root]);
+    assert_eq!(stored(&mirror, &root), bytes);
+    assert!(mirror.store().check(|_| {}).unwrap().problems.is_empty());
+    assert!(mirror.repair().await.is_empty(), "repaired twice");
+}

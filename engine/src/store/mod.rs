@@ -141,6 +141,9 @@ struct Inner {
     /// Groups of each file blob whose stored bytes this process verified
     /// since it opened the store (see `verify`).
     verified: std::sync::Mutex<std::collections::HashMap<Hash, GroupSet>>,
+    /// Blobs that lost groups to damage since [`Store::take_damaged`] was
+    /// last called: a node fetches them again.
+    rotted: std::sync::Mutex<BTreeSet<Hash>>,
     /// The database file, for messages.
     location: String,
     /// Set when the database was found damaged (see `guard`).
@@ -550,6 +553,7 @@ impl Store {
                 db,
                 location,
                 verified: Default::default(),
+                rotted: Default::default(),
                 damaged: Default::default(),
                 damage: Default::default(),
                 backend: Box::new(backend),

@@ -100,6 +100,9 @@ impl Store {
         let checked = (todo.count() * GROUP_SIZE).min(size);
         if !bad.is_empty() {
             self.drop_groups(hash, size, &bad)?;
+            let mut rotted = self.inner.rotted.lock().unwrap_or_else(|e| e.into_inner());
+            rotted.insert(*hash);
+            drop(rotted);
             tracing::warn!(
                 %hash,
                 groups = bad.count(),
@@ -111,6 +114,36 @@ impl Store {
             checked,
             dropped: bad,
         })
+    }
+
+    /// The pinned roots that lost stored groups to damage (found when a
+    /// download resumed, while serving, or when exporting) since the last
+    /// call, so that they can be fetched again. Each is reported once.
+    ///
+    /// ```
+    /// let store = swarm_engine::store::Store::memory()?;
+    /// assert!(store.take_damaged()?.is_empty());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn take_damaged(&self) -> Result<Vec<Hash>, StoreError> {
+        let blobs = {
+            let mut rotted = self.inner.rotted.lock().unwrap_or_else(|e| e.into_inner());
+            std::mem::take(&mut *rotted)
+        };
+        if blobs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut roots = Vec::new();
+        for pin in self.pins()? {
+            // A pin whose manifest is gone is reported by check; skip it.
+            let Ok(m) = self.manifest(&pin.root) else {
+                continue;
+            };
+            if blobs.contains(&pin.root) || m.blobs().iter().any(|h| blobs.contains(h)) {
+                roots.push(pin.root);
+            }
+        }
+        Ok(roots)
     }
 
     /// Take `bad` out of the record of file blob `hash`; a complete blob

@@ -29,7 +29,8 @@ pub use self::request::{Peer, RequestError, Written};
 use crate::store::Store;
 use crate::wire::{self, ErrorCode, Hello, Message};
 
-/// Timeouts of the protocol (wire.md §5). Tests shorten them.
+/// Timeouts of the protocol (wire.md §5). Tests shorten them; none may
+/// be zero ([`EndpointConfig::validate`]).
 ///
 /// ```
 /// use std::time::Duration;
@@ -48,7 +49,9 @@ pub struct Timeouts {
     pub hello: Duration,
     /// For a request message after its stream opens.
     pub request: Duration,
-    /// Longest wait for progress on a response, either side.
+    /// Longest a receiver waits for a response without a byte from the
+    /// peer on any of its responses; longest a sender waits to write a
+    /// piece.
     pub progress: Duration,
     /// QUIC idle timeout.
     pub idle: Duration,
@@ -92,9 +95,14 @@ pub struct EndpointConfig {
     pub max_connections: u64,
     /// Protocol timeouts.
     pub timeouts: Timeouts,
-    /// Re-verify stored data against its outboard while serving it. Off by
-    /// default: receivers verify everything anyway, and `swarm check` finds
-    /// rot; on, a node never sends a corrupt byte but hashes twice.
+    /// Re-hash stored data against its outboard every time it is served.
+    /// Off by default, and a node still never sends a byte it has not
+    /// verified: each group is checked the first time it is served after
+    /// the store is opened (groups this process received or imported were
+    /// checked then), and a group found damaged is no longer offered and is
+    /// fetched again ([`crate::node::Node::repair`]). On, rot that sets in
+    /// while the node runs is caught on the next request too, for about one
+    /// more BLAKE3 pass over every byte sent.
     pub verify_served_data: bool,
     /// Agent string sent in `Hello`.
     pub agent: String,

@@ -957,3 +957,64 @@ fn demo_round_trips_locally_and_over_quic() {
         .collect();
     assert!(left.is_empty(), "demo left {left:?}");
 }
+
+#[test]
+fn check_repair_rebuilds_a_store_whose_database_is_damaged() {
+    let tmp = tempdir();
+    let base = Baseline::new(tmp.path());
+    let movie = tmp.path().join("movie.bin");
+    write_file(&movie, &pseudo_random(MIB + 123, 5), 0o644);
+    let movie_root = add(&base.store, &[&movie]).root;
+    let garbage = pseudo_random(4 * KIB, 79);
+    let copy = damaged_copy(&base, tmp.path(), |b| {
+        b[..4 * KIB].copy_from_slice(&garbage)
+    });
+    let before = fs::read(copy.join("swarm.redb")).expect("read swarm.redb");
+
+    // A clean error that says how to repair, not a panic.
+    let msg = swarm_err(&copy, ["ls"]);
+    assert!(msg.contains("swarm check --repair"), "{msg}");
+    let msg = swarm_err(&copy, ["check"]);
+    assert!(msg.contains("swarm check --repair"), "{msg}");
+
+    let run = swarm(&copy, ["--json", "check", "--repair"]);
+    assert_no_panic(&run);
+    assert!(run.success(), "check --repair failed:\n{run}");
+    let v = run.json();
+    assert_eq!(v["ok"], Value::Bool(true), "{run}");
+    let repair = &v["repair"];
+    assert_eq!(repair["lost"].as_array().map(Vec::len), Some(0), "{run}");
+    let mut pins: Vec<(String, String)> = repair["pins"]
+        .as_array()
+        .expect("a pins array")
+        .iter()
+        .map(|p| {
+            (
+                str_field(p, "root").to_owned(),
+                str_field(p, "name").to_owned(),
+            )
+        })
+        .collect();
+    pins.sort();
+    let mut want = vec![
+        (base.root.clone(), "kept".to_owned()),
+        (movie_root.clone(), "movie.bin".to_owned()),
+    ];
+    want.sort();
+    assert_eq!(pins, want, "{run}");
+    // The damaged file is kept, untouched, where the report says.
+    let moved = PathBuf::from(str_field(repair, "moved_to"));
+    assert!(moved.starts_with(&copy), "{run}");
+    assert!(fs::read(&moved).expect("read the moved database") == before);
+
+    // Every root exports byte for byte, and a second repair (text) is clean.
+    assert_exports_as(&copy, &base.root, &base.original);
+    assert_exports_as(&copy, &movie_root, &movie);
+    let run = swarm(&copy, ["check", "--repair"]);
+    assert_no_panic(&run);
+    assert!(run.success(), "{run}");
+    assert!(run.stdout.contains("pinned: "), "{run}");
+    assert!(run.stderr.contains("all good"), "{run}");
+    assert_check_ok(&copy);
+    base.assert_intact();
+}

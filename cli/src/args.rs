@@ -74,7 +74,13 @@ pub(crate) enum Command {
     /// Delete everything no pin references and report what was freed
     Gc,
     /// Re-verify every stored blob; exits non-zero if anything is corrupt
-    Check,
+    Check {
+        /// First rebuild a damaged store's database from its blob files,
+        /// and report what was recovered and lost; the old database is
+        /// moved aside, never deleted
+        #[arg(long)]
+        repair: bool,
+    },
     /// Serve everything in the store to peers until stopped (SIGINT/SIGTERM)
     Node {
         /// Address to listen on (UDP) [default: the config's, else 0.0.0.0:7411]

@@ -44,7 +44,12 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(e) => {
-            let msg = format!("{e:#}");
+            let mut msg = format!("{e:#}");
+            if is_damage(&e) {
+                msg.push_str(
+                    "; run `swarm check --repair` to rebuild the database from the blob files",
+                );
+            }
             if json {
                 println!("{}", json!({ "error": msg }));
             }
@@ -97,7 +102,14 @@ fn run(cli: Cli) -> Result<ExitCode> {
     let no_dht = cli.no_dht || node_config.no_dht;
     let dht_config = |server| dht::config(&bootstrap, no_dht, server);
     let dir = store_dir(cli.store.or_else(|| node_config.store.clone()))?;
+    // `check --repair` rebuilds the database before anything opens it.
+    let repaired = match cli.command {
+        Command::Check { repair: true } => Some(repair(&dir, cli.json)?),
+        _ => None,
+    };
     let store = Store::open(&dir)?;
+    // Remembers, when this returns, whether the store was found damaged.
+    let _probe = DamageProbe(store.clone());
     let json = cli.json;
     match cli.command {
         Command::Add { paths, name } => {
@@ -222,7 +234,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 );
             }
         }
-        Command::Check => {
+        Command::Check { .. } => {
             let report = store.check(|_| {})?;
             let ok = report.problems.is_empty();
             if json {
@@ -231,15 +243,16 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     .iter()
                     .map(|p| json!({ "hash": p.hash.to_hex(), "problem": p.what }))
                     .collect();
-                println!(
-                    "{}",
-                    json!({
-                        "ok": ok,
-                        "blobs": report.blobs,
-                        "bytes": report.bytes,
-                        "problems": problems,
-                    })
-                );
+                let mut out = json!({
+                    "ok": ok,
+                    "blobs": report.blobs,
+                    "bytes": report.bytes,
+                    "problems": problems,
+                });
+                if let Some(r) = repaired {
+                    out["repair"] = r;
+                }
+                println!("{out}");
             } else {
                 for p in &report.problems {
                     println!("corrupt: {}: {}", p.hash, p.what);
@@ -369,6 +382,160 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Demo | Command::Keygen { .. } => unreachable!("handled before the store opens"),
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Set when a command ends with its store found damaged.
+static STORE_DAMAGED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Notes, when dropped, whether its store was found damaged: the error a
+/// command returns may not say so itself.
+struct DamageProbe(Store);
+
+impl Drop for DamageProbe {
+    fn drop(&mut self) {
+        if self.0.is_damaged() {
+            STORE_DAMAGED.store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+}
+
+/// Whether `e` comes from a damaged store database, which
+/// `swarm check --repair` can rebuild.
+fn is_damage(e: &anyhow::Error) -> bool {
+    use swarm_engine::store::{OpenError, ReadError, StoreError};
+    STORE_DAMAGED.load(std::sync::atomic::Ordering::SeqCst)
+        || e.chain().any(|c| {
+            matches!(c.downcast_ref(), Some(OpenError::Corrupt { .. }))
+                || matches!(c.downcast_ref(), Some(StoreError::Damaged { .. }))
+                || matches!(
+                    c.downcast_ref(),
+                    Some(ReadError::Store(StoreError::Damaged { .. }))
+                )
+        })
+}
+
+/// `swarm check --repair`: salvage the store, print what it did, and
+/// return it as JSON for the check's own output.
+fn repair(dir: &std::path::Path, json: bool) -> Result<serde_json::Value> {
+    use swarm_engine::store::PinSource;
+    let report = Store::salvage(dir, |_| {})?;
+    let old = &report.old;
+    let source = |s: PinSource| match s {
+        PinSource::OldPin => "old pin",
+        PinSource::OldPage => "old database page",
+        _ => "first path",
+    };
+    let value = json!({
+        "moved_to": report.moved_to.as_ref().map(|p| p.display().to_string()),
+        "old_database": {
+            "open_error": old.open_error,
+            "inline_blobs": old.inline,
+            "pins": old.pins,
+            "secrets": old.secrets,
+            "trusted": old.trusted,
+            "trust_not_restored": old.trust_on_pages.iter()
+                .map(|(k, l)| json!({ "key": k.to_string(), "label": l }))
+                .collect::<Vec<_>>(),
+            "releases_seen": old.releases_seen,
+            "problems": old.problems,
+        },
+        "complete": report.complete.iter().map(|h| h.to_hex()).collect::<Vec<_>>(),
+        "partial": report.partial.iter().map(|p| json!({
+            "hash": p.hash.to_hex(),
+            "size": p.size,
+            "groups": p.groups.count(),
+            "of": swarm_engine::content::group_count(p.size),
+        })).collect::<Vec<_>>(),
+        "lost": report.lost.iter()
+            .map(|l| json!({ "hash": l.hash.to_hex(), "why": l.why }))
+            .collect::<Vec<_>>(),
+        "pins": report.pins.iter().map(|p| json!({
+            "root": p.root.to_hex(),
+            "name": p.name,
+            "named_from": source(p.source),
+        })).collect::<Vec<_>>(),
+        "pins_lost": report.pins_lost.iter().map(|p| json!({
+            "root": p.root.to_hex(),
+            "name": p.name,
+            "why": p.why,
+        })).collect::<Vec<_>>(),
+        "bytes": report.bytes,
+    });
+    if json {
+        return Ok(value);
+    }
+    match &report.moved_to {
+        Some(p) => eprintln!("repair: the old database is kept at {}", p.display()),
+        None => eprintln!("repair: there was no database; rebuilding from the blob files"),
+    }
+    match &old.open_error {
+        Some(e) if report.moved_to.is_some() => {
+            eprintln!("repair: redb could not open it ({e}); its pages were scanned instead")
+        }
+        _ => {}
+    }
+    let mut read = vec![format!("{} inline blob{}", old.inline, plural(old.inline))];
+    if let Some(n) = old.pins {
+        read.push(format!("{n} pin{}", plural(n)));
+    }
+    if !old.secrets.is_empty() {
+        read.push(format!("secrets ({})", old.secrets.join(", ")));
+    }
+    if let Some(n) = old.trusted {
+        read.push(format!("{n} trusted key{}", plural(n)));
+    }
+    read.push(format!(
+        "{} release high-water mark{}",
+        old.releases_seen,
+        plural(old.releases_seen)
+    ));
+    eprintln!("repair: read from the old database: {}", read.join(", "));
+    for p in &old.problems {
+        eprintln!("repair: note: {p}");
+    }
+    for (k, l) in &old.trust_on_pages {
+        eprintln!(
+            "repair: found trust for {k} ({l}) but did not restore it; `swarm trust add` it again if still wanted"
+        );
+    }
+    eprintln!(
+        "repair: {} blob{} recovered complete ({} re-hashed)",
+        report.complete.len(),
+        plural(report.complete.len() as u64),
+        bytes(report.bytes)
+    );
+    for p in &report.partial {
+        println!(
+            "partial: {}: {} of {} groups verify",
+            p.hash,
+            p.groups.count(),
+            swarm_engine::content::group_count(p.size)
+        );
+    }
+    for l in &report.lost {
+        println!("lost: {}: {}", l.hash, l.why);
+    }
+    for p in &report.pins {
+        println!(
+            "pinned: {}  {} (name from {})",
+            p.root,
+            p.name,
+            source(p.source)
+        );
+    }
+    for p in &report.pins_lost {
+        let name = p.name.as_deref().unwrap_or("(name unknown)");
+        println!("not pinned: {}  {}: {}", p.root, name, p.why);
+    }
+    eprintln!(
+        "repair: {} pin{} restored, {} not, {} blob{} lost",
+        report.pins.len(),
+        plural(report.pins.len() as u64),
+        report.pins_lost.len(),
+        report.lost.len(),
+        plural(report.lost.len() as u64)
+    );
+    Ok(value)
 }
 
 fn store_dir(flag: Option<PathBuf>) -> Result<PathBuf> {

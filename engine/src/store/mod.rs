@@ -26,6 +26,7 @@ mod guard;
 mod import;
 mod partial;
 mod releases;
+mod salvage;
 mod tables;
 mod verify;
 
@@ -44,6 +45,10 @@ pub use self::groups::GroupSet;
 pub use self::import::{AddError, AddOptions, Added, Progress, manifest_of};
 pub use self::partial::{PartialBlob, WriteError};
 pub use self::releases::{AcceptError, PublishError, PublishOptions, Published, SeenRelease};
+pub use self::salvage::{
+    LostBlob, LostPin, OldDatabase, PartialRecovered, PinSource, RestoredPin, SalvageError,
+    SalvageReport,
+};
 use self::tables::{BLOBS, BlobEntry, INLINE, META, PINS, PinEntry, REFS, SECRETS, STORE_VERSION};
 use crate::content::{self, ChunkRanges, GROUP_SIZE, Hash, Manifest, ManifestError};
 
@@ -1512,5 +1517,7 @@ impl content::WriteAt for FileAt<'_> {
 
 #[cfg(test)]
 mod integrity_tests;
+#[cfg(test)]
+mod sweep_tests;
 #[cfg(test)]
 mod tests;

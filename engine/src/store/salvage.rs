@@ -10,48 +10,30 @@
 //! every record treated as untrusted input: inline blobs are kept only when
 //! they hash to their key, release high-water marks only when their signed
 //! token verifies. When redb cannot open the file at all, its leaf pages are
-//! scanned directly for what proves itself (see [`scan_pages`]).
+//! scanned directly for what proves itself (see `old.rs`).
 //!
 //! Pins are then made again through the normal path (`pin_in`), so the
 //! reference counts are recomputed and [`Store::check`] passes afterwards.
+
+mod old;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::io::{self, Read};
 use std::ops::Bound;
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
 
-use redb::{ReadableDatabase, ReadableTable, StorageBackend, TableDefinition};
-use serde::Deserialize;
+use redb::StorageBackend;
 
+use self::old::{Old, read_old};
 use super::backend::{BlobFile, FileKind, FileName};
-use super::tables::{BLOBS, BlobEntry, INLINE, META, PINS, PinEntry, SECRETS, STORE_VERSION};
+use super::tables::{BLOBS, BlobEntry, INLINE, PinEntry, STORE_VERSION};
 use super::{FileAt, GroupSet, OpenError, Store, StoreConfig, StoreError, now_secs, pin_in};
 use crate::content::{self, GROUP_SIZE, Hash, Manifest, manifest};
 use crate::release::{Policy, PublicKey, SignedRelease, Want};
 
-/// The release tables, as `releases.rs` defines them; read here by name
-/// because salvage reads the old file with its own redb handle.
-const TRUST: TableDefinition<'_, [u8; 32], &str> = TableDefinition::new("trust");
-const SEEN: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("releases_seen");
-
-/// The layout of a `releases_seen` record (`SeenEntry` in `releases.rs`),
-/// decoded only to reach the signed token, which is then verified.
-#[derive(Debug, Deserialize)]
-struct OldSeen {
-    seq: u64,
-    record: [u8; 32],
-    token: String,
-}
-
 /// Records written per transaction while rebuilding.
 const BATCH: usize = 1024;
-/// Longest trust label or secret name taken from the old database.
-const MAX_LABEL: usize = 1024;
-/// Largest leaf read when scanning pages: a leaf holds at most a few
-/// inline blobs of 16 KiB.
-const MAX_LEAF: usize = 1 << 20;
 
 /// Where a restored pin's name came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -196,24 +178,6 @@ pub enum SalvageError {
     /// Writing the new database failed.
     #[error(transparent)]
     Store(#[from] StoreError),
-}
-
-/// What was read from the old database.
-#[derive(Debug, Default)]
-struct Old {
-    version: Option<u64>,
-    inline: BTreeMap<Hash, Vec<u8>>,
-    /// `None` when the table could not be read whole.
-    pins: Option<Vec<(Hash, Option<String>)>>,
-    /// Pin names found on pages, by root: untrusted until the root turns
-    /// out to be a recovered manifest with matching size and file count.
-    page_pins: BTreeMap<Hash, Vec<PinEntry>>,
-    secrets: BTreeMap<String, [u8; 32]>,
-    trusted: Option<Vec<(PublicKey, String)>>,
-    trust_on_pages: BTreeMap<PublicKey, String>,
-    seen: Vec<SignedRelease>,
-    open_error: Option<String>,
-    problems: Vec<String>,
 }
 
 impl Store {
@@ -740,369 +704,6 @@ fn move_aside(dir: &Path, db_path: &Path) -> io::Result<PathBuf> {
     fs::rename(db_path, &to)?;
     fs::File::open(dir)?.sync_all()?;
     Ok(to)
-}
-
-/// Read what can be read of the old database, from a scratch copy so the
-/// moved-aside file stays as it was found (redb repairs what it opens).
-fn read_old(dir: &Path, db_path: &Path) -> io::Result<Old> {
-    let scratch = dir.join("tmp").join(format!("salvage-{}.redb", now_secs()));
-    fs::create_dir_all(dir.join("tmp"))?;
-    fs::copy(db_path, &scratch)?;
-    let mut old = Old::default();
-    let opened = catch_unwind(AssertUnwindSafe(|| redb::Builder::new().open(&scratch)));
-    let db = match opened {
-        Ok(Ok(db)) => Some(db),
-        Ok(Err(e)) => {
-            old.open_error = Some(e.to_string());
-            None
-        }
-        Err(panic) => {
-            old.open_error = Some(format!(
-                "redb failed inside: {}",
-                super::guard::panic_message(&*panic)
-            ));
-            None
-        }
-    };
-    let mut whole_inline = false;
-    let mut whole_secrets = false;
-    let mut whole_seen = false;
-    if let Some(db) = &db {
-        old.version = read_table(db, "meta", &mut old.problems, |tx, out| {
-            let t = tx.open_table(META)?;
-            if let Some(v) = t.get("version")? {
-                out.push(v.value());
-            }
-            Ok(())
-        })
-        .0
-        .first()
-        .copied();
-        let (inline, whole) = read_table(db, "inline blobs", &mut old.problems, |tx, out| {
-            let t = tx.open_table(INLINE)?;
-            for item in t.iter()? {
-                let (k, v) = item?;
-                out.push((Hash::from_bytes(k.value()), v.value().to_vec()));
-            }
-            Ok(())
-        });
-        whole_inline = whole;
-        for (hash, bytes) in inline {
-            keep_inline(&mut old.inline, hash, bytes);
-        }
-        let (pins, whole) = read_table(db, "pins", &mut old.problems, |tx, out| {
-            let t = tx.open_table(PINS)?;
-            for item in t.iter()? {
-                let (k, v) = item?;
-                let name = PinEntry::decode(v.value())
-                    .ok()
-                    .map(|p| p.name)
-                    .filter(|n| n.len() <= MAX_LABEL);
-                out.push((Hash::from_bytes(k.value()), name));
-            }
-            Ok(())
-        });
-        if whole {
-            old.pins = Some(pins);
-        }
-        let (secrets, whole) = read_table(db, "secrets", &mut old.problems, |tx, out| {
-            let t = tx.open_table(SECRETS)?;
-            for item in t.iter()? {
-                let (k, v) = item?;
-                out.push((k.value().to_owned(), v.value().to_vec()));
-            }
-            Ok(())
-        });
-        whole_secrets = whole;
-        for (name, value) in secrets {
-            keep_secret(&mut old.secrets, name.as_bytes(), &value);
-        }
-        let (trusted, whole) = read_table(db, "trusted keys", &mut old.problems, |tx, out| {
-            let t = tx.open_table(TRUST)?;
-            for item in t.iter()? {
-                let (k, v) = item?;
-                let label = v.value();
-                if let Some(pk) =
-                    PublicKey::from_bytes(k.value()).filter(|_| label.len() <= MAX_LABEL)
-                {
-                    out.push((pk, label.to_owned()));
-                }
-            }
-            Ok(())
-        });
-        if whole {
-            old.trusted = Some(trusted);
-        }
-        let (seen, whole) = read_table(
-            db,
-            "release high-water marks",
-            &mut old.problems,
-            |tx, out| {
-                let t = tx.open_table(SEEN)?;
-                for item in t.iter()? {
-                    let (k, v) = item?;
-                    out.push((k.value().to_vec(), v.value().to_vec()));
-                }
-                Ok(())
-            },
-        );
-        whole_seen = whole;
-        for (key, value) in seen {
-            if let Some(s) = verified_seen(&key, &value) {
-                old.seen.push(s);
-            }
-        }
-    }
-    drop(db);
-    if !(whole_inline && old.pins.is_some() && whole_secrets && whole_seen) {
-        // Pages are read directly for what proves itself, or is checked
-        // against what does: inline blobs by hash, pin names against
-        // recovered manifests, release marks by signature. Not trust
-        // entries: an old page can hold a key since distrusted.
-        let file = fs::File::open(&scratch)?;
-        let mut page_seen = Vec::new();
-        scan_pages(
-            &file,
-            |k, v| {
-                let hash = Hash::from_bytes(*k);
-                if !whole_inline {
-                    keep_inline(&mut old.inline, hash, v.to_vec());
-                }
-                if old.pins.is_none()
-                    && let Ok((p, [])) = postcard::take_from_bytes::<PinEntry>(v)
-                    && p.name.len() <= MAX_LABEL
-                {
-                    old.page_pins.entry(hash).or_default().push(p);
-                } else if old.trusted.is_none()
-                    && Hash::of(v) != hash
-                    && let Some(label) = plain_label(v)
-                    && let Some(pk) = PublicKey::from_bytes(*k)
-                {
-                    old.trust_on_pages.insert(pk, label);
-                }
-            },
-            |k, v| {
-                if !whole_secrets {
-                    keep_secret(&mut old.secrets, k, v);
-                }
-                if !whole_seen && let Some(s) = verified_seen(k, v) {
-                    page_seen.push(s);
-                }
-            },
-        )?;
-        old.seen.extend(page_seen);
-        if old.pins.is_none() {
-            old.problems.push(
-                "the pins table could not be read whole: every complete manifest is pinned".into(),
-            );
-        }
-        if old.trusted.is_none() {
-            old.problems.push(
-                "the trusted publisher keys could not be read whole: trust them again".into(),
-            );
-        }
-        if !whole_seen {
-            old.problems.push(
-                "the release high-water marks could not be read whole: those not found start again at the next release accepted".into(),
-            );
-        }
-    }
-    let _ = fs::remove_file(&scratch);
-    Ok(old)
-}
-
-/// Run `read` on a read transaction of `db`, catching a panic inside redb.
-/// Returns what was read before any failure, and whether the read finished.
-/// A table that does not exist reads as empty and whole.
-fn read_table<T>(
-    db: &redb::Database,
-    what: &str,
-    problems: &mut Vec<String>,
-    read: impl FnOnce(&redb::ReadTransaction, &mut Vec<T>) -> Result<(), ReadFail>,
-) -> (Vec<T>, bool) {
-    let mut out = Vec::new();
-    let result = catch_unwind(AssertUnwindSafe(|| {
-        let tx = db.begin_read()?;
-        read(&tx, &mut out)
-    }));
-    let failure = match result {
-        Ok(Ok(()) | Err(ReadFail::Missing)) => return (out, true),
-        Ok(Err(ReadFail::Failed(e))) => e,
-        Err(panic) => format!(
-            "redb failed inside: {}",
-            super::guard::panic_message(&*panic)
-        ),
-    };
-    problems.push(format!(
-        "{what}: read {} record{} before a failure ({failure})",
-        out.len(),
-        if out.len() == 1 { "" } else { "s" }
-    ));
-    (out, false)
-}
-
-/// Why reading a table of the old database stopped.
-enum ReadFail {
-    /// The table was never created: nothing to read.
-    Missing,
-    Failed(String),
-}
-
-impl From<redb::TableError> for ReadFail {
-    fn from(e: redb::TableError) -> Self {
-        match e {
-            redb::TableError::TableDoesNotExist(_) => Self::Missing,
-            other => Self::Failed(other.to_string()),
-        }
-    }
-}
-
-macro_rules! read_fails {
-    ($($t:ty),*) => {$(
-        impl From<$t> for ReadFail {
-            fn from(e: $t) -> Self {
-                Self::Failed(e.to_string())
-            }
-        }
-    )*};
-}
-read_fails!(redb::StorageError, redb::TransactionError);
-
-/// A trust label as `trust` stores it: printable text of bounded length.
-fn plain_label(v: &[u8]) -> Option<String> {
-    let s = std::str::from_utf8(v).ok()?;
-    (!s.is_empty() && s.len() <= MAX_LABEL && !s.chars().any(char::is_control))
-        .then(|| s.to_owned())
-}
-
-fn keep_inline(inline: &mut BTreeMap<Hash, Vec<u8>>, hash: Hash, bytes: Vec<u8>) {
-    if bytes.len() as u64 <= GROUP_SIZE && Hash::of(&bytes) == hash {
-        inline.insert(hash, bytes);
-    }
-}
-
-fn keep_secret(secrets: &mut BTreeMap<String, [u8; 32]>, name: &[u8], value: &[u8]) {
-    let (Ok(name), Ok(value)) = (std::str::from_utf8(name), <[u8; 32]>::try_from(value)) else {
-        return;
-    };
-    let plain = |c: char| c.is_ascii_alphanumeric() || "-_.".contains(c);
-    if !name.is_empty() && name.len() <= 64 && name.chars().all(plain) {
-        secrets.entry(name.to_owned()).or_insert(value);
-    }
-}
-
-/// A release high-water record whose token verifies and agrees with the
-/// record's key, sequence and record hash.
-fn verified_seen(key: &[u8], value: &[u8]) -> Option<SignedRelease> {
-    let (entry, []) = postcard::take_from_bytes::<OldSeen>(value).ok()? else {
-        return None;
-    };
-    let signed = SignedRelease::from_token(&entry.token).ok()?;
-    let r = signed.release();
-    let mut want = r.publisher.as_bytes().to_vec();
-    want.extend_from_slice(r.name.as_bytes());
-    want.push(0);
-    want.extend_from_slice(r.channel.as_bytes());
-    (want == key && r.seq == entry.seq && *signed.record_hash().as_bytes() == entry.record)
-        .then_some(signed)
-}
-
-/// Walk every 4 KiB page of a redb file and hand each key-value pair of
-/// anything shaped like a B-tree leaf (design.md, "Leaf page") to `fixed`
-/// (32-byte keys) or `var` (variable keys). No redb code runs, so nothing
-/// here can panic on damage; what is found is untrusted and the callers
-/// check it.
-fn scan_pages(
-    file: &fs::File,
-    mut fixed: impl FnMut(&[u8; 32], &[u8]),
-    mut var: impl FnMut(&[u8], &[u8]),
-) -> io::Result<()> {
-    use std::os::unix::fs::FileExt;
-    const PAGE: u64 = 4096;
-    let len = file.metadata()?.len();
-    let mut buf = vec![0u8; PAGE as usize];
-    let mut off = 0;
-    while off < len {
-        let n = file.read_at(&mut buf[..PAGE as usize], off)?;
-        off += PAGE;
-        if n < 4 || buf[0] != 1 {
-            continue;
-        }
-        let pairs = usize::from(u16::from_le_bytes([buf[2], buf[3]]));
-        if pairs == 0 {
-            continue;
-        }
-        // The leaf may be larger than one page: read as far as its last
-        // offset says, within bounds.
-        let end = leaf_end(&buf[..n], pairs).min(MAX_LEAF);
-        let page = if end > n {
-            let mut big = vec![0u8; end];
-            let got = file.read_at(&mut big, off - PAGE)?;
-            big.truncate(got);
-            big
-        } else {
-            buf[..n].to_vec()
-        };
-        if let Some(items) = leaf_fixed_key(&page, pairs) {
-            for (k, v) in items {
-                fixed(k, v);
-            }
-        }
-        if let Some(items) = leaf_var_key(&page, pairs) {
-            for (k, v) in items {
-                var(k, v);
-            }
-        }
-    }
-    Ok(())
-}
-
-fn u32_at(b: &[u8], at: usize) -> Option<usize> {
-    let s = b.get(at..at + 4)?;
-    Some(u32::from_le_bytes([s[0], s[1], s[2], s[3]]) as usize)
-}
-
-/// The largest end offset either leaf layout could claim.
-fn leaf_end(b: &[u8], pairs: usize) -> usize {
-    let a = u32_at(b, 4 + 4 * (pairs - 1)).unwrap_or(0);
-    let v = u32_at(b, 4 + 4 * pairs + 4 * (pairs - 1)).unwrap_or(0);
-    a.max(v)
-}
-
-/// Pairs of a leaf with 32-byte keys and variable values: `value_end` per
-/// pair, then the keys, then the values.
-fn leaf_fixed_key(b: &[u8], pairs: usize) -> Option<Vec<(&[u8; 32], &[u8])>> {
-    let keys = 4 + 4 * pairs;
-    let mut start = keys + 32 * pairs;
-    let mut out = Vec::with_capacity(pairs);
-    for i in 0..pairs {
-        let end = u32_at(b, 4 + 4 * i)?;
-        let v = b.get(start..end)?;
-        let k = b.get(keys + 32 * i..keys + 32 * (i + 1))?.try_into().ok()?;
-        out.push((k, v));
-        start = end;
-    }
-    Some(out)
-}
-
-/// Pairs of a leaf with variable keys and values: `key_end` per pair, then
-/// `value_end` per pair, then the keys, then the values.
-fn leaf_var_key(b: &[u8], pairs: usize) -> Option<Vec<(&[u8], &[u8])>> {
-    let mut key_start = 4 + 8 * pairs;
-    let mut keys = Vec::with_capacity(pairs);
-    for i in 0..pairs {
-        let end = u32_at(b, 4 + 4 * i)?;
-        keys.push(b.get(key_start..end)?);
-        key_start = end;
-    }
-    let mut start = key_start;
-    let mut out = Vec::with_capacity(pairs);
-    for (i, k) in keys.into_iter().enumerate() {
-        let end = u32_at(b, 4 + 4 * pairs + 4 * i)?;
-        out.push((k, b.get(start..end)?));
-        start = end;
-    }
-    Some(out)
 }
 
 /// Reads a [`BlobFile`] front to back.

@@ -338,7 +338,8 @@ impl Node {
     /// # }
     /// ```
     pub fn keep_announcing(&self, every: Duration) -> tokio::task::JoinHandle<()> {
-        self.announce_every(every, false)
+        // Not a busy loop, whatever is asked.
+        self.announce_every(every.max(Duration::from_secs(1)), false)
     }
 
     /// [`Self::keep_announcing`]; with `now`, first once the DHT is joined.

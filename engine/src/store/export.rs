@@ -431,8 +431,10 @@ impl Store {
 }
 
 /// Whether `path` (which need not exist yet) lies inside directory `dir`,
-/// after resolving symlinks in both.
+/// resolving symlinks and `..` the way the kernel will when it is written:
+/// component by component, each prefix that exists resolved on the way.
 pub(crate) fn is_inside(path: &Path, dir: &Path) -> bool {
+    use std::path::Component;
     let Ok(dir) = fs::canonicalize(dir) else {
         return false;
     };
@@ -444,25 +446,22 @@ pub(crate) fn is_inside(path: &Path, dir: &Path) -> bool {
             Err(_) => return false,
         }
     };
-    // The nearest ancestor that exists, resolved, plus the rest.
-    let mut existing = abs.as_path();
-    let mut rest = Vec::new();
-    loop {
-        if let Ok(c) = fs::canonicalize(existing) {
-            let mut full = c;
-            for part in rest.iter().rev() {
-                full.push(part);
+    let mut cur = PathBuf::from("/");
+    for c in abs.components() {
+        match c {
+            Component::Prefix(_) | Component::RootDir | Component::CurDir => {}
+            Component::ParentDir => {
+                cur.pop();
             }
-            return full.starts_with(&dir);
-        }
-        match (existing.parent(), existing.file_name()) {
-            (Some(parent), Some(name)) => {
-                rest.push(name.to_owned());
-                existing = parent;
+            Component::Normal(name) => {
+                cur.push(name);
+                if let Ok(real) = fs::canonicalize(&cur) {
+                    cur = real;
+                }
             }
-            _ => return false,
         }
     }
+    cur.starts_with(&dir)
 }
 
 fn check_dest(dest: &Path, force: bool) -> Result<(), ExportError> {

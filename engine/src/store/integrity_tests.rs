@@ -41,7 +41,9 @@ fn encode(src: &Store, hash: &Hash, ranges: &ChunkRanges) -> Vec<u8> {
 
 fn data_file(dir: &Path, hash: &Hash) -> PathBuf {
     let hex = hash.to_hex();
-    dir.join("blobs").join(&hex[..2]).join(format!("{hex}.data"))
+    dir.join("blobs")
+        .join(&hex[..2])
+        .join(format!("{hex}.data"))
 }
 
 /// Receive `ranges` of `hash` from `src` into the store at `dir`, then close it.
@@ -81,7 +83,10 @@ fn a_resumed_download_drops_groups_whose_bytes_changed_on_disk() {
     receive(dir.path(), &src, hash, &content::group_ranges(0, 40));
     // Groups 3, 20 and 39 are damaged while nothing runs.
     let g = GROUP_SIZE;
-    zero_at(&data_file(dir.path(), &hash), &[3 * g + 100, 20 * g, 40 * g - 16]);
+    zero_at(
+        &data_file(dir.path(), &hash),
+        &[3 * g + 100, 20 * g, 40 * g - 16],
+    );
 
     let store = Store::open(dir.path()).unwrap();
     let pb = store.partial(hash, SIZE as u64).unwrap();
@@ -185,8 +190,15 @@ fn a_hand_over_verifies_every_byte_it_gives_away() {
         ..Default::default()
     };
     let err = store.export(&root, out.path(), &opts).unwrap_err();
-    assert!(matches!(err, ExportError::Corrupt { hash: h, .. } if h == hash), "{err}");
-    assert_eq!(fs::read_dir(out.path()).unwrap().count(), 0, "something was written");
+    assert!(
+        matches!(err, ExportError::Corrupt { hash: h, .. } if h == hash),
+        "{err}"
+    );
+    assert_eq!(
+        fs::read_dir(out.path()).unwrap().count(),
+        0,
+        "something was written"
+    );
     // The damaged group is no longer claimed, so a fetch gets it again.
     let info = store.blob_info(&hash).unwrap().unwrap();
     let last = content::group_count(SIZE as u64) - 1;
@@ -267,7 +279,10 @@ fn groups_verified_once_are_served_without_hashing_again() {
     let (_, hash) = unpinned_root(dir.path(), &bytes, "app.bin");
     let store = Store::open(dir.path()).unwrap();
     let groups = GroupSet::of_chunks(&content::truncate_ranges(&content::all(), SIZE as u64));
-    assert!(!store.verified_covers(&hash, &groups), "nothing verified yet");
+    assert!(
+        !store.verified_covers(&hash, &groups),
+        "nothing verified yet"
+    );
     store
         .encode_ranges_with(&hash, &content::all(), io::sink(), false)
         .unwrap();
@@ -283,7 +298,9 @@ fn a_file_name_of_255_bytes_exports() {
     let store = Store::memory().unwrap();
     let root = store.add_paths(&[path], &Default::default()).unwrap().root;
     let out = tempfile::tempdir().unwrap();
-    store.export(&root, out.path(), &Default::default()).unwrap();
+    store
+        .export(&root, out.path(), &Default::default())
+        .unwrap();
     assert_eq!(fs::read(out.path().join(&name)).unwrap(), data(40_000));
     let leftovers: Vec<_> = fs::read_dir(out.path()).unwrap().collect();
     assert_eq!(leftovers.len(), 1);
@@ -304,9 +321,13 @@ fn an_export_into_the_store_itself_is_refused() {
         dir.path().to_owned(),
         dir.path().join("blobs/new/dir"),
         dir.path().join("tmp/../blobs"),
+        dir.path().join("no/such/../../swarm.redb"),
     ] {
         let err = store.export(&root, &target, &opts).unwrap_err();
-        assert!(matches!(err, ExportError::InsideStore(_)), "{target:?}: {err}");
+        assert!(
+            matches!(err, ExportError::InsideStore(_)),
+            "{target:?}: {err}"
+        );
     }
     drop(store);
     let store = Store::open(dir.path()).unwrap();
@@ -326,7 +347,9 @@ fn reading_a_store_writes_nothing_to_it() {
         assert!(store.check(|_| {}).unwrap().problems.is_empty());
         let out = tempfile::tempdir().unwrap();
         for pin in store.pins().unwrap() {
-            store.export(&pin.root, out.path(), &Default::default()).unwrap();
+            store
+                .export(&pin.root, out.path(), &Default::default())
+                .unwrap();
         }
         assert!(matches!(store.put_blob(b"x"), Err(StoreError::ReadOnly)));
         drop(store);
@@ -335,7 +358,11 @@ fn reading_a_store_writes_nothing_to_it() {
     let pages: Vec<usize> = (0..before.len().max(after.len()).div_ceil(4096))
         .filter(|&i| before.get(i * 4096..(i + 1) * 4096) != after.get(i * 4096..(i + 1) * 4096))
         .collect();
-    assert!(pages.is_empty(), "opening rewrote pages {pages:?} of {}", before.len() / 4096);
+    assert!(
+        pages.is_empty(),
+        "opening rewrote pages {pages:?} of {}",
+        before.len() / 4096
+    );
 }
 
 #[test]
@@ -352,7 +379,10 @@ fn a_missing_blob_file_is_named_in_the_error() {
 
 /// Add `path` while `touch` changes it the first time progress is reported,
 /// that is, while the import is under way.
-fn add_while(path: &Path, touch: impl Fn(&Path) + Send + Sync + 'static) -> Result<Added, AddError> {
+fn add_while(
+    path: &Path,
+    touch: impl Fn(&Path) + Send + Sync + 'static,
+) -> Result<Added, AddError> {
     // An old mtime, so that the change is seen however coarse the clock.
     let f = fs::File::options().write(true).open(path).unwrap();
     f.set_modified(std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000))
@@ -388,8 +418,14 @@ fn a_file_written_in_place_while_it_is_added_is_refused() {
             f.write_all_at(b"rewritten", 5).unwrap();
         })
         .unwrap_err();
-        assert!(matches!(&err, AddError::Changed(p) if *p == path), "{size}: {err}");
-        assert!(err.to_string().contains("changed while being read"), "{err}");
+        assert!(
+            matches!(&err, AddError::Changed(p) if *p == path),
+            "{size}: {err}"
+        );
+        assert!(
+            err.to_string().contains("changed while being read"),
+            "{err}"
+        );
     }
 }
 
@@ -422,4 +458,17 @@ fn a_file_left_alone_while_it_is_added_is_stored() {
     fs::write(&path, data(3 << 20)).unwrap();
     let added = add_while(&path, |_| {}).unwrap();
     assert_eq!(added.size, 3 << 20);
+}
+
+#[test]
+fn a_blob_declared_larger_than_the_maximum_creates_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    for size in [content::MAX_BLOB_SIZE + 1, 1 << 62, u64::MAX] {
+        let err = store.partial(Hash::of(b"huge"), size).unwrap_err();
+        assert!(matches!(err, StoreError::TooLarge { .. }), "{err}");
+    }
+    assert_eq!(store.blob_info(&Hash::of(b"huge")).unwrap(), None);
+    let files: Vec<_> = fs::read_dir(dir.path().join("blobs")).unwrap().collect();
+    assert!(files.is_empty(), "{files:?}");
 }

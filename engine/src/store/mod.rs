@@ -242,6 +242,18 @@ pub enum StoreError {
     /// A record in the database does not decode.
     #[error("store record for {0} is damaged; run `swarm check`")]
     BadRecord(Hash),
+    /// A blob declared larger than [`content::MAX_BLOB_SIZE`]; nothing was
+    /// created for it.
+    #[error(
+        "{hash} is declared as {size} bytes, more than the largest blob allowed ({} bytes)",
+        content::MAX_BLOB_SIZE
+    )]
+    TooLarge {
+        /// The blob.
+        hash: Hash,
+        /// Its declared size.
+        size: u64,
+    },
     /// The store was opened read-only, and this operation writes.
     #[error("the store was opened read-only")]
     ReadOnly,
@@ -535,8 +547,8 @@ impl Store {
             },
             false => None,
         };
-        let opened = read_only
-            .unwrap_or_else(|| backend.open_db(config.cache_size).map(db::Db::Write));
+        let opened =
+            read_only.unwrap_or_else(|| backend.open_db(config.cache_size).map(db::Db::Write));
         let db = opened.map_err(|e| match e {
             redb::DatabaseError::DatabaseAlreadyOpen => OpenError::Locked(String::new()),
             redb::DatabaseError::Storage(redb::StorageError::Io(source))
@@ -595,7 +607,7 @@ impl Store {
         // rewrites the database when nothing changed (a write would also
         // turn one damaged page into a database redb cannot repair).
         if !self.is_initialized()? {
-            let tx = self.inner.db.begin_write().map_err(StoreError::from)?;
+            let tx = self.inner.db.begin_write()?;
             {
                 let mut meta = tx.open_table(META).map_err(StoreError::from)?;
                 let version = meta
@@ -816,7 +828,7 @@ impl Store {
     pub fn pin(&self, root: &Hash, name: &str) -> Result<(), ReadError> {
         self.guard(|| {
             let manifest = self.manifest(root)?;
-            let tx = self.inner.db.begin_write().map_err(StoreError::from)?;
+            let tx = self.inner.db.begin_write()?;
             pin_in(&tx, root, &manifest, name)?;
             tx.commit().map_err(StoreError::from)?;
             Ok(())
@@ -916,7 +928,7 @@ impl Store {
     /// ```
     pub fn unpin(&self, root: &Hash) -> Result<bool, ReadError> {
         self.guard(|| {
-            let tx = self.inner.db.begin_write().map_err(StoreError::from)?;
+            let tx = self.inner.db.begin_write()?;
             {
                 let mut pins = tx.open_table(PINS).map_err(StoreError::from)?;
                 if pins

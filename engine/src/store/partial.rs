@@ -117,6 +117,9 @@ impl Store {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn partial(&self, hash: Hash, size: u64) -> Result<PartialBlob, StoreError> {
+        if size > content::MAX_BLOB_SIZE {
+            return Err(StoreError::TooLarge { hash, size });
+        }
         self.guard(|| {
             // What the record claims counts only if the bytes still verify:
             // groups that do not are dropped here and fetched again.

@@ -397,7 +397,7 @@ impl Store {
                 .unwrap_or_else(|e| e.into_inner());
             self.check_release(policy, signed, want)?;
             let r = signed.release();
-            let tx = self.inner.db.begin_write().map_err(StoreError::from)?;
+            let tx = self.inner.db.begin_write()?;
             {
                 let mut t = tx.open_table(SEEN).map_err(StoreError::from)?;
                 let key = seen_key(&r.publisher, &r.name, &r.channel);

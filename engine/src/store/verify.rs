@@ -36,27 +36,46 @@ pub(crate) struct Reverified {
 impl Store {
     /// Remember that this process verified `start..end` of `hash`.
     pub(super) fn verified_insert(&self, hash: Hash, start: u64, end: u64) {
-        let mut v = self.inner.verified.lock().unwrap_or_else(|e| e.into_inner());
+        let mut v = self
+            .inner
+            .verified
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         v.entry(hash).or_default().insert(start, end);
     }
 
     /// Forget what was verified of `hash`: its files are gone or replaced.
     pub(super) fn verified_forget(&self, hash: &Hash) {
-        let mut v = self.inner.verified.lock().unwrap_or_else(|e| e.into_inner());
+        let mut v = self
+            .inner
+            .verified
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         v.remove(hash);
     }
 
     /// Whether every group of `groups` was verified by this process.
     pub(super) fn verified_covers(&self, hash: &Hash, groups: &GroupSet) -> bool {
-        let v = self.inner.verified.lock().unwrap_or_else(|e| e.into_inner());
+        let v = self
+            .inner
+            .verified
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         let Some(have) = v.get(hash) else {
             return groups.is_empty();
         };
-        groups.ranges().iter().all(|&(a, b)| have.covers_range(a, b))
+        groups
+            .ranges()
+            .iter()
+            .all(|&(a, b)| have.covers_range(a, b))
     }
 
     fn verified_of(&self, hash: &Hash) -> GroupSet {
-        let v = self.inner.verified.lock().unwrap_or_else(|e| e.into_inner());
+        let v = self
+            .inner
+            .verified
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         v.get(hash).cloned().unwrap_or_default()
     }
 
@@ -98,8 +117,9 @@ impl Store {
             self.verified_insert(*hash, a, b);
         }
         let checked = (todo.count() * GROUP_SIZE).min(size);
-        if !bad.is_empty() {
-            self.drop_groups(hash, size, &bad)?;
+        // A read-only store reports the damage (through the caller's error)
+        // but cannot record it; the next writer finds it again.
+        if !bad.is_empty() && self.drop_groups(hash, size, &bad)? {
             let mut rotted = self.inner.rotted.lock().unwrap_or_else(|e| e.into_inner());
             rotted.insert(*hash);
             drop(rotted);
@@ -149,10 +169,10 @@ impl Store {
     /// Take `bad` out of the record of file blob `hash`; a complete blob
     /// becomes partial. The files keep their length, so the groups can be
     /// written again in place.
-    fn drop_groups(&self, hash: &Hash, size: u64, bad: &GroupSet) -> Result<(), StoreError> {
+    /// Whether the record was changed.
+    fn drop_groups(&self, hash: &Hash, size: u64, bad: &GroupSet) -> Result<bool, StoreError> {
         if self.inner.db.is_read_only() {
-            // Reported, not recorded: the next writer finds it again.
-            return Ok(());
+            return Ok(false);
         }
         let n = content::group_count(size).max(1);
         let tx = self.inner.db.begin_write()?;
@@ -162,15 +182,14 @@ impl Store {
                 .get(hash.as_bytes())?
                 .map(|v| BlobEntry::decode(v.value()));
             let present = match current {
-                Some(Ok(BlobEntry::File { size: s, present })) if s == size => {
-                    present.unwrap_or_else(|| {
+                Some(Ok(BlobEntry::File { size: s, present })) if s == size => present
+                    .unwrap_or_else(|| {
                         let mut all = GroupSet::new();
                         all.insert(0, n);
                         all
-                    })
-                }
+                    }),
                 // Gone or replaced meanwhile: nothing to drop.
-                _ => return Ok(()),
+                _ => return Ok(false),
             };
             let e = BlobEntry::File {
                 size,
@@ -185,7 +204,7 @@ impl Store {
         {
             f.set_len(size)?;
         }
-        Ok(())
+        Ok(true)
     }
 }
 

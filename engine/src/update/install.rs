@@ -856,11 +856,22 @@ fn read_versioned<T: DeserializeOwned>(
     damaged: &'static str,
     unknown: &'static str,
 ) -> Result<Option<T>, InstallError> {
-    let bytes = match fs::read(path) {
-        Ok(b) => b,
+    // State files are a few hundred bytes; a larger one is not ours.
+    const MAX_STATE: u64 = 64 << 10;
+    let mut bytes = Vec::new();
+    match fs::File::open(path)
+        .and_then(|f| io::Read::read_to_end(&mut f.take(MAX_STATE + 1), &mut bytes))
+    {
+        Ok(_) => {}
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(io_err("cannot read", path)(e)),
-    };
+    }
+    if bytes.len() as u64 > MAX_STATE {
+        return Err(io_err(damaged, path)(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("larger than {MAX_STATE} bytes"),
+        )));
+    }
     match bytes.split_first() {
         Some((&v, rest)) if v == version => postcard::from_bytes(rest).map(Some).map_err(|e| {
             io_err(damaged, path)(io::Error::new(io::ErrorKind::InvalidData, e.to_string()))

@@ -18,7 +18,7 @@ use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 use swarm_engine::Hash;
-use swarm_engine::store::{AddOptions, ExportOptions, Progress, Store};
+use swarm_engine::store::{AddOptions, ExportOptions, Progress, Store, StoreConfig};
 
 use crate::args::{Cli, Command, TrustCommand};
 
@@ -107,7 +107,18 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Check { repair: true } => Some(repair(&dir, cli.json)?),
         _ => None,
     };
-    let store = Store::open(&dir)?;
+    // Commands that only read open the database read-only, so that they
+    // leave the file exactly as they found it.
+    let read_only = matches!(
+        cli.command,
+        Command::Ls
+            | Command::Export { .. }
+            | Command::Check { repair: false }
+            | Command::Trust {
+                command: TrustCommand::Ls
+            }
+    );
+    let store = Store::open_with(&dir, StoreConfig::default().read_only(read_only))?;
     // Remembers, when this returns, whether the store was found damaged.
     let _probe = DamageProbe(store.clone());
     let json = cli.json;

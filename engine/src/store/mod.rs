@@ -1532,4 +1532,6 @@ mod integrity_tests;
 #[cfg(test)]
 mod sweep_tests;
 #[cfg(test)]
+mod model_tests;
+#[cfg(test)]
 mod tests;

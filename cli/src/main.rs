@@ -471,6 +471,7 @@ fn repair(dir: &std::path::Path, json: bool) -> Result<serde_json::Value> {
             "why": p.why,
         })).collect::<Vec<_>>(),
         "bytes": report.bytes,
+        "unpinned": report.unpinned.iter().map(|h| h.to_hex()).collect::<Vec<_>>(),
     });
     if json {
         return Ok(value);
@@ -507,6 +508,13 @@ fn repair(dir: &std::path::Path, json: bool) -> Result<serde_json::Value> {
     for (k, l) in &old.trust_on_pages {
         eprintln!(
             "repair: found trust for {k} ({l}) but did not restore it; `swarm trust add` it again if still wanted"
+        );
+    }
+    if !report.unpinned.is_empty() {
+        eprintln!(
+            "repair: warning: {} recovered blob{} belong to no restored pin; `swarm gc` would delete them, so fetch or add their roots first",
+            report.unpinned.len(),
+            plural(report.unpinned.len() as u64)
         );
     }
     eprintln!(

@@ -12,15 +12,15 @@ use crate::content::Hash;
 use crate::release::{Policy, PolicyError, PublicKey, Seen, SignedRelease, Want};
 
 /// publisher key -> label
-const TRUST: TableDefinition<'_, [u8; 32], &str> = TableDefinition::new("trust");
+pub(super) const TRUST: TableDefinition<'_, [u8; 32], &str> = TableDefinition::new("trust");
 /// publisher || name || 0 || channel -> [`SeenEntry`]
-const SEEN: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("releases_seen");
+pub(super) const SEEN: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("releases_seen");
 
 #[derive(Debug, Serialize, Deserialize)]
-struct SeenEntry {
-    seq: u64,
-    record: [u8; 32],
-    token: String,
+pub(super) struct SeenEntry {
+    pub(super) seq: u64,
+    pub(super) record: [u8; 32],
+    pub(super) token: String,
 }
 
 fn seen_key(publisher: &PublicKey, name: &str, channel: &str) -> Vec<u8> {

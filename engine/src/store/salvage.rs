@@ -135,6 +135,9 @@ pub struct SalvageReport {
     pub pins_lost: Vec<LostPin>,
     /// Bytes of blob files re-hashed.
     pub bytes: u64,
+    /// Recovered blobs that no restored pin reaches: kept for now, but the
+    /// next `gc` deletes them unless a fetch or an add pins their root.
+    pub unpinned: Vec<Hash>,
 }
 
 /// Salvage could not run, or could not finish.
@@ -249,6 +252,15 @@ impl Store {
                 source,
             })?;
         store.rebuild(old, &mut report, &mut progress)?;
+        let recovered = report
+            .complete
+            .iter()
+            .copied()
+            .chain(report.partial.iter().map(|p| p.hash));
+        report.unpinned = store
+            .guard(|| store.unreferenced(recovered))?
+            .into_iter()
+            .collect();
         Ok(report)
     }
 
@@ -839,6 +851,12 @@ mod tests {
         assert_eq!(report.old.pins, Some(1));
         assert_eq!(report.pins_lost.len(), 1);
         assert_eq!(report.pins_lost[0].root, added.root);
+        // Its recovered blobs are kept, and reported as reached by no pin.
+        let mut unpinned = report.unpinned.clone();
+        unpinned.sort();
+        let mut want = vec![hash, added.root];
+        want.sort();
+        assert_eq!(unpinned, want);
         let store = Store::open(dir.path()).expect("reopen");
         assert!(store.check(|_| {}).expect("check").problems.is_empty());
         let info = store.blob_info(&hash).expect("info").expect("kept");

@@ -10,28 +10,14 @@ use std::io;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::Path;
 
-use redb::{ReadableDatabase, ReadableTable, TableDefinition};
-use serde::Deserialize;
+use redb::{ReadableDatabase, ReadableTable};
 
 use super::super::guard::panic_message;
 use super::super::now_secs;
+use super::super::releases::{SEEN, SeenEntry as OldSeen, TRUST};
 use super::super::tables::{INLINE, META, PINS, PinEntry, SECRETS};
 use crate::content::{GROUP_SIZE, Hash};
 use crate::release::{PublicKey, SignedRelease};
-
-/// The release tables, as `releases.rs` defines them; read here by name
-/// because salvage reads the old file with its own redb handle.
-const TRUST: TableDefinition<'_, [u8; 32], &str> = TableDefinition::new("trust");
-const SEEN: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("releases_seen");
-
-/// The layout of a `releases_seen` record (`SeenEntry` in `releases.rs`),
-/// decoded only to reach the signed token, which is then verified.
-#[derive(Debug, Deserialize)]
-struct OldSeen {
-    seq: u64,
-    record: [u8; 32],
-    token: String,
-}
 
 /// Longest trust label or secret name taken from the old database.
 const MAX_LABEL: usize = 1024;

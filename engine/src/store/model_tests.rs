@@ -1120,6 +1120,34 @@ mod proptests {
         );
     }
 
+    /// Two partials of one blob (two fetches of roots that share it): each
+    /// commit records its own view, so a group the other one committed in
+    /// between is dropped from the record again. Nothing unverified is
+    /// claimed, but committed work is lost (the live groups hide it until
+    /// the partials are dropped; dropping either one also stops serving the
+    /// other's uncommitted groups). The driver opens one partial per blob,
+    /// so the model does not cover this.
+    #[test]
+    #[ignore = "store bug: a partial's commit drops groups another partial of the blob committed"]
+    fn two_partials_of_one_blob_keep_each_others_groups() {
+        let store = Store::memory().unwrap();
+        let fx = fixture();
+        let (hash, size) = (fx.hash(5), SIZES[5] as u64);
+        let write = |p: &mut PartialBlob, g: u64| {
+            let mut v = Vec::new();
+            let ranges = content::group_ranges(g, g + 1);
+            fx.seeder.encode_ranges(&hash, &ranges, &mut v).unwrap();
+            p.write_response(&ranges, &v[..]).unwrap();
+        };
+        let mut a = store.partial(hash, size).unwrap();
+        let mut b = store.partial(hash, size).unwrap();
+        write(&mut b, 1);
+        write(&mut a, 2);
+        drop((a, b));
+        let info = store.blob_info(&hash).unwrap().unwrap();
+        assert_eq!(info.partial.unwrap().ranges(), &[(1, 3)]);
+    }
+
     /// The fuzz target's seed corpus runs here too.
     #[test]
     fn the_fuzz_corpus_passes() {

@@ -145,6 +145,17 @@ impl<T> Settings<T> {
         })
     }
 
+    /// [`Settings::from_flags`] for a benchmark that runs the engine in-process, not a `swarm`
+    /// binary: `--swarm` is refused and `swarm` is this program.
+    pub fn in_process<F>(mut f: Flags<F>, more: impl FnOnce(F) -> T) -> Result<Self> {
+        ensure!(
+            f.swarm.is_none(),
+            "--swarm: this benchmark runs the engine in-process, not a swarm binary"
+        );
+        f.swarm = Some(env::current_exe()?);
+        Self::from_flags(f, more)
+    }
+
     /// The first line of the output: `NAME: N MiB file, …` and the machine.
     pub fn print_header(&self, name: &str) {
         println!(

@@ -98,6 +98,30 @@ pub fn write_test_file(path: &Path, size: u64) -> Result<()> {
     Ok(())
 }
 
+/// `n` files of `size` bytes in 100 subdirectories of `dir`, each a different xorshift64
+/// stream, so that no two are stored once. Returns their paths.
+pub fn write_small_files(dir: &Path, n: usize, size: usize) -> Result<Vec<PathBuf>> {
+    let mut buf = vec![0u8; size];
+    let mut paths = Vec::with_capacity(n);
+    for i in 0..n {
+        let sub = dir.join(format!("d{:02}", i % 100));
+        if i < 100 {
+            fs::create_dir(&sub)?;
+        }
+        let mut x = 0x9E37_79B9_7F4A_7C15_u64 ^ (i as u64 + 1).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        for word in buf.chunks_mut(8) {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            word.copy_from_slice(&x.to_le_bytes()[..word.len()]);
+        }
+        let p = sub.join(format!("f{i:07}.bin"));
+        fs::write(&p, &buf)?;
+        paths.push(p);
+    }
+    Ok(paths)
+}
+
 /// BLAKE3 of a whole file, one thread, 1 MiB reads.
 pub fn blake3_file(path: &Path) -> Result<blake3::Hash> {
     let mut f = File::open(path).with_context(|| format!("could not open {}", path.display()))?;
@@ -189,4 +213,70 @@ pub fn vm_hwm_kib(pid: u32) -> Option<u64> {
     let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
     line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// CPU time (user + system, all threads, dead ones included) of process `pid` (`"self"` for
+/// this one), in seconds, from `/proc/PID/stat`; `None` once it is gone. Resolution: one clock
+/// tick (10 ms on Linux).
+pub fn cpu_secs(pid: &str) -> Option<f64> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) is in parentheses and may hold spaces; count from after it.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let mut fields = rest.split_whitespace();
+    // After the name: state is field 3, utime field 14, stime field 15.
+    let utime: u64 = fields.nth(11)?.parse().ok()?;
+    let stime: u64 = fields.next()?.parse().ok()?;
+    Some((utime + stime) as f64 / clock_ticks() as f64)
+}
+
+/// `getconf CLK_TCK`, once; 100 (what Linux uses everywhere) if that fails.
+fn clock_ticks() -> u64 {
+    static TICKS: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *TICKS.get_or_init(|| {
+        Command::new("getconf")
+            .arg("CLK_TCK")
+            .output()
+            .ok()
+            .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
+            .filter(|&t| t > 0)
+            .unwrap_or(100)
+    })
+}
+
+/// `sync; echo 3 > /proc/sys/vm/drop_caches`: the next read of any file comes from the disk.
+/// Needs root.
+pub fn drop_caches() -> Result<()> {
+    settle();
+    fs::write("/proc/sys/vm/drop_caches", "3\n")
+        .context("could not drop the page cache (writing /proc/sys/vm/drop_caches needs root)")
+}
+
+/// Reads `path` through once (untimed), so the next read comes from the page cache.
+pub fn warm(path: &Path) -> Result<()> {
+    let mut f = File::open(path).with_context(|| format!("could not open {}", path.display()))?;
+    let mut buf = vec![0u8; IO_BUF];
+    while read_full(&mut f, &mut buf)? > 0 {}
+    Ok(())
+}
+
+/// The store keeps each blob over 16 KiB as `blobs/xx/<hex>.data`; the test file is the largest.
+pub fn largest_data_file(store: &Path) -> Result<PathBuf> {
+    let mut best: Option<(u64, PathBuf)> = None;
+    for shard in fs::read_dir(store.join("blobs"))? {
+        let shard = shard?.path();
+        if !shard.is_dir() {
+            continue;
+        }
+        for entry in fs::read_dir(&shard)? {
+            let p = entry?.path();
+            if p.extension().is_some_and(|e| e == "data") {
+                let len = fs::metadata(&p)?.len();
+                if best.as_ref().is_none_or(|(l, _)| len > *l) {
+                    best = Some((len, p));
+                }
+            }
+        }
+    }
+    best.map(|(_, p)| p)
+        .with_context(|| format!("no blob .data file in {}", store.display()))
 }

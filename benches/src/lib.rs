@@ -1,8 +1,9 @@
-//! What the benchmark programs `bench-local`, `bench-net` and `bench-swarm` share: their common
-//! flags, the scratch directory and the test file, child processes timed and watched for peak
-//! memory, the loopback-only network the networked ones run in, and the table each prints at
-//! the end.
+//! What the benchmark programs share: their common flags, the scratch directory and the test
+//! file, child processes timed and watched for peak memory and CPU time, A/B runs against a
+//! baseline binary, the loopback-only network the networked ones run in, and the table each
+//! prints at the end.
 
+pub mod ab;
 pub mod args;
 pub mod disk;
 pub mod netns;

@@ -12,7 +12,11 @@
 //!   ours / raw quinn is informative;
 //! - peak RSS of the seeding node and the fetcher;
 //! - resume: a fetch SIGKILLed halfway, `swarm check`, then the fetch again: the share of what
-//!   was verified before the kill that is fetched again (target: under 5 %).
+//!   was verified before the kill that is fetched again (target: under 5 %);
+//! - with `--baseline PATH` (the previous main), an A/B: each of ours runs with both binaries
+//!   (seeder and fetcher the same binary, each seeding a store it made from the same file),
+//!   A B, B A, … from rep to rep; the medians of each, new / baseline, the seeder's CPU
+//!   seconds per GiB served and both sides' peak RSS; the resume check runs with both too.
 //!
 //! Every contender runs as two processes and every rep gets a fresh fetching side; the order
 //! rotates from rep to rep and medians are reported. The networked children run in a network
@@ -25,6 +29,7 @@
 //! ```text
 //! cargo build --release -p swarm-cli -p swarm-benches
 //! target/release/bench-net [--size-mib 1024] [--reps 3] [--dir DIR] [--swarm PATH]
+//!                          [--baseline PATH]
 //! ```
 
 // A crate root looks for its modules beside itself; these live in net/.
@@ -41,23 +46,29 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{Context, Result, ensure};
+use swarm_benches::ab::{self, Side, copy_binary, describe_binary};
 use swarm_benches::args::{self, Flags};
 use swarm_benches::disk::{self, Scratch, settle};
 use swarm_benches::netns::Net;
-use swarm_benches::report::{Bar, Table, fmt_kib, fmt_mib, fmt_rate_mb, median};
+use swarm_benches::report::{Bar, Table, fmt_kib, fmt_mib, fmt_rate_mb, median, ratio_of_medians};
 use swarm_benches::{MIB, parse_root, proc};
 
 use self::anchors::{Found, Rqbit, Sendme};
+use self::ours::Bin;
 
 const USAGE: &str = "\
-usage: bench-net [--size-mib N] [--reps N] [--dir DIR] [--swarm PATH] [--sendme PATH]
-                 [--rqbit PATH] [--timeout-secs N] [--host-network]
+usage: bench-net [--size-mib N] [--reps N] [--dir DIR] [--swarm PATH] [--baseline PATH]
+                 [--sendme PATH] [--rqbit PATH] [--timeout-secs N] [--host-network]
 
   --size-mib N       size of the test file in MiB [default: 1024]
   --reps N           repetitions of every transfer; the median is reported [default: 3]
   --dir DIR          where to create the scratch directory; must be on a real disk, not tmpfs
                      [default: $TMPDIR, else /var/tmp]
   --swarm PATH       the swarm binary [default: target/release/swarm in this workspace]
+  --baseline PATH    a second swarm binary (the previous main) for an A/B: each of our fetches
+                     (seeder and fetcher both the binary under test) runs with both, alternating
+                     which goes first from rep to rep, and an A/B section reports the medians of
+                     each, new / baseline, seeder CPU s/GiB and peak RSS; the resume check too
   --sendme PATH      the sendme binary [default: ~/.cargo/bin/sendme, else $PATH]; skipped if
                      missing
   --rqbit PATH       the rqbit binary [default: ~/.cargo/bin/rqbit, else $PATH]; skipped if
@@ -83,10 +94,12 @@ fn main() -> Result<()> {
     let Some(flags) = Flags::parse(&args, USAGE, NetFlags::take)? else {
         return Ok(());
     };
+    let baseline = flags.more.baseline.clone().map(ab::baseline).transpose()?;
     let settings = Settings::from_flags(flags, |f| Anchors {
         sendme: anchors::find("sendme", f.sendme),
         rqbit: anchors::find("rqbit", f.rqbit),
         host_network: f.host_network,
+        baseline,
     })?;
     run(settings)
 }
@@ -100,6 +113,7 @@ struct NetFlags {
     sendme: Option<PathBuf>,
     rqbit: Option<PathBuf>,
     host_network: bool,
+    baseline: Option<PathBuf>,
 }
 
 impl NetFlags {
@@ -109,6 +123,7 @@ impl NetFlags {
             "--sendme" => self.sendme = Some(value()?.into()),
             "--rqbit" => self.rqbit = Some(value()?.into()),
             "--host-network" => self.host_network = true,
+            "--baseline" => self.baseline = Some(value()?.into()),
             _ => return Ok(false),
         }
         Ok(true)
@@ -120,6 +135,8 @@ struct Anchors {
     sendme: Found,
     rqbit: Found,
     host_network: bool,
+    /// The previous main, canonical, if an A/B was asked for.
+    baseline: Option<PathBuf>,
 }
 
 type Settings = args::Settings<Anchors>;
@@ -134,8 +151,10 @@ struct Ctx {
     dir: PathBuf,
     input: PathBuf,
     input_hash: blake3::Hash,
-    /// The seeder's store, holding the test file under `root`.
-    seed_store: PathBuf,
+    /// The binary under test and the baseline, each with the seeder's store it made.
+    ours: Bin,
+    base: Option<Bin>,
+    /// The test file's root: the same in both seeders' stores.
     root: String,
     /// Numbers the fresh directories.
     made: usize,
@@ -146,6 +165,14 @@ impl Ctx {
     fn fresh_path(&mut self, prefix: &str) -> PathBuf {
         self.made += 1;
         self.dir.join(format!("{prefix}-{}", self.made))
+    }
+
+    /// The binary (and seeder's store) of `side`.
+    fn bin(&self, side: Side) -> Result<&Bin> {
+        match side {
+            Side::New => Ok(&self.ours),
+            Side::Base => self.base.as_ref().context("no --baseline given"),
+        }
     }
 
     fn fresh_dir(&mut self, prefix: &str) -> Result<PathBuf> {
@@ -177,6 +204,8 @@ struct Run {
     /// Peak RSS of the fetching process and (if known) of the seeding one, KiB.
     fetch_kib: Option<u64>,
     seed_kib: Option<u64>,
+    /// CPU seconds of the seeding process while it served (ours only).
+    seed_cpu: Option<f64>,
     /// Bytes received, as ours reports them (Bao encoding included).
     received: Option<u64>,
     /// Whatever else the contender reported.
@@ -195,6 +224,21 @@ enum Who {
 }
 
 impl Who {
+    /// Ours: the three ways of `swarm fetch`, each measured with both binaries in an A/B.
+    fn is_ours(self) -> bool {
+        matches!(self, Who::OursExport | Who::OursKeep | Who::OursStore)
+    }
+
+    /// The short name the A/B section uses.
+    fn short(self) -> &'static str {
+        match self {
+            Who::OursExport => "fetch -o DIR",
+            Who::OursKeep => "fetch --keep -o DIR",
+            Who::OursStore => "fetch --no-export",
+            _ => self.label(),
+        }
+    }
+
     fn label(self) -> &'static str {
         match self {
             Who::OursExport => "ours: swarm fetch -o DIR (hands the file over)",
@@ -232,7 +276,23 @@ fn run(s: Settings) -> Result<()> {
         sysctl("core/rmem_max"),
         sysctl("core/wmem_max")
     );
-    println!("swarm:   {}", s.swarm.display());
+    let ours_swarm = copy_binary(&s.swarm, &dir, "swarm-new")?;
+    println!(
+        "swarm:   {} ({}), run from a copy",
+        s.swarm.display(),
+        describe_binary(&s.swarm)
+    );
+    let base_swarm = match &s.more.baseline {
+        Some(b) => {
+            println!(
+                "baseline: {} ({}), run from a copy; A/B alternating from rep to rep",
+                b.display(),
+                describe_binary(b)
+            );
+            Some(copy_binary(b, &dir, "swarm-base")?)
+        }
+        None => None,
+    };
     for (name, found) in [("sendme", &s.more.sendme), ("rqbit", &s.more.rqbit)] {
         match found {
             Found::At(p) => println!("{name:<8} {}", p.display()),
@@ -252,14 +312,35 @@ fn run(s: Settings) -> Result<()> {
         t.elapsed().as_secs_f64()
     );
 
-    // The seeder's store, once and untimed.
-    let seed_store = dir.join("seed-store");
-    let mut add = std::process::Command::new(&s.swarm);
-    add.arg("--store").arg(&seed_store).arg("add").arg(&input);
-    let added = proc::measure(&mut add, s.timeout, None, false)?;
-    let root = parse_root(&added.stdout)?;
-    settle();
-    println!("seeder:  swarm add in {:.2} s, root {root}\n", added.secs);
+    // The seeder's store, once and untimed; with a baseline, one made by each binary, since
+    // neither need read a store the other wrote.
+    let seed_add = |swarm: &Path, store: &Path| -> Result<String> {
+        let mut add = std::process::Command::new(swarm);
+        add.arg("--store").arg(store).arg("add").arg(&input);
+        let added = proc::measure(&mut add, s.timeout, None, false)?;
+        let root = parse_root(&added.stdout)?;
+        settle();
+        println!("seeder:  swarm add in {:.2} s, root {root}", added.secs);
+        Ok(root)
+    };
+    let ours = Bin {
+        seed_store: dir.join("seed-store"),
+        swarm: ours_swarm,
+    };
+    let root = seed_add(&ours.swarm, &ours.seed_store)?;
+    let base = match base_swarm {
+        Some(swarm) => {
+            let seed_store = dir.join("seed-store-base");
+            let base_root = seed_add(&swarm, &seed_store)?;
+            ensure!(
+                base_root == root,
+                "the baseline's swarm add gave root {base_root}, the new one {root}"
+            );
+            Some(Bin { swarm, seed_store })
+        }
+        None => None,
+    };
+    println!();
 
     let mut ctx = Ctx {
         s,
@@ -267,7 +348,8 @@ fn run(s: Settings) -> Result<()> {
         dir,
         input,
         input_hash,
-        seed_store,
+        ours,
+        base,
         root,
         made: 0,
     };
@@ -283,30 +365,33 @@ fn run(s: Settings) -> Result<()> {
     // Stop the long-running senders whatever happened (their Drop would SIGKILL them).
     let sendme_seed = sendme.as_mut().and_then(Sendme::stop);
     let rqbit_seed = rqbit.as_mut().and_then(Rqbit::stop);
-    let (runs, failed, resume) = result?;
+    let m = result?;
 
     println!();
-    let table = report(
+    let mut table = report(
         &ctx,
-        &runs,
-        &failed,
-        resume.as_ref(),
+        &m.runs,
+        &m.failed,
+        m.resume.as_ref(),
         sendme_seed,
         rqbit_seed,
     );
+    if ctx.base.is_some() {
+        report_ab(&mut table, &ctx, &m);
+    }
     table.print();
     drop(ctx);
     drop(scratch);
-    let ours_failed: Vec<_> = failed
+    let resume_failed =
+        |r: &Option<Resumed>, what| r.as_ref().and_then(|r| r.as_ref().err()).map(|_| what);
+    let ours_failed: Vec<_> = m
+        .failed
         .keys()
-        .filter(|w| matches!(w, Who::OursExport | Who::OursKeep | Who::OursStore))
+        .filter(|w| w.is_ours())
         .map(|w| w.label())
-        .chain(
-            resume
-                .as_ref()
-                .and_then(|r| r.as_ref().err())
-                .map(|_| "resume check"),
-        )
+        .chain(m.base_failed.keys().map(|_| "the baseline's fetches"))
+        .chain(resume_failed(&m.resume, "resume check"))
+        .chain(resume_failed(&m.base_resume, "the baseline's resume check"))
         .collect();
     ensure!(
         ours_failed.is_empty(),
@@ -320,12 +405,24 @@ type Runs = BTreeMap<Who, Vec<Run>>;
 type Failed = BTreeMap<Who, String>;
 type Resumed = Result<ours::Resume, String>;
 
-/// The transfers, `reps` times each in rotating order, then the resume check.
+/// Everything measured: the binary under test and the anchors, and (with a baseline) the
+/// baseline's runs of ours.
+struct Measurements {
+    runs: Runs,
+    failed: Failed,
+    resume: Option<Resumed>,
+    base_runs: Runs,
+    base_failed: Failed,
+    base_resume: Option<Resumed>,
+}
+
+/// The transfers, `reps` times each in rotating order (ours with each binary, A B, B A, …),
+/// then the resume check (with each binary).
 fn measure_all(
     ctx: &mut Ctx,
     sendme: &mut Option<Sendme>,
     rqbit: &mut Option<Rqbit>,
-) -> Result<(Runs, Failed, Option<Resumed>)> {
+) -> Result<Measurements> {
     let mut who = vec![Who::OursExport, Who::OursKeep, Who::OursStore];
     if sendme.is_some() {
         who.push(Who::Sendme);
@@ -337,18 +434,42 @@ fn measure_all(
 
     let mut runs = Runs::new();
     let mut failed = Failed::new();
+    let mut base_runs = Runs::new();
+    let mut base_failed = Failed::new();
     let reps = ctx.s.reps;
     for rep in 0..reps {
         for step in 0..who.len() {
             // Rotate so that none of them always runs first, or always right after another.
             let w = who[(rep + step) % who.len()];
+            if w.is_ours() {
+                for &side in Side::order(rep, ctx.base.is_some()) {
+                    let (runs, failed) = match side {
+                        Side::New => (&mut runs, &mut failed),
+                        Side::Base => (&mut base_runs, &mut base_failed),
+                    };
+                    if failed.contains_key(&w) {
+                        continue;
+                    }
+                    let mode = match w {
+                        Who::OursExport => ours::Mode::HandOver,
+                        Who::OursKeep => ours::Mode::Keep,
+                        _ => ours::Mode::Store,
+                    };
+                    let r = ours::fetch(ctx, rep, mode, side);
+                    let label = match side {
+                        Side::New => w.label().to_owned(),
+                        Side::Base => format!("baseline: {}", w.short()),
+                    };
+                    record(rep, reps, &label, ctx.s.size, w, r, runs, failed);
+                    settle();
+                }
+                continue;
+            }
             if failed.contains_key(&w) {
                 continue;
             }
             let r = match w {
-                Who::OursExport => ours::fetch(ctx, rep, ours::Mode::HandOver),
-                Who::OursKeep => ours::fetch(ctx, rep, ours::Mode::Keep),
-                Who::OursStore => ours::fetch(ctx, rep, ours::Mode::Store),
+                Who::OursExport | Who::OursKeep | Who::OursStore => continue,
                 Who::Sendme => match sendme.as_mut() {
                     Some(a) => a.receive(ctx, rep),
                     None => continue,
@@ -360,51 +481,99 @@ fn measure_all(
                 Who::QuinnEngine => anchors::raw_quinn(ctx, false),
                 Who::QuinnDefaults => anchors::raw_quinn(ctx, true),
             };
-            let label = w.label();
-            match r {
-                Ok(run) => {
-                    print_run(rep + 1, reps, label, ctx.s.size, &run);
-                    runs.entry(w).or_default().push(run);
-                }
-                // One failure must not cost the other figures of a long run: report it, drop
-                // that contender, go on; the exit status says so at the end.
-                Err(e) => {
-                    println!("rep {}/{reps}  {label}: FAILED, dropped: {e:#}", rep + 1);
-                    failed.insert(w, format!("{e:#}"));
-                }
-            }
+            record(
+                rep,
+                reps,
+                w.label(),
+                ctx.s.size,
+                w,
+                r,
+                &mut runs,
+                &mut failed,
+            );
             settle();
         }
     }
 
+    // Both binaries are killed at the same point: half the new one's median.
     let full = runs.get(&Who::OursStore).map(|r| median_secs(r));
-    let resume = full.map(|full| match ours::resume(ctx, full) {
-        Ok(r) => {
-            println!(
-                "resume: killed after {:.3} s; check: {} verified ({} problems); \
-                 fetch again: {} received in {:.3} s",
-                r.kill_at,
-                fmt_mib(r.verified),
-                r.problems,
-                fmt_mib(r.received),
-                r.secs
-            );
-            Ok(r)
+    let mut resume = None;
+    let mut base_resume = None;
+    for &side in Side::order(0, ctx.base.is_some()) {
+        let Some(full) = full else { break };
+        let r = ours::resume(ctx, full, side);
+        let who = match side {
+            Side::New => "resume",
+            Side::Base => "resume (baseline)",
+        };
+        let r = match r {
+            Ok(r) => {
+                println!(
+                    "{who}: killed after {:.3} s; check: {} verified ({} problems); \
+                     fetch again: {} received in {:.3} s",
+                    r.kill_at,
+                    fmt_mib(r.verified),
+                    r.problems,
+                    fmt_mib(r.received),
+                    r.secs
+                );
+                Ok(r)
+            }
+            Err(e) => {
+                println!("{who}: FAILED: {e:#}");
+                Err(format!("{e:#}"))
+            }
+        };
+        match side {
+            Side::New => resume = Some(r),
+            Side::Base => base_resume = Some(r),
+        }
+        settle();
+    }
+    Ok(Measurements {
+        runs,
+        failed,
+        resume,
+        base_runs,
+        base_failed,
+        base_resume,
+    })
+}
+
+/// Prints a run and keeps it, or reports a failure and drops the contender: one failure must
+/// not cost the other figures of a long run; the exit status says so at the end.
+#[allow(clippy::too_many_arguments)]
+fn record(
+    rep: usize,
+    reps: usize,
+    label: &str,
+    size: u64,
+    w: Who,
+    r: Result<Run>,
+    runs: &mut Runs,
+    failed: &mut Failed,
+) {
+    match r {
+        Ok(run) => {
+            print_run(rep + 1, reps, label, size, &run);
+            runs.entry(w).or_default().push(run);
         }
         Err(e) => {
-            println!("resume: FAILED: {e:#}");
-            Err(format!("{e:#}"))
+            println!("rep {}/{reps}  {label}: FAILED, dropped: {e:#}", rep + 1);
+            failed.insert(w, format!("{e:#}"));
         }
-    });
-    Ok((runs, failed, resume))
+    }
 }
 
 fn print_run(rep: usize, reps: usize, label: &str, size: u64, run: &Run) {
     let kib = |k: Option<u64>| k.map_or_else(|| "n/a".into(), |k| fmt_kib(k).trim().to_owned());
-    let seed = match run.seed_kib {
+    let mut seed = match run.seed_kib {
         Some(_) => format!(", seeder {}", kib(run.seed_kib)),
         None => String::new(),
     };
+    if let Some(cpu) = run.seed_cpu {
+        seed.push_str(&format!(" {cpu:.2} s CPU"));
+    }
     println!(
         "rep {rep}/{reps}  {label:<48} {:8.3} s {:>10}  fetcher {}{seed}  ({})",
         run.secs,
@@ -535,6 +704,11 @@ fn report(
 
     t.area("resume");
     match resume {
+        // Nothing verified before the kill: the fraction would divide by zero.
+        Some(Ok(r)) if !r.finished_early && r.verified == 0 => t.info(
+            "nothing was verified before the kill at",
+            format!("{:.3} s", r.kill_at),
+        ),
         Some(Ok(r)) if !r.finished_early => {
             t.info(
                 "SIGKILL of swarm fetch --no-export after",
@@ -573,4 +747,90 @@ fn report(
         None => t.info("not run", String::new()),
     }
     t
+}
+
+/// The A/B section: each of ours with both binaries, new / baseline, what the seeder used.
+fn report_ab(t: &mut Table, ctx: &Ctx, m: &Measurements) {
+    let size = ctx.s.size;
+    let gib = size as f64 / (1u64 << 30) as f64;
+    let secs = |runs: &Runs, w: Who| -> Vec<f64> {
+        runs.get(&w)
+            .map(|r| r.iter().map(|r| r.secs).collect())
+            .unwrap_or_default()
+    };
+    // Seeder CPU seconds per GiB served, median over the runs.
+    let cpu = |runs: &Runs, w: Who| -> String {
+        let per_gib: Vec<f64> = runs
+            .get(&w)
+            .map(|r| {
+                r.iter()
+                    .filter_map(|r| r.seed_cpu)
+                    .map(|c| c / gib)
+                    .collect()
+            })
+            .unwrap_or_default();
+        match per_gib.is_empty() {
+            true => "n/a".into(),
+            false => format!("{:.3} s", median(&per_gib)),
+        }
+    };
+    let rss = |runs: &Runs, w: Who, seed: bool| -> String {
+        runs.get(&w)
+            .and_then(|r| {
+                r.iter()
+                    .filter_map(|r| if seed { r.seed_kib } else { r.fetch_kib })
+                    .max()
+            })
+            .map_or("n/a".into(), |k| fmt_kib(k).trim().to_owned())
+    };
+    let why = |failed: &Failed, w: Who| {
+        if failed.contains_key(&w) {
+            "failed"
+        } else {
+            "n/a"
+        }
+    };
+    t.area("A/B");
+    for w in [Who::OursExport, Who::OursKeep, Who::OursStore] {
+        let (new, base) = (secs(&m.runs, w), secs(&m.base_runs, w));
+        t.time(
+            &format!("{}, new", w.short()),
+            size,
+            &new,
+            why(&m.failed, w),
+        );
+        let label = format!("{}, baseline", w.short());
+        t.time(&label, size, &base, why(&m.base_failed, w));
+        t.info(
+            "   new / baseline",
+            ratio_of_medians(&new, &base).map_or("n/a".into(), |r| format!("{r:.3}x")),
+        );
+        t.info(
+            "   seeder CPU per GiB served: new, baseline",
+            format!("{}, {}", cpu(&m.runs, w), cpu(&m.base_runs, w)),
+        );
+        t.info(
+            "   peak RSS seeder: new, baseline",
+            format!("{}, {}", rss(&m.runs, w, true), rss(&m.base_runs, w, true)),
+        );
+        t.info(
+            "   peak RSS fetcher: new, baseline",
+            format!(
+                "{}, {}",
+                rss(&m.runs, w, false),
+                rss(&m.base_runs, w, false)
+            ),
+        );
+    }
+    // The second fetch of the resume check re-verifies what the first left (new binary).
+    let resumed = |r: &Option<Resumed>| match r {
+        Some(Ok(r)) if !r.finished_early => {
+            format!("{:.3} s ({} verified before)", r.secs, fmt_mib(r.verified))
+        }
+        Some(Ok(_)) => "finished before the kill".into(),
+        Some(Err(_)) => "failed".into(),
+        None => "not run".into(),
+    };
+    t.info("resume: fetch again, new", resumed(&m.resume));
+    t.info("resume: fetch again, baseline", resumed(&m.base_resume));
 }

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
 
-use crate::disk::vm_hwm_kib;
+use crate::disk::{cpu_secs, vm_hwm_kib};
 
 /// How often a child's `VmHWM` and exit are polled; also the resolution of every timing.
 pub const POLL: Duration = Duration::from_millis(2);
@@ -79,6 +79,14 @@ impl Proc {
     pub fn vm_hwm_kib(&self) -> Option<u64> {
         match self.exited {
             None => vm_hwm_kib(self.pid()),
+            Some(_) => None,
+        }
+    }
+
+    /// CPU seconds (user + system, all threads) so far, while the child runs.
+    pub fn cpu_secs(&self) -> Option<f64> {
+        match self.exited {
+            None => cpu_secs(&self.pid().to_string()),
             Some(_) => None,
         }
     }

@@ -201,6 +201,15 @@ pub fn fmt_mib(bytes: u64) -> String {
     format!("{:.1} MiB", bytes as f64 / MIB as f64)
 }
 
+/// median(new) / median(base): how much slower (> 1) or faster the new binary is; `None`
+/// if either has no runs.
+pub fn ratio_of_medians(new: &[f64], base: &[f64]) -> Option<f64> {
+    if new.is_empty() || base.is_empty() {
+        return None;
+    }
+    Some(median(new) / median(base)).filter(|r| r.is_finite())
+}
+
 pub fn median(runs: &[f64]) -> f64 {
     let mut v = runs.to_vec();
     v.sort_by(f64::total_cmp);
@@ -209,4 +218,12 @@ pub fn median(runs: &[f64]) -> f64 {
         n if n % 2 == 1 => v[n / 2],
         n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
     }
+}
+
+/// GiB per second (binary), as "BLAKE3 at ~3 GB/s" is compared against.
+pub fn fmt_rate_gib(bytes: u64, secs: f64) -> String {
+    format!(
+        "{:.2} GiB/s",
+        bytes as f64 / (1u64 << 30) as f64 / secs.max(1e-9)
+    )
 }

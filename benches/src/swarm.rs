@@ -37,12 +37,12 @@ mod scenarios;
 use std::env;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::thread;
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail, ensure};
 use swarm_benches::MIB;
+use swarm_benches::ab::describe_binary;
 use swarm_benches::args::{self, Flags};
 use swarm_benches::disk::{self, Scratch, settle};
 use swarm_benches::netns::Net;
@@ -342,24 +342,6 @@ fn command_line() -> String {
         })
         .collect::<Vec<_>>()
         .join(" ")
-}
-
-/// `swarm --version` and when the binary was built.
-fn describe_binary(swarm: &Path) -> String {
-    let version = Command::new(swarm)
-        .arg("--version")
-        .output()
-        .ok()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
-        .unwrap_or_else(|| "version unknown".into());
-    let built = fs::metadata(swarm)
-        .and_then(|m| m.modified())
-        .ok()
-        .and_then(|t| t.elapsed().ok())
-        .map_or_else(String::new, |age| {
-            format!(", built {} min ago", age.as_secs() / 60)
-        });
-    format!("{version}{built}")
 }
 
 /// The 1, 5 and 15 minute load averages.

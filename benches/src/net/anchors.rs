@@ -107,6 +107,7 @@ impl Sendme {
             secs: m.secs,
             fetch_kib: m.peak_kib,
             seed_kib: None,
+            seed_cpu: None,
             received: None,
             detail: "into its own store, copies the file out, deletes the store".into(),
         })
@@ -204,6 +205,7 @@ impl Rqbit {
             secs: m.secs,
             fetch_kib: m.peak_kib,
             seed_kib: None,
+            seed_cpu: None,
             received: None,
             detail: "straight into the output file".into(),
         })
@@ -276,6 +278,7 @@ pub(crate) fn raw_quinn(ctx: &mut Ctx, defaults: bool) -> Result<Run> {
         secs: m.secs,
         fetch_kib: m.peak_kib,
         seed_kib,
+        seed_cpu: None,
         received: None,
         detail: format!("transfer alone {inner:.3} s"),
     })

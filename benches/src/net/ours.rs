@@ -1,44 +1,74 @@
-//! Ours: `swarm node` seeding, `swarm fetch` into a fresh store, and the kill -9 resume check.
+//! Ours: `swarm node` seeding, `swarm fetch` into a fresh store, and the kill -9 resume check,
+//! each with the binary under test or (for an A/B) the baseline.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
 use anyhow::{Context, Result, ensure};
 use serde_json::Value;
 use swarm_benches::MIB;
+use swarm_benches::ab::Side;
 use swarm_benches::disk::remove_dir;
 use swarm_benches::proc::{Proc, measure};
 
 use super::{Ctx, Run};
 
+/// One swarm binary and the seeder's store it made: the seeder and the fetcher of a run are
+/// the same binary, since what is measured (serve-side checks included) lives in both.
+pub(crate) struct Bin {
+    /// A copy in the scratch directory, so a rebuild during the run changes nothing.
+    pub(crate) swarm: PathBuf,
+    /// The seeder's store, holding the test file under `Ctx::root`.
+    pub(crate) seed_store: PathBuf,
+}
+
 /// A seeding `swarm node` on the prepared store, started fresh for each rep so that its peak
-/// RSS is that rep's seeding.
+/// RSS and CPU time are that rep's seeding (and its store is opened afresh, as a restarted
+/// seeder's is).
 struct Node {
     proc: Proc,
     addr: String,
+    /// CPU seconds once it listened: what starting up cost, taken out of the figure.
+    cpu_at_start: Option<f64>,
+}
+
+/// What a seeding node used: peak RSS (KiB) and CPU seconds from listening to the stop.
+struct NodeUse {
+    kib: Option<u64>,
+    cpu: Option<f64>,
 }
 
 impl Node {
-    fn start(ctx: &Ctx) -> Result<Self> {
-        let mut cmd = ctx.net.command(&ctx.s.swarm);
+    fn start(ctx: &Ctx, bin: &Bin) -> Result<Self> {
+        let mut cmd = ctx.net.command(&bin.swarm);
         cmd.arg("--store")
-            .arg(&ctx.seed_store)
+            .arg(&bin.seed_store)
             .args(["node", "--listen", "127.0.0.1:0"]);
         let mut proc = Proc::spawn(&mut cmd, false)?;
         let addr = proc.wait_for(ctx.s.timeout, |l| {
             l.strip_prefix("listening on ").map(|a| a.trim().to_owned())
         })?;
-        Ok(Node { proc, addr })
+        let cpu_at_start = proc.cpu_secs();
+        Ok(Node {
+            proc,
+            addr,
+            cpu_at_start,
+        })
     }
 
-    /// Reads the node's peak RSS, then stops it (SIGTERM; SIGKILL if it hangs).
-    fn stop(mut self) -> Option<u64> {
+    /// Reads the node's peak RSS and CPU time, then stops it (SIGTERM; SIGKILL if it hangs).
+    fn stop(mut self) -> NodeUse {
         let kib = self.proc.vm_hwm_kib();
+        let cpu = self
+            .proc
+            .cpu_secs()
+            .zip(self.cpu_at_start)
+            .map(|(now, start)| now - start);
         if !self.proc.stop("TERM") {
             eprintln!("warning: swarm node did not stop on SIGTERM; killed it");
         }
-        kib
+        NodeUse { kib, cpu }
     }
 }
 
@@ -53,8 +83,15 @@ pub(crate) enum Mode {
     Store,
 }
 
-fn fetch_cmd(ctx: &Ctx, store: &Path, peer: &str, mode: Mode, out: Option<&Path>) -> Command {
-    let mut cmd = ctx.net.command(&ctx.s.swarm);
+fn fetch_cmd(
+    ctx: &Ctx,
+    swarm: &Path,
+    store: &Path,
+    peer: &str,
+    mode: Mode,
+    out: Option<&Path>,
+) -> Command {
+    let mut cmd = ctx.net.command(swarm);
     cmd.arg("--store")
         .arg(store)
         .args(["--json", "fetch", &ctx.root, "--peer", peer]);
@@ -103,18 +140,21 @@ fn last_json(stdout: &str) -> Result<Value> {
         .with_context(|| format!("no JSON object in {stdout:?}"))
 }
 
-/// One timed `swarm fetch` from a freshly started node into a fresh store.
-pub(crate) fn fetch(ctx: &mut Ctx, rep: usize, mode: Mode) -> Result<Run> {
-    let node = Node::start(ctx)?;
+/// One timed `swarm fetch` from a freshly started node into a fresh store, both run by the
+/// `side` binary.
+pub(crate) fn fetch(ctx: &mut Ctx, rep: usize, mode: Mode, side: Side) -> Result<Run> {
+    let bin = ctx.bin(side)?;
+    let node = Node::start(ctx, bin)?;
+    let swarm = bin.swarm.clone();
     let store = ctx.fresh_path("ours-store");
     let out = match mode {
         Mode::HandOver | Mode::Keep => Some(ctx.fresh_dir("ours-out")?),
         Mode::Store => None,
     };
-    let mut cmd = fetch_cmd(ctx, &store, &node.addr, mode, out.as_deref());
+    let mut cmd = fetch_cmd(ctx, &swarm, &store, &node.addr, mode, out.as_deref());
     let measured = measure(&mut cmd, ctx.s.timeout, None, false);
     // Stop the node before looking at the result, so an error leaves nothing running.
-    let seed_kib = node.stop();
+    let seed = node.stop();
     let m = measured?;
     let f = Fetched::parse(&m.stdout)?;
     ensure!(
@@ -133,7 +173,8 @@ pub(crate) fn fetch(ctx: &mut Ctx, rep: usize, mode: Mode) -> Result<Run> {
     Ok(Run {
         secs: m.secs,
         fetch_kib: m.peak_kib,
-        seed_kib,
+        seed_kib: seed.kib,
+        seed_cpu: seed.cpu,
         received: Some(f.received),
         detail: format!(
             "swarm's own figure {:.3} s{}, received {:.1} MiB",
@@ -172,25 +213,28 @@ impl Resume {
     }
 }
 
-/// Fetch, SIGKILL at `full / 2`, `swarm check`, fetch again.
-pub(crate) fn resume(ctx: &mut Ctx, full: f64) -> Result<Resume> {
-    let node = Node::start(ctx)?;
-    let result = resume_with(ctx, &node.addr, full);
+/// Fetch, SIGKILL at `full / 2`, `swarm check`, fetch again (the `side` binary throughout;
+/// the second fetch re-verifies what the first left, where the binary does that).
+pub(crate) fn resume(ctx: &mut Ctx, full: f64, side: Side) -> Result<Resume> {
+    let bin = ctx.bin(side)?;
+    let node = Node::start(ctx, bin)?;
+    let swarm = bin.swarm.clone();
+    let result = resume_with(ctx, &swarm, &node.addr, full);
     node.stop();
     result
 }
 
-fn resume_with(ctx: &mut Ctx, peer: &str, full: f64) -> Result<Resume> {
+fn resume_with(ctx: &mut Ctx, swarm: &Path, peer: &str, full: f64) -> Result<Resume> {
     let store = ctx.fresh_path("resume-store");
     let kill_at = Duration::from_secs_f64(full / 2.0);
     let first = measure(
-        &mut fetch_cmd(ctx, &store, peer, Mode::Store, None),
+        &mut fetch_cmd(ctx, swarm, &store, peer, Mode::Store, None),
         ctx.s.timeout,
         Some(kill_at),
         false,
     )?;
 
-    let mut check = Command::new(&ctx.s.swarm);
+    let mut check = Command::new(swarm);
     check.arg("--store").arg(&store).args(["--json", "check"]);
     // `check` exits non-zero when it finds problems; the JSON says which.
     let checked = measure(&mut check, ctx.s.timeout, None, true)?;
@@ -208,7 +252,7 @@ fn resume_with(ctx: &mut Ctx, peer: &str, full: f64) -> Result<Resume> {
     }
 
     let second = measure(
-        &mut fetch_cmd(ctx, &store, peer, Mode::Store, None),
+        &mut fetch_cmd(ctx, swarm, &store, peer, Mode::Store, None),
         ctx.s.timeout,
         None,
         false,

@@ -180,6 +180,7 @@ impl Store {
             });
             self.refuse_inside(out)?;
             let manifest = self.manifest(root)?;
+            let writing = self.being_written();
             let unpinned = if opts.release {
                 self.unreferenced(std::iter::once(*root).chain(manifest.blobs()))
                     .map_err(ReadError::from)?
@@ -229,9 +230,12 @@ impl Store {
                     prepare_dirs(out, &e.path)?
                 };
                 // A blob is handed over at its last use, so earlier uses copy it.
+                // A blob another download is writing keeps its files: the
+                // export is a copy, and the blob stays.
                 let hand_over = unpinned.contains(&e.hash)
                     && last_use.get(&e.hash) == Some(&i)
-                    && matches!(entry, BlobEntry::File { .. });
+                    && matches!(entry, BlobEntry::File { .. })
+                    && !writing.contains(&e.hash);
                 if hand_over {
                     self.hand_over_file(e, &entry, &dest, opts.force, &progress)?;
                 } else {
@@ -241,7 +245,8 @@ impl Store {
                 done.bytes += e.size;
             }
             if opts.release {
-                self.drop_blobs(&unpinned).map_err(ReadError::from)?;
+                let unwritten = unpinned.difference(&writing).copied().collect();
+                self.drop_blobs(&unwritten).map_err(ReadError::from)?;
             }
             Ok(done)
         })

@@ -146,6 +146,12 @@ struct Inner {
     /// Groups of each file blob whose stored bytes this process verified
     /// since it opened the store (see `verify`).
     verified: std::sync::Mutex<std::collections::HashMap<Hash, GroupSet>>,
+    /// Open [`PartialBlob`]s per blob: gc never collects these, and two
+    /// writers of one blob share its files.
+    writers: std::sync::Mutex<std::collections::HashMap<Hash, usize>>,
+    /// Serializes the start of partial blobs, so that two fetches of one new
+    /// blob do not both create (and truncate) its files.
+    starting: std::sync::Mutex<()>,
     /// Blobs that lost groups to damage since [`Store::take_damaged`] was
     /// last called: a node fetches them again.
     rotted: std::sync::Mutex<BTreeSet<Hash>>,
@@ -571,6 +577,8 @@ impl Store {
                 location,
                 verified: Default::default(),
                 rotted: Default::default(),
+                writers: Default::default(),
+                starting: Default::default(),
                 damaged: Default::default(),
                 damage: Default::default(),
                 backend: Box::new(backend),
@@ -728,6 +736,32 @@ impl Store {
     fn live_insert(&self, hash: Hash, start: u64, end: u64) {
         let mut live = self.inner.live.lock().unwrap_or_else(|e| e.into_inner());
         live.entry(hash).or_default().insert(start, end);
+    }
+
+    fn writer_joins(&self, hash: Hash) {
+        let mut w = self.inner.writers.lock().unwrap_or_else(|e| e.into_inner());
+        *w.entry(hash).or_default() += 1;
+    }
+
+    /// Whether that was the last writer of `hash`.
+    fn writer_leaves(&self, hash: &Hash) -> bool {
+        let mut w = self.inner.writers.lock().unwrap_or_else(|e| e.into_inner());
+        match w.get_mut(hash) {
+            Some(n) if *n > 1 => {
+                *n -= 1;
+                false
+            }
+            _ => {
+                w.remove(hash);
+                true
+            }
+        }
+    }
+
+    /// Blobs that a [`PartialBlob`] is open on.
+    fn being_written(&self) -> BTreeSet<Hash> {
+        let w = self.inner.writers.lock().unwrap_or_else(|e| e.into_inner());
+        w.keys().copied().collect()
     }
 
     fn live_forget(&self, hash: &Hash) {
@@ -984,6 +1018,9 @@ impl Store {
                 .unwrap_or_else(|e| e.into_inner());
             let mut stats = GcStats::default();
             let mut files = Vec::new();
+            // Blobs being downloaded have no pin yet: they are not garbage.
+            // A download that starts after this waits for the gc lock.
+            let writing = self.being_written();
             let tx = self.inner.db.begin_write()?;
             {
                 let mut blobs = tx.open_table(BLOBS)?;
@@ -993,7 +1030,7 @@ impl Store {
                 for item in blobs.iter()? {
                     let (k, v) = item?;
                     let hash = Hash::from_bytes(k.value());
-                    if refs.get(hash.as_bytes())?.is_none() {
+                    if refs.get(hash.as_bytes())?.is_none() && !writing.contains(&hash) {
                         let entry = BlobEntry::decode(v.value())
                             .map_err(|_| StoreError::BadRecord(hash))?;
                         dead.push((hash, entry));
@@ -1017,7 +1054,7 @@ impl Store {
             let live = self.file_blobs()?;
             for (name, len) in self.backend().list()? {
                 let orphan = match name {
-                    FileName::Blob(h, _) => !live.contains(&h),
+                    FileName::Blob(h, _) => !live.contains(&h) && !writing.contains(&h),
                     FileName::Temp(..) => true,
                 };
                 if orphan {
@@ -1530,8 +1567,8 @@ impl content::WriteAt for FileAt<'_> {
 #[cfg(test)]
 mod integrity_tests;
 #[cfg(test)]
-mod sweep_tests;
-#[cfg(test)]
 mod model_tests;
+#[cfg(test)]
+mod sweep_tests;
 #[cfg(test)]
 mod tests;

@@ -120,6 +120,28 @@ impl Store {
         if size > content::MAX_BLOB_SIZE {
             return Err(StoreError::TooLarge { hash, size });
         }
+        // Registered before anything is looked at, so that gc, running
+        // meanwhile, leaves this blob alone; the PartialBlob's drop (or the
+        // error below) unregisters it.
+        self.writer_joins(hash);
+        let r = {
+            // One start at a time, so two fetches of a new blob do not both
+            // create its files; and not during a gc (see `Store::gc`).
+            let _one = self
+                .inner
+                .starting
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            let _no_gc = self.inner.gc_lock.read().unwrap_or_else(|e| e.into_inner());
+            self.partial_inner(hash, size)
+        };
+        if r.is_err() && self.writer_leaves(&hash) {
+            self.live_forget(&hash);
+        }
+        r
+    }
+
+    fn partial_inner(&self, hash: Hash, size: u64) -> Result<PartialBlob, StoreError> {
         self.guard(|| {
             // What the record claims counts only if the bytes still verify:
             // groups that do not are dropped here and fetched again.
@@ -428,7 +450,7 @@ impl PartialBlob {
             }
             let mut present = self.present.clone();
             present.union(&self.pending);
-            let complete = present.covers(content::group_count(self.size).max(1));
+            let mut complete = present.covers(content::group_count(self.size).max(1));
             let store = self.store.clone();
             let tx = store.inner.db.begin_write()?;
             {
@@ -441,8 +463,19 @@ impl PartialBlob {
                     drop(blobs);
                     tx.abort()?;
                     self.target = Target::Complete;
-                    self.store.live_forget(&self.hash);
                     return Ok(());
+                }
+                // Another writer of the same blob (a second fetch that
+                // shares it) may have committed groups since: keep them.
+                // Its bytes were synced before its record was committed.
+                if let Some(BlobEntry::File {
+                    size,
+                    present: Some(theirs),
+                }) = &current
+                    && *size == self.size
+                {
+                    present.union(theirs);
+                    complete = present.covers(content::group_count(self.size).max(1));
                 }
                 match &self.target {
                     Target::Small(buf) => {
@@ -478,7 +511,6 @@ impl PartialBlob {
             self.pending_bytes = 0;
             if complete {
                 self.target = Target::Complete;
-                self.store.live_forget(&self.hash);
             }
             Ok(())
         })
@@ -490,7 +522,10 @@ impl Drop for PartialBlob {
         if let Err(e) = self.flush() {
             tracing::warn!(hash = %self.hash, "could not save verified data: {e}");
         }
-        // What is not committed now is not held: stop serving it.
-        self.store.live_forget(&self.hash);
+        // The last writer gone: what is not committed now is not held, so
+        // stop serving it, and gc may collect the blob again.
+        if self.store.writer_leaves(&self.hash) {
+            self.store.live_forget(&self.hash);
+        }
     }
 }

@@ -191,7 +191,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             force,
         } => {
             let root = parse_root(&root)?;
-            files::check_output(&output, &dir, force)?;
+            files::check_output(&output, &store, force)?;
             let bar = bar(json, "exporting");
             let opts = ExportOptions {
                 force,
@@ -329,7 +329,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             // Before anything is looked up, connected to or downloaded.
             let export = !no_export && !seed;
             if export {
-                files::check_output(&output, &dir, force)?;
+                files::check_output(&output, &store, force)?;
             }
             let mut want = swarm_engine::release::Want { name, channel };
             // PUBKEY/NAME[@CHANNEL]: the DHT says which token; the policy

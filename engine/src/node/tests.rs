@@ -355,7 +355,11 @@ async fn a_node_that_finds_rot_in_what_it_serves_fetches_it_again() {
     let origin = build(None).await.unwrap();
     let bytes = data(9, 2_000_000);
     std::fs::write(dir.path().join("app.bin"), &bytes).unwrap();
-    let root = origin.add(&[dir.path().join("app.bin")]).await.unwrap().root;
+    let root = origin
+        .add(&[dir.path().join("app.bin")])
+        .await
+        .unwrap()
+        .root;
     origin.seed(&root, "app").await.unwrap();
 
     // A second seeder gets a copy, then its blob file rots while it is down.
@@ -370,7 +374,10 @@ async fn a_node_that_finds_rot_in_what_it_serves_fetches_it_again() {
     mirror.shutdown().await;
     drop(mirror);
     let hex = blob.to_hex();
-    let file = store.join("blobs").join(&hex[..2]).join(format!("{hex}.data"));
+    let file = store
+        .join("blobs")
+        .join(&hex[..2])
+        .join(format!("{hex}.data"));
     let f = std::fs::OpenOptions::new().write(true).open(&file).unwrap();
     std::os::unix::fs::FileExt::write_all_at(&f, &[0u8; 16], 1_000_000).unwrap();
     drop(f);
@@ -382,7 +389,15 @@ async fn a_node_that_finds_rot_in_what_it_serves_fetches_it_again() {
         .encode_ranges_with(&blob, &crate::content::all(), std::io::sink(), false)
         .unwrap_err();
     assert!(matches!(err, ReadError::Corrupt(_)), "{err}");
-    assert!(mirror.store().blob_info(&blob).unwrap().unwrap().partial.is_some());
+    assert!(
+        mirror
+            .store()
+            .blob_info(&blob)
+            .unwrap()
+            .unwrap()
+            .partial
+            .is_some()
+    );
     // The node fetches what it lost from whoever announces the root.
     assert_eq!(mirror.repair().await, vec![root]);
     assert_eq!(stored(&mirror, &root), bytes);

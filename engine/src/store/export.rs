@@ -425,20 +425,44 @@ impl Store {
     /// Refuse to write anywhere inside the store's own directory: an
     /// export over the database or a blob file would destroy the store.
     fn refuse_inside(&self, out: &Path) -> Result<(), ExportError> {
-        let Some(root) = self.backend().root() else {
-            return Ok(());
-        };
-        if is_inside(out, &root) {
-            return Err(ExportError::InsideStore(out.to_owned()));
+        match self.backend().root() {
+            Some(root) if is_inside(out, &root) => Err(ExportError::InsideStore(out.to_owned())),
+            _ => Ok(()),
+        }
+    }
+
+    /// Check an export destination before any work (a download, say)
+    /// starts: refused if it lies inside this store's directory (however
+    /// spelled: symlinks and `..` are resolved), or, without `force`, if it
+    /// is an existing file. [`Self::export`] checks the same again.
+    ///
+    /// ```
+    /// use swarm_engine::store::{ExportError, Store};
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let store = Store::open(dir.path().join("store"))?;
+    /// let inside = dir.path().join("store/../store/swarm.redb");
+    /// assert!(matches!(store.check_export_target(&inside, true), Err(ExportError::InsideStore(_))));
+    /// std::fs::write(dir.path().join("taken"), b"x")?;
+    /// let taken = dir.path().join("taken");
+    /// assert!(matches!(store.check_export_target(&taken, false), Err(ExportError::Exists(_))));
+    /// store.check_export_target(&taken, true)?;
+    /// store.check_export_target(dir.path(), false)?; // a directory to export into
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn check_export_target(&self, out: &Path, force: bool) -> Result<(), ExportError> {
+        self.refuse_inside(out)?;
+        if !force && fs::symlink_metadata(out).is_ok() && !out.is_dir() {
+            return Err(ExportError::Exists(out.to_owned()));
         }
         Ok(())
     }
 }
 
-/// Whether `path` (which need not exist yet) lies inside directory `dir`,
+/// Whether `path` (which need not exist yet) is `dir` or lies inside it,
 /// resolving symlinks and `..` the way the kernel will when it is written:
 /// component by component, each prefix that exists resolved on the way.
-pub(crate) fn is_inside(path: &Path, dir: &Path) -> bool {
+fn is_inside(path: &Path, dir: &Path) -> bool {
     use std::path::Component;
     let Ok(dir) = fs::canonicalize(dir) else {
         return false;
@@ -532,4 +556,36 @@ fn prepare_dirs(out: &Path, rel: &str) -> Result<PathBuf, ExportError> {
         }
     }
     Ok(cur)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_inside;
+
+    #[test]
+    fn paths_inside_a_directory_are_found_however_spelled() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = dir.path().join("store");
+        std::fs::create_dir(&store).unwrap();
+        std::os::unix::fs::symlink(&store, dir.path().join("link")).unwrap();
+        for inside in [
+            store.clone(),
+            store.join("swarm.redb"),
+            store.join("new/deeper"),
+            dir.path().join("link/blobs"),
+            dir.path().join("new/../store/x"),
+            dir.path().join("no/such/../../store"),
+            store.join("./x"),
+        ] {
+            assert!(is_inside(&inside, &store), "{}", inside.display());
+        }
+        for outside in [
+            dir.path().to_owned(),
+            dir.path().join("storefront"),
+            dir.path().join("store/../out"),
+            dir.path().join("link/../out"),
+        ] {
+            assert!(!is_inside(&outside, &store), "{}", outside.display());
+        }
+    }
 }

@@ -830,9 +830,10 @@ impl Read for ChanReader {
     }
 }
 
-struct SeqWriter<'a> {
-    file: &'a dyn BlobFile,
-    pos: u64,
+/// Writes a [`BlobFile`] front to back.
+pub(super) struct SeqWriter<'a> {
+    pub(super) file: &'a dyn BlobFile,
+    pub(super) pos: u64,
 }
 
 impl io::Write for SeqWriter<'_> {

@@ -15,15 +15,7 @@ use crate::content::{self, GROUP_SIZE};
 const SIZE: usize = 1_000_000;
 
 fn data(n: usize) -> Vec<u8> {
-    let mut x = 0x9e37_79b9_7f4a_7c15u64;
-    (0..n)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
+    crate::testutil::data(12, n)
 }
 
 /// A seeder holding `bytes` as one blob.

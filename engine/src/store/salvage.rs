@@ -27,6 +27,7 @@ use redb::StorageBackend;
 
 use self::old::{Old, read_old};
 use super::backend::{BlobFile, FileKind, FileName};
+use super::import::SeqWriter;
 use super::tables::{BLOBS, BlobEntry, INLINE, PinEntry, STORE_VERSION};
 use super::{FileAt, GroupSet, OpenError, Store, StoreConfig, StoreError, now_secs, pin_in};
 use crate::content::{self, GROUP_SIZE, Hash, Manifest, manifest};
@@ -729,23 +730,6 @@ impl Read for SeqReader<'_> {
         let n = self.file.read_at(self.pos, buf)?;
         self.pos += n as u64;
         Ok(n)
-    }
-}
-
-/// Writes a [`BlobFile`] front to back.
-struct SeqWriter<'a> {
-    file: &'a dyn BlobFile,
-    pos: u64,
-}
-
-impl io::Write for SeqWriter<'_> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.file.write_all_at(self.pos, buf)?;
-        self.pos += buf.len() as u64;
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
     }
 }
 

@@ -562,7 +562,10 @@ fn a_seeder_whose_data_rotted_stops_serving_it_and_nothing_bad_is_kept() {
     // The seeder's own check now names the damaged blob.
     seed.stop("TERM");
     let report = swarm(&seed_store, ["--json", "check"]);
-    assert!(!report.success(), "check passed on a store with rot:\n{report}");
+    assert!(
+        !report.success(),
+        "check passed on a store with rot:\n{report}"
+    );
     assert!(report.stdout.contains("not stored complete"), "{report}");
 }
 
@@ -604,10 +607,16 @@ fn a_fetch_over_a_damaged_or_truncated_copy_repairs_it_and_hands_over_only_good_
 
     let out = tmp.path().join("out");
     let v = fetch_json(&store, &added.root, &[&seed.addr], args!["-o", out]);
-    assert_eq!(fs::read(&out).expect("read"), fs::read(&payload).expect("read"));
+    assert_eq!(
+        fs::read(&out).expect("read"),
+        fs::read(&payload).expect("read")
+    );
     // Six damaged groups came again, not the file.
     let received = u64_field(&v, "received");
-    assert!(received < 2 * MIB, "received {received} bytes to repair 6 groups");
+    assert!(
+        received < 2 * MIB,
+        "received {received} bytes to repair 6 groups"
+    );
 
     // Truncated: the same file cut to a third.
     fetch_json(&store, &added.root, &[&seed.addr], args!["--no-export"]);
@@ -618,7 +627,12 @@ fn a_fetch_over_a_damaged_or_truncated_copy_repairs_it_and_hands_over_only_good_
         .and_then(|f| f.set_len(SIZE / 3))
         .expect("truncate");
     let out2 = tmp.path().join("out2");
-    let v = fetch_json(&store, &added.root, &[&seed.addr], args!["--keep", "-o", out2]);
+    let v = fetch_json(
+        &store,
+        &added.root,
+        &[&seed.addr],
+        args!["--keep", "-o", out2],
+    );
     let got = fs::read(&out2).expect("read");
     assert_eq!(got.len() as u64, SIZE);
     assert_eq!(got, fs::read(&payload).expect("read"));

@@ -410,9 +410,9 @@ impl PartialBlob {
                 self.pending_bytes += n;
                 self.pending.insert(group, group + 1);
                 if matches!(self.target, Target::Files { .. }) {
+                    // Verified before it was written: served at once, and
+                    // as checked by this process (see `verified_covers`).
                     self.store.live_insert(self.hash, group, group + 1);
-                    // Verified before it was written.
-                    self.store.verified_insert(self.hash, group, group + 1);
                 }
                 if self.pending_bytes >= COMMIT_EVERY {
                     self.flush()?;
@@ -506,6 +506,13 @@ impl PartialBlob {
                 }
             }
             tx.commit()?;
+            if matches!(self.target, Target::Files { .. }) {
+                // Verified before they were written (once a range, not once
+                // a group: downloads leave many ranges, and this is a hot path).
+                for &(a, b) in self.pending.ranges() {
+                    self.store.verified_insert(self.hash, a, b);
+                }
+            }
             self.present = present;
             self.pending = GroupSet::new();
             self.pending_bytes = 0;

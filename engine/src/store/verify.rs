@@ -54,20 +54,32 @@ impl Store {
         v.remove(hash);
     }
 
-    /// Whether every group of `groups` was verified by this process.
+    /// Whether every group of `groups` was verified by this process: checked
+    /// here, imported, or received (a group received and not yet committed
+    /// is among the live groups; its commit records it here before the live
+    /// groups are forgotten, so reading those first misses nothing).
     pub(super) fn verified_covers(&self, hash: &Hash, groups: &GroupSet) -> bool {
+        if groups.is_empty() {
+            return true;
+        }
+        let live = self.live(hash);
         let v = self
             .inner
             .verified
             .lock()
             .unwrap_or_else(|e| e.into_inner());
-        let Some(have) = v.get(hash) else {
-            return groups.is_empty();
+        let have = v.get(hash);
+        let covered = |a, b| have.is_some_and(|h: &GroupSet| h.covers_range(a, b));
+        if groups.ranges().iter().all(|&(a, b)| covered(a, b)) {
+            return true;
+        }
+        let Some(mut all) = live else {
+            return false;
         };
-        groups
-            .ranges()
-            .iter()
-            .all(|&(a, b)| have.covers_range(a, b))
+        if let Some(h) = have {
+            all.union(h);
+        }
+        groups.ranges().iter().all(|&(a, b)| all.covers_range(a, b))
     }
 
     fn verified_of(&self, hash: &Hash) -> GroupSet {

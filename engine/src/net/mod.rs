@@ -9,6 +9,7 @@ mod book;
 mod haves;
 mod identity;
 mod limit;
+mod misbehaviour;
 mod request;
 mod serve;
 mod stream;
@@ -25,6 +26,7 @@ use tokio::task::JoinHandle;
 use tracing::{Instrument, debug, info_span};
 
 pub use self::identity::{NodeId, ParseNodeIdError, SecretKey};
+pub use self::misbehaviour::{LocalFault, Misbehaviour};
 pub use self::request::{Peer, RequestError, Written};
 use crate::store::Store;
 use crate::wire::{self, ErrorCode, Hello, Message};
@@ -916,6 +918,8 @@ pub(crate) fn count(c: &AtomicU64, delta: i64) {
 
 #[cfg(test)]
 mod bound_tests;
+#[cfg(test)]
+mod misbehaviour_tests;
 #[cfg(test)]
 mod swarm_tests;
 #[cfg(test)]

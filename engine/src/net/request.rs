@@ -10,6 +10,7 @@ use bytes::Bytes;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
+use super::misbehaviour::{LocalFault, Misbehaviour};
 use super::stream::{self, BATCHES_IN_FLIGHT, Batch, ChanReader, PIECE, ReadMsgError};
 use super::{Ctx, NodeId};
 use crate::content::{self, BaoContentItem, ChunkRanges, DecodeError, Hash};
@@ -122,7 +123,10 @@ pub enum RequestError {
     /// The peer sent data that does not verify, or broke the protocol. It
     /// should not be asked again.
     #[error("peer misbehaved: {0}")]
-    Misbehaved(String),
+    Misbehaved(#[from] Misbehaviour),
+    /// The request failed on our side; the peer is not to blame.
+    #[error(transparent)]
+    Local(#[from] LocalFault),
     /// The peer sent no byte for this many seconds (the progress timeout)
     /// while a response was due.
     #[error("peer stalled: no byte for {0} s")]
@@ -362,12 +366,10 @@ impl Peer {
                 RequestError::Timeout(self.progress_secs())
             }
             ReadMsgError::Read(quinn::ReadExactError::ReadError(r)) => read_failed(r),
-            ReadMsgError::Closed | ReadMsgError::Read(_) => {
-                RequestError::Misbehaved("ended the stream without an answer".into())
-            }
+            ReadMsgError::Closed | ReadMsgError::Read(_) => Misbehaviour::NoAnswer.into(),
             ReadMsgError::Wire(w) => {
                 let _ = recv.stop(w.code().to_u16().into());
-                RequestError::Misbehaved(format!("sent a malformed message: {w}"))
+                Misbehaviour::Malformed(w).into()
             }
         }
     }
@@ -399,10 +401,7 @@ impl Peer {
     pub async fn ask(&self, hash: Hash) -> Result<Option<Have>, RequestError> {
         match self.request(&Message::Ask(Ask { hash })).await {
             Ok((_, _, Message::Have(h))) if h.hash == hash => Ok(Some(h)),
-            Ok((_, _, other)) => Err(RequestError::Misbehaved(format!(
-                "answered Ask with {}",
-                kind(&other)
-            ))),
+            Ok((_, _, other)) => Err(unexpected("Ask", &other)),
             Err(RequestError::Remote {
                 code: ErrorCode::NotFound,
                 ..
@@ -439,10 +438,7 @@ impl Peer {
     pub async fn ask_peers(&self, hash: Hash) -> Result<Vec<SocketAddr>, RequestError> {
         match self.request(&Message::AskPeers(Ask { hash })).await? {
             (_, _, Message::Peers(p)) if p.hash == hash => Ok(p.addrs),
-            (_, _, other) => Err(RequestError::Misbehaved(format!(
-                "answered AskPeers with {}",
-                kind(&other)
-            ))),
+            (_, _, other) => Err(unexpected("AskPeers", &other)),
         }
     }
 
@@ -506,22 +502,17 @@ impl Peer {
             Message::Found(f) => f.size,
             other => {
                 let _ = recv.stop(ErrorCode::ProtocolViolation.to_u16().into());
-                return (
-                    partial,
-                    Err(RequestError::Misbehaved(format!(
-                        "answered Get with {}",
-                        kind(&other)
-                    ))),
-                );
+                return (partial, Err(unexpected("Get", &other)));
             }
         };
         if size != partial.size() {
             let _ = recv.stop(ErrorCode::BadData.to_u16().into());
-            let err = RequestError::Misbehaved(format!(
-                "claims {hash} is {size} bytes, but it is {} bytes",
-                partial.size()
-            ));
-            return (partial, Err(err));
+            let err = Misbehaviour::WrongSize {
+                hash,
+                claimed: size,
+                actual: partial.size(),
+            };
+            return (partial, Err(err.into()));
         }
         // A store thread verifies and writes; this task feeds it.
         let (tx, rx) = mpsc::channel::<Batch>(BATCHES_IN_FLIGHT);
@@ -541,14 +532,12 @@ impl Peer {
                 if !matches!(source, DecodeError::Truncated { .. } | DecodeError::Io(_)) =>
             {
                 let _ = recv.stop(ErrorCode::BadData.to_u16().into());
-                Err(RequestError::Misbehaved(format!(
-                    "sent data for {hash} that does not verify: {source}"
-                )))
+                Err(Misbehaviour::BadData { hash, source }.into())
             }
             (Err(e), Err(_)) => Err(e),
-            (Ok(()), Err(WriteError::Verify { source, .. })) => Err(RequestError::Misbehaved(
-                format!("ended the response for {hash} early: {source}"),
-            )),
+            (Ok(()), Err(WriteError::Verify { source, .. })) => {
+                Err(Misbehaviour::of_decode(hash, source).into())
+            }
             (Ok(()), Err(WriteError::Store(e))) => Err(e.into()),
         };
         (partial, result)
@@ -619,9 +608,7 @@ impl Peer {
             return Ok(0);
         }
         if wire.len() > wire::MAX_GET_RANGES {
-            return Err(RequestError::Misbehaved(
-                "too fragmented a request (a bug here)".into(),
-            ));
+            return Err(LocalFault::TooFragmented.into());
         }
         let (_send, mut recv, header) = self
             .request(&Message::Get(Get { hash, ranges: wire }))
@@ -630,17 +617,16 @@ impl Peer {
             Message::Found(f) if f.size == size => {}
             Message::Found(f) => {
                 let _ = recv.stop(ErrorCode::BadData.to_u16().into());
-                return Err(RequestError::Misbehaved(format!(
-                    "claims {hash} is {} bytes, but it is {size} bytes",
-                    f.size
-                )));
+                let wrong = Misbehaviour::WrongSize {
+                    hash,
+                    claimed: f.size,
+                    actual: size,
+                };
+                return Err(wrong.into());
             }
             other => {
                 let _ = recv.stop(ErrorCode::ProtocolViolation.to_u16().into());
-                return Err(RequestError::Misbehaved(format!(
-                    "answered Get with {}",
-                    kind(&other)
-                )));
+                return Err(unexpected("Get", &other));
             }
         }
         // The encoding of whole groups: their bytes, two hashes per parent
@@ -668,10 +654,12 @@ impl Peer {
                     got += batch;
                     if got > limit {
                         let _ = recv.stop(ErrorCode::BadData.to_u16().into());
-                        return Err(RequestError::Misbehaved(format!(
-                            "sent more than the {limit} bytes {} groups of {hash} take",
-                            groups.count()
-                        )));
+                        let too_much = Misbehaviour::TooMuch {
+                            hash,
+                            limit,
+                            groups: groups.count(),
+                        };
+                        return Err(too_much.into());
                     }
                     on_bytes(batch);
                     super::limit::take(&self.ctx.down, batch).await;
@@ -707,15 +695,7 @@ impl Peer {
             on_written(written);
             match failed {
                 None => Ok(written),
-                Some(DecodeError::Truncated { offset }) => Err(RequestError::Misbehaved(format!(
-                    "ended the response for {hash} early, at byte {offset}"
-                ))),
-                Some(DecodeError::Io(e)) => Err(RequestError::Misbehaved(format!(
-                    "ended the response for {hash} early: {e}"
-                ))),
-                Some(e) => Err(RequestError::Misbehaved(format!(
-                    "sent data for {hash} that does not verify: {e}"
-                ))),
+                Some(e) => Err(Misbehaviour::of_decode(hash, e).into()),
             }
         })
         .await;
@@ -802,17 +782,12 @@ impl Peer {
             Message::Found(f) => f.size,
             other => {
                 let _ = recv.stop(ErrorCode::ProtocolViolation.to_u16().into());
-                return Err(RequestError::Misbehaved(format!(
-                    "answered Get with {}",
-                    kind(&other)
-                )));
+                return Err(unexpected("Get", &other));
             }
         };
         if size > limit {
             let _ = recv.stop(ErrorCode::TooLarge.to_u16().into());
-            return Err(RequestError::Misbehaved(format!(
-                "claims {hash} is {size} bytes, more than the {limit} allowed here"
-            )));
+            return Err(Misbehaviour::TooLarge { hash, size, limit }.into());
         }
         let (tx, rx) = mpsc::channel::<Batch>(BATCHES_IN_FLIGHT);
         let decoder = tokio::task::spawn_blocking(move || -> Result<Vec<u8>, DecodeError> {
@@ -846,9 +821,7 @@ impl Peer {
             (Err(e), Err(DecodeError::Truncated { .. } | DecodeError::Io(_))) => Err(e),
             (_, Err(e)) => {
                 let _ = recv.stop(ErrorCode::BadData.to_u16().into());
-                Err(RequestError::Misbehaved(format!(
-                    "sent {hash} as {size} bytes, which does not verify: {e}"
-                )))
+                Err(Misbehaviour::of_decode(hash, e).into())
             }
         }
     }
@@ -919,7 +892,9 @@ fn read_failed(e: quinn::ReadError) -> RequestError {
             u16::try_from(code.into_inner()).unwrap_or(u16::MAX),
         )),
         quinn::ReadError::ConnectionLost(c) => RequestError::Connection(c),
-        other => RequestError::Misbehaved(format!("stream failed: {other}")),
+        // Closed or misused on our side (ClosedStream, IllegalOrderedRead,
+        // ZeroRttRejected): not the peer's doing.
+        other => LocalFault::Stream(other.to_string()).into(),
     }
 }
 
@@ -929,6 +904,15 @@ fn write_error(e: quinn::WriteError) -> RequestError {
         quinn::WriteError::Stopped(code) => RequestError::Reset(ErrorCode::from_u16(
             u16::try_from(code.into_inner()).unwrap_or(u16::MAX),
         )),
-        other => RequestError::Misbehaved(format!("stream failed: {other}")),
+        other => LocalFault::Stream(other.to_string()).into(),
     }
+}
+
+/// `other` came back where `request`'s answer was due.
+fn unexpected(request: &'static str, other: &Message) -> RequestError {
+    Misbehaviour::Unexpected {
+        request,
+        got: kind(other),
+    }
+    .into()
 }

@@ -12,7 +12,7 @@ use tracing::{debug, info};
 
 use super::ProgressFn;
 use crate::content::{GROUP_SIZE, Hash, Manifest, manifest};
-use crate::net::{ConnectError, Endpoint, NodeId, Peer, PeerAddr, RequestError};
+use crate::net::{ConnectError, Endpoint, Misbehaviour, NodeId, Peer, PeerAddr, RequestError};
 use crate::store::{GroupSet, PartialBlob, ReadError, Store, StoreError};
 use crate::swarm::{self, BlobSpec, Failure, PieceId, Request, Swarm};
 use crate::wire::{ErrorCode, Have, WireRanges};
@@ -597,10 +597,11 @@ impl Run {
                                 }
                             }
                             Ok(Some(have)) => {
-                                let e = RequestError::Misbehaved(format!(
-                                    "claims {} is {} bytes, but it is {} bytes",
-                                    have.hash, have.size, self.parts[blob].size
-                                ));
+                                let e = RequestError::Misbehaved(Misbehaviour::WrongSize {
+                                    hash: have.hash,
+                                    claimed: have.size,
+                                    actual: self.parts[blob].size,
+                                });
                                 self.drop_peer(&mut swarm, &mut flights, &peer, e, true);
                             }
                             Ok(None) => swarm.peer_lacks(&peer, blob),
@@ -838,7 +839,10 @@ impl Run {
             Err(
                 e @ (RequestError::Timeout(_)
                 | RequestError::Reset(_)
-                | RequestError::Remote { .. }),
+                | RequestError::Remote { .. }
+                // Our own fault: never a ban; strikes keep a repeating bug
+                // from asking the same peer forever.
+                | RequestError::Local(_)),
             ) => {
                 // Slow or busy, not gone: a capped peer queues requests.
                 debug!(%peer, "request failed: {e}");

@@ -674,27 +674,13 @@ impl Peer {
         }
         let partial = partial.clone();
         let decoded = tokio::task::spawn_blocking(move || {
-            // Keep what verified before any error.
-            let mut items = Vec::new();
-            let mut failed = None;
-            for item in content::decode_ranges(hash, size, &ranges, ChunksReader::new(chunks)) {
-                match item {
-                    Ok(i) => items.push(i),
-                    Err(e) => {
-                        failed = Some(e);
-                        break;
-                    }
-                }
-            }
-            let written = {
-                let mut p = partial.lock().unwrap_or_else(|e| e.into_inner());
-                p.write_verified(&items).map_err(RequestError::Store)?
-            };
+            let got = PartialBlob::receive(&partial, &ranges, ChunksReader::new(chunks))
+                .map_err(RequestError::Store)?;
             // Told here, where it is written: the caller may abort the
             // request (a duplicate answered first) while this runs.
-            on_written(written);
-            match failed {
-                None => Ok(written),
+            on_written(got.written);
+            match got.failed {
+                None => Ok(got.written),
                 Some(e) => Err(Misbehaviour::of_decode(hash, e).into()),
             }
         })

@@ -43,7 +43,7 @@ pub use self::backend::{Backend, BlobFile, FileKind, FileName, FsBackend, MemBac
 pub use self::export::{ExportError, ExportOptions, Exported};
 pub use self::groups::GroupSet;
 pub use self::import::{AddError, AddOptions, Added, Progress, manifest_of};
-pub use self::partial::{PartialBlob, WriteError};
+pub use self::partial::{PartialBlob, Received, WriteError};
 pub use self::releases::{AcceptError, PublishError, PublishOptions, Published, SeenRelease};
 pub use self::salvage::{
     LostBlob, LostPin, OldDatabase, PartialRecovered, PinSource, RestoredPin, SalvageError,

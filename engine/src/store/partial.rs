@@ -57,6 +57,17 @@ enum Target {
     Complete,
 }
 
+/// What [`PartialBlob::receive`] did with a response.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct Received {
+    /// Bytes of new verified data written.
+    pub written: u64,
+    /// Why the response stopped verifying, if it did: what came before was
+    /// written.
+    pub failed: Option<DecodeError>,
+}
+
 /// Receiving data failed. Verified data received before the error is kept.
 ///
 /// ```
@@ -343,6 +354,57 @@ impl PartialBlob {
         // Keep what verified before any error.
         self.flush()?;
         result.map(|()| written)
+    }
+
+    /// Verify a response for `ranges` of `blob` read from `encoded`, on
+    /// this thread and without holding the blob, then write what verified
+    /// under its lock: the one path from any source (a peer, a mirror) to
+    /// disk, so several responses for one blob can be verified at once.
+    /// What verified before a failure is written; the failure is returned
+    /// beside it for the caller to judge (a source that sent bad data is
+    /// dropped; one that stopped short may be asked again).
+    ///
+    /// ```
+    /// use std::sync::Mutex;
+    /// use swarm_engine::content::group_ranges;
+    /// use swarm_engine::store::{PartialBlob, Store};
+    ///
+    /// # let seeder = Store::memory()?;
+    /// # let hash = seeder.put_blob(&[9u8; 100_000])?;
+    /// let ranges = group_ranges(0, 3);
+    /// let mut response = Vec::new();
+    /// seeder.encode_ranges(&hash, &ranges, &mut response)?;
+    /// let store = Store::memory()?;
+    /// let blob = Mutex::new(store.partial(hash, 100_000)?);
+    /// // Cut short after the first group: that group is kept.
+    /// let got = PartialBlob::receive(&blob, &ranges, &response[..20_000])?;
+    /// assert_eq!(got.written, 16_384);
+    /// assert!(got.failed.is_some());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn receive(
+        blob: &std::sync::Mutex<PartialBlob>,
+        ranges: &ChunkRanges,
+        encoded: impl io::Read,
+    ) -> Result<Received, StoreError> {
+        let (hash, size) = {
+            let b = blob.lock().unwrap_or_else(|e| e.into_inner());
+            (b.hash, b.size)
+        };
+        let mut items = Vec::new();
+        let mut failed = None;
+        for item in content::decode_ranges(hash, size, ranges, encoded) {
+            match item {
+                Ok(i) => items.push(i),
+                Err(e) => {
+                    failed = Some(e);
+                    break;
+                }
+            }
+        }
+        let mut b = blob.lock().unwrap_or_else(|e| e.into_inner());
+        let written = b.write_verified(&items)?;
+        Ok(Received { written, failed })
     }
 
     /// Write items that [`content::decode_ranges`] has already verified

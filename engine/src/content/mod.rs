@@ -1,9 +1,11 @@
-//! The content model: BLAKE3 roots, Bao outboards at 16 KiB chunk groups, and
-//! manifests that list the files of a release.
+//! The content model: BLAKE3 roots, Bao outboards at 16 KiB chunk groups,
+//! sets of those groups ([`GroupSet`]), and manifests that list the files of
+//! a release.
 //!
 //! Pure logic, no I/O of its own: functions take readers and writers.
 //! See `wire-spec/content.md` for the byte formats.
 
+mod groups;
 mod hash;
 pub mod manifest;
 
@@ -12,6 +14,7 @@ use std::io;
 pub use bao_tree::io::sync::{ReadAt, Size, WriteAt};
 pub use bao_tree::{BaoTree, BlockSize, ChunkNum, ChunkRanges};
 
+pub use self::groups::GroupSet;
 pub use self::hash::{Hash, ParseHashError};
 pub use self::manifest::{Entry, Manifest, ManifestError};
 

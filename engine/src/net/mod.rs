@@ -707,20 +707,14 @@ impl Endpoint {
     /// # }
     /// ```
     pub fn announce_have(&self, hash: crate::Hash, size: u64, groups: &crate::store::GroupSet) {
-        let b: Vec<u64> = groups
-            .ranges()
-            .iter()
-            .take(wire::MAX_HAVE_RANGES)
-            .flat_map(|&(a, b)| [a, b])
-            .collect();
-        if b.is_empty() {
+        let groups = wire::WireRanges::from_groups(groups, wire::MAX_HAVE_RANGES);
+        if groups.is_empty() {
             return;
         }
-        self.inner.ctx.haves.announce(wire::Have {
-            hash,
-            size,
-            groups: wire::WireRanges::from_boundaries(b),
-        });
+        self.inner
+            .ctx
+            .haves
+            .announce(wire::Have { hash, size, groups });
     }
 
     /// `Have`s peers send about `hashes`, until the watch is dropped.

@@ -245,13 +245,8 @@ async fn serve_ask(
                     )
                     .await;
                 }
-                Some(p) => {
-                    let b: Vec<u64> = p.ranges().iter().flat_map(|&(a, b)| [a, b]).collect();
-                    // Too fragmented to announce whole: announce the first ranges.
-                    WireRanges::from_boundaries(
-                        b.into_iter().take(2 * wire::MAX_HAVE_RANGES).collect(),
-                    )
-                }
+                // Too fragmented to announce whole: the first ranges.
+                Some(p) => WireRanges::from_groups(&p, wire::MAX_HAVE_RANGES),
             };
             Message::Have(Have {
                 hash,

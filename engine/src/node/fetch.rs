@@ -910,14 +910,7 @@ impl Run {
 
 /// A `Have`'s group ranges as a set, closed at the blob's last group.
 fn group_set(w: &WireRanges, size: u64) -> GroupSet {
-    let b = w.boundaries();
-    let n = crate::content::group_count(size).max(1);
-    let mut set = GroupSet::new();
-    for pair in b.chunks(2) {
-        let (a, e) = (pair[0], pair.get(1).copied().unwrap_or(n));
-        set.insert(a.min(n), e.min(n));
-    }
-    set
+    w.to_groups(size)
 }
 
 /// Ask `known` for more peers of `root` and connect to some not tried yet;

@@ -21,7 +21,6 @@ mod backend;
 mod db;
 mod export;
 mod fastcopy;
-mod groups;
 mod guard;
 mod import;
 mod partial;
@@ -41,7 +40,6 @@ use redb::{ReadableTable, ReadableTableMetadata};
 
 pub use self::backend::{Backend, BlobFile, FileKind, FileName, FsBackend, MemBackend};
 pub use self::export::{ExportError, ExportOptions, Exported};
-pub use self::groups::GroupSet;
 pub use self::import::{AddError, AddOptions, Added, Progress, manifest_of};
 pub use self::partial::{PartialBlob, Received, WriteError};
 pub use self::releases::{AcceptError, PublishError, PublishOptions, Published, SeenRelease};
@@ -50,6 +48,7 @@ pub use self::salvage::{
     SalvageReport,
 };
 use self::tables::{BLOBS, BlobEntry, INLINE, META, PINS, PinEntry, REFS, SECRETS, STORE_VERSION};
+pub use crate::content::GroupSet; // in the pure core; `store::GroupSet` still names it
 use crate::content::{self, ChunkRanges, GROUP_SIZE, Hash, Manifest, ManifestError};
 
 /// Tuning for a store.

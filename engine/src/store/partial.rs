@@ -2,7 +2,7 @@
 
 use std::io;
 
-use super::groups::GroupSet;
+use super::GroupSet;
 use redb::ReadableTable;
 
 use super::tables::{BLOBS, BlobEntry, INLINE};

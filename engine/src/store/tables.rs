@@ -4,7 +4,7 @@
 use redb::TableDefinition;
 use serde::{Deserialize, Serialize};
 
-use super::groups::GroupSet;
+use super::GroupSet;
 
 /// hash -> [`BlobEntry`]
 pub(super) const BLOBS: TableDefinition<'_, [u8; 32], &[u8]> = TableDefinition::new("blobs");

@@ -19,7 +19,7 @@ use std::io;
 
 use redb::ReadableTable;
 
-use super::groups::GroupSet;
+use super::GroupSet;
 use super::tables::{BLOBS, BlobEntry};
 use super::{BlobFile, FileAt, FileKind, FileName, Store, StoreError};
 use crate::content::{self, GROUP_SIZE, Hash};

@@ -1,9 +1,11 @@
 //! Range lists on the wire (§2.1): sorted boundaries, an odd count meaning
-//! the last range runs to the end.
+//! the last range runs to the end. The one place they convert to and from
+//! [`ChunkRanges`] (a `Get`'s chunk indices) and [`GroupSet`] (a `Have`'s
+//! group indices).
 
 use serde::{Deserialize, Serialize};
 
-use crate::content::{ChunkNum, ChunkRanges};
+use crate::content::{self, ChunkNum, ChunkRanges, GroupSet};
 
 /// A set of ranges as strictly increasing boundaries `b0 < b1 < …`; pairs
 /// `[b0, b1), [b2, b3), …`, and with an odd count the last range is
@@ -159,5 +161,56 @@ impl WireRanges {
     /// ```
     pub fn from_chunk_ranges(r: &ChunkRanges) -> Self {
         Self(r.boundaries().iter().map(|c| c.0).collect())
+    }
+
+    /// A `Have`'s group list (§3.2) of `groups`: its first `max` ranges, so a
+    /// holding more fragmented than that lists only those.
+    ///
+    /// ```
+    /// use swarm_engine::content::GroupSet;
+    /// use swarm_engine::wire::WireRanges;
+    ///
+    /// let mut held = GroupSet::new();
+    /// held.insert(0, 4);
+    /// held.insert(10, 12);
+    /// held.insert(20, 21);
+    /// assert_eq!(WireRanges::from_groups(&held, 8).boundaries(), &[0, 4, 10, 12, 20, 21]);
+    /// assert_eq!(WireRanges::from_groups(&held, 2).boundaries(), &[0, 4, 10, 12]);
+    /// assert!(WireRanges::from_groups(&GroupSet::new(), 8).is_empty());
+    /// ```
+    pub fn from_groups(groups: &GroupSet, max: usize) -> Self {
+        Self(
+            groups
+                .ranges()
+                .iter()
+                .take(max)
+                .flat_map(|&(a, b)| [a, b])
+                .collect(),
+        )
+    }
+
+    /// A `Have`'s group list (§3.2) as a set of groups of a blob of `size`
+    /// bytes: groups at or past its last one are dropped, and an open last
+    /// range ends there.
+    ///
+    /// ```
+    /// use swarm_engine::content::GROUP_SIZE;
+    /// use swarm_engine::wire::WireRanges;
+    ///
+    /// // A blob of 10 groups; "2 to the end" is groups 2..10.
+    /// let held = WireRanges::from_boundaries(vec![0, 1, 2]).to_groups(10 * GROUP_SIZE);
+    /// assert_eq!(held.ranges(), &[(0, 1), (2, 10)]);
+    /// // Groups the blob does not have are not held.
+    /// let past = WireRanges::from_boundaries(vec![8, 40]).to_groups(10 * GROUP_SIZE);
+    /// assert_eq!(past.ranges(), &[(8, 10)]);
+    /// ```
+    pub fn to_groups(&self, size: u64) -> GroupSet {
+        let n = content::group_count(size).max(1);
+        let mut set = GroupSet::new();
+        for pair in self.0.chunks(2) {
+            let (a, e) = (pair[0], pair.get(1).copied().unwrap_or(n));
+            set.insert(a.min(n), e.min(n));
+        }
+        set
     }
 }

@@ -8,7 +8,7 @@ use crate::content::{self, ChunkRanges};
 /// Sorted, disjoint, non-adjacent half-open ranges of group indices.
 ///
 /// ```
-/// use swarm_engine::store::GroupSet;
+/// use swarm_engine::content::GroupSet;
 ///
 /// let mut held = GroupSet::new();
 /// held.insert(0, 4);
@@ -24,7 +24,7 @@ impl GroupSet {
     /// The empty set.
     ///
     /// ```
-    /// use swarm_engine::store::GroupSet;
+    /// use swarm_engine::content::GroupSet;
     ///
     /// let s = GroupSet::new();
     /// assert!(s.is_empty());
@@ -38,8 +38,7 @@ impl GroupSet {
     /// that run to the end are cut at the last chunk first).
     ///
     /// ```
-    /// use swarm_engine::content::{ChunkNum, ChunkRanges};
-    /// use swarm_engine::store::GroupSet;
+    /// use swarm_engine::content::{ChunkNum, ChunkRanges, GroupSet};
     ///
     /// // Chunks 10..40 lie in groups 0, 1 and 2 (16 chunks to a group).
     /// let s = GroupSet::of_chunks(&ChunkRanges::from(ChunkNum(10)..ChunkNum(40)));
@@ -60,7 +59,7 @@ impl GroupSet {
     /// Add groups `start..end`.
     ///
     /// ```
-    /// use swarm_engine::store::GroupSet;
+    /// use swarm_engine::content::GroupSet;
     ///
     /// let mut s = GroupSet::new();
     /// s.insert(5, 8);
@@ -92,7 +91,7 @@ impl GroupSet {
     /// Whether every group of `start..end` is in the set.
     ///
     /// ```
-    /// use swarm_engine::store::GroupSet;
+    /// use swarm_engine::content::GroupSet;
     ///
     /// let mut s = GroupSet::new();
     /// s.insert(0, 4);
@@ -111,7 +110,7 @@ impl GroupSet {
     /// Add every group of `other`.
     ///
     /// ```
-    /// use swarm_engine::store::GroupSet;
+    /// use swarm_engine::content::GroupSet;
     ///
     /// let (mut a, mut b) = (GroupSet::new(), GroupSet::new());
     /// a.insert(0, 2);
@@ -128,7 +127,7 @@ impl GroupSet {
     /// Whether group `g` is in the set.
     ///
     /// ```
-    /// use swarm_engine::store::GroupSet;
+    /// use swarm_engine::content::GroupSet;
     ///
     /// let mut s = GroupSet::new();
     /// s.insert(3, 5);
@@ -142,7 +141,7 @@ impl GroupSet {
     /// Whether every group `0..n` is in the set.
     ///
     /// ```
-    /// use swarm_engine::store::GroupSet;
+    /// use swarm_engine::content::GroupSet;
     ///
     /// let mut s = GroupSet::new();
     /// s.insert(0, 10);
@@ -157,7 +156,7 @@ impl GroupSet {
     /// Number of groups in the set.
     ///
     /// ```
-    /// use swarm_engine::store::GroupSet;
+    /// use swarm_engine::content::GroupSet;
     ///
     /// let mut s = GroupSet::new();
     /// s.insert(0, 3);
@@ -171,7 +170,7 @@ impl GroupSet {
     /// Whether the set is empty.
     ///
     /// ```
-    /// use swarm_engine::store::GroupSet;
+    /// use swarm_engine::content::GroupSet;
     ///
     /// let mut s = GroupSet::new();
     /// assert!(s.is_empty());
@@ -185,7 +184,7 @@ impl GroupSet {
     /// The ranges, sorted.
     ///
     /// ```
-    /// use swarm_engine::store::GroupSet;
+    /// use swarm_engine::content::GroupSet;
     ///
     /// let mut s = GroupSet::new();
     /// s.insert(8, 9);
@@ -199,8 +198,7 @@ impl GroupSet {
     /// As bao chunk ranges.
     ///
     /// ```
-    /// use swarm_engine::content::group_ranges;
-    /// use swarm_engine::store::GroupSet;
+    /// use swarm_engine::content::{GroupSet, group_ranges};
     ///
     /// let mut s = GroupSet::new();
     /// s.insert(1, 3);
@@ -216,7 +214,7 @@ impl GroupSet {
     }
 
     /// Whether the set is well formed: sorted, disjoint, non-adjacent, non-empty ranges.
-    pub(super) fn is_valid(&self) -> bool {
+    pub(crate) fn is_valid(&self) -> bool {
         self.0.iter().all(|&(a, b)| a < b) && self.0.windows(2).all(|w| w[0].1 < w[1].0)
     }
 }

@@ -138,7 +138,11 @@ fn single_file_export_refuses_to_overwrite_without_force() {
     write_file(&dest, b"edited by the user", 0o644);
     let msg = swarm_err(&store, args!["export", root, "-o", dest]);
     assert!(mentions(&msg, "already exists"), "{msg}");
-    assert!(msg.contains("--force"), "the error should say how: {msg}");
+    // The engine says what to do in its terms; the CLI names its flag.
+    assert!(
+        msg.ends_with("; pass --force to replace it"),
+        "the error should say how: {msg}"
+    );
     assert_eq!(fs::read(&dest).expect("read dest"), b"edited by the user");
     assert_eq!(dir_names(tmp.path()), ["dest.bin", "notes.bin", "store"]);
 
@@ -716,6 +720,18 @@ fn store_with_garbage_pages_gives_a_clear_error_not_a_panic() {
     base.assert_intact();
 }
 
+/// The engine's message names no flag; the CLI adds the one that helps.
+#[test]
+fn fetch_with_no_peer_and_no_dht_says_to_pass_a_peer() {
+    let tmp = tempdir();
+    let store = tmp.path().join("store");
+    let root = blob_hash(b"held by nobody");
+    let msg = swarm_err(&store, args!["fetch", root, "--no-export"]);
+    assert!(mentions(&msg, "none found on the DHT"), "{msg}");
+    assert!(msg.ends_with("; pass --peer HOST:PORT"), "{msg}");
+    assert_eq!(msg.matches("--peer").count(), 1, "{msg}");
+}
+
 #[test]
 fn error_messages_state_their_cause_once() {
     let tmp = tempdir();
@@ -909,10 +925,11 @@ fn json_mode_reports_errors_as_json() {
     let msg = json_error(&base.store, args!["rm", "xyz"]);
     assert!(mentions(&msg, "not a root hash"), "{msg}");
 
-    // Refusing to overwrite.
+    // Refusing to overwrite, with the CLI's hint in the JSON too.
     export(&base.store, &base.root, &out, false);
     let msg = json_error(&base.store, args!["export", base.root, "-o", out]);
     assert!(mentions(&msg, "already exists"), "{msg}");
+    assert!(msg.contains("pass --force"), "{msg}");
 
     // A store that cannot be opened.
     let copy = damaged_copy(&base, tmp.path(), |b| b[..4 * KIB].fill(0));

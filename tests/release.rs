@@ -380,7 +380,7 @@ fn untrusted_publisher_is_refused_with_the_command_to_trust_it() {
         msg,
         format!(
             "release myapp is signed by {k}, which is not a trusted publisher; if you trust it, \
-             run `swarm trust add {k}` or pass --trust {k}",
+             add that key to the trusted publishers; run `swarm trust add {k}` or pass --trust {k}",
             k = key.public
         )
     );
@@ -939,7 +939,9 @@ fn trust_add_ls_rm_round_trip() {
 
     // Malformed keys.
     let bad_key = |k: &str| {
-        format!("not a publisher key: {k:?} (expected swpk1… as printed by `swarm keygen`)")
+        format!(
+            "not a publisher key: {k:?} (expected a public key, swpk1…); `swarm keygen` prints one"
+        )
     };
     for k in [
         "hello",

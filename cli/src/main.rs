@@ -5,6 +5,7 @@ mod config;
 mod demo;
 mod dht;
 mod files;
+mod hints;
 mod net;
 mod release;
 
@@ -44,7 +45,7 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(e) => {
-            let mut msg = format!("{e:#}");
+            let mut msg = hints::message(&e);
             if is_damage(&e) {
                 msg.push_str(
                     "; run `swarm check --repair` to rebuild the database from the blob files",

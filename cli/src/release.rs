@@ -240,7 +240,7 @@ pub(crate) fn verify(store: &Store, a: VerifyArgs, json: bool) -> Result<ExitCod
                 "created": r.created,
                 "expires": r.expires,
                 "token_length": a.token.trim().len(),
-                "policy_error": verdict.as_ref().err().map(|e| e.to_string()),
+                "policy_error": verdict.as_ref().err().map(|e| crate::hints::describe(e)),
                 "path_matches": matches.map(|(ok, _)| ok),
             })
         );

@@ -37,6 +37,8 @@ pub mod update;
 pub mod wire;
 
 #[cfg(test)]
+mod messages_tests;
+#[cfg(test)]
 mod testutil;
 
 /// `docs/embedding.md`, whose examples run as doctests.

@@ -147,7 +147,7 @@ pub struct Fetched {
 #[non_exhaustive]
 pub enum FetchError {
     /// No peers were given.
-    #[error("no peers to fetch from: none given, and none found on the DHT; pass --peer HOST:PORT")]
+    #[error("no peers to fetch from: none given, and none found on the DHT; give a peer's address")]
     NoPeers,
     /// No peer could be reached.
     #[error("no peer could be reached: {}", list(.0))]

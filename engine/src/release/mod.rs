@@ -552,18 +552,16 @@ pub enum ReleaseError {
     #[error("the signature does not match: this token was altered or forged")]
     BadSignature,
     /// A public key that does not parse.
-    #[error("not a publisher key: {0:?} (expected {PUBLIC_PREFIX}… as printed by `swarm keygen`)")]
+    #[error("not a publisher key: {0:?} (expected a public key, {PUBLIC_PREFIX}…)")]
     BadKey(String),
     /// A secret key where a public key belongs.
     #[error(
         "that is a SECRET key (swsk1…), not a publisher's public key (swpk1…); never share \
-         it, and use the public key `swarm keygen` printed"
+         it, and use the public key that goes with it"
     )]
     SecretGivenAsPublic,
     /// A secret key file that does not parse.
-    #[error(
-        "not a swarm secret key file (expected a line {SECRET_PREFIX}…, as `swarm keygen` writes)"
-    )]
+    #[error("not a swarm secret key file (expected a line {SECRET_PREFIX}…)")]
     BadSecretKey,
 }
 

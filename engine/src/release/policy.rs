@@ -202,7 +202,7 @@ pub enum PolicyError {
     /// Signed by a key nobody trusted.
     #[error(
         "release {name} is signed by {publisher}, which is not a trusted publisher; \
-         if you trust it, run `swarm trust add {publisher}` or pass --trust {publisher}"
+         if you trust it, add that key to the trusted publishers"
     )]
     Untrusted {
         /// The signer.

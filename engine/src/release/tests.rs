@@ -143,7 +143,11 @@ fn policy_refuses_each_way_a_release_can_be_wrong() {
     let other = release(&stranger, 5).sign(&stranger).unwrap();
     let err = p.check(&other, &Want::default(), &none).unwrap_err();
     assert!(matches!(err, PolicyError::Untrusted { .. }));
-    assert!(err.to_string().contains("swarm trust add swpk1"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("add that key to the trusted publishers"),
+        "{err}"
+    );
 
     let mut expired = release(&k, 5);
     expired.expires = Some(1_840_000_000);

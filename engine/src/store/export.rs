@@ -107,7 +107,7 @@ pub enum ExportError {
     #[error("{0} is not completely stored; fetch it again")]
     Missing(Hash),
     /// The destination file exists.
-    #[error("{0} already exists; remove it or pass --force")]
+    #[error("{0} already exists; remove it, or export with `force` to replace it")]
     Exists(PathBuf),
     /// The destination is inside the store's own directory.
     #[error("{0} is inside the store; export somewhere outside it")]
@@ -116,7 +116,9 @@ pub enum ExportError {
     #[error("{0} is a symlink or not a directory; refusing to write through it")]
     Unsafe(PathBuf),
     /// Stored data no longer matches its hash. Nothing was written for it.
-    #[error("stored data for {path} does not match {hash}; run `swarm check`")]
+    #[error(
+        "stored data for {path} does not match {hash}; check the store, then fetch the blob again"
+    )]
     Corrupt {
         /// The file being exported.
         path: PathBuf,

@@ -176,7 +176,9 @@ struct Inner {
 #[non_exhaustive]
 pub enum OpenError {
     /// Another process has the store open.
-    #[error("the store at {0} is in use by another swarm process; stop it or use another --store")]
+    #[error(
+        "the store at {0} is in use by another swarm process; stop it or choose another store directory"
+    )]
     Locked(String),
     /// The database file is damaged beyond redb's own repair.
     #[error("the store database at {path} is damaged: {reason}")]
@@ -245,7 +247,7 @@ pub enum StoreError {
     #[error("store database error: {0}")]
     Db(String),
     /// A record in the database does not decode.
-    #[error("store record for {0} is damaged; run `swarm check`")]
+    #[error("store record for {0} is damaged; check the store")]
     BadRecord(Hash),
     /// A blob declared larger than [`content::MAX_BLOB_SIZE`]; nothing was
     /// created for it.
@@ -1443,7 +1445,7 @@ pub enum ReadError {
     #[error("{0} is only partly stored; fetch it completely first")]
     Incomplete(Hash),
     /// The stored bytes no longer match the hash.
-    #[error("stored data of {0} is corrupt; run `swarm check`")]
+    #[error("stored data of {0} is corrupt; check the store, then fetch the blob again")]
     Corrupt(Hash),
     /// Larger than the caller allowed.
     #[error("{hash} is {size} bytes, too large to read into memory")]

@@ -629,7 +629,9 @@ impl Run {
                         (self.report)(FetchProgress::Connected(self.peers.live.len()));
                     }
                 }
-                _ = tick.tick() => {}
+                // Paused, nothing is due: no tick, so an idle paused fetch
+                // takes no CPU; a resume wakes it below.
+                _ = tick.tick(), if !paused => {}
                 // Paused or resumed: act on it at once.
                 Ok(()) = self.control.changed() => {}
             }

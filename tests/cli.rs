@@ -19,6 +19,8 @@ use crate::common::*;
 
 #[path = "cli/limits.rs"]
 mod limits;
+#[path = "cli/mirror.rs"]
+mod mirror;
 
 const KIB: usize = 1 << 10;
 const MIB: usize = 1 << 20;

@@ -66,6 +66,19 @@ pub(crate) enum Command {
         #[arg(long)]
         force: bool,
     },
+    /// Write a root or a signed release as a static mirror that any web
+    /// server or CDN serves as it is (layout in wire-spec/mirror.md)
+    Mirror {
+        /// A root (64 hex characters), or a signed-root token (swr1…)
+        /// checked against the trust policy and written as the latest
+        /// release of its name and channel
+        target: String,
+        /// The mirror directory, created if needed; many roots share one
+        dir: PathBuf,
+        /// Trust this publisher key for this check (repeatable)
+        #[arg(long = "trust", value_name = "PUBKEY")]
+        trust: Vec<String>,
+    },
     /// Unpin a root (its content is freed by `swarm gc`)
     Rm {
         /// The root (64 hex characters)

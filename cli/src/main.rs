@@ -6,6 +6,7 @@ mod demo;
 mod dht;
 mod files;
 mod hints;
+mod mirror;
 mod net;
 mod release;
 
@@ -114,6 +115,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         cli.command,
         Command::Ls
             | Command::Export { .. }
+            | Command::Mirror { .. }
             | Command::Check { repair: false }
             | Command::Trust {
                 command: TrustCommand::Ls
@@ -221,6 +223,14 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     done.target.display()
                 );
             }
+        }
+        Command::Mirror { target, dir, trust } => {
+            let a = mirror::MirrorArgs {
+                target: &target,
+                dir: &dir,
+                trust: &trust,
+            };
+            return mirror::run(&store, a, json);
         }
         Command::Rm { root } => {
             let root = parse_root(&root)?;

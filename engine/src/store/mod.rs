@@ -23,6 +23,7 @@ mod export;
 mod fastcopy;
 mod guard;
 mod import;
+mod mirror;
 mod partial;
 mod releases;
 mod salvage;
@@ -41,6 +42,10 @@ use redb::{ReadableTable, ReadableTableMetadata};
 pub use self::backend::{Backend, BlobFile, FileKind, FileName, FsBackend, MemBackend};
 pub use self::export::{ExportError, ExportOptions, Exported};
 pub use self::import::{AddError, AddOptions, Added, Progress, manifest_of};
+pub use self::mirror::{
+    MIRROR_INDEX, MIRROR_INDEX_NAME, MIRROR_VERSION, MirrorError, MirrorOptions, MirrorWritten,
+    mirror_blob_path, mirror_latest_path, mirror_outboard_path, mirror_proof_offsets,
+};
 pub use self::partial::{PartialBlob, Received, WriteError};
 pub use self::releases::{AcceptError, PublishError, PublishOptions, Published, SeenRelease};
 pub use self::salvage::{

@@ -10,7 +10,7 @@ use swarm_engine::content::{self, Manifest};
 use swarm_engine::store::{MIRROR_INDEX, MIRROR_INDEX_NAME};
 
 use crate::common::*;
-use crate::{GROUP, KIB, tempdir};
+use crate::{GROUP, KIB, data_file, tempdir};
 
 /// Every file under `dir`: relative path to (inode, mtime, bytes).
 fn files(dir: &Path) -> BTreeMap<String, (u64, i64, Vec<u8>)> {
@@ -206,4 +206,26 @@ fn a_mirror_inside_the_store_or_of_an_unknown_root_is_refused() {
     let unknown = blob_hash(b"not stored");
     let msg = swarm_err(&store, args!["mirror", &unknown, tmp.path().join("out")]);
     assert!(mentions(&msg, &unknown), "{msg}");
+}
+
+#[test]
+fn corrupt_stored_data_is_not_mirrored() {
+    let tmp = tempdir();
+    let store = tmp.path().join("store");
+    let file = tmp.path().join("big.bin");
+    let data = pseudo_random(100 * KIB, 4);
+    write_file(&file, &data, 0o644);
+    let root = add(&store, &[&file]).root;
+    let hash = blob_hash(&data);
+    flip_byte(&data_file(&store, &hash), 50_000);
+    let out = tmp.path().join("out");
+    let msg = swarm_err(&store, args!["mirror", &root, &out]);
+    assert!(mentions(&msg, "does not match its hash"), "{msg}");
+    assert!(mentions(&msg, &hash), "{msg}");
+    let written = files(&out);
+    assert!(
+        written.keys().all(|k| !k.contains(&hash)),
+        "nothing of the corrupt blob is in the mirror: {:?}",
+        written.keys()
+    );
 }

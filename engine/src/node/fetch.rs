@@ -23,8 +23,6 @@ pub const DEFAULT_MAX_PEERS: usize = 8;
 const TICK: Duration = Duration::from_millis(100);
 /// How often a fetch asks its peers for more peers, while it has room.
 const PEX_EVERY: Duration = Duration::from_secs(2);
-/// Requests in a row that may time out before a peer is dropped.
-const MAX_SLOW: u32 = 3;
 /// How often a fetch reports its peers' progress.
 const REPORT_EVERY: Duration = Duration::from_millis(500);
 /// How long to wait for a peer's answer to a peer-exchange question.
@@ -382,8 +380,6 @@ pub(super) async fn fetch(
         },
         max_peers,
         stall: opts.stall_timeout,
-        slow: BTreeMap::new(),
-        asked: BTreeSet::new(),
         credit: Arc::default(),
         control,
     };
@@ -463,10 +459,6 @@ struct Run {
     report: ProgressFn,
     max_peers: usize,
     stall: Duration,
-    /// Requests in a row that timed out, per peer.
-    slow: BTreeMap<NodeId, u32>,
-    /// Blobs asked about, per peer.
-    asked: BTreeSet<(NodeId, usize)>,
     /// Verified new bytes stored from each peer, counted where they are
     /// written (a request aborted after writing still counts).
     credit: Arc<Mutex<BTreeMap<NodeId, Source>>>,
@@ -502,8 +494,14 @@ impl Run {
         // Any seed will do; a fixed one only makes fetchers that start
         // together pick alike.
         let _ = getrandom::fill(&mut seed);
-        let mut swarm: Swarm<NodeId> =
-            Swarm::new(&specs, swarm::Config::default(), u64::from_le_bytes(seed));
+        let mut swarm: Swarm<NodeId> = Swarm::new(
+            &specs,
+            swarm::Config {
+                stall_timeout: self.stall,
+                ..swarm::Config::default()
+            },
+            u64::from_le_bytes(seed),
+        );
         let index: BTreeMap<Hash, usize> = self
             .parts
             .iter()
@@ -520,11 +518,9 @@ impl Run {
         let mut tick = tokio::time::interval(TICK);
         let mut next_pex = start + PEX_EVERY;
         let mut next_report = start;
-        let mut stalled_since: Option<tokio::time::Instant> = None;
-        let mut asking = 0usize;
         let peers: Vec<Peer> = self.peers.live.clone();
         for p in peers {
-            asking += self.join(&mut swarm, &p, &tx);
+            self.join(&mut swarm, &p, &tx);
         }
         while !swarm.is_complete() {
             let now = start.elapsed();
@@ -535,6 +531,7 @@ impl Run {
                 return Err(FetchError::Cancelled);
             }
             let paused = control == Control::Pause;
+            swarm.handle_pause(paused);
             if paused {
                 // Call everything back; verified groups stay stored, and
                 // the pieces go back to the pool for when it resumes.
@@ -542,7 +539,6 @@ impl Run {
                     h.abort();
                     swarm.piece_failed(&peer, piece, Failure::Cancelled);
                 }
-                stalled_since = None;
             }
             // Fill every peer's pipeline.
             let ids: Vec<NodeId> = if paused {
@@ -568,26 +564,24 @@ impl Run {
                     &mut self.peers.failures,
                 )));
             }
-            if !paused && flights.is_empty() && asking == 0 && !swarm.can_progress() {
-                let since = *stalled_since.get_or_insert_with(tokio::time::Instant::now);
-                if since.elapsed() >= self.stall {
-                    return Err(FetchError::NoSource {
-                        missing: swarm.missing_bytes(),
-                        peers: self.peers.live.len(),
-                    });
-                }
-            } else {
-                stalled_since = None;
+            // The picker decides when waiting has gone on long enough.
+            swarm.handle_timeout(now);
+            if swarm.poll_stalled(now) {
+                return Err(FetchError::NoSource {
+                    missing: swarm.missing_bytes(),
+                    peers: self.peers.live.len(),
+                });
             }
+            let wake = swarm.poll_timeout().map(|t| start + t);
             tokio::select! {
                 Some(ev) = rx.recv() => match ev {
                     Event::Piece { peer, piece, result } => {
                         flights.remove(&(peer, piece));
-                        self.on_piece(&mut swarm, &mut flights, peer, piece, result, start, &tx, &mut asking)
+                        self.on_piece(&mut swarm, &mut flights, peer, piece, result, start, &tx)
                             .await?;
                     }
                     Event::Asked { peer, blob, result } => {
-                        asking = asking.saturating_sub(1);
+                        swarm.handle_ask_answered(&peer, blob);
                         match result {
                             Ok(Some(have)) if have.size == self.parts[blob].size => {
                                 swarm.peer_has(&peer, blob, &group_set(&have.groups, have.size));
@@ -625,13 +619,15 @@ impl Run {
                 }
                 Some(p) = pex_rx.recv() => {
                     if add_peer(&mut self.peers, &mut self.connected, p.clone(), self.max_peers) {
-                        asking += self.join(&mut swarm, &p, &tx);
+                        self.join(&mut swarm, &p, &tx);
                         (self.report)(FetchProgress::Connected(self.peers.live.len()));
                     }
                 }
                 // Paused, nothing is due: no tick, so an idle paused fetch
                 // takes no CPU; a resume wakes it below.
                 _ = tick.tick(), if !paused => {}
+                // The picker's own deadline (the end of a stall wait).
+                () = tokio::time::sleep_until(wake.unwrap_or(start)), if wake.is_some() => {}
                 // Paused or resumed: act on it at once.
                 Ok(()) = self.control.changed() => {}
             }
@@ -686,39 +682,31 @@ impl Run {
     /// Start using `peer`: ask it what it holds of every blob of more than
     /// one piece (single pieces are simply asked for). Returns the number
     /// of questions sent.
-    fn join(
-        &mut self,
-        swarm: &mut Swarm<NodeId>,
-        peer: &Peer,
-        tx: &mpsc::UnboundedSender<Event>,
-    ) -> usize {
+    fn join(&mut self, swarm: &mut Swarm<NodeId>, peer: &Peer, tx: &mpsc::UnboundedSender<Event>) {
         if !swarm.add_peer(peer.id()) {
-            return 0;
+            return;
         }
-        let mut n = 0;
         for blob in 0..self.parts.len() {
             if self.parts[blob].blob.is_none() || swarm.pieces_of(blob).len() < 2 {
                 continue;
             }
-            n += self.ask(swarm, peer, blob, tx);
+            self.ask(swarm, peer, blob, tx);
         }
-        n
     }
 
     /// Ask `peer` what it holds of `blob`, which also subscribes to what
     /// it gets later (wire.md §3.6). Until the answer, nothing of the blob
-    /// is asked of it. Returns 1 if asked, 0 if asked before.
+    /// is asked of it. The picker keeps track of what was asked.
     fn ask(
         &mut self,
         swarm: &mut Swarm<NodeId>,
         peer: &Peer,
         blob: usize,
         tx: &mpsc::UnboundedSender<Event>,
-    ) -> usize {
-        if !self.asked.insert((peer.id(), blob)) {
-            return 0;
+    ) {
+        if !swarm.handle_ask_sent(&peer.id(), blob) {
+            return;
         }
-        swarm.peer_lacks(&peer.id(), blob);
         let (peer, tx, hash) = (peer.clone(), tx.clone(), self.parts[blob].hash);
         tokio::spawn(async move {
             let result = peer.ask(hash).await;
@@ -728,7 +716,6 @@ impl Run {
                 result,
             });
         });
-        1
     }
 
     fn spawn_request(
@@ -795,11 +782,9 @@ impl Run {
         result: Result<u64, RequestError>,
         start: tokio::time::Instant,
         tx: &mpsc::UnboundedSender<Event>,
-        asking: &mut usize,
     ) -> Result<(), FetchError> {
         match result {
             Ok(n) => {
-                self.slow.remove(&peer);
                 if let Some(p) = self.peers.get(&peer).filter(|_| n > 0) {
                     // Others may ask us about it: this peer has the root.
                     p.note_has(self.root);
@@ -835,7 +820,7 @@ impl Run {
                 if let (Some((blob, _)), Some(p)) =
                     (swarm.piece(piece), self.peers.get(&peer).cloned())
                 {
-                    *asking += self.ask(swarm, &p, blob, tx);
+                    self.ask(swarm, &p, blob, tx);
                 }
             }
             Err(
@@ -847,13 +832,19 @@ impl Run {
                 | RequestError::Local(_)),
             ) => {
                 // Slow or busy, not gone: a capped peer queues requests.
+                // Gone after all if its connection closed; the picker gives
+                // up on one that never answers (strikes in a row).
                 debug!(%peer, "request failed: {e}");
-                swarm.piece_failed(&peer, piece, Failure::Slow);
-                let strikes = self.slow.entry(peer).or_default();
-                *strikes += 1;
-                // Gone after all, or never answering anything.
-                if *strikes >= MAX_SLOW || self.peers.get(&peer).is_some_and(Peer::is_closed) {
+                if self.peers.get(&peer).is_some_and(Peer::is_closed) {
+                    swarm.piece_failed(&peer, piece, Failure::Lost);
                     self.drop_peer(swarm, flights, &peer, e, false);
+                } else {
+                    swarm.piece_failed(&peer, piece, Failure::Slow);
+                    if let Some(gone) = swarm.poll_dropped() {
+                        // Only this peer's strike can have dropped one.
+                        debug_assert_eq!(gone, peer);
+                        self.drop_peer(swarm, flights, &gone, e, false);
+                    }
                 }
             }
             Err(e) => {

@@ -35,12 +35,13 @@
 //!   same way; a peer that turns out not to have a piece loses it from its
 //!   availability.
 
+mod policy;
 #[cfg(test)]
 mod sim;
 #[cfg(test)]
 mod tests;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::time::Duration;
 
@@ -97,6 +98,12 @@ pub struct Config {
     pub initial_late: Duration,
     /// Most peers one piece is requested from at once (stealing, endgame).
     pub max_duplicates: usize,
+    /// Slow requests in a row (timed out, or refused for now) after which
+    /// a peer is given up on ([`Swarm::poll_dropped`]).
+    pub max_slow: u32,
+    /// How long a download waits, when no peer has what is missing, for
+    /// one that does ([`Swarm::poll_stalled`]).
+    pub stall_timeout: Duration,
 }
 
 impl Default for Config {
@@ -115,6 +122,8 @@ impl Default for Config {
             min_steal_age: Duration::from_millis(500),
             initial_late: Duration::from_secs(4),
             max_duplicates: 2,
+            max_slow: 3,
+            stall_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -379,6 +388,16 @@ pub struct Swarm<P> {
     piece_bytes: u64,
     /// Where a single peer's pieces are taken from, in order.
     start: usize,
+    /// Slow requests in a row, per peer (see `policy`).
+    slow: BTreeMap<P, u32>,
+    /// Peers given up on, not yet reported to the driver.
+    dropped: Vec<P>,
+    /// (peer, blob) asked what it holds; and those not answered yet.
+    asked: BTreeSet<(P, usize)>,
+    asks_pending: BTreeSet<(P, usize)>,
+    /// Since when nobody can help, if so.
+    stalled_since: Option<Duration>,
+    paused: bool,
 }
 
 impl<P: fmt::Debug> fmt::Debug for Swarm<P> {
@@ -457,6 +476,12 @@ impl<P: Copy + Ord + fmt::Debug> Swarm<P> {
             rng: seed,
             piece_bytes,
             start: 0,
+            slow: BTreeMap::new(),
+            dropped: Vec::new(),
+            asked: BTreeSet::new(),
+            asks_pending: BTreeSet::new(),
+            stalled_since: None,
+            paused: false,
         };
         swarm.start = swarm.next_random() as usize % swarm.pieces.len().max(1);
         swarm
@@ -866,6 +891,7 @@ impl<P: Copy + Ord + fmt::Debug> Swarm<P> {
     /// assert_eq!(swarm.poll_requests(&"other", Duration::ZERO).len(), lost.len());
     /// ```
     pub fn remove_peer(&mut self, key: &P) {
+        self.forget_policy(key);
         let Some(slot) = self.index.remove(key) else {
             return;
         };
@@ -1188,6 +1214,8 @@ impl<P: Copy + Ord + fmt::Debug> Swarm<P> {
     /// assert!(swarm.is_complete());
     /// ```
     pub fn piece_done(&mut self, key: &P, piece: PieceId, now: Duration) -> Vec<P> {
+        // Delivering ends a run of slow requests.
+        self.slow.remove(key);
         let Some(&slot) = self.index.get(key) else {
             // Delivered by a peer since removed: still a good piece.
             return self.complete(piece, None);
@@ -1312,6 +1340,9 @@ impl<P: Copy + Ord + fmt::Debug> Swarm<P> {
                 }
                 if was_flying {
                     self.unown(piece.0, slot);
+                }
+                if why == Failure::Slow {
+                    self.strike(key);
                 }
             }
         }

@@ -9,7 +9,7 @@ use std::time::Duration;
 use proptest::prelude::*;
 
 use super::sim::{Behaviour, KIB, Leave, MIB, NodeSpec, Outcome, Report, Sim, SimConfig, mix};
-use super::{BlobSpec, Config, Swarm};
+use super::{BlobSpec, Config, Failure, Swarm};
 use crate::content::GROUP_SIZE;
 use crate::store::GroupSet;
 
@@ -456,6 +456,90 @@ fn vanishing_and_blackhole_peers_do_not_stall() {
     }
     // Blackholed requests are stolen long before the 10 s timeout.
     assert!(t <= 1.5 * ideal(2 * size, cap), "{t:.2}s");
+}
+
+#[test]
+fn a_source_that_never_answers_is_dropped_by_the_picker_and_the_fetch_stalls() {
+    // The only holder of the data accepts requests and never answers: each
+    // request times out (a slow strike); after `max_slow` in a row the
+    // picker drops it (not a ban: silence is not lying), and with nobody
+    // left who has the data the download waits `stall_timeout`, then gives up.
+    let size = 4 * MIB;
+    let nodes = vec![
+        NodeSpec::seed(20 * MIB).behaviour(Behaviour::Blackhole),
+        NodeSpec::leecher(20 * MIB),
+    ];
+    let mut cfg = SimConfig::new(vec![size], 21);
+    cfg.picker.stall_timeout = Duration::from_secs(30);
+    let r = run(cfg, nodes);
+    let (_, n) = r.leechers().next().expect("one leecher");
+    assert!(n.completed.is_none());
+    assert!(n.banned.is_empty(), "a silent peer is not a liar");
+    assert_eq!(n.timed_out, vec![0], "the blackhole is dropped");
+    assert!(n.timeouts >= 3, "{} timeouts before the drop", n.timeouts);
+    let stalled = n.stalled.expect("the download gave up");
+    // Three 10 s request timeouts (in flight together), then the 30 s wait.
+    assert!(
+        stalled >= Duration::from_secs(40) && stalled <= Duration::from_secs(45),
+        "{stalled:?}"
+    );
+}
+
+#[test]
+fn a_slow_source_that_keeps_delivering_is_kept() {
+    // Strikes count in a row: a peer that times out now and then but
+    // delivers in between is never dropped.
+    let blobs = [BlobSpec {
+        size: 8 * MIB,
+        present: GroupSet::new(),
+    }];
+    let mut swarm = Swarm::new(&blobs, Config::default(), 3);
+    swarm.add_peer(1u32);
+    let mut now = Duration::ZERO;
+    let (mut rounds, mut sent) = (0, 0);
+    while !swarm.is_complete() {
+        let rs = swarm.poll_requests(&1, now);
+        for r in rs {
+            now += Duration::from_millis(10);
+            sent += 1;
+            // Every third request times out: never two in a row.
+            if sent % 3 == 0 && rounds < 20 {
+                swarm.piece_failed(&1, r.piece, Failure::Slow);
+            } else {
+                swarm.piece_done(&1, r.piece, now);
+            }
+        }
+        rounds += 1;
+        assert_eq!(swarm.poll_dropped(), None);
+        assert!(rounds < 1000);
+    }
+    assert!(swarm.peers().any(|p| p == 1));
+}
+
+#[test]
+fn asks_and_strikes_are_forgotten_with_the_peer() {
+    let blobs = [BlobSpec {
+        size: 8 * MIB,
+        present: GroupSet::new(),
+    }];
+    let mut swarm = Swarm::new(&blobs, Config::default(), 3);
+    swarm.add_peer(1u32);
+    assert!(swarm.handle_ask_sent(&1, 0));
+    assert_eq!(swarm.asks_pending(), 1);
+    // Waiting for an answer is not a stall.
+    swarm.handle_timeout(Duration::from_secs(1));
+    assert_eq!(swarm.poll_timeout(), None);
+    swarm.remove_peer(&1);
+    assert_eq!(swarm.asks_pending(), 0);
+    // Back again: a new connection is asked again.
+    swarm.add_peer(1u32);
+    assert!(swarm.handle_ask_sent(&1, 0));
+    // Paused: never a stall, however long.
+    swarm.handle_ask_answered(&1, 0);
+    swarm.handle_pause(true);
+    swarm.handle_timeout(Duration::from_secs(2));
+    swarm.handle_timeout(Duration::from_secs(3600));
+    assert!(!swarm.poll_stalled(Duration::from_secs(3600)));
 }
 
 #[test]

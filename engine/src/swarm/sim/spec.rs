@@ -174,6 +174,10 @@ pub(in crate::swarm) struct NodeReport {
     pub(in crate::swarm) banned: Vec<u32>,
     /// Peers dropped for not answering in time.
     pub(in crate::swarm) timed_out: Vec<u32>,
+    /// Requests that timed out (each a slow strike against its peer).
+    pub(in crate::swarm) timeouts: u64,
+    /// When the picker gave up waiting for a source of what is missing.
+    pub(in crate::swarm) stalled: Option<Duration>,
     /// Pieces still missing at the end.
     pub(in crate::swarm) missing: Vec<u32>,
     /// `can_progress` at the end (leechers present at the end).

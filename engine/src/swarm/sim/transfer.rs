@@ -350,11 +350,20 @@ impl Sim {
             self.push(last + limit, Event::Timeout { node: n, peer, id });
             return false;
         }
+        // As the real driver does: a timeout is a slow request, and the
+        // picker decides when a peer has had enough of them.
+        let mut dropped = false;
         if let Some(swarm) = &mut node.swarm {
-            swarm.piece_failed(&peer, PieceId(out.piece), Failure::Lost);
+            swarm.piece_failed(&peer, PieceId(out.piece), Failure::Slow);
+            while let Some(gone) = swarm.poll_dropped() {
+                dropped |= gone == peer;
+            }
         }
-        node.report.timed_out.push(peer);
-        self.disconnect(n, peer);
+        self.forget(n, id);
+        node_report_timeout(&mut self.nodes[n as usize].report, peer, dropped);
+        if dropped {
+            self.disconnect(n, peer);
+        }
         true
     }
 
@@ -395,10 +404,24 @@ impl Sim {
             self.send_request(n, peer, r);
         }
         let node = &mut self.nodes[n as usize];
+        // As the real driver does: the picker says when waiting has gone
+        // on too long, and when to wake to find out.
+        let mut wake = None;
+        if let Some(swarm) = &mut node.swarm {
+            swarm.handle_timeout(now);
+            if swarm.poll_stalled(now) {
+                node.report.stalled.get_or_insert(now);
+                return;
+            }
+            wake = swarm.poll_timeout();
+        }
         if !node.out.is_empty() && !node.tick {
             node.tick = true;
             let at = now + self.cfg.tick;
             self.push(at, Event::Tick(n));
+        } else if let Some(at) = wake.filter(|_| !node.tick) {
+            node.tick = true;
+            self.push(at.max(now), Event::Tick(n));
         }
     }
 
@@ -458,5 +481,13 @@ impl Sim {
         );
         let at = self.now + self.cfg.request_timeout;
         self.push(at, Event::Timeout { node: n, peer, id });
+    }
+}
+
+/// A timed-out request counts once; the peer is listed once, when dropped.
+fn node_report_timeout(report: &mut super::NodeReport, peer: u32, dropped: bool) {
+    report.timeouts += 1;
+    if dropped && !report.timed_out.contains(&peer) {
+        report.timed_out.push(peer);
     }
 }

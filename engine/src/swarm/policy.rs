@@ -1,0 +1,178 @@
+//! The parts of the download policy that are not about which piece to ask
+//! for: when a slow peer is given up on, which peers have been asked what
+//! they hold, and when a download that cannot progress has waited long
+//! enough. Drivers report what happened (`handle_*`, [`Swarm::piece_failed`])
+//! and act on what this says (`poll_*`); they decide none of it.
+//!
+//! Calling order, each time the driver wakes: feed it every event that
+//! arrived (answers, failures, asks answered, peers joined or gone), then
+//! [`Swarm::handle_timeout`] with the time, then act on
+//! [`Swarm::poll_dropped`], [`Swarm::poll_stalled`] and
+//! [`Swarm::poll_requests`], and sleep until [`Swarm::poll_timeout`] or the
+//! next event.
+
+use std::time::Duration;
+
+use super::Swarm;
+
+impl<P: Copy + Ord + std::fmt::Debug> Swarm<P> {
+    /// One more request to `key` timed out or was refused for now. After
+    /// [`super::Config::max_slow`] in a row (a delivered piece resets the
+    /// count) the peer is removed and reported by [`Self::poll_dropped`].
+    pub(super) fn strike(&mut self, key: &P) {
+        if !self.index.contains_key(key) {
+            return;
+        }
+        let n = self.slow.entry(*key).or_default();
+        *n += 1;
+        if *n >= self.config.max_slow {
+            self.slow.remove(key);
+            self.remove_peer(key);
+            self.dropped.push(*key);
+        }
+    }
+
+    /// Forget what is kept about `key` here: it is gone.
+    pub(super) fn forget_policy(&mut self, key: &P) {
+        self.slow.remove(key);
+        // Asked again if it comes back: a new connection, a new subscription.
+        let asked: Vec<_> = self
+            .asked
+            .range((*key, 0)..=(*key, usize::MAX))
+            .copied()
+            .collect();
+        for k in asked {
+            self.asked.remove(&k);
+        }
+        let pending: Vec<_> = self
+            .asks_pending
+            .range((*key, 0)..=(*key, usize::MAX))
+            .copied()
+            .collect();
+        for k in pending {
+            self.asks_pending.remove(&k);
+        }
+    }
+
+    /// The peers this download gave up on since the last call (too many
+    /// slow requests in a row): close them. They are removed already, and
+    /// not banned: they may be used again if they come back.
+    ///
+    /// ```
+    /// use swarm_engine::swarm::{BlobSpec, Config, Failure, Swarm};
+    /// use std::time::Duration;
+    ///
+    /// let blobs = [BlobSpec { size: 4 << 20, present: Default::default() }];
+    /// let mut swarm = Swarm::new(&blobs, Config { max_slow: 2, ..Config::default() }, 1);
+    /// swarm.add_peer("slow");
+    /// let r = swarm.poll_requests(&"slow", Duration::ZERO);
+    /// swarm.piece_failed(&"slow", r[0].piece, Failure::Slow);
+    /// assert_eq!(swarm.poll_dropped(), None);
+    /// swarm.piece_failed(&"slow", r[1].piece, Failure::Slow);
+    /// assert_eq!(swarm.poll_dropped(), Some("slow"));
+    /// assert!(!swarm.is_banned(&"slow"));
+    /// ```
+    pub fn poll_dropped(&mut self) -> Option<P> {
+        if self.dropped.is_empty() {
+            None
+        } else {
+            Some(self.dropped.remove(0))
+        }
+    }
+
+    /// Record that `key` is being asked what it holds of `blob`. Returns
+    /// false if it was asked before (ask once: the answer also subscribes
+    /// to what it gets later, wire.md §3.6). Until the answer, nothing of
+    /// the blob is asked of it on the chance.
+    ///
+    /// ```
+    /// use swarm_engine::swarm::{BlobSpec, Config, Swarm};
+    ///
+    /// let blobs = [BlobSpec { size: 4 << 20, present: Default::default() }];
+    /// let mut swarm = Swarm::new(&blobs, Config::default(), 1);
+    /// swarm.add_peer("p");
+    /// assert!(swarm.handle_ask_sent(&"p", 0));
+    /// assert!(!swarm.handle_ask_sent(&"p", 0)); // asked already
+    /// assert_eq!(swarm.asks_pending(), 1);
+    /// swarm.handle_ask_answered(&"p", 0);
+    /// assert_eq!(swarm.asks_pending(), 0);
+    /// ```
+    pub fn handle_ask_sent(&mut self, key: &P, blob: usize) -> bool {
+        if !self.index.contains_key(key) || !self.asked.insert((*key, blob)) {
+            return false;
+        }
+        self.peer_lacks(key, blob);
+        self.asks_pending.insert((*key, blob));
+        true
+    }
+
+    /// The answer to an ask arrived (or the ask failed). Report what it
+    /// said with [`Self::peer_has`] and its kin.
+    pub fn handle_ask_answered(&mut self, key: &P, blob: usize) {
+        self.asks_pending.remove(&(*key, blob));
+    }
+
+    /// Asks sent and not answered yet.
+    pub fn asks_pending(&self) -> usize {
+        self.asks_pending.len()
+    }
+
+    /// While paused nothing is requested and nothing counts towards a stall.
+    pub fn handle_pause(&mut self, paused: bool) {
+        self.paused = paused;
+        if paused {
+            self.stalled_since = None;
+        }
+    }
+
+    /// Time passes: `now` since the download began. A download with nothing
+    /// in flight, nothing asked and no peer that has what is missing starts
+    /// (or keeps) waiting; anything else ends the wait.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use swarm_engine::swarm::{BlobSpec, Config, Swarm};
+    ///
+    /// let blobs = [BlobSpec { size: 4 << 20, present: Default::default() }];
+    /// let config = Config { stall_timeout: Duration::from_secs(10), ..Config::default() };
+    /// let mut swarm: Swarm<&str> = Swarm::new(&blobs, config, 1);
+    /// // No peer has any of it.
+    /// swarm.handle_timeout(Duration::from_secs(1));
+    /// assert_eq!(swarm.poll_timeout(), Some(Duration::from_secs(11)));
+    /// assert!(!swarm.poll_stalled(Duration::from_secs(5)));
+    /// swarm.handle_timeout(Duration::from_secs(11));
+    /// assert!(swarm.poll_stalled(Duration::from_secs(11)));
+    /// ```
+    pub fn handle_timeout(&mut self, now: Duration) {
+        let waiting = !self.paused
+            && !self.is_complete()
+            && self.asks_pending.is_empty()
+            && self.in_flight() == 0
+            && !self.can_progress();
+        self.stalled_since = match (waiting, self.stalled_since) {
+            (true, Some(t)) => Some(t),
+            (true, None) => Some(now),
+            (false, _) => None,
+        };
+    }
+
+    /// Whether the download has waited [`super::Config::stall_timeout`]
+    /// with nobody able to help: the driver gives up (what is verified is
+    /// kept).
+    pub fn poll_stalled(&self, now: Duration) -> bool {
+        self.stalled_since
+            .is_some_and(|t| now.saturating_sub(t) >= self.config.stall_timeout)
+    }
+
+    /// When the driver must call [`Self::handle_timeout`] again at the
+    /// latest, if no event comes first: the end of a stall wait. `None`:
+    /// only events matter now. (Stealing late requests still needs a
+    /// periodic look, which the driver's tick gives while requests fly.)
+    pub fn poll_timeout(&self) -> Option<Duration> {
+        self.stalled_since.map(|t| t + self.config.stall_timeout)
+    }
+
+    fn in_flight(&self) -> usize {
+        self.peers.iter().flatten().map(|p| p.flights.len()).sum()
+    }
+}

@@ -28,6 +28,11 @@ impl Bucket {
         })
     }
 
+    /// Bytes per second.
+    pub(crate) fn rate(&self) -> f64 {
+        self.rate
+    }
+
     /// Take `n` bytes' worth of tokens, waiting until they are there. The
     /// debt may go below zero for a single large `n`; later takers wait it
     /// off, so the long-run rate holds.

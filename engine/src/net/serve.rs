@@ -289,11 +289,15 @@ async fn serve_get(
         })
     });
     let progress = ctx.config.timeouts.progress;
-    // Under an upload cap a piece goes out a group at a time, so bytes
-    // flow steadily rather than a piece after each long wait: receivers
-    // give up after the progress timeout without a byte (wire.md §5).
-    let slice = match *ctx.up {
-        Some(_) => content::GROUP_SIZE as usize,
+    // Under a low upload cap a piece goes out in slices of a quarter of a
+    // second's worth (a group at least), so bytes flow steadily rather than
+    // a piece after each long wait: receivers give up after the progress
+    // timeout without a byte (wire.md §5). Under a cap of MiB/s a slice
+    // holds the whole piece: pieces then go out one after another, each
+    // done (and servable by its receiver) as early as it can be, rather
+    // than all of them interleaved and done together at the end.
+    let slice = match &*ctx.up {
+        Some(b) => ((b.rate() / 4.0) as usize).max(content::GROUP_SIZE as usize),
         None => usize::MAX,
     };
     let mut sent = 0u64;

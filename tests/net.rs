@@ -583,6 +583,25 @@ fn zero_every(path: &Path, from: u64, step: u64) -> usize {
     n
 }
 
+/// A seeding node holding one file of `size` bytes (pattern `seed`), and
+/// a fetcher store that fetched it with `--no-export`: the temporary
+/// directory, the file, its root, the node, the fetcher's store and its
+/// one data file.
+fn fetched_copy(size: u64, seed: u64) -> (TempDir, PathBuf, Added, Node, PathBuf, PathBuf) {
+    let tmp = tempdir();
+    let payload = tmp.path().join("big.bin");
+    write_big_file(&payload, size, seed);
+    let seed_store = tmp.path().join("seed");
+    let added = add(&seed_store, &[&payload]);
+    let node = Node::start(&seed_store);
+    let store = tmp.path().join("fetcher");
+    fetch_json(&store, &added.root, &[&node.addr], args!["--no-export"]);
+    let data = data_files(&store);
+    assert_eq!(data.len(), 1, "{data:?}");
+    let file = data[0].clone();
+    (tmp, payload, added, node, store, file)
+}
+
 /// The reproduction, without the kill: a fetcher's stored copy
 /// rots (16 zero bytes every 4 MiB) and then it fetches again; and its
 /// data file is cut short and it fetches again. Each time the output is
@@ -590,19 +609,9 @@ fn zero_every(path: &Path, from: u64, step: u64) -> usize {
 #[test]
 fn a_fetch_over_a_damaged_or_truncated_copy_repairs_it_and_hands_over_only_good_bytes() {
     const SIZE: u64 = 24 * MIB;
-    let tmp = tempdir();
-    let payload = tmp.path().join("big.bin");
-    write_big_file(&payload, SIZE, 61);
-    let seed_store = tmp.path().join("seed");
-    let added = add(&seed_store, &[&payload]);
-    let seed = Node::start(&seed_store);
-    let store = tmp.path().join("fetcher");
-
-    // --keep: the copy stays in the store, pinned.
-    fetch_json(&store, &added.root, &[&seed.addr], args!["--no-export"]);
-    let data = data_files(&store);
-    assert_eq!(data.len(), 1, "{data:?}");
-    let damaged = zero_every(&data[0], MIB + 1, 4 * MIB);
+    // --no-export: the copy stays in the store, pinned.
+    let (tmp, payload, added, seed, store, data) = fetched_copy(SIZE, 61);
+    let damaged = zero_every(&data, MIB + 1, 4 * MIB);
     assert_eq!(damaged, 6);
 
     let out = tmp.path().join("out");
@@ -645,17 +654,8 @@ fn a_fetch_over_a_damaged_or_truncated_copy_repairs_it_and_hands_over_only_good_
 /// serve) the damage: the fetch repairs it first.
 #[test]
 fn a_no_export_fetch_over_rot_pins_only_verified_bytes() {
-    const SIZE: u64 = 8 * MIB;
-    let tmp = tempdir();
-    let payload = tmp.path().join("p.bin");
-    write_big_file(&payload, SIZE, 62);
-    let seed_store = tmp.path().join("seed");
-    let added = add(&seed_store, &[&payload]);
-    let seed = Node::start(&seed_store);
-    let store = tmp.path().join("fetcher");
-    fetch_json(&store, &added.root, &[&seed.addr], args!["--no-export"]);
-    let data = data_files(&store);
-    zero_every(&data[0], 3 * MIB, 8 * MIB);
+    let (_tmp, payload, added, seed, store, data) = fetched_copy(8 * MIB, 62);
+    zero_every(&data, 3 * MIB, 8 * MIB);
     fetch_json(&store, &added.root, &[&seed.addr], args!["--no-export"]);
     assert_check_ok(&store);
     assert_exports_as(&store, &added.root, &payload);

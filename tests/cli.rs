@@ -730,7 +730,10 @@ fn fetch_with_no_peer_and_no_dht_says_to_pass_a_peer() {
     let root = blob_hash(b"held by nobody");
     let msg = swarm_err(&store, args!["fetch", root, "--no-export"]);
     assert!(mentions(&msg, "none found on the DHT"), "{msg}");
-    assert!(msg.ends_with("; pass --peer HOST:PORT"), "{msg}");
+    assert!(
+        msg.ends_with("; pass --peer HOST:PORT or --mirror URL"),
+        "{msg}"
+    );
     assert_eq!(msg.matches("--peer").count(), 1, "{msg}");
 }
 

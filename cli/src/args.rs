@@ -124,6 +124,14 @@ pub(crate) enum Command {
         /// peers announcing the root on the DHT are added)
         #[arg(long = "peer", value_name = "ADDR")]
         peers: Vec<String>,
+        /// An HTTP(S) mirror written by `swarm mirror`, its base URL
+        /// (repeatable; drawn from together with the peers, every byte
+        /// verified)
+        #[arg(long = "mirror", value_name = "URL")]
+        mirrors: Vec<String>,
+        /// Also trust this CA certificate (PEM) for HTTPS mirrors
+        #[arg(long = "mirror-ca", value_name = "FILE")]
+        mirror_ca: Vec<PathBuf>,
         /// Where to export the files (as for `swarm export`)
         #[arg(short, long, value_name = "PATH", default_value = ".")]
         output: PathBuf,

@@ -24,6 +24,9 @@ pub(crate) struct NodeConfig {
     /// Static peers to fetch seeded releases from (HOST:PORT or ID@HOST:PORT).
     #[serde(default)]
     pub(crate) peers: Vec<String>,
+    /// HTTP(S) mirrors to fetch seeded releases from too (base URLs).
+    #[serde(default)]
+    pub(crate) mirrors: Vec<String>,
     /// Publisher keys to trust for what `seed` lists (swpk1…).
     #[serde(default)]
     pub(crate) trust: Vec<String>,
@@ -61,6 +64,10 @@ impl NodeConfig {
         }
         for p in &c.peers {
             p.parse::<swarm_engine::net::PeerAddr>()?;
+        }
+        for m in &c.mirrors {
+            m.parse::<swarm_engine::mirror::MirrorUrl>()
+                .map_err(|e| anyhow::anyhow!("mirrors: {e}"))?;
         }
         for (key, v) in [
             ("upload_limit", &c.upload_limit),

@@ -76,7 +76,7 @@ fn hint(e: &(dyn Error + 'static)) -> Option<String> {
 
 fn fetch(e: &FetchError) -> Option<String> {
     match e {
-        FetchError::NoPeers => Some("pass --peer HOST:PORT".into()),
+        FetchError::NoPeers => Some("pass --peer HOST:PORT or --mirror URL".into()),
         FetchError::Store(e) => store(e),
         _ => None,
     }

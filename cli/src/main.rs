@@ -316,6 +316,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     .iter()
                     .map(|p| p.parse())
                     .collect::<Result<_, _>>()?,
+                mirrors: node_config
+                    .mirrors
+                    .iter()
+                    .map(|m| m.parse())
+                    .collect::<Result<_, _>>()?,
                 trust: node_config.trust.clone(),
                 max_peers: None,
             };
@@ -328,6 +333,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
             name,
             channel,
             peers,
+            mirrors,
+            mirror_ca,
             output,
             force,
             keep,
@@ -338,6 +345,17 @@ fn run(cli: Cli) -> Result<ExitCode> {
             limits,
         } => {
             // Before anything is looked up, connected to or downloaded.
+            let mirrors = mirrors
+                .iter()
+                .map(|m| m.parse::<swarm_engine::mirror::MirrorUrl>())
+                .collect::<Result<Vec<_>, _>>()?;
+            let mirror_ca = mirror_ca
+                .iter()
+                .map(|p| {
+                    files::read_bounded(p, files::MAX_CONFIG_FILE, "CA certificate")
+                        .map(String::into_bytes)
+                })
+                .collect::<Result<Vec<_>>>()?;
             let export = !no_export && !seed;
             if export {
                 files::check_output(&output, &store, force)?;
@@ -362,6 +380,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 root,
                 release: signed,
                 peers: &peers,
+                mirrors,
+                mirror_ca,
                 output: export.then_some(output.as_path()),
                 force,
                 keep: keep || no_export || seed,

@@ -50,6 +50,8 @@ pub(crate) struct Seeding {
     pub(crate) seed: Vec<String>,
     /// Static peers to fetch them from (the DHT adds more).
     pub(crate) peers: Vec<PeerAddr>,
+    /// HTTP(S) mirrors to fetch them from too.
+    pub(crate) mirrors: Vec<swarm_engine::mirror::MirrorUrl>,
     /// Keys trusted for them, besides the store's.
     pub(crate) trust: Vec<String>,
     /// Most peers per fetch.
@@ -103,6 +105,7 @@ async fn seed_one(node: &Node, entry: &str, seeding: &Seeding) -> Result<Option<
     store.accept_release(&policy, &signed, &want)?;
     let mut opts = FetchOptions {
         peers: seeding.peers.clone(),
+        mirrors: seeding.mirrors.clone(),
         ..Default::default()
     };
     if let Some(n) = seeding.max_peers {
@@ -199,6 +202,9 @@ pub(crate) struct FetchArgs<'a> {
     /// The signed release the root came from, if any: its size is checked.
     pub(crate) release: Option<swarm_engine::release::SignedRelease>,
     pub(crate) peers: &'a [String],
+    pub(crate) mirrors: Vec<swarm_engine::mirror::MirrorUrl>,
+    /// CA certificates (PEM) to trust for HTTPS mirrors.
+    pub(crate) mirror_ca: Vec<Vec<u8>>,
     pub(crate) output: Option<&'a Path>,
     pub(crate) force: bool,
     /// Pin and keep a copy; otherwise the files are handed over to the
@@ -229,10 +235,12 @@ pub(crate) fn fetch(
     };
     let progress_bar = bar.clone();
     let json_lines = args.progress == ProgressStyle::Json;
-    // (bytes present at the start, total, verified bytes per peer ever seen)
+    // (bytes present at the start, total, verified bytes per peer ever
+    // seen, the same per mirror)
     let state = Arc::new(std::sync::Mutex::new((
         0u64,
         0u64,
+        std::collections::BTreeMap::new(),
         std::collections::BTreeMap::new(),
     )));
     let progress = Arc::new(move |p: FetchProgress| {
@@ -249,7 +257,7 @@ pub(crate) fn fetch(
                 for p in &peers {
                     st.2.insert(p.id, p.bytes);
                 }
-                let have = st.0 + st.2.values().sum::<u64>();
+                let have = st.0 + st.2.values().sum::<u64>() + st.3.values().sum::<u64>();
                 let rate: u64 = peers.iter().map(|p| p.rate).sum();
                 progress_bar.set_message(format!(
                     "{} peer{}, {}/s: {}",
@@ -278,6 +286,22 @@ pub(crate) fn fetch(
                     eprintln!("{line}");
                 }
             }
+            FetchProgress::Mirrors(mirrors) => {
+                for m in &mirrors {
+                    st.3.insert(m.url.to_string(), m.bytes);
+                }
+                if json_lines {
+                    let line = json!({
+                        "mirrors": mirrors.iter().map(|m| json!({
+                            "url": m.url.to_string(),
+                            "rate": m.rate,
+                            "bytes": m.bytes,
+                            "in_flight": m.in_flight,
+                        })).collect::<Vec<_>>(),
+                    });
+                    eprintln!("{line}");
+                }
+            }
             _ => {}
         }
     });
@@ -301,6 +325,8 @@ pub(crate) fn fetch(
             peers,
             progress: Some(progress),
             pin: args.keep,
+            mirrors: args.mirrors.clone(),
+            mirror_roots: args.mirror_ca.clone(),
             ..Default::default()
         };
         if let Some(n) = args.limits.max_peers {
@@ -400,6 +426,11 @@ fn report(
                     "addr": s.addr.to_string(),
                     "bytes": s.bytes,
                 })).collect::<Vec<_>>(),
+                "mirrors": fetched.mirrors.iter().map(|m| json!({
+                    "url": m.url.to_string(),
+                    "bytes": m.bytes,
+                })).collect::<Vec<_>>(),
+                "failed_mirrors": fetched.mirror_failures.iter().map(|f| f.to_string()).collect::<Vec<_>>(),
                 "target": target,
         });
         if let Some(a) = serving {
@@ -412,8 +443,11 @@ fn report(
     for f in &fetched.failures {
         eprintln!("note: {f}");
     }
+    for f in &fetched.mirror_failures {
+        eprintln!("note: {f}");
+    }
     eprintln!(
-        "fetched {} file{}, {} ({} received in {:.2} s) from {} peer{}{}",
+        "fetched {} file{}, {} ({} received in {:.2} s) from {} peer{}{}{}",
         fetched.files,
         plural(fetched.files),
         bytes(fetched.size),
@@ -421,13 +455,20 @@ fn report(
         secs,
         fetched.peers.len(),
         plural(fetched.peers.len() as u64),
+        match fetched.mirrors.len() {
+            0 => String::new(),
+            n => format!(" and {n} mirror{}", plural(n as u64)),
+        },
         target
             .map(|t| format!(", exported to {}", t.display()))
             .unwrap_or_default()
     );
-    if fetched.sources.len() > 1 {
+    if fetched.sources.len() + fetched.mirrors.len() > 1 {
         for s in &fetched.sources {
             eprintln!("  {} from {} at {}", bytes(s.bytes), s.id.short(), s.addr);
+        }
+        for m in &fetched.mirrors {
+            eprintln!("  {} from mirror {}", bytes(m.bytes), m.url);
         }
     }
 }

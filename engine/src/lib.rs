@@ -28,6 +28,7 @@
 
 pub mod content;
 pub mod discovery;
+pub mod mirror;
 pub mod net;
 pub mod node;
 pub mod release;

@@ -12,6 +12,7 @@ use tracing::{debug, info};
 
 use super::ProgressFn;
 use crate::content::{GROUP_SIZE, Hash, Manifest, manifest};
+use crate::mirror::{self, Mirror, MirrorError, MirrorFault, MirrorUrl, Verdict};
 use crate::net::{ConnectError, Endpoint, Misbehaviour, NodeId, Peer, PeerAddr, RequestError};
 use crate::store::{GroupSet, PartialBlob, ReadError, Store, StoreError};
 use crate::swarm::{self, BlobSpec, Failure, PieceId, Request, Swarm};
@@ -49,6 +50,13 @@ pub struct FetchOptions {
     /// missing, for one that does (by exchange, or announcing it) before
     /// giving up with [`FetchError::NoSource`].
     pub stall_timeout: Duration,
+    /// HTTP(S) mirrors of the content (`wire-spec/mirror.md`): sources that
+    /// have everything, drawn from at once with the peers, and verified
+    /// byte for byte like them.
+    pub mirrors: Vec<MirrorUrl>,
+    /// CA certificates (PEM or DER) to trust for HTTPS mirrors besides the
+    /// Mozilla roots built in: a private CA, say.
+    pub mirror_roots: Vec<Vec<u8>>,
 }
 
 impl Default for FetchOptions {
@@ -59,6 +67,8 @@ impl Default for FetchOptions {
             pin: true,
             max_peers: DEFAULT_MAX_PEERS,
             stall_timeout: Duration::from_secs(30),
+            mirrors: Vec::new(),
+            mirror_roots: Vec::new(),
         }
     }
 }
@@ -67,6 +77,7 @@ impl std::fmt::Debug for FetchOptions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("FetchOptions")
             .field("peers", &self.peers)
+            .field("mirrors", &self.mirrors)
             .finish_non_exhaustive()
     }
 }
@@ -89,6 +100,30 @@ pub enum FetchProgress {
     /// The peers in use and what each is doing (twice a second, and at
     /// the end).
     Peers(Vec<PeerProgress>),
+    /// The mirrors in use and what each is doing (with `Peers`).
+    Mirrors(Vec<MirrorProgress>),
+}
+
+/// One mirror of a running fetch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MirrorProgress {
+    /// Its base URL.
+    pub url: MirrorUrl,
+    /// Its measured rate, in bytes per second.
+    pub rate: u64,
+    /// Verified bytes it delivered.
+    pub bytes: u64,
+    /// Requests in flight to it.
+    pub in_flight: usize,
+}
+
+/// A mirror that delivered data, and how much.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MirrorSource {
+    /// Its base URL.
+    pub url: MirrorUrl,
+    /// Verified new bytes it delivered.
+    pub bytes: u64,
 }
 
 /// One peer of a running fetch.
@@ -137,6 +172,10 @@ pub struct Fetched {
     /// Peers that failed or were dropped along the way (the fetch still
     /// succeeded from the others).
     pub failures: Vec<PeerFailure>,
+    /// Mirrors data came from, and how much each delivered.
+    pub mirrors: Vec<MirrorSource>,
+    /// Mirrors that failed or were dropped along the way.
+    pub mirror_failures: Vec<MirrorError>,
 }
 
 /// A fetch that failed. Everything verified before the failure is kept, and
@@ -144,8 +183,10 @@ pub struct Fetched {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum FetchError {
-    /// No peers were given.
-    #[error("no peers to fetch from: none given, and none found on the DHT; give a peer's address")]
+    /// No peers or mirrors were given.
+    #[error(
+        "no sources to fetch from: no peers given, none found on the DHT, and no mirrors; give a peer's address or a mirror"
+    )]
     NoPeers,
     /// No peer could be reached.
     #[error("no peer could be reached: {}", list(.0))]
@@ -153,6 +194,16 @@ pub enum FetchError {
     /// Every peer failed or misbehaved.
     #[error("every peer failed: {}", list(.0))]
     PeersFailed(Vec<PeerFailure>),
+    /// Mirrors were given, and every mirror and peer failed.
+    #[error("every source failed: {}", sources_failed(unreachable, peers, mirrors))]
+    SourcesFailed {
+        /// Peers that could not be reached.
+        unreachable: Vec<ConnectError>,
+        /// Peers that failed.
+        peers: Vec<PeerFailure>,
+        /// Mirrors that failed.
+        mirrors: Vec<MirrorError>,
+    },
     /// The peers connected have none of what is still missing, and no
     /// other peer turned up in time.
     #[error(
@@ -198,6 +249,29 @@ fn list<E: std::error::Error>(v: &[E]) -> String {
         .map(|e| crate::error_chain(e))
         .collect::<Vec<_>>()
         .join("; ")
+}
+
+fn sources_failed(u: &[ConnectError], p: &[PeerFailure], m: &[MirrorError]) -> String {
+    [list(m), list(p), list(u)]
+        .into_iter()
+        .filter(|s| !s.is_empty())
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// A source of a fetch, as the picker knows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+enum Src {
+    /// A QUIC peer.
+    Peer(NodeId),
+    /// The mirror of this index in [`FetchOptions::mirrors`].
+    Mirror(usize),
+}
+
+/// Why a request to a source failed.
+enum SrcError {
+    Peer(RequestError),
+    Mirror(MirrorError),
 }
 
 impl From<ReadError> for FetchError {
@@ -248,9 +322,9 @@ impl Peers {
 enum Event {
     /// A request for a piece ended.
     Piece {
-        peer: NodeId,
+        src: Src,
         piece: PieceId,
-        result: Result<u64, RequestError>,
+        result: Result<u64, SrcError>,
     },
     /// A peer answered what it holds of a blob.
     Asked {
@@ -271,7 +345,9 @@ pub(super) async fn fetch(
             f(p)
         }
     };
-    if opts.peers.is_empty() {
+    let mut mirror_urls = opts.mirrors.clone();
+    mirror_urls.dedup();
+    if opts.peers.is_empty() && mirror_urls.is_empty() {
         return Err(FetchError::NoPeers);
     }
     let max_peers = opts.max_peers.max(1);
@@ -279,6 +355,25 @@ pub(super) async fn fetch(
     for addr in opts.peers.clone() {
         let ep = endpoint.clone();
         connects.spawn(async move { ep.connect(&addr).await });
+    }
+    // Each mirror's index is read while the peers connect.
+    let mut mirrors = Mirrors {
+        urls: mirror_urls.clone(),
+        live: vec![None; mirror_urls.len()],
+        failures: Vec::new(),
+    };
+    let mut opens = JoinSet::new();
+    if !mirror_urls.is_empty() {
+        let client =
+            mirror::Client::new(&opts.mirror_roots).map_err(|e| FetchError::SourcesFailed {
+                unreachable: Vec::new(),
+                peers: Vec::new(),
+                mirrors: vec![e],
+            })?;
+        for (i, url) in mirror_urls.into_iter().enumerate() {
+            let c = client.clone();
+            opens.spawn(async move { (i, Mirror::open(&c, url).await) });
+        }
     }
     let mut live = Vec::new();
     let mut unreachable = Vec::new();
@@ -290,11 +385,28 @@ pub(super) async fn fetch(
                 Err(_) => {}
             }
         }
+        while let Some(r) = opens.join_next().await {
+            match r {
+                Ok((i, Ok(m))) => mirrors.live[i] = Some(Arc::new(m)),
+                Ok((_, Err(e))) => {
+                    info!("not using a mirror: {e}");
+                    mirrors.failures.push(e);
+                }
+                Err(_) => {}
+            }
+        }
         Ok(())
     })
     .await?;
-    if live.is_empty() {
-        return Err(FetchError::Unreachable(unreachable));
+    if live.is_empty() && mirrors.none_live() {
+        if mirrors.urls.is_empty() {
+            return Err(FetchError::Unreachable(unreachable));
+        }
+        return Err(FetchError::SourcesFailed {
+            unreachable,
+            peers: Vec::new(),
+            mirrors: mirrors.failures,
+        });
     }
     // Peer exchange: the DHT returns few peers per node, so ask each peer
     // whom else it has seen with this root, and connect to some of them in
@@ -326,7 +438,7 @@ pub(super) async fn fetch(
     let received = Arc::new(AtomicU64::new(0));
     let manifest = unless_cancelled(
         &mut control,
-        fetch_manifest(&store, root, &mut peers, &received),
+        fetch_manifest(&store, root, &mut peers, &mut mirrors, &received),
     )
     .await?;
 
@@ -381,6 +493,8 @@ pub(super) async fn fetch(
         max_peers,
         stall: opts.stall_timeout,
         credit: Arc::default(),
+        mirror_credit: Arc::new(Mutex::new(vec![0; mirrors.urls.len()])),
+        mirrors,
         control,
     };
     let sources = run.swarm(&mut pex_rx, &pex_tx, &tried).await?;
@@ -397,6 +511,19 @@ pub(super) async fn fetch(
     for p in &run.peers.live {
         p.close();
     }
+    let mirror_sources = {
+        let credit = run.mirror_credit.lock().unwrap_or_else(|e| e.into_inner());
+        run.mirrors
+            .urls
+            .iter()
+            .zip(credit.iter())
+            .filter(|(_, b)| **b > 0)
+            .map(|(url, &bytes)| MirrorSource {
+                url: url.clone(),
+                bytes,
+            })
+            .collect()
+    };
     Ok(Fetched {
         root,
         size: manifest.total_size(),
@@ -406,7 +533,36 @@ pub(super) async fn fetch(
         sources,
         connected: run.connected,
         failures: run.peers.failures,
+        mirrors: mirror_sources,
+        mirror_failures: run.mirrors.failures,
     })
+}
+
+/// The mirrors of a fetch: those still in use, and those that failed.
+struct Mirrors {
+    urls: Vec<MirrorUrl>,
+    /// By index into `urls`; `None` once dropped (or never opened).
+    live: Vec<Option<Arc<Mirror>>>,
+    failures: Vec<MirrorError>,
+}
+
+impl Mirrors {
+    fn none_live(&self) -> bool {
+        self.live.iter().all(Option::is_none)
+    }
+
+    fn get(&self, i: usize) -> Option<&Arc<Mirror>> {
+        self.live.get(i).and_then(Option::as_ref)
+    }
+
+    fn fail(&mut self, i: usize, error: MirrorError) {
+        if let Some(slot) = self.live.get_mut(i)
+            && slot.take().is_some()
+        {
+            info!("dropping mirror: {error}");
+            self.failures.push(error);
+        }
+    }
 }
 
 /// What the owner of a fetch wants of it.
@@ -462,14 +618,17 @@ struct Run {
     /// Verified new bytes stored from each peer, counted where they are
     /// written (a request aborted after writing still counts).
     credit: Arc<Mutex<BTreeMap<NodeId, Source>>>,
+    /// The same for each mirror, by index.
+    mirror_credit: Arc<Mutex<Vec<u64>>>,
+    mirrors: Mirrors,
     /// Paused: nothing is requested, and what was in flight is called
     /// back. Cancelled: the same, then every part is saved and it ends.
     control: watch::Receiver<Control>,
 }
 
 impl Run {
-    /// Download every blob from all peers at once, piece by piece, as the
-    /// picker directs. Returns the sources of the data.
+    /// Download every blob from all sources at once, piece by piece, as
+    /// the picker directs. Returns the peers the data came from.
     async fn swarm(
         &mut self,
         pex_rx: &mut mpsc::UnboundedReceiver<Peer>,
@@ -494,7 +653,7 @@ impl Run {
         // Any seed will do; a fixed one only makes fetchers that start
         // together pick alike.
         let _ = getrandom::fill(&mut seed);
-        let mut swarm: Swarm<NodeId> = Swarm::new(
+        let mut swarm: Swarm<Src> = Swarm::new(
             &specs,
             swarm::Config {
                 stall_timeout: self.stall,
@@ -512,7 +671,7 @@ impl Run {
             .endpoint
             .watch_haves(self.parts.iter().map(|p| p.hash).collect());
         let (tx, mut rx) = mpsc::unbounded_channel::<Event>();
-        let mut flights: BTreeMap<(NodeId, PieceId), AbortHandle> = BTreeMap::new();
+        let mut flights: Flights = BTreeMap::new();
         let mut tasks = JoinSet::new();
         let start = tokio::time::Instant::now();
         let mut tick = tokio::time::interval(TICK);
@@ -521,6 +680,12 @@ impl Run {
         let peers: Vec<Peer> = self.peers.live.clone();
         for p in peers {
             self.join(&mut swarm, &p, &tx);
+        }
+        // A mirror has everything (what it lacks, it answers 404 for).
+        for i in 0..self.mirrors.live.len() {
+            if self.mirrors.get(i).is_some() && swarm.add_peer(Src::Mirror(i)) {
+                swarm.peer_has_all(&Src::Mirror(i));
+            }
         }
         while !swarm.is_complete() {
             let now = start.elapsed();
@@ -535,34 +700,45 @@ impl Run {
             if paused {
                 // Call everything back; verified groups stay stored, and
                 // the pieces go back to the pool for when it resumes.
-                for ((peer, piece), h) in std::mem::take(&mut flights) {
+                for ((src, piece), h) in std::mem::take(&mut flights) {
                     h.abort();
-                    swarm.piece_failed(&peer, piece, Failure::Cancelled);
+                    swarm.piece_failed(&src, piece, Failure::Cancelled);
                 }
             }
-            // Fill every peer's pipeline.
-            let ids: Vec<NodeId> = if paused {
+            // Fill every source's pipeline.
+            let ids: Vec<Src> = if paused {
                 Vec::new()
             } else {
                 swarm.peers().collect()
             };
-            for id in ids {
-                let Some(peer) = self.peers.get(&id).cloned() else {
-                    swarm.remove_peer(&id);
-                    continue;
-                };
-                swarm.set_rtt(&id, peer.rtt());
-                for r in swarm.poll_requests(&id, now) {
-                    let h = self.spawn_request(&mut tasks, &tx, &peer, r);
-                    flights.insert((id, h.0), h.1);
+            for src in ids {
+                match src {
+                    Src::Peer(id) => {
+                        let Some(peer) = self.peers.get(&id).cloned() else {
+                            swarm.remove_peer(&src);
+                            continue;
+                        };
+                        swarm.set_rtt(&src, peer.rtt());
+                        for r in swarm.poll_requests(&src, now) {
+                            let (piece, h) = self.spawn_request(&mut tasks, &tx, &peer, r);
+                            flights.insert((src, piece), h);
+                        }
+                    }
+                    Src::Mirror(i) => {
+                        let Some(m) = self.mirrors.get(i).cloned() else {
+                            swarm.remove_peer(&src);
+                            continue;
+                        };
+                        for r in swarm.poll_requests(&src, now) {
+                            let (piece, h) = self.spawn_mirror_request(&mut tasks, &tx, i, &m, r);
+                            flights.insert((src, piece), h);
+                        }
+                    }
                 }
             }
-            // Nobody can help: wait for a peer to join or announce more,
-            // up to the stall timeout.
-            if self.peers.live.is_empty() {
-                return Err(FetchError::PeersFailed(std::mem::take(
-                    &mut self.peers.failures,
-                )));
+            // Every source failed.
+            if self.peers.live.is_empty() && self.mirrors.none_live() {
+                return Err(self.all_failed());
             }
             // The picker decides when waiting has gone on long enough.
             swarm.handle_timeout(now);
@@ -575,19 +751,20 @@ impl Run {
             let wake = swarm.poll_timeout().map(|t| start + t);
             tokio::select! {
                 Some(ev) = rx.recv() => match ev {
-                    Event::Piece { peer, piece, result } => {
-                        flights.remove(&(peer, piece));
-                        self.on_piece(&mut swarm, &mut flights, peer, piece, result, start, &tx)
+                    Event::Piece { src, piece, result } => {
+                        flights.remove(&(src, piece));
+                        self.on_piece(&mut swarm, &mut flights, src, piece, result, start, &tx)
                             .await?;
                     }
                     Event::Asked { peer, blob, result } => {
-                        swarm.handle_ask_answered(&peer, blob);
+                        let src = Src::Peer(peer);
+                        swarm.handle_ask_answered(&src, blob);
                         match result {
                             Ok(Some(have)) if have.size == self.parts[blob].size => {
-                                swarm.peer_has(&peer, blob, &group_set(&have.groups, have.size));
+                                swarm.peer_has(&src, blob, &group_set(&have.groups, have.size));
                                 if have.groups.len() >= crate::wire::MAX_HAVE_RANGES {
                                     // Only its first ranges (wire.md §3.2).
-                                    swarm.peer_may_have_more(&peer, blob);
+                                    swarm.peer_may_have_more(&src, blob);
                                 }
                             }
                             Ok(Some(have)) => {
@@ -598,7 +775,7 @@ impl Run {
                                 });
                                 self.drop_peer(&mut swarm, &mut flights, &peer, e, true);
                             }
-                            Ok(None) => swarm.peer_lacks(&peer, blob),
+                            Ok(None) => swarm.peer_lacks(&src, blob),
                             Err(e) if e.is_misbehaviour() => {
                                 self.drop_peer(&mut swarm, &mut flights, &peer, e, true);
                             }
@@ -606,7 +783,7 @@ impl Run {
                                 self.drop_peer(&mut swarm, &mut flights, &peer, e, false);
                             }
                             // It may still serve pieces; the picker learns as it asks.
-                            Err(_) => swarm.peer_may_have_more(&peer, blob),
+                            Err(_) => swarm.peer_may_have_more(&src, blob),
                         }
                     }
                 },
@@ -614,7 +791,7 @@ impl Run {
                     if let Some(&blob) = index.get(&have.hash)
                         && have.size == self.parts[blob].size
                     {
-                        swarm.peer_has(&peer, blob, &group_set(&have.groups, have.size));
+                        swarm.peer_has(&Src::Peer(peer), blob, &group_set(&have.groups, have.size));
                     }
                 }
                 Some(p) = pex_rx.recv() => {
@@ -648,15 +825,28 @@ impl Run {
             }
             if t >= next_report {
                 next_report = t + REPORT_EVERY;
-                (self.report)(FetchProgress::Peers(self.peer_progress(&swarm)));
+                self.report_sources(&swarm);
             }
         }
         tasks.abort_all();
         // Make everything durable, and complete in the store.
         self.save().await?;
-        (self.report)(FetchProgress::Peers(self.peer_progress(&swarm)));
+        self.report_sources(&swarm);
         let credit = self.credit.lock().unwrap_or_else(|e| e.into_inner());
         Ok(credit.values().filter(|s| s.bytes > 0).cloned().collect())
+    }
+
+    /// The error when no source is left.
+    fn all_failed(&mut self) -> FetchError {
+        let peers = std::mem::take(&mut self.peers.failures);
+        if self.mirrors.urls.is_empty() {
+            return FetchError::PeersFailed(peers);
+        }
+        FetchError::SourcesFailed {
+            unreachable: Vec::new(),
+            peers,
+            mirrors: std::mem::take(&mut self.mirrors.failures),
+        }
     }
 
     /// Commit what is verified of every part. A store thread still writing
@@ -680,10 +870,9 @@ impl Run {
     }
 
     /// Start using `peer`: ask it what it holds of every blob of more than
-    /// one piece (single pieces are simply asked for). Returns the number
-    /// of questions sent.
-    fn join(&mut self, swarm: &mut Swarm<NodeId>, peer: &Peer, tx: &mpsc::UnboundedSender<Event>) {
-        if !swarm.add_peer(peer.id()) {
+    /// one piece (single pieces are simply asked for).
+    fn join(&mut self, swarm: &mut Swarm<Src>, peer: &Peer, tx: &mpsc::UnboundedSender<Event>) {
+        if !swarm.add_peer(Src::Peer(peer.id())) {
             return;
         }
         for blob in 0..self.parts.len() {
@@ -699,12 +888,12 @@ impl Run {
     /// is asked of it. The picker keeps track of what was asked.
     fn ask(
         &mut self,
-        swarm: &mut Swarm<NodeId>,
+        swarm: &mut Swarm<Src>,
         peer: &Peer,
         blob: usize,
         tx: &mpsc::UnboundedSender<Event>,
     ) {
-        if !swarm.handle_ask_sent(&peer.id(), blob) {
+        if !swarm.handle_ask_sent(&Src::Peer(peer.id()), blob) {
             return;
         }
         let (peer, tx, hash) = (peer.clone(), tx.clone(), self.parts[blob].hash);
@@ -718,6 +907,35 @@ impl Run {
         });
     }
 
+    /// What a request needs: the part, the groups of the piece not stored
+    /// already, and the counter of bytes arriving.
+    fn request_of(&self, r: &Request) -> (Hash, u64, Option<Wanted>) {
+        let part = &self.parts[r.blob];
+        let blob = part.blob.clone().map(|blob| {
+            let want = {
+                let b = blob.lock().unwrap_or_else(|e| e.into_inner());
+                let have = b.present();
+                let mut want = GroupSet::new();
+                for g in r.groups.clone() {
+                    if !have.contains(g) {
+                        want.insert(g, g + 1);
+                    }
+                }
+                want
+            };
+            (blob, want)
+        });
+        (part.hash, part.size, blob)
+    }
+
+    fn on_bytes(&self) -> impl Fn(u64) + Send + Sync + 'static {
+        let (received, report) = (self.received.clone(), self.report.clone());
+        move |n: u64| {
+            received.fetch_add(n, Ordering::Relaxed);
+            report(FetchProgress::Received(n));
+        }
+    }
+
     fn spawn_request(
         &self,
         tasks: &mut JoinSet<()>,
@@ -725,12 +943,9 @@ impl Run {
         peer: &Peer,
         r: Request,
     ) -> (PieceId, AbortHandle) {
-        let part = &self.parts[r.blob];
-        let (hash, size) = (part.hash, part.size);
-        let blob = part.blob.clone();
+        let (hash, size, blob) = self.request_of(&r);
         let (peer, tx) = (peer.clone(), tx.clone());
-        let received = self.received.clone();
-        let report = self.report.clone();
+        let on_bytes = self.on_bytes();
         let piece = r.piece;
         let on_written: crate::net::Written = {
             let (credit, id, addr) = (self.credit.clone(), peer.id(), peer.addr());
@@ -742,31 +957,52 @@ impl Run {
         let h = tasks.spawn(async move {
             let result = match blob {
                 None => Ok(0),
-                Some(blob) => {
-                    // Only the groups of the piece not stored already.
-                    let want = {
-                        let b = blob.lock().unwrap_or_else(|e| e.into_inner());
-                        let have = b.present();
-                        let mut want = GroupSet::new();
-                        for g in r.groups.clone() {
-                            if !have.contains(g) {
-                                want.insert(g, g + 1);
-                            }
-                        }
-                        want
-                    };
-                    let on_bytes = |n: u64| {
-                        received.fetch_add(n, Ordering::Relaxed);
-                        report(FetchProgress::Received(n));
-                    };
+                Some((blob, want)) => {
                     peer.get_groups(&blob, hash, size, &want, &on_bytes, on_written)
                         .await
                 }
             };
             let _ = tx.send(Event::Piece {
-                peer: peer.id(),
+                src: Src::Peer(peer.id()),
                 piece,
-                result,
+                result: result.map_err(SrcError::Peer),
+            });
+        });
+        (piece, h)
+    }
+
+    fn spawn_mirror_request(
+        &self,
+        tasks: &mut JoinSet<()>,
+        tx: &mpsc::UnboundedSender<Event>,
+        i: usize,
+        mirror: &Arc<Mirror>,
+        r: Request,
+    ) -> (PieceId, AbortHandle) {
+        let (hash, size, blob) = self.request_of(&r);
+        let (mirror, tx) = (mirror.clone(), tx.clone());
+        let on_bytes = self.on_bytes();
+        let piece = r.piece;
+        let credit = self.mirror_credit.clone();
+        let on_written = move |n: u64| {
+            let mut c = credit.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(b) = c.get_mut(i) {
+                *b += n;
+            }
+        };
+        let h = tasks.spawn(async move {
+            let result = match blob {
+                None => Ok(0),
+                Some((blob, want)) => {
+                    mirror
+                        .get_groups(&blob, hash, size, &want, &on_bytes, &on_written)
+                        .await
+                }
+            };
+            let _ = tx.send(Event::Piece {
+                src: Src::Mirror(i),
+                piece,
+                result: result.map_err(SrcError::Mirror),
             });
         });
         (piece, h)
@@ -775,21 +1011,23 @@ impl Run {
     #[allow(clippy::too_many_arguments)]
     async fn on_piece(
         &mut self,
-        swarm: &mut Swarm<NodeId>,
-        flights: &mut BTreeMap<(NodeId, PieceId), AbortHandle>,
-        peer: NodeId,
+        swarm: &mut Swarm<Src>,
+        flights: &mut Flights,
+        src: Src,
         piece: PieceId,
-        result: Result<u64, RequestError>,
+        result: Result<u64, SrcError>,
         start: tokio::time::Instant,
         tx: &mpsc::UnboundedSender<Event>,
     ) -> Result<(), FetchError> {
         match result {
             Ok(n) => {
-                if let Some(p) = self.peers.get(&peer).filter(|_| n > 0) {
+                if let Src::Peer(id) = src
+                    && let Some(p) = self.peers.get(&id).filter(|_| n > 0)
+                {
                     // Others may ask us about it: this peer has the root.
                     p.note_has(self.root);
                 }
-                for other in swarm.piece_done(&peer, piece, start.elapsed()) {
+                for other in swarm.piece_done(&src, piece, start.elapsed()) {
                     if let Some(h) = flights.remove(&(other, piece)) {
                         h.abort();
                     }
@@ -808,14 +1046,63 @@ impl Run {
                     blocking(move || b.lock().unwrap_or_else(|e| e.into_inner()).flush()).await?;
                 }
             }
-            Err(RequestError::Store(e)) => return Err(e.into()),
+            Err(SrcError::Mirror(e)) => {
+                let Src::Mirror(i) = src else {
+                    return Ok(());
+                };
+                match e.fault.verdict() {
+                    Verdict::Local => {
+                        if let MirrorFault::Store(s) = e.fault {
+                            return Err(s.into());
+                        }
+                    }
+                    Verdict::Ban => self.drop_mirror(swarm, flights, i, e, true),
+                    Verdict::Drop => self.drop_mirror(swarm, flights, i, e, false),
+                    Verdict::Lacks => {
+                        debug!("mirror lacks a blob: {e}");
+                        swarm.piece_failed(&src, piece, Failure::NotHeld);
+                        if let Some((blob, _)) = swarm.piece(piece) {
+                            swarm.peer_lacks(&src, blob);
+                        }
+                    }
+                    Verdict::Retry => {
+                        debug!("mirror request failed: {e}");
+                        swarm.piece_failed(&src, piece, Failure::Slow);
+                        if let Some(Src::Mirror(gone)) = swarm.poll_dropped() {
+                            self.drop_mirror(swarm, flights, gone, e, false);
+                        }
+                    }
+                }
+            }
+            Err(SrcError::Peer(e)) => {
+                let Src::Peer(peer) = src else {
+                    return Ok(());
+                };
+                self.on_peer_failed(swarm, flights, peer, piece, e, tx)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn on_peer_failed(
+        &mut self,
+        swarm: &mut Swarm<Src>,
+        flights: &mut Flights,
+        peer: NodeId,
+        piece: PieceId,
+        error: RequestError,
+        tx: &mpsc::UnboundedSender<Event>,
+    ) -> Result<(), FetchError> {
+        let src = Src::Peer(peer);
+        match error {
+            RequestError::Store(e) => return Err(e.into()),
             // Banned: its other requests go back to the pool too.
-            Err(e) if e.is_misbehaviour() => self.drop_peer(swarm, flights, &peer, e, true),
-            Err(RequestError::Remote {
+            e if e.is_misbehaviour() => self.drop_peer(swarm, flights, &peer, e, true),
+            RequestError::Remote {
                 code: ErrorCode::NotFound | ErrorCode::Incomplete,
                 ..
-            }) => {
-                swarm.piece_failed(&peer, piece, Failure::NotHeld);
+            } => {
+                swarm.piece_failed(&src, piece, Failure::NotHeld);
                 // Asked on the chance: subscribe, to hear when it has it.
                 if let (Some((blob, _)), Some(p)) =
                     (swarm.piece(piece), self.peers.get(&peer).cloned())
@@ -823,33 +1110,31 @@ impl Run {
                     self.ask(swarm, &p, blob, tx);
                 }
             }
-            Err(
-                e @ (RequestError::Timeout(_)
-                | RequestError::Reset(_)
-                | RequestError::Remote { .. }
-                // Our own fault: never a ban; strikes keep a repeating bug
-                // from asking the same peer forever.
-                | RequestError::Local(_)),
-            ) => {
+            e @ (RequestError::Timeout(_)
+            | RequestError::Reset(_)
+            | RequestError::Remote { .. }
+            // Our own fault: never a ban; strikes keep a repeating bug
+            // from asking the same peer forever.
+            | RequestError::Local(_)) => {
                 // Slow or busy, not gone: a capped peer queues requests.
                 // Gone after all if its connection closed; the picker gives
                 // up on one that never answers (strikes in a row).
                 debug!(%peer, "request failed: {e}");
                 if self.peers.get(&peer).is_some_and(Peer::is_closed) {
-                    swarm.piece_failed(&peer, piece, Failure::Lost);
+                    swarm.piece_failed(&src, piece, Failure::Lost);
                     self.drop_peer(swarm, flights, &peer, e, false);
                 } else {
-                    swarm.piece_failed(&peer, piece, Failure::Slow);
+                    swarm.piece_failed(&src, piece, Failure::Slow);
                     if let Some(gone) = swarm.poll_dropped() {
                         // Only this peer's strike can have dropped one.
-                        debug_assert_eq!(gone, peer);
-                        self.drop_peer(swarm, flights, &gone, e, false);
+                        debug_assert_eq!(gone, src);
+                        self.drop_peer(swarm, flights, &peer, e, false);
                     }
                 }
             }
-            Err(e) => {
+            e => {
                 debug!(%peer, "request failed: {e}");
-                swarm.piece_failed(&peer, piece, Failure::Lost);
+                swarm.piece_failed(&src, piece, Failure::Lost);
                 self.drop_peer(swarm, flights, &peer, e, false);
             }
         }
@@ -859,36 +1144,44 @@ impl Run {
     /// Stop using a peer: everything in flight to it returns to the pool.
     fn drop_peer(
         &mut self,
-        swarm: &mut Swarm<NodeId>,
-        flights: &mut BTreeMap<(NodeId, PieceId), AbortHandle>,
+        swarm: &mut Swarm<Src>,
+        flights: &mut Flights,
         peer: &NodeId,
         error: RequestError,
         bad: bool,
     ) {
-        if bad {
-            swarm.ban(peer);
-        } else {
-            swarm.remove_peer(peer);
-        }
-        let gone: Vec<_> = flights
-            .range((*peer, PieceId(0))..=(*peer, PieceId(u32::MAX)))
-            .map(|(k, _)| *k)
-            .collect();
-        for k in gone {
-            if let Some(h) = flights.remove(&k) {
-                h.abort();
-            }
-        }
+        forget(swarm, flights, Src::Peer(*peer), bad);
         self.peers.fail(peer, error);
     }
 
-    fn peer_progress(&self, swarm: &Swarm<NodeId>) -> Vec<PeerProgress> {
+    /// Stop using a mirror, the same way.
+    fn drop_mirror(
+        &mut self,
+        swarm: &mut Swarm<Src>,
+        flights: &mut Flights,
+        i: usize,
+        error: MirrorError,
+        bad: bool,
+    ) {
+        forget(swarm, flights, Src::Mirror(i), bad);
+        self.mirrors.fail(i, error);
+    }
+
+    /// Report what each peer and mirror is doing.
+    fn report_sources(&self, swarm: &Swarm<Src>) {
+        (self.report)(FetchProgress::Peers(self.peer_progress(swarm)));
+        if !self.mirrors.urls.is_empty() {
+            (self.report)(FetchProgress::Mirrors(self.mirror_progress(swarm)));
+        }
+    }
+
+    fn peer_progress(&self, swarm: &Swarm<Src>) -> Vec<PeerProgress> {
         let sources = self.credit.lock().unwrap_or_else(|e| e.into_inner());
         self.peers
             .live
             .iter()
             .map(|p| {
-                let stats = swarm.peer_stats(&p.id()).unwrap_or_default();
+                let stats = swarm.peer_stats(&Src::Peer(p.id())).unwrap_or_default();
                 PeerProgress {
                     id: p.id(),
                     addr: p.addr(),
@@ -898,6 +1191,47 @@ impl Run {
                 }
             })
             .collect()
+    }
+
+    fn mirror_progress(&self, swarm: &Swarm<Src>) -> Vec<MirrorProgress> {
+        let credit = self.mirror_credit.lock().unwrap_or_else(|e| e.into_inner());
+        (0..self.mirrors.urls.len())
+            .filter(|&i| self.mirrors.get(i).is_some())
+            .map(|i| {
+                let stats = swarm.peer_stats(&Src::Mirror(i)).unwrap_or_default();
+                MirrorProgress {
+                    url: self.mirrors.urls[i].clone(),
+                    rate: stats.rate as u64,
+                    bytes: credit.get(i).copied().unwrap_or(0),
+                    in_flight: stats.in_flight,
+                }
+            })
+            .collect()
+    }
+}
+
+/// A part still being fetched, and the groups of a piece it lacks.
+type Wanted = (Arc<Mutex<PartialBlob>>, GroupSet);
+
+/// Requests in flight, by source and piece.
+type Flights = BTreeMap<(Src, PieceId), AbortHandle>;
+
+/// Take a source out of the picker (banned if `bad`) and call back what is
+/// in flight to it: those pieces return to the pool.
+fn forget(swarm: &mut Swarm<Src>, flights: &mut Flights, src: Src, bad: bool) {
+    if bad {
+        swarm.ban(&src);
+    } else {
+        swarm.remove_peer(&src);
+    }
+    let gone: Vec<_> = flights
+        .range((src, PieceId(0))..=(src, PieceId(u32::MAX)))
+        .map(|(k, _)| *k)
+        .collect();
+    for k in gone {
+        if let Some(h) = flights.remove(&k) {
+            h.abort();
+        }
     }
 }
 
@@ -958,6 +1292,7 @@ async fn fetch_manifest(
     store: &Store,
     root: Hash,
     peers: &mut Peers,
+    mirrors: &mut Mirrors,
     received: &AtomicU64,
 ) -> Result<Manifest, FetchError> {
     let s = store.clone();
@@ -982,7 +1317,31 @@ async fn fetch_manifest(
             Err(e) => peers.fail(&peer.id(), e),
         }
     }
-    Err(FetchError::PeersFailed(std::mem::take(&mut peers.failures)))
+    // Then the mirrors, in the order given.
+    for i in 0..mirrors.live.len() {
+        let Some(m) = mirrors.get(i).cloned() else {
+            continue;
+        };
+        match m.get_blob(root, manifest::MAX_ENCODED_SIZE).await {
+            Ok(bytes) => {
+                received.fetch_add(bytes.len() as u64, Ordering::Relaxed);
+                let m = Manifest::decode(&bytes)
+                    .map_err(|source| FetchError::NotAManifest { root, source })?;
+                let s = store.clone();
+                blocking(move || s.put_blob(&bytes)).await?;
+                return Ok(m);
+            }
+            Err(e) => mirrors.fail(i, e),
+        }
+    }
+    if mirrors.urls.is_empty() {
+        return Err(FetchError::PeersFailed(std::mem::take(&mut peers.failures)));
+    }
+    Err(FetchError::SourcesFailed {
+        unreachable: Vec::new(),
+        peers: std::mem::take(&mut peers.failures),
+        mirrors: std::mem::take(&mut mirrors.failures),
+    })
 }
 
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {

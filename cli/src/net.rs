@@ -446,19 +446,23 @@ fn report(
     for f in &fetched.mirror_failures {
         eprintln!("note: {f}");
     }
+    let (peers, mirrors) = (fetched.peers.len(), fetched.mirrors.len());
+    let from = match (peers, mirrors) {
+        (p, 0) => format!("{p} peer{}", plural(p as u64)),
+        (0, m) => format!("{m} mirror{}", plural(m as u64)),
+        (p, m) => format!(
+            "{p} peer{} and {m} mirror{}",
+            plural(p as u64),
+            plural(m as u64)
+        ),
+    };
     eprintln!(
-        "fetched {} file{}, {} ({} received in {:.2} s) from {} peer{}{}{}",
+        "fetched {} file{}, {} ({} received in {:.2} s) from {from}{}",
         fetched.files,
         plural(fetched.files),
         bytes(fetched.size),
         bytes(fetched.received),
         secs,
-        fetched.peers.len(),
-        plural(fetched.peers.len() as u64),
-        match fetched.mirrors.len() {
-            0 => String::new(),
-            n => format!(" and {n} mirror{}", plural(n as u64)),
-        },
         target
             .map(|t| format!(", exported to {}", t.display()))
             .unwrap_or_default()

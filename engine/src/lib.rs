@@ -40,6 +40,8 @@ pub mod wire;
 #[cfg(test)]
 mod messages_tests;
 #[cfg(test)]
+mod mirror_tests;
+#[cfg(test)]
 mod testutil;
 
 /// `docs/embedding.md`, whose examples run as doctests.

@@ -26,8 +26,13 @@ use crate::store::{
 
 /// How long a mirror may take to accept a connection (TCP and TLS).
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-/// How long a response may go without a byte before it counts as stalled.
-const READ_TIMEOUT: Duration = Duration::from_secs(15);
+/// How long a response may go without a byte before it counts as stalled
+/// (shorter in the engine's own tests, which stall servers on purpose).
+const READ_TIMEOUT: Duration = if cfg!(test) {
+    Duration::from_secs(2)
+} else {
+    Duration::from_secs(15)
+};
 /// Most bytes of the index a reader takes (`mirror.md` §2).
 const MAX_INDEX: u64 = 4096;
 
@@ -201,7 +206,7 @@ pub enum MirrorFault {
         /// The bytes asked for.
         want: u64,
     },
-    /// The file is shorter than the blob (the Content-Range total).
+    /// The file is not the blob's length (the Content-Range total).
     #[error("the file is {total} bytes, but the blob is {size}")]
     ShortFile {
         /// The file's length, as the server gave it.
@@ -336,7 +341,7 @@ impl Mirror {
         size: u64,
         groups: &GroupSet,
         on_bytes: &(dyn Fn(u64) + Send + Sync),
-        on_written: &(dyn Fn(u64) + Send + Sync),
+        on_written: crate::net::Written,
     ) -> Result<u64, MirrorError> {
         let outboard = self.outboard(hash, size).await?;
         let mut total = 0;
@@ -347,14 +352,17 @@ impl Mirror {
             }
             let url = self.url.join(&mirror_blob_path(&hash));
             let data = self.get_range(&url, first, end, size, on_bytes).await?;
-            let (partial, outboard) = (partial.clone(), outboard.clone());
+            let (partial, outboard, told) = (partial.clone(), outboard.clone(), on_written.clone());
             let got = tokio::task::spawn_blocking(move || {
-                receive_range(&partial, hash, size, a, b, &data, &outboard)
+                let got = receive_range(&partial, hash, size, a, b, &data, &outboard)?;
+                // Told here, where it is written: the caller may abort the
+                // request (a duplicate answered first) while this runs.
+                told(got.0);
+                Ok(got)
             })
             .await
             .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
             .map_err(|f| self.fail(&url, f))?;
-            on_written(got.0);
             total += got.0;
             if let Some(f) = got.1 {
                 return Err(self.fail(&url, f));
@@ -420,12 +428,14 @@ impl Mirror {
                     .strip_prefix("bytes ")
                     .and_then(|r| r.trim().split_once('/'))
                     .unwrap_or_default();
-                if range != format!("{first}-{last}") {
-                    return Err(self.fail(url, MirrorFault::WrongRange { asked, got }));
-                }
+                // A file of another length first: it lacks the blob
+                // (`mirror.md` §6), whatever range it sent of it.
                 if total != size.to_string() {
                     let total = total.chars().take(24).collect();
                     return Err(self.fail(url, MirrorFault::ShortFile { total, size }));
+                }
+                if range != format!("{first}-{last}") {
+                    return Err(self.fail(url, MirrorFault::WrongRange { asked, got }));
                 }
                 read_counted(url, resp, want, Take::Exact, on_bytes).await
             }

@@ -984,18 +984,18 @@ impl Run {
         let on_bytes = self.on_bytes();
         let piece = r.piece;
         let credit = self.mirror_credit.clone();
-        let on_written = move |n: u64| {
+        let on_written: crate::net::Written = Arc::new(move |n: u64| {
             let mut c = credit.lock().unwrap_or_else(|e| e.into_inner());
             if let Some(b) = c.get_mut(i) {
                 *b += n;
             }
-        };
+        });
         let h = tasks.spawn(async move {
             let result = match blob {
                 None => Ok(0),
                 Some((blob, want)) => {
                     mirror
-                        .get_groups(&blob, hash, size, &want, &on_bytes, &on_written)
+                        .get_groups(&blob, hash, size, &want, &on_bytes, on_written)
                         .await
                 }
             };

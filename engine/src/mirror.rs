@@ -18,7 +18,7 @@ use reqwest::StatusCode;
 use reqwest::header::{CONTENT_LENGTH, CONTENT_RANGE, RANGE};
 
 use crate::content::{self, GROUP_SIZE, Hash};
-use crate::net::Misbehaviour;
+use crate::net::{ChunksReader, Misbehaviour};
 use crate::store::{
     GroupSet, MIRROR_INDEX_NAME, MIRROR_VERSION, PartialBlob, StoreError, mirror_blob_path,
     mirror_outboard_path,
@@ -588,55 +588,76 @@ fn receive_range(
     size: u64,
     a: u64,
     b: u64,
-    data: &[u8],
+    data: &Bytes,
     outboard: &[u8],
 ) -> Result<(u64, Option<MirrorFault>), MirrorFault> {
     let ranges = content::group_ranges(a, b);
-    let window = Window {
-        offset: a * GROUP_SIZE,
-        data,
-        size,
-    };
-    let mut encoded = Vec::with_capacity(data.len() + data.len() / 128 + 4096);
-    // Not validated here: the decoder below checks every node and group
-    // against the root, whatever the mirror sent.
-    bao_tree::io::sync::encode_ranges(
-        window,
-        content::outboard(hash, size, outboard),
-        &ranges,
-        &mut encoded,
-    )
-    .map_err(|e| MirrorFault::Local(format!("encoding what the mirror sent: {e}")))?;
-    let got = PartialBlob::receive(partial, &ranges, &encoded[..]).map_err(MirrorFault::Store)?;
+    let encoded = encoding(hash, size, a, data, outboard, &ranges)?;
+    let got = PartialBlob::receive(partial, &ranges, ChunksReader::new(encoded))
+        .map_err(MirrorFault::Store)?;
     let fault = got
         .failed
         .map(|e| MirrorFault::Misbehaved(Misbehaviour::of_decode(hash, e)));
     Ok((got.written, fault))
 }
 
-/// The bytes of a blob from `offset` on, as positioned reads.
-struct Window<'a> {
-    offset: u64,
-    data: &'a [u8],
+/// The Bao pre-order encoding of `ranges` (groups from `a` on, whose bytes
+/// are `data`) as pieces: each parent node from the outboard, each group a
+/// slice of `data`, nothing copied. Not validated here: the decoder checks
+/// every node and group against the root, whatever the mirror sent.
+fn encoding(
+    hash: Hash,
     size: u64,
-}
-
-impl bao_tree::io::sync::ReadAt for Window<'_> {
-    fn read_at(&self, pos: u64, buf: &mut [u8]) -> std::io::Result<usize> {
-        let Some(start) = pos.checked_sub(self.offset) else {
-            return Err(std::io::Error::other("read before the range"));
-        };
-        let start = usize::try_from(start)
-            .unwrap_or(usize::MAX)
-            .min(self.data.len());
-        let n = buf.len().min(self.data.len() - start);
-        buf[..n].copy_from_slice(&self.data[start..start + n]);
-        Ok(n)
+    a: u64,
+    data: &Bytes,
+    outboard: &[u8],
+    ranges: &content::ChunkRanges,
+) -> Result<Vec<Bytes>, MirrorFault> {
+    use bao_tree::io::sync::Outboard as _;
+    let ob = content::outboard(hash, size, outboard);
+    let tree = content::tree(size);
+    let ranges = content::truncate_ranges(ranges, size);
+    let offset = a * GROUP_SIZE;
+    let local = |e: String| MirrorFault::Local(format!("encoding what the mirror sent: {e}"));
+    let mut parents = BytesMut::new();
+    // (from parents, start, end): parents are gathered into one buffer.
+    let mut parts: Vec<(bool, usize, usize)> = Vec::new();
+    for item in tree.ranges_pre_order_chunks_iter_ref(&ranges, 0) {
+        match item {
+            bao_tree::iter::BaoChunk::Parent { node, .. } => {
+                let (l, r) = ob
+                    .load(node)
+                    .map_err(|e| local(e.to_string()))?
+                    .ok_or_else(|| local(format!("no node {node:?} in the outboard")))?;
+                let start = parents.len();
+                parents.extend_from_slice(l.as_bytes());
+                parents.extend_from_slice(r.as_bytes());
+                parts.push((true, start, parents.len()));
+            }
+            bao_tree::iter::BaoChunk::Leaf {
+                start_chunk,
+                size: n,
+                ..
+            } => {
+                let start = start_chunk
+                    .to_bytes()
+                    .checked_sub(offset)
+                    .and_then(|s| usize::try_from(s).ok())
+                    .filter(|&s| s + n <= data.len())
+                    .ok_or_else(|| local(format!("group at {start_chunk:?} outside the range")))?;
+                parts.push((false, start, start + n));
+            }
+        }
     }
-}
-
-impl bao_tree::io::sync::Size for Window<'_> {
-    fn size(&self) -> std::io::Result<Option<u64>> {
-        Ok(Some(self.size))
-    }
+    let parents = parents.freeze();
+    Ok(parts
+        .into_iter()
+        .map(|(p, s, e)| {
+            if p {
+                parents.slice(s..e)
+            } else {
+                data.slice(s..e)
+            }
+        })
+        .collect())
 }

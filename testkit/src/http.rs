@@ -221,9 +221,17 @@ impl State {
         let file = if path.split('/').any(|c| c == ".." || c.is_empty()) {
             None
         } else {
-            std::fs::read(self.root.join(&path)).ok()
+            std::fs::File::open(self.root.join(&path))
+                .ok()
+                .filter(|f| f.metadata().is_ok_and(|m| m.is_file()))
         };
-        let mut data = match (&fault, file) {
+        // The bytes to serve: a replacement, or the file (read by range,
+        // not whole: files may be large).
+        enum Source {
+            Bytes(Vec<u8>),
+            File(std::fs::File, u64),
+        }
+        let source = match (&fault, file) {
             (Some(Fault::Status(s)), _) => return self.empty(*s),
             (Some(Fault::Redirect(to)), _) => {
                 let mut r = self.empty(302);
@@ -232,18 +240,19 @@ impl State {
                 }
                 return r;
             }
-            (Some(Fault::Replace(b)), _) => b.clone(),
-            (_, Some(f)) => f,
+            (Some(Fault::Replace(b)), _) => Source::Bytes(b.clone()),
+            (_, Some(f)) => {
+                let len = f.metadata().map_or(0, |m| m.len());
+                Source::File(f, len)
+            }
             (_, None) => return self.empty(404),
         };
-        if let Some(Fault::FlipByte(at)) = &fault
-            && let Some(b) = usize::try_from(*at).ok().and_then(|i| data.get_mut(i))
-        {
-            *b ^= 0x55;
-        }
-        let len = data.len() as u64;
-        let (status, body, content_range) = match (range, &fault) {
-            (Some(_), Some(Fault::IgnoreRange)) | (None, _) => (200, Bytes::from(data), None),
+        let len = match &source {
+            Source::Bytes(b) => b.len() as u64,
+            Source::File(_, len) => *len,
+        };
+        let (status, first, end, content_range) = match (range, &fault) {
+            (Some(_), Some(Fault::IgnoreRange)) | (None, _) => (200, 0, len, None),
             (Some((a, _)), _) if a >= len => {
                 let mut r = self.empty(416);
                 if let Ok(v) = hyper::header::HeaderValue::from_str(&format!("bytes */{len}")) {
@@ -257,10 +266,26 @@ impl State {
                     Some(Fault::WrongContentRange) => format!("bytes {}-{}/{len}", a + 1, b + 1),
                     _ => format!("bytes {a}-{b}/{len}"),
                 };
-                let body = Bytes::from(data).slice(a as usize..=b as usize);
-                (206, body, Some(shown))
+                (206, a, b + 1, Some(shown))
             }
         };
+        let mut data = match source {
+            Source::Bytes(b) => b[first as usize..end as usize].to_vec(),
+            Source::File(f, _) => {
+                use std::os::unix::fs::FileExt;
+                let mut buf = vec![0u8; (end - first) as usize];
+                if f.read_exact_at(&mut buf, first).is_err() {
+                    return self.empty(500);
+                }
+                buf
+            }
+        };
+        if let Some(Fault::FlipByte(at)) = &fault
+            && (first..end).contains(at)
+        {
+            data[(at - first) as usize] ^= 0x55;
+        }
+        let body = Bytes::from(data);
         let declared = match fault {
             Some(Fault::HugeLength) => 1u64 << 50,
             _ => body.len() as u64,

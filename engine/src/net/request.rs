@@ -831,12 +831,12 @@ impl Peer {
 pub type Written = Arc<dyn Fn(u64) + Send + Sync>;
 
 /// Reads the concatenation of some chunks.
-struct ChunksReader {
+pub(crate) struct ChunksReader {
     chunks: std::collections::VecDeque<Bytes>,
 }
 
 impl ChunksReader {
-    fn new(chunks: Vec<Bytes>) -> Self {
+    pub(crate) fn new(chunks: Vec<Bytes>) -> Self {
         Self {
             chunks: chunks.into(),
         }

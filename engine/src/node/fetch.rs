@@ -2,7 +2,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -377,22 +377,37 @@ pub(super) async fn fetch(
     }
     let mut live = Vec::new();
     let mut unreachable = Vec::new();
+    // Start once every source answered, or a moment after the first one
+    // did: a peer or mirror that is down (a connect timing out takes
+    // seconds) joins later if it comes up, and does not hold the rest up.
     unless_cancelled(&mut control, async {
-        while let Some(r) = connects.join_next().await {
-            match r {
-                Ok(Ok(p)) => live.push(p),
-                Ok(Err(e)) => unreachable.push(e),
-                Err(_) => {}
-            }
-        }
-        while let Some(r) = opens.join_next().await {
-            match r {
-                Ok((i, Ok(m))) => mirrors.live[i] = Some(Arc::new(m)),
-                Ok((_, Err(e))) => {
-                    info!("not using a mirror: {e}");
-                    mirrors.failures.push(e);
-                }
-                Err(_) => {}
+        let mut first: Option<tokio::time::Instant> = None;
+        loop {
+            let waiting = !connects.is_empty() || !opens.is_empty();
+            let grace = first.map(|t| t + PEX_HEAD_START);
+            tokio::select! {
+                Some(r) = connects.join_next(), if !connects.is_empty() => match r {
+                    Ok(Ok(p)) => {
+                        live.push(p);
+                        first.get_or_insert_with(tokio::time::Instant::now);
+                    }
+                    Ok(Err(e)) => unreachable.push(e),
+                    Err(_) => {}
+                },
+                Some(r) = opens.join_next(), if !opens.is_empty() => match r {
+                    Ok((i, Ok(m))) => {
+                        mirrors.live[i] = Some(Arc::new(m));
+                        first.get_or_insert_with(tokio::time::Instant::now);
+                    }
+                    Ok((_, Err(e))) => {
+                        info!("not using a mirror: {e}");
+                        mirrors.failures.push(e);
+                    }
+                    Err(_) => {}
+                },
+                () = tokio::time::sleep_until(grace.unwrap_or_else(tokio::time::Instant::now)),
+                    if waiting && grace.is_some() => break,
+                else => break,
             }
         }
         Ok(())
@@ -415,10 +430,37 @@ pub(super) async fn fetch(
     let tried: Tried = Arc::new(Mutex::new(
         live.iter()
             .map(Peer::addr)
+            .chain(opts.peers.iter().map(|p| p.addr))
             .chain(endpoint.local_addr().ok())
             .collect(),
     ));
     let (pex_tx, mut pex_rx) = mpsc::unbounded_channel();
+    // Sources still connecting join the run when they are up.
+    let pending = Arc::new(AtomicUsize::new(connects.len() + opens.len()));
+    let (late_tx, mut late_rx) = mpsc::unbounded_channel();
+    if !connects.is_empty() {
+        let (tx, pending) = (pex_tx.clone(), pending.clone());
+        tokio::spawn(async move {
+            while let Some(r) = connects.join_next().await {
+                if let Ok(Ok(p)) = r {
+                    let _ = tx.send(p);
+                }
+                pending.fetch_sub(1, Ordering::Relaxed);
+            }
+        });
+    }
+    if !opens.is_empty() {
+        let (tx, pending) = (late_tx.clone(), pending.clone());
+        tokio::spawn(async move {
+            while let Some(r) = opens.join_next().await {
+                if let Ok(late) = r {
+                    let _ = tx.send(late);
+                }
+                pending.fetch_sub(1, Ordering::Relaxed);
+            }
+        });
+    }
+    drop(late_tx);
     spawn_pex(endpoint, root, live.clone(), max_peers, &tried, &pex_tx);
     let mut connected: Vec<NodeId> = Vec::new();
     let mut peers = Peers {
@@ -429,8 +471,12 @@ pub(super) async fn fetch(
     for p in live {
         add_peer(&mut peers, &mut connected, p, max_peers);
     }
+    // With no peer, there is nobody to ask: no head start (a fetch from
+    // mirrors alone starts at once).
     let head_start = tokio::time::Instant::now() + PEX_HEAD_START;
-    while let Ok(Some(p)) = tokio::time::timeout_at(head_start, pex_rx.recv()).await {
+    while !peers.live.is_empty()
+        && let Ok(Some(p)) = tokio::time::timeout_at(head_start, pex_rx.recv()).await
+    {
         add_peer(&mut peers, &mut connected, p, max_peers);
     }
     progress(FetchProgress::Connected(peers.live.len()));
@@ -497,7 +543,9 @@ pub(super) async fn fetch(
         mirrors,
         control,
     };
-    let sources = run.swarm(&mut pex_rx, &pex_tx, &tried).await?;
+    let sources = run
+        .swarm(&mut pex_rx, &pex_tx, &mut late_rx, &pending, &tried)
+        .await?;
 
     let name = manifest
         .entries()
@@ -633,6 +681,8 @@ impl Run {
         &mut self,
         pex_rx: &mut mpsc::UnboundedReceiver<Peer>,
         pex_tx: &mpsc::UnboundedSender<Peer>,
+        late_mirrors: &mut mpsc::UnboundedReceiver<(usize, Result<Mirror, MirrorError>)>,
+        pending: &AtomicUsize,
         tried: &Tried,
     ) -> Result<Vec<Source>, FetchError> {
         let specs: Vec<BlobSpec> = self
@@ -736,8 +786,20 @@ impl Run {
                     }
                 }
             }
-            // Every source failed.
-            if self.peers.live.is_empty() && self.mirrors.none_live() {
+            // Every source failed, and none is still connecting (one that
+            // just connected may be waiting in a channel).
+            if self.peers.live.is_empty()
+                && self.mirrors.none_live()
+                && pending.load(Ordering::Relaxed) == 0
+            {
+                if let Ok(p) = pex_rx.try_recv() {
+                    self.joined(&mut swarm, p, &tx);
+                    continue;
+                }
+                if let Ok((i, opened)) = late_mirrors.try_recv() {
+                    self.opened(&mut swarm, i, opened);
+                    continue;
+                }
                 return Err(self.all_failed());
             }
             // The picker decides when waiting has gone on long enough.
@@ -794,12 +856,8 @@ impl Run {
                         swarm.peer_has(&Src::Peer(peer), blob, &group_set(&have.groups, have.size));
                     }
                 }
-                Some(p) = pex_rx.recv() => {
-                    if add_peer(&mut self.peers, &mut self.connected, p.clone(), self.max_peers) {
-                        self.join(&mut swarm, &p, &tx);
-                        (self.report)(FetchProgress::Connected(self.peers.live.len()));
-                    }
-                }
+                Some((i, opened)) = late_mirrors.recv() => self.opened(&mut swarm, i, opened),
+                Some(p) = pex_rx.recv() => self.joined(&mut swarm, p, &tx),
                 // Paused, nothing is due: no tick, so an idle paused fetch
                 // takes no CPU; a resume wakes it below.
                 _ = tick.tick(), if !paused => {}
@@ -834,6 +892,38 @@ impl Run {
         self.report_sources(&swarm);
         let credit = self.credit.lock().unwrap_or_else(|e| e.into_inner());
         Ok(credit.values().filter(|s| s.bytes > 0).cloned().collect())
+    }
+
+    /// A peer connected while the fetch runs (by exchange, or a given
+    /// one that was slow to answer).
+    fn joined(&mut self, swarm: &mut Swarm<Src>, p: Peer, tx: &mpsc::UnboundedSender<Event>) {
+        if add_peer(
+            &mut self.peers,
+            &mut self.connected,
+            p.clone(),
+            self.max_peers,
+        ) {
+            self.join(swarm, &p, tx);
+            (self.report)(FetchProgress::Connected(self.peers.live.len()));
+        }
+    }
+
+    /// A mirror's index was read while the fetch runs: use it, or note why not.
+    fn opened(&mut self, swarm: &mut Swarm<Src>, i: usize, opened: Result<Mirror, MirrorError>) {
+        match opened {
+            Ok(m) => {
+                if let Some(slot) = self.mirrors.live.get_mut(i) {
+                    *slot = Some(Arc::new(m));
+                    if swarm.add_peer(Src::Mirror(i)) {
+                        swarm.peer_has_all(&Src::Mirror(i));
+                    }
+                }
+            }
+            Err(e) => {
+                info!("not using a mirror: {e}");
+                self.mirrors.failures.push(e);
+            }
+        }
     }
 
     /// The error when no source is left.

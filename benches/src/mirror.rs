@@ -1,0 +1,327 @@
+//! `bench-mirror`: the HTTP mirror figures of issue #13, all from one run on this machine.
+//!
+//! A file of `--size-mib` (default 1 GiB) is added to a store and written out as a static
+//! mirror (`swarm mirror`), then, on 127.0.0.1:
+//!
+//! - **nginx**: Debian's nginx serves the mirror; `curl -o` of the blob's file from it (the
+//!   anchor) and `swarm fetch ROOT --mirror URL` into a fresh store, as `-o DIR` (the store
+//!   hands the file over after checking every byte once more) and `--no-export`, alternating
+//!   which goes first from rep to rep; bar: ours / curl at most 1.2x (medians of times), and
+//!   the fetcher's peak RSS at most 64 MiB;
+//! - **capped**: swarm-testkit's hyper server serves the mirror capped at 20 MiB/s over all its
+//!   connections together, and a `swarm node --upload-limit 20MiB` seeds the same file; one
+//!   fetch from the mirror alone, one from the peer alone, one from both (`--capped-mib`,
+//!   default the same size); bar: both at least 1.8x the faster of the two alone (rates).
+//!
+//! Every fetched file is hashed and compared with the original. Without nginx or curl, their
+//! rows say n/a and why; the run goes on.
+//!
+//! ```text
+//! cargo build --release -p swarm-cli -p swarm-benches
+//! target/release/bench-mirror [--size-mib 1024] [--reps 3] [--capped-mib N] [--dir DIR]
+//!                             [--swarm PATH]
+//! ```
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use anyhow::{Context, Result, ensure};
+use serde_json::Value;
+use swarm_benches::args::{Flags, Settings};
+use swarm_benches::disk::{self, Scratch, settle};
+use swarm_benches::proc::{self, Proc};
+use swarm_benches::report::{Bar, Table, fmt_rate_mb, median, ratio_of_medians};
+use swarm_benches::{MIB, parse_root};
+use swarm_testkit::http::{Options, Server};
+use swarm_testkit::servers;
+
+const USAGE: &str = "\
+usage: bench-mirror [--size-mib N] [--reps N] [--capped-mib N] [--dir DIR] [--swarm PATH]";
+
+/// The cap of the capped part, for the mirror and the peer each.
+const CAP: u64 = 20 * MIB;
+
+#[derive(Default)]
+struct More {
+    capped_mib: Option<u64>,
+}
+
+struct Ctx {
+    s: Settings<Option<u64>>,
+    scratch: Scratch,
+    file: PathBuf,
+    hash: blake3::Hash,
+    root: String,
+    seed_store: PathBuf,
+    www: PathBuf,
+}
+
+fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let Some(flags) = Flags::<More>::parse(&args, USAGE, |m, name, value| {
+        Ok(match name {
+            "--capped-mib" => {
+                m.capped_mib = Some(value()?.parse().context("--capped-mib wants a number")?);
+                true
+            }
+            _ => false,
+        })
+    })?
+    else {
+        return Ok(());
+    };
+    let s = Settings::from_flags(flags, |m| m.capped_mib)?;
+    if let Some(c) = s.more {
+        ensure!(
+            (1..=1 << 20).contains(&c),
+            "--capped-mib must be between 1 and 1048576"
+        );
+    }
+    s.print_header("bench-mirror");
+    disk::check_parent(&s.parent, 3 * s.size + s.size / 64)?;
+    let scratch = Scratch::create(&s.parent, "bench-mirror")?;
+    let file = scratch.dir.join("file.bin");
+    disk::write_test_file(&file, s.size)?;
+    let hash = disk::blake3_file(&file)?;
+    let seed_store = scratch.dir.join("seed-store");
+    let root = {
+        let mut add = swarm(&s.swarm, &seed_store);
+        add.arg("add").arg(&file);
+        parse_root(&proc::measure(&mut add, s.timeout, None, false)?.stdout)?
+    };
+    let www = scratch.dir.join("www");
+    let mut mirror = swarm(&s.swarm, &seed_store);
+    mirror.args(["mirror", &root]).arg(&www);
+    proc::time(&mut mirror, s.timeout)?;
+    let ctx = Ctx {
+        s,
+        scratch,
+        file,
+        hash,
+        root,
+        seed_store,
+        www,
+    };
+    let mut table = Table::new(8, 34, fmt_rate_mb);
+    nginx_part(&ctx, &mut table)?;
+    capped_part(&ctx, &mut table)?;
+    println!();
+    table.print();
+    Ok(())
+}
+
+fn swarm(bin: &Path, store: &Path) -> Command {
+    let mut c = Command::new(bin);
+    c.arg("--store")
+        .arg(store)
+        .env("SWARM_NO_DHT", "1")
+        .env_remove("SWARM_STORE");
+    c
+}
+
+/// The blob's path in the mirror.
+fn blob_url(base: &str, hash: &blake3::Hash) -> String {
+    let hex = hash.to_hex();
+    format!("{base}blobs/{}/{hex}", &hex[..2])
+}
+
+/// One timed `swarm fetch`; checks the bytes. Returns (seconds, peak KiB).
+fn fetch(ctx: &Ctx, name: &str, sources: &[&str], export: bool) -> Result<(f64, Option<u64>)> {
+    let store = ctx.scratch.dir.join(format!("store-{name}"));
+    let out = ctx.scratch.dir.join(format!("out-{name}"));
+    let mut cmd = swarm(&ctx.s.swarm, &store);
+    cmd.args(["--json", "fetch", &ctx.root]).args(sources);
+    if export {
+        std::fs::create_dir_all(&out)?;
+        cmd.arg("-o").arg(&out);
+    } else {
+        cmd.arg("--no-export");
+    }
+    let m = proc::measure(&mut cmd, ctx.s.timeout, None, false)?;
+    let v: Value = m
+        .stdout
+        .lines()
+        .rev()
+        .find_map(|l| serde_json::from_str(l).ok())
+        .context("swarm fetch printed no JSON")?;
+    ensure!(
+        v["size"].as_u64() == Some(ctx.s.size),
+        "swarm fetch reported {v}"
+    );
+    let got = if export {
+        out.join("file.bin")
+    } else {
+        // The store keeps the verified file under its hash.
+        stored_file(&store, &ctx.hash)?
+    };
+    ensure!(
+        disk::blake3_file(&got)? == ctx.hash,
+        "{name}: the fetched file differs from the original"
+    );
+    let _ = std::fs::remove_dir_all(&store);
+    let _ = std::fs::remove_dir_all(&out);
+    settle();
+    Ok((m.secs, m.peak_kib))
+}
+
+/// The data file of blob `hash` in a store directory (`blobs/<xx>/<hash>…`).
+fn stored_file(store: &Path, hash: &blake3::Hash) -> Result<PathBuf> {
+    let hex = hash.to_hex();
+    let dir = store.join("blobs").join(&hex[..2]);
+    std::fs::read_dir(&dir)
+        .with_context(|| format!("reading {}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .find(|p| {
+            p.file_name().and_then(|n| n.to_str()).is_some_and(|n| {
+                n == hex.as_str()
+                    || n.strip_prefix(hex.as_str())
+                        .is_some_and(|r| r.starts_with('.') && !r.contains("obao"))
+            })
+        })
+        .with_context(|| format!("blob {hex} is not in {}", dir.display()))
+}
+
+fn nginx_part(ctx: &Ctx, table: &mut Table) -> Result<()> {
+    table.area("nginx");
+    let size = ctx.s.size;
+    let nginx = match servers::nginx(&ctx.www, None) {
+        Ok(n) => n?,
+        Err(missing) => {
+            println!("nginx rows skipped: {missing}");
+            table.info("swarm fetch --mirror (nginx)", "n/a".into());
+            return Ok(());
+        }
+    };
+    let url = nginx.url();
+    let have_curl = Command::new("curl").arg("--version").output().is_ok();
+    let (mut curl, mut ours, mut stored, mut rss) = (vec![], vec![], vec![], vec![]);
+    disk::warm(&ctx.file)?;
+    for rep in 0..ctx.s.reps {
+        let curl_run = |curl: &mut Vec<f64>| -> Result<()> {
+            if !have_curl {
+                return Ok(());
+            }
+            let out = ctx.scratch.dir.join("curl.out");
+            let mut c = Command::new("curl");
+            c.args(["-s", "-f", "-o"])
+                .arg(&out)
+                .arg(blob_url(&url, &ctx.hash));
+            curl.push(proc::time(&mut c, ctx.s.timeout)?);
+            ensure!(disk::blake3_file(&out)? == ctx.hash, "curl's copy differs");
+            disk::remove_file(&out)?;
+            settle();
+            Ok(())
+        };
+        if rep % 2 == 0 {
+            curl_run(&mut curl)?;
+        }
+        let (secs, kib) = fetch(ctx, "nginx", &["--mirror", &url], true)?;
+        ours.push(secs);
+        rss.extend(kib);
+        let (secs, kib) = fetch(ctx, "nginx-store", &["--mirror", &url], false)?;
+        stored.push(secs);
+        rss.extend(kib);
+        if rep % 2 == 1 {
+            curl_run(&mut curl)?;
+        }
+        println!(
+            "rep {}: curl {curl:?} ours -o {ours:?} ours --no-export {stored:?}",
+            rep + 1
+        );
+    }
+    let why = if have_curl { "" } else { "no curl" };
+    table.time("curl -o (anchor)", size, &curl, why);
+    table.time("swarm fetch --mirror -o DIR", size, &ours, "");
+    table.time("swarm fetch --mirror --no-export", size, &stored, "");
+    table.ratio(
+        "-o DIR / curl",
+        ratio_of_medians(&ours, &curl),
+        Bar::AtMost(1.2),
+    );
+    table.ratio(
+        "--no-export / curl",
+        ratio_of_medians(&stored, &curl),
+        Bar::AtMost(1.2),
+    );
+    table.rss_bar("fetcher peak RSS", &rss, 64);
+    Ok(())
+}
+
+fn capped_part(ctx: &Ctx, table: &mut Table) -> Result<()> {
+    table.area("capped");
+    let size = ctx.s.more.map_or(ctx.s.size, |m| m * MIB);
+    // A smaller file for this part gets its own store and mirror.
+    let (root, www, seed_store, file);
+    let ctx_capped;
+    let ctx = if size == ctx.s.size {
+        ctx
+    } else {
+        file = ctx.scratch.dir.join("capped.bin");
+        disk::write_test_file(&file, size)?;
+        seed_store = ctx.scratch.dir.join("capped-store");
+        let mut add = swarm(&ctx.s.swarm, &seed_store);
+        add.arg("add").arg(&file);
+        root = parse_root(&proc::measure(&mut add, ctx.s.timeout, None, false)?.stdout)?;
+        www = ctx.scratch.dir.join("capped-www");
+        let mut m = swarm(&ctx.s.swarm, &seed_store);
+        m.args(["mirror", &root]).arg(&www);
+        proc::time(&mut m, ctx.s.timeout)?;
+        ctx_capped = Ctx {
+            s: Settings {
+                size,
+                reps: ctx.s.reps,
+                parent: ctx.s.parent.clone(),
+                swarm: ctx.s.swarm.clone(),
+                timeout: ctx.s.timeout,
+                more: None,
+            },
+            scratch: Scratch::create(&ctx.scratch.dir, "capped")?,
+            hash: disk::blake3_file(&file)?,
+            file: file.clone(),
+            root: root.clone(),
+            seed_store: seed_store.clone(),
+            www: www.clone(),
+        };
+        &ctx_capped
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()?;
+    let server = rt.block_on(Server::start(
+        &ctx.www,
+        Options {
+            rate: Some(CAP),
+            ..Default::default()
+        },
+    ))?;
+    let url = server.url();
+    let mut node = swarm(&ctx.s.swarm, &ctx.seed_store);
+    node.args(["node", "--listen", "127.0.0.1:0", "--upload-limit", "20MiB"]);
+    let mut node = Proc::spawn(&mut node, false)?;
+    let peer = node.wait_for(Duration::from_secs(30), |l| {
+        l.strip_prefix("listening on ").map(|a| a.trim().to_owned())
+    })?;
+    let (m, _) = fetch(ctx, "capped-mirror", &["--mirror", &url], false)?;
+    let (p, _) = fetch(ctx, "capped-peer", &["--peer", &peer], false)?;
+    let (b, _) = fetch(
+        ctx,
+        "capped-both",
+        &["--mirror", &url, "--peer", &peer],
+        false,
+    )?;
+    node.stop("TERM");
+    drop(server);
+    println!(
+        "capped ({} MiB): mirror {m:.2} s, peer {p:.2} s, both {b:.2} s",
+        size / MIB
+    );
+    table.time("mirror alone, 20 MiB/s", size, &[m], "");
+    table.time("peer alone, 20 MiB/s", size, &[p], "");
+    table.time("mirror + peer", size, &[b], "");
+    // Rates: the faster alone is the shorter time.
+    let ratio = median(&[m]).min(median(&[p])) / b;
+    table.ratio("both / faster alone (rate)", Some(ratio), Bar::AtLeast(1.8));
+    Ok(())
+}

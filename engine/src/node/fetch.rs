@@ -20,8 +20,6 @@ use crate::wire::{ErrorCode, Have, WireRanges};
 
 /// Most peers one fetch uses by default (given, from the DHT, and by exchange).
 pub const DEFAULT_MAX_PEERS: usize = 8;
-/// How often the picker looks for late requests to steal, at least.
-const TICK: Duration = Duration::from_millis(100);
 /// How often a fetch asks its peers for more peers, while it has room.
 const PEX_EVERY: Duration = Duration::from_secs(2);
 /// How often a fetch reports its peers' progress.
@@ -724,7 +722,6 @@ impl Run {
         let mut flights: Flights = BTreeMap::new();
         let mut tasks = JoinSet::new();
         let start = tokio::time::Instant::now();
-        let mut tick = tokio::time::interval(TICK);
         let mut next_pex = start + PEX_EVERY;
         let mut next_report = start;
         let peers: Vec<Peer> = self.peers.live.clone();
@@ -858,10 +855,12 @@ impl Run {
                 }
                 Some((i, opened)) = late_mirrors.recv() => self.opened(&mut swarm, i, opened),
                 Some(p) = pex_rx.recv() => self.joined(&mut swarm, p, &tx),
-                // Paused, nothing is due: no tick, so an idle paused fetch
-                // takes no CPU; a resume wakes it below.
-                _ = tick.tick(), if !paused => {}
-                // The picker's own deadline (the end of a stall wait).
+                // Exchange and reports, while running. Paused, nothing is
+                // due: an idle paused fetch takes no CPU; a resume wakes it
+                // below.
+                () = tokio::time::sleep_until(next_pex.min(next_report)), if !paused => {}
+                // The picker's own deadline: a request turning late (to be
+                // stolen), the end of a stall wait. There is no other tick.
                 () = tokio::time::sleep_until(wake.unwrap_or(start)), if wake.is_some() => {}
                 // Paused or resumed: act on it at once.
                 Ok(()) = self.control.changed() => {}

@@ -397,6 +397,8 @@ pub struct Swarm<P> {
     asks_pending: BTreeSet<(P, usize)>,
     /// Since when nobody can help, if so.
     stalled_since: Option<Duration>,
+    /// The time of the last [`Self::handle_timeout`].
+    now: Duration,
     paused: bool,
 }
 
@@ -481,6 +483,7 @@ impl<P: Copy + Ord + fmt::Debug> Swarm<P> {
             asked: BTreeSet::new(),
             asks_pending: BTreeSet::new(),
             stalled_since: None,
+            now: Duration::ZERO,
             paused: false,
         };
         swarm.start = swarm.next_random() as usize % swarm.pieces.len().max(1);

@@ -144,6 +144,7 @@ impl<P: Copy + Ord + std::fmt::Debug> Swarm<P> {
     /// assert!(swarm.poll_stalled(Duration::from_secs(11)));
     /// ```
     pub fn handle_timeout(&mut self, now: Duration) {
+        self.now = now;
         let waiting = !self.paused
             && !self.is_complete()
             && self.asks_pending.is_empty()
@@ -164,12 +165,39 @@ impl<P: Copy + Ord + std::fmt::Debug> Swarm<P> {
             .is_some_and(|t| now.saturating_sub(t) >= self.config.stall_timeout)
     }
 
-    /// When the driver must call [`Self::handle_timeout`] again at the
-    /// latest, if no event comes first: the end of a stall wait. `None`:
-    /// only events matter now. (Stealing late requests still needs a
-    /// periodic look, which the driver's tick gives while requests fly.)
+    /// When the driver must call [`Self::handle_timeout`] and poll again
+    /// at the latest, if no event comes first: the end of a stall wait, or
+    /// the next moment a request in flight becomes late (or, in the
+    /// endgame, old enough) for another peer to take over. `None`: only
+    /// events matter now. The driver needs no tick of its own.
     pub fn poll_timeout(&self) -> Option<Duration> {
-        self.stalled_since.map(|t| t + self.config.stall_timeout)
+        let stall = self.stalled_since.map(|t| t + self.config.stall_timeout);
+        [stall, self.next_steal()].into_iter().flatten().min()
+    }
+
+    /// The earliest time after the last [`Self::handle_timeout`] at which a
+    /// request may be stolen: with fewer than two peers, never.
+    fn next_steal(&self) -> Option<Duration> {
+        if self.paused || self.peers.iter().flatten().nth(1).is_none() {
+            return None;
+        }
+        let endgame = self.unrequested == 0;
+        let mut next: Option<Duration> = None;
+        for other in self.peers.iter().flatten() {
+            for f in &other.flights {
+                if self.pieces[f.piece as usize].owners.len() >= self.config.max_duplicates {
+                    continue;
+                }
+                let mut at = self.due(other, f);
+                if endgame {
+                    at = at.min(f.sent + self.config.min_steal_age);
+                }
+                if at > self.now {
+                    next = Some(next.map_or(at, |n| n.min(at)));
+                }
+            }
+        }
+        next
     }
 
     fn in_flight(&self) -> usize {

@@ -27,8 +27,9 @@
 //! After a `Have` only its sender is polled: no other peer can have gained
 //! work from it, and polling all of them made a 1,024-piece, 9-node run
 //! over twice as slow. Every other event polls all the node's peers, and
-//! a node with requests in flight is polled every [`SimConfig::tick`] (late
-//! requests become stealable with time alone).
+//! a node is also polled when its picker's `poll_timeout` says (late
+//! requests become stealable with time alone), exactly as the real driver
+//! wakes.
 
 mod spec;
 mod transfer;
@@ -202,7 +203,8 @@ struct Node {
     by_piece: BTreeMap<u32, Vec<(u32, u64)>>,
     per_peer: BTreeMap<u32, usize>,
     last_rx: BTreeMap<u32, Duration>,
-    tick: bool,
+    /// The wake-up the picker asked for, pending.
+    picker_wake: Option<Duration>,
     leave_fired: bool,
     report: NodeReport,
 }
@@ -262,7 +264,7 @@ impl Sim {
                     by_piece: BTreeMap::new(),
                     per_peer: BTreeMap::new(),
                     last_rx: BTreeMap::new(),
-                    tick: false,
+                    picker_wake: None,
                     leave_fired: false,
                     report: NodeReport {
                         seed: s.seed,
@@ -458,7 +460,12 @@ impl Sim {
                 }
             }
             Event::Tick(n) => {
-                self.nodes[n as usize].tick = false;
+                // A wake-up that a later, earlier one replaced still polls
+                // (harmlessly); the pending one is cleared once due.
+                let node = &mut self.nodes[n as usize];
+                if node.picker_wake.is_some_and(|w| w <= self.now) {
+                    node.picker_wake = None;
+                }
                 return [Some(n), None];
             }
         }

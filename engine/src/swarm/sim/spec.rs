@@ -106,9 +106,6 @@ pub(in crate::swarm) struct SimConfig {
     pub(in crate::swarm) seed: u64,
     /// Idle time after which an unanswered request is `Lost`.
     pub(in crate::swarm) request_timeout: Duration,
-    /// How often a leecher with requests in flight polls anyway (stealing
-    /// depends on time alone).
-    pub(in crate::swarm) tick: Duration,
     /// Upload capacity of [`Behaviour::Slow`] nodes.
     pub(in crate::swarm) slow_rate: u64,
     pub(in crate::swarm) time_limit: Duration,
@@ -122,7 +119,6 @@ impl SimConfig {
             picker: Config::default(),
             seed,
             request_timeout: Duration::from_secs(10),
-            tick: Duration::from_millis(100),
             slow_rate: 64 * KIB,
             time_limit: Duration::from_secs(3600),
             max_events: 5_000_000,

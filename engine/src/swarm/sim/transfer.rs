@@ -415,13 +415,13 @@ impl Sim {
             }
             wake = swarm.poll_timeout();
         }
-        if !node.out.is_empty() && !node.tick {
-            node.tick = true;
-            let at = now + self.cfg.tick;
+        // No tick of its own: a wake-up when the picker asks for one,
+        // unless an earlier one is pending already.
+        if let Some(at) = wake.map(|at| at.max(now))
+            && node.picker_wake.is_none_or(|w| at < w)
+        {
+            node.picker_wake = Some(at);
             self.push(at, Event::Tick(n));
-        } else if let Some(at) = wake.filter(|_| !node.tick) {
-            node.tick = true;
-            self.push(at.max(now), Event::Tick(n));
         }
     }
 

@@ -112,6 +112,7 @@ store = "/var/lib/swarm"
 listen = "0.0.0.0:7411"
 bootstrap = ["127.0.0.1:6881"]
 peers = ["127.0.0.1:7412"]
+mirrors = ["https://cdn.example.com/myapp"]
 trust = ["{key}"]
 seed = ["{key}/myapp@stable"]
 upload_limit = "20MiB"
@@ -121,6 +122,7 @@ max_peers = 4
         let c = NodeConfig::parse(&text).unwrap();
         assert_eq!(c.listen, Some("0.0.0.0:7411".parse().unwrap()));
         assert_eq!(c.seed.len(), 1);
+        assert_eq!(c.mirrors, ["https://cdn.example.com/myapp"]);
         assert!(!c.no_dht);
         let l = c.limits(&crate::args::Limits::default());
         assert_eq!(l.upload_limit, Some(20 << 20));
@@ -149,6 +151,7 @@ max_peers = 4
             ("max_peers = 100000", "max_peers"),
             ("upload_limit = \"0\"", "upload_limit"),
             ("download_limit = \"99999999PiB\"", "download_limit"),
+            ("mirrors = [\"ftp://example.com/\"]", "mirrors"),
         ] {
             let err = format!("{:#}", NodeConfig::parse(text).unwrap_err());
             assert!(err.contains(key), "{text}: {err}");

@@ -409,7 +409,7 @@ impl Mirror {
         end: u64,
         size: u64,
         on_bytes: &(dyn Fn(u64) + Send + Sync),
-    ) -> Result<Bytes, MirrorError> {
+    ) -> Result<Rope, MirrorError> {
         let last = end - 1;
         let resp = self
             .send(url, Some(format!("bytes={first}-{last}")))
@@ -508,13 +508,79 @@ enum Take {
     Head,
 }
 
+/// A small body, in one piece.
 async fn read_body(
     url: &reqwest::Url,
     resp: reqwest::Response,
     limit: u64,
     take: Take,
 ) -> Result<Bytes, MirrorError> {
-    read_counted(url, resp, limit, take, &|_| {}).await
+    let rope = read_counted(url, resp, limit, take, &|_| {}).await?;
+    if let [one] = &rope.chunks[..] {
+        return Ok(one.clone());
+    }
+    let mut all = BytesMut::with_capacity(usize::try_from(rope.len).unwrap_or(0));
+    for c in &rope.chunks {
+        all.extend_from_slice(c);
+    }
+    Ok(all.freeze())
+}
+
+/// A body as the chunks it arrived in (not copied together).
+#[derive(Default)]
+struct Rope {
+    chunks: Vec<Bytes>,
+    len: u64,
+}
+
+impl Rope {
+    fn push(&mut self, b: Bytes) {
+        self.len += b.len() as u64;
+        self.chunks.push(b);
+    }
+}
+
+/// Reads bytes `[start, end)` of a rope as slices of its chunks, moving
+/// forward only (the groups of an encoding come in order).
+struct Cursor<'a> {
+    rope: &'a Rope,
+    /// The chunk holding the next byte, and that chunk's offset.
+    at: usize,
+    base: usize,
+}
+
+impl<'a> Cursor<'a> {
+    fn new(rope: &'a Rope) -> Self {
+        Self {
+            rope,
+            at: 0,
+            base: 0,
+        }
+    }
+
+    /// Append the slices of `[start, end)` to `out`; false if the rope does
+    /// not hold them (or they are behind the cursor).
+    fn take(&mut self, start: usize, end: usize, out: &mut Vec<Bytes>) -> bool {
+        if start < self.base || end as u64 > self.rope.len {
+            return false;
+        }
+        let mut pos = start;
+        while pos < end {
+            let Some(chunk) = self.rope.chunks.get(self.at) else {
+                return false;
+            };
+            let chunk_end = self.base + chunk.len();
+            if pos >= chunk_end {
+                self.base = chunk_end;
+                self.at += 1;
+                continue;
+            }
+            let upto = end.min(chunk_end);
+            out.push(chunk.slice(pos - self.base..upto - self.base));
+            pos = upto;
+        }
+        true
+    }
 }
 
 async fn read_counted(
@@ -523,7 +589,7 @@ async fn read_counted(
     limit: u64,
     take: Take,
     on_bytes: &(dyn Fn(u64) + Send + Sync),
-) -> Result<Bytes, MirrorError> {
+) -> Result<Rope, MirrorError> {
     let fail = |fault| MirrorError {
         url: url.to_string(),
         fault,
@@ -551,32 +617,31 @@ async fn read_counted(
         }
         _ => {}
     }
-    let cap = declared.unwrap_or(limit).min(limit).min(64 << 20);
-    let mut buf = BytesMut::with_capacity(usize::try_from(cap).unwrap_or(0));
-    while (buf.len() as u64) < limit || take == Take::AtMost || take == Take::Exact {
+    let mut buf = Rope::default();
+    while buf.len < limit || take == Take::AtMost || take == Take::Exact {
         let chunk = resp
             .chunk()
             .await
             .map_err(|e| fail(MirrorFault::Unreachable(transport(&e))))?;
         let Some(chunk) = chunk else { break };
-        let room = limit - buf.len() as u64;
+        let room = limit - buf.len;
         if chunk.len() as u64 > room {
             if matches!(take, Take::AtMost | Take::Exact) {
                 return Err(fail(MirrorFault::TooLong { limit }));
             }
             let room = usize::try_from(room).unwrap_or(usize::MAX);
-            buf.extend_from_slice(&chunk[..room]);
+            buf.push(chunk.slice(..room));
             on_bytes(room as u64);
             break;
         }
-        buf.extend_from_slice(&chunk);
         on_bytes(chunk.len() as u64);
+        buf.push(chunk);
     }
-    let got = buf.len() as u64;
+    let got = buf.len;
     if matches!(take, Take::Exact | Take::Prefix) && got < limit {
         return Err(fail(MirrorFault::Truncated { got, want: limit }));
     }
-    Ok(buf.freeze())
+    Ok(buf)
 }
 
 /// Put groups `[a, b)`'s bytes and the outboard's nodes together into their
@@ -588,7 +653,7 @@ fn receive_range(
     size: u64,
     a: u64,
     b: u64,
-    data: &Bytes,
+    data: &Rope,
     outboard: &[u8],
 ) -> Result<(u64, Option<MirrorFault>), MirrorFault> {
     let ranges = content::group_ranges(a, b);
@@ -609,7 +674,7 @@ fn encoding(
     hash: Hash,
     size: u64,
     a: u64,
-    data: &Bytes,
+    data: &Rope,
     outboard: &[u8],
     ranges: &content::ChunkRanges,
 ) -> Result<Vec<Bytes>, MirrorFault> {
@@ -643,21 +708,21 @@ fn encoding(
                     .to_bytes()
                     .checked_sub(offset)
                     .and_then(|s| usize::try_from(s).ok())
-                    .filter(|&s| s + n <= data.len())
+                    .filter(|&s| (s + n) as u64 <= data.len)
                     .ok_or_else(|| local(format!("group at {start_chunk:?} outside the range")))?;
                 parts.push((false, start, start + n));
             }
         }
     }
     let parents = parents.freeze();
-    Ok(parts
-        .into_iter()
-        .map(|(p, s, e)| {
-            if p {
-                parents.slice(s..e)
-            } else {
-                data.slice(s..e)
-            }
-        })
-        .collect())
+    let mut cursor = Cursor::new(data);
+    let mut out = Vec::with_capacity(parts.len() * 2);
+    for (p, s, e) in parts {
+        if p {
+            out.push(parents.slice(s..e));
+        } else if !cursor.take(s, e, &mut out) {
+            return Err(local(format!("bytes {s}..{e} outside the range")));
+        }
+    }
+    Ok(out)
 }

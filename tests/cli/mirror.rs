@@ -153,28 +153,8 @@ fn a_mirror_holds_every_blob_verified_and_a_second_run_changes_nothing() {
 
 #[test]
 fn a_release_token_is_checked_against_trust_and_written_as_latest() {
-    let tmp = tempdir();
-    let store = tmp.path().join("store");
-    let key = tmp.path().join("publisher.key");
-    swarm_ok(&tmp.path().join("unused"), args!["keygen", "-o", &key]);
-    let content = tmp.path().join("app");
-    make_tree(&content, &[("app.bin", pseudo_random(50 * KIB, 3), 0o755)]);
-    let published = swarm_json(
-        &store,
-        args![
-            "publish",
-            &content,
-            "--key",
-            &key,
-            "--name",
-            "app",
-            "--version",
-            "1.0.0"
-        ],
-    );
-    let token = str_field(&published, "token").to_owned();
-    let publisher = str_field(&published, "publisher").to_owned();
-    let root = str_field(&published, "root").to_owned();
+    let (tmp, p) = publish(&[("app.bin", pseudo_random(50 * KIB, 3), 0o755)]);
+    let (store, token, publisher, root) = (p.store, p.token, p.publisher, p.root);
     let out = tmp.path().join("out");
 
     // Without trust in the publisher, nothing is written.
@@ -230,28 +210,23 @@ fn corrupt_stored_data_is_not_mirrored() {
     );
 }
 
-/// A publisher's store with a release of a tree (a file over many groups,
-/// small ones), mirrored into `www`: (tmp, token, publisher, root, tree).
-fn published_mirror() -> (
-    tempfile::TempDir,
-    String,
-    String,
-    String,
-    std::path::PathBuf,
-) {
+/// A release published from a fresh store.
+struct Published {
+    store: std::path::PathBuf,
+    token: String,
+    publisher: String,
+    root: String,
+    content: std::path::PathBuf,
+}
+
+/// `swarm keygen`, then `swarm publish` of a tree of `specs` as app 1.0.0.
+fn publish(specs: &[Spec<'_>]) -> (tempfile::TempDir, Published) {
     let tmp = tempdir();
     let store = tmp.path().join("store");
     let key = tmp.path().join("publisher.key");
     swarm_ok(&tmp.path().join("unused"), args!["keygen", "-o", &key]);
     let content = tmp.path().join("app");
-    make_tree(
-        &content,
-        &[
-            ("app.bin", pseudo_random(3 << 20, 21), 0o755),
-            ("lib/small.txt", b"small\n".to_vec(), 0o644),
-            ("lib/mid.dat", pseudo_random(100 * KIB, 22), 0o644),
-        ],
-    );
+    make_tree(&content, specs);
     let published = swarm_json(
         &store,
         args![
@@ -265,12 +240,36 @@ fn published_mirror() -> (
             "1.0.0"
         ],
     );
-    let token = str_field(&published, "token").to_owned();
-    let publisher = str_field(&published, "publisher").to_owned();
-    let root = str_field(&published, "root").to_owned();
+    let p = Published {
+        token: str_field(&published, "token").to_owned(),
+        publisher: str_field(&published, "publisher").to_owned(),
+        root: str_field(&published, "root").to_owned(),
+        store,
+        content,
+    };
+    (tmp, p)
+}
+
+/// A release of a tree (a file over many groups, small ones), mirrored
+/// into `www`: (tmp, token, publisher, root, tree).
+fn published_mirror() -> (
+    tempfile::TempDir,
+    String,
+    String,
+    String,
+    std::path::PathBuf,
+) {
+    let (tmp, p) = publish(&[
+        ("app.bin", pseudo_random(3 << 20, 21), 0o755),
+        ("lib/small.txt", b"small\n".to_vec(), 0o644),
+        ("lib/mid.dat", pseudo_random(100 * KIB, 22), 0o644),
+    ]);
     let www = tmp.path().join("www");
-    swarm_ok(&store, args!["mirror", &token, &www, "--trust", &publisher]);
-    (tmp, token, publisher, root, content)
+    swarm_ok(
+        &p.store,
+        args!["mirror", &p.token, &www, "--trust", &p.publisher],
+    );
+    (tmp, p.token, p.publisher, p.root, p.content)
 }
 
 /// Print why a test that needs a system server did not run.

@@ -202,16 +202,19 @@ pub enum FetchError {
         /// Mirrors that failed.
         mirrors: Vec<MirrorError>,
     },
-    /// The peers connected have none of what is still missing, and no
-    /// other peer turned up in time.
+    /// The peers connected (and mirrors in use) have none of what is still
+    /// missing, and no other peer turned up in time.
     #[error(
-        "none of the {peers} peers has the {missing} bytes still missing; the verified part is kept, fetch again when a peer that has the rest is up"
+        "none of the {peers} peers{} has the {missing} bytes still missing; the verified part is kept, fetch again when a peer that has the rest is up",
+        match mirrors { 0 => String::new(), 1 => " and 1 mirror".into(), n => format!(" and {n} mirrors") }
     )]
     NoSource {
         /// Bytes still missing.
         missing: u64,
         /// Peers connected.
         peers: usize,
+        /// Mirrors in use (those that lack the files did not fail).
+        mirrors: usize,
     },
     /// The root's bytes verify but are not a manifest.
     #[error("{root} is not a manifest")]
@@ -805,6 +808,7 @@ impl Run {
                 return Err(FetchError::NoSource {
                     missing: swarm.missing_bytes(),
                     peers: self.peers.live.len(),
+                    mirrors: self.mirrors.live.iter().flatten().count(),
                 });
             }
             let wake = swarm.poll_timeout().map(|t| start + t);
@@ -1395,14 +1399,7 @@ async fn fetch_manifest(
     }
     while let Some(peer) = peers.pick() {
         match peer.get_bytes(root, manifest::MAX_ENCODED_SIZE).await {
-            Ok(bytes) => {
-                received.fetch_add(bytes.len() as u64, Ordering::Relaxed);
-                let m = Manifest::decode(&bytes)
-                    .map_err(|source| FetchError::NotAManifest { root, source })?;
-                let s = store.clone();
-                blocking(move || s.put_blob(&bytes)).await?;
-                return Ok(m);
-            }
+            Ok(bytes) => return keep_manifest(store, root, bytes.into(), received).await,
             Err(e) => peers.fail(&peer.id(), e),
         }
     }
@@ -1412,14 +1409,7 @@ async fn fetch_manifest(
             continue;
         };
         match m.get_blob(root, manifest::MAX_ENCODED_SIZE).await {
-            Ok(bytes) => {
-                received.fetch_add(bytes.len() as u64, Ordering::Relaxed);
-                let m = Manifest::decode(&bytes)
-                    .map_err(|source| FetchError::NotAManifest { root, source })?;
-                let s = store.clone();
-                blocking(move || s.put_blob(&bytes)).await?;
-                return Ok(m);
-            }
+            Ok(bytes) => return keep_manifest(store, root, bytes, received).await,
             Err(e) => mirrors.fail(i, e),
         }
     }
@@ -1431,6 +1421,21 @@ async fn fetch_manifest(
         peers: std::mem::take(&mut peers.failures),
         mirrors: std::mem::take(&mut mirrors.failures),
     })
+}
+
+/// The verified bytes of the root, from any source: decode them as the
+/// manifest, and store them.
+async fn keep_manifest(
+    store: &Store,
+    root: Hash,
+    bytes: bytes::Bytes,
+    received: &AtomicU64,
+) -> Result<Manifest, FetchError> {
+    received.fetch_add(bytes.len() as u64, Ordering::Relaxed);
+    let m = Manifest::decode(&bytes).map_err(|source| FetchError::NotAManifest { root, source })?;
+    let s = store.clone();
+    blocking(move || s.put_blob(&bytes)).await?;
+    Ok(m)
 }
 
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {

@@ -1,7 +1,8 @@
-//! Fetching a root: its manifest, then every blob, from any of the peers.
+//! Fetching a root: its manifest, then every blob, from all its sources at
+//! once as the picker directs. What a fetch takes and gives is in `types`;
+//! the peers, mirrors and peer exchange in `sources`.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::net::SocketAddr;
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -11,12 +12,21 @@ use tokio::task::{AbortHandle, JoinSet};
 use tracing::{debug, info};
 
 use super::ProgressFn;
-use crate::content::{GROUP_SIZE, Hash, Manifest, manifest};
-use crate::mirror::{self, Mirror, MirrorError, MirrorFault, MirrorUrl, Verdict};
-use crate::net::{ConnectError, Endpoint, Misbehaviour, NodeId, Peer, PeerAddr, RequestError};
-use crate::store::{GroupSet, PartialBlob, ReadError, Store, StoreError};
+use crate::content::{GROUP_SIZE, Hash};
+use crate::mirror::{self, Mirror, MirrorError, MirrorFault, Verdict};
+use crate::net::{Endpoint, Misbehaviour, NodeId, Peer, RequestError};
+use crate::store::{GroupSet, PartialBlob, StoreError};
 use crate::swarm::{self, BlobSpec, Failure, PieceId, Request, Swarm};
 use crate::wire::{ErrorCode, Have, WireRanges};
+
+mod sources;
+mod types;
+
+use self::sources::{Mirrors, Peers, Tried, add_peer, fetch_manifest, spawn_pex};
+pub use self::types::{
+    FetchError, FetchOptions, FetchProgress, Fetched, MirrorProgress, MirrorSource, PeerFailure,
+    PeerProgress, Source,
+};
 
 /// Most peers one fetch uses by default (given, from the DHT, and by exchange).
 pub const DEFAULT_MAX_PEERS: usize = 8;
@@ -31,235 +41,6 @@ const PEX_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 /// (a fetcher that has gone), and must not hold a fetch up.
 const PEX_HEAD_START: std::time::Duration = std::time::Duration::from_millis(300);
 
-/// Options for [`super::Node::fetch`].
-#[derive(Clone)]
-pub struct FetchOptions {
-    /// Peers to fetch from.
-    pub peers: Vec<PeerAddr>,
-    /// Called as work proceeds.
-    pub progress: Option<ProgressFn>,
-    /// Pin the root when it is complete (default), so it stays and is
-    /// served. Without a pin the content is unreferenced: export it with
-    /// [`crate::store::ExportOptions::release`] to hand it over.
-    pub pin: bool,
-    /// Most peers to use at once.
-    pub max_peers: usize,
-    /// How long to wait, when no connected peer has what is still
-    /// missing, for one that does (by exchange, or announcing it) before
-    /// giving up with [`FetchError::NoSource`].
-    pub stall_timeout: Duration,
-    /// HTTP(S) mirrors of the content (`wire-spec/mirror.md`): sources that
-    /// have everything, drawn from at once with the peers, and verified
-    /// byte for byte like them.
-    pub mirrors: Vec<MirrorUrl>,
-    /// CA certificates (PEM or DER) to trust for HTTPS mirrors besides the
-    /// Mozilla roots built in: a private CA, say.
-    pub mirror_roots: Vec<Vec<u8>>,
-}
-
-impl Default for FetchOptions {
-    fn default() -> Self {
-        Self {
-            peers: Vec::new(),
-            progress: None,
-            pin: true,
-            max_peers: DEFAULT_MAX_PEERS,
-            stall_timeout: Duration::from_secs(30),
-            mirrors: Vec::new(),
-            mirror_roots: Vec::new(),
-        }
-    }
-}
-
-impl std::fmt::Debug for FetchOptions {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("FetchOptions")
-            .field("peers", &self.peers)
-            .field("mirrors", &self.mirrors)
-            .finish_non_exhaustive()
-    }
-}
-
-/// Progress of a fetch.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum FetchProgress {
-    /// Connected to this many peers.
-    Connected(usize),
-    /// The manifest is known: total bytes, and bytes already stored.
-    Manifest {
-        /// Total bytes of the files.
-        total: u64,
-        /// Bytes already stored before this fetch.
-        present: u64,
-    },
-    /// This many more bytes arrived from the network.
-    Received(u64),
-    /// The peers in use and what each is doing (twice a second, and at
-    /// the end).
-    Peers(Vec<PeerProgress>),
-    /// The mirrors in use and what each is doing (with `Peers`).
-    Mirrors(Vec<MirrorProgress>),
-}
-
-/// One mirror of a running fetch.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MirrorProgress {
-    /// Its base URL.
-    pub url: MirrorUrl,
-    /// Its measured rate, in bytes per second.
-    pub rate: u64,
-    /// Verified bytes it delivered.
-    pub bytes: u64,
-    /// Requests in flight to it.
-    pub in_flight: usize,
-}
-
-/// A mirror that delivered data, and how much.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MirrorSource {
-    /// Its base URL.
-    pub url: MirrorUrl,
-    /// Verified new bytes it delivered.
-    pub bytes: u64,
-}
-
-/// One peer of a running fetch.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PeerProgress {
-    /// The peer.
-    pub id: NodeId,
-    /// Its address.
-    pub addr: SocketAddr,
-    /// Its measured rate, in bytes per second.
-    pub rate: u64,
-    /// Verified bytes it delivered.
-    pub bytes: u64,
-    /// Requests in flight to it.
-    pub in_flight: usize,
-}
-
-/// A peer that delivered data, and how much.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Source {
-    /// The peer.
-    pub id: NodeId,
-    /// Its address.
-    pub addr: SocketAddr,
-    /// Verified new bytes it delivered.
-    pub bytes: u64,
-}
-
-/// What a fetch did.
-#[derive(Debug)]
-pub struct Fetched {
-    /// The root.
-    pub root: Hash,
-    /// Total bytes of the files.
-    pub size: u64,
-    /// Number of files.
-    pub files: u64,
-    /// Bytes received from the network (Bao data, including tree nodes).
-    pub received: u64,
-    /// Peers data came from.
-    pub peers: Vec<NodeId>,
-    /// How much each of them delivered.
-    pub sources: Vec<Source>,
-    /// Peers connected to (including those learned by peer exchange).
-    pub connected: Vec<NodeId>,
-    /// Peers that failed or were dropped along the way (the fetch still
-    /// succeeded from the others).
-    pub failures: Vec<PeerFailure>,
-    /// Mirrors data came from, and how much each delivered.
-    pub mirrors: Vec<MirrorSource>,
-    /// Mirrors that failed or were dropped along the way.
-    pub mirror_failures: Vec<MirrorError>,
-}
-
-/// A fetch that failed. Everything verified before the failure is kept, and
-/// fetching again resumes from it.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum FetchError {
-    /// No peers or mirrors were given.
-    #[error(
-        "no sources to fetch from: no peers given, none found on the DHT, and no mirrors; give a peer's address or a mirror"
-    )]
-    NoPeers,
-    /// No peer could be reached.
-    #[error("no peer could be reached: {}", list(.0))]
-    Unreachable(Vec<ConnectError>),
-    /// Every peer failed or misbehaved.
-    #[error("every peer failed: {}", list(.0))]
-    PeersFailed(Vec<PeerFailure>),
-    /// Mirrors were given, and every mirror and peer failed.
-    #[error("every source failed: {}", sources_failed(unreachable, peers, mirrors))]
-    SourcesFailed {
-        /// Peers that could not be reached.
-        unreachable: Vec<ConnectError>,
-        /// Peers that failed.
-        peers: Vec<PeerFailure>,
-        /// Mirrors that failed.
-        mirrors: Vec<MirrorError>,
-    },
-    /// The peers connected (and mirrors in use) have none of what is still
-    /// missing, and no other peer turned up in time.
-    #[error(
-        "none of the {peers} peers{} has the {missing} bytes still missing; the verified part is kept, fetch again when a peer that has the rest is up",
-        match mirrors { 0 => String::new(), 1 => " and 1 mirror".into(), n => format!(" and {n} mirrors") }
-    )]
-    NoSource {
-        /// Bytes still missing.
-        missing: u64,
-        /// Peers connected.
-        peers: usize,
-        /// Mirrors in use (those that lack the files did not fail).
-        mirrors: usize,
-    },
-    /// The root's bytes verify but are not a manifest.
-    #[error("{root} is not a manifest")]
-    NotAManifest {
-        /// The root.
-        root: Hash,
-        /// Why it does not decode.
-        source: manifest::ManifestError,
-    },
-    /// The fetch was cancelled ([`super::FetchHandle::cancel`]); what was
-    /// verified is kept.
-    #[error("the fetch was cancelled; the verified part is kept, fetch again to resume")]
-    Cancelled,
-    /// The local store failed.
-    #[error(transparent)]
-    Store(#[from] StoreError),
-}
-
-/// One peer's failure, with who it was.
-#[derive(Debug, thiserror::Error)]
-#[error("peer {} at {addr}: {}", id.short(), crate::error_chain(error))]
-pub struct PeerFailure {
-    /// The peer.
-    pub id: NodeId,
-    /// Its address.
-    pub addr: std::net::SocketAddr,
-    /// What went wrong.
-    pub error: RequestError,
-}
-
-fn list<E: std::error::Error>(v: &[E]) -> String {
-    v.iter()
-        .map(|e| crate::error_chain(e))
-        .collect::<Vec<_>>()
-        .join("; ")
-}
-
-fn sources_failed(u: &[ConnectError], p: &[PeerFailure], m: &[MirrorError]) -> String {
-    [list(m), list(p), list(u)]
-        .into_iter()
-        .filter(|s| !s.is_empty())
-        .collect::<Vec<_>>()
-        .join("; ")
-}
-
 /// A source of a fetch, as the picker knows it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 enum Src {
@@ -273,50 +54,6 @@ enum Src {
 enum SrcError {
     Peer(RequestError),
     Mirror(MirrorError),
-}
-
-impl From<ReadError> for FetchError {
-    fn from(e: ReadError) -> Self {
-        match e {
-            ReadError::Store(s) => Self::Store(s),
-            other => Self::Store(StoreError::Io(std::io::Error::other(other.to_string()))),
-        }
-    }
-}
-
-/// The peers still worth asking, and those that failed.
-struct Peers {
-    live: Vec<Peer>,
-    failures: Vec<PeerFailure>,
-    next: usize,
-}
-
-impl Peers {
-    fn pick(&mut self) -> Option<Peer> {
-        if self.live.is_empty() {
-            return None;
-        }
-        self.next = (self.next + 1) % self.live.len();
-        Some(self.live[self.next].clone())
-    }
-
-    fn get(&self, id: &NodeId) -> Option<&Peer> {
-        self.live.iter().find(|p| p.id() == *id)
-    }
-
-    fn fail(&mut self, id: &NodeId, error: RequestError) {
-        let Some(pos) = self.live.iter().position(|p| p.id() == *id) else {
-            return;
-        };
-        let peer = self.live.remove(pos);
-        info!(peer = %peer.id(), "dropping peer: {error}");
-        peer.close();
-        self.failures.push(PeerFailure {
-            id: peer.id(),
-            addr: peer.addr(),
-            error,
-        });
-    }
 }
 
 /// What a fetch hears while it runs.
@@ -587,33 +324,6 @@ pub(super) async fn fetch(
     })
 }
 
-/// The mirrors of a fetch: those still in use, and those that failed.
-struct Mirrors {
-    urls: Vec<MirrorUrl>,
-    /// By index into `urls`; `None` once dropped (or never opened).
-    live: Vec<Option<Arc<Mirror>>>,
-    failures: Vec<MirrorError>,
-}
-
-impl Mirrors {
-    fn none_live(&self) -> bool {
-        self.live.iter().all(Option::is_none)
-    }
-
-    fn get(&self, i: usize) -> Option<&Arc<Mirror>> {
-        self.live.get(i).and_then(Option::as_ref)
-    }
-
-    fn fail(&mut self, i: usize, error: MirrorError) {
-        if let Some(slot) = self.live.get_mut(i)
-            && slot.take().is_some()
-        {
-            info!("dropping mirror: {error}");
-            self.failures.push(error);
-        }
-    }
-}
-
 /// What the owner of a fetch wants of it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Control {
@@ -650,9 +360,6 @@ struct Part {
     /// `None` once complete.
     blob: Option<Arc<Mutex<PartialBlob>>>,
 }
-
-/// Addresses connected to or tried, shared with peer exchange.
-type Tried = Arc<Mutex<BTreeSet<SocketAddr>>>;
 
 struct Run {
     endpoint: Endpoint,
@@ -1331,111 +1038,6 @@ fn forget(swarm: &mut Swarm<Src>, flights: &mut Flights, src: Src, bad: bool) {
 /// A `Have`'s group ranges as a set, closed at the blob's last group.
 fn group_set(w: &WireRanges, size: u64) -> GroupSet {
     w.to_groups(size)
-}
-
-/// Ask `known` for more peers of `root` and connect to some not tried yet;
-/// each new peer arrives on `tx`.
-fn spawn_pex(
-    endpoint: &Endpoint,
-    root: Hash,
-    known: Vec<Peer>,
-    max_peers: usize,
-    tried: &Tried,
-    tx: &mpsc::UnboundedSender<Peer>,
-) {
-    let endpoint = endpoint.clone();
-    let (tried, tx) = (tried.clone(), tx.clone());
-    tokio::spawn(async move {
-        let mut more = Vec::new();
-        for p in &known {
-            if let Ok(Ok(addrs)) = tokio::time::timeout(PEX_WAIT, p.ask_peers(root)).await {
-                let mut t = tried.lock().unwrap_or_else(|e| e.into_inner());
-                more.extend(addrs.into_iter().filter(|a| t.insert(*a)));
-            }
-        }
-        let mut connects = JoinSet::new();
-        for addr in more.into_iter().take(max_peers.saturating_sub(known.len())) {
-            let ep = endpoint.clone();
-            connects.spawn(async move { ep.connect(&PeerAddr { id: None, addr }).await });
-        }
-        while let Some(r) = connects.join_next().await {
-            if let Ok(Ok(p)) = r
-                && tx.send(p).is_err()
-            {
-                return;
-            }
-        }
-    });
-}
-
-/// Use `p` unless it is a node already connected (under another address)
-/// or there are enough. Returns whether it was added.
-fn add_peer(peers: &mut Peers, connected: &mut Vec<NodeId>, p: Peer, max: usize) -> bool {
-    if peers.live.iter().all(|l| l.id() != p.id()) && peers.live.len() < max {
-        connected.push(p.id());
-        peers.live.push(p);
-        true
-    } else {
-        p.close();
-        false
-    }
-}
-
-async fn fetch_manifest(
-    store: &Store,
-    root: Hash,
-    peers: &mut Peers,
-    mirrors: &mut Mirrors,
-    received: &AtomicU64,
-) -> Result<Manifest, FetchError> {
-    let s = store.clone();
-    match blocking(move || s.manifest(&root)).await {
-        Ok(m) => return Ok(m),
-        Err(ReadError::Unknown(_) | ReadError::Incomplete(_)) => {}
-        Err(ReadError::NotManifest(_, source)) => {
-            return Err(FetchError::NotAManifest { root, source });
-        }
-        Err(e) => return Err(e.into()),
-    }
-    while let Some(peer) = peers.pick() {
-        match peer.get_bytes(root, manifest::MAX_ENCODED_SIZE).await {
-            Ok(bytes) => return keep_manifest(store, root, bytes.into(), received).await,
-            Err(e) => peers.fail(&peer.id(), e),
-        }
-    }
-    // Then the mirrors, in the order given.
-    for i in 0..mirrors.live.len() {
-        let Some(m) = mirrors.get(i).cloned() else {
-            continue;
-        };
-        match m.get_blob(root, manifest::MAX_ENCODED_SIZE).await {
-            Ok(bytes) => return keep_manifest(store, root, bytes, received).await,
-            Err(e) => mirrors.fail(i, e),
-        }
-    }
-    if mirrors.urls.is_empty() {
-        return Err(FetchError::PeersFailed(std::mem::take(&mut peers.failures)));
-    }
-    Err(FetchError::SourcesFailed {
-        unreachable: Vec::new(),
-        peers: std::mem::take(&mut peers.failures),
-        mirrors: std::mem::take(&mut mirrors.failures),
-    })
-}
-
-/// The verified bytes of the root, from any source: decode them as the
-/// manifest, and store them.
-async fn keep_manifest(
-    store: &Store,
-    root: Hash,
-    bytes: bytes::Bytes,
-    received: &AtomicU64,
-) -> Result<Manifest, FetchError> {
-    received.fetch_add(bytes.len() as u64, Ordering::Relaxed);
-    let m = Manifest::decode(&bytes).map_err(|source| FetchError::NotAManifest { root, source })?;
-    let s = store.clone();
-    blocking(move || s.put_blob(&bytes)).await?;
-    Ok(m)
 }
 
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {

@@ -1,0 +1,192 @@
+//! Where a fetch's data comes from: the peers and mirrors in use, peer
+//! exchange, and the manifest from whichever source has it.
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+use tracing::info;
+
+use super::{FetchError, PEX_WAIT, PeerFailure, blocking};
+use crate::content::{Hash, Manifest, manifest};
+use crate::mirror::{Mirror, MirrorError, MirrorUrl};
+use crate::net::{Endpoint, NodeId, Peer, PeerAddr, RequestError};
+use crate::store::{ReadError, Store};
+
+/// Addresses connected to or tried, shared with peer exchange.
+pub(super) type Tried = Arc<Mutex<BTreeSet<SocketAddr>>>;
+
+/// The peers still worth asking, and those that failed.
+pub(super) struct Peers {
+    pub(super) live: Vec<Peer>,
+    pub(super) failures: Vec<PeerFailure>,
+    pub(super) next: usize,
+}
+
+impl Peers {
+    pub(super) fn pick(&mut self) -> Option<Peer> {
+        if self.live.is_empty() {
+            return None;
+        }
+        self.next = (self.next + 1) % self.live.len();
+        Some(self.live[self.next].clone())
+    }
+
+    pub(super) fn get(&self, id: &NodeId) -> Option<&Peer> {
+        self.live.iter().find(|p| p.id() == *id)
+    }
+
+    pub(super) fn fail(&mut self, id: &NodeId, error: RequestError) {
+        let Some(pos) = self.live.iter().position(|p| p.id() == *id) else {
+            return;
+        };
+        let peer = self.live.remove(pos);
+        info!(peer = %peer.id(), "dropping peer: {error}");
+        peer.close();
+        self.failures.push(PeerFailure {
+            id: peer.id(),
+            addr: peer.addr(),
+            error,
+        });
+    }
+}
+
+/// The mirrors of a fetch: those still in use, and those that failed.
+pub(super) struct Mirrors {
+    pub(super) urls: Vec<MirrorUrl>,
+    /// By index into `urls`; `None` once dropped (or never opened).
+    pub(super) live: Vec<Option<Arc<Mirror>>>,
+    pub(super) failures: Vec<MirrorError>,
+}
+
+impl Mirrors {
+    pub(super) fn none_live(&self) -> bool {
+        self.live.iter().all(Option::is_none)
+    }
+
+    pub(super) fn get(&self, i: usize) -> Option<&Arc<Mirror>> {
+        self.live.get(i).and_then(Option::as_ref)
+    }
+
+    pub(super) fn fail(&mut self, i: usize, error: MirrorError) {
+        if let Some(slot) = self.live.get_mut(i)
+            && slot.take().is_some()
+        {
+            info!("dropping mirror: {error}");
+            self.failures.push(error);
+        }
+    }
+}
+
+/// Ask `known` for more peers of `root` and connect to some not tried yet;
+/// each new peer arrives on `tx`.
+pub(super) fn spawn_pex(
+    endpoint: &Endpoint,
+    root: Hash,
+    known: Vec<Peer>,
+    max_peers: usize,
+    tried: &Tried,
+    tx: &mpsc::UnboundedSender<Peer>,
+) {
+    let endpoint = endpoint.clone();
+    let (tried, tx) = (tried.clone(), tx.clone());
+    tokio::spawn(async move {
+        let mut more = Vec::new();
+        for p in &known {
+            if let Ok(Ok(addrs)) = tokio::time::timeout(PEX_WAIT, p.ask_peers(root)).await {
+                let mut t = tried.lock().unwrap_or_else(|e| e.into_inner());
+                more.extend(addrs.into_iter().filter(|a| t.insert(*a)));
+            }
+        }
+        let mut connects = JoinSet::new();
+        for addr in more.into_iter().take(max_peers.saturating_sub(known.len())) {
+            let ep = endpoint.clone();
+            connects.spawn(async move { ep.connect(&PeerAddr { id: None, addr }).await });
+        }
+        while let Some(r) = connects.join_next().await {
+            if let Ok(Ok(p)) = r
+                && tx.send(p).is_err()
+            {
+                return;
+            }
+        }
+    });
+}
+
+/// Use `p` unless it is a node already connected (under another address)
+/// or there are enough. Returns whether it was added.
+pub(super) fn add_peer(
+    peers: &mut Peers,
+    connected: &mut Vec<NodeId>,
+    p: Peer,
+    max: usize,
+) -> bool {
+    if peers.live.iter().all(|l| l.id() != p.id()) && peers.live.len() < max {
+        connected.push(p.id());
+        peers.live.push(p);
+        true
+    } else {
+        p.close();
+        false
+    }
+}
+
+pub(super) async fn fetch_manifest(
+    store: &Store,
+    root: Hash,
+    peers: &mut Peers,
+    mirrors: &mut Mirrors,
+    received: &AtomicU64,
+) -> Result<Manifest, FetchError> {
+    let s = store.clone();
+    match blocking(move || s.manifest(&root)).await {
+        Ok(m) => return Ok(m),
+        Err(ReadError::Unknown(_) | ReadError::Incomplete(_)) => {}
+        Err(ReadError::NotManifest(_, source)) => {
+            return Err(FetchError::NotAManifest { root, source });
+        }
+        Err(e) => return Err(e.into()),
+    }
+    while let Some(peer) = peers.pick() {
+        match peer.get_bytes(root, manifest::MAX_ENCODED_SIZE).await {
+            Ok(bytes) => return keep_manifest(store, root, bytes.into(), received).await,
+            Err(e) => peers.fail(&peer.id(), e),
+        }
+    }
+    // Then the mirrors, in the order given.
+    for i in 0..mirrors.live.len() {
+        let Some(m) = mirrors.get(i).cloned() else {
+            continue;
+        };
+        match m.get_blob(root, manifest::MAX_ENCODED_SIZE).await {
+            Ok(bytes) => return keep_manifest(store, root, bytes, received).await,
+            Err(e) => mirrors.fail(i, e),
+        }
+    }
+    if mirrors.urls.is_empty() {
+        return Err(FetchError::PeersFailed(std::mem::take(&mut peers.failures)));
+    }
+    Err(FetchError::SourcesFailed {
+        unreachable: Vec::new(),
+        peers: std::mem::take(&mut peers.failures),
+        mirrors: std::mem::take(&mut mirrors.failures),
+    })
+}
+
+/// The verified bytes of the root, from any source: decode them as the
+/// manifest, and store them.
+async fn keep_manifest(
+    store: &Store,
+    root: Hash,
+    bytes: bytes::Bytes,
+    received: &AtomicU64,
+) -> Result<Manifest, FetchError> {
+    received.fetch_add(bytes.len() as u64, Ordering::Relaxed);
+    let m = Manifest::decode(&bytes).map_err(|source| FetchError::NotAManifest { root, source })?;
+    let s = store.clone();
+    blocking(move || s.put_blob(&bytes)).await?;
+    Ok(m)
+}

@@ -855,6 +855,9 @@ impl Run {
                         if let MirrorFault::Store(s) = e.fault {
                             return Err(s.into());
                         }
+                        // Only a store fault is ours alone; anything else
+                        // goes back to the pool.
+                        swarm.piece_failed(&src, piece, Failure::Slow);
                     }
                     Verdict::Ban => self.drop_mirror(swarm, flights, i, e, true),
                     Verdict::Drop => self.drop_mirror(swarm, flights, i, e, false),

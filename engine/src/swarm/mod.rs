@@ -400,6 +400,17 @@ pub struct Swarm<P> {
     /// The time of the last [`Self::handle_timeout`].
     now: Duration,
     paused: bool,
+    /// Bit per piece: missing and not requested (`State::Missing`).
+    pool: Bits,
+    /// Bumped by every change to what is in flight, to a rate or round
+    /// trip, to the peers or to the pause: what the caches below depend on.
+    generation: u64,
+    /// (generation, the earliest time any request in flight turns late).
+    late_floor: Option<(u64, Option<Duration>)>,
+    /// (generation, the time it was computed for, [`Self::next_steal`]).
+    steal_at: Option<(u64, Duration, Option<Duration>)>,
+    /// Reused by [`Self::pick_rarest`].
+    scratch: Vec<u64>,
 }
 
 impl<P: fmt::Debug> fmt::Debug for Swarm<P> {
@@ -464,6 +475,12 @@ impl<P: Copy + Ord + fmt::Debug> Swarm<P> {
         let done = pieces.len() - unrequested;
         let total: u64 = pieces.iter().map(|p| p.bytes).sum();
         let piece_bytes = (total / pieces.len().max(1) as u64).max(GROUP_SIZE);
+        let mut pool = Bits::new(pieces.len());
+        for (i, p) in pieces.iter().enumerate() {
+            if p.state == State::Missing {
+                pool.set(i);
+            }
+        }
         let mut swarm = Self {
             config,
             blobs: ranges,
@@ -485,6 +502,11 @@ impl<P: Copy + Ord + fmt::Debug> Swarm<P> {
             stalled_since: None,
             now: Duration::ZERO,
             paused: false,
+            pool,
+            generation: 0,
+            late_floor: None,
+            steal_at: None,
+            scratch: Vec::new(),
         };
         swarm.start = swarm.next_random() as usize % swarm.pieces.len().max(1);
         swarm
@@ -668,6 +690,7 @@ impl<P: Copy + Ord + fmt::Debug> Swarm<P> {
             }
         };
         self.index.insert(key, slot as u32);
+        self.generation += 1;
         true
     }
 
@@ -743,6 +766,7 @@ impl<P: Copy + Ord + fmt::Debug> Swarm<P> {
     /// assert!(!swarm.poll_requests(&"far", Duration::ZERO).is_empty());
     /// ```
     pub fn set_rtt(&mut self, key: &P, rtt: Duration) {
+        self.generation += 1;
         if let Some(p) = self.peer_mut(key) {
             p.rtt = rtt;
         }
@@ -777,11 +801,20 @@ impl<P: Copy + Ord + fmt::Debug> Swarm<P> {
             return;
         };
         peer.known.set(blob);
-        for i in a..b {
-            let piece = &mut self.pieces[i as usize];
-            if !peer.has.get(i as usize) && groups.covers_range(piece.start, piece.end) {
-                peer.has.set(i as usize);
-                piece.avail += 1;
+        // Only the pieces that start inside one of the ranges can be
+        // covered: a `Have` of one piece costs one piece, not the blob.
+        let of_blob = &mut self.pieces[a as usize..b as usize];
+        for &(start, end) in groups.ranges() {
+            let from = of_blob.partition_point(|p| p.start < start);
+            for (k, piece) in of_blob[from..].iter_mut().enumerate() {
+                if piece.start >= end {
+                    break;
+                }
+                let i = a as usize + from + k;
+                if !peer.has.get(i) && groups.covers_range(piece.start, piece.end) {
+                    peer.has.set(i);
+                    piece.avail += 1;
+                }
             }
         }
     }
@@ -894,6 +927,7 @@ impl<P: Copy + Ord + fmt::Debug> Swarm<P> {
     /// assert_eq!(swarm.poll_requests(&"other", Duration::ZERO).len(), lost.len());
     /// ```
     pub fn remove_peer(&mut self, key: &P) {
+        self.generation += 1;
         self.forget_policy(key);
         let Some(slot) = self.index.remove(key) else {
             return;
@@ -922,7 +956,9 @@ impl<P: Copy + Ord + fmt::Debug> Swarm<P> {
         if p.owners.is_empty() && p.state == State::Requested {
             p.state = State::Missing;
             self.unrequested += 1;
+            self.pool.set(piece as usize);
         }
+        self.generation += 1;
     }
 
     /// What this peer knows and did.
@@ -1056,7 +1092,10 @@ impl<P: Copy + Ord + fmt::Debug> Swarm<P> {
             out.push(self.request(i));
         }
         let room = want - out.len();
-        if room > 0 {
+        // Nothing is stolen before the endgame unless it is late: skip the
+        // scan of every request in flight while none can be.
+        let none_late = self.unrequested > 0 && self.late_floor().is_none_or(|t| now < t);
+        if room > 0 && !none_late {
             for i in self.pick_stolen(slot, room, now) {
                 self.assign(slot, i, now);
                 out.push(self.request(i));
@@ -1075,9 +1114,11 @@ impl<P: Copy + Ord + fmt::Debug> Swarm<P> {
     }
 
     fn assign(&mut self, slot: u32, i: u32, now: Duration) {
+        self.generation += 1;
         let piece = &mut self.pieces[i as usize];
         if piece.state == State::Missing {
             self.unrequested -= 1;
+            self.pool.clear(i as usize);
         }
         piece.state = State::Requested;
         piece.owners.push(slot);
@@ -1098,7 +1139,9 @@ impl<P: Copy + Ord + fmt::Debug> Swarm<P> {
     }
 
     /// Up to `n` missing, unrequested pieces this peer has, rarest first,
-    /// ties broken from a random starting point.
+    /// ties broken from a random starting point. A piece this peer is the
+    /// only known holder of ranks first, ahead even of pieces nobody has
+    /// announced (asked of a peer that said nothing, on the chance).
     fn pick_rarest(&mut self, slot: u32, n: usize) -> Vec<u32> {
         if self.unrequested == 0 {
             return Vec::new();
@@ -1106,13 +1149,37 @@ impl<P: Copy + Ord + fmt::Debug> Swarm<P> {
         let Some(peer) = self.peers[slot as usize].as_ref() else {
             return Vec::new();
         };
-        // Candidates by availability, lowest first.
-        let mut levels: BTreeMap<u32, Vec<u32>> = BTreeMap::new();
-        for (i, p) in self.pieces.iter().enumerate() {
-            if p.state == State::Missing && self.may_have(peer, i) {
-                levels.entry(p.avail).or_default().push(i as u32);
+        // Candidates as (rank << 32 | piece), from the pool's words: a scan
+        // of a bit set, not of every piece.
+        let mut cands = std::mem::take(&mut self.scratch);
+        cands.clear();
+        let unknown = (0..self.blobs.len())
+            .any(|b| !peer.known.get(b))
+            .then(|| {
+                let mut bits = Bits::new(self.pieces.len());
+                for (b, &(x, y)) in self.blobs.iter().enumerate() {
+                    if !peer.known.get(b) {
+                        (x..y).for_each(|i| bits.set(i as usize));
+                    }
+                }
+                bits
+            });
+        for (w, &pool) in self.pool.words.iter().enumerate() {
+            let mine = peer.has.words[w] | unknown.as_ref().map_or(0, |u| u.words[w]);
+            let mut word = pool & mine;
+            while word != 0 {
+                let i = w * 64 + word.trailing_zeros() as usize;
+                word &= word - 1;
+                let avail = self.pieces[i].avail;
+                let rank = if avail == 1 && peer.has.get(i) {
+                    0
+                } else {
+                    u64::from(avail) + 1
+                };
+                cands.push(rank << 32 | i as u64);
             }
         }
+        cands.sort_unstable();
         // Within a level, a uniformly random choice: fetchers that start
         // together then rarely ask a seed for the same piece (a contiguous
         // run from a random point collides at the other runs' frontiers).
@@ -1124,7 +1191,13 @@ impl<P: Copy + Ord + fmt::Debug> Swarm<P> {
         // still start at different places.
         let single = self.index.len() == 1;
         let start = self.start;
-        for (_, mut level) in levels {
+        let mut level: Vec<u32> = Vec::new();
+        let mut rest = &cands[..];
+        while let Some(&first) = rest.first() {
+            let len = rest.partition_point(|&c| c >> 32 == first >> 32);
+            level.clear();
+            level.extend(rest[..len].iter().map(|&c| c as u32));
+            rest = &rest[len..];
             if single {
                 let from = level.partition_point(|&i| (i as usize) < start);
                 level.rotate_left(from);
@@ -1143,7 +1216,27 @@ impl<P: Copy + Ord + fmt::Debug> Swarm<P> {
                 break;
             }
         }
+        self.scratch = cands;
         out
+    }
+
+    /// The earliest time any request in flight turns late, cached until
+    /// what it depends on changes.
+    fn late_floor(&mut self) -> Option<Duration> {
+        if let Some((g, t)) = self.late_floor
+            && g == self.generation
+        {
+            return t;
+        }
+        let this = &*self;
+        let t = this
+            .peers
+            .iter()
+            .flatten()
+            .flat_map(|p| p.flights.iter().map(move |f| this.due(p, f)))
+            .min();
+        self.late_floor = Some((self.generation, t));
+        t
     }
 
     /// Up to `n` pieces in flight elsewhere that this peer may take over:
@@ -1217,6 +1310,7 @@ impl<P: Copy + Ord + fmt::Debug> Swarm<P> {
     /// assert!(swarm.is_complete());
     /// ```
     pub fn piece_done(&mut self, key: &P, piece: PieceId, now: Duration) -> Vec<P> {
+        self.generation += 1;
         // Delivering ends a run of slow requests.
         self.slow.remove(key);
         let Some(&slot) = self.index.get(key) else {
@@ -1272,9 +1366,13 @@ impl<P: Copy + Ord + fmt::Debug> Swarm<P> {
         };
         match p.state {
             State::Done => return Vec::new(),
-            State::Missing => self.unrequested -= 1,
+            State::Missing => {
+                self.unrequested -= 1;
+                self.pool.clear(piece.0 as usize);
+            }
             State::Requested => {}
         }
+        self.generation += 1;
         p.state = State::Done;
         self.done += 1;
         self.missing_bytes -= p.bytes;
@@ -1309,6 +1407,7 @@ impl<P: Copy + Ord + fmt::Debug> Swarm<P> {
     /// assert!(swarm.poll_requests(&"b", Duration::ZERO).iter().any(|x| x.piece == r[0].piece));
     /// ```
     pub fn piece_failed(&mut self, key: &P, piece: PieceId, why: Failure) {
+        self.generation += 1;
         let Some(&slot) = self.index.get(key) else {
             return;
         };

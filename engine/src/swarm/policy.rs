@@ -119,6 +119,7 @@ impl<P: Copy + Ord + std::fmt::Debug> Swarm<P> {
 
     /// While paused nothing is requested and nothing counts towards a stall.
     pub fn handle_pause(&mut self, paused: bool) {
+        self.generation += 1;
         self.paused = paused;
         if paused {
             self.stalled_since = None;
@@ -145,6 +146,14 @@ impl<P: Copy + Ord + std::fmt::Debug> Swarm<P> {
     /// ```
     pub fn handle_timeout(&mut self, now: Duration) {
         self.now = now;
+        // What `poll_timeout` will say, kept while nothing it depends on
+        // changes and the time it names has not passed.
+        let fresh = self
+            .steal_at
+            .is_some_and(|(g, _, at)| g == self.generation && at.is_none_or(|t| t > now));
+        if !fresh {
+            self.steal_at = Some((self.generation, now, self.next_steal()));
+        }
         let waiting = !self.paused
             && !self.is_complete()
             && self.asks_pending.is_empty()
@@ -172,7 +181,11 @@ impl<P: Copy + Ord + std::fmt::Debug> Swarm<P> {
     /// events matter now. The driver needs no tick of its own.
     pub fn poll_timeout(&self) -> Option<Duration> {
         let stall = self.stalled_since.map(|t| t + self.config.stall_timeout);
-        [stall, self.next_steal()].into_iter().flatten().min()
+        let steal = match self.steal_at {
+            Some((g, _, at)) if g == self.generation && at.is_none_or(|t| t > self.now) => at,
+            _ => self.next_steal(),
+        };
+        [stall, steal].into_iter().flatten().min()
     }
 
     /// The earliest time after the last [`Self::handle_timeout`] at which a

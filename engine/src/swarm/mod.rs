@@ -35,9 +35,15 @@
 //!   same way; a peer that turns out not to have a piece loses it from its
 //!   availability.
 
-mod policy;
 #[cfg(test)]
-mod sim;
+mod mesh_tests;
+mod policy;
+mod seed;
+/// The discrete-event simulation of a swarm, for the tests and `bench-sim`
+/// (feature `sim`); not part of the library's API.
+#[cfg(any(test, feature = "sim"))]
+#[doc(hidden)]
+pub mod sim;
 #[cfg(test)]
 mod tests;
 
@@ -45,6 +51,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::time::Duration;
 
+pub use self::seed::{SuperSeed, SuperSeedConfig};
 use crate::content::{self, GROUP_SIZE};
 use crate::store::GroupSet;
 
@@ -1153,17 +1160,15 @@ impl<P: Copy + Ord + fmt::Debug> Swarm<P> {
         // of a bit set, not of every piece.
         let mut cands = std::mem::take(&mut self.scratch);
         cands.clear();
-        let unknown = (0..self.blobs.len())
-            .any(|b| !peer.known.get(b))
-            .then(|| {
-                let mut bits = Bits::new(self.pieces.len());
-                for (b, &(x, y)) in self.blobs.iter().enumerate() {
-                    if !peer.known.get(b) {
-                        (x..y).for_each(|i| bits.set(i as usize));
-                    }
+        let unknown = (0..self.blobs.len()).any(|b| !peer.known.get(b)).then(|| {
+            let mut bits = Bits::new(self.pieces.len());
+            for (b, &(x, y)) in self.blobs.iter().enumerate() {
+                if !peer.known.get(b) {
+                    (x..y).for_each(|i| bits.set(i as usize));
                 }
-                bits
-            });
+            }
+            bits
+        });
         for (w, &pool) in self.pool.words.iter().enumerate() {
             let mine = peer.has.words[w] | unknown.as_ref().map_or(0, |u| u.words[w]);
             let mut word = pool & mine;

@@ -21,8 +21,12 @@
 //!   [`SimConfig::request_timeout`] is reported
 //!   [`Failure::Lost`](super::Failure::Lost) and the connection is dropped.
 //! - Connections are a full mesh among present nodes (two seeds do not
-//!   bother); the bitfield is exchanged when a connection opens, and `Have`
-//!   messages follow.
+//!   bother) under [`Mesh::Full`]; under [`Mesh::Partial`] a node finds a
+//!   few peers per lookup of a tracker that knows every present node, and
+//!   more through peer exchange, and keeps within its connection limits
+//!   (see `mesh.rs`). The bitfield is exchanged when a connection opens,
+//!   and `Have` messages follow. A seed configured to super-seed
+//!   announces only what its [`SuperSeed`] says.
 //!
 //! After a `Have` only its sender is polled: no other peer can have gained
 //! work from it, and polling all of them made a 1,024-piece, 9-node run
@@ -31,6 +35,7 @@
 //! requests become stealable with time alone), exactly as the real driver
 //! wakes.
 
+mod mesh;
 mod spec;
 mod transfer;
 
@@ -39,10 +44,10 @@ use std::collections::{BTreeMap, BTreeSet, BinaryHeap, VecDeque};
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::time::Duration;
 
-pub(super) use self::spec::{
-    Behaviour, KIB, Leave, MIB, NodeReport, NodeSpec, Outcome, Report, SimConfig,
+pub use self::spec::{
+    Behaviour, KIB, Leave, MIB, Mesh, MeshConfig, NodeReport, NodeSpec, Outcome, Report, SimConfig,
 };
-use super::{BlobSpec, Config, Swarm};
+use super::{BlobSpec, Config, PieceId, SuperSeed, Swarm};
 use crate::content::{self, GROUP_SIZE};
 use crate::store::GroupSet;
 
@@ -131,7 +136,21 @@ enum Event {
         id: u64,
     },
     Tick(u32),
+    /// A node's lookup answers.
+    Lookup(u32),
+    /// Addresses of `from`'s peers (`NONE` pads).
+    Pex {
+        to: u32,
+        from: u32,
+        addrs: [u32; PEX_MAX],
+    },
+    /// A super-seed's timer.
+    SeedTick(u32),
 }
+
+/// Most addresses in one peer exchange message.
+const PEX_MAX: usize = 8;
+const NONE: u32 = u32::MAX;
 
 struct Queued {
     at: Duration,
@@ -207,10 +226,22 @@ struct Node {
     picker_wake: Option<Duration>,
     leave_fired: bool,
     report: NodeReport,
+    // The partial mesh.
+    /// Connected peers it dialed.
+    outbound: BTreeSet<u32>,
+    /// Dials on the way, and whether the address came from an exchange.
+    dialing: BTreeMap<u32, bool>,
+    /// Addresses known and not connected, and whether from an exchange.
+    book: Vec<(u32, bool)>,
+    backoff: Duration,
+    lookup_pending: bool,
+    /// A seed's announcements when it super-seeds.
+    super_seed: Option<SuperSeed<u32>>,
+    seed_wake: Option<Duration>,
 }
 
 /// The simulation. Build with [`Sim::new`], then [`Sim::run`].
-pub(super) struct Sim {
+pub struct Sim {
     cfg: SimConfig,
     specs: Vec<NodeSpec>,
     blob_specs: Vec<BlobSpec>,
@@ -225,10 +256,18 @@ pub(super) struct Sim {
     /// Fixed keys: the same events hash the same in every run.
     digest: DefaultHasher,
     pending_joins: usize,
+    /// Leechers neither complete nor gone.
+    unfinished: usize,
+    /// Some node leaves at a progress mark (the average is then kept).
+    progress_leaves: bool,
+    /// The tracker: nodes present, and each one's place in that list.
+    present_list: Vec<u32>,
+    present_pos: Vec<u32>,
 }
 
 impl Sim {
-    pub(super) fn new(cfg: SimConfig, specs: Vec<NodeSpec>) -> Self {
+    /// A simulation of `specs` under `cfg`.
+    pub fn new(cfg: SimConfig, specs: Vec<NodeSpec>) -> Self {
         let blob_specs: Vec<BlobSpec> = cfg
             .blobs
             .iter()
@@ -242,7 +281,8 @@ impl Sim {
         assert_eq!(check.piece_count(), layout.len(), "piece layout");
         let nodes = specs
             .iter()
-            .map(|s| {
+            .enumerate()
+            .map(|(n, s)| {
                 let mut groups = vec![GroupSet::new(); cfg.blobs.len()];
                 if s.seed {
                     for (g, &size) in groups.iter_mut().zip(&cfg.blobs) {
@@ -271,10 +311,24 @@ impl Sim {
                         behaviour: Some(s.behaviour),
                         ..NodeReport::default()
                     },
+                    outbound: BTreeSet::new(),
+                    dialing: BTreeMap::new(),
+                    book: Vec::new(),
+                    backoff: Duration::ZERO,
+                    lookup_pending: false,
+                    super_seed: cfg.super_seed.clone().filter(|_| s.seed).map(|c| {
+                        SuperSeed::new(layout.len(), c, mix(cfg.seed ^ mix(n as u64 + 7)))
+                    }),
+                    seed_wake: None,
                 }
             })
             .collect();
         let rng = cfg.seed ^ 0x5eed_f00d_5111;
+        let unfinished = specs.iter().filter(|s| !s.seed).count();
+        let progress_leaves = specs
+            .iter()
+            .any(|s| matches!(s.leave, Some(Leave::AtProgress(_))));
+        let count = specs.len();
         Self {
             cfg,
             specs,
@@ -289,12 +343,16 @@ impl Sim {
             events: 0,
             digest: DefaultHasher::new(),
             pending_joins: 0,
+            unfinished,
+            progress_leaves,
+            present_list: Vec::new(),
+            present_pos: vec![NONE; count],
         }
     }
 
     /// Run to the end: every leecher complete, nothing left to happen, or
     /// a limit.
-    pub(super) fn run(mut self) -> Report {
+    pub fn run(mut self) -> Report {
         for n in 0..self.nodes.len() as u32 {
             let spec = &self.specs[n as usize];
             let (join, leave) = (spec.join, spec.leave);
@@ -327,9 +385,7 @@ impl Sim {
     }
 
     fn leechers_done(&self) -> bool {
-        self.nodes
-            .iter()
-            .all(|n| n.report.seed || n.presence == Presence::Gone || n.report.completed.is_some())
+        self.unfinished == 0
     }
 
     fn report(self, outcome: Outcome) -> Report {
@@ -430,7 +486,12 @@ impl Sim {
                 }
             }
             Event::Have { to, from, piece } => {
-                if self.linked(to, from) {
+                if self.linked(to, from) && self.nodes[to as usize].super_seed.is_some() {
+                    if let Some(ss) = &mut self.nodes[to as usize].super_seed {
+                        ss.handle_have(&from, PieceId(piece), self.now);
+                    }
+                    self.flush_seed(to);
+                } else if self.linked(to, from) {
                     let p = self.layout[piece as usize];
                     let mut groups = GroupSet::new();
                     groups.insert(p.start, p.end);
@@ -468,6 +529,19 @@ impl Sim {
                 }
                 return [Some(n), None];
             }
+            Event::Lookup(n) => return self.lookup(n),
+            Event::Pex { to, from, addrs } => return self.pex(to, from, addrs),
+            Event::SeedTick(n) => {
+                let now = self.now;
+                let node = &mut self.nodes[n as usize];
+                if node.seed_wake.is_some_and(|w| w <= now) {
+                    node.seed_wake = None;
+                }
+                if let Some(ss) = &mut node.super_seed {
+                    ss.handle_timeout(now);
+                }
+                self.flush_seed(n);
+            }
         }
         [None, None]
     }
@@ -491,6 +565,15 @@ impl Sim {
                 swarm_seed,
             ));
         }
+        self.present_pos[n as usize] = self.present_list.len() as u32;
+        self.present_list.push(n);
+        if let Mesh::Partial(mesh) = self.cfg.mesh {
+            if !seed {
+                self.nodes[n as usize].backoff = mesh.lookup_backoff;
+                self.start_lookup(n);
+            }
+            return;
+        }
         for m in 0..self.nodes.len() as u32 {
             if m != n && self.present(m) && !(seed && self.specs[m as usize].seed) {
                 self.send(n, m, Event::Connect(n, m));
@@ -499,6 +582,19 @@ impl Sim {
     }
 
     fn leave(&mut self, n: u32) {
+        let node = &mut self.nodes[n as usize];
+        if node.presence != Presence::Gone && !node.report.seed && node.report.completed.is_none() {
+            self.unfinished -= 1;
+        }
+        if node.presence == Presence::Present {
+            // Out of the tracker.
+            let at = self.present_pos[n as usize] as usize;
+            self.present_list.swap_remove(at);
+            if let Some(&moved) = self.present_list.get(at) {
+                self.present_pos[moved as usize] = at as u32;
+            }
+            self.present_pos[n as usize] = NONE;
+        }
         let node = &mut self.nodes[n as usize];
         match node.presence {
             Presence::Waiting => node.presence = Presence::Gone,
@@ -520,24 +616,46 @@ impl Sim {
     }
 
     fn connect(&mut self, a: u32, b: u32) -> [Option<u32>; 2] {
-        if !self.present(a) || !self.present(b) || self.nodes[a as usize].peers.contains(&b) {
-            return [None, None];
-        }
+        let from_pex = self.nodes[a as usize].dialing.remove(&b);
         let banned = |x: u32, y: u32| {
             self.nodes[x as usize]
                 .swarm
                 .as_ref()
                 .is_some_and(|s| s.is_banned(&y))
         };
-        if banned(a, b) || banned(b, a) {
+        let refused = !self.present(a)
+            || !self.present(b)
+            || self.nodes[a as usize].peers.contains(&b)
+            || banned(a, b)
+            || banned(b, a)
+            || self.mesh_refuses(a, b);
+        if refused {
+            if from_pex.is_some() {
+                self.nodes[a as usize].report.refused += 1;
+                self.dial_more(a);
+            }
             return [None, None];
         }
         let rtt = 2 * (self.specs[a as usize].latency + self.specs[b as usize].latency);
+        let now = self.now;
         for (x, y) in [(a, b), (b, a)] {
             let y_seed = self.specs[y as usize].seed;
+            // A super-seed's bitfield is empty: it announces piece by piece.
+            let y_super = self.nodes[y as usize]
+                .super_seed
+                .as_ref()
+                .is_some_and(SuperSeed::is_super);
             let y_groups = self.nodes[y as usize].groups.clone();
+            let y_has: Vec<PieceId> = (0..self.layout.len() as u32)
+                .filter(|&i| self.nodes[y as usize].have[i as usize])
+                .map(PieceId)
+                .collect();
             let node = &mut self.nodes[x as usize];
             node.peers.insert(y);
+            node.report.max_peers = node.report.max_peers.max(node.peers.len());
+            if let Some(ss) = &mut node.super_seed {
+                ss.handle_connected(y, y_has, now);
+            }
             let Some(swarm) = &mut node.swarm else {
                 continue;
             };
@@ -548,7 +666,11 @@ impl Sim {
                 continue;
             }
             swarm.set_rtt(&y, rtt);
-            if y_seed {
+            if y_super {
+                for blob in 0..y_groups.len() {
+                    swarm.peer_has(&y, blob, &GroupSet::new());
+                }
+            } else if y_seed {
                 swarm.peer_has_all(&y);
             } else {
                 for (blob, groups) in y_groups.iter().enumerate() {
@@ -556,12 +678,55 @@ impl Sim {
                 }
             }
         }
+        if let Some(from_pex) = from_pex {
+            self.opened(a, b, from_pex);
+        }
+        self.flush_seed(a);
+        self.flush_seed(b);
         [Some(a), Some(b)]
+    }
+
+    /// Whether `n` holds everything (a seed, or a leecher that completed).
+    fn done(&self, n: u32) -> bool {
+        let node = &self.nodes[n as usize];
+        node.held == node.have.len()
+    }
+
+    /// Send what `n`'s super-seed says to announce, and wake it when it asks.
+    fn flush_seed(&mut self, n: u32) {
+        let Some(ss) = &mut self.nodes[n as usize].super_seed else {
+            return;
+        };
+        let mut out = Vec::new();
+        while let Some(a) = ss.poll_advertise() {
+            out.push(a);
+        }
+        let wake = ss.poll_timeout();
+        for (peer, PieceId(piece)) in out {
+            if self.linked(n, peer) {
+                self.send(
+                    n,
+                    peer,
+                    Event::Have {
+                        to: peer,
+                        from: n,
+                        piece,
+                    },
+                );
+            }
+        }
+        let node = &mut self.nodes[n as usize];
+        if let Some(at) = wake.map(|at| at.max(self.now))
+            && node.seed_wake.is_none_or(|w| at < w)
+        {
+            node.seed_wake = Some(at);
+            self.push(at, Event::SeedTick(n));
+        }
     }
 }
 
 /// splitmix64's finaliser.
-pub(super) fn mix(mut z: u64) -> u64 {
+pub fn mix(mut z: u64) -> u64 {
     z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
     z ^ (z >> 31)

@@ -3,14 +3,14 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use crate::swarm::Config;
+use crate::swarm::{Config, SuperSeedConfig};
 
-pub(in crate::swarm) const KIB: u64 = 1024;
-pub(in crate::swarm) const MIB: u64 = 1024 * KIB;
+pub const KIB: u64 = 1024;
+pub const MIB: u64 = 1024 * KIB;
 
 /// How a node answers requests.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(in crate::swarm) enum Behaviour {
+pub enum Behaviour {
     Honest,
     /// Its data fails verification.
     Corrupt,
@@ -22,31 +22,86 @@ pub(in crate::swarm) enum Behaviour {
 
 /// When a node leaves.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub(in crate::swarm) enum Leave {
+pub enum Leave {
     At(Duration),
     /// When the leechers' average progress reaches this fraction.
     AtProgress(f64),
+    /// This long after it completed.
+    AfterDone(Duration),
+}
+
+/// How nodes find and connect to each other.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub enum Mesh {
+    /// Every node connects to every node present when it joins (two seeds
+    /// do not bother), with no limit.
+    #[default]
+    Full,
+    /// Nodes find a few peers per lookup and through exchange, under
+    /// connection limits.
+    Partial(MeshConfig),
+}
+
+/// A partial mesh: a tracker or DHT whose lookup returns a few random
+/// present nodes, peer exchange on every new connection, and limits on
+/// connections as a real node has them.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct MeshConfig {
+    /// Connections a node dials at most (`--max-peers`).
+    pub max_out: usize,
+    /// Connections a node has at most, dialed and accepted.
+    pub max_conns: usize,
+    /// Peers one lookup returns.
+    pub lookup_peers: usize,
+    /// How long a lookup takes.
+    pub lookup_time: Duration,
+    /// Wait before the next lookup while there is room; doubles each time.
+    pub lookup_backoff: Duration,
+    pub max_backoff: Duration,
+    /// Addresses of its peers a node passes on when a connection opens.
+    pub pex_peers: usize,
+    /// Addresses a node remembers, not connected.
+    pub book_size: usize,
+    /// A node that completes closes its connections to complete peers,
+    /// and two complete nodes do not connect.
+    pub drop_done: bool,
+}
+
+impl Default for MeshConfig {
+    fn default() -> Self {
+        Self {
+            max_out: 8,
+            max_conns: 50,
+            lookup_peers: 6,
+            lookup_time: Duration::from_millis(300),
+            lookup_backoff: Duration::from_secs(1),
+            max_backoff: Duration::from_secs(30),
+            pex_peers: 8,
+            book_size: 64,
+            drop_done: true,
+        }
+    }
 }
 
 /// One simulated node.
 #[derive(Debug, Clone)]
-pub(in crate::swarm) struct NodeSpec {
-    pub(in crate::swarm) seed: bool,
+pub struct NodeSpec {
+    pub seed: bool,
     /// Upload capacity, bytes per second.
-    pub(in crate::swarm) up: u64,
+    pub up: u64,
     /// Download capacity, bytes per second (None: unlimited).
-    pub(in crate::swarm) down: Option<u64>,
+    pub down: Option<u64>,
     /// This end's share of a link's one-way latency.
-    pub(in crate::swarm) latency: Duration,
+    pub latency: Duration,
     /// Probability that a message to or from it is lost (and resent).
-    pub(in crate::swarm) loss: f64,
-    pub(in crate::swarm) behaviour: Behaviour,
-    pub(in crate::swarm) join: Duration,
-    pub(in crate::swarm) leave: Option<Leave>,
+    pub loss: f64,
+    pub behaviour: Behaviour,
+    pub join: Duration,
+    pub leave: Option<Leave>,
 }
 
 impl NodeSpec {
-    pub(in crate::swarm) fn seed(up: u64) -> Self {
+    pub fn seed(up: u64) -> Self {
         Self {
             seed: true,
             up,
@@ -59,39 +114,39 @@ impl NodeSpec {
         }
     }
 
-    pub(in crate::swarm) fn leecher(up: u64) -> Self {
+    pub fn leecher(up: u64) -> Self {
         Self {
             seed: false,
             ..Self::seed(up)
         }
     }
 
-    pub(in crate::swarm) fn latency_ms(mut self, ms: u64) -> Self {
+    pub fn latency_ms(mut self, ms: u64) -> Self {
         self.latency = Duration::from_millis(ms);
         self
     }
 
-    pub(in crate::swarm) fn down(mut self, rate: u64) -> Self {
+    pub fn down(mut self, rate: u64) -> Self {
         self.down = Some(rate);
         self
     }
 
-    pub(in crate::swarm) fn loss(mut self, p: f64) -> Self {
+    pub fn loss(mut self, p: f64) -> Self {
         self.loss = p;
         self
     }
 
-    pub(in crate::swarm) fn behaviour(mut self, b: Behaviour) -> Self {
+    pub fn behaviour(mut self, b: Behaviour) -> Self {
         self.behaviour = b;
         self
     }
 
-    pub(in crate::swarm) fn join_at(mut self, t: Duration) -> Self {
+    pub fn join_at(mut self, t: Duration) -> Self {
         self.join = t;
         self
     }
 
-    pub(in crate::swarm) fn leave(mut self, l: Leave) -> Self {
+    pub fn leave(mut self, l: Leave) -> Self {
         self.leave = Some(l);
         self
     }
@@ -99,21 +154,27 @@ impl NodeSpec {
 
 /// The simulation as a whole.
 #[derive(Debug, Clone)]
-pub(in crate::swarm) struct SimConfig {
+pub struct SimConfig {
     /// Blob sizes.
-    pub(in crate::swarm) blobs: Vec<u64>,
-    pub(in crate::swarm) picker: Config,
-    pub(in crate::swarm) seed: u64,
+    pub blobs: Vec<u64>,
+    pub picker: Config,
+    pub seed: u64,
     /// Idle time after which an unanswered request is `Lost`.
-    pub(in crate::swarm) request_timeout: Duration,
+    pub request_timeout: Duration,
     /// Upload capacity of [`Behaviour::Slow`] nodes.
-    pub(in crate::swarm) slow_rate: u64,
-    pub(in crate::swarm) time_limit: Duration,
-    pub(in crate::swarm) max_events: u64,
+    pub slow_rate: u64,
+    pub time_limit: Duration,
+    pub max_events: u64,
+    pub mesh: Mesh,
+    /// Seeds super-seed ([`crate::swarm::SuperSeed`]) with this.
+    pub super_seed: Option<SuperSeedConfig>,
+    /// A response on its way counts as traffic for the idle timeout, as
+    /// a stream's bytes do (rather than only whole responses).
+    pub streaming: bool,
 }
 
 impl SimConfig {
-    pub(in crate::swarm) fn new(blobs: Vec<u64>, seed: u64) -> Self {
+    pub fn new(blobs: Vec<u64>, seed: u64) -> Self {
         Self {
             blobs,
             picker: Config::default(),
@@ -122,12 +183,15 @@ impl SimConfig {
             slow_rate: 64 * KIB,
             time_limit: Duration::from_secs(3600),
             max_events: 5_000_000,
+            mesh: Mesh::Full,
+            super_seed: None,
+            streaming: false,
         }
     }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(in crate::swarm) enum Outcome {
+pub enum Outcome {
     /// Every leecher still present completed.
     Complete,
     /// Nothing left to happen: no event queued.
@@ -138,74 +202,83 @@ pub(in crate::swarm) enum Outcome {
 
 /// What happened at one node.
 #[derive(Debug, Clone, Default)]
-pub(in crate::swarm) struct NodeReport {
-    pub(in crate::swarm) seed: bool,
-    pub(in crate::swarm) behaviour: Option<Behaviour>,
-    pub(in crate::swarm) joined: Option<Duration>,
-    pub(in crate::swarm) left: Option<Duration>,
-    pub(in crate::swarm) completed: Option<Duration>,
+pub struct NodeReport {
+    pub seed: bool,
+    pub behaviour: Option<Behaviour>,
+    pub joined: Option<Duration>,
+    pub left: Option<Duration>,
+    pub completed: Option<Duration>,
     /// Bytes of pieces accepted, per source.
-    pub(in crate::swarm) received: BTreeMap<u32, u64>,
+    pub received: BTreeMap<u32, u64>,
     /// Bytes of pieces received when already held.
-    pub(in crate::swarm) duplicate_bytes: u64,
+    pub duplicate_bytes: u64,
     /// Bytes this node finished sending.
-    pub(in crate::swarm) uploaded: u64,
-    pub(in crate::swarm) requests_to_banned: u64,
+    pub uploaded: u64,
+    pub requests_to_banned: u64,
     /// Most requests in flight to one peer at once.
-    pub(in crate::swarm) max_in_flight: usize,
+    pub max_in_flight: usize,
     /// The first pieces requested.
-    pub(in crate::swarm) first_requests: Vec<u32>,
+    pub first_requests: Vec<u32>,
     /// Pieces in the order they completed, and when.
-    pub(in crate::swarm) order: Vec<u32>,
-    pub(in crate::swarm) done_at: Vec<Duration>,
+    pub order: Vec<u32>,
+    pub done_at: Vec<Duration>,
     /// Who delivered each piece.
-    pub(in crate::swarm) delivered_by: BTreeMap<u32, u32>,
+    pub delivered_by: BTreeMap<u32, u32>,
     /// (piece, peer it was in flight to, peer it was requested from too).
-    pub(in crate::swarm) steals: Vec<(u32, u32, u32)>,
+    pub steals: Vec<(u32, u32, u32)>,
     /// Pieces received that failed verification.
-    pub(in crate::swarm) bad_pieces: u64,
+    pub bad_pieces: u64,
     /// Requests in flight to a peer when its connection went away.
-    pub(in crate::swarm) orphaned: u64,
+    pub orphaned: u64,
     /// Peers the swarm banned.
-    pub(in crate::swarm) banned: Vec<u32>,
+    pub banned: Vec<u32>,
     /// Peers dropped for not answering in time.
-    pub(in crate::swarm) timed_out: Vec<u32>,
+    pub timed_out: Vec<u32>,
     /// Requests that timed out (each a slow strike against its peer).
-    pub(in crate::swarm) timeouts: u64,
+    pub timeouts: u64,
     /// When the picker gave up waiting for a source of what is missing.
-    pub(in crate::swarm) stalled: Option<Duration>,
+    pub stalled: Option<Duration>,
     /// Pieces still missing at the end.
-    pub(in crate::swarm) missing: Vec<u32>,
+    pub missing: Vec<u32>,
     /// `can_progress` at the end (leechers present at the end).
-    pub(in crate::swarm) can_progress: Option<bool>,
+    pub can_progress: Option<bool>,
     /// For a node that left at a progress mark: pieces nobody else present
     /// held at that moment.
-    pub(in crate::swarm) missing_at_leave: Option<Vec<u32>>,
+    pub missing_at_leave: Option<Vec<u32>>,
     /// Broken invariants of the picker, as seen by the driver.
-    pub(in crate::swarm) violations: Vec<String>,
+    pub violations: Vec<String>,
+    /// Most connections at once, and most of them dialed by this node.
+    pub max_peers: usize,
+    pub max_out: usize,
+    /// Lookups done; connections opened to peers first learnt from a
+    /// lookup, and from peer exchange; dials refused or failed.
+    pub lookups: u32,
+    pub by_lookup: u32,
+    pub by_pex: u32,
+    pub refused: u32,
 }
 
 impl NodeReport {
     /// Bytes received in all, useful or not.
-    pub(in crate::swarm) fn received_total(&self) -> u64 {
+    pub fn received_total(&self) -> u64 {
         self.received.values().sum::<u64>() + self.duplicate_bytes
     }
 }
 
 #[derive(Debug, Clone)]
-pub(in crate::swarm) struct Report {
-    pub(in crate::swarm) outcome: Outcome,
-    pub(in crate::swarm) end: Duration,
-    pub(in crate::swarm) events: u64,
+pub struct Report {
+    pub outcome: Outcome,
+    pub end: Duration,
+    pub events: u64,
     /// A hash of every event processed, in order.
-    pub(in crate::swarm) digest: u64,
-    pub(in crate::swarm) total_bytes: u64,
-    pub(in crate::swarm) nodes: Vec<NodeReport>,
+    pub digest: u64,
+    pub total_bytes: u64,
+    pub nodes: Vec<NodeReport>,
 }
 
 impl Report {
     /// (index, report) of every leecher.
-    pub(in crate::swarm) fn leechers(&self) -> impl Iterator<Item = (u32, &NodeReport)> {
+    pub fn leechers(&self) -> impl Iterator<Item = (u32, &NodeReport)> {
         self.nodes
             .iter()
             .enumerate()
@@ -214,20 +287,29 @@ impl Report {
     }
 
     /// The latest completion time, if every leecher completed.
-    pub(in crate::swarm) fn all_completed(&self) -> Option<Duration> {
+    pub fn all_completed(&self) -> Option<Duration> {
         let times: Option<Vec<Duration>> = self.leechers().map(|(_, n)| n.completed).collect();
         times?.into_iter().max()
     }
 
-    pub(in crate::swarm) fn duplicate_bytes(&self) -> u64 {
+    pub fn duplicate_bytes(&self) -> u64 {
         self.leechers().map(|(_, n)| n.duplicate_bytes).sum()
     }
 
-    pub(in crate::swarm) fn received_bytes(&self) -> u64 {
+    /// Bytes the seeds sent.
+    pub fn seed_uploaded(&self) -> u64 {
+        self.nodes
+            .iter()
+            .filter(|n| n.seed)
+            .map(|n| n.uploaded)
+            .sum()
+    }
+
+    pub fn received_bytes(&self) -> u64 {
         self.leechers().map(|(_, n)| n.received_total()).sum()
     }
 
-    pub(in crate::swarm) fn violations(&self) -> Vec<String> {
+    pub fn violations(&self) -> Vec<String> {
         self.leechers()
             .flat_map(|(i, n)| n.violations.iter().map(move |v| format!("node {i}: {v}")))
             .collect()

@@ -5,7 +5,7 @@
 use std::collections::{BTreeSet, VecDeque};
 use std::time::Duration;
 
-use super::{Behaviour, Event, Leave, Out, Presence, Reply, Serve, Sim};
+use super::{Behaviour, Event, Leave, Mesh, Out, Presence, Reply, Serve, Sim};
 use crate::swarm::{Failure, PieceId, Request};
 
 impl Sim {
@@ -104,8 +104,12 @@ impl Sim {
             }
         }
         node.conns.retain(|_, q| !q.is_empty());
+        let now = self.now;
         for d in done {
             self.nodes[s as usize].report.uploaded += self.layout[d.piece as usize].bytes;
+            if let Some(ss) = &mut self.nodes[s as usize].super_seed {
+                ss.handle_served(&d.to, PieceId(d.piece), now);
+            }
             let good = self.specs[s as usize].behaviour != Behaviour::Corrupt;
             let reply = Event::Reply {
                 to: d.to,
@@ -117,6 +121,7 @@ impl Sim {
             };
             self.send(s, d.to, reply);
         }
+        self.flush_seed(s);
         self.reschedule(s);
     }
 
@@ -238,7 +243,16 @@ impl Sim {
                 },
             );
         }
-        let peers: Vec<u32> = self.nodes[l as usize].peers.iter().copied().collect();
+        // In a partial mesh a complete peer that does not super-seed has no
+        // use for a `Have` (the real one ignores it): not sent, to keep the
+        // event count down.
+        let partial = matches!(self.cfg.mesh, Mesh::Partial(_));
+        let peers: Vec<u32> = self.nodes[l as usize]
+            .peers
+            .iter()
+            .copied()
+            .filter(|&p| !partial || !self.done(p) || self.nodes[p as usize].super_seed.is_some())
+            .collect();
         for p in peers {
             self.send(
                 l,
@@ -256,8 +270,15 @@ impl Sim {
             if node.held != node.have.len() {
                 node.report.violations.push("complete too early".into());
             }
+            self.unfinished -= 1;
+            if let Some(Leave::AfterDone(d)) = self.specs[l as usize].leave {
+                self.push(now + d, Event::Leave(l));
+            }
+            self.completed(l);
         }
-        self.progress_leaves();
+        if self.progress_leaves {
+            self.progress_leaves();
+        }
     }
 
     /// Schedule the leaves due at the leechers' current average progress.
@@ -311,6 +332,7 @@ impl Sim {
 
     /// `n` forgets `peer`: the connection is gone.
     pub(super) fn drop_peer(&mut self, n: u32, peer: u32) {
+        let now = self.now;
         let node = &mut self.nodes[n as usize];
         node.peers.remove(&peer);
         if let Some(swarm) = &mut node.swarm {
@@ -323,14 +345,19 @@ impl Sim {
             .map(|(&id, _)| id)
             .collect();
         node.report.orphaned += ids.len() as u64;
+        if let Some(ss) = &mut node.super_seed {
+            ss.handle_disconnected(&peer, now);
+        }
         for id in ids {
             self.forget(n, id);
         }
         self.unserve(n, |s| s.to == peer);
+        self.flush_seed(n);
+        self.lost(n, peer);
     }
 
     /// `n` closes its connection to `peer`.
-    fn disconnect(&mut self, n: u32, peer: u32) {
+    pub(super) fn disconnect(&mut self, n: u32, peer: u32) {
         self.drop_peer(n, peer);
         self.send(n, peer, Event::Close { to: peer, from: n });
     }
@@ -342,10 +369,15 @@ impl Sim {
         let Some(out) = node.out.get(&id).copied() else {
             return false;
         };
-        let last = node
+        let mut last = node
             .last_rx
             .get(&peer)
             .map_or(out.sent, |&t| t.max(out.sent));
+        // Bytes of a response to `n` are on the way from `peer`.
+        if self.cfg.streaming && self.nodes[peer as usize].conns.contains_key(&n) {
+            last = self.now;
+        }
+        let node = &mut self.nodes[n as usize];
         if self.now < last + limit {
             self.push(last + limit, Event::Timeout { node: n, peer, id });
             return false;

@@ -383,6 +383,8 @@ struct PeerState<P> {
 pub struct Swarm<P> {
     config: Config,
     blobs: Vec<(u32, u32)>,
+    /// Groups per piece of each blob (all its pieces but the last).
+    per_piece: Vec<u64>,
     pieces: Vec<Piece>,
     peers: Vec<Option<PeerState<P>>>,
     index: BTreeMap<P, u32>,
@@ -409,6 +411,8 @@ pub struct Swarm<P> {
     paused: bool,
     /// Bit per piece: missing and not requested (`State::Missing`).
     pool: Bits,
+    /// Bit per piece: not done.
+    undone: Bits,
     /// Bumped by every change to what is in flight, to a rate or round
     /// trip, to the peers or to the pause: what the caches below depend on.
     generation: u64,
@@ -450,6 +454,7 @@ impl<P: Copy + Ord + fmt::Debug> Swarm<P> {
     pub fn new(blobs: &[BlobSpec], config: Config, seed: u64) -> Self {
         let mut pieces = Vec::new();
         let mut ranges = Vec::with_capacity(blobs.len());
+        let mut per_piece = Vec::with_capacity(blobs.len());
         for (b, spec) in blobs.iter().enumerate() {
             let groups = content::group_count(spec.size).max(1);
             let per = config.groups_per_piece(groups);
@@ -475,6 +480,7 @@ impl<P: Copy + Ord + fmt::Debug> Swarm<P> {
                 start = end;
             }
             ranges.push((first, pieces.len() as u32));
+            per_piece.push(per);
         }
         let missing: Vec<&Piece> = pieces.iter().filter(|p| p.state != State::Done).collect();
         let missing_bytes = missing.iter().map(|p| p.bytes).sum();
@@ -488,9 +494,11 @@ impl<P: Copy + Ord + fmt::Debug> Swarm<P> {
                 pool.set(i);
             }
         }
+        let undone = pool.clone();
         let mut swarm = Self {
             config,
             blobs: ranges,
+            per_piece,
             pieces,
             peers: Vec::new(),
             index: BTreeMap::new(),
@@ -510,6 +518,7 @@ impl<P: Copy + Ord + fmt::Debug> Swarm<P> {
             now: Duration::ZERO,
             paused: false,
             pool,
+            undone,
             generation: 0,
             late_floor: None,
             steal_at: None,
@@ -811,8 +820,11 @@ impl<P: Copy + Ord + fmt::Debug> Swarm<P> {
         // Only the pieces that start inside one of the ranges can be
         // covered: a `Have` of one piece costs one piece, not the blob.
         let of_blob = &mut self.pieces[a as usize..b as usize];
+        let per = self.per_piece[blob].max(1);
         for &(start, end) in groups.ranges() {
-            let from = of_blob.partition_point(|p| p.start < start);
+            // Piece k starts at group k * per: the first to start at or
+            // after `start`, found without a search.
+            let from = start.div_ceil(per).min(of_blob.len() as u64) as usize;
             for (k, piece) in of_blob[from..].iter_mut().enumerate() {
                 if piece.start >= end {
                     break;
@@ -1020,11 +1032,15 @@ impl<P: Copy + Ord + fmt::Debug> Swarm<P> {
         }
         self.peers.iter().flatten().any(|peer| {
             !peer.flights.is_empty()
-                || self
-                    .pieces
+                || peer
+                    .has
+                    .words
                     .iter()
-                    .enumerate()
-                    .any(|(i, p)| p.state != State::Done && self.may_have(peer, i))
+                    .zip(&self.undone.words)
+                    .any(|(h, u)| h & u != 0)
+                || self.blobs.iter().enumerate().any(|(b, &(x, y))| {
+                    !peer.known.get(b) && (x..y).any(|i| self.undone.get(i as usize))
+                })
         })
     }
 
@@ -1379,6 +1395,7 @@ impl<P: Copy + Ord + fmt::Debug> Swarm<P> {
         }
         self.generation += 1;
         p.state = State::Done;
+        self.undone.clear(piece.0 as usize);
         self.done += 1;
         self.missing_bytes -= p.bytes;
         let others: Vec<u32> = p.owners.drain(..).filter(|&o| Some(o) != by).collect();

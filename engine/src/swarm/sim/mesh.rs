@@ -165,13 +165,15 @@ impl Sim {
                     k += 1;
                 }
             }
+            let msg = self.pex_msgs.len() as u32;
+            self.pex_msgs.push(addrs);
             self.send(
                 x,
                 y,
                 Event::Pex {
                     to: y,
                     from: x,
-                    addrs,
+                    msg,
                 },
             );
         }

@@ -138,11 +138,12 @@ enum Event {
     Tick(u32),
     /// A node's lookup answers.
     Lookup(u32),
-    /// Addresses of `from`'s peers (`NONE` pads).
+    /// Addresses of `from`'s peers: `Sim::pex_msgs[msg]` (`NONE` pads;
+    /// kept aside so that every event stays small).
     Pex {
         to: u32,
         from: u32,
-        addrs: [u32; PEX_MAX],
+        msg: u32,
     },
     /// A super-seed's timer.
     SeedTick(u32),
@@ -263,6 +264,8 @@ pub struct Sim {
     /// The tracker: nodes present, and each one's place in that list.
     present_list: Vec<u32>,
     present_pos: Vec<u32>,
+    /// The addresses of every peer exchange message.
+    pex_msgs: Vec<[u32; PEX_MAX]>,
 }
 
 impl Sim {
@@ -347,6 +350,7 @@ impl Sim {
             progress_leaves,
             present_list: Vec::new(),
             present_pos: vec![NONE; count],
+            pex_msgs: Vec::new(),
         }
     }
 
@@ -530,7 +534,10 @@ impl Sim {
                 return [Some(n), None];
             }
             Event::Lookup(n) => return self.lookup(n),
-            Event::Pex { to, from, addrs } => return self.pex(to, from, addrs),
+            Event::Pex { to, from, msg } => {
+                let addrs = self.pex_msgs[msg as usize];
+                return self.pex(to, from, addrs);
+            }
             Event::SeedTick(n) => {
                 let now = self.now;
                 let node = &mut self.nodes[n as usize];

@@ -62,6 +62,8 @@ struct Settings {
     max_out: usize,
     max_conns: usize,
     super_config: SuperSeedConfig,
+    min_pipeline: Option<usize>,
+    initial_pipeline: Option<usize>,
 }
 
 impl Default for Settings {
@@ -78,6 +80,8 @@ impl Default for Settings {
             max_out: 8,
             max_conns: 50,
             super_config: SuperSeedConfig::default(),
+            min_pipeline: None,
+            initial_pipeline: None,
         }
     }
 }
@@ -160,6 +164,14 @@ fn parse(args: &[String]) -> Result<Option<Settings>> {
                 let v = value()?;
                 s.super_config.reveal_after =
                     Duration::from_millis(v.parse().with_context(|| bad(&v))?);
+            }
+            "--min-pipeline" => {
+                let v = value()?;
+                s.min_pipeline = Some(v.parse().with_context(|| bad(&v))?);
+            }
+            "--initial-pipeline" => {
+                let v = value()?;
+                s.initial_pipeline = Some(v.parse().with_context(|| bad(&v))?);
             }
             "--ss-rescue-ms" => {
                 let v = value()?;
@@ -260,6 +272,12 @@ fn main() -> Result<()> {
         }),
     };
     cfg.streaming = true;
+    if let Some(n) = s.min_pipeline {
+        cfg.picker.min_pipeline = n;
+    }
+    if let Some(n) = s.initial_pipeline {
+        cfg.picker.initial_pipeline = n;
+    }
     cfg.max_events = u64::MAX;
     cfg.time_limit = Duration::from_secs(4 * 3600);
 

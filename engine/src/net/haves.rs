@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::mpsc;
 
-use super::NodeId;
+use super::{NodeId, Peer};
 use crate::content::Hash;
 use crate::wire::{Have, Message};
 
@@ -18,6 +18,14 @@ use crate::wire::{Have, Message};
 pub(crate) const CONTROL_QUEUE: usize = 1024;
 
 type HaveSender = mpsc::UnboundedSender<(NodeId, Have)>;
+
+/// Where a watcher hears of `Have`s, and of peers that asked about a hash.
+#[derive(Debug, Clone)]
+struct Watcher {
+    id: u64,
+    haves: HaveSender,
+    askers: mpsc::UnboundedSender<Peer>,
+}
 
 #[derive(Debug, Default)]
 pub(crate) struct Haves {
@@ -32,7 +40,7 @@ struct Inner {
     /// Connections that asked about a hash.
     subs: HashMap<Hash, HashSet<usize>>,
     /// Local watchers of a hash: fetches.
-    watchers: HashMap<Hash, Vec<(u64, HaveSender)>>,
+    watchers: HashMap<Hash, Vec<Watcher>>,
 }
 
 impl Haves {
@@ -79,8 +87,22 @@ impl Haves {
     pub(crate) fn dispatch(&self, from: NodeId, have: Have) {
         let g = self.lock();
         if let Some(ws) = g.watchers.get(&have.hash) {
-            for (_, tx) in ws {
-                let _ = tx.send((from, have.clone()));
+            for w in ws {
+                let _ = w.haves.send((from, have.clone()));
+            }
+        }
+    }
+
+    /// A peer asked about `hash`: a fetch of it may use the peer too
+    /// (`peer` builds its handle, only if some fetch watches the hash).
+    pub(crate) fn asked(&self, hash: &Hash, peer: impl FnOnce() -> Peer) {
+        let g = self.lock();
+        if let Some(ws) = g.watchers.get(hash)
+            && !ws.is_empty()
+        {
+            let p = peer();
+            for w in ws {
+                let _ = w.askers.send(p.clone());
             }
         }
     }
@@ -88,31 +110,40 @@ impl Haves {
     /// Watch `hashes` until the returned guard is dropped.
     pub(crate) fn watch(self: &Arc<Self>, hashes: Vec<Hash>) -> HaveWatch {
         let (tx, rx) = mpsc::unbounded_channel();
+        let (askers_tx, askers) = mpsc::unbounded_channel();
         let id = {
             let mut g = self.lock();
             g.next += 1;
-            let id = g.next;
+            let w = Watcher {
+                id: g.next,
+                haves: tx,
+                askers: askers_tx,
+            };
             for h in &hashes {
-                g.watchers.entry(*h).or_default().push((id, tx.clone()));
+                g.watchers.entry(*h).or_default().push(w.clone());
             }
-            id
+            w.id
         };
         HaveWatch {
             haves: self.clone(),
             id,
             hashes,
             rx,
+            askers,
         }
     }
 }
 
-/// `Have`s from peers about some hashes; stops watching when dropped.
+/// `Have`s from peers about some hashes, and peers that asked about them;
+/// stops watching when dropped.
 #[derive(Debug)]
 pub(crate) struct HaveWatch {
     haves: Arc<Haves>,
     id: u64,
     hashes: Vec<Hash>,
     pub(crate) rx: mpsc::UnboundedReceiver<(NodeId, Have)>,
+    /// Peers that connected here and asked about one of the hashes.
+    pub(crate) askers: mpsc::UnboundedReceiver<Peer>,
 }
 
 impl Drop for HaveWatch {
@@ -120,7 +151,7 @@ impl Drop for HaveWatch {
         let mut g = self.haves.lock();
         for h in &self.hashes {
             if let Some(ws) = g.watchers.get_mut(h) {
-                ws.retain(|(id, _)| *id != self.id);
+                ws.retain(|w| w.id != self.id);
                 if ws.is_empty() {
                     g.watchers.remove(h);
                 }

@@ -862,8 +862,26 @@ impl Endpoint {
         }
         self.inner
             .quic
-            .close(ErrorCode::Ok.to_u16().into(), b"shutting down");
+            .close(ErrorCode::Ok.to_u16().into(), CLOSE_SHUTDOWN);
         let _ = tokio::time::timeout(Duration::from_secs(2), self.inner.quic.wait_idle()).await;
+    }
+}
+
+/// The reason of a clean close by a side that runs on (wire.md §2).
+pub(crate) const CLOSE_DONE: &[u8] = b"done";
+/// The reason of a clean close by a node going away (wire.md §2).
+pub(crate) const CLOSE_SHUTDOWN: &[u8] = b"shutting down";
+
+/// Whether the peer still runs after its connection ended this way: it
+/// closed saying so, or this side closed it (the peer did not go away).
+/// Timed out, reset, shut down or closed for an error: it may be gone.
+pub(crate) fn peer_runs_on(reason: Option<&quinn::ConnectionError>) -> bool {
+    match reason {
+        Some(quinn::ConnectionError::ApplicationClosed(c)) => {
+            c.error_code == ErrorCode::Ok.to_u16().into() && c.reason.as_ref() == CLOSE_DONE
+        }
+        Some(quinn::ConnectionError::LocallyClosed) => true,
+        _ => false,
     }
 }
 

@@ -47,6 +47,9 @@ pub struct Peer {
     addr: SocketAddr,
     ctx: Ctx,
     heard: Arc<Heard>,
+    /// This side opened the connection (rather than the peer, which then
+    /// asked about a blob this node is fetching).
+    dialled: bool,
 }
 
 /// When a byte last arrived from the peer on any response. A response
@@ -173,7 +176,24 @@ impl Peer {
             addr,
             ctx,
             heard: Arc::new(Heard::new()),
+            dialled: true,
         }
+    }
+
+    /// A peer that connected to this node: requests go the other way on
+    /// its connection, which stays the peer's to close.
+    pub(super) fn inbound(conn: quinn::Connection, id: NodeId, addr: SocketAddr, ctx: Ctx) -> Self {
+        Self {
+            dialled: false,
+            ..Self::new(conn, id, addr, ctx)
+        }
+    }
+
+    /// Whether this node opened the connection (false: the peer connected
+    /// here and asked about a blob being fetched, and the fetch uses its
+    /// connection too).
+    pub fn is_dialled(&self) -> bool {
+        self.dialled
     }
 
     /// The peer's authenticated node id.
@@ -273,7 +293,8 @@ impl Peer {
         self.conn.close_reason().is_some()
     }
 
-    /// Close the connection.
+    /// Close the connection, if this node opened it; one the peer opened
+    /// ([`Self::is_dialled`] false) is left for the peer to close.
     ///
     /// ```
     /// # use swarm_engine::net::{Endpoint, EndpointConfig, PeerAddr, SecretKey};
@@ -295,7 +316,12 @@ impl Peer {
     /// # }
     /// ```
     pub fn close(&self) {
-        self.conn.close(ErrorCode::Ok.to_u16().into(), b"done");
+        // The peer may still be fetching over a connection it opened: it
+        // closes it when it is done.
+        if self.dialled {
+            self.conn
+                .close(ErrorCode::Ok.to_u16().into(), super::CLOSE_DONE);
+        }
     }
 
     fn progress_secs(&self) -> u64 {

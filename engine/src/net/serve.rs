@@ -8,7 +8,7 @@ use tokio::sync::mpsc;
 use tracing::{Instrument, debug, info_span, warn};
 
 use super::stream::{self, ChanWriter, PIECES_IN_FLIGHT, ReadMsgError};
-use super::{Ctx, NodeId, count, tls};
+use super::{Ctx, NodeId, Peer, count, tls};
 use crate::content::{self, ChunkRanges};
 use crate::store::ReadError;
 use crate::wire::{self, ErrorCode, ErrorMsg, Found, Have, Message, WireRanges};
@@ -79,6 +79,8 @@ pub(super) async fn run_connection(
     count(&ctx.stats.connections, 1);
     debug!("connection up");
     let conn_id = conn.stable_id();
+    let remote = conn.remote_address();
+    ctx.book.connected(remote);
     let (control_tx, mut control_rx) = mpsc::channel(super::haves::CONTROL_QUEUE);
     ctx.haves.add_conn(conn_id, control_tx);
     let control_out = async {
@@ -115,10 +117,14 @@ pub(super) async fn run_connection(
                     let ctx = ctx.clone();
                     // One QUIC socket serves and connects, so the address a
                     // peer connects from is the one it serves on.
-                    let remote = conn.remote_address();
+                    let from = Asker {
+                        conn: conn.clone(),
+                        id: peer,
+                        addr: conn.remote_address(),
+                        conn_id,
+                    };
                     tokio::spawn(
-                        async move { serve_request(ctx, send, recv, remote, conn_id).await }
-                            .in_current_span(),
+                        async move { serve_request(ctx, send, recv, from).await }.in_current_span(),
                     );
                 }
                 Err(_) => return,
@@ -139,6 +145,8 @@ pub(super) async fn run_connection(
         _ = async { control_out.await; std::future::pending::<()>().await } => {}
     }
     ctx.haves.remove_conn(conn_id);
+    ctx.book
+        .disconnected(remote, super::peer_runs_on(conn.close_reason().as_ref()));
     count(&ctx.stats.connections, -1);
     debug!(%peer, reason = ?conn.close_reason(), "connection down");
 }
@@ -166,14 +174,22 @@ fn close_for(conn: &quinn::Connection, ctx: &Ctx, e: &ReadMsgError) {
     conn.close(e.code().to_u16().into(), e.to_string().as_bytes());
 }
 
+/// The peer a request stream came from.
+struct Asker {
+    conn: quinn::Connection,
+    id: NodeId,
+    addr: std::net::SocketAddr,
+    conn_id: usize,
+}
+
 /// Serve one request stream (wire.md §3.3, §3.6).
 async fn serve_request(
     ctx: Ctx,
     mut send: quinn::SendStream,
     mut recv: quinn::RecvStream,
-    remote: std::net::SocketAddr,
-    conn_id: usize,
+    from: Asker,
 ) {
+    let (remote, conn_id) = (from.addr, from.conn_id);
     count(&ctx.stats.serving, 1);
     count(&ctx.stats.served_total, 1);
     let req = stream::read_message(&mut recv, ctx.config.timeouts.request).await;
@@ -188,6 +204,12 @@ async fn serve_request(
         Ok(Message::Ask(ask)) => {
             // Asking subscribes the connection to later Haves (wire.md §3.6).
             ctx.haves.subscribe(ask.hash, conn_id);
+            // A fetch of the same blob here may take from the asker too:
+            // fetchers that start together need only one of each pair to
+            // find the other.
+            ctx.haves.asked(&ask.hash, || {
+                Peer::inbound(from.conn.clone(), from.id, remote, ctx.clone())
+            });
             serve_ask(&ctx, &mut send, ask.hash).await
         }
         Ok(Message::AskPeers(ask)) => {

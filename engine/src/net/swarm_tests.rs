@@ -280,3 +280,48 @@ async fn raced_pieces_are_credited_once_to_whoever_wrote_them() {
         assert!(!got.peers.is_empty(), "round {round}: {got:?}");
     }
 }
+
+/// wire.md §3.6: a node fetching a blob may take a peer that asks it about
+/// that blob as a source, over the peer's own connection, and leaves that
+/// connection for the peer to close.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_that_asks_about_a_blob_being_fetched_becomes_a_source() {
+    let (store, _backend, _root, blob, _dir) = one_file(300_000);
+    let key = || crate::net::SecretKey::generate().unwrap();
+    let holder = crate::net::Endpoint::bind(store, key(), quick())
+        .await
+        .unwrap();
+    let fetcher = crate::net::Endpoint::bind(Store::memory().unwrap(), key(), quick())
+        .await
+        .unwrap();
+    // The fetcher watches the blob, as a running fetch does.
+    let mut watch = fetcher.watch_haves(vec![blob]);
+    let to_fetcher = holder
+        .connect(&crate::net::PeerAddr {
+            id: Some(fetcher.node_id()),
+            addr: fetcher.local_addr().unwrap(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        to_fetcher.ask(blob).await.unwrap(),
+        None,
+        "it has nothing yet"
+    );
+    let asker = tokio::time::timeout(Duration::from_secs(10), watch.askers.recv())
+        .await
+        .expect("the asker was handed to the fetch")
+        .unwrap();
+    assert_eq!(asker.id(), holder.node_id());
+    assert!(!asker.is_dialled());
+    // Requests go the other way over the holder's connection.
+    let got = asker.get_bytes(blob, 1 << 20).await.unwrap();
+    assert_eq!(got, bytes_of(holder.store(), &blob));
+    // The fetch is done with it; the connection is still the holder's.
+    asker.close();
+    assert_eq!(to_fetcher.ask(blob).await.unwrap(), None);
+    // Without a watcher, asking hands nobody anything.
+    drop(watch);
+    let other = Hash::of(b"not fetched here");
+    assert_eq!(to_fetcher.ask(other).await.unwrap(), None);
+}

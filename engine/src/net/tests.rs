@@ -779,7 +779,43 @@ async fn a_stale_exchanged_address_does_not_hold_up_a_fetch() {
     gone.fetch(root, fetch_opts(vec![addr_of(&seed)]))
         .await
         .unwrap();
+    let probe = Endpoint::bind(
+        Store::memory().unwrap(),
+        SecretKey::generate().unwrap(),
+        quick(),
+    )
+    .await
+    .unwrap()
+    .connect(&addr_of(&seed))
+    .await
+    .unwrap();
+    assert_eq!(
+        probe.ask_peers(root).await.unwrap(),
+        vec![gone.endpoint().local_addr().unwrap()],
+        "a fetcher that is done but runs on is handed out"
+    );
     gone.shutdown().await;
+    // A peer that shuts down while connected is forgotten at once
+    // (wire.md §3.8); gone closed with `done`, and is kept a while.
+    let leaving = Node::spawn(Store::memory().unwrap(), quick())
+        .await
+        .unwrap();
+    let to_seed = leaving.endpoint().connect(&addr_of(&seed)).await.unwrap();
+    to_seed.get_bytes(root, 1 << 20).await.unwrap();
+    let leaving_addr = leaving.endpoint().local_addr().unwrap();
+    assert!(probe.ask_peers(root).await.unwrap().contains(&leaving_addr));
+    leaving.shutdown().await;
+    let mut forgotten = false;
+    for _ in 0..100 {
+        let told = probe.ask_peers(root).await.unwrap();
+        if !told.contains(&leaving_addr) {
+            assert!(told.contains(&gone.endpoint().local_addr().unwrap()));
+            forgotten = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(forgotten, "a peer that shut down is still handed out");
     // A fetcher whose connection attempts would wait a minute.
     let mut slow = quick();
     slow.timeouts.connect = Duration::from_secs(60);

@@ -258,10 +258,8 @@ async fn over_the_dht(
             policy.trust(public, "demo publisher");
             st.accept_release(&policy, &found, &Want::default())?;
             let root = found.release().root;
-            // Announce before fetching: a fetcher serves what it has
-            // verified, so the others may take it from here.
-            let port = node.endpoint().local_addr()?.port();
-            dhtc.announce(&root, port).await?;
+            // The fetch announces itself on the DHT and looks the root up
+            // again as it runs: fetchers that start together find each other.
             let start = Instant::now();
             let first = std::sync::Arc::new(std::sync::OnceLock::new());
             let first_seen = first.clone();

@@ -330,14 +330,29 @@ impl Dht {
     /// [`Dht`].
     pub async fn find_peers(&self, root: &Hash, limit: Duration) -> Vec<SocketAddr> {
         let mut seen = BTreeSet::new();
+        self.find_peers_each(root, limit, |a| {
+            seen.insert(a);
+        })
+        .await;
+        seen.into_iter().collect()
+    }
+
+    /// As [`Self::find_peers`], handing each address to `found` as the
+    /// DHT nodes answer (the same address may come more than once), so a
+    /// fetch can connect to the first peers while the lookup goes on.
+    pub async fn find_peers_each(
+        &self,
+        root: &Hash,
+        limit: Duration,
+        mut found: impl FnMut(SocketAddr),
+    ) {
         let mut stream = self.inner.get_peers(Id::from(info_hash(root)));
         let deadline = tokio::time::Instant::now() + limit;
         while let Ok(Some(batch)) = tokio::time::timeout_at(deadline, stream.next()).await {
             for a in batch {
-                seen.insert(SocketAddr::V4(a));
+                found(SocketAddr::V4(a));
             }
         }
-        seen.into_iter().collect()
     }
 
     /// Put `signed` as the publisher's latest release pointer for its

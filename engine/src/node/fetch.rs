@@ -2,7 +2,8 @@
 //! once as the picker directs. What a fetch takes and gives is in `types`;
 //! the peers, mirrors and peer exchange in `sources`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -22,7 +23,7 @@ use crate::wire::{ErrorCode, Have, WireRanges};
 mod sources;
 mod types;
 
-use self::sources::{Mirrors, Peers, Tried, add_peer, fetch_manifest, spawn_pex};
+use self::sources::{Mirrors, Peers, Tried, add_peer, fetch_manifest, spawn_found, spawn_pex};
 pub use self::types::{
     FetchError, FetchOptions, FetchProgress, Fetched, MirrorProgress, MirrorSource, PeerFailure,
     PeerProgress, Source,
@@ -30,12 +31,17 @@ pub use self::types::{
 
 /// Most peers one fetch uses by default (given, from the DHT, and by exchange).
 pub const DEFAULT_MAX_PEERS: usize = 8;
-/// How often a fetch asks its peers for more peers, while it has room.
+/// How often a fetch asks its peers for more peers, while it has room:
+/// first after [`PEX_FIRST`], the pause doubling up to this.
 const PEX_EVERY: Duration = Duration::from_secs(2);
+const PEX_FIRST: Duration = Duration::from_millis(250);
 /// How often a fetch reports its peers' progress.
 const REPORT_EVERY: Duration = Duration::from_millis(500);
 /// How long to wait for a peer's answer to a peer-exchange question.
 const PEX_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+/// How long a fetch with nothing else to start from waits for the DHT to
+/// find a peer that answers.
+const DHT_WAIT: Duration = Duration::from_secs(5);
 /// How long a fetch waits for peer exchange before it starts; peers that
 /// connect later join while it runs. Addresses from exchange may be stale
 /// (a fetcher that has gone), and must not hold a fetch up.
@@ -77,6 +83,7 @@ pub(super) async fn fetch(
     root: Hash,
     opts: FetchOptions,
     mut control: watch::Receiver<Control>,
+    found: Option<mpsc::UnboundedReceiver<SocketAddr>>,
 ) -> Result<Fetched, FetchError> {
     let progress = |p| {
         if let Some(f) = &opts.progress {
@@ -85,10 +92,13 @@ pub(super) async fn fetch(
     };
     let mut mirror_urls = opts.mirrors.clone();
     mirror_urls.dedup();
-    if opts.peers.is_empty() && mirror_urls.is_empty() {
+    let mut found = found;
+    if opts.peers.is_empty() && mirror_urls.is_empty() && found.is_none() {
         return Err(FetchError::NoPeers);
     }
     let max_peers = opts.max_peers.max(1);
+    let own = endpoint.local_addr().ok();
+    let own = own.unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
     let mut connects = JoinSet::new();
     for addr in opts.peers.clone() {
         let ep = endpoint.clone();
@@ -118,12 +128,35 @@ pub(super) async fn fetch(
     // Start once every source answered, or a moment after the first one
     // did: a peer or mirror that is down (a connect timing out takes
     // seconds) joins later if it comes up, and does not hold the rest up.
+    // Until a source answers, addresses the DHT finds are tried as they
+    // come in (the first may be stale), for at most DHT_WAIT.
+    let mut started: BTreeSet<SocketAddr> = opts.peers.iter().map(|p| p.addr).collect();
+    let dht_deadline = tokio::time::Instant::now() + DHT_WAIT;
     unless_cancelled(&mut control, async {
         let mut first: Option<tokio::time::Instant> = None;
         loop {
             let waiting = !connects.is_empty() || !opens.is_empty();
             let grace = first.map(|t| t + PEX_HEAD_START);
+            let listening = found.is_some() && first.is_none();
+            let next_found = async {
+                match &mut found {
+                    Some(rx) => rx.recv().await,
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
+                addr = next_found, if listening => match addr {
+                    Some(addr) => {
+                        if addr != own && started.insert(addr) {
+                            let ep = endpoint.clone();
+                            connects.spawn(async move {
+                                ep.connect(&crate::net::PeerAddr { id: None, addr }).await
+                            });
+                        }
+                    }
+                    None => found = None,
+                },
+                () = tokio::time::sleep_until(dht_deadline), if listening && !waiting => break,
                 Some(r) = connects.join_next(), if !connects.is_empty() => match r {
                     Ok(Ok(p)) => {
                         live.push(p);
@@ -153,6 +186,10 @@ pub(super) async fn fetch(
     .await?;
     if live.is_empty() && mirrors.none_live() {
         if mirrors.urls.is_empty() {
+            if unreachable.is_empty() {
+                // The DHT found nobody (and nothing else was given).
+                return Err(FetchError::NoPeers);
+            }
             return Err(FetchError::Unreachable(unreachable));
         }
         return Err(FetchError::SourcesFailed {
@@ -168,7 +205,7 @@ pub(super) async fn fetch(
     let tried: Tried = Arc::new(Mutex::new(
         live.iter()
             .map(Peer::addr)
-            .chain(opts.peers.iter().map(|p| p.addr))
+            .chain(started)
             .chain(endpoint.local_addr().ok())
             .collect(),
     ));
@@ -199,7 +236,10 @@ pub(super) async fn fetch(
         });
     }
     drop(late_tx);
-    spawn_pex(endpoint, root, live.clone(), max_peers, &tried, &pex_tx);
+    let mut first_pex = spawn_pex(endpoint, root, live.clone(), max_peers, &tried, &pex_tx);
+    if let Some(found) = found {
+        spawn_found(endpoint, found, &tried, &pex_tx);
+    }
     let mut connected: Vec<NodeId> = Vec::new();
     let mut peers = Peers {
         live: Vec::new(),
@@ -210,14 +250,24 @@ pub(super) async fn fetch(
         add_peer(&mut peers, &mut connected, p, max_peers);
     }
     // With no peer, there is nobody to ask: no head start (a fetch from
-    // mirrors alone starts at once).
+    // mirrors alone starts at once). It ends early once the first exchange
+    // is over (every peer answered, and those named connected or failed).
     let head_start = tokio::time::Instant::now() + PEX_HEAD_START;
-    while !peers.live.is_empty()
-        && let Ok(Some(p)) = tokio::time::timeout_at(head_start, pex_rx.recv()).await
-    {
+    let mut exchanging = !peers.live.is_empty();
+    while exchanging {
+        tokio::select! {
+            Some(p) = pex_rx.recv() => {
+                add_peer(&mut peers, &mut connected, p, max_peers);
+            }
+            _ = &mut first_pex => exchanging = false,
+            () = tokio::time::sleep_until(head_start) => exchanging = false,
+        }
+    }
+    while let Ok(p) = pex_rx.try_recv() {
         add_peer(&mut peers, &mut connected, p, max_peers);
     }
     progress(FetchProgress::Connected(peers.live.len()));
+    debug!(peers = peers.live.len(), "starting");
     let store = endpoint.store().clone();
     let received = Arc::new(AtomicU64::new(0));
     let manifest = unless_cancelled(
@@ -432,7 +482,8 @@ impl Run {
         let mut flights: Flights = BTreeMap::new();
         let mut tasks = JoinSet::new();
         let start = tokio::time::Instant::now();
-        let mut next_pex = start + PEX_EVERY;
+        let mut pex_pause = PEX_FIRST;
+        let mut next_pex = start + pex_pause;
         let mut next_report = start;
         let peers: Vec<Peer> = self.peers.live.clone();
         for p in peers {
@@ -566,6 +617,12 @@ impl Run {
                 }
                 Some((i, opened)) = late_mirrors.recv() => self.opened(&mut swarm, i, opened),
                 Some(p) = pex_rx.recv() => self.joined(&mut swarm, p, &tx),
+                // A peer that connected here to fetch the same blobs: it
+                // serves what it has verified, over its own connection.
+                Some(p) = watch.askers.recv() => {
+                    tried.lock().unwrap_or_else(|e| e.into_inner()).insert(p.addr());
+                    self.joined(&mut swarm, p, &tx);
+                }
                 // Exchange and reports, while running. Paused, nothing is
                 // due: an idle paused fetch takes no CPU; a resume wakes it
                 // below.
@@ -578,17 +635,21 @@ impl Run {
             }
             let t = tokio::time::Instant::now();
             if t >= next_pex {
-                next_pex = t + PEX_EVERY;
+                // Fetchers that start together are asking the same peers
+                // who else came: ask again soon at first, then less often.
+                pex_pause = (pex_pause * 2).min(PEX_EVERY);
+                next_pex = t + pex_pause;
                 if self.peers.live.len() < self.max_peers {
                     let known = self.peers.live.clone();
-                    spawn_pex(
+                    // Detached: its peers arrive on the channel.
+                    drop(spawn_pex(
                         &self.endpoint,
                         self.root,
                         known,
                         self.max_peers,
                         tried,
                         pex_tx,
-                    );
+                    ));
                 }
             }
             if t >= next_report {

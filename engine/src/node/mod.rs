@@ -745,7 +745,7 @@ impl Node {
     /// ```
     pub fn fetch(&self, root: Hash, mut opts: FetchOptions) -> FetchHandle {
         let node = self.clone();
-        FetchHandle::spawn(root, move |sink, mut control| async move {
+        FetchHandle::spawn(root, move |sink, control| async move {
             let user = opts.progress.take();
             opts.progress = Some(Arc::new(move |p: FetchProgress| {
                 if let Some(f) = &user {
@@ -753,16 +753,17 @@ impl Node {
                 }
                 sink.send(p);
             }));
-            // Static peers always count; the DHT adds whoever announced the root.
+            // Static peers always count; the DHT adds whoever announced the
+            // root, as they are found, for as long as the fetch runs.
+            let mut found = None;
+            tracing::debug!(%root, "fetch begins");
             if let Some(dht) = &node.dht {
-                let lookup = async { Ok(dht.find_peers(&root, DHT_LOOKUP).await) };
-                for addr in fetch::unless_cancelled(&mut control, lookup).await? {
-                    if !opts.peers.iter().any(|p| p.addr == addr) {
-                        opts.peers.push(PeerAddr { id: None, addr });
-                    }
-                }
+                let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+                let own = node.endpoint.local_addr().ok();
+                tokio::spawn(discover(dht.clone(), root, own, tx));
+                found = Some(rx);
             }
-            fetch::fetch(&node.endpoint, root, opts, control).await
+            fetch::fetch(&node.endpoint, root, opts, control, found).await
         })
     }
 
@@ -802,8 +803,55 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> 
     }
 }
 
-/// How long a fetch gathers peers from the DHT.
-const DHT_LOOKUP: std::time::Duration = std::time::Duration::from_secs(5);
+/// How long one DHT lookup gathers peers.
+const DHT_LOOKUP: Duration = Duration::from_secs(5);
+/// The pause after a fetch's first DHT lookup; it doubles after each
+/// lookup, up to [`DHT_LOOKUP_MAX`].
+const DHT_LOOKUP_FIRST: Duration = Duration::from_millis(250);
+const DHT_LOOKUP_MAX: Duration = Duration::from_secs(30);
+
+/// A fetch's DHT side: announce the root at once (a fetcher serves what it
+/// has verified, so fetchers that start together can find each other), and
+/// look it up again and again with backoff, sending every address found to
+/// `found` until the fetch drops the receiver.
+async fn discover(
+    dht: Dht,
+    root: Hash,
+    own: Option<std::net::SocketAddr>,
+    found: tokio::sync::mpsc::UnboundedSender<std::net::SocketAddr>,
+) {
+    // Our own announcement comes back: skip it (a node bound to a wildcard
+    // address sees itself under some address with its port; the fetch
+    // also drops a connection that turns out to be to itself).
+    let is_own = |a: std::net::SocketAddr| {
+        own.is_some_and(|o| o == a || (o.ip().is_unspecified() && o.port() == a.port()))
+    };
+    let announce = async {
+        if let Some(port) = own.map(|a| a.port())
+            && let Err(e) = dht.announce(&root, port).await
+        {
+            tracing::debug!("announcing a fetch on the DHT failed: {e}");
+        }
+    };
+    let mut seen = std::collections::BTreeSet::new();
+    let mut pause = DHT_LOOKUP_FIRST;
+    let lookups = async {
+        loop {
+            dht.find_peers_each(&root, DHT_LOOKUP, |a| {
+                if !is_own(a) && seen.insert(a) {
+                    let _ = found.send(a);
+                }
+            })
+            .await;
+            tokio::select! {
+                () = tokio::time::sleep(pause) => {}
+                () = found.closed() => return,
+            }
+            pause = (pause * 2).min(DHT_LOOKUP_MAX);
+        }
+    };
+    tokio::join!(announce, lookups);
+}
 
 /// Announcing on the DHT failed.
 #[derive(Debug, thiserror::Error)]

@@ -404,3 +404,38 @@ async fn a_node_that_finds_rot_in_what_it_serves_fetches_it_again() {
     assert!(mirror.store().check(|_| {}).unwrap().problems.is_empty());
     assert!(mirror.repair().await.is_empty(), "repaired twice");
 }
+
+/// Fetchers of one root that start together, told of no peer, find the
+/// seed and each other through the DHT (each announces its fetch and looks
+/// again with backoff) and through one another's connections.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fetchers_that_start_together_find_each_other_through_the_dht() {
+    let dht = LocalDht::start(5).unwrap();
+    let build = |limit| {
+        Node::builder()
+            .listen(loopback())
+            .dht(dht.config())
+            .upload_limit(limit)
+            .spawn()
+    };
+    // A slow seed: 3 MB at 1 MiB/s, so the fetch lasts long enough to
+    // look again.
+    let seed = build(Some(1 << 20)).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let bytes = data(12, 3_000_000);
+    std::fs::write(dir.path().join("app.bin"), &bytes).unwrap();
+    let root = seed.add(&[dir.path().join("app.bin")]).await.unwrap().root;
+    seed.seed(&root, "app").await.unwrap();
+    let (a, b) = (build(None).await.unwrap(), build(None).await.unwrap());
+    let (fa, fb) = tokio::join!(
+        a.fetch(root, FetchOptions::default()),
+        b.fetch(root, FetchOptions::default())
+    );
+    let (fa, fb) = (fa.unwrap(), fb.unwrap());
+    assert_eq!(stored(&a, &root), bytes);
+    assert_eq!(stored(&b, &root), bytes);
+    for (f, other) in [(&fa, &b), (&fb, &a)] {
+        assert!(f.connected.contains(&seed.id()), "{f:?}");
+        assert!(f.connected.contains(&other.id()), "{f:?}");
+    }
+}

@@ -82,7 +82,8 @@ impl Mirrors {
 }
 
 /// Ask `known` for more peers of `root` and connect to some not tried yet;
-/// each new peer arrives on `tx`.
+/// each new peer arrives on `tx`. The task ends when all have answered
+/// (or timed out) and every connection attempt is over.
 pub(super) fn spawn_pex(
     endpoint: &Endpoint,
     root: Hash,
@@ -90,7 +91,7 @@ pub(super) fn spawn_pex(
     max_peers: usize,
     tried: &Tried,
     tx: &mpsc::UnboundedSender<Peer>,
-) {
+) -> tokio::task::JoinHandle<()> {
     let endpoint = endpoint.clone();
     let (tried, tx) = (tried.clone(), tx.clone());
     tokio::spawn(async move {
@@ -111,6 +112,43 @@ pub(super) fn spawn_pex(
                 && tx.send(p).is_err()
             {
                 return;
+            }
+        }
+    })
+}
+
+/// Connect to each address `found` (by the DHT) that is not tried yet; each
+/// new peer arrives on `tx`. Ends when the fetch does.
+pub(super) fn spawn_found(
+    endpoint: &Endpoint,
+    mut found: mpsc::UnboundedReceiver<SocketAddr>,
+    tried: &Tried,
+    tx: &mpsc::UnboundedSender<Peer>,
+) {
+    let endpoint = endpoint.clone();
+    let (tried, tx) = (tried.clone(), tx.clone());
+    tokio::spawn(async move {
+        let mut connects = JoinSet::new();
+        loop {
+            tokio::select! {
+                addr = found.recv() => {
+                    let Some(addr) = addr else { break };
+                    if !tried.lock().unwrap_or_else(|e| e.into_inner()).insert(addr) {
+                        continue;
+                    }
+                    let ep = endpoint.clone();
+                    connects.spawn(async move { ep.connect(&PeerAddr { id: None, addr }).await });
+                }
+                Some(r) = connects.join_next(), if !connects.is_empty() => {
+                    if let Ok(Ok(p)) = r {
+                        if p.id() == endpoint.node_id() {
+                            p.close();
+                        } else if tx.send(p).is_err() {
+                            return;
+                        }
+                    }
+                }
+                () = tx.closed() => return,
             }
         }
     });

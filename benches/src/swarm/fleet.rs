@@ -271,6 +271,13 @@ impl Fetcher {
         }
     }
 
+    /// SIGKILL: it leaves without a word (its peers notice only at the idle timeout).
+    pub(crate) fn kill(&mut self) {
+        if self.exit.is_none() {
+            self.proc.kill();
+        }
+    }
+
     /// Complete, or gone.
     pub(crate) fn settled(&self) -> bool {
         self.result.is_some() || self.exit.is_some()

@@ -1,4 +1,4 @@
-//! The three scenarios of issue #6, each on fresh stores in a directory of its own, each
+//! The scenarios of issues #6 and #14, each on fresh stores in a directory of its own, each
 //! printing its figures as it goes and returning the headline ones.
 
 use std::path::Path;
@@ -11,7 +11,10 @@ use swarm_benches::proc;
 use swarm_benches::report::{fmt_mib, fmt_rate_mib};
 
 use super::fleet::{self, Fetched, Fetcher, Seed, split};
-use super::{CAP, CAP_BYTES, Ctx, DIST_OVER_IDEAL, LEAVE_AT, MULTI_SOURCE_SPEEDUP, SEEDERS};
+use super::{
+    AFTER_OVER_FRESH, AFTER_REPS, CAP, CAP_BYTES, Ctx, DIST_OVER_IDEAL, LEAVE_AT,
+    MULTI_SOURCE_SPEEDUP, SEEDERS,
+};
 
 /// Headline figures of scenario 1.
 pub(crate) struct Distribution {
@@ -34,6 +37,16 @@ pub(crate) struct SeedLeaves {
     pub(crate) completed: usize,
     /// From the seed leaving to the last result line, if all completed.
     pub(crate) after: Option<f64>,
+}
+
+/// Headline figures of scenario 4: median seconds of a fetch from a seed.
+pub(crate) struct AfterExits {
+    /// Into a fresh store, from a seed that has served nobody yet.
+    pub(crate) fresh: f64,
+    /// Into a fresh store, after the seed served fetchers that have since exited.
+    pub(crate) after: f64,
+    /// Again into a store that has everything already.
+    pub(crate) nothing_left: f64,
 }
 
 /// Size over the upload cap: the least time in which a seed capped at [`CAP`] sends one copy.
@@ -377,4 +390,87 @@ fn check_size(f: &Fetched, size: u64) -> Result<()> {
 /// The start of a node id, as swarm prints it short.
 fn short(id: &str) -> &str {
     id.get(..12).unwrap_or(id)
+}
+
+/// Fetches from a seed that has served nobody, then from the same seed after it served N
+/// fetchers that exited (half stopped, half SIGKILLed), each [`AFTER_REPS`] times into fresh
+/// stores; and once more into a store that has it all. Medians.
+pub(crate) fn after_exits(ctx: &mut Ctx, dir: &Path) -> Result<AfterExits> {
+    let n = ctx.s.more.fetchers;
+    println!(
+        "== 4. a fetch after the seed served {n} fetchers that exited: 1 seed (uncapped), {}, \
+         median of {AFTER_REPS} ==",
+        fmt_mib(ctx.s.size)
+    );
+    let seed_store = dir.join("seed");
+    fleet::add(ctx, &seed_store)?;
+    settle();
+    let seed = Seed::start(ctx, &seed_store, &[])?;
+    let peers = [seed.addr.as_str()];
+    let timed = |label: &str, store: &Path, keep: bool| -> Result<f64> {
+        let (wall, f) = fetch_once(ctx, store, &peers)?;
+        check_size(&f, ctx.s.size)?;
+        println!(
+            "  {label:<28} {wall:7.3} s  (swarm: {:.3} s, peers {})",
+            f.seconds,
+            f.sources.len()
+        );
+        if !keep {
+            swarm_benches::disk::remove_dir(store)?;
+        }
+        Ok(wall)
+    };
+    let mut fresh = Vec::new();
+    for i in 0..AFTER_REPS {
+        fresh.push(timed("fresh seed", &dir.join(format!("fresh-{i}")), false)?);
+    }
+    // The fetchers: each fetches, then stays as a seed until told to go.
+    let t0 = Instant::now();
+    let mut fleet = launch(ctx, dir, n, &peers, &[])?;
+    let wait = bound(ctx, 60.0 + 3.0 * n as f64);
+    fleet::watch(&mut fleet, t0, t0 + wait, |f| {
+        f.iter().all(Fetcher::settled)
+    });
+    let (kill, term) = fleet.split_at_mut(n / 2);
+    for f in kill.iter_mut() {
+        f.kill();
+    }
+    fleet::stop_all(term);
+    fleet::stop_all(&mut fleet);
+    let done = fleet.iter().filter(|f| f.result.is_some()).count();
+    println!(
+        "  {done} of {n} fetchers done, then {} SIGKILLed and {} stopped",
+        n / 2,
+        n - n / 2
+    );
+    // What they wrote is not the next fetch's to flush.
+    settle();
+    let mut after = Vec::new();
+    for i in 0..AFTER_REPS {
+        let keep = i + 1 == AFTER_REPS;
+        after.push(timed(
+            "after they exited",
+            &dir.join(format!("after-{i}")),
+            keep,
+        )?);
+    }
+    let last = dir.join(format!("after-{}", AFTER_REPS - 1));
+    let nothing_left = timed("again, nothing left to fetch", &last, true)?;
+    seed.stop();
+    let (fresh, after) = (median(&mut fresh), median(&mut after));
+    let r = after / fresh;
+    println!(
+        "  after / fresh: {r:.3}x  (target ≤ {AFTER_OVER_FRESH}x: {}); nothing left: {nothing_left:.3} s",
+        verdict(r <= AFTER_OVER_FRESH)
+    );
+    Ok(AfterExits {
+        fresh,
+        after,
+        nothing_left,
+    })
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
 }

@@ -173,6 +173,10 @@ fn parse(args: &[String]) -> Result<Option<Settings>> {
                 let v = value()?;
                 s.initial_pipeline = Some(v.parse().with_context(|| bad(&v))?);
             }
+            "--ss-credit" => {
+                let v = value()?;
+                s.super_config.max_credit = v.parse().with_context(|| bad(&v))?;
+            }
             "--ss-rescue-ms" => {
                 let v = value()?;
                 s.super_config.rescue_after =

@@ -70,6 +70,10 @@ pub struct SuperSeedConfig {
     /// connected peer said it has it (in a partial mesh its `Have`s go to
     /// peers this seed is not connected to).
     pub reveal_after: Duration,
+    /// Most unshared pieces a peer earns on top of
+    /// [`Self::max_unshared`], one for each piece it was seen to pass on:
+    /// the seed's pieces go first to the peers that spread them.
+    pub max_credit: usize,
     /// Once every piece is out, a piece that no connected peer has held
     /// for this long is offered again: its holders may all have left.
     pub rescue_after: Duration,
@@ -86,6 +90,7 @@ impl Default for SuperSeedConfig {
             max_unshared: 2,
             reveal_after: Duration::from_secs(3),
             rescue_after: Duration::from_secs(10),
+            max_credit: 4,
             auto: false,
         }
     }
@@ -101,6 +106,9 @@ struct PeerState {
     offered: Vec<u32>,
     /// Served, not yet seen at another peer: (piece, when).
     unshared: Vec<(u32, Duration)>,
+    /// Pieces it was served that another peer was seen to hold later:
+    /// each adds one to what it may hold unshared.
+    shared: usize,
 }
 
 /// Which pieces a seed announces to which peer. See the [module
@@ -200,6 +208,7 @@ impl<P: Copy + Ord> SuperSeed<P> {
             told: Bits::new(self.pieces),
             offered: Vec::new(),
             unshared: Vec::new(),
+            shared: 0,
         };
         for PieceId(i) in has {
             if (i as usize) < self.pieces && !state.has.get(i as usize) {
@@ -276,6 +285,7 @@ impl<P: Copy + Ord> SuperSeed<P> {
             }
             if let Some(pos) = other.unshared.iter().position(|&(o, _)| o == i) {
                 other.unshared.swap_remove(pos);
+                other.shared += 1;
                 self.dirty.push(*k);
             }
         }
@@ -376,7 +386,8 @@ impl<P: Copy + Ord> SuperSeed<P> {
             return;
         };
         while state.offered.len() < self.config.offers_per_peer
-            && state.unshared.len() < self.config.max_unshared
+            && state.unshared.len()
+                < self.config.max_unshared + state.shared.min(self.config.max_credit)
         {
             // The first fresh piece it lacks; pieces seen somewhere since
             // they were queued are no longer fresh.
@@ -472,6 +483,7 @@ mod tests {
             offers_per_peer: 1,
             max_unshared: 1,
             reveal_after: Duration::from_secs(5),
+            max_credit: 0,
             ..SuperSeedConfig::default()
         };
         let mut s = SuperSeed::new(16, config, 2);
@@ -495,6 +507,37 @@ mod tests {
         assert_eq!(drain(&mut s), vec![]);
         s.handle_timeout(Duration::from_secs(6));
         assert_eq!(drain(&mut s).len(), 1);
+    }
+
+    #[test]
+    fn a_peer_seen_passing_pieces_on_earns_room() {
+        let config = SuperSeedConfig {
+            offers_per_peer: 1,
+            max_unshared: 1,
+            max_credit: 4,
+            ..SuperSeedConfig::default()
+        };
+        let mut s = SuperSeed::new(16, config, 6);
+        s.handle_connected(1, [], T0);
+        s.handle_connected(2, [], T0);
+        let mut held = 0;
+        // Each piece 1 takes shows up at 2 next: 1 may hold one more
+        // unshared piece each time, up to the credit.
+        for round in 0..10 {
+            let offers = drain(&mut s);
+            let Some(&(_, x)) = offers.iter().find(|o| o.0 == 1) else {
+                break;
+            };
+            s.handle_served(&1, PieceId(x), T0);
+            held += 1;
+            if round < 3 {
+                s.handle_have(&2, PieceId(x), T0);
+                held -= 1;
+            }
+        }
+        // Three seen elsewhere: room for 1 + 3 unshared, all taken.
+        assert_eq!(held, 4);
+        assert_eq!(drain(&mut s).iter().filter(|o| o.0 == 1).count(), 0);
     }
 
     #[test]

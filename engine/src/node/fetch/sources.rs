@@ -15,6 +15,7 @@ use crate::content::{Hash, Manifest, manifest};
 use crate::mirror::{Mirror, MirrorError, MirrorUrl};
 use crate::net::{Endpoint, NodeId, Peer, PeerAddr, RequestError};
 use crate::store::{ReadError, Store};
+use crate::wire::ErrorCode;
 
 /// Addresses connected to or tried, shared with peer exchange.
 pub(super) type Tried = Arc<Mutex<BTreeSet<SocketAddr>>>;
@@ -188,11 +189,25 @@ pub(super) async fn fetch_manifest(
         }
         Err(e) => return Err(e.into()),
     }
-    while let Some(peer) = peers.pick() {
+    // A peer that does not have it yet is another fetcher that has just
+    // started: keep it for the pieces it will have, and ask the next.
+    let mut lacking: Vec<(NodeId, RequestError)> = Vec::new();
+    let order: Vec<Peer> = (0..peers.live.len()).filter_map(|_| peers.pick()).collect();
+    for peer in order {
         match peer.get_bytes(root, manifest::MAX_ENCODED_SIZE).await {
             Ok(bytes) => return keep_manifest(store, root, bytes.into(), received).await,
+            Err(
+                e @ RequestError::Remote {
+                    code: ErrorCode::NotFound | ErrorCode::Incomplete,
+                    ..
+                },
+            ) => lacking.push((peer.id(), e)),
             Err(e) => peers.fail(&peer.id(), e),
         }
+    }
+    // Nobody had it: those that lacked it failed too.
+    for (id, e) in lacking {
+        peers.fail(&id, e);
     }
     // Then the mirrors, in the order given.
     for i in 0..mirrors.live.len() {
@@ -227,4 +242,81 @@ async fn keep_manifest(
     let s = store.clone();
     blocking(move || s.put_blob(&bytes)).await?;
     Ok(m)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::net::{EndpointConfig, SecretKey};
+
+    async fn endpoint(store: Store) -> Endpoint {
+        let config = EndpointConfig::default().listen(([127, 0, 0, 1], 0).into());
+        Endpoint::bind(store, SecretKey::generate().unwrap(), config)
+            .await
+            .unwrap()
+    }
+
+    /// Regression: fetchers that start together connect to each other
+    /// before any has the manifest; the one asked first answered
+    /// `NotFound` and was dropped, so the demo's fetchers often took
+    /// everything from the seed.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_peer_without_the_manifest_is_kept_and_the_next_one_asked() {
+        let seed_store = Store::memory().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("f"), b"some bytes").unwrap();
+        let root = seed_store
+            .add_paths(&[dir.path().join("f")], &Default::default())
+            .unwrap()
+            .root;
+        let seed = endpoint(seed_store).await;
+        let other_fetcher = endpoint(Store::memory().unwrap()).await;
+        let me = endpoint(Store::memory().unwrap()).await;
+        let to = |e: &Endpoint| PeerAddr {
+            id: Some(e.node_id()),
+            addr: e.local_addr().unwrap(),
+        };
+        let lacking = me.connect(&to(&other_fetcher)).await.unwrap();
+        let has = me.connect(&to(&seed)).await.unwrap();
+        // pick() takes the one after `next`: the fetcher without it first.
+        let mut peers = Peers {
+            live: vec![has, lacking],
+            failures: Vec::new(),
+            next: 0,
+        };
+        let mut mirrors = Mirrors {
+            urls: Vec::new(),
+            live: Vec::new(),
+            failures: Vec::new(),
+        };
+        let got = fetch_manifest(
+            me.store(),
+            root,
+            &mut peers,
+            &mut mirrors,
+            &AtomicU64::new(0),
+        )
+        .await
+        .unwrap();
+        assert_eq!(got.entries().len(), 1);
+        assert_eq!(peers.live.len(), 2, "{:?}", peers.failures);
+        assert!(peers.failures.is_empty());
+
+        // When nobody has it, those that lack it count as failed.
+        let nobody = Hash::of(b"nobody has this");
+        let err = fetch_manifest(
+            me.store(),
+            nobody,
+            &mut peers,
+            &mut mirrors,
+            &AtomicU64::new(0),
+        )
+        .await
+        .unwrap_err();
+        assert!(
+            matches!(err, FetchError::PeersFailed(ref f) if f.len() == 2),
+            "{err}"
+        );
+        assert!(peers.live.is_empty());
+    }
 }

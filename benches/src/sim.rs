@@ -418,10 +418,13 @@ fn main() -> Result<()> {
         "  the seed: {} connections at most",
         report.nodes[0].max_peers
     );
-    println!(
-        "  CPU {cpu:.1} s (target < 60 s at 1,000 peers) {}",
+    // The CPU target is for 1,000 peers; larger runs only report it.
+    let cpu_verdict = if s.peers <= 1000 {
         verdict(cpu < 60.0)
-    );
+    } else {
+        "(no target above 1,000 peers)"
+    };
+    println!("  CPU {cpu:.1} s (target < 60 s at 1,000 peers) {cpu_verdict}");
     if std::env::var_os("BENCH_SIM_DEBUG").is_some() {
         // When each piece first arrived anywhere, and at half the peers.
         let pieces = report.nodes[1]

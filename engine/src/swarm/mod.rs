@@ -20,7 +20,11 @@
 //! - **Rarest first, random start**: a peer with room in its pipeline gets
 //!   the missing, unrequested pieces it has that the fewest peers have; ties
 //!   are broken from a random point, so fetchers that start together ask
-//!   the seed for different pieces.
+//!   the seed for different pieces. Rarity counts what peers announced
+//!   (bitfield on connect, then `Have`s), never a peer that said nothing;
+//!   a piece the asked peer alone is known to hold comes first of all.
+//! - **Super-seeding** is the seed's side: [`SuperSeed`] decides which
+//!   pieces a seed that is the only complete source announces to whom.
 //! - **Pipelining**: a peer gets as many requests as cover its measured
 //!   throughput over two round trips plus a margin, within
 //!   [`Config::min_pipeline`]..=[`Config::max_pipeline`].

@@ -469,6 +469,8 @@ impl Run {
             },
             u64::from_le_bytes(seed),
         );
+        // Fetchers that see each other split what only one source has.
+        swarm.set_me(Src::Peer(self.endpoint.node_id()));
         let index: BTreeMap<Hash, usize> = self
             .parts
             .iter()

@@ -59,6 +59,10 @@ pub use self::seed::{SuperSeed, SuperSeedConfig};
 use crate::content::{self, GROUP_SIZE};
 use crate::store::GroupSet;
 
+/// Pieces are numbered below this (a `u32`); [`Swarm::pick_rarest`] sorts
+/// some in reverse as `ORDERED - 1 - piece`.
+const ORDERED: u64 = 1 << 32;
+
 /// Shortest time a throughput sample covers.
 const RATE_WINDOW: Duration = Duration::from_millis(300);
 
@@ -426,6 +430,8 @@ pub struct Swarm<P> {
     steal_at: Option<(u64, Duration, Option<Duration>)>,
     /// Reused by [`Self::pick_rarest`].
     scratch: Vec<u64>,
+    /// This download's own key, as its peers know it ([`Self::set_me`]).
+    me: Option<P>,
 }
 
 impl<P: fmt::Debug> fmt::Debug for Swarm<P> {
@@ -527,6 +533,7 @@ impl<P: Copy + Ord + fmt::Debug> Swarm<P> {
             late_floor: None,
             steal_at: None,
             scratch: Vec::new(),
+            me: None,
         };
         swarm.start = swarm.next_random() as usize % swarm.pieces.len().max(1);
         swarm
@@ -664,6 +671,55 @@ impl<P: Copy + Ord + fmt::Debug> Swarm<P> {
         self.pieces[a as usize..b as usize]
             .iter()
             .all(|p| p.state == State::Done)
+    }
+
+    /// This download's own key as its peers know it (a node id). With it,
+    /// fetchers that see each other split what only one source holds: of
+    /// the pieces a peer is the only holder of, each fetcher asks first for
+    /// those of its own stripe (piece index modulo the fetchers it sees,
+    /// itself included, by its rank among their keys), so fetchers that
+    /// start together rarely ask a seed for the same piece.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use swarm_engine::store::GroupSet;
+    /// # use swarm_engine::swarm::{BlobSpec, Config, Swarm};
+    /// let blob = BlobSpec { size: 16 << 20, present: GroupSet::new() }; // 64 pieces
+    /// let picks = |me: u32, seed: u64| {
+    ///     let mut swarm = Swarm::new(&[blob.clone()], Config::default(), seed);
+    ///     swarm.set_me(me);
+    ///     swarm.add_peer(0); // the seed
+    ///     swarm.peer_has_all(&0);
+    ///     swarm.add_peer(if me == 1 { 2 } else { 1 }); // the other fetcher, empty
+    ///     swarm.peer_lacks(&if me == 1 { 2 } else { 1 }, 0);
+    ///     swarm.poll_requests(&0, Duration::ZERO)
+    /// };
+    /// // Fetcher 1 ranks first of two, fetcher 2 second: even and odd pieces.
+    /// assert!(picks(1, 5).iter().all(|r| r.piece.0 % 2 == 0));
+    /// assert!(picks(2, 5).iter().all(|r| r.piece.0 % 2 == 1));
+    /// ```
+    pub fn set_me(&mut self, key: P) {
+        self.me = Some(key);
+    }
+
+    /// (this fetcher's stripe, the number of stripes): its rank among
+    /// itself and the peers that are not complete. `None` without a key
+    /// of its own or with no other fetcher in sight.
+    fn stripe(&self) -> Option<(usize, usize)> {
+        let me = self.me?;
+        let total = self.pieces.len();
+        let mut rank = 0;
+        let mut count = 1;
+        for peer in self.peers.iter().flatten() {
+            if peer.key == me || peer.has.count() == total {
+                continue;
+            }
+            count += 1;
+            if peer.key < me {
+                rank += 1;
+            }
+        }
+        (count > 1).then_some((rank, count))
     }
 
     /// Add a peer. A banned peer is refused (returns false), as is one
@@ -1064,12 +1120,48 @@ impl<P: Copy + Ord + fmt::Debug> Swarm<P> {
                 .min(by_bytes)
                 .max(1)
         };
+        // The only holder of something missing here gets at least as many
+        // requests as all other peers together: where this download's own
+        // link is the bottleneck, it shares out by requests in flight, and
+        // what only one source has must get through before it leaves.
+        let sole = if self.holds_alone(peer) {
+            let others: usize = self
+                .peers
+                .iter()
+                .flatten()
+                .filter(|p| p.key != peer.key)
+                .map(|p| p.flights.len())
+                .sum();
+            others + 1
+        } else {
+            0
+        };
         if peer.rate <= 0.0 {
-            return bound(c.initial_pipeline);
+            return bound(c.initial_pipeline.max(sole));
         }
         let window = (2 * peer.rtt + c.pipeline_margin).as_secs_f64() * peer.rate;
         let piece = self.piece_bytes as f64;
-        bound(((window / piece).ceil() as usize).max(peer.floor))
+        bound(((window / piece).ceil() as usize).max(peer.floor).max(sole))
+    }
+
+    /// Whether `peer` is the only known holder of a piece still to request.
+    fn holds_alone(&self, peer: &PeerState<P>) -> bool {
+        self.pool
+            .words
+            .iter()
+            .zip(&peer.has.words)
+            .enumerate()
+            .any(|(w, (&pool, &has))| {
+                let mut word = pool & has;
+                while word != 0 {
+                    let i = w * 64 + word.trailing_zeros() as usize;
+                    word &= word - 1;
+                    if self.pieces[i].avail == 1 {
+                        return true;
+                    }
+                }
+                false
+            })
     }
 
     /// When a request to `peer` should have been answered.
@@ -1178,6 +1270,7 @@ impl<P: Copy + Ord + fmt::Debug> Swarm<P> {
         };
         // Candidates as (rank << 32 | piece), from the pool's words: a scan
         // of a bit set, not of every piece.
+        let stripe = self.stripe();
         let mut cands = std::mem::take(&mut self.scratch);
         cands.clear();
         let unknown = (0..self.blobs.len()).any(|b| !peer.known.get(b)).then(|| {
@@ -1196,12 +1289,27 @@ impl<P: Copy + Ord + fmt::Debug> Swarm<P> {
                 let i = w * 64 + word.trailing_zeros() as usize;
                 word &= word - 1;
                 let avail = self.pieces[i].avail;
-                let rank = if avail == 1 && peer.has.get(i) {
-                    0
-                } else {
-                    u64::from(avail) + 1
+                let sole = avail == 1 && peer.has.get(i);
+                let key = match stripe {
+                    // Its only holder, and fetchers in sight to split it
+                    // with: this fetcher's stripe first, lowest piece
+                    // first; then the next stripes, each from its top, so
+                    // a fetcher that runs out of its own helps the next
+                    // one from the end that one reaches last.
+                    Some((k, m)) if sole => {
+                        let d = (i % m + m - k) % m;
+                        let order = if d == 0 {
+                            i as u64
+                        } else {
+                            ORDERED - 1 - i as u64
+                        };
+                        (d as u64) << 32 | order
+                    }
+                    Some((_, m)) => (m as u64 + u64::from(avail)) << 32 | i as u64,
+                    None if sole => i as u64,
+                    None => (u64::from(avail) + 1) << 32 | i as u64,
                 };
-                cands.push(rank << 32 | i as u64);
+                cands.push(key);
             }
         }
         cands.sort_unstable();
@@ -1220,9 +1328,28 @@ impl<P: Copy + Ord + fmt::Debug> Swarm<P> {
         let mut rest = &cands[..];
         while let Some(&first) = rest.first() {
             let len = rest.partition_point(|&c| c >> 32 == first >> 32);
+            let (this, more) = rest.split_at(len);
+            rest = more;
+            if let Some((_, m)) = stripe
+                && first >> 32 < m as u64
+            {
+                // A stripe: in its order, not at random.
+                for &c in this.iter().take(n - out.len()) {
+                    let order = c & (ORDERED - 1);
+                    let i = if first >> 32 == 0 {
+                        order
+                    } else {
+                        ORDERED - 1 - order
+                    };
+                    out.push(i as u32);
+                }
+                if out.len() == n {
+                    break;
+                }
+                continue;
+            }
             level.clear();
-            level.extend(rest[..len].iter().map(|&c| c as u32));
-            rest = &rest[len..];
+            level.extend(this.iter().map(|&c| c as u32));
             if single {
                 let from = level.partition_point(|&i| (i as usize) < start);
                 level.rotate_left(from);
@@ -1515,6 +1642,10 @@ impl Bits {
         if i < self.len {
             self.words[i / 64] &= !(1 << (i % 64));
         }
+    }
+
+    fn count(&self) -> usize {
+        self.words.iter().map(|w| w.count_ones() as usize).sum()
     }
 
     fn ones(&self) -> impl Iterator<Item = usize> + '_ {

@@ -853,3 +853,26 @@ fn a_single_peer_is_asked_in_order_from_a_random_start() {
     t.peer_has_all(&1);
     assert_ne!(t.poll_requests(&1, Duration::ZERO)[0].piece, first[0].piece);
 }
+
+#[test]
+fn seed_leaves_at_30_percent_from_fetchers_that_upload_as_fast_as_they_download() {
+    // bench-swarm's scenario 3: an uncapped seed, 8 fetchers capped at
+    // 20 MiB/s both ways. Their download is the bottleneck: unless the
+    // picker spends it on what only the seed holds, they fill it from each
+    // other and the union lags behind.
+    for seed in [13, 14, 15] {
+        let mut nodes = vec![NodeSpec::seed(400 * MIB).leave(Leave::AtProgress(0.3))];
+        nodes.extend((0..8).map(|_| NodeSpec::leecher(20 * MIB).down(20 * MIB)));
+        let r = run(SimConfig::new(vec![64 * MIB], seed), nodes);
+        summary("seed leaves at 30%, fetchers upload as fast", &r);
+        let gone = r.nodes[0].missing_at_leave.clone().expect("the seed left");
+        eprintln!(
+            "  seed {seed}: left at {:.2}s having sent {:.2} copies; pieces nobody else held: {}",
+            secs(r.nodes[0].left.expect("left")),
+            r.nodes[0].uploaded as f64 / (64 * MIB) as f64,
+            gone.len()
+        );
+        assert!(gone.is_empty(), "seed {seed}: {} pieces lost", gone.len());
+        assert_eq!(r.outcome, Outcome::Complete);
+    }
+}

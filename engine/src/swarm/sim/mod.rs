@@ -566,11 +566,10 @@ impl Sim {
         node.report.joined = Some(self.now);
         if !seed {
             let swarm_seed = mix(self.cfg.seed ^ mix(u64::from(n) + 1));
-            node.swarm = Some(Swarm::new(
-                &self.blob_specs,
-                self.cfg.picker.clone(),
-                swarm_seed,
-            ));
+            let mut swarm = Swarm::new(&self.blob_specs, self.cfg.picker.clone(), swarm_seed);
+            // As the network driver does: its key as its peers know it.
+            swarm.set_me(n);
+            node.swarm = Some(swarm);
         }
         self.present_pos[n as usize] = self.present_list.len() as u32;
         self.present_list.push(n);

@@ -25,7 +25,8 @@ bench-sim: one seed and N peers in a simulated partial mesh
 usage: bench-sim [--peers N] [--size MIB] [--seed S] [--super-seed on|off|auto]
                  [--seed-mbit M] [--late F] [--churn F] [--linger SECS]
                  [--max-out N] [--max-conns N] [--ss-offers N] [--ss-unshared N]
-                 [--ss-reveal-ms MS] [--ss-rescue-ms MS]
+                 [--ss-reveal-ms MS] [--ss-rescue-ms MS] [--ss-credit N]
+                 [--upload-slots N] [--min-pipeline N] [--initial-pipeline N]
 
   --peers N           leechers (default 1000)
   --size MIB          blob size (default 256)
@@ -37,7 +38,10 @@ usage: bench-sim [--peers N] [--size MIB] [--seed S] [--super-seed on|off|auto]
   --linger SECS       a peer leaves this long after it completes (default: stays)
   --max-out N         connections a node dials (default 8)
   --max-conns N       connections a node has in all (default 50)
-  --ss-offers N, --ss-unshared N, --ss-reveal-ms MS, --ss-rescue-ms MS
+  --upload-slots N    a node sends to N requesters at a time, in turn (a model;
+                      not what the engine's serving does)
+  --min-pipeline N, --initial-pipeline N   the picker's Config
+  --ss-offers N, --ss-unshared N, --ss-reveal-ms MS, --ss-rescue-ms MS, --ss-credit N
                       the super-seed's tuning (SuperSeedConfig)";
 
 const MBIT: u64 = 125_000;
@@ -64,6 +68,7 @@ struct Settings {
     super_config: SuperSeedConfig,
     min_pipeline: Option<usize>,
     initial_pipeline: Option<usize>,
+    upload_slots: Option<usize>,
 }
 
 impl Default for Settings {
@@ -82,6 +87,7 @@ impl Default for Settings {
             super_config: SuperSeedConfig::default(),
             min_pipeline: None,
             initial_pipeline: None,
+            upload_slots: None,
         }
     }
 }
@@ -176,6 +182,10 @@ fn parse(args: &[String]) -> Result<Option<Settings>> {
             "--ss-credit" => {
                 let v = value()?;
                 s.super_config.max_credit = v.parse().with_context(|| bad(&v))?;
+            }
+            "--upload-slots" => {
+                let v = value()?;
+                s.upload_slots = Some(v.parse().with_context(|| bad(&v))?);
             }
             "--ss-rescue-ms" => {
                 let v = value()?;
@@ -276,6 +286,7 @@ fn main() -> Result<()> {
         }),
     };
     cfg.streaming = true;
+    cfg.upload_slots = s.upload_slots;
     if let Some(n) = s.min_pipeline {
         cfg.picker.min_pipeline = n;
     }

@@ -213,6 +213,8 @@ struct Node {
     peers: BTreeSet<u32>,
     // Serving: a queue per requester (none empty), the heads sent at once.
     conns: BTreeMap<u32, VecDeque<Serve>>,
+    /// Requesters with responses queued, in turn (with upload slots).
+    order: VecDeque<u32>,
     /// When the heads' `left` was brought up to date.
     served_at: Duration,
     /// Generation of the pending `Wake`.
@@ -300,6 +302,7 @@ impl Sim {
                     swarm: None,
                     peers: BTreeSet::new(),
                     conns: BTreeMap::new(),
+                    order: VecDeque::new(),
                     served_at: Duration::ZERO,
                     wake: 0,
                     down_free: Duration::ZERO,
@@ -610,6 +613,7 @@ impl Sim {
                 node.report.left = Some(self.now);
                 let peers = std::mem::take(&mut node.peers);
                 node.conns.clear();
+                node.order.clear();
                 node.wake += 1;
                 node.out.clear();
                 node.by_piece.clear();

@@ -171,6 +171,10 @@ pub struct SimConfig {
     /// A response on its way counts as traffic for the idle timeout, as
     /// a stream's bytes do (rather than only whole responses).
     pub streaming: bool,
+    /// A node sends to this many requesters at a time, each piece passing
+    /// the turn on (as BitTorrent's unchoke), rather than to all at once.
+    /// Not what the engine's serving does today: a model to measure.
+    pub upload_slots: Option<usize>,
 }
 
 impl SimConfig {
@@ -186,6 +190,7 @@ impl SimConfig {
             mesh: Mesh::Full,
             super_seed: None,
             streaming: false,
+            upload_slots: None,
         }
     }
 }

@@ -33,12 +33,23 @@ impl Sim {
             piece,
             left,
         };
-        self.nodes[s as usize]
-            .conns
-            .entry(from)
-            .or_default()
-            .push_back(serve);
+        let node = &mut self.nodes[s as usize];
+        let q = node.conns.entry(from).or_default();
+        if q.is_empty() && self.cfg.upload_slots.is_some() {
+            node.order.push_back(from);
+        }
+        q.push_back(serve);
         self.reschedule(s);
+    }
+
+    /// The requesters whose responses are being sent: all of them, or
+    /// the first [`super::SimConfig::upload_slots`] in turn.
+    fn active(&self, s: u32) -> Vec<u32> {
+        let node = &self.nodes[s as usize];
+        match self.cfg.upload_slots {
+            Some(k) => node.order.iter().take(k.max(1)).copied().collect(),
+            None => node.conns.keys().copied().collect(),
+        }
     }
 
     fn upload_rate(&self, s: u32) -> f64 {
@@ -54,11 +65,12 @@ impl Sim {
     /// Bring the bytes left of the responses being sent up to now.
     fn advance(&mut self, s: u32) {
         let rate = self.upload_rate(s);
+        let active = self.active(s);
         let node = &mut self.nodes[s as usize];
         let elapsed = (self.now - node.served_at).as_secs_f64();
-        let share = rate * elapsed / node.conns.len().max(1) as f64;
-        for q in node.conns.values_mut() {
-            if let Some(head) = q.front_mut() {
+        let share = rate * elapsed / active.len().max(1) as f64;
+        for r in active {
+            if let Some(head) = node.conns.get_mut(&r).and_then(VecDeque::front_mut) {
                 head.left -= share;
             }
         }
@@ -68,11 +80,14 @@ impl Sim {
     /// Schedule the next response to finish.
     fn reschedule(&mut self, s: u32) {
         let rate = self.upload_rate(s);
+        let active = self.active(s);
         let node = &mut self.nodes[s as usize];
         node.wake += 1;
         let generation = node.wake;
-        let n = node.conns.len() as f64;
-        let heads = node.conns.values().filter_map(VecDeque::front);
+        let n = active.len() as f64;
+        let heads = active
+            .iter()
+            .filter_map(|r| node.conns.get(r).and_then(VecDeque::front));
         let Some(least) = heads.map(|h| h.left).min_by(f64::total_cmp) else {
             return;
         };
@@ -93,17 +108,31 @@ impl Sim {
             return;
         }
         self.advance(s);
+        let active = self.active(s);
+        let slots = self.cfg.upload_slots.is_some();
         let node = &mut self.nodes[s as usize];
-        let heads = node.conns.values().filter_map(VecDeque::front);
+        let heads = active
+            .iter()
+            .filter_map(|r| node.conns.get(r).and_then(VecDeque::front));
         // The least is done, whatever rounding left of it.
         let least = heads.map(|h| h.left).min_by(f64::total_cmp).unwrap_or(0.0);
         let mut done = Vec::new();
-        for q in node.conns.values_mut() {
+        for r in active {
+            let Some(q) = node.conns.get_mut(&r) else {
+                continue;
+            };
             if q.front().is_some_and(|h| h.left <= least + 1.0) {
                 done.extend(q.pop_front());
+                // With upload slots, each piece sent passes the turn on.
+                if slots && let Some(k) = node.order.iter().position(|&o| o == r) {
+                    node.order.remove(k);
+                    node.order.push_back(r);
+                }
             }
         }
         node.conns.retain(|_, q| !q.is_empty());
+        let conns = &node.conns;
+        node.order.retain(|r| conns.contains_key(r));
         let now = self.now;
         for d in done {
             self.nodes[s as usize].report.uploaded += self.layout[d.piece as usize].bytes;
@@ -133,6 +162,8 @@ impl Sim {
             q.retain(|v| !matches(v));
         }
         node.conns.retain(|_, q| !q.is_empty());
+        let conns = &node.conns;
+        node.order.retain(|r| conns.contains_key(r));
         self.reschedule(s);
     }
 

@@ -59,10 +59,6 @@ pub use self::seed::{SuperSeed, SuperSeedConfig};
 use crate::content::{self, GROUP_SIZE};
 use crate::store::GroupSet;
 
-/// Pieces are numbered below this (a `u32`); [`Swarm::pick_rarest`] sorts
-/// some in reverse as `ORDERED - 1 - piece`.
-const ORDERED: u64 = 1 << 32;
-
 /// Shortest time a throughput sample covers.
 const RATE_WINDOW: Duration = Duration::from_millis(300);
 
@@ -364,6 +360,8 @@ struct PeerState<P> {
     bytes: u64,
     pieces: u64,
     failures: u64,
+    /// A stable hash of the key: who claims which piece (see `claims`).
+    tag: u64,
 }
 
 /// The state of one download across all its peers.
@@ -429,9 +427,10 @@ pub struct Swarm<P> {
     /// (generation, the time it was computed for, [`Self::next_steal`]).
     steal_at: Option<(u64, Duration, Option<Duration>)>,
     /// Reused by [`Self::pick_rarest`].
-    scratch: Vec<u64>,
-    /// This download's own key, as its peers know it ([`Self::set_me`]).
-    me: Option<P>,
+    scratch: Vec<(u64, u32)>,
+    /// This download's own key as its peers know it, and its tag
+    /// ([`Self::set_me`]).
+    me: Option<(P, u64)>,
 }
 
 impl<P: fmt::Debug> fmt::Debug for Swarm<P> {
@@ -674,52 +673,59 @@ impl<P: Copy + Ord + fmt::Debug> Swarm<P> {
     }
 
     /// This download's own key as its peers know it (a node id). With it,
-    /// fetchers that see each other split what only one source holds: of
-    /// the pieces a peer is the only holder of, each fetcher asks first for
-    /// those of its own stripe (piece index modulo the fetchers it sees,
-    /// itself included, by its rank among their keys), so fetchers that
-    /// start together rarely ask a seed for the same piece.
+    /// fetchers that see each other split what only one source holds: each
+    /// such piece is claimed by one of the fetchers in sight (itself and
+    /// the peers that are not complete), by rendezvous hashing of the piece
+    /// with their keys, and each asks first for what it claims, then for
+    /// what it is second in line for, from the end the claimant reaches
+    /// last. Fetchers that start together then rarely ask a seed for the
+    /// same piece, and one that does not yet see all the others disagrees
+    /// with them only about the pieces the unseen ones claim.
     ///
     /// ```
     /// # use std::time::Duration;
     /// # use swarm_engine::store::GroupSet;
     /// # use swarm_engine::swarm::{BlobSpec, Config, Swarm};
     /// let blob = BlobSpec { size: 16 << 20, present: GroupSet::new() }; // 64 pieces
-    /// let picks = |me: u32, seed: u64| {
-    ///     let mut swarm = Swarm::new(&[blob.clone()], Config::default(), seed);
+    /// let first_asks = |me: u32| {
+    ///     let mut swarm = Swarm::new(&[blob.clone()], Config::default(), 5);
     ///     swarm.set_me(me);
     ///     swarm.add_peer(0); // the seed
     ///     swarm.peer_has_all(&0);
-    ///     swarm.add_peer(if me == 1 { 2 } else { 1 }); // the other fetcher, empty
-    ///     swarm.peer_lacks(&if me == 1 { 2 } else { 1 }, 0);
+    ///     let other = 3 - me; // the other fetcher, empty so far
+    ///     swarm.add_peer(other);
+    ///     swarm.peer_lacks(&other, 0);
     ///     swarm.poll_requests(&0, Duration::ZERO)
     /// };
-    /// // Fetcher 1 ranks first of two, fetcher 2 second: even and odd pieces.
-    /// assert!(picks(1, 5).iter().all(|r| r.piece.0 % 2 == 0));
-    /// assert!(picks(2, 5).iter().all(|r| r.piece.0 % 2 == 1));
+    /// // Fetchers 1 and 2 each ask the seed for pieces of their own.
+    /// let (a, b) = (first_asks(1), first_asks(2));
+    /// assert!(!a.is_empty() && !b.is_empty());
+    /// assert!(a.iter().all(|x| b.iter().all(|y| x.piece != y.piece)));
     /// ```
     pub fn set_me(&mut self, key: P) {
-        self.me = Some(key);
+        self.me = Some((key, tag_of(&key)));
     }
 
-    /// (this fetcher's stripe, the number of stripes): its rank among
-    /// itself and the peers that are not complete. `None` without a key
-    /// of its own or with no other fetcher in sight.
-    fn stripe(&self) -> Option<(usize, usize)> {
-        let me = self.me?;
+    /// The tags of the fetchers in sight: this one first, then the peers
+    /// that are not complete. Empty without a key of its own or with no
+    /// other fetcher in sight.
+    fn fellows(&self) -> Vec<u64> {
+        let Some((me, tag)) = self.me else {
+            return Vec::new();
+        };
         let total = self.pieces.len();
-        let mut rank = 0;
-        let mut count = 1;
-        for peer in self.peers.iter().flatten() {
-            if peer.key == me || peer.has.count() == total {
-                continue;
-            }
-            count += 1;
-            if peer.key < me {
-                rank += 1;
-            }
+        let mut out = vec![tag];
+        out.extend(
+            self.peers
+                .iter()
+                .flatten()
+                .filter(|p| p.key != me && p.has.count() < total)
+                .map(|p| p.tag),
+        );
+        if out.len() < 2 {
+            out.clear();
         }
-        (count > 1).then_some((rank, count))
+        out
     }
 
     /// Add a peer. A banned peer is refused (returns false), as is one
@@ -754,6 +760,7 @@ impl<P: Copy + Ord + fmt::Debug> Swarm<P> {
             bytes: 0,
             pieces: 0,
             failures: 0,
+            tag: tag_of(&key),
         };
         let slot = match self.peers.iter().position(Option::is_none) {
             Some(i) => {
@@ -1120,11 +1127,16 @@ impl<P: Copy + Ord + fmt::Debug> Swarm<P> {
                 .min(by_bytes)
                 .max(1)
         };
-        // The only holder of something missing here gets at least as many
-        // requests as all other peers together: where this download's own
-        // link is the bottleneck, it shares out by requests in flight, and
-        // what only one source has must get through before it leaves.
-        let sole = if self.holds_alone(peer) {
+        // A complete source that is the only holder of something missing
+        // here (a seed) gets at least as many requests as all other peers
+        // together: where this download's own link is the bottleneck, it
+        // shares out by requests in flight, and what only the seed has must
+        // get through before it leaves. At most a second of its measured
+        // pace, though: a seed that is its own bottleneck would only queue
+        // them. (Not for a partial holder: in a 1,000-peer mesh every peer
+        // briefly holds pieces its neighbours lack, and the extra requests
+        // made the last one finish at 2.54x the ideal instead of 2.07x.)
+        let sole = if peer.has.count() == self.pieces.len() && self.holds_alone(peer) {
             let others: usize = self
                 .peers
                 .iter()
@@ -1132,7 +1144,12 @@ impl<P: Copy + Ord + fmt::Debug> Swarm<P> {
                 .filter(|p| p.key != peer.key)
                 .map(|p| p.flights.len())
                 .sum();
-            others + 1
+            let pace = if peer.rate > 0.0 {
+                (peer.rate / self.piece_bytes.max(1) as f64).ceil() as usize
+            } else {
+                c.initial_pipeline
+            };
+            (others + 1).min(pace.max(c.initial_pipeline))
         } else {
             0
         };
@@ -1268,9 +1285,15 @@ impl<P: Copy + Ord + fmt::Debug> Swarm<P> {
         let Some(peer) = self.peers[slot as usize].as_ref() else {
             return Vec::new();
         };
-        // Candidates as (rank << 32 | piece), from the pool's words: a scan
-        // of a bit set, not of every piece.
-        let stripe = self.stripe();
+        // Candidates as (rank << 32 | order, piece), from the pool's words:
+        // a scan of a bit set, not of every piece.
+        // Only where something is held by this peer alone (rarely, in a
+        // large swarm), the fetchers in sight to split it with.
+        let fellows = if self.holds_alone(peer) {
+            self.fellows()
+        } else {
+            Vec::new()
+        };
         let mut cands = std::mem::take(&mut self.scratch);
         cands.clear();
         let unknown = (0..self.blobs.len()).any(|b| !peer.known.get(b)).then(|| {
@@ -1288,34 +1311,26 @@ impl<P: Copy + Ord + fmt::Debug> Swarm<P> {
             while word != 0 {
                 let i = w * 64 + word.trailing_zeros() as usize;
                 word &= word - 1;
-                let avail = self.pieces[i].avail;
+                let avail = u64::from(self.pieces[i].avail);
                 let sole = avail == 1 && peer.has.get(i);
-                let key = match stripe {
-                    // Its only holder, and fetchers in sight to split it
-                    // with: this fetcher's stripe first, lowest piece
-                    // first; then the next stripes, each from its top, so
-                    // a fetcher that runs out of its own helps the next
-                    // one from the end that one reaches last.
-                    Some((k, m)) if sole => {
-                        let d = (i % m + m - k) % m;
-                        let order = if d == 0 {
-                            i as u64
-                        } else {
-                            ORDERED - 1 - i as u64
-                        };
-                        (d as u64) << 32 | order
-                    }
-                    Some((_, m)) => (m as u64 + u64::from(avail)) << 32 | i as u64,
-                    None if sole => i as u64,
-                    None => (u64::from(avail) + 1) << 32 | i as u64,
+                let (rank, order) = match (sole, fellows.is_empty()) {
+                    // Its only holder: first of all.
+                    (true, true) => (0, 0),
+                    // ... and fetchers in sight to split it with: what
+                    // this one claims, then what it is second in line for,
+                    // then the rest.
+                    (true, false) => claims(&fellows, i),
+                    (false, true) => (avail + 1, 0),
+                    (false, false) => (avail + 3, 0),
                 };
-                cands.push(key);
+                cands.push((rank << 32 | order, i as u32));
             }
         }
         cands.sort_unstable();
         // Within a level, a uniformly random choice: fetchers that start
         // together then rarely ask a seed for the same piece (a contiguous
         // run from a random point collides at the other runs' frontiers).
+        // Claimed pieces are taken in their order instead.
         let mut out = Vec::with_capacity(n);
         // With a single peer there is no one here to differ from: take the
         // pieces in order from this download's random start, so the file
@@ -1326,30 +1341,20 @@ impl<P: Copy + Ord + fmt::Debug> Swarm<P> {
         let start = self.start;
         let mut level: Vec<u32> = Vec::new();
         let mut rest = &cands[..];
-        while let Some(&first) = rest.first() {
-            let len = rest.partition_point(|&c| c >> 32 == first >> 32);
+        while let Some(&(first, _)) = rest.first() {
+            let rank = first >> 32;
+            let len = rest.partition_point(|&(c, _)| c >> 32 == rank);
             let (this, more) = rest.split_at(len);
             rest = more;
-            if let Some((_, m)) = stripe
-                && first >> 32 < m as u64
-            {
-                // A stripe: in its order, not at random.
-                for &c in this.iter().take(n - out.len()) {
-                    let order = c & (ORDERED - 1);
-                    let i = if first >> 32 == 0 {
-                        order
-                    } else {
-                        ORDERED - 1 - order
-                    };
-                    out.push(i as u32);
-                }
+            if !fellows.is_empty() && rank < 2 {
+                out.extend(this.iter().take(n - out.len()).map(|&(_, i)| i));
                 if out.len() == n {
                     break;
                 }
                 continue;
             }
             level.clear();
-            level.extend(this.iter().map(|&c| c as u32));
+            level.extend(this.iter().map(|&(_, i)| i));
             if single {
                 let from = level.partition_point(|&i| (i as usize) < start);
                 level.rotate_left(from);
@@ -1614,6 +1619,57 @@ impl<P: Copy + Ord + fmt::Debug> Swarm<P> {
 }
 
 /// A fixed-size bit set.
+/// splitmix64's finaliser.
+fn splitmix(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// A stable 64-bit hash of a key, from its `Debug` text (a node id prints
+/// as its hex): the same in every process that sees the key.
+fn tag_of<P: fmt::Debug>(key: &P) -> u64 {
+    let text = format!("{key:?}");
+    // FNV-1a, then splitmix's finaliser.
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in text.bytes() {
+        h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+    }
+    splitmix(h)
+}
+
+/// The score of `piece` for the fetcher tagged `tag` (rendezvous hashing):
+/// 32 bits, so that it fits beside a rank in a sort key.
+fn score(tag: u64, piece: usize) -> u64 {
+    splitmix(tag ^ (piece as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15)) >> 32
+}
+
+/// Where `piece`, held by one source only, ranks for the first of
+/// `fellows` (this fetcher), as (rank, order within the rank): rank 0 if
+/// it claims it (the highest score), ordered best score first; rank 1 if
+/// it is second in line, ordered by the claimant's score, lowest first
+/// (the end the claimant reaches last); else rank 2, by index. Orders of
+/// ranks 0 and 1 are scores, not indices: a candidate keeps its index
+/// beside them (see `Swarm::pick_rarest`).
+fn claims(fellows: &[u64], piece: usize) -> (u64, u64) {
+    let mut best = (0u64, usize::MAX);
+    let mut second = (0u64, usize::MAX);
+    for (j, &t) in fellows.iter().enumerate() {
+        let sc = score(t, piece);
+        if best.1 == usize::MAX || sc > best.0 {
+            second = best;
+            best = (sc, j);
+        } else if second.1 == usize::MAX || sc > second.0 {
+            second = (sc, j);
+        }
+    }
+    match (best.1, second.1) {
+        (0, _) => (0, u64::from(u32::MAX) - best.0),
+        (_, 0) => (1, best.0),
+        _ => (2, piece as u64),
+    }
+}
+
 #[derive(Debug, Clone)]
 struct Bits {
     words: Vec<u64>,

@@ -863,9 +863,19 @@ impl Endpoint {
         self.inner
             .quic
             .close(ErrorCode::Ok.to_u16().into(), CLOSE_SHUTDOWN);
-        let _ = tokio::time::timeout(Duration::from_secs(2), self.inner.quic.wait_idle()).await;
+        // Long enough for the close to go out on every connection. Not the
+        // draining of them all: a connection attempt to a peer that has
+        // gone drains for seconds (it never measured a round trip), and
+        // made every `swarm fetch` that had tried one exit 2 s late.
+        let _ = tokio::time::timeout(CLOSE_WAIT, self.inner.quic.wait_idle()).await;
     }
 }
+
+/// How long [`Endpoint::close`] waits for its connections to wind down.
+const CLOSE_WAIT: Duration = Duration::from_millis(100);
+/// How long a connection a fetch is done with stays open (see
+/// [`Peer::retire`]).
+pub(crate) const RETIRE_AFTER: Duration = Duration::from_secs(5);
 
 /// The reason of a clean close by a side that runs on (wire.md §2).
 pub(crate) const CLOSE_DONE: &[u8] = b"done";

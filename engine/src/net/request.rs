@@ -324,6 +324,28 @@ impl Peer {
         }
     }
 
+    /// The fetch is done with this peer: close the connection with `done`
+    /// a few seconds from now ([`super::RETIRE_AFTER`]), unless the
+    /// endpoint closes first. A process that exits right after its fetch
+    /// then closes it with `shutting down`, which tells the peer not to
+    /// hand out this node's address any more (wire.md §3.8); one that runs
+    /// on says `done`. Needs a Tokio runtime; a connection the peer opened
+    /// is left to the peer, as with [`Self::close`].
+    pub fn retire(&self) {
+        if !self.dialled {
+            return;
+        }
+        let conn = self.conn.clone();
+        tokio::spawn(async move {
+            tokio::select! {
+                () = tokio::time::sleep(super::RETIRE_AFTER) => {
+                    conn.close(ErrorCode::Ok.to_u16().into(), super::CLOSE_DONE);
+                }
+                _ = conn.closed() => {}
+            }
+        });
+    }
+
     fn progress_secs(&self) -> u64 {
         self.ctx.config.timeouts.progress.as_secs()
     }

@@ -45,7 +45,7 @@ const DHT_WAIT: Duration = Duration::from_secs(5);
 /// How long a fetch waits for peer exchange before it starts; peers that
 /// connect later join while it runs. Addresses from exchange may be stale
 /// (a fetcher that has gone), and must not hold a fetch up.
-const PEX_HEAD_START: std::time::Duration = std::time::Duration::from_millis(300);
+const PEX_HEAD_START: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// A source of a fetch, as the picker knows it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -344,8 +344,10 @@ pub(super) async fn fetch(
         let store = store.clone();
         blocking(move || store.pin(&root, &name)).await?;
     }
+    // Closed in a moment, unless the node shuts down first (and then says
+    // so): see `Peer::retire`.
     for p in &run.peers.live {
-        p.close();
+        p.retire();
     }
     let mirror_sources = {
         let credit = run.mirror_credit.lock().unwrap_or_else(|e| e.into_inner());

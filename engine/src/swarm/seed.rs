@@ -382,12 +382,17 @@ impl<P: Copy + Ord> SuperSeed<P> {
 
     /// Offer `peer` fresh pieces while it has room.
     fn top_up(&mut self, peer: P) {
+        // A peer alone here has nobody to pass pieces on to, and nobody to
+        // hold back for: it is not kept waiting for a `Have` that cannot
+        // come.
+        let alone = self.peers.len() == 1;
         let Some(state) = self.peers.get_mut(&peer) else {
             return;
         };
         while state.offered.len() < self.config.offers_per_peer
-            && state.unshared.len()
-                < self.config.max_unshared + state.shared.min(self.config.max_credit)
+            && (alone
+                || state.unshared.len()
+                    < self.config.max_unshared + state.shared.min(self.config.max_credit))
         {
             // The first fresh piece it lacks; pieces seen somewhere since
             // they were queued are no longer fresh.
@@ -395,7 +400,12 @@ impl<P: Copy + Ord> SuperSeed<P> {
             let mut k = 0;
             while k < self.fresh.len() {
                 let i = self.fresh[k];
-                if self.seen[i as usize] > 0 || self.offered[i as usize] > 0 {
+                // Served without being offered (asked of it all the same)
+                // is out too.
+                if self.seen[i as usize] > 0
+                    || self.offered[i as usize] > 0
+                    || self.given[i as usize] > 0
+                {
                     self.fresh.remove(k);
                     continue;
                 }

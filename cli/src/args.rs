@@ -102,6 +102,13 @@ pub(crate) enum Command {
         /// A TOML config file (docs/operations.md); flags override it
         #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
+        /// Super-seed: tell each fetcher only of pieces nobody has been
+        /// given yet, so this node sends about one copy of a release and
+        /// its fetchers pass pieces among themselves. For the first seed of
+        /// a release that many fetch at once; a fetcher that cannot reach
+        /// the others waits longer
+        #[arg(long)]
+        super_seed: bool,
         #[command(flatten)]
         limits: Limits,
     },

@@ -42,6 +42,9 @@ pub(crate) struct NodeConfig {
     pub(crate) max_connections: Option<u64>,
     /// Most peers one fetch uses at once.
     pub(crate) max_peers: Option<u64>,
+    /// Super-seed complete blobs (`--super-seed`).
+    #[serde(default)]
+    pub(crate) super_seed: bool,
 }
 
 impl NodeConfig {

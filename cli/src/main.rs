@@ -303,7 +303,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
             }
         }
         Command::Node {
-            listen, ref limits, ..
+            listen,
+            ref limits,
+            super_seed,
+            ..
         } => {
             let limits = node_config.limits(limits);
             let listen = listen
@@ -323,6 +326,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     .collect::<Result<_, _>>()?,
                 trust: node_config.trust.clone(),
                 max_peers: None,
+                super_seed: super_seed || node_config.super_seed,
             };
             return net::node(store, listen, json, dht_config(true), seeding, &limits);
         }

@@ -56,6 +56,8 @@ pub(crate) struct Seeding {
     pub(crate) trust: Vec<String>,
     /// Most peers per fetch.
     pub(crate) max_peers: Option<u64>,
+    /// Super-seed complete blobs (`--super-seed`).
+    pub(crate) super_seed: bool,
 }
 
 /// Fetch (and keep) every seed entry that is not stored yet, then announce:
@@ -145,7 +147,10 @@ pub(crate) fn node(
     seeding.max_peers = limits.max_peers;
     rt.block_on(async {
         let pins = store.pins()?.len();
-        let node = Node::spawn(store, endpoint_config(limits).listen(listen)).await?;
+        let config = endpoint_config(limits)
+            .listen(listen)
+            .super_seed(seeding.super_seed);
+        let node = Node::spawn(store, config).await?;
         let id = node.endpoint().node_id();
         let addr = node.endpoint().local_addr()?;
         if json {

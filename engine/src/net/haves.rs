@@ -69,6 +69,14 @@ impl Haves {
         }
     }
 
+    /// Queue `msg` on connection `conn`'s control stream (dropped when the
+    /// peer is not reading, like every announcement).
+    pub(crate) fn send_to(&self, conn: usize, msg: Message) {
+        if let Some(tx) = self.lock().conns.get(&conn) {
+            let _ = tx.try_send(msg);
+        }
+    }
+
     /// Send `have` to every connection subscribed to its hash.
     pub(crate) fn announce(&self, have: Have) {
         let g = self.lock();

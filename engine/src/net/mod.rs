@@ -13,6 +13,7 @@ mod misbehaviour;
 mod request;
 mod serve;
 mod stream;
+mod superseed;
 mod tls;
 
 use std::fmt;
@@ -115,6 +116,14 @@ pub struct EndpointConfig {
     /// Most bytes per second received from all peers together, at least
     /// 1; `None`: no limit.
     pub download_limit: Option<u64>,
+    /// Super-seed complete blobs (wire.md §7): tell each peer that asks
+    /// only of pieces nobody has been given yet, so that a seed that is
+    /// the only complete source sends little more than one copy and the
+    /// fetchers finish from each other. Once every piece has left, this
+    /// node offers only pieces whose holders have all gone. A fetcher
+    /// alone here is not held back. Off by default: with fetchers that
+    /// cannot reach each other it costs them time.
+    pub super_seed: bool,
 }
 
 impl Default for EndpointConfig {
@@ -127,6 +136,7 @@ impl Default for EndpointConfig {
             agent: format!("swarm/{}", env!("CARGO_PKG_VERSION")),
             upload_limit: None,
             download_limit: None,
+            super_seed: false,
         }
     }
 }
@@ -200,6 +210,12 @@ impl EndpointConfig {
     /// ```
     pub fn upload_limit(mut self, bytes_per_sec: Option<u64>) -> Self {
         self.upload_limit = bytes_per_sec;
+        self
+    }
+
+    /// Super-seed complete blobs ([`Self::super_seed`]).
+    pub fn super_seed(mut self, on: bool) -> Self {
+        self.super_seed = on;
         self
     }
 
@@ -501,6 +517,8 @@ pub(crate) struct Ctx {
     pub(crate) me: NodeId,
     pub(crate) book: Arc<book::PeerBook>,
     pub(crate) haves: Arc<haves::Haves>,
+    /// Present when the endpoint super-seeds (wire.md §7).
+    pub(crate) superseeds: Option<Arc<superseed::SuperSeeds>>,
     pub(crate) up: Arc<Option<limit::Bucket>>,
     pub(crate) down: Arc<Option<limit::Bucket>>,
 }
@@ -569,6 +587,7 @@ impl Endpoint {
             runtime,
         )
         .map_err(bind_err)?;
+        let super_seed = config.super_seed;
         let ctx = Ctx {
             store,
             me: secret.node_id(),
@@ -578,6 +597,11 @@ impl Endpoint {
             stats: Arc::default(),
             book: Arc::default(),
             haves: Arc::default(),
+            // Not `auto`: once every piece has left, a newcomer is to take
+            // them from the peers that hold them, not get a second copy
+            // here; a piece whose holders all went away is offered again.
+            superseeds: super_seed
+                .then(|| Arc::new(superseed::SuperSeeds::new(Default::default()))),
         };
         let accept = tokio::spawn(serve::accept_loop(quic.clone(), ctx.clone()));
         Ok(Self {
@@ -943,6 +967,8 @@ pub(crate) fn count(c: &AtomicU64, delta: i64) {
 mod bound_tests;
 #[cfg(test)]
 mod misbehaviour_tests;
+#[cfg(test)]
+mod superseed_tests;
 #[cfg(test)]
 mod swarm_tests;
 #[cfg(test)]

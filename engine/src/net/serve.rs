@@ -96,7 +96,12 @@ pub(super) async fn run_connection(
     let control = async {
         loop {
             match stream::read_message_untimed(&mut control_recv).await {
-                Ok(Message::Have(h)) => ctx.haves.dispatch(peer, h),
+                Ok(Message::Have(h)) => {
+                    if let Some(ss) = &ctx.superseeds {
+                        ss.peer_has(&ctx.haves, peer, &h);
+                    }
+                    ctx.haves.dispatch(peer, h);
+                }
                 Ok(_) => return violation(&conn, &ctx, "unexpected message on the control stream"),
                 Err(ReadMsgError::Closed) | Err(ReadMsgError::Read(_)) => return,
                 Err(e) => return close_for(&conn, &ctx, &e),
@@ -143,6 +148,9 @@ pub(super) async fn run_connection(
         _ = uni => {}
         // Stops only if the control stream fails; the reader notices too.
         _ = async { control_out.await; std::future::pending::<()>().await } => {}
+    }
+    if let Some(ss) = &ctx.superseeds {
+        ss.disconnected(&ctx.haves, peer, conn_id);
     }
     ctx.haves.remove_conn(conn_id);
     ctx.book
@@ -199,7 +207,7 @@ async fn serve_request(
     let result = match req {
         Ok(Message::Get(get)) => {
             ctx.book.add(get.hash, remote);
-            serve_get(&ctx, &mut send, get).await
+            serve_get(&ctx, &mut send, get, from.id).await
         }
         Ok(Message::Ask(ask)) => {
             // Asking subscribes the connection to later Haves (wire.md §3.6).
@@ -210,7 +218,7 @@ async fn serve_request(
             ctx.haves.asked(&ask.hash, || {
                 Peer::inbound(from.conn.clone(), from.id, remote, ctx.clone())
             });
-            serve_ask(&ctx, &mut send, ask.hash).await
+            serve_ask(&ctx, &mut send, ask.hash, &from).await
         }
         Ok(Message::AskPeers(ask)) => {
             let addrs = ctx.book.get(&ask.hash, remote, wire::MAX_PEERS);
@@ -248,6 +256,7 @@ async fn serve_ask(
     ctx: &Ctx,
     send: &mut quinn::SendStream,
     hash: crate::Hash,
+    from: &Asker,
 ) -> Result<(), ErrorCode> {
     let store = ctx.store.clone();
     let info = tokio::task::spawn_blocking(move || store.blob_info(&hash))
@@ -259,7 +268,10 @@ async fn serve_ask(
         Some(info) => {
             let n = content::group_count(info.size).max(1);
             let ranges = match info.partial {
-                None => WireRanges::from_boundaries(vec![0, n]),
+                None => match super_seed(ctx, hash, info.size, from) {
+                    Some(msg) => return write_then_ok(send, msg).await,
+                    None => WireRanges::from_boundaries(vec![0, n]),
+                },
                 Some(p) if p.is_empty() => {
                     return write_then_ok(
                         send,
@@ -280,6 +292,38 @@ async fn serve_ask(
     write_then_ok(send, msg).await
 }
 
+/// The answer of a super-seeding node to an `Ask` of a complete blob: the
+/// pieces offered to the asker (wire.md §7), after which this node asks
+/// it back to hear of what it gets; `NotFound` while there is nothing to
+/// offer it (a `Have` lists at least one range). `None`: announce the blob
+/// whole.
+fn super_seed(ctx: &Ctx, hash: crate::Hash, size: u64, from: &Asker) -> Option<Message> {
+    let ss = ctx.superseeds.as_ref()?;
+    match ss.asked(&ctx.haves, hash, size, from.id, from.conn_id)? {
+        super::superseed::Answer::Whole => None,
+        super::superseed::Answer::Offer { have, ask_back } => {
+            if ask_back {
+                let peer = Peer::inbound(from.conn.clone(), from.id, from.addr, ctx.clone());
+                let ctx = ctx.clone();
+                tokio::spawn(async move {
+                    // Nothing verified there yet is `None`; the
+                    // subscription stands all the same.
+                    if let Ok(Some(have)) = peer.ask(hash).await
+                        && let Some(ss) = &ctx.superseeds
+                    {
+                        ss.peer_has(&ctx.haves, peer.id(), &have);
+                    }
+                });
+            }
+            Some(if have.groups.is_empty() {
+                error_msg(ErrorCode::NotFound, "no piece to offer yet")
+            } else {
+                Message::Have(have)
+            })
+        }
+    }
+}
+
 async fn write_then_ok(send: &mut quinn::SendStream, msg: Message) -> Result<(), ErrorCode> {
     stream::write_message(send, &msg)
         .await
@@ -290,9 +334,12 @@ async fn serve_get(
     ctx: &Ctx,
     send: &mut quinn::SendStream,
     get: wire::Get,
+    to: NodeId,
 ) -> Result<(), ErrorCode> {
     let hash = get.hash;
     let ranges: ChunkRanges = get.ranges.to_chunk_ranges();
+    // A super-seed counts what it served (a copy only then).
+    let asked = ctx.superseeds.is_some().then(|| ranges.clone());
     // One store thread looks the blob up, writes `Found` once it knows the
     // size and holds the ranges, then encodes; this task moves its pieces
     // to the stream. (A lookup and a thread hand-off per request matter:
@@ -338,7 +385,12 @@ async fn serve_get(
     }
     count(&ctx.stats.bytes_sent, sent as i64);
     match encoder.await {
-        Ok(Ok(())) => Ok(()),
+        Ok(Ok(())) => {
+            if let (Some(ss), Some(ranges)) = (&ctx.superseeds, &asked) {
+                ss.served(&ctx.haves, &hash, to, ranges);
+            }
+            Ok(())
+        }
         // Refused before anything was written: answer with a message.
         Ok(Err(ReadError::Unknown(_))) if sent == 0 => {
             write_then_ok(send, error_msg(ErrorCode::NotFound, "not held")).await

@@ -228,6 +228,26 @@ impl NodeBuilder {
         self
     }
 
+    /// Super-seed complete blobs: tell each fetcher only of pieces nobody
+    /// has been given yet, so this node sends about one copy and the
+    /// fetchers pass pieces among themselves. For a seed that is the only
+    /// complete source of a release with several fetchers; it ends by
+    /// itself once every piece has left. See
+    /// [`crate::net::EndpointConfig::super_seed`].
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let node = swarm_engine::node::Node::builder().no_dht().super_seed(true).spawn().await?;
+    /// # node.shutdown().await;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn super_seed(mut self, on: bool) -> Self {
+        self.endpoint.super_seed = on;
+        self
+    }
+
     /// Most bytes per second received from all peers together; `None`: no
     /// limit.
     ///

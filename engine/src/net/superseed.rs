@@ -1,0 +1,267 @@
+//! Super-seeding on a node (wire.md §7): for each complete blob that
+//! peers ask about, a [`SuperSeed`] decides which pieces each asker is
+//! told of, so that the pieces leave this node about once and the
+//! fetchers spread them among themselves.
+//!
+//! The driver, all I/O: an `Ask` registers the asker and is answered with
+//! the pieces offered to it so far; later offers go out as `Have`s on the
+//! asker's control stream. This node asks each asker back about the blob,
+//! which subscribes it to the asker's `Have`s: that is how it sees a piece
+//! it served turn up at another peer. A blob's timer task calls the
+//! policy's `handle_timeout` when it asks to be woken.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use tokio::sync::Notify;
+
+use super::NodeId;
+use super::haves::Haves;
+use crate::content::{self, ChunkRanges, Hash};
+use crate::store::GroupSet;
+use crate::swarm::{Config, PieceId, SuperSeed, SuperSeedConfig};
+use crate::wire::{Have, Message, WireRanges};
+
+/// The super-seeds of one endpoint, by blob.
+#[derive(Debug)]
+pub(crate) struct SuperSeeds {
+    start: Instant,
+    config: SuperSeedConfig,
+    inner: Mutex<HashMap<Hash, Blob>>,
+}
+
+#[derive(Debug)]
+struct Blob {
+    size: u64,
+    /// Groups per piece: the layout a fetcher's picker uses by default
+    /// (`swarm::Config`), so an offer is one of its pieces.
+    per: u64,
+    pieces: u64,
+    seed: SuperSeed<NodeId>,
+    /// The connection each peer asked on: where its offers go.
+    conns: HashMap<NodeId, usize>,
+    wake: Arc<Notify>,
+}
+
+impl Blob {
+    fn groups_of(&self, piece: u32) -> (u64, u64) {
+        let groups = content::group_count(self.size);
+        let start = u64::from(piece) * self.per;
+        (start, (start + self.per).min(groups))
+    }
+
+    /// The pieces `groups` covers whole.
+    fn pieces_in(&self, groups: &GroupSet) -> Vec<PieceId> {
+        (0..self.pieces as u32)
+            .filter(|&p| {
+                let (a, b) = self.groups_of(p);
+                groups.covers_range(a, b)
+            })
+            .map(PieceId)
+            .collect()
+    }
+
+    fn have(&self, hash: Hash, pieces: &[u32]) -> Have {
+        let mut groups = GroupSet::new();
+        for &p in pieces {
+            let (a, b) = self.groups_of(p);
+            groups.insert(a, b);
+        }
+        Have {
+            hash,
+            size: self.size,
+            groups: WireRanges::from_groups(&groups, crate::wire::MAX_HAVE_RANGES),
+        }
+    }
+}
+
+/// What an `Ask` of a super-seeded blob is answered with.
+#[derive(Debug)]
+pub(crate) enum Answer {
+    /// The pieces offered to the asker so far (maybe none yet), and
+    /// whether this node should ask it back.
+    Offer { have: Have, ask_back: bool },
+    /// Super-seeding of this blob is over: announce it whole.
+    Whole,
+}
+
+impl SuperSeeds {
+    pub(crate) fn new(config: SuperSeedConfig) -> Self {
+        Self {
+            start: Instant::now(),
+            config,
+            inner: Mutex::default(),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, HashMap<Hash, Blob>> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn now(&self) -> Duration {
+        self.start.elapsed()
+    }
+
+    /// `peer` asked on connection `conn` about `hash`, a complete blob of
+    /// `size` bytes here. Blobs of one piece are not super-seeded (there is
+    /// nothing to spread): `None`, announce it whole. Starts the blob's
+    /// timer when it is new.
+    pub(crate) fn asked(
+        self: &Arc<Self>,
+        haves: &Arc<Haves>,
+        hash: Hash,
+        size: u64,
+        peer: NodeId,
+        conn: usize,
+    ) -> Option<Answer> {
+        let groups = content::group_count(size).max(1);
+        let per = Config::default().groups_per_piece(groups);
+        let pieces = groups.div_ceil(per);
+        if pieces < 2 {
+            return None;
+        }
+        let now = self.now();
+        let mut g = self.lock();
+        let fresh = !g.contains_key(&hash);
+        let blob = g.entry(hash).or_insert_with(|| Blob {
+            size,
+            per,
+            pieces,
+            seed: SuperSeed::new(
+                pieces as usize,
+                self.config.clone(),
+                u64::from_le_bytes(hash.as_bytes()[..8].try_into().unwrap_or([0; 8])),
+            ),
+            conns: HashMap::new(),
+            wake: Arc::new(Notify::new()),
+        });
+        if !blob.seed.is_super() {
+            return Some(Answer::Whole);
+        }
+        let ask_back = blob.conns.insert(peer, conn) != Some(conn);
+        // What it holds arrives with the answer to this node's own Ask.
+        blob.seed.handle_connected(peer, [], now);
+        let mine = flush(hash, blob, haves, Some(peer));
+        let have = blob.have(hash, &mine);
+        let wake = blob.wake.clone();
+        drop(g);
+        wake.notify_one();
+        if fresh {
+            self.spawn_timer(haves.clone(), hash);
+        }
+        Some(Answer::Offer { have, ask_back })
+    }
+
+    /// This node served `ranges` (chunks) of `hash` to `peer`.
+    pub(crate) fn served(&self, haves: &Haves, hash: &Hash, peer: NodeId, ranges: &ChunkRanges) {
+        let now = self.now();
+        let mut g = self.lock();
+        let Some(blob) = g.get_mut(hash) else {
+            return;
+        };
+        let groups = GroupSet::of_chunks(&content::truncate_ranges(ranges, blob.size));
+        for p in blob.pieces_in(&groups) {
+            blob.seed.handle_served(&peer, p, now);
+        }
+        flush(*hash, blob, haves, None);
+        blob.wake.notify_one();
+    }
+
+    /// `peer` holds these groups of a blob (its answer to this node's
+    /// `Ask`, or a `Have` on its control stream).
+    pub(crate) fn peer_has(&self, haves: &Haves, peer: NodeId, have: &Have) {
+        let now = self.now();
+        let mut g = self.lock();
+        let Some(blob) = g.get_mut(&have.hash) else {
+            return;
+        };
+        if have.size != blob.size || !blob.conns.contains_key(&peer) {
+            return;
+        }
+        let groups = have.groups.to_groups(blob.size);
+        for p in blob.pieces_in(&groups) {
+            blob.seed.handle_have(&peer, p, now);
+        }
+        flush(have.hash, blob, haves, None);
+        blob.wake.notify_one();
+    }
+
+    /// Connection `conn` to `peer` closed.
+    pub(crate) fn disconnected(&self, haves: &Haves, peer: NodeId, conn: usize) {
+        let now = self.now();
+        let mut g = self.lock();
+        for (hash, blob) in g.iter_mut() {
+            if blob.conns.get(&peer) == Some(&conn) {
+                blob.conns.remove(&peer);
+                blob.seed.handle_disconnected(&peer, now);
+                flush(*hash, blob, haves, None);
+                blob.wake.notify_one();
+            }
+        }
+    }
+
+    /// Pieces of `hash` that have left this node or are seen elsewhere.
+    #[cfg(test)]
+    pub(crate) fn pieces_out(&self, hash: &Hash) -> usize {
+        self.lock().get(hash).map_or(0, |b| b.seed.pieces_out())
+    }
+
+    /// The blob's timer: `handle_timeout` when the policy asks for it. Ends
+    /// with super-seeding of the blob, or when no peer is left.
+    fn spawn_timer(self: &Arc<Self>, haves: Arc<Haves>, hash: Hash) {
+        let me = Arc::downgrade(self);
+        tokio::spawn(async move {
+            loop {
+                let (wake, deadline) = {
+                    let Some(me) = me.upgrade() else { return };
+                    let now = me.now();
+                    let mut g = me.lock();
+                    let Some(blob) = g.get_mut(&hash) else { return };
+                    blob.seed.handle_timeout(now);
+                    flush(hash, blob, &haves, None);
+                    if !blob.seed.is_super() || blob.conns.is_empty() {
+                        // Over, or nobody left to offer to: a later asker
+                        // starts afresh.
+                        if blob.conns.is_empty() {
+                            g.remove(&hash);
+                        }
+                        return;
+                    }
+                    let deadline = blob.seed.poll_timeout().map(|t| me.start + t);
+                    (blob.wake.clone(), deadline)
+                };
+                match deadline {
+                    Some(at) => {
+                        let at = tokio::time::Instant::from_std(at);
+                        tokio::select! {
+                            () = tokio::time::sleep_until(at) => {}
+                            () = wake.notified() => {}
+                        }
+                    }
+                    None => wake.notified().await,
+                }
+            }
+        });
+    }
+}
+
+/// Send what the policy says to announce; the pieces for `keep` (an asker
+/// whose answer is being written) are returned instead of sent.
+fn flush(hash: Hash, blob: &mut Blob, haves: &Haves, keep: Option<NodeId>) -> Vec<u32> {
+    let mut by_peer: HashMap<NodeId, Vec<u32>> = HashMap::new();
+    while let Some((peer, PieceId(p))) = blob.seed.poll_advertise() {
+        by_peer.entry(peer).or_default().push(p);
+    }
+    let mut kept = Vec::new();
+    for (peer, pieces) in by_peer {
+        if Some(peer) == keep {
+            kept = pieces;
+            continue;
+        }
+        if let Some(&conn) = blob.conns.get(&peer) {
+            haves.send_to(conn, Message::Have(blob.have(hash, &pieces)));
+        }
+    }
+    kept
+}

@@ -201,9 +201,14 @@ async fn over_the_dht(
         expires: None,
     }
     .sign(&key)?;
+    // A super-seeds (`swarm node --super-seed`): it tells each fetcher of
+    // pieces nobody else was given, so about one copy leaves it.
     let seed = Node::spawn(
         store.clone(),
-        loopback.clone().upload_limit(Some(SEED_UPLOAD)),
+        loopback
+            .clone()
+            .upload_limit(Some(SEED_UPLOAD))
+            .super_seed(true),
     )
     .await?
     .with_dht(Dht::spawn(&cfg)?);

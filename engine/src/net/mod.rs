@@ -742,6 +742,16 @@ impl Endpoint {
             .announce(wire::Have { hash, size, groups });
     }
 
+    /// Up to `max` peers this node knows to have `hash`, newest first: ones
+    /// it fetched it from, and ones that fetched it from here, while they
+    /// run (wire.md §3.8).
+    pub(crate) fn known_peers(&self, hash: &crate::Hash, max: usize) -> Vec<SocketAddr> {
+        let own = self
+            .local_addr()
+            .unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0)));
+        self.inner.ctx.book.get(hash, own, max)
+    }
+
     /// `Have`s peers send about `hashes`, until the watch is dropped.
     pub(crate) fn watch_haves(&self, hashes: Vec<crate::Hash>) -> haves::HaveWatch {
         self.inner.ctx.haves.watch(hashes)

@@ -753,14 +753,22 @@ impl Node {
                 }
                 sink.send(p);
             }));
-            // Static peers always count; the DHT adds whoever announced the
-            // root, as they are found, for as long as the fetch runs.
+            // Static peers always count; so do the peers this node fetched
+            // the root from or served it to before, while they run; the DHT
+            // adds whoever announced the root, as they are found, for as
+            // long as the fetch runs.
             let mut found = None;
             tracing::debug!(%root, "fetch begins");
-            if let Some(dht) = &node.dht {
+            let known = node.endpoint.known_peers(&root, REMEMBERED_PEERS);
+            if node.dht.is_some() || !known.is_empty() {
                 let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-                let own = node.endpoint.local_addr().ok();
-                tokio::spawn(discover(dht.clone(), root, own, tx));
+                for a in known {
+                    let _ = tx.send(a);
+                }
+                if let Some(dht) = &node.dht {
+                    let own = node.endpoint.local_addr().ok();
+                    tokio::spawn(discover(dht.clone(), root, own, tx));
+                }
                 found = Some(rx);
             }
             fetch::fetch(&node.endpoint, root, opts, control, found).await
@@ -802,6 +810,10 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> 
         Err(e) => std::panic::resume_unwind(e.into_panic()),
     }
 }
+
+/// Peers a fetch starts from that this node already knows to hold the
+/// root (its peer book).
+const REMEMBERED_PEERS: usize = 8;
 
 /// How long one DHT lookup gathers peers.
 const DHT_LOOKUP: Duration = Duration::from_secs(5);

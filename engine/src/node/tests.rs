@@ -439,3 +439,29 @@ async fn fetchers_that_start_together_find_each_other_through_the_dht() {
         assert!(f.connected.contains(&other.id()), "{f:?}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_fetches_a_root_again_from_the_peer_it_had_it_from() {
+    let (seed, root, bytes, _d) = seeder(3_000_000, None).await;
+    let fetcher = node(None).await;
+    let opts = FetchOptions {
+        peers: vec![seed.addr().unwrap()],
+        ..Default::default()
+    };
+    fetcher.fetch(root, opts).await.unwrap();
+    // Gone from its store.
+    assert!(fetcher.stop_seeding(&root).await.unwrap());
+    fetcher.store().gc().unwrap();
+    assert!(fetcher.store().blob_info(&root).unwrap().is_none());
+    // No peer given and no DHT: it remembers where the root came from.
+    let again = fetcher.fetch(root, FetchOptions::default()).await.unwrap();
+    assert_eq!(again.peers, vec![seed.endpoint().node_id()]);
+    assert_eq!(stored(&fetcher, &root), bytes);
+    // A node that never had it knows nobody.
+    let stranger = node(None).await;
+    let e = stranger
+        .fetch(root, FetchOptions::default())
+        .await
+        .unwrap_err();
+    assert!(matches!(e, FetchError::NoPeers), "{e}");
+}

@@ -140,6 +140,11 @@ pub struct SuperSeed<P> {
     last_seen: Vec<Duration>,
     /// The latest time given to a `handle_*`.
     now: Duration,
+    /// Since when exactly one peer has been connected.
+    alone_since: Option<Duration>,
+    /// Pieces in `fresh` that were served without being offered (asked of
+    /// this seed all the same): out, to be dropped from `fresh`.
+    served_unoffered: Bits,
 }
 
 impl<P: Copy + Ord> SuperSeed<P> {
@@ -171,6 +176,8 @@ impl<P: Copy + Ord> SuperSeed<P> {
             served: 0,
             last_seen: vec![Duration::ZERO; pieces],
             now: Duration::ZERO,
+            alone_since: None,
+            served_unoffered: Bits::new(pieces),
         }
     }
 
@@ -219,6 +226,24 @@ impl<P: Copy + Ord> SuperSeed<P> {
         }
         self.peers.insert(peer, state);
         self.dirty.push(peer);
+        self.count_changed();
+    }
+
+    fn count_changed(&mut self) {
+        self.alone_since = match (self.peers.len(), self.alone_since) {
+            (1, Some(t)) => Some(t),
+            (1, None) => Some(self.now),
+            _ => None,
+        };
+    }
+
+    /// Whether the one peer connected has been alone long enough
+    /// ([`SuperSeedConfig::reveal_after`]) not to be held back: there is
+    /// nobody to pass pieces to, and (after that long) nobody coming soon
+    /// to hold them back for.
+    fn alone(&self) -> bool {
+        self.alone_since
+            .is_some_and(|t| self.now >= t + self.config.reveal_after)
     }
 
     /// A peer went away: what it was offered goes back to be offered to
@@ -236,18 +261,21 @@ impl<P: Copy + Ord> SuperSeed<P> {
         for &i in &state.offered {
             self.offered[i as usize] -= 1;
             if self.offered[i as usize] == 0 && self.seen[i as usize] == 0 {
+                self.served_unoffered.clear(i as usize);
                 self.fresh.push_front(i);
             }
         }
         for &(i, _) in &state.unshared {
             // Lost with it, as far as this seed can tell: give it again.
             if self.seen[i as usize] == 0 && self.offered[i as usize] == 0 {
+                self.served_unoffered.clear(i as usize);
                 self.fresh.push_front(i);
             }
         }
         // Its pieces that others had counted on are credited elsewhere.
         let keys: Vec<P> = self.peers.keys().copied().collect();
         self.dirty.extend(keys);
+        self.count_changed();
     }
 
     /// `peer` now holds `piece` (its `Have`).
@@ -308,6 +336,10 @@ impl<P: Copy + Ord> SuperSeed<P> {
         if let Some(k) = state.offered.iter().position(|&o| o == i) {
             state.offered.swap_remove(k);
             self.offered[i as usize] -= 1;
+        } else if self.offered[i as usize] == 0 {
+            // Asked for without an offer: out all the same, not to be
+            // offered again while someone holds it.
+            self.served_unoffered.set(i as usize);
         }
         if self.seen[i as usize] == 0 && !state.has.get(i as usize) {
             state.unshared.push((i, now));
@@ -325,6 +357,10 @@ impl<P: Copy + Ord> SuperSeed<P> {
             self.dirty.extend(keys);
         }
         let wait = self.config.reveal_after;
+        if self.alone() {
+            let keys: Vec<P> = self.peers.keys().copied().collect();
+            self.dirty.extend(keys);
+        }
         for (k, state) in self.peers.iter_mut() {
             let before = state.unshared.len();
             state.unshared.retain(|&(_, at)| at + wait > now);
@@ -352,7 +388,11 @@ impl<P: Copy + Ord> SuperSeed<P> {
                     .min()
             })
             .flatten();
-        reveal.into_iter().chain(rescue).min()
+        let alone = self
+            .alone_since
+            .map(|t| t + self.config.reveal_after)
+            .filter(|&t| t > self.now);
+        reveal.into_iter().chain(rescue).chain(alone).min()
     }
 
     /// The next announcement to send: tell `peer` that this seed has
@@ -382,10 +422,9 @@ impl<P: Copy + Ord> SuperSeed<P> {
 
     /// Offer `peer` fresh pieces while it has room.
     fn top_up(&mut self, peer: P) {
-        // A peer alone here has nobody to pass pieces on to, and nobody to
-        // hold back for: it is not kept waiting for a `Have` that cannot
-        // come.
-        let alone = self.peers.len() == 1;
+        // A peer alone here (for a while) has nobody to pass pieces on to:
+        // it is not kept waiting for a `Have` that cannot come.
+        let alone = self.alone();
         let Some(state) = self.peers.get_mut(&peer) else {
             return;
         };
@@ -400,12 +439,11 @@ impl<P: Copy + Ord> SuperSeed<P> {
             let mut k = 0;
             while k < self.fresh.len() {
                 let i = self.fresh[k];
-                // Served without being offered (asked of it all the same)
-                // is out too.
                 if self.seen[i as usize] > 0
                     || self.offered[i as usize] > 0
-                    || self.given[i as usize] > 0
+                    || self.served_unoffered.get(i as usize)
                 {
+                    self.served_unoffered.clear(i as usize);
                     self.fresh.remove(k);
                     continue;
                 }
@@ -485,6 +523,57 @@ mod tests {
         assert_eq!(offers.len(), 16, "two each: {offers:?}");
         let pieces: BTreeSet<u32> = offers.iter().map(|o| o.1).collect();
         assert_eq!(pieces.len(), 16, "a piece offered twice");
+    }
+
+    #[test]
+    fn a_peer_alone_for_reveal_after_is_no_longer_held_back() {
+        let config = SuperSeedConfig {
+            offers_per_peer: 1,
+            max_unshared: 1,
+            reveal_after: Duration::from_secs(3),
+            max_credit: 0,
+            ..SuperSeedConfig::default()
+        };
+        let mut s = SuperSeed::new(16, config, 3);
+        s.handle_connected(1, [], T0);
+        let [(1, x)] = drain(&mut s)[..] else {
+            panic!("one offer")
+        };
+        s.handle_served(&1, PieceId(x), T0);
+        // Held back at first: another peer may come to pass pieces to.
+        assert_eq!(drain(&mut s), vec![]);
+        let t = Duration::from_secs(3);
+        assert_eq!(s.poll_timeout(), Some(t));
+        s.handle_timeout(t);
+        let [(1, y)] = drain(&mut s)[..] else {
+            panic!("one offer")
+        };
+        // From then on each piece served frees the next at once.
+        s.handle_served(&1, PieceId(y), t);
+        assert_eq!(drain(&mut s).len(), 1);
+        // A second peer ends it.
+        s.handle_connected(2, [], t);
+        let offers = drain(&mut s);
+        assert!(offers.iter().all(|o| o.0 == 2), "{offers:?}");
+    }
+
+    #[test]
+    fn a_piece_served_without_an_offer_is_not_offered_again_while_held() {
+        let mut s = SuperSeed::new(4, SuperSeedConfig::default(), 4);
+        s.handle_connected(1, [], T0);
+        s.handle_connected(2, [], T0);
+        let offered: BTreeSet<u32> = drain(&mut s).iter().map(|o| o.1).collect();
+        assert_eq!(offered.len(), 4);
+        // Peer 1 takes everything, offered to it or not.
+        for p in 0..4 {
+            s.handle_served(&1, PieceId(p), T0);
+        }
+        s.handle_connected(3, [], T0);
+        assert_eq!(drain(&mut s), vec![], "a served piece offered again");
+        // Peer 1 leaves with them, nobody else holding them: given again.
+        s.handle_disconnected(&1, T0);
+        let again: BTreeSet<u32> = drain(&mut s).iter().map(|o| o.1).collect();
+        assert!(!again.is_empty());
     }
 
     #[test]

@@ -16,7 +16,7 @@ use anyhow::{Context, Result, bail};
 use swarm_benches::disk::cpu_secs;
 use swarm_engine::swarm::SuperSeedConfig;
 use swarm_engine::swarm::sim::{
-    Leave, MIB, Mesh, MeshConfig, NodeSpec, Outcome, Sim, SimConfig, mix,
+    Leave, MIB, Mesh, MeshConfig, NodeSpec, Outcome, ServeOrder, Sim, SimConfig, mix,
 };
 
 const USAGE: &str = "\
@@ -26,7 +26,8 @@ usage: bench-sim [--peers N] [--size MIB] [--seed S] [--super-seed on|off|auto]
                  [--seed-mbit M] [--late F] [--churn F] [--linger SECS]
                  [--max-out N] [--max-conns N] [--ss-offers N] [--ss-unshared N]
                  [--ss-reveal-ms MS] [--ss-rescue-ms MS] [--ss-credit N]
-                 [--upload-slots N] [--min-pipeline N] [--initial-pipeline N]
+                 [--upload-slots N] [--serve-order in-turn|neediest] [--reciprocity F]
+                 [--min-pipeline N] [--initial-pipeline N]
 
   --peers N           leechers (default 1000)
   --size MIB          blob size (default 256)
@@ -40,6 +41,11 @@ usage: bench-sim [--peers N] [--size MIB] [--seed S] [--super-seed on|off|auto]
   --max-conns N       connections a node has in all (default 50)
   --upload-slots N    a node sends to N requesters at a time, in turn (a model;
                       not what the engine's serving does)
+  --serve-order O     with --upload-slots: in-turn (default), or neediest: the
+                      requester holding fewest pieces first, its most wanted
+                      piece first (a model, as --upload-slots)
+  --reciprocity F     with neediest: a head start of F pieces for each piece
+                      the requester sent (default 0.5)
   --min-pipeline N, --initial-pipeline N   the picker's Config
   --ss-offers N, --ss-unshared N, --ss-reveal-ms MS, --ss-rescue-ms MS, --ss-credit N
                       the super-seed's tuning (SuperSeedConfig)";
@@ -69,6 +75,8 @@ struct Settings {
     min_pipeline: Option<usize>,
     initial_pipeline: Option<usize>,
     upload_slots: Option<usize>,
+    neediest: bool,
+    reciprocity: f64,
 }
 
 impl Default for Settings {
@@ -88,6 +96,8 @@ impl Default for Settings {
             min_pipeline: None,
             initial_pipeline: None,
             upload_slots: None,
+            neediest: false,
+            reciprocity: 0.5,
         }
     }
 }
@@ -182,6 +192,17 @@ fn parse(args: &[String]) -> Result<Option<Settings>> {
             "--ss-credit" => {
                 let v = value()?;
                 s.super_config.max_credit = v.parse().with_context(|| bad(&v))?;
+            }
+            "--serve-order" => {
+                s.neediest = match value()?.as_str() {
+                    "in-turn" => false,
+                    "neediest" => true,
+                    v => bail!("--serve-order: in-turn or neediest, not {v:?}"),
+                }
+            }
+            "--reciprocity" => {
+                let v = value()?;
+                s.reciprocity = v.parse().with_context(|| bad(&v))?;
             }
             "--upload-slots" => {
                 let v = value()?;
@@ -287,6 +308,11 @@ fn main() -> Result<()> {
     };
     cfg.streaming = true;
     cfg.upload_slots = s.upload_slots;
+    if s.neediest {
+        cfg.serve_order = ServeOrder::Neediest {
+            reciprocity: s.reciprocity,
+        };
+    }
     if let Some(n) = s.min_pipeline {
         cfg.picker.min_pipeline = n;
     }
@@ -437,6 +463,23 @@ fn main() -> Result<()> {
     };
     println!("  CPU {cpu:.1} s (target < 60 s at 1,000 peers) {cpu_verdict}");
     if std::env::var_os("BENCH_SIM_DEBUG").is_some() {
+        // How much of each class's upload was used while it was present.
+        for (name, fast) in [("1 Gbit/s", true), ("10-100 Mbit/s", false)] {
+            let (mut sent, mut could) = (0.0, 0.0);
+            for (i, n) in report.leechers() {
+                let spec = &specs[i as usize];
+                let Some(joined) = n.joined else { continue };
+                if (spec.up >= 1000 * MBIT) == fast {
+                    let end = n.left.unwrap_or(report.end);
+                    sent += n.uploaded as f64;
+                    could += spec.up as f64 * end.saturating_sub(joined).as_secs_f64();
+                }
+            }
+            println!(
+                "  peers at {name}: {:.1} % of their upload used while present",
+                100.0 * sent / could.max(1.0)
+            );
+        }
         // When each piece first arrived anywhere, and at half the peers.
         let pieces = report.nodes[1]
             .order

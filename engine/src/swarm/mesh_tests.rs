@@ -245,3 +245,42 @@ fn the_only_holder_of_a_piece_is_asked_for_it_first() {
         assert_eq!(got[0].piece.0, 5, "seed {seed}: {got:?}");
     }
 }
+
+/// The latest completion, from each leecher's join.
+fn last_done(r: &Report) -> Duration {
+    r.leechers()
+        .filter_map(|(_, n)| Some(n.completed? - n.joined?))
+        .max()
+        .unwrap_or_default()
+}
+
+#[test]
+fn serving_the_neediest_first_brings_the_last_peer_in_sooner() {
+    // The model of a serving order (not what the engine's serving does
+    // yet): with two upload slots, the requester holding fewest pieces
+    // first, and its most wanted piece first.
+    let mesh = MeshConfig {
+        max_out: 4,
+        max_conns: 12,
+        ..MeshConfig::default()
+    };
+    let mut in_turn = partial(11, mesh);
+    in_turn.upload_slots = Some(2);
+    in_turn.super_seed = Some(SuperSeedConfig::default());
+    let mut neediest = in_turn.clone();
+    neediest.serve_order = super::sim::ServeOrder::Neediest { reciprocity: 0.5 };
+    let a = run(in_turn, fleet(11, 150));
+    let b = run(neediest, fleet(11, 150));
+    summary("in turn", &a);
+    summary("neediest first", &b);
+    assert_eq!(
+        (a.outcome, b.outcome),
+        (Outcome::Complete, Outcome::Complete)
+    );
+    assert!(
+        last_done(&b) < last_done(&a),
+        "neediest first {:?}, in turn {:?}",
+        last_done(&b),
+        last_done(&a)
+    );
+}

@@ -45,7 +45,8 @@ use std::hash::{DefaultHasher, Hash, Hasher};
 use std::time::Duration;
 
 pub use self::spec::{
-    Behaviour, KIB, Leave, MIB, Mesh, MeshConfig, NodeReport, NodeSpec, Outcome, Report, SimConfig,
+    Behaviour, KIB, Leave, MIB, Mesh, MeshConfig, NodeReport, NodeSpec, Outcome, Report,
+    ServeOrder, SimConfig,
 };
 use super::{BlobSpec, Config, PieceId, SuperSeed, Swarm};
 use crate::content::{self, GROUP_SIZE};

@@ -175,6 +175,25 @@ pub struct SimConfig {
     /// the turn on (as BitTorrent's unchoke), rather than to all at once.
     /// Not what the engine's serving does today: a model to measure.
     pub upload_slots: Option<usize>,
+    /// With [`Self::upload_slots`], which requesters get the slots. Also a
+    /// model to measure, not what the engine's serving does.
+    pub serve_order: ServeOrder,
+}
+
+/// Who a node with upload slots serves next.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub enum ServeOrder {
+    /// In turn, each piece sent passing the turn on.
+    #[default]
+    InTurn,
+    /// The requester furthest behind first: fewest pieces held (as its
+    /// `Have`s tell), less `reciprocity` for each piece it sent this node;
+    /// and of its requests, the piece most of this node's requesters wait
+    /// for first.
+    Neediest {
+        /// Pieces of head start a requester earns per piece it sent here.
+        reciprocity: f64,
+    },
 }
 
 impl SimConfig {
@@ -191,6 +210,7 @@ impl SimConfig {
             super_seed: None,
             streaming: false,
             upload_slots: None,
+            serve_order: ServeOrder::InTurn,
         }
     }
 }

@@ -2,10 +2,10 @@
 //! and timeouts, and the driver's poll step that turns the swarm's
 //! requests into messages.
 
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::Duration;
 
-use super::{Behaviour, Event, Leave, Mesh, Out, Presence, Reply, Serve, Sim};
+use super::{Behaviour, Event, Leave, Mesh, Out, Presence, Reply, Serve, ServeOrder, Sim};
 use crate::swarm::{Failure, PieceId, Request};
 
 impl Sim {
@@ -77,8 +77,42 @@ impl Sim {
         node.served_at = self.now;
     }
 
+    /// With [`ServeOrder::Neediest`]: put the requesters furthest behind
+    /// first, and each one's most wanted piece first. Called after
+    /// [`Self::advance`], so the responses in progress keep what they sent.
+    fn reorder(&mut self, s: u32) {
+        let ServeOrder::Neediest { reciprocity } = self.cfg.serve_order else {
+            return;
+        };
+        if self.cfg.upload_slots.is_none() {
+            return;
+        }
+        let piece = self.layout.first().map_or(1.0, |p| p.bytes.max(1) as f64);
+        let me = &self.nodes[s as usize];
+        let key: BTreeMap<u32, i64> = me
+            .order
+            .iter()
+            .map(|&r| {
+                let back = me.report.received.get(&r).copied().unwrap_or(0) as f64 / piece;
+                let held = self.nodes[r as usize].held as f64;
+                (r, (held - reciprocity * back) as i64)
+            })
+            .collect();
+        let node = &mut self.nodes[s as usize];
+        let mut demand: BTreeMap<u32, usize> = BTreeMap::new();
+        for v in node.conns.values().flatten() {
+            *demand.entry(v.piece).or_default() += 1;
+        }
+        for q in node.conns.values_mut() {
+            q.make_contiguous()
+                .sort_by_key(|v| std::cmp::Reverse(demand[&v.piece]));
+        }
+        node.order.make_contiguous().sort_by_key(|r| key[r]);
+    }
+
     /// Schedule the next response to finish.
     fn reschedule(&mut self, s: u32) {
+        self.reorder(s);
         let rate = self.upload_rate(s);
         let active = self.active(s);
         let node = &mut self.nodes[s as usize];

@@ -41,7 +41,8 @@ pub(crate) struct SeedLeaves {
 
 /// Headline figures of scenario 4: median seconds of a fetch from a seed.
 pub(crate) struct AfterExits {
-    /// Into a fresh store, from a seed that has served nobody yet.
+    /// Into a fresh store, from a node started anew that has served nobody,
+    /// in turns with `after`.
     pub(crate) fresh: f64,
     /// Into a fresh store, after the seed served fetchers that have since exited.
     pub(crate) after: f64,
@@ -392,9 +393,11 @@ fn short(id: &str) -> &str {
     id.get(..12).unwrap_or(id)
 }
 
-/// Fetches from a seed that has served nobody, then from the same seed after it served N
-/// fetchers that exited (half stopped, half SIGKILLed), each [`AFTER_REPS`] times into fresh
-/// stores; and once more into a store that has it all. Medians.
+/// Fetches from a seed after it served N fetchers that exited (half stopped, half
+/// SIGKILLed), in turns with fetches from a node started anew on a store of its own (it has
+/// served nobody), each [`AFTER_REPS`] times into fresh stores; and once more into a store
+/// that has it all. Medians. Taken in turns, the two meet the same disk; before this the
+/// fresh runs came before the fleet, on a quiet disk.
 pub(crate) fn after_exits(ctx: &mut Ctx, dir: &Path) -> Result<AfterExits> {
     let n = ctx.s.more.fetchers;
     println!(
@@ -404,11 +407,15 @@ pub(crate) fn after_exits(ctx: &mut Ctx, dir: &Path) -> Result<AfterExits> {
     );
     let seed_store = dir.join("seed");
     fleet::add(ctx, &seed_store)?;
+    // The fresh node: the same release in a store of its own, served by a
+    // node started anew for each fetch, so it has served nobody.
+    let fresh_store = dir.join("fresh-seed");
+    fleet::add(ctx, &fresh_store)?;
     settle();
     let seed = Seed::start(ctx, &seed_store, &[])?;
-    let peers = [seed.addr.as_str()];
-    let timed = |label: &str, store: &Path, keep: bool| -> Result<f64> {
-        let (wall, f) = fetch_once(ctx, store, &peers)?;
+    let served = seed.addr.clone();
+    let timed = |label: &str, store: &Path, keep: bool, from: &str| -> Result<f64> {
+        let (wall, f) = fetch_once(ctx, store, &[from])?;
         check_size(&f, ctx.s.size)?;
         println!(
             "  {label:<28} {wall:7.3} s  (swarm: {:.3} s, peers {})",
@@ -420,13 +427,24 @@ pub(crate) fn after_exits(ctx: &mut Ctx, dir: &Path) -> Result<AfterExits> {
         }
         Ok(wall)
     };
-    let mut fresh = Vec::new();
-    for i in 0..AFTER_REPS {
-        fresh.push(timed("fresh seed", &dir.join(format!("fresh-{i}")), false)?);
-    }
+    let fresh_fetch = |label: &str, into: &Path| -> Result<f64> {
+        let node = Seed::start(ctx, &fresh_store, &[])?;
+        let wall = timed(label, into, false, &node.addr);
+        node.stop();
+        wall
+    };
+    // Before the fleet: both seeds serve once, so both stores are read
+    // into the page cache alike (not counted).
+    timed(
+        "seed, before the fleet",
+        &dir.join("warm-0"),
+        false,
+        &served,
+    )?;
+    fresh_fetch("fresh node, before the fleet", &dir.join("warm-1"))?;
     // The fetchers: each fetches, then stays as a seed until told to go.
     let t0 = Instant::now();
-    let mut fleet = launch(ctx, dir, n, &peers, &[])?;
+    let mut fleet = launch(ctx, dir, n, &[served.as_str()], &[])?;
     let wait = bound(ctx, 60.0 + 3.0 * n as f64);
     fleet::watch(&mut fleet, t0, t0 + wait, |f| {
         f.iter().all(Fetcher::settled)
@@ -445,17 +463,25 @@ pub(crate) fn after_exits(ctx: &mut Ctx, dir: &Path) -> Result<AfterExits> {
     );
     // What they wrote is not the next fetch's to flush.
     settle();
+    // Taken in turns, so that both meet the same disk: the fleet's writes
+    // are still being flushed.
     let mut after = Vec::new();
+    let mut fresh = Vec::new();
     for i in 0..AFTER_REPS {
         let keep = i + 1 == AFTER_REPS;
         after.push(timed(
             "after they exited",
             &dir.join(format!("after-{i}")),
             keep,
+            &served,
+        )?);
+        fresh.push(fresh_fetch(
+            "a fresh node",
+            &dir.join(format!("fresh-{i}")),
         )?);
     }
     let last = dir.join(format!("after-{}", AFTER_REPS - 1));
-    let nothing_left = timed("again, nothing left to fetch", &last, true)?;
+    let nothing_left = timed("again, nothing left to fetch", &last, true, &served)?;
     seed.stop();
     let (fresh, after) = (median(&mut fresh), median(&mut after));
     let r = after / fresh;

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-use super::tests::{addr_of, fetch_opts, honest, hostile, one_file, quick, read_get};
+use super::tests::{addr_of, client, fetch_opts, honest, hostile, one_file, quick, read_get};
 use super::*;
 use crate::Hash;
 use crate::content::{self, MAX_BLOB_SIZE, ManifestError};
@@ -21,16 +21,6 @@ fn with_progress(config: EndpointConfig, progress: Duration) -> EndpointConfig {
         ..config.timeouts.clone()
     };
     config.timeouts(timeouts)
-}
-
-async fn client() -> Endpoint {
-    Endpoint::bind(
-        Store::memory().unwrap(),
-        SecretKey::generate().unwrap(),
-        quick(),
-    )
-    .await
-    .unwrap()
 }
 
 /// Regression: a node at its connection limit closes new connections with

@@ -3,7 +3,7 @@
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use super::tests::quick;
+use super::tests::{client, quick};
 use super::*;
 use crate::content::{self, Hash};
 use crate::node::{FetchOptions, Node};
@@ -23,16 +23,6 @@ async fn super_seeder(bytes: &[u8]) -> (Endpoint, Hash) {
     .unwrap();
     let hash = ep.store().put_blob(bytes).unwrap();
     (ep, hash)
-}
-
-async fn client() -> Endpoint {
-    Endpoint::bind(
-        Store::memory().unwrap(),
-        SecretKey::generate().unwrap(),
-        quick(),
-    )
-    .await
-    .unwrap()
 }
 
 fn to(ep: &Endpoint) -> PeerAddr {

@@ -69,6 +69,17 @@ async fn seeder(rel: &Release) -> (Node, Hash) {
     (Node::spawn(store, quick()).await.unwrap(), root)
 }
 
+/// An endpoint on loopback with [`quick`] timeouts and an empty store.
+pub(super) async fn client() -> Endpoint {
+    Endpoint::bind(
+        Store::memory().unwrap(),
+        SecretKey::generate().unwrap(),
+        quick(),
+    )
+    .await
+    .unwrap()
+}
+
 pub(super) fn addr_of(n: &Node) -> PeerAddr {
     PeerAddr {
         id: Some(n.endpoint().node_id()),

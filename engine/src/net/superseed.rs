@@ -23,6 +23,10 @@ use crate::store::GroupSet;
 use crate::swarm::{Config, PieceId, SuperSeed, SuperSeedConfig};
 use crate::wire::{Have, Message, WireRanges};
 
+/// How often a blob's timer with nothing due checks that its endpoint
+/// still exists.
+const IDLE_CHECK: Duration = Duration::from_secs(30);
+
 /// The super-seeds of one endpoint, by blob.
 #[derive(Debug)]
 pub(crate) struct SuperSeeds {
@@ -239,7 +243,15 @@ impl SuperSeeds {
                             () = wake.notified() => {}
                         }
                     }
-                    None => wake.notified().await,
+                    // Nothing due: wait for news, and look now and then
+                    // whether the endpoint is gone (its `Ctx` holds the
+                    // only strong reference).
+                    None => {
+                        tokio::select! {
+                            () = tokio::time::sleep(IDLE_CHECK) => {}
+                            () = wake.notified() => {}
+                        }
+                    }
                 }
             }
         });

@@ -56,14 +56,22 @@ impl Blob {
     }
 
     /// The pieces `groups` covers whole.
+    /// Only the pieces that start inside a range are looked at: a `Get` or
+    /// a `Have` of one piece costs one piece, not the blob.
     fn pieces_in(&self, groups: &GroupSet) -> Vec<PieceId> {
-        (0..self.pieces as u32)
-            .filter(|&p| {
-                let (a, b) = self.groups_of(p);
-                groups.covers_range(a, b)
-            })
-            .map(PieceId)
-            .collect()
+        let per = self.per.max(1);
+        let mut out = Vec::new();
+        for &(start, end) in groups.ranges() {
+            let first = start.div_ceil(per);
+            let last = end.div_ceil(per).min(self.pieces);
+            for p in first..last {
+                let (a, b) = self.groups_of(p as u32);
+                if groups.covers_range(a, b) {
+                    out.push(PieceId(p as u32));
+                }
+            }
+        }
+        out
     }
 
     fn have(&self, hash: Hash, pieces: &[u32]) -> Have {
@@ -276,4 +284,36 @@ fn flush(hash: Hash, blob: &mut Blob, haves: &Haves, keep: Option<NodeId>) -> Ve
         }
     }
     kept
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pieces_in_counts_whole_pieces_only_the_last_one_short() {
+        // 40 groups and a short last group: pieces of 16 groups are 0..16,
+        // 16..32 and 32..40.
+        let size = 39 * content::GROUP_SIZE + 100;
+        let blob = Blob {
+            size,
+            per: 16,
+            pieces: 3,
+            seed: SuperSeed::new(3, SuperSeedConfig::default(), 1),
+            conns: HashMap::new(),
+            wake: Arc::new(Notify::new()),
+        };
+        let set = |r: &[(u64, u64)]| {
+            let mut g = GroupSet::new();
+            r.iter().for_each(|&(a, b)| g.insert(a, b));
+            g
+        };
+        let ids = |g: GroupSet| blob.pieces_in(&g).iter().map(|p| p.0).collect::<Vec<_>>();
+        assert_eq!(ids(set(&[(0, 40)])), vec![0, 1, 2]);
+        assert_eq!(ids(set(&[(16, 40)])), vec![1, 2]);
+        // Part of a piece is not the piece.
+        assert_eq!(ids(set(&[(1, 31)])), Vec::<u32>::new());
+        assert_eq!(ids(set(&[(0, 16), (33, 40)])), vec![0]);
+        assert_eq!(ids(set(&[(32, 40)])), vec![2]);
+    }
 }

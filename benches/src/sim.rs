@@ -465,7 +465,7 @@ fn main() -> Result<()> {
     if std::env::var_os("BENCH_SIM_DEBUG").is_some() {
         // How much of each class's upload was used while it was present.
         for (name, fast) in [("1 Gbit/s", true), ("10-100 Mbit/s", false)] {
-            let (mut sent, mut could) = (0.0, 0.0);
+            let (mut sent, mut could, mut busy) = (0.0, 0.0, 0.0);
             for (i, n) in report.leechers() {
                 let spec = &specs[i as usize];
                 let Some(joined) = n.joined else { continue };
@@ -473,11 +473,13 @@ fn main() -> Result<()> {
                     let end = n.left.unwrap_or(report.end);
                     sent += n.uploaded as f64;
                     could += spec.up as f64 * end.saturating_sub(joined).as_secs_f64();
+                    busy += spec.up as f64 * n.upload_busy.as_secs_f64();
                 }
             }
             println!(
-                "  peers at {name}: {:.1} % of their upload used while present",
-                100.0 * sent / could.max(1.0)
+                "  peers at {name}: {:.1} % of their upload used while present, busy {:.1} %",
+                100.0 * sent / could.max(1.0),
+                100.0 * busy / could.max(1.0)
             );
         }
         // When each piece first arrived anywhere, and at half the peers.
@@ -508,6 +510,22 @@ fn main() -> Result<()> {
         rows.sort_by(|a, b| b.0.total_cmp(&a.0));
         for (half, first, i) in rows.iter().take(8) {
             println!("  piece {i}: first {first:.2} s, at half the peers {half:.2} s");
+        }
+        // The last to complete, and what they are.
+        let mut tail: Vec<(f64, u32)> = report
+            .leechers()
+            .filter_map(|(i, n)| Some(((n.completed? - n.joined?).as_secs_f64(), i)))
+            .collect();
+        tail.sort_by(|a, b| b.0.total_cmp(&a.0));
+        for &(t, i) in tail.iter().take(6) {
+            let spec = &specs[i as usize];
+            println!(
+                "  slowest: peer {i} took {t:.2} s; joined {:.1} s, up {} Mbit/s, down {} Mbit/s, latency {} ms",
+                spec.join.as_secs_f64(),
+                spec.up / MBIT,
+                spec.down.unwrap_or(0) / MBIT,
+                spec.latency.as_millis()
+            );
         }
         let firsts: Vec<f64> = {
             let mut f: Vec<f64> = rows.iter().map(|r| r.1).collect();

@@ -239,6 +239,8 @@ pub struct NodeReport {
     pub duplicate_bytes: u64,
     /// Bytes this node finished sending.
     pub uploaded: u64,
+    /// Time its upload had something to send.
+    pub upload_busy: Duration,
     pub requests_to_banned: u64,
     /// Most requests in flight to one peer at once.
     pub max_in_flight: usize,

@@ -69,6 +69,9 @@ impl Sim {
         let node = &mut self.nodes[s as usize];
         let elapsed = (self.now - node.served_at).as_secs_f64();
         let share = rate * elapsed / active.len().max(1) as f64;
+        if !active.is_empty() {
+            node.report.upload_busy += self.now - node.served_at;
+        }
         for r in active {
             if let Some(head) = node.conns.get_mut(&r).and_then(VecDeque::front_mut) {
                 head.left -= share;

@@ -115,7 +115,14 @@ fn a_late_joiner_finds_peers_through_lookups_and_exchange() {
             .down(20 * MIB)
             .join_at(Duration::from_secs(5)),
     );
-    let r = run(partial(2, MeshConfig::default()), nodes);
+    // Lookups of 3 peers, the next one 5 s later: the joiner's other
+    // connections can only come from exchange.
+    let mesh = MeshConfig {
+        lookup_peers: 3,
+        lookup_backoff: Duration::from_secs(5),
+        ..MeshConfig::default()
+    };
+    let r = run(partial(2, mesh), nodes);
     summary("a late joiner", &r);
     assert_eq!(r.outcome, Outcome::Complete);
     let n = &r.nodes[late as usize];

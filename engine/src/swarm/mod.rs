@@ -31,6 +31,11 @@
 //! - **Stealing**: a piece whose peer is well behind its own measured pace
 //!   may be requested again from a peer with room; the first answer wins
 //!   and the other request is cancelled.
+//! - **Moving to a faster fetcher**: a fetcher with room whose pieces are
+//!   all asked of others takes over a request queued (not the one on its
+//!   way) at another fetcher that would answer it [`Config::move_gain`]
+//!   times later. In a large mesh a fast uploader is otherwise left idle
+//!   while its neighbours wait on slow ones. Never to or from a seed.
 //! - **Endgame**: once every missing piece is in flight, idle peers
 //!   duplicate the oldest requests (at most [`Config::max_duplicates`] per
 //!   piece), so the last pieces do not wait on the slowest peer.
@@ -107,8 +112,14 @@ pub struct Config {
     pub min_steal_age: Duration,
     /// A request to a peer whose pace is unknown is late after this long.
     pub initial_late: Duration,
-    /// Most peers one piece is requested from at once (stealing, endgame).
+    /// Most peers one piece is requested from at once (stealing, endgame);
+    /// one more when a fetcher far faster than all of them takes it over.
     pub max_duplicates: usize,
+    /// A fetcher with room and nothing fresh to give takes over a request
+    /// in flight elsewhere when it would answer it this many times sooner
+    /// (0: never). A seed is not used so: its upload is for what only it
+    /// has.
+    pub move_gain: u32,
     /// Slow requests in a row (timed out, or refused for now) after which
     /// a peer is given up on ([`Swarm::poll_dropped`]).
     pub max_slow: u32,
@@ -133,6 +144,7 @@ impl Default for Config {
             min_steal_age: Duration::from_millis(500),
             initial_late: Duration::from_secs(4),
             max_duplicates: 2,
+            move_gain: 2,
             max_slow: 3,
             stall_timeout: Duration::from_secs(30),
         }
@@ -362,6 +374,9 @@ struct PeerState<P> {
     failures: u64,
     /// A stable hash of the key: who claims which piece (see `claims`).
     tag: u64,
+    /// It was seen holding some of the pieces but not all: a fetcher (that
+    /// may since have completed), not a seed.
+    fetcher: bool,
 }
 
 /// The state of one download across all its peers.
@@ -761,6 +776,7 @@ impl<P: Copy + Ord + fmt::Debug> Swarm<P> {
             pieces: 0,
             failures: 0,
             tag: tag_of(&key),
+            fetcher: false,
         };
         let slot = match self.peers.iter().position(Option::is_none) {
             Some(i) => {
@@ -902,6 +918,14 @@ impl<P: Copy + Ord + fmt::Debug> Swarm<P> {
                     piece.avail += 1;
                 }
             }
+        }
+        // Once it said what it has of every blob: a seed that lists its
+        // blobs one at a time is not taken for a fetcher on the way.
+        if !peer.fetcher
+            && (0..self.blobs.len()).all(|b| peer.known.get(b))
+            && peer.has.count() < self.pieces.len()
+        {
+            peer.fetcher = true;
         }
     }
 
@@ -1228,9 +1252,14 @@ impl<P: Copy + Ord + fmt::Debug> Swarm<P> {
             out.push(self.request(i));
         }
         let room = want - out.len();
-        // Nothing is stolen before the endgame unless it is late: skip the
-        // scan of every request in flight while none can be.
-        let none_late = self.unrequested > 0 && self.late_floor().is_none_or(|t| now < t);
+        // Before the endgame, a request is taken over only when it is late,
+        // or when this peer would deliver it well before its peer will: a
+        // peer with room and nothing fresh to give (everything it has is
+        // asked of others) is then put to use. Skip the scan of every
+        // request in flight while neither can be.
+        let none_late = self.unrequested > 0
+            && !self.may_move_here(slot)
+            && self.late_floor().is_none_or(|t| now < t);
         if room > 0 && !none_late {
             for i in self.pick_stolen(slot, room, now) {
                 self.assign(slot, i, now);
@@ -1396,42 +1425,88 @@ impl<P: Copy + Ord + fmt::Debug> Swarm<P> {
         t
     }
 
+    /// Whether requests in flight elsewhere may move to this peer for being
+    /// far sooner here: its pace is known, and it is not a seed (a seed's
+    /// upload goes to what only it has, not to copies others hold).
+    fn may_move_here(&self, slot: u32) -> bool {
+        self.peers[slot as usize]
+            .as_ref()
+            .is_some_and(|p| self.config.move_gain > 0 && p.rate > 0.0 && p.fetcher)
+    }
+
+    /// When a request in flight to `peer` is expected to be answered: the
+    /// bytes queued there ahead of it and its own, at its pace, plus a
+    /// round trip.
+    fn expected(&self, peer: &PeerState<P>, sent: Duration, bytes: u64) -> Duration {
+        if peer.rate <= 0.0 {
+            return Duration::MAX;
+        }
+        let pace = Duration::try_from_secs_f64(bytes as f64 / peer.rate).unwrap_or(Duration::MAX);
+        sent.saturating_add(pace).saturating_add(peer.rtt)
+    }
+
     /// Up to `n` pieces in flight elsewhere that this peer may take over:
     /// late ones always, and in the endgame (nothing left unrequested) the
-    /// oldest. Only from peers that are slower, or late.
+    /// oldest. Only from peers that are slower, or late. Then, for a
+    /// fetcher, those it would deliver [`Config::move_gain`] times sooner
+    /// than any peer they are asked of (as a third owner even), the latest
+    /// first.
     fn pick_stolen(&self, slot: u32, n: usize, now: Duration) -> Vec<u32> {
         let Some(me) = self.peers[slot as usize].as_ref() else {
             return Vec::new();
         };
         let endgame = self.unrequested == 0;
-        // (sent, piece) of every request that may be duplicated.
+        let movable = self.may_move_here(slot);
+        // (sent, piece) of every request that may be duplicated, and
+        // (piece, expected answer) of every request a faster peer may take
+        // over, one more than `max_duplicates` at most.
         let mut candidates: Vec<(Duration, u32)> = Vec::new();
+        let mut expect: Vec<(u32, Duration)> = Vec::new();
         for (s, other) in self.peers.iter().enumerate() {
             let Some(other) = other else { continue };
             if s == slot as usize {
                 continue;
             }
+            let oldest = other.flights.iter().map(|f| f.sent).min();
             for f in &other.flights {
                 let piece = &self.pieces[f.piece as usize];
                 if piece.state != State::Requested
-                    || piece.owners.len() >= self.config.max_duplicates
+                    || piece.owners.len() > self.config.max_duplicates
                     || piece.owners.contains(&slot)
                     || !self.may_have(me, f.piece as usize)
                 {
                     continue;
                 }
-                // Late, and at a peer clearly slower than this one: when
-                // all peers slow down together (a shared download cap),
-                // re-asking only spends a seed's upload on pieces that
-                // exist elsewhere.
-                let late =
-                    now >= self.due(other, f) && (other.rate <= 0.0 || me.rate > 2.0 * other.rate);
-                // In the endgame, help a peer that is no faster than us,
-                // or one whose request is old enough to be worth racing.
-                let helps =
-                    endgame && (other.rate <= me.rate || now >= f.sent + self.config.min_steal_age);
-                if late || helps {
-                    candidates.push((f.sent, f.piece));
+                if piece.owners.len() < self.config.max_duplicates {
+                    // Late, and at a peer clearly slower than this one:
+                    // when all peers slow down together (a shared download
+                    // cap), re-asking only spends a seed's upload on
+                    // pieces that exist elsewhere.
+                    let late = now >= self.due(other, f)
+                        && (other.rate <= 0.0 || me.rate > 2.0 * other.rate);
+                    // In the endgame, help a peer that is no faster than
+                    // us, or one whose request is old enough to be worth
+                    // racing.
+                    let helps = endgame
+                        && (other.rate <= me.rate || now >= f.sent + self.config.min_steal_age);
+                    if late || helps {
+                        candidates.push((f.sent, f.piece));
+                        continue;
+                    }
+                }
+                // Not from a peer whose pace is not measured yet (that is
+                // left to `initial_late`), nor its oldest request: that one
+                // is on the way, and most of it may be here soon. Nor from
+                // a seed: its upload is what the whole swarm waits on, and
+                // a response cancelled part-sent wastes it. Each counts as
+                // an answer expected now, so the piece stays.
+                if movable {
+                    let there = if other.rate > 0.0 && other.fetcher && Some(f.sent) != oldest {
+                        self.expected(other, f.sent, f.ahead + piece.bytes)
+                    } else {
+                        now
+                    };
+                    expect.push((f.piece, there));
                 }
             }
         }
@@ -1441,7 +1516,35 @@ impl<P: Copy + Ord + fmt::Debug> Swarm<P> {
         candidates.sort_unstable_by_key(|&(sent, piece)| (piece, sent));
         candidates.dedup_by_key(|c| c.1);
         candidates.sort_unstable();
-        candidates.into_iter().take(n).map(|(_, i)| i).collect()
+        let mut out: Vec<u32> = candidates.into_iter().take(n).map(|(_, i)| i).collect();
+        if out.len() == n || expect.is_empty() {
+            return out;
+        }
+        // Each piece by its soonest expected answer; those this peer would
+        // answer `move_gain` times sooner, the latest first.
+        let queued: u64 = me
+            .flights
+            .iter()
+            .map(|f| self.pieces[f.piece as usize].bytes)
+            .sum();
+        expect.sort_unstable();
+        expect.dedup_by_key(|e| e.0);
+        let mut moves: Vec<(Duration, u32)> = expect
+            .into_iter()
+            .filter(|&(i, there)| {
+                let here = self.expected(me, now, queued + self.pieces[i as usize].bytes);
+                !out.contains(&i)
+                    && there.saturating_sub(now)
+                        > (here
+                            .saturating_sub(now)
+                            .saturating_mul(self.config.move_gain))
+                        .max(self.config.min_steal_age)
+            })
+            .map(|(i, there)| (there, i))
+            .collect();
+        moves.sort_unstable_by(|a, b| b.cmp(a));
+        out.extend(moves.into_iter().take(n - out.len()).map(|(_, i)| i));
+        out
     }
 
     /// `key` delivered `piece` verified. Returns the other peers it was

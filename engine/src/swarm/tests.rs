@@ -768,18 +768,26 @@ fn scenario() -> impl Strategy<Value = Scenario> {
     (
         any::<u64>(),
         prop::collection::vec(1..3 * MIB, 1..=3),
-        (1..=8u64, 1..=8usize, 1..=3usize, 1..=6usize, 1..=3usize),
+        (
+            1..=8u64,
+            1..=8usize,
+            1..=3usize,
+            1..=6usize,
+            1..=3usize,
+            0..=3u32,
+        ),
         prop::collection::vec(node_strategy(true), 1..=3),
         prop::collection::vec(node_strategy(false), 1..=4),
     )
         .prop_map(
-            |(seed, blobs, (groups, max, min, initial, dups), seeds, leechers)| {
+            |(seed, blobs, (groups, max, min, initial, dups, move_gain), seeds, leechers)| {
                 let picker = Config {
                     piece_groups: groups,
                     max_pipeline: max,
                     min_pipeline: min,
                     initial_pipeline: initial,
                     max_duplicates: dups,
+                    move_gain,
                     ..Config::default()
                 };
                 let nodes = seeds.into_iter().chain(leechers).collect();
@@ -875,4 +883,44 @@ fn seed_leaves_at_30_percent_from_fetchers_that_upload_as_fast_as_they_download(
         assert!(gone.is_empty(), "seed {seed}: {} pieces lost", gone.len());
         assert_eq!(r.outcome, Outcome::Complete);
     }
+}
+
+/// One fast fetcher among slow ones: once everything it holds is asked of
+/// others, it takes over the requests waiting longest at slow peers, and
+/// its upload, not theirs, carries the download to the end.
+#[test]
+fn a_fast_fetcher_takes_over_requests_waiting_at_slow_ones() {
+    let size = 32 * MIB;
+    let nodes = || {
+        let mut nodes = vec![NodeSpec::seed(8 * MIB).latency_ms(20)];
+        nodes.push(NodeSpec::leecher(80 * MIB).latency_ms(20));
+        nodes.extend((0..8).map(|i| NodeSpec::leecher(MIB).down(40 * MIB).latency_ms(10 + 5 * i)));
+        nodes
+    };
+    let with = |move_gain: u32| {
+        let mut cfg = SimConfig::new(vec![size], 3);
+        cfg.picker.move_gain = move_gain;
+        let r = run(cfg, nodes());
+        summary(&format!("move_gain {move_gain}"), &r);
+        let t = last_completion(&r);
+        let fast = r.nodes[1].uploaded;
+        let slow: u64 = (2..10).map(|i| r.nodes[i].uploaded).sum();
+        eprintln!(
+            "  move_gain {move_gain}: all done {t:.2}s; the fast fetcher sent {} MiB, the slow \
+             ones {} MiB; duplicates {:.2}%",
+            fast / MIB,
+            slow / MIB,
+            100.0 * r.duplicate_bytes() as f64 / r.received_bytes() as f64
+        );
+        (
+            t,
+            fast,
+            r.duplicate_bytes() as f64 / r.received_bytes() as f64,
+        )
+    };
+    let (t_off, fast_off, _) = with(0);
+    let (t_on, fast_on, dup_on) = with(2);
+    assert!(fast_on > fast_off, "{fast_on} vs {fast_off} bytes");
+    assert!(t_on < t_off, "{t_on:.2}s vs {t_off:.2}s");
+    assert!(dup_on <= 0.03, "{:.1}% duplicate", 100.0 * dup_on);
 }

@@ -269,7 +269,23 @@ impl Dht {
         if let Some(ip) = config.bind {
             b.bind_address(ip);
         }
-        let dht = b.build().map_err(DhtError::Start)?;
+        // mainline's actor thread binds the socket; when that fails before
+        // the builder has asked it anything, the builder panics (mainline
+        // 8.0.1, dht.rs:143) instead of returning the error. A port that is
+        // taken is the usual cause: find that out here first, and turn a
+        // panic in the remaining window into the same error.
+        if config.port != 0 {
+            let ip = config.bind.unwrap_or(std::net::Ipv4Addr::UNSPECIFIED);
+            drop(std::net::UdpSocket::bind((ip, config.port)).map_err(DhtError::Start)?);
+        }
+        let built = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| b.build()));
+        let dht = built
+            .unwrap_or_else(|_| {
+                Err(std::io::Error::other(
+                    "the DHT node stopped as it started (its UDP socket could not be bound)",
+                ))
+            })
+            .map_err(DhtError::Start)?;
         Ok(Self {
             inner: dht.as_async(),
         })

@@ -27,7 +27,7 @@ usage: bench-sim [--peers N] [--size MIB] [--seed S] [--super-seed on|off|auto]
                  [--max-out N] [--max-conns N] [--ss-offers N] [--ss-unshared N]
                  [--ss-reveal-ms MS] [--ss-rescue-ms MS] [--ss-credit N]
                  [--upload-slots N] [--serve-order in-turn|neediest] [--reciprocity F]
-                 [--min-pipeline N] [--initial-pipeline N]
+                 [--min-pipeline N] [--initial-pipeline N] [--move-gain N]
 
   --peers N           leechers (default 1000)
   --size MIB          blob size (default 256)
@@ -47,6 +47,8 @@ usage: bench-sim [--peers N] [--size MIB] [--seed S] [--super-seed on|off|auto]
   --reciprocity F     with neediest: a head start of F pieces for each piece
                       the requester sent (default 0.5)
   --min-pipeline N, --initial-pipeline N   the picker's Config
+  --move-gain N       the picker's Config::move_gain (default 2; 0: requests
+                      never move to a faster fetcher)
   --ss-offers N, --ss-unshared N, --ss-reveal-ms MS, --ss-rescue-ms MS, --ss-credit N
                       the super-seed's tuning (SuperSeedConfig)";
 
@@ -74,6 +76,7 @@ struct Settings {
     super_config: SuperSeedConfig,
     min_pipeline: Option<usize>,
     initial_pipeline: Option<usize>,
+    move_gain: Option<u32>,
     upload_slots: Option<usize>,
     neediest: bool,
     reciprocity: f64,
@@ -95,6 +98,7 @@ impl Default for Settings {
             super_config: SuperSeedConfig::default(),
             min_pipeline: None,
             initial_pipeline: None,
+            move_gain: None,
             upload_slots: None,
             neediest: false,
             reciprocity: 0.5,
@@ -203,6 +207,10 @@ fn parse(args: &[String]) -> Result<Option<Settings>> {
             "--reciprocity" => {
                 let v = value()?;
                 s.reciprocity = v.parse().with_context(|| bad(&v))?;
+            }
+            "--move-gain" => {
+                let v = value()?;
+                s.move_gain = Some(v.parse().with_context(|| bad(&v))?);
             }
             "--upload-slots" => {
                 let v = value()?;
@@ -318,6 +326,9 @@ fn main() -> Result<()> {
     }
     if let Some(n) = s.initial_pipeline {
         cfg.picker.initial_pipeline = n;
+    }
+    if let Some(n) = s.move_gain {
+        cfg.picker.move_gain = n;
     }
     cfg.max_events = u64::MAX;
     cfg.time_limit = Duration::from_secs(4 * 3600);

@@ -1287,12 +1287,10 @@ impl<P: Copy + Ord + fmt::Debug> Swarm<P> {
         }
         piece.state = State::Requested;
         piece.owners.push(slot);
+        let ahead = self.peers[slot as usize]
+            .as_ref()
+            .map_or(0, |p| self.queued_bytes(p));
         if let Some(peer) = self.peers[slot as usize].as_mut() {
-            let ahead = peer
-                .flights
-                .iter()
-                .map(|f| self.pieces[f.piece as usize].bytes)
-                .sum();
             let announced = peer.has.get(i as usize);
             peer.flights.push(Flight {
                 piece: i,
@@ -1434,6 +1432,14 @@ impl<P: Copy + Ord + fmt::Debug> Swarm<P> {
             .is_some_and(|p| self.config.move_gain > 0 && p.rate > 0.0 && p.fetcher)
     }
 
+    /// Bytes of the requests in flight to `peer`.
+    fn queued_bytes(&self, peer: &PeerState<P>) -> u64 {
+        peer.flights
+            .iter()
+            .map(|f| self.pieces[f.piece as usize].bytes)
+            .sum()
+    }
+
     /// When a request in flight to `peer` is expected to be answered: the
     /// bytes queued there ahead of it and its own, at its pace, plus a
     /// round trip.
@@ -1522,11 +1528,7 @@ impl<P: Copy + Ord + fmt::Debug> Swarm<P> {
         }
         // Each piece by its soonest expected answer; those this peer would
         // answer `move_gain` times sooner, the latest first.
-        let queued: u64 = me
-            .flights
-            .iter()
-            .map(|f| self.pieces[f.piece as usize].bytes)
-            .sum();
+        let queued = self.queued_bytes(me);
         expect.sort_unstable();
         expect.dedup_by_key(|e| e.0);
         let mut moves: Vec<(Duration, u32)> = expect

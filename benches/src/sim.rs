@@ -27,7 +27,7 @@ usage: bench-sim [--peers N] [--size MIB] [--seed S] [--super-seed on|off|auto]
                  [--max-out N] [--max-conns N] [--ss-offers N] [--ss-unshared N]
                  [--ss-reveal-ms MS] [--ss-rescue-ms MS] [--ss-credit N]
                  [--upload-slots N] [--serve-order in-turn|neediest] [--reciprocity F]
-                 [--min-pipeline N] [--initial-pipeline N] [--move-gain N]
+                 [--min-pipeline N] [--initial-pipeline N] [--move-gain N] [--push N]
 
   --peers N           leechers (default 1000)
   --size MIB          blob size (default 256)
@@ -47,6 +47,8 @@ usage: bench-sim [--peers N] [--size MIB] [--seed S] [--super-seed on|off|auto]
   --reciprocity F     with neediest: a head start of F pieces for each piece
                       the requester sent (default 0.5)
   --min-pipeline N, --initial-pipeline N   the picker's Config
+  --push N            addresses a node pushes to each connected fetcher as it
+                      meets new peers (default 50, as wire.md §3.7; 0: none)
   --move-gain N       the picker's Config::move_gain (default 2; 0: requests
                       never move to a faster fetcher)
   --ss-offers N, --ss-unshared N, --ss-reveal-ms MS, --ss-rescue-ms MS, --ss-credit N
@@ -72,6 +74,7 @@ struct Settings {
     churn: f64,
     linger: Option<f64>,
     max_out: usize,
+    push: usize,
     max_conns: usize,
     super_config: SuperSeedConfig,
     min_pipeline: Option<usize>,
@@ -94,6 +97,7 @@ impl Default for Settings {
             churn: 0.05,
             linger: None,
             max_out: 8,
+            push: swarm_engine::wire::MAX_PUSHED,
             max_conns: 50,
             super_config: SuperSeedConfig::default(),
             min_pipeline: None,
@@ -167,6 +171,10 @@ fn parse(args: &[String]) -> Result<Option<Settings>> {
             "--max-out" => {
                 let v = value()?;
                 s.max_out = v.parse().with_context(|| bad(&v))?;
+            }
+            "--push" => {
+                let v = value()?;
+                s.push = v.parse().with_context(|| bad(&v))?;
             }
             "--max-conns" => {
                 let v = value()?;
@@ -304,6 +312,7 @@ fn main() -> Result<()> {
     cfg.mesh = Mesh::Partial(MeshConfig {
         max_out: s.max_out,
         max_conns: s.max_conns,
+        push: s.push,
         ..MeshConfig::default()
     });
     cfg.super_seed = match s.super_seed {
@@ -371,8 +380,8 @@ fn main() -> Result<()> {
     );
     println!(
         "  mesh: dial {} and {} in all a node; lookups of 6 peers with backoff; exchange of 8 \
-         on connect",
-        s.max_out, s.max_conns
+         on connect; up to {} addresses pushed to each peer as they are met",
+        s.max_out, s.max_conns, s.push
     );
     println!(
         "  peers: up 10-100 Mbit/s (5 % at 1 Gbit/s), down 100-1000 Mbit/s, RTT 20-300 ms, \

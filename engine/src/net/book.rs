@@ -67,8 +67,9 @@ impl PeerBook {
         g.forget(&[addr]);
     }
 
-    /// Remember that `addr` has or wants `hash`.
-    pub(crate) fn add(&self, hash: Hash, addr: SocketAddr) {
+    /// Remember that `addr` has or wants `hash`. Returns whether it is new
+    /// for `hash` (not remembered with it just before).
+    pub(crate) fn add(&self, hash: Hash, addr: SocketAddr) -> bool {
         let mut g = self.lock();
         let Inner { map, order, .. } = &mut *g;
         if !map.contains_key(&hash) {
@@ -81,11 +82,14 @@ impl PeerBook {
             order.push_back(hash);
         }
         let addrs = map.entry(hash).or_default();
+        let before = addrs.len();
         addrs.retain(|a| *a != addr);
+        let new = addrs.len() == before;
         addrs.push_back(addr);
         if addrs.len() > MAX_ADDRS {
             addrs.pop_front();
         }
+        new
     }
 
     /// Up to `max` addresses for `hash`, newest first, leaving out `except`.

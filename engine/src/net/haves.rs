@@ -1,16 +1,21 @@
-//! `Have` on the control stream (wire.md §3.2): a peer that asked about a
-//! blob (`Ask`) on a connection is told over that connection's control
-//! stream about each group of it this node verifies afterwards; `Have`s
-//! arriving from peers go to the local fetches watching that blob.
+//! The control stream's announcements. `Have` (wire.md §3.2): a peer that
+//! asked about a blob (`Ask`) on a connection is told over that
+//! connection's control stream about each group of it this node verifies
+//! afterwards; `Have`s arriving from peers go to the local fetches watching
+//! that blob. `Peers` (wire.md §3.8, version 2): a peer that asked for the
+//! peers of a hash (`AskPeers`) is told of each new one this node meets,
+//! up to [`wire::MAX_PUSHED`]; pushed addresses go to the local fetches watching
+//! the hash.
 
 use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::mpsc;
 
 use super::{NodeId, Peer};
 use crate::content::Hash;
-use crate::wire::{Have, Message};
+use crate::wire::{self, Have, MAX_PEER_SUBS, MAX_PUSHED, Message};
 
 /// Control messages queued per connection before new ones are dropped
 /// (`Have` is advice: a peer that does not read its control stream
@@ -19,12 +24,26 @@ pub(crate) const CONTROL_QUEUE: usize = 1024;
 
 type HaveSender = mpsc::UnboundedSender<(NodeId, Have)>;
 
-/// Where a watcher hears of `Have`s, and of peers that asked about a hash.
+/// Where a watcher hears of `Have`s, of peers that asked about a hash,
+/// and of addresses pushed for it.
 #[derive(Debug, Clone)]
 struct Watcher {
     id: u64,
     haves: HaveSender,
     askers: mpsc::UnboundedSender<Peer>,
+    addrs: mpsc::UnboundedSender<SocketAddr>,
+}
+
+/// A connection's control-stream writer.
+#[derive(Debug)]
+struct Conn {
+    tx: mpsc::Sender<Message>,
+    /// The address the peer connected from, which it serves on.
+    remote: SocketAddr,
+    /// It speaks a version with pushed `Peers`.
+    push: bool,
+    /// Hashes it is told new peers of.
+    peer_subs: usize,
 }
 
 #[derive(Debug, Default)]
@@ -36,9 +55,11 @@ pub(crate) struct Haves {
 struct Inner {
     next: u64,
     /// Control-stream writers, by connection.
-    conns: HashMap<usize, mpsc::Sender<Message>>,
+    conns: HashMap<usize, Conn>,
     /// Connections that asked about a hash.
     subs: HashMap<Hash, HashSet<usize>>,
+    /// Connections that asked for peers of a hash, with the pushes left.
+    peer_subs: HashMap<Hash, HashMap<usize, usize>>,
     /// Local watchers of a hash: fetches.
     watchers: HashMap<Hash, Vec<Watcher>>,
 }
@@ -48,8 +69,21 @@ impl Haves {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    pub(crate) fn add_conn(&self, conn: usize, tx: mpsc::Sender<Message>) {
-        self.lock().conns.insert(conn, tx);
+    /// A connection is up; `version` is the one negotiated in `Hello`.
+    pub(crate) fn add_conn(
+        &self,
+        conn: usize,
+        tx: mpsc::Sender<Message>,
+        remote: SocketAddr,
+        version: u16,
+    ) {
+        let c = Conn {
+            tx,
+            remote,
+            push: version >= wire::VERSION_PUSH,
+            peer_subs: 0,
+        };
+        self.lock().conns.insert(conn, c);
     }
 
     pub(crate) fn remove_conn(&self, conn: usize) {
@@ -59,6 +93,70 @@ impl Haves {
             s.remove(&conn);
             !s.is_empty()
         });
+        g.peer_subs.retain(|_, s| {
+            s.remove(&conn);
+            !s.is_empty()
+        });
+    }
+
+    /// The peer on `conn` asked for the peers of `hash`: if it speaks
+    /// version 2, tell it of new ones (wire.md §3.7).
+    pub(crate) fn subscribe_peers(&self, hash: Hash, conn: usize) {
+        let mut g = self.lock();
+        let Inner {
+            conns, peer_subs, ..
+        } = &mut *g;
+        let Some(c) = conns.get_mut(&conn).filter(|c| c.push) else {
+            return;
+        };
+        let subs = peer_subs.entry(hash).or_default();
+        if !subs.contains_key(&conn) && c.peer_subs < MAX_PEER_SUBS {
+            c.peer_subs += 1;
+            subs.insert(conn, MAX_PUSHED);
+        }
+        if subs.is_empty() {
+            peer_subs.remove(&hash);
+        }
+    }
+
+    /// This node met a new peer `addr` of `hash`: tell the connections
+    /// that asked for peers of it, other than that peer's own.
+    pub(crate) fn push_peer(&self, hash: Hash, addr: SocketAddr) {
+        let mut g = self.lock();
+        let Inner {
+            conns, peer_subs, ..
+        } = &mut *g;
+        let Some(subs) = peer_subs.get_mut(&hash) else {
+            return;
+        };
+        for (c, left) in subs.iter_mut() {
+            let Some(conn) = conns.get(c).filter(|c| c.remote != addr) else {
+                continue;
+            };
+            if *left == 0 {
+                continue;
+            }
+            let msg = Message::Peers(wire::Peers {
+                hash,
+                addrs: vec![addr],
+            });
+            // Full: that peer is not reading; it misses this one.
+            if conn.tx.try_send(msg).is_ok() {
+                *left -= 1;
+            }
+        }
+    }
+
+    /// A peer pushed addresses for a hash: pass them to whoever watches it.
+    pub(crate) fn dispatch_peers(&self, peers: wire::Peers) {
+        let g = self.lock();
+        if let Some(ws) = g.watchers.get(&peers.hash) {
+            for w in ws {
+                for a in &peers.addrs {
+                    let _ = w.addrs.send(*a);
+                }
+            }
+        }
     }
 
     /// The peer on `conn` asked about `hash`: tell it what verifies later.
@@ -72,8 +170,8 @@ impl Haves {
     /// Queue `msg` on connection `conn`'s control stream (dropped when the
     /// peer is not reading, like every announcement).
     pub(crate) fn send_to(&self, conn: usize, msg: Message) {
-        if let Some(tx) = self.lock().conns.get(&conn) {
-            let _ = tx.try_send(msg);
+        if let Some(c) = self.lock().conns.get(&conn) {
+            let _ = c.tx.try_send(msg);
         }
     }
 
@@ -84,9 +182,9 @@ impl Haves {
             return;
         };
         for c in subs {
-            if let Some(tx) = g.conns.get(c) {
+            if let Some(c) = g.conns.get(c) {
                 // Full: that peer is not reading; it misses this one.
-                let _ = tx.try_send(Message::Have(have.clone()));
+                let _ = c.tx.try_send(Message::Have(have.clone()));
             }
         }
     }
@@ -119,6 +217,7 @@ impl Haves {
     pub(crate) fn watch(self: &Arc<Self>, hashes: Vec<Hash>) -> HaveWatch {
         let (tx, rx) = mpsc::unbounded_channel();
         let (askers_tx, askers) = mpsc::unbounded_channel();
+        let (addrs_tx, addrs) = mpsc::unbounded_channel();
         let id = {
             let mut g = self.lock();
             g.next += 1;
@@ -126,6 +225,7 @@ impl Haves {
                 id: g.next,
                 haves: tx,
                 askers: askers_tx,
+                addrs: addrs_tx,
             };
             for h in &hashes {
                 g.watchers.entry(*h).or_default().push(w.clone());
@@ -138,6 +238,7 @@ impl Haves {
             hashes,
             rx,
             askers,
+            addrs,
         }
     }
 }
@@ -152,6 +253,8 @@ pub(crate) struct HaveWatch {
     pub(crate) rx: mpsc::UnboundedReceiver<(NodeId, Have)>,
     /// Peers that connected here and asked about one of the hashes.
     pub(crate) askers: mpsc::UnboundedReceiver<Peer>,
+    /// Addresses peers pushed for one of the hashes (wire.md §3.8).
+    pub(crate) addrs: mpsc::UnboundedReceiver<SocketAddr>,
 }
 
 impl Drop for HaveWatch {
@@ -165,5 +268,82 @@ impl Drop for HaveWatch {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn drain(rx: &mut mpsc::Receiver<Message>) -> Vec<(Hash, Vec<SocketAddr>)> {
+        let mut out = Vec::new();
+        while let Ok(m) = rx.try_recv() {
+            match m {
+                Message::Peers(p) => out.push((p.hash, p.addrs)),
+                other => panic!("pushed {other:?}"),
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn new_peers_go_to_version_2_subscribers_within_their_budget() {
+        let haves = Haves::default();
+        let a = |p: u16| SocketAddr::from(([127, 0, 0, 1], p));
+        let (h, g) = (Hash::of(b"root"), Hash::of(b"other"));
+        let (tx2, mut rx2) = mpsc::channel(CONTROL_QUEUE);
+        let (tx1, mut rx1) = mpsc::channel(CONTROL_QUEUE);
+        haves.add_conn(2, tx2, a(2), 2);
+        haves.add_conn(1, tx1, a(1), 1);
+        // Nobody asked yet: nothing is pushed.
+        haves.push_peer(h, a(10));
+        haves.subscribe_peers(h, 2);
+        haves.subscribe_peers(h, 1);
+        // Asking again keeps the budget where it is.
+        haves.push_peer(h, a(11));
+        haves.subscribe_peers(h, 2);
+        // Not its own address, and not another hash's peers.
+        haves.push_peer(h, a(2));
+        haves.push_peer(g, a(12));
+        assert_eq!(drain(&mut rx2), [(h, vec![a(11)])]);
+        assert!(drain(&mut rx1).is_empty(), "version 1 is never pushed to");
+        for p in 100..200 {
+            haves.push_peer(h, a(p));
+        }
+        assert_eq!(drain(&mut rx2).len(), MAX_PUSHED - 1, "the budget");
+        // At most MAX_PEER_SUBS hashes per connection.
+        for i in 0..MAX_PEER_SUBS as u32 + 4 {
+            haves.subscribe_peers(Hash::of(&i.to_le_bytes()), 2);
+        }
+        let last = Hash::of(&(MAX_PEER_SUBS as u32 + 3).to_le_bytes());
+        haves.push_peer(last, a(300));
+        haves.push_peer(Hash::of(&0u32.to_le_bytes()), a(301));
+        let got = drain(&mut rx2);
+        assert_eq!(got.len(), 1, "{got:?}");
+        assert_eq!(got[0].1, [a(301)]);
+        // A closed connection leaves nothing behind.
+        haves.remove_conn(2);
+        haves.remove_conn(1);
+        assert!(haves.lock().peer_subs.is_empty());
+    }
+
+    #[test]
+    fn pushed_addresses_reach_the_watchers_of_their_hash() {
+        let haves = Arc::new(Haves::default());
+        let (h, g) = (Hash::of(b"root"), Hash::of(b"other"));
+        let a: SocketAddr = "127.0.0.1:7411".parse().unwrap();
+        let mut watch = haves.watch(vec![h]);
+        haves.dispatch_peers(wire::Peers {
+            hash: g,
+            addrs: vec![a],
+        });
+        haves.dispatch_peers(wire::Peers {
+            hash: h,
+            addrs: vec![a],
+        });
+        assert_eq!(watch.addrs.try_recv().ok(), Some(a));
+        assert!(watch.addrs.try_recv().is_err());
+        drop(watch);
+        assert!(haves.lock().watchers.is_empty());
     }
 }

@@ -124,6 +124,11 @@ pub struct EndpointConfig {
     /// alone here is not held back. Off by default: with fetchers that
     /// cannot reach each other it costs them time.
     pub super_seed: bool,
+    /// Highest protocol version offered in `Hello` (wire.md §3.1), from
+    /// [`wire::MIN_VERSION`] to [`wire::VERSION`] (the default). Lower it
+    /// to talk as an older build does: at 1, this node neither pushes nor
+    /// accepts pushed addresses.
+    pub max_version: u16,
 }
 
 impl Default for EndpointConfig {
@@ -137,6 +142,7 @@ impl Default for EndpointConfig {
             upload_limit: None,
             download_limit: None,
             super_seed: false,
+            max_version: wire::VERSION,
         }
     }
 }
@@ -147,6 +153,9 @@ impl EndpointConfig {
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.max_connections == 0 {
             return Err(ConfigError::NoConnections);
+        }
+        if !(wire::MIN_VERSION..=wire::VERSION).contains(&self.max_version) {
+            return Err(ConfigError::Version(self.max_version));
         }
         let t = &self.timeouts;
         for (name, d) in [
@@ -403,6 +412,13 @@ pub enum ConfigError {
     /// A rate limit of 0 bytes per second: nothing could move (no limit is `None`).
     #[error("the {0} limit is 0 bytes per second; give a positive rate, or none for no limit")]
     ZeroRate(&'static str),
+    /// `max_version` is outside what this build speaks.
+    #[error(
+        "protocol version {0} is not spoken by this build ({min}..={max})",
+        min = wire::MIN_VERSION,
+        max = wire::VERSION
+    )]
+    Version(u16),
 }
 
 /// Why connecting to a peer failed.
@@ -521,6 +537,16 @@ pub(crate) struct Ctx {
     pub(crate) superseeds: Option<Arc<superseed::SuperSeeds>>,
     pub(crate) up: Arc<Option<limit::Bucket>>,
     pub(crate) down: Arc<Option<limit::Bucket>>,
+}
+
+impl Ctx {
+    /// `addr` has or wants `hash`: remember it for peer exchange, and
+    /// push it to the peers that asked for peers of `hash` if it is new.
+    pub(crate) fn met(&self, hash: crate::Hash, addr: SocketAddr) {
+        if self.book.add(hash, addr) {
+            self.haves.push_peer(hash, addr);
+        }
+    }
 }
 
 fn transport(t: &Timeouts, keep_alive: bool) -> quinn::TransportConfig {
@@ -837,18 +863,20 @@ impl Endpoint {
                 conn.close(e.code().to_u16().into(), b"bad hello");
                 err
             })?;
-        match reply {
-            Message::Hello(h)
-                if h.min_version <= wire::VERSION && wire::VERSION <= h.max_version => {}
-            Message::Hello(h) => {
-                conn.close(ErrorCode::UnsupportedVersion.to_u16().into(), b"version");
-                return Err(handshake(format!(
-                    "speaks versions {}..={}, we speak {}",
-                    h.min_version,
-                    h.max_version,
-                    wire::VERSION
-                )));
-            }
+        let version = match reply {
+            Message::Hello(h) => match hello_version(&ctx.config, &h) {
+                Some(v) => v,
+                None => {
+                    conn.close(ErrorCode::UnsupportedVersion.to_u16().into(), b"version");
+                    return Err(handshake(format!(
+                        "speaks versions {}..={}, we speak {}..={}",
+                        h.min_version,
+                        h.max_version,
+                        wire::MIN_VERSION,
+                        ctx.config.max_version
+                    )));
+                }
+            },
             Message::Error(e) => return Err(handshake(format!("{}: {}", e.code, e.text))),
             other => {
                 conn.close(
@@ -857,10 +885,11 @@ impl Endpoint {
                 );
                 return Err(handshake(format!("sent {other:?} instead of Hello")));
             }
-        }
+        };
         let span = info_span!("peer", id = %peer_id.short(), addr = %addr.addr);
         tokio::spawn(
-            serve::run_connection(conn.clone(), ctx.clone(), send, recv, peer_id).instrument(span),
+            serve::run_connection(conn.clone(), ctx.clone(), (send, recv), peer_id, version)
+                .instrument(span),
         );
         debug!(peer = %peer_id, "connected");
         Ok(Peer::new(conn, peer_id, addr.addr, ctx.clone()))
@@ -959,10 +988,20 @@ fn closed_busy(conn: &quinn::Connection) -> bool {
 
 pub(crate) fn hello(config: &EndpointConfig) -> Message {
     Message::Hello(Hello {
-        min_version: wire::VERSION,
-        max_version: wire::VERSION,
+        min_version: wire::MIN_VERSION,
+        max_version: config.max_version,
         agent: config.agent.chars().take(wire::MAX_AGENT).collect(),
     })
+}
+
+/// The version spoken with a peer that sent `theirs` (wire.md §3.1).
+pub(crate) fn hello_version(config: &EndpointConfig, theirs: &Hello) -> Option<u16> {
+    let ours = Hello {
+        min_version: wire::MIN_VERSION,
+        max_version: config.max_version,
+        agent: String::new(),
+    };
+    wire::negotiate(&ours, theirs)
 }
 
 pub(crate) fn count(c: &AtomicU64, delta: i64) {

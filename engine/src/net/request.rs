@@ -492,7 +492,7 @@ impl Peer {
 
     /// Remember that this peer has `hash`, for peer exchange.
     pub(crate) fn note_has(&self, hash: Hash) {
-        self.ctx.book.add(hash, self.addr);
+        self.ctx.met(hash, self.addr);
     }
 
     /// Fetch the missing `ranges` of `partial` from this peer, verifying

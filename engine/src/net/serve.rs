@@ -43,28 +43,30 @@ async fn accept_hello(conn: quinn::Connection, ctx: Ctx, peer: NodeId) {
     let Ok(Ok((mut send, mut recv))) = first else {
         return conn.close(ErrorCode::Timeout.to_u16().into(), b"no hello");
     };
-    match stream::read_message(&mut recv, t.hello).await {
-        Ok(Message::Hello(h))
-            if h.min_version <= wire::VERSION && wire::VERSION <= h.max_version =>
-        {
-            if stream::write_message(&mut send, &super::hello(&ctx.config))
-                .await
-                .is_err()
-            {
-                return;
-            }
-        }
-        Ok(Message::Hello(_)) => {
-            let e = error_msg(ErrorCode::UnsupportedVersion, "this node speaks version 1");
-            let _ = stream::write_message(&mut send, &e).await;
-            let _ = send.finish();
-            let _ = tokio::time::timeout(t.hello, send.stopped()).await;
-            return conn.close(ErrorCode::UnsupportedVersion.to_u16().into(), b"version");
-        }
+    let theirs = match stream::read_message(&mut recv, t.hello).await {
+        Ok(Message::Hello(h)) => h,
         Ok(_) => return violation(&conn, &ctx, "first message was not Hello"),
         Err(e) => return close_for(&conn, &ctx, &e),
+    };
+    let Some(version) = super::hello_version(&ctx.config, &theirs) else {
+        let text = format!(
+            "this node speaks versions {}..={}",
+            wire::MIN_VERSION,
+            ctx.config.max_version
+        );
+        let e = error_msg(ErrorCode::UnsupportedVersion, &text);
+        let _ = stream::write_message(&mut send, &e).await;
+        let _ = send.finish();
+        let _ = tokio::time::timeout(t.hello, send.stopped()).await;
+        return conn.close(ErrorCode::UnsupportedVersion.to_u16().into(), b"version");
+    };
+    if stream::write_message(&mut send, &super::hello(&ctx.config))
+        .await
+        .is_err()
+    {
+        return;
     }
-    run_connection(conn, ctx, send, recv, peer).await;
+    run_connection(conn, ctx, (send, recv), peer, version).await;
 }
 
 /// A connection after Hello, on either side: read the control stream and
@@ -72,9 +74,9 @@ async fn accept_hello(conn: quinn::Connection, ctx: Ctx, peer: NodeId) {
 pub(super) async fn run_connection(
     conn: quinn::Connection,
     ctx: Ctx,
-    mut control_send: quinn::SendStream,
-    mut control_recv: quinn::RecvStream,
+    (mut control_send, mut control_recv): (quinn::SendStream, quinn::RecvStream),
     peer: NodeId,
+    version: u16,
 ) {
     count(&ctx.stats.connections, 1);
     debug!("connection up");
@@ -82,7 +84,7 @@ pub(super) async fn run_connection(
     let remote = conn.remote_address();
     ctx.book.connected(remote);
     let (control_tx, mut control_rx) = mpsc::channel(super::haves::CONTROL_QUEUE);
-    ctx.haves.add_conn(conn_id, control_tx);
+    ctx.haves.add_conn(conn_id, control_tx, remote, version);
     let control_out = async {
         while let Some(msg) = control_rx.recv().await {
             if stream::write_message(&mut control_send, &msg)
@@ -101,6 +103,10 @@ pub(super) async fn run_connection(
                         ss.peer_has(&ctx.haves, peer, &h);
                     }
                     ctx.haves.dispatch(peer, h);
+                }
+                // Version 2: addresses pushed for a hash asked about (§3.8).
+                Ok(Message::Peers(p)) if version >= wire::VERSION_PUSH => {
+                    ctx.haves.dispatch_peers(p);
                 }
                 Ok(_) => return violation(&conn, &ctx, "unexpected message on the control stream"),
                 Err(ReadMsgError::Closed) | Err(ReadMsgError::Read(_)) => return,
@@ -206,7 +212,7 @@ async fn serve_request(
     // where a message can no longer be framed.
     let result = match req {
         Ok(Message::Get(get)) => {
-            ctx.book.add(get.hash, remote);
+            ctx.met(get.hash, remote);
             serve_get(&ctx, &mut send, get, from.id).await
         }
         Ok(Message::Ask(ask)) => {
@@ -221,6 +227,8 @@ async fn serve_request(
             serve_ask(&ctx, &mut send, ask.hash, &from).await
         }
         Ok(Message::AskPeers(ask)) => {
+            // Version 2: asking subscribes to new peers (wire.md §3.7).
+            ctx.haves.subscribe_peers(ask.hash, conn_id);
             let addrs = ctx.book.get(&ask.hash, remote, wire::MAX_PEERS);
             let msg = Message::Peers(wire::Peers {
                 hash: ask.hash,

@@ -457,6 +457,18 @@ async fn raw_client(
     (quinn::SendStream, quinn::RecvStream),
     quinn::Endpoint,
 ) {
+    raw_client_with(to, &EndpointConfig::default()).await
+}
+
+/// [`raw_client`], sending the `Hello` of `config`.
+async fn raw_client_with(
+    to: &PeerAddr,
+    config: &EndpointConfig,
+) -> (
+    quinn::Connection,
+    (quinn::SendStream, quinn::RecvStream),
+    quinn::Endpoint,
+) {
     let key = SecretKey::generate().unwrap();
     let tls = tls::client_config(&key, to.id, Arc::default()).unwrap();
     let cfg = quinn::ClientConfig::new(Arc::new(
@@ -469,9 +481,7 @@ async fn raw_client(
         .await
         .unwrap();
     let (mut s, mut r) = conn.open_bi().await.unwrap();
-    stream::write_message(&mut s, &hello(&EndpointConfig::default()))
-        .await
-        .unwrap();
+    stream::write_message(&mut s, &hello(config)).await.unwrap();
     let reply = stream::read_message(&mut r, Duration::from_secs(5))
         .await
         .unwrap();
@@ -643,8 +653,8 @@ async fn hello_violations_close_the_connection_with_a_code() {
         ),
         (
             Message::Hello(crate::wire::Hello {
-                min_version: 2,
-                max_version: 3,
+                min_version: 3,
+                max_version: 4,
                 agent: "future".into(),
             }),
             ErrorCode::UnsupportedVersion,
@@ -776,6 +786,104 @@ async fn peer_exchange_introduces_a_fetcher_to_earlier_fetchers() {
     assert!(got.connected.contains(&f1.endpoint().node_id()), "{got:?}");
     assert_eq!(got.connected.len(), 2, "{got:?}");
     assert_release(f2.store(), &root, &rel);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_that_asked_for_peers_is_told_of_each_new_one_in_version_2() {
+    let bind = |seed: u8, config: EndpointConfig| {
+        Endpoint::bind(
+            Store::memory().unwrap(),
+            SecretKey::from_bytes(&[seed; 32]),
+            config,
+        )
+    };
+    let seed = bind(1, quick()).await.unwrap();
+    let hash = seed.store().put_blob(&data(3, 100_000)).unwrap();
+    let to = PeerAddr {
+        id: Some(seed.node_id()),
+        addr: seed.local_addr().unwrap(),
+    };
+    // Two nodes ask the seed for peers of the blob before anyone else came:
+    // one speaking version 2, one as a version-1 build does.
+    let v1 = EndpointConfig {
+        max_version: 1,
+        ..quick()
+    };
+    let (new, old) = (bind(2, quick()).await.unwrap(), bind(3, v1).await.unwrap());
+    let (mut new_watch, mut old_watch) = (new.watch_haves(vec![hash]), old.watch_haves(vec![hash]));
+    let mut asked = Vec::new();
+    for ep in [&new, &old] {
+        let p = ep.connect(&to).await.unwrap();
+        assert!(p.ask_peers(hash).await.unwrap().is_empty());
+        asked.push(p);
+    }
+    // Two fetchers come, one after the other (the first twice).
+    let mut fetchers = Vec::new();
+    for s in [4, 5] {
+        let f = bind(s, quick()).await.unwrap();
+        let p = f.connect(&to).await.unwrap();
+        for _ in 0..2 {
+            p.get_bytes(hash, 1 << 20).await.unwrap();
+        }
+        fetchers.push((f, p));
+    }
+    let wait = Duration::from_secs(10);
+    for (f, _) in &fetchers {
+        let got = tokio::time::timeout(wait, new_watch.addrs.recv()).await;
+        assert_eq!(got.ok().flatten(), Some(f.local_addr().unwrap()));
+    }
+    // The version-1 node was told nothing on its control stream (which a
+    // push would have broken: the connection would be closed) and still
+    // learns them by asking.
+    assert!(new_watch.addrs.try_recv().is_err(), "each fetcher once");
+    assert!(old_watch.addrs.try_recv().is_err());
+    let told = asked[1].ask_peers(hash).await.unwrap();
+    let addrs: Vec<SocketAddr> = fetchers
+        .iter()
+        .map(|(f, _)| f.local_addr().unwrap())
+        .collect();
+    assert_eq!(told, [addrs[1], addrs[0]]);
+    assert!(!asked[1].is_closed());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pushed_peers_on_a_version_1_connection_are_a_violation() {
+    let node = Node::spawn(Store::memory().unwrap(), quick())
+        .await
+        .unwrap();
+    let to = addr_of(&node);
+    for (version, closed) in [(2, false), (1, true)] {
+        let config = EndpointConfig {
+            max_version: version,
+            ..quick()
+        };
+        let (conn, (mut s, _r), _ep) = raw_client_with(&to, &config).await;
+        let push = Message::Peers(crate::wire::Peers {
+            hash: Hash::of(b"root"),
+            addrs: vec![localhost()],
+        });
+        stream::write_message(&mut s, &push).await.unwrap();
+        // A request after it is answered only on a connection still open.
+        let (_s, mut r) = send_raw(
+            &conn,
+            &Message::AskPeers(crate::wire::Ask {
+                hash: Hash::of(b"root"),
+            })
+            .encode(),
+        )
+        .await;
+        let answer = stream::read_message(&mut r, Duration::from_secs(5)).await;
+        assert_eq!(answer.is_err(), closed, "version {version}: {answer:?}");
+        if closed {
+            match conn.closed().await {
+                quinn::ConnectionError::ApplicationClosed(c) => assert_eq!(
+                    c.error_code,
+                    quinn::VarInt::from(ErrorCode::ProtocolViolation.to_u16())
+                ),
+                other => panic!("{other:?}"),
+            }
+        }
+    }
 }
 
 /// Regression: peer exchange can hand out a fetcher that has since gone;

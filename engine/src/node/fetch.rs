@@ -15,7 +15,7 @@ use tracing::{debug, info};
 use super::ProgressFn;
 use crate::content::{GROUP_SIZE, Hash};
 use crate::mirror::{self, Mirror, MirrorError, MirrorFault, Verdict};
-use crate::net::{Endpoint, Misbehaviour, NodeId, Peer, RequestError};
+use crate::net::{Endpoint, Misbehaviour, NodeId, Peer, PeerAddr, RequestError};
 use crate::store::{GroupSet, PartialBlob, StoreError};
 use crate::swarm::{self, BlobSpec, Failure, PieceId, Request, Swarm};
 use crate::wire::{ErrorCode, Have, WireRanges};
@@ -479,9 +479,14 @@ impl Run {
             .enumerate()
             .map(|(i, p)| (p.hash, i))
             .collect();
-        let mut watch = self
-            .endpoint
-            .watch_haves(self.parts.iter().map(|p| p.hash).collect());
+        // The blobs' `Have`s, and the root's pushed peers (wire.md §3.8).
+        let mut watch = self.endpoint.watch_haves(
+            self.parts
+                .iter()
+                .map(|p| p.hash)
+                .chain([self.root])
+                .collect(),
+        );
         let (tx, mut rx) = mpsc::unbounded_channel::<Event>();
         let mut flights: Flights = BTreeMap::new();
         let mut tasks = JoinSet::new();
@@ -626,6 +631,23 @@ impl Run {
                 Some(p) = watch.askers.recv() => {
                     tried.lock().unwrap_or_else(|e| e.into_inner()).insert(p.addr());
                     self.joined(&mut swarm, p, &tx);
+                }
+                // A peer told of another fetcher or seed of the root as it
+                // met it: connect while there is room, as to an exchanged
+                // address.
+                Some(addr) = watch.addrs.recv() => {
+                    let room = self.peers.live.len() < self.max_peers;
+                    if room && tried.lock().unwrap_or_else(|e| e.into_inner()).insert(addr) {
+                        let (ep, tx) = (self.endpoint.clone(), pex_tx.clone());
+                        tokio::spawn(async move {
+                            match ep.connect(&PeerAddr { id: None, addr }).await {
+                                // This node, under another address.
+                                Ok(p) if p.id() == ep.node_id() => p.close(),
+                                Ok(p) => drop(tx.send(p)),
+                                Err(_) => {}
+                            }
+                        });
+                    }
                 }
                 // Exchange and reports, while running. Paused, nothing is
                 // due: an idle paused fetch takes no CPU; a resume wakes it

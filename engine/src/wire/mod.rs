@@ -17,20 +17,42 @@ use crate::content::Hash;
 /// assert_eq!(swarm_engine::wire::ALPN, b"swarm/1");
 /// ```
 pub const ALPN: &[u8] = b"swarm/1";
-/// The protocol version this build speaks (§3.1).
+/// The highest protocol version this build speaks (§3.1). Version 2 adds
+/// pushed addresses: `AskPeers` subscribes, and `Peers` may follow on the
+/// control stream (§3.7).
 ///
 /// ```
-/// use swarm_engine::wire::{Hello, Message, VERSION};
+/// use swarm_engine::wire::{Hello, MIN_VERSION, Message, VERSION};
 ///
 /// let hello = Message::Hello(Hello {
-///     min_version: VERSION,
+///     min_version: MIN_VERSION,
 ///     max_version: VERSION,
 ///     agent: "my-app/0.1".into(),
 /// });
 /// assert!(matches!(Message::decode_frame(&hello.encode())?, Some((Message::Hello(_), _))));
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-pub const VERSION: u16 = 1;
+pub const VERSION: u16 = 2;
+/// The lowest protocol version this build still speaks (§3.1).
+pub const MIN_VERSION: u16 = 1;
+/// First version in which `Peers` may be pushed on the control stream.
+pub const VERSION_PUSH: u16 = 2;
+
+/// The version two sides speak (§3.1): the lower of the two highest,
+/// if both speak it; `None` when the ranges do not overlap.
+///
+/// ```
+/// use swarm_engine::wire::{Hello, negotiate};
+///
+/// let hello = |min, max| Hello { min_version: min, max_version: max, agent: String::new() };
+/// assert_eq!(negotiate(&hello(1, 2), &hello(1, 1)), Some(1));
+/// assert_eq!(negotiate(&hello(1, 2), &hello(1, 5)), Some(2));
+/// assert_eq!(negotiate(&hello(1, 2), &hello(3, 4)), None);
+/// ```
+pub fn negotiate(ours: &Hello, theirs: &Hello) -> Option<u16> {
+    let v = ours.max_version.min(theirs.max_version);
+    (v >= ours.min_version.max(theirs.min_version)).then_some(v)
+}
 
 /// Largest message body, in bytes (§2).
 ///
@@ -118,6 +140,13 @@ pub const MAX_ERROR_TEXT: usize = 256;
 /// assert!(Message::decode_frame(&peers.encode()).is_err());
 /// ```
 pub const MAX_PEERS: usize = 50;
+/// Addresses pushed to one connection for one hash, at most (version 2,
+/// §3.7): as many as one `Peers` answer holds. A fetcher needs a handful of
+/// peers, not the fleet; past this it asks again if it wants more.
+pub const MAX_PUSHED: usize = MAX_PEERS;
+/// Hashes one connection is told new peers of, at most (§3.7); `AskPeers`
+/// for more is answered without pushes.
+pub const MAX_PEER_SUBS: usize = 16;
 
 /// Every message of protocol v1 (§3). The postcard enum tag is the
 /// variant's index, so variants are only ever appended.
@@ -175,12 +204,12 @@ pub struct Peers {
 /// §3.1
 ///
 /// ```
-/// use swarm_engine::wire::{Hello, Message, VERSION};
+/// use swarm_engine::wire::{Hello, MIN_VERSION, Message, VERSION, negotiate};
 ///
-/// let ours = Hello { min_version: VERSION, max_version: VERSION, agent: "a/1".into() };
+/// let ours = Hello { min_version: MIN_VERSION, max_version: VERSION, agent: "a/1".into() };
 /// let theirs = Hello { min_version: 1, max_version: 3, agent: "b/3".into() };
 /// // A common version exists when the ranges overlap.
-/// assert!(theirs.min_version <= ours.max_version && ours.min_version <= theirs.max_version);
+/// assert_eq!(negotiate(&ours, &theirs), Some(VERSION));
 /// let frame = Message::Hello(ours.clone()).encode();
 /// assert_eq!(Message::decode_frame(&frame)?.map(|(m, _)| m), Some(Message::Hello(ours)));
 /// # Ok::<(), Box<dyn std::error::Error>>(())

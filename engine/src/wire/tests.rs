@@ -30,6 +30,21 @@ fn vectors() -> Vec<(&'static str, Message)> {
             }),
         ),
         (
+            "hello-v2",
+            Message::Hello(Hello {
+                min_version: 1,
+                max_version: 2,
+                agent: "swarm/0.1.0".into(),
+            }),
+        ),
+        (
+            "pushed",
+            Message::Peers(Peers {
+                hash: h(),
+                addrs: vec!["10.0.0.7:7411".parse().unwrap()],
+            }),
+        ),
+        (
             "get",
             Message::Get(Get {
                 hash: h(),

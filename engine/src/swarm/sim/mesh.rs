@@ -1,5 +1,6 @@
 //! The partial mesh: lookups of a tracker that knows every present node,
-//! peer exchange when a connection opens, and a node's connection limits.
+//! peer exchange when a connection opens, addresses pushed to connected
+//! fetchers as a node meets new peers, and a node's connection limits.
 //!
 //! A node that is not complete keeps [`MeshConfig::max_out`] dials
 //! connected: it dials addresses from its book (learnt from lookups and
@@ -172,6 +173,43 @@ impl Sim {
                 y,
                 Event::Pex {
                     to: y,
+                    from: x,
+                    msg,
+                },
+            );
+        }
+        self.push_met(a, b);
+        self.push_met(b, a);
+    }
+
+    /// `x` met `y`: tell `x`'s other peers that are fetching, each up to
+    /// [`MeshConfig::push`] addresses in all.
+    fn push_met(&mut self, x: u32, y: u32) {
+        let Some(mesh) = self.mesh() else { return };
+        if mesh.push == 0 {
+            return;
+        }
+        let to: Vec<u32> = self.nodes[x as usize]
+            .peers
+            .iter()
+            .copied()
+            .filter(|&p| p != y && !self.specs[p as usize].seed && !self.done(p))
+            .collect();
+        for p in to {
+            let sent = self.nodes[x as usize].pushed.entry(p).or_default();
+            if *sent >= mesh.push {
+                continue;
+            }
+            *sent += 1;
+            let mut addrs = [NONE; PEX_MAX];
+            addrs[0] = y;
+            let msg = self.pex_msgs.len() as u32;
+            self.pex_msgs.push(addrs);
+            self.send(
+                x,
+                p,
+                Event::Pex {
+                    to: p,
                     from: x,
                     msg,
                 },

@@ -237,6 +237,8 @@ struct Node {
     dialing: BTreeMap<u32, bool>,
     /// Addresses known and not connected, and whether from an exchange.
     book: Vec<(u32, bool)>,
+    /// Addresses pushed to each connected peer so far.
+    pushed: BTreeMap<u32, usize>,
     backoff: Duration,
     lookup_pending: bool,
     /// A seed's announcements when it super-seeds.
@@ -321,6 +323,7 @@ impl Sim {
                     outbound: BTreeSet::new(),
                     dialing: BTreeMap::new(),
                     book: Vec::new(),
+                    pushed: BTreeMap::new(),
                     backoff: Duration::ZERO,
                     lookup_pending: false,
                     super_seed: cfg.super_seed.clone().filter(|_| s.seed).map(|c| {

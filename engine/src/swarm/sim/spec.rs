@@ -60,6 +60,9 @@ pub struct MeshConfig {
     pub max_backoff: Duration,
     /// Addresses of its peers a node passes on when a connection opens.
     pub pex_peers: usize,
+    /// Addresses a node pushes to each connected fetcher at most, one as
+    /// it meets each new peer (wire.md §3.7, version 2); 0: none.
+    pub push: usize,
     /// Addresses a node remembers, not connected.
     pub book_size: usize,
     /// A node that completes closes its connections to complete peers,
@@ -77,6 +80,7 @@ impl Default for MeshConfig {
             lookup_backoff: Duration::from_secs(1),
             max_backoff: Duration::from_secs(30),
             pex_peers: 8,
+            push: crate::wire::MAX_PUSHED,
             book_size: 64,
             drop_done: true,
         }

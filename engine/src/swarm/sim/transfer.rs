@@ -403,6 +403,7 @@ impl Sim {
         let now = self.now;
         let node = &mut self.nodes[n as usize];
         node.peers.remove(&peer);
+        node.pushed.remove(&peer);
         if let Some(swarm) = &mut node.swarm {
             swarm.remove_peer(&peer);
         }

@@ -924,3 +924,21 @@ fn a_fast_fetcher_takes_over_requests_waiting_at_slow_ones() {
     assert!(t_on < t_off, "{t_on:.2}s vs {t_off:.2}s");
     assert!(dup_on <= 0.03, "{:.1}% duplicate", 100.0 * dup_on);
 }
+
+#[test]
+fn a_piece_set_counts_what_it_holds() {
+    let mut b = super::Bits::new(130);
+    for i in [0, 0, 64, 129, 129, 130, 500] {
+        b.set(i);
+    }
+    assert_eq!(
+        b.count(),
+        3,
+        "set twice counts once; out of range not at all"
+    );
+    for i in [1, 64, 64, 500] {
+        b.clear(i);
+    }
+    assert_eq!(b.count(), 2);
+    assert_eq!(b.ones().collect::<Vec<_>>(), [0, 129]);
+}

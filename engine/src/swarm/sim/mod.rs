@@ -155,7 +155,9 @@ const PEX_MAX: usize = 8;
 const NONE: u32 = u32::MAX;
 
 struct Queued {
-    at: Duration,
+    /// Nanoseconds of virtual time (a `Duration` takes twice the room, and
+    /// the queue's size is much of the simulation's time).
+    at: u64,
     seq: u64,
     event: Event,
 }
@@ -254,6 +256,11 @@ pub struct Sim {
     layout: Vec<PieceInfo>,
     nodes: Vec<Node>,
     queue: BinaryHeap<Queued>,
+    /// Request timeouts, apart: most are for requests long answered, and
+    /// they would be most of `queue` (one per request, 10 s ahead), making
+    /// every other event's way through it longer. Events leave the two in
+    /// one order, by time and then by when they were queued.
+    timers: BinaryHeap<Queued>,
     seq: u64,
     now: Duration,
     rng: u64,
@@ -346,6 +353,7 @@ impl Sim {
             layout,
             nodes,
             queue: BinaryHeap::new(),
+            timers: BinaryHeap::new(),
             seq: 0,
             now: Duration::ZERO,
             rng,
@@ -379,15 +387,27 @@ impl Sim {
             if self.pending_joins == 0 && self.leechers_done() {
                 break Outcome::Complete;
             }
-            let Some(q) = self.queue.pop() else {
+            // The heaps order in reverse: the greater is the earlier.
+            let timer_first = match (self.queue.peek(), self.timers.peek()) {
+                (Some(q), Some(t)) => t > q,
+                (None, t) => t.is_some(),
+                (Some(_), None) => false,
+            };
+            let next = if timer_first {
+                self.timers.pop()
+            } else {
+                self.queue.pop()
+            };
+            let Some(q) = next else {
                 break Outcome::Stuck;
             };
-            if q.at > self.cfg.time_limit || self.events >= self.cfg.max_events {
+            let at = Duration::from_nanos(q.at);
+            if at > self.cfg.time_limit || self.events >= self.cfg.max_events {
                 break Outcome::Limit;
             }
-            self.now = q.at;
+            self.now = at;
             self.events += 1;
-            (q.at, q.event).hash(&mut self.digest);
+            (at, q.event).hash(&mut self.digest);
             for n in self.handle(q.event).into_iter().flatten() {
                 self.poll(n);
             }
@@ -432,8 +452,13 @@ impl Sim {
 
     fn push(&mut self, at: Duration, event: Event) {
         self.seq += 1;
-        self.queue.push(Queued {
-            at,
+        let heap = if matches!(event, Event::Timeout { .. }) {
+            &mut self.timers
+        } else {
+            &mut self.queue
+        };
+        heap.push(Queued {
+            at: u64::try_from(at.as_nanos()).unwrap_or(u64::MAX),
             seq: self.seq,
             event,
         });

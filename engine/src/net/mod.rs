@@ -384,7 +384,8 @@ pub enum BindError {
     Config(#[from] ConfigError),
 }
 
-/// A meaningless [`EndpointConfig`]: zero where zero cannot work.
+/// A meaningless [`EndpointConfig`]: zero where zero cannot work, or a
+/// protocol version this build does not speak.
 ///
 /// ```
 /// use std::time::Duration;
@@ -397,6 +398,10 @@ pub enum BindError {
 ///     ..Timeouts::default()
 /// });
 /// assert_eq!(rushed.validate(), Err(ConfigError::ZeroTimeout("progress")));
+/// let future = EndpointConfig { max_version: 9, ..EndpointConfig::default() };
+/// assert_eq!(future.validate(), Err(ConfigError::Version(9)));
+/// let old = EndpointConfig { max_version: 1, ..EndpointConfig::default() };
+/// assert_eq!(old.validate(), Ok(()));
 /// assert_eq!(EndpointConfig::default().upload_limit(Some(0)).validate(), Err(ConfigError::ZeroRate("upload")));
 /// assert_eq!(EndpointConfig::default().validate(), Ok(()));
 /// ```

@@ -325,7 +325,7 @@ impl Peer {
     }
 
     /// The fetch is done with this peer: close the connection with `done`
-    /// a few seconds from now ([`super::RETIRE_AFTER`]), unless the
+    /// a few seconds from now (`RETIRE_AFTER`), unless the
     /// endpoint closes first. A process that exits right after its fetch
     /// then closes it with `shutting down`, which tells the peer not to
     /// hand out this node's address any more (wire.md §3.8); one that runs

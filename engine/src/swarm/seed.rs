@@ -111,8 +111,9 @@ struct PeerState {
     shared: usize,
 }
 
-/// Which pieces a seed announces to which peer. See the [module
-/// docs](self).
+/// Which pieces a seed announces to which peer: to each only a few that
+/// nobody has been given yet, more as they turn up elsewhere (BEP 16's
+/// idea; the `swarm::seed` module's documentation has the whole design).
 #[derive(Debug, Clone)]
 pub struct SuperSeed<P> {
     config: SuperSeedConfig,

@@ -10,7 +10,7 @@ use crate::net::{ConnectError, NodeId, PeerAddr, RequestError};
 use crate::node::ProgressFn;
 use crate::store::{ReadError, StoreError};
 
-/// Options for [`super::Node::fetch`].
+/// Options for [`crate::node::Node::fetch`].
 #[derive(Clone)]
 pub struct FetchOptions {
     /// Peers to fetch from.
@@ -203,7 +203,7 @@ pub enum FetchError {
         /// Why it does not decode.
         source: manifest::ManifestError,
     },
-    /// The fetch was cancelled ([`super::FetchHandle::cancel`]); what was
+    /// The fetch was cancelled ([`crate::node::FetchHandle::cancel`]); what was
     /// verified is kept.
     #[error("the fetch was cancelled; the verified part is kept, fetch again to resume")]
     Cancelled,

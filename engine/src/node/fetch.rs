@@ -480,6 +480,8 @@ impl Run {
             .map(|(i, p)| (p.hash, i))
             .collect();
         // The blobs' `Have`s, and the root's pushed peers (wire.md §3.8).
+        // Dials to pushed addresses still on the way.
+        let dialing_pushed = Arc::new(AtomicUsize::new(0));
         let mut watch = self.endpoint.watch_haves(
             self.parts
                 .iter()
@@ -635,12 +637,21 @@ impl Run {
                 // A peer told of another fetcher or seed of the root as it
                 // met it: connect while there is room, as to an exchanged
                 // address.
+                // Dials on the way count against the room: a peer pushing
+                // addresses as fast as it can gets no more dials out of
+                // this node than there are free slots.
                 Some(addr) = watch.addrs.recv() => {
-                    let room = self.peers.live.len() < self.max_peers;
-                    if room && tried.lock().unwrap_or_else(|e| e.into_inner()).insert(addr) {
+                    let busy = self.peers.live.len() + dialing_pushed.load(Ordering::Relaxed);
+                    if busy < self.max_peers
+                        && tried.lock().unwrap_or_else(|e| e.into_inner()).insert(addr)
+                    {
                         let (ep, tx) = (self.endpoint.clone(), pex_tx.clone());
+                        let dialing = dialing_pushed.clone();
+                        dialing.fetch_add(1, Ordering::Relaxed);
                         tokio::spawn(async move {
-                            match ep.connect(&PeerAddr { id: None, addr }).await {
+                            let r = ep.connect(&PeerAddr { id: None, addr }).await;
+                            dialing.fetch_sub(1, Ordering::Relaxed);
+                            match r {
                                 // This node, under another address.
                                 Ok(p) if p.id() == ep.node_id() => p.close(),
                                 Ok(p) => drop(tx.send(p)),

@@ -560,6 +560,7 @@ impl Run {
             if self.peers.live.is_empty()
                 && self.mirrors.none_live()
                 && pending.load(Ordering::Relaxed) == 0
+                && dialing_pushed.load(Ordering::Relaxed) == 0
             {
                 if let Ok(p) = pex_rx.try_recv() {
                     self.joined(&mut swarm, p, &tx);
@@ -649,14 +650,15 @@ impl Run {
                         let dialing = dialing_pushed.clone();
                         dialing.fetch_add(1, Ordering::Relaxed);
                         tokio::spawn(async move {
-                            let r = ep.connect(&PeerAddr { id: None, addr }).await;
-                            dialing.fetch_sub(1, Ordering::Relaxed);
-                            match r {
+                            match ep.connect(&PeerAddr { id: None, addr }).await {
                                 // This node, under another address.
                                 Ok(p) if p.id() == ep.node_id() => p.close(),
                                 Ok(p) => drop(tx.send(p)),
                                 Err(_) => {}
                             }
+                            // After the send: at zero, a peer it made is
+                            // in the channel already.
+                            dialing.fetch_sub(1, Ordering::Relaxed);
                         });
                     }
                 }

@@ -166,17 +166,7 @@ impl Sim {
                     k += 1;
                 }
             }
-            let msg = self.pex_msgs.len() as u32;
-            self.pex_msgs.push(addrs);
-            self.send(
-                x,
-                y,
-                Event::Pex {
-                    to: y,
-                    from: x,
-                    msg,
-                },
-            );
+            self.send_addrs(x, y, addrs);
         }
         self.push_met(a, b);
         self.push_met(b, a);
@@ -203,18 +193,15 @@ impl Sim {
             *sent += 1;
             let mut addrs = [NONE; PEX_MAX];
             addrs[0] = y;
-            let msg = self.pex_msgs.len() as u32;
-            self.pex_msgs.push(addrs);
-            self.send(
-                x,
-                p,
-                Event::Pex {
-                    to: p,
-                    from: x,
-                    msg,
-                },
-            );
+            self.send_addrs(x, p, addrs);
         }
+    }
+
+    /// `from` tells `to` of `addrs` (`NONE` pads), exchanged or pushed.
+    fn send_addrs(&mut self, from: u32, to: u32, addrs: [u32; PEX_MAX]) {
+        let msg = self.pex_msgs.len() as u32;
+        self.pex_msgs.push(addrs);
+        self.send(from, to, Event::Pex { to, from, msg });
     }
 
     /// Addresses from a peer.

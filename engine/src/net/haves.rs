@@ -15,7 +15,7 @@ use tokio::sync::mpsc;
 
 use super::{NodeId, Peer};
 use crate::content::Hash;
-use crate::wire::{self, Have, MAX_PEER_SUBS, MAX_PUSHED, Message};
+use crate::wire::{self, Have, MAX_PEER_SUBS, MAX_PUSHED, MAX_SUBS, Message};
 
 /// Control messages queued per connection before new ones are dropped
 /// (`Have` is advice: a peer that does not read its control stream
@@ -44,6 +44,8 @@ struct Conn {
     push: bool,
     /// Hashes it is told new peers of.
     peer_subs: usize,
+    /// Hashes it is subscribed to by `Ask`.
+    subs: usize,
 }
 
 #[derive(Debug, Default)]
@@ -82,6 +84,7 @@ impl Haves {
             remote,
             push: version >= wire::VERSION_PUSH,
             peer_subs: 0,
+            subs: 0,
         };
         self.lock().conns.insert(conn, c);
     }
@@ -162,8 +165,15 @@ impl Haves {
     /// The peer on `conn` asked about `hash`: tell it what verifies later.
     pub(crate) fn subscribe(&self, hash: Hash, conn: usize) {
         let mut g = self.lock();
-        if g.conns.contains_key(&conn) {
-            g.subs.entry(hash).or_default().insert(conn);
+        let Inner { conns, subs, .. } = &mut *g;
+        let Some(c) = conns.get_mut(&conn) else {
+            return;
+        };
+        if c.subs >= MAX_SUBS {
+            return;
+        }
+        if subs.entry(hash).or_default().insert(conn) {
+            c.subs += 1;
         }
     }
 
@@ -325,6 +335,36 @@ mod tests {
         haves.remove_conn(2);
         haves.remove_conn(1);
         assert!(haves.lock().peer_subs.is_empty());
+    }
+
+    #[test]
+    fn a_connection_subscribes_to_at_most_max_subs_hashes() {
+        let haves = Haves::default();
+        let (tx, mut rx) = mpsc::channel(CONTROL_QUEUE);
+        haves.add_conn(1, tx, SocketAddr::from(([127, 0, 0, 1], 1)), 2);
+        let hash = |i: u32| Hash::of(&i.to_le_bytes());
+        // Asking twice about one hash counts once.
+        haves.subscribe(hash(0), 1);
+        for i in 0..MAX_SUBS as u32 + 10 {
+            haves.subscribe(hash(i), 1);
+        }
+        assert_eq!(haves.lock().subs.len(), MAX_SUBS);
+        let have = |i: u32| Have {
+            hash: hash(i),
+            size: 1,
+            groups: wire::WireRanges::from_boundaries(vec![0, 1]),
+        };
+        haves.announce(have(MAX_SUBS as u32 - 1));
+        haves.announce(have(MAX_SUBS as u32));
+        let got: Vec<Hash> = std::iter::from_fn(|| rx.try_recv().ok())
+            .map(|m| match m {
+                Message::Have(h) => h.hash,
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(got, [hash(MAX_SUBS as u32 - 1)], "past the limit, no Haves");
+        haves.remove_conn(1);
+        assert!(haves.lock().subs.is_empty());
     }
 
     #[test]

@@ -147,6 +147,10 @@ pub const MAX_PUSHED: usize = MAX_PEERS;
 /// Hashes one connection is told new peers of, at most (§3.7); `AskPeers`
 /// for more is answered without pushes.
 pub const MAX_PEER_SUBS: usize = 16;
+/// Hashes one connection is subscribed to by `Ask`, at most (§3.6): a
+/// release of this many files at once. `Ask` for more is answered without
+/// subscribing, so a peer cannot make a server keep an unbounded list.
+pub const MAX_SUBS: usize = 4096;
 
 /// Every message of protocol v1 (§3). The postcard enum tag is the
 /// variant's index, so variants are only ever appended.

@@ -22,7 +22,7 @@ use swarm_engine::swarm::sim::{
 const USAGE: &str = "\
 bench-sim: one seed and N peers in a simulated partial mesh
 
-usage: bench-sim [--peers N] [--size MIB] [--seed S] [--super-seed on|off|auto]
+usage: bench-sim [--peers N] [--size MIB] [--seed S] [--super-seed on|off|until-out]
                  [--seed-mbit M] [--late F] [--churn F] [--linger SECS]
                  [--max-out N] [--max-conns N] [--ss-offers N] [--ss-unshared N]
                  [--ss-reveal-ms MS] [--ss-rescue-ms MS] [--ss-credit N]
@@ -32,7 +32,8 @@ usage: bench-sim [--peers N] [--size MIB] [--seed S] [--super-seed on|off|auto]
   --peers N           leechers (default 1000)
   --size MIB          blob size (default 256)
   --seed S            randomness of the whole run (default 1)
-  --super-seed MODE   on (default), off, or auto (until every piece has left the seed)
+  --super-seed MODE   on (default), off, or until-out (until every piece has left the seed;
+                      a node's `auto` is `on` for a capped first seed, which this seed is)
   --seed-mbit M       the seed's upload (default 1000)
   --late F            fraction of peers that join 5-15 s late (default 0.1)
   --churn F           fraction of peers that leave before they complete (default 0.05)
@@ -60,7 +61,7 @@ const MBIT: u64 = 125_000;
 enum SuperMode {
     On,
     Off,
-    Auto,
+    UntilOut,
 }
 
 #[derive(Debug, Clone)]
@@ -148,8 +149,8 @@ fn parse(args: &[String]) -> Result<Option<Settings>> {
                 s.super_seed = match value()?.as_str() {
                     "on" => SuperMode::On,
                     "off" => SuperMode::Off,
-                    "auto" => SuperMode::Auto,
-                    v => bail!("--super-seed: on, off or auto, not {v:?}"),
+                    "until-out" => SuperMode::UntilOut,
+                    v => bail!("--super-seed: on, off or until-out, not {v:?}"),
                 }
             }
             "--seed-mbit" => {
@@ -318,7 +319,7 @@ fn main() -> Result<()> {
     cfg.super_seed = match s.super_seed {
         SuperMode::Off => None,
         SuperMode::On => Some(s.super_config.clone()),
-        SuperMode::Auto => Some(SuperSeedConfig {
+        SuperMode::UntilOut => Some(SuperSeedConfig {
             auto: true,
             ..s.super_config.clone()
         }),

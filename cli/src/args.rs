@@ -104,11 +104,12 @@ pub(crate) enum Command {
         config: Option<PathBuf>,
         /// Super-seed: tell each fetcher only of pieces nobody has been
         /// given yet, so this node sends about one copy of a release and
-        /// its fetchers pass pieces among themselves. For the first seed of
-        /// a release that many fetch at once; a fetcher that cannot reach
-        /// the others waits longer
-        #[arg(long)]
-        super_seed: bool,
+        /// its fetchers pass pieces among themselves. `auto` (the default):
+        /// `on` when the upload is capped, for releases this node did not
+        /// fetch. `--super-seed` alone is `on`; a fetcher that cannot reach
+        /// the others then waits longer
+        #[arg(long, value_name = "on|auto|off", num_args = 0..=1, default_missing_value = "on")]
+        super_seed: Option<swarm_engine::net::SuperSeedMode>,
         #[command(flatten)]
         limits: Limits,
     },
@@ -336,6 +337,33 @@ pub(crate) fn parse_rate(s: &str) -> Result<u64, String> {
 #[cfg(test)]
 mod tests {
     use super::{parse_max_connections, parse_max_peers, parse_rate};
+
+    #[test]
+    fn super_seed_alone_is_on_and_takes_a_mode() {
+        use clap::Parser;
+        use swarm_engine::net::SuperSeedMode;
+        let mode = |args: &[&str]| {
+            let cli = super::Cli::try_parse_from(["swarm", "node"].iter().chain(args))
+                .map_err(|e| e.to_string())?;
+            match cli.command {
+                super::Command::Node { super_seed, .. } => Ok(super_seed),
+                other => Err(format!("{other:?}")),
+            }
+        };
+        assert_eq!(mode(&[]), Ok(None));
+        assert_eq!(mode(&["--super-seed"]), Ok(Some(SuperSeedMode::On)));
+        assert_eq!(
+            mode(&["--super-seed", "--listen", "127.0.0.1:1"]),
+            Ok(Some(SuperSeedMode::On))
+        );
+        assert_eq!(mode(&["--super-seed=off"]), Ok(Some(SuperSeedMode::Off)));
+        assert_eq!(
+            mode(&["--super-seed", "auto"]),
+            Ok(Some(SuperSeedMode::Auto))
+        );
+        let err = mode(&["--super-seed=sometimes"]).unwrap_err();
+        assert!(err.contains("on, auto, off"), "{err}");
+    }
 
     #[test]
     fn limits_refuse_zero_and_overflow() {

@@ -42,9 +42,26 @@ pub(crate) struct NodeConfig {
     pub(crate) max_connections: Option<u64>,
     /// Most peers one fetch uses at once.
     pub(crate) max_peers: Option<u64>,
-    /// Super-seed complete blobs (`--super-seed`).
-    #[serde(default)]
-    pub(crate) super_seed: bool,
+    /// When to super-seed complete blobs (`--super-seed`): "on", "auto"
+    /// or "off", or true (on) or false (off).
+    #[serde(default, deserialize_with = "super_seed_mode")]
+    pub(crate) super_seed: Option<swarm_engine::net::SuperSeedMode>,
+}
+
+/// `super_seed`: a mode's name, or a boolean as earlier versions took.
+fn super_seed_mode<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<swarm_engine::net::SuperSeedMode>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Setting {
+        Bool(bool),
+        Name(String),
+    }
+    Ok(Some(match Setting::deserialize(d)? {
+        Setting::Bool(on) => on.into(),
+        Setting::Name(s) => s.parse().map_err(serde::de::Error::custom)?,
+    }))
 }
 
 impl NodeConfig {
@@ -160,5 +177,33 @@ max_peers = 4
             assert!(err.contains(key), "{text}: {err}");
         }
         assert_eq!(NodeConfig::parse("").unwrap(), NodeConfig::default());
+    }
+
+    #[test]
+    fn super_seed_takes_a_mode_or_a_boolean() {
+        use swarm_engine::net::SuperSeedMode;
+        for (text, mode) in [
+            ("super_seed = \"auto\"", SuperSeedMode::Auto),
+            ("super_seed = \"off\"", SuperSeedMode::Off),
+            ("super_seed = \"on\"", SuperSeedMode::On),
+            // As earlier versions took it.
+            ("super_seed = true", SuperSeedMode::On),
+            ("super_seed = false", SuperSeedMode::Off),
+        ] {
+            assert_eq!(
+                NodeConfig::parse(text).unwrap().super_seed,
+                Some(mode),
+                "{text}"
+            );
+        }
+        assert_eq!(NodeConfig::parse("").unwrap().super_seed, None);
+        let err = format!(
+            "{:#}",
+            NodeConfig::parse("super_seed = \"always\"").unwrap_err()
+        );
+        assert!(
+            err.contains("super_seed") && err.contains("on, auto, off"),
+            "{err}"
+        );
     }
 }

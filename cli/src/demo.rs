@@ -208,7 +208,7 @@ async fn over_the_dht(
         loopback
             .clone()
             .upload_limit(Some(SEED_UPLOAD))
-            .super_seed(true),
+            .super_seed(swarm_engine::net::SuperSeedMode::On),
     )
     .await?
     .with_dht(Dht::spawn(&cfg)?);

@@ -326,7 +326,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     .collect::<Result<_, _>>()?,
                 trust: node_config.trust.clone(),
                 max_peers: None,
-                super_seed: super_seed || node_config.super_seed,
+                super_seed: super_seed.or(node_config.super_seed).unwrap_or_default(),
             };
             return net::node(store, listen, json, dht_config(true), seeding, &limits);
         }

@@ -56,8 +56,8 @@ pub(crate) struct Seeding {
     pub(crate) trust: Vec<String>,
     /// Most peers per fetch.
     pub(crate) max_peers: Option<u64>,
-    /// Super-seed complete blobs (`--super-seed`).
-    pub(crate) super_seed: bool,
+    /// When to super-seed complete blobs (`--super-seed`).
+    pub(crate) super_seed: swarm_engine::net::SuperSeedMode,
 }
 
 /// Fetch (and keep) every seed entry that is not stored yet, then announce:

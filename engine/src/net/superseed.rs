@@ -10,13 +10,14 @@
 //! it served turn up at another peer. A blob's timer task calls the
 //! policy's `handle_timeout` when it asks to be woken.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
 
 use super::NodeId;
+use super::SuperSeedMode;
 use super::haves::Haves;
 use crate::content::{self, ChunkRanges, Hash};
 use crate::store::GroupSet;
@@ -33,6 +34,10 @@ pub(crate) struct SuperSeeds {
     start: Instant,
     config: SuperSeedConfig,
     inner: Mutex<HashMap<Hash, Blob>>,
+    /// Blobs this node fetched are announced whole ([`SuperSeedMode::Auto`]).
+    first_source_only: bool,
+    /// Blobs this node fetched (it announced pieces of them as they came).
+    fetched: Mutex<HashSet<Hash>>,
 }
 
 #[derive(Debug)]
@@ -104,6 +109,34 @@ impl SuperSeeds {
             start: Instant::now(),
             config,
             inner: Mutex::default(),
+            first_source_only: false,
+            fetched: Mutex::default(),
+        }
+    }
+
+    /// The super-seeds of an endpoint in `mode` whose upload is capped at
+    /// `upload_limit`; `None` if it does not super-seed.
+    pub(crate) fn for_mode(mode: SuperSeedMode, upload_limit: Option<u64>) -> Option<Self> {
+        match mode {
+            SuperSeedMode::Off => None,
+            // Not `auto`: once every piece has left, a newcomer is to take
+            // them from the peers that hold them, not get a second copy
+            // here; a piece whose holders all went away is offered again.
+            SuperSeedMode::On => Some(Self::new(SuperSeedConfig::default())),
+            SuperSeedMode::Auto => upload_limit.map(|_| Self {
+                first_source_only: true,
+                ..Self::new(SuperSeedConfig::default())
+            }),
+        }
+    }
+
+    /// This node fetched (part of) `hash`: it was not its first source.
+    pub(crate) fn fetched(&self, hash: Hash) {
+        if self.first_source_only {
+            self.fetched
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(hash);
         }
     }
 
@@ -133,6 +166,15 @@ impl SuperSeeds {
         if pieces < 2 {
             return None;
         }
+        if self.first_source_only
+            && self
+                .fetched
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .contains(&hash)
+        {
+            return None;
+        }
         let now = self.now();
         let mut g = self.lock();
         let fresh = !g.contains_key(&hash);
@@ -154,7 +196,10 @@ impl SuperSeeds {
         let ask_back = blob.conns.insert(peer, conn) != Some(conn);
         // What it holds arrives with the answer to this node's own Ask.
         blob.seed.handle_connected(peer, [], now);
-        let mine = flush(hash, blob, haves, Some(peer));
+        // The new offers are kept for this answer, which lists everything
+        // the asker was told: it may be asking again (a new fetch).
+        flush(hash, blob, haves, Some(peer));
+        let mine: Vec<u32> = blob.seed.told(&peer).iter().map(|p| p.0).collect();
         let have = blob.have(hash, &mine);
         let wake = blob.wake.clone();
         drop(g);

@@ -193,3 +193,122 @@ async fn three_fetchers_of_a_super_seed_complete_and_it_sends_about_one_copy() {
     // 1.005 copies here; an ordinary seed under the same cap sent 1.60.
     assert!(copies < 1.3, "the super-seed sent {copies:.2} copies");
 }
+
+/// What a fresh client is told when it asks `ep` about `hash`: the groups.
+async fn told(ep: &Endpoint, hash: Hash) -> GroupSet {
+    let c = client().await;
+    let have = c.connect(&to(ep)).await.unwrap().ask(hash).await.unwrap();
+    have.map(|h| groups(&h)).unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn by_default_a_node_super_seeds_only_what_it_did_not_fetch_and_only_when_capped() {
+    let bytes = data(6, SIZE);
+    let all = content::group_count(SIZE as u64);
+    let bind = |config: EndpointConfig| async {
+        let ep = Endpoint::bind(
+            Store::memory().unwrap(),
+            SecretKey::generate().unwrap(),
+            config,
+        )
+        .await
+        .unwrap();
+        let hash = ep.store().put_blob(&bytes).unwrap();
+        (ep, hash)
+    };
+    assert_eq!(quick().super_seed, SuperSeedMode::Auto);
+    // Capped: its upload is what fetchers wait for, so it super-seeds.
+    let (capped, hash) = bind(quick().upload_limit(Some(1 << 30))).await;
+    let g = told(&capped, hash).await;
+    assert!(
+        !g.is_empty() && g.count() < all,
+        "{} of {all} groups",
+        g.count()
+    );
+    // Uncapped, or told not to: the whole blob.
+    let (uncapped, hash) = bind(quick()).await;
+    assert_eq!(told(&uncapped, hash).await.count(), all);
+    let (off, hash) = bind(quick().upload_limit(Some(1 << 30)).super_seed(false)).await;
+    assert_eq!(told(&off, hash).await.count(), all);
+
+    // A capped node that fetched a release is not its first source: it
+    // announces the blob whole.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("file.bin"), &bytes).unwrap();
+    let origin = node(false, None).await;
+    let root = origin
+        .add(&[dir.path().join("file.bin")])
+        .await
+        .unwrap()
+        .root;
+    let follower = Node::builder()
+        .listen(([127, 0, 0, 1], 0).into())
+        .no_dht()
+        .upload_limit(Some(1 << 30))
+        .spawn()
+        .await
+        .unwrap();
+    let opts = FetchOptions {
+        peers: vec![origin.addr().unwrap()],
+        ..Default::default()
+    };
+    follower.fetch(root, opts).await.unwrap();
+    assert_eq!(stored(&follower, &root), bytes);
+    let file = follower.store().manifest(&root).unwrap().entries()[0].hash;
+    assert_eq!(told(follower.endpoint(), file).await.count(), all);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lone_asker_is_told_of_every_piece_after_a_moment() {
+    let bytes = data(7, SIZE);
+    let (seed, hash) = super_seeder(&bytes).await;
+    let all = content::group_count(SIZE as u64);
+    let c = client().await;
+    let mut watch = c.watch_haves(vec![hash]);
+    let first = c
+        .connect(&to(&seed))
+        .await
+        .unwrap()
+        .ask(hash)
+        .await
+        .unwrap()
+        .expect("an offer");
+    let mut held = groups(&first);
+    assert!(held.count() < all, "told of everything at once");
+    // The rest comes as `Have`s on its control stream.
+    let rest = async {
+        while held.count() < all {
+            let (from, have) = watch.rx.recv().await.expect("the watch ended");
+            assert_eq!(from, seed.node_id());
+            for &(a, b) in groups(&have).ranges() {
+                held.insert(a, b);
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(20), rest)
+        .await
+        .expect("a lone asker was not told of every piece");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_asker_asking_again_is_told_again_of_what_it_was_offered() {
+    let bytes = data(8, SIZE);
+    let (seed, hash) = super_seeder(&bytes).await;
+    let (a, b) = (client().await, client().await);
+    let (pa, pb) = (
+        a.connect(&to(&seed)).await.unwrap(),
+        b.connect(&to(&seed)).await.unwrap(),
+    );
+    let first = groups(&pa.ask(hash).await.unwrap().expect("an offer"));
+    pb.ask(hash).await.unwrap().expect("an offer");
+    // A second fetch asks again: it hears of its offers again, not
+    // `NotFound` for want of new ones.
+    let again = groups(&pa.ask(hash).await.unwrap().expect("told again"));
+    assert!(
+        first
+            .ranges()
+            .iter()
+            .all(|&(x, y)| again.covers_range(x, y)),
+        "{first:?} then {again:?}"
+    );
+}

@@ -228,11 +228,12 @@ impl NodeBuilder {
         self
     }
 
-    /// Super-seed complete blobs: tell each fetcher only of pieces nobody
-    /// has been given yet, so this node sends about one copy and the
-    /// fetchers pass pieces among themselves. For a seed that is the only
-    /// complete source of a release with several fetchers; it ends by
-    /// itself once every piece has left. See
+    /// When to super-seed complete blobs: tell each fetcher only of pieces
+    /// nobody has been given yet, so this node sends about one copy and
+    /// the fetchers pass pieces among themselves. By default
+    /// ([`SuperSeedMode::Auto`]) a node does so when its upload is capped,
+    /// for the blobs it did not fetch, until every piece has left; `true`
+    /// is [`SuperSeedMode::On`]. See
     /// [`crate::net::EndpointConfig::super_seed`].
     ///
     /// ```
@@ -243,8 +244,11 @@ impl NodeBuilder {
     /// # Ok(())
     /// # }
     /// ```
-    pub fn super_seed(mut self, on: bool) -> Self {
-        self.endpoint.super_seed = on;
+    ///
+    /// [`SuperSeedMode::Auto`]: crate::net::SuperSeedMode::Auto
+    /// [`SuperSeedMode::On`]: crate::net::SuperSeedMode::On
+    pub fn super_seed(mut self, mode: impl Into<crate::net::SuperSeedMode>) -> Self {
+        self.endpoint.super_seed = mode.into();
         self
     }
 

@@ -77,6 +77,11 @@ pub struct SuperSeedConfig {
     /// Once every piece is out, a piece that no connected peer has held
     /// for this long is offered again: its holders may all have left.
     pub rescue_after: Duration,
+    /// A peer alone here this long is told of every piece: nobody is there
+    /// to pass pieces to, and fetchers that start together have arrived
+    /// by then. Short, as a fetch from this one seed (or from several
+    /// complete sources, each of which sees it alone) crawls until then.
+    pub alone_after: Duration,
     /// Stop super-seeding once every piece has been served or seen at a
     /// peer (the seed is no longer the only source of anything): from
     /// then on every peer is told everything.
@@ -91,6 +96,7 @@ impl Default for SuperSeedConfig {
             reveal_after: Duration::from_secs(3),
             rescue_after: Duration::from_secs(10),
             max_credit: 4,
+            alone_after: Duration::from_millis(100),
             auto: false,
         }
     }
@@ -195,6 +201,15 @@ impl<P: Copy + Ord> SuperSeed<P> {
         self.served
     }
 
+    /// The pieces `peer` has been told of so far (by
+    /// [`Self::poll_advertise`]), in order: what to answer it when it asks
+    /// again (a new fetch, a new connection).
+    pub fn told(&self, peer: &P) -> Vec<PieceId> {
+        self.peers.get(peer).map_or_else(Vec::new, |s| {
+            s.told.ones().map(|i| PieceId(i as u32)).collect()
+        })
+    }
+
     /// Pieces that have left the seed or are known elsewhere.
     pub fn pieces_out(&self) -> usize {
         self.out_count
@@ -239,12 +254,12 @@ impl<P: Copy + Ord> SuperSeed<P> {
     }
 
     /// Whether the one peer connected has been alone long enough
-    /// ([`SuperSeedConfig::reveal_after`]) not to be held back: there is
+    /// ([`SuperSeedConfig::alone_after`]) not to be held back: there is
     /// nobody to pass pieces to, and (after that long) nobody coming soon
     /// to hold them back for.
     fn alone(&self) -> bool {
         self.alone_since
-            .is_some_and(|t| self.now >= t + self.config.reveal_after)
+            .is_some_and(|t| self.now >= t + self.config.alone_after)
     }
 
     /// A peer went away: what it was offered goes back to be offered to
@@ -349,7 +364,8 @@ impl<P: Copy + Ord> SuperSeed<P> {
     }
 
     /// Time passes: served pieces older than
-    /// [`SuperSeedConfig::reveal_after`] stop holding their peer back.
+    /// [`SuperSeedConfig::reveal_after`] stop holding their peer back, and
+    /// so does being alone for [`SuperSeedConfig::alone_after`].
     pub fn handle_timeout(&mut self, now: Duration) {
         self.now = self.now.max(now);
         if self.fresh.is_empty() {
@@ -391,7 +407,7 @@ impl<P: Copy + Ord> SuperSeed<P> {
             .flatten();
         let alone = self
             .alone_since
-            .map(|t| t + self.config.reveal_after)
+            .map(|t| t + self.config.alone_after)
             .filter(|&t| t > self.now);
         reveal.into_iter().chain(rescue).chain(alone).min()
     }
@@ -424,15 +440,25 @@ impl<P: Copy + Ord> SuperSeed<P> {
     /// Offer `peer` fresh pieces while it has room.
     fn top_up(&mut self, peer: P) {
         // A peer alone here (for a while) has nobody to pass pieces on to:
-        // it is not kept waiting for a `Have` that cannot come.
+        // it is told of everything, not kept waiting for a `Have` that
+        // cannot come nor limited to a few pieces at a time (a fetch from
+        // several complete sources would crawl).
         let alone = self.alone();
         let Some(state) = self.peers.get_mut(&peer) else {
             return;
         };
+        if alone {
+            for i in 0..self.pieces {
+                if !state.told.get(i) && !state.has.get(i) {
+                    state.told.set(i);
+                    self.outbox.push_back((peer, i as u32));
+                }
+            }
+            return;
+        }
         while state.offered.len() < self.config.offers_per_peer
-            && (alone
-                || state.unshared.len()
-                    < self.config.max_unshared + state.shared.min(self.config.max_credit))
+            && state.unshared.len()
+                < self.config.max_unshared + state.shared.min(self.config.max_credit)
         {
             // The first fresh piece it lacks; pieces seen somewhere since
             // they were queued are no longer fresh.
@@ -527,11 +553,12 @@ mod tests {
     }
 
     #[test]
-    fn a_peer_alone_for_reveal_after_is_no_longer_held_back() {
+    fn a_peer_alone_for_alone_after_is_no_longer_held_back() {
         let config = SuperSeedConfig {
             offers_per_peer: 1,
             max_unshared: 1,
-            reveal_after: Duration::from_secs(3),
+            reveal_after: Duration::from_secs(30),
+            alone_after: Duration::from_secs(3),
             max_credit: 0,
             ..SuperSeedConfig::default()
         };
@@ -546,16 +573,18 @@ mod tests {
         let t = Duration::from_secs(3);
         assert_eq!(s.poll_timeout(), Some(t));
         s.handle_timeout(t);
-        let [(1, y)] = drain(&mut s)[..] else {
-            panic!("one offer")
-        };
-        // From then on each piece served frees the next at once.
-        s.handle_served(&1, PieceId(y), t);
-        assert_eq!(drain(&mut s).len(), 1);
-        // A second peer ends it.
+        // Then it is told of every other piece.
+        let told: BTreeSet<u32> = drain(&mut s)
+            .into_iter()
+            .inspect(|o| assert_eq!(o.0, 1))
+            .map(|o| o.1)
+            .collect();
+        assert_eq!(told, (0..16).filter(|&i| i != x).collect());
+        // A second peer is offered pieces one at a time again.
         s.handle_connected(2, [], t);
         let offers = drain(&mut s);
-        assert!(offers.iter().all(|o| o.0 == 2), "{offers:?}");
+        assert_eq!(offers.len(), 1, "{offers:?}");
+        assert_eq!(offers[0].0, 2);
     }
 
     #[test]

@@ -105,16 +105,10 @@ async fn each_asker_is_told_of_different_pieces_and_none_once_every_piece_is_out
 async fn a_blob_of_one_piece_is_announced_whole() {
     let bytes = data(4, 100_000);
     let (seed, hash) = super_seeder(&bytes).await;
-    let c = client().await;
-    let have = c
-        .connect(&to(&seed))
-        .await
-        .unwrap()
-        .ask(hash)
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(groups(&have).count(), content::group_count(100_000));
+    assert_eq!(
+        told(&seed, hash).await.count(),
+        content::group_count(100_000)
+    );
 }
 
 async fn node(super_seed: bool, upload_limit: Option<u64>) -> Node {

@@ -38,6 +38,9 @@ pub(crate) struct SuperSeeds {
     first_source_only: bool,
     /// Blobs this node fetched (it announced pieces of them as they came).
     fetched: Mutex<HashSet<Hash>>,
+    /// Mixed into each blob's order of offers, so that two super-seeds of
+    /// one blob offer a fetcher different pieces.
+    salt: u64,
 }
 
 #[derive(Debug)]
@@ -111,13 +114,19 @@ impl SuperSeeds {
             inner: Mutex::default(),
             first_source_only: false,
             fetched: Mutex::default(),
+            salt: 0,
         }
     }
 
     /// The super-seeds of an endpoint in `mode` whose upload is capped at
     /// `upload_limit`; `None` if it does not super-seed.
-    pub(crate) fn for_mode(mode: SuperSeedMode, upload_limit: Option<u64>) -> Option<Self> {
-        match mode {
+    pub(crate) fn for_mode(
+        mode: SuperSeedMode,
+        upload_limit: Option<u64>,
+        me: NodeId,
+    ) -> Option<Self> {
+        let salt = u64::from_le_bytes(me.as_bytes()[..8].try_into().unwrap_or([0; 8]));
+        let this = match mode {
             SuperSeedMode::Off => None,
             // Not `auto`: once every piece has left, a newcomer is to take
             // them from the peers that hold them, not get a second copy
@@ -127,7 +136,8 @@ impl SuperSeeds {
                 first_source_only: true,
                 ..Self::new(SuperSeedConfig::default())
             }),
-        }
+        };
+        this.map(|s| Self { salt, ..s })
     }
 
     /// This node fetched (part of) `hash`: it was not its first source.
@@ -185,7 +195,7 @@ impl SuperSeeds {
             seed: SuperSeed::new(
                 pieces as usize,
                 self.config.clone(),
-                u64::from_le_bytes(hash.as_bytes()[..8].try_into().unwrap_or([0; 8])),
+                u64::from_le_bytes(hash.as_bytes()[..8].try_into().unwrap_or([0; 8])) ^ self.salt,
             ),
             conns: HashMap::new(),
             wake: Arc::new(Notify::new()),

@@ -253,10 +253,10 @@ async fn by_default_a_node_super_seeds_only_what_it_did_not_fetch_and_only_when_
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_lone_asker_is_told_of_every_piece_after_a_moment() {
+async fn a_lone_asker_is_offered_more_pieces_at_a_time_after_a_moment() {
     let bytes = data(7, SIZE);
     let (seed, hash) = super_seeder(&bytes).await;
-    let all = content::group_count(SIZE as u64);
+    let window = crate::swarm::SuperSeedConfig::default().alone_offers as u64 * 16;
     let c = client().await;
     let mut watch = c.watch_haves(vec![hash]);
     let first = c
@@ -267,11 +267,13 @@ async fn a_lone_asker_is_told_of_every_piece_after_a_moment() {
         .await
         .unwrap()
         .expect("an offer");
+    // Two pieces of 16 groups at first: another fetcher may turn up.
     let mut held = groups(&first);
-    assert!(held.count() < all, "told of everything at once");
-    // The rest comes as `Have`s on its control stream.
+    assert_eq!(held.count(), 32);
+    // Alone for a moment, it is offered `alone_offers` pieces, as `Have`s
+    // on its control stream, without taking any of them.
     let rest = async {
-        while held.count() < all {
+        while held.count() < window {
             let (from, have) = watch.rx.recv().await.expect("the watch ended");
             assert_eq!(from, seed.node_id());
             for &(a, b) in groups(&have).ranges() {
@@ -281,7 +283,15 @@ async fn a_lone_asker_is_told_of_every_piece_after_a_moment() {
     };
     tokio::time::timeout(Duration::from_secs(20), rest)
         .await
-        .expect("a lone asker was not told of every piece");
+        .expect("a lone asker was held to two pieces");
+    // And no more than that while it takes none.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    while let Ok((_, have)) = watch.rx.try_recv() {
+        for &(a, b) in groups(&have).ranges() {
+            held.insert(a, b);
+        }
+    }
+    assert_eq!(held.count(), window);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

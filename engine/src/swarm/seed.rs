@@ -77,11 +77,18 @@ pub struct SuperSeedConfig {
     /// Once every piece is out, a piece that no connected peer has held
     /// for this long is offered again: its holders may all have left.
     pub rescue_after: Duration,
-    /// A peer alone here this long is told of every piece: nobody is there
-    /// to pass pieces to, and fetchers that start together have arrived
-    /// by then. Short, as a fetch from this one seed (or from several
-    /// complete sources, each of which sees it alone) crawls until then.
+    /// A peer alone here this long is no longer held back: it is offered
+    /// [`Self::alone_offers`] pieces at a time, however many it keeps.
+    /// Nobody is there to pass pieces to, and fetchers that start together
+    /// have arrived by then. Short, as a fetch from this one seed (or from
+    /// several complete sources, each of which sees it alone) crawls until
+    /// then.
     pub alone_after: Duration,
+    /// Pieces announced ahead to a peer alone here: enough to keep a fetch
+    /// from this seed at full speed, few enough that a fetcher that turns
+    /// up late finds nearly every piece still to be given out once. It is
+    /// not told everything: a piece still leaves the seed about once.
+    pub alone_offers: usize,
     /// Stop super-seeding once every piece has been served or seen at a
     /// peer (the seed is no longer the only source of anything): from
     /// then on every peer is told everything.
@@ -97,6 +104,7 @@ impl Default for SuperSeedConfig {
             rescue_after: Duration::from_secs(10),
             max_credit: 4,
             alone_after: Duration::from_millis(100),
+            alone_offers: 8,
             auto: false,
         }
     }
@@ -440,25 +448,22 @@ impl<P: Copy + Ord> SuperSeed<P> {
     /// Offer `peer` fresh pieces while it has room.
     fn top_up(&mut self, peer: P) {
         // A peer alone here (for a while) has nobody to pass pieces on to:
-        // it is told of everything, not kept waiting for a `Have` that
-        // cannot come nor limited to a few pieces at a time (a fetch from
-        // several complete sources would crawl).
+        // it is not kept waiting for a `Have` that cannot come, and is
+        // offered more at a time (a fetch from several complete sources
+        // would crawl at two pieces each).
         let alone = self.alone();
+        let window = if alone {
+            self.config.alone_offers.max(self.config.offers_per_peer)
+        } else {
+            self.config.offers_per_peer
+        };
         let Some(state) = self.peers.get_mut(&peer) else {
             return;
         };
-        if alone {
-            for i in 0..self.pieces {
-                if !state.told.get(i) && !state.has.get(i) {
-                    state.told.set(i);
-                    self.outbox.push_back((peer, i as u32));
-                }
-            }
-            return;
-        }
-        while state.offered.len() < self.config.offers_per_peer
-            && state.unshared.len()
-                < self.config.max_unshared + state.shared.min(self.config.max_credit)
+        while state.offered.len() < window
+            && (alone
+                || state.unshared.len()
+                    < self.config.max_unshared + state.shared.min(self.config.max_credit))
         {
             // The first fresh piece it lacks; pieces seen somewhere since
             // they were queued are no longer fresh.
@@ -559,6 +564,7 @@ mod tests {
             max_unshared: 1,
             reveal_after: Duration::from_secs(30),
             alone_after: Duration::from_secs(3),
+            alone_offers: 4,
             max_credit: 0,
             ..SuperSeedConfig::default()
         };
@@ -573,18 +579,28 @@ mod tests {
         let t = Duration::from_secs(3);
         assert_eq!(s.poll_timeout(), Some(t));
         s.handle_timeout(t);
-        // Then it is told of every other piece.
-        let told: BTreeSet<u32> = drain(&mut s)
-            .into_iter()
-            .inspect(|o| assert_eq!(o.0, 1))
-            .map(|o| o.1)
-            .collect();
-        assert_eq!(told, (0..16).filter(|&i| i != x).collect());
-        // A second peer is offered pieces one at a time again.
+        // Then it is offered `alone_offers` at a time, each served piece
+        // freeing the next at once, however many it keeps.
+        let offers = drain(&mut s);
+        assert_eq!(offers.len(), 4, "{offers:?}");
+        assert!(offers.iter().all(|o| o.0 == 1 && o.1 != x));
+        for &(_, y) in &offers {
+            s.handle_served(&1, PieceId(y), t);
+        }
+        let more = drain(&mut s);
+        assert_eq!(more.len(), 4, "{more:?}");
+        // A second peer ends it: one at a time again, for both.
         s.handle_connected(2, [], t);
         let offers = drain(&mut s);
         assert_eq!(offers.len(), 1, "{offers:?}");
         assert_eq!(offers[0].0, 2);
+        for &(_, y) in &more {
+            s.handle_served(&1, PieceId(y), t);
+        }
+        assert!(
+            drain(&mut s).iter().all(|o| o.0 != 1),
+            "peer 1 held back again"
+        );
     }
 
     #[test]

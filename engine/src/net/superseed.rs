@@ -206,8 +206,9 @@ impl SuperSeeds {
         let ask_back = blob.conns.insert(peer, conn) != Some(conn);
         // What it holds arrives with the answer to this node's own Ask.
         blob.seed.handle_connected(peer, [], now);
-        // The new offers are kept for this answer, which lists everything
-        // the asker was told: it may be asking again (a new fetch).
+        // Send the others' offers; the asker's new ones are in `told`,
+        // and this answer lists everything it was told: it may be asking
+        // again (a new fetch).
         flush(hash, blob, haves, Some(peer));
         let mine: Vec<u32> = blob.seed.told(&peer).iter().map(|p| p.0).collect();
         let have = blob.have(hash, &mine);

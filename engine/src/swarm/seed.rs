@@ -210,8 +210,8 @@ impl<P: Copy + Ord> SuperSeed<P> {
     }
 
     /// The pieces `peer` has been told of so far (by
-    /// [`Self::poll_advertise`]), in order: what to answer it when it asks
-    /// again (a new fetch, a new connection).
+    /// [`Self::poll_advertise`]), lowest first: what to answer it when it
+    /// asks again (a new fetch, a new connection).
     pub fn told(&self, peer: &P) -> Vec<PieceId> {
         self.peers.get(peer).map_or_else(Vec::new, |s| {
             s.told.ones().map(|i| PieceId(i as u32)).collect()

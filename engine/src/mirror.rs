@@ -18,7 +18,7 @@ use reqwest::StatusCode;
 use reqwest::header::{CONTENT_LENGTH, CONTENT_RANGE, RANGE};
 
 use crate::content::{self, GROUP_SIZE, Hash};
-use crate::net::{ChunksReader, Misbehaviour};
+use crate::net::Misbehaviour;
 use crate::store::{
     GroupSet, MIRROR_INDEX_NAME, MIRROR_VERSION, PartialBlob, StoreError, mirror_blob_path,
     mirror_outboard_path,
@@ -658,8 +658,7 @@ fn receive_range(
 ) -> Result<(u64, Option<MirrorFault>), MirrorFault> {
     let ranges = content::group_ranges(a, b);
     let encoded = encoding(hash, size, a, data, outboard, &ranges)?;
-    let got = PartialBlob::receive(partial, &ranges, ChunksReader::new(encoded))
-        .map_err(MirrorFault::Store)?;
+    let got = PartialBlob::receive_chunks(partial, &ranges, encoded).map_err(MirrorFault::Store)?;
     let fault = got
         .failed
         .map(|e| MirrorFault::Misbehaved(Misbehaviour::of_decode(hash, e)));

@@ -8,6 +8,7 @@
 mod groups;
 mod hash;
 pub mod manifest;
+mod received;
 
 use std::io;
 
@@ -17,6 +18,7 @@ pub use bao_tree::{BaoTree, BlockSize, ChunkNum, ChunkRanges};
 pub use self::groups::GroupSet;
 pub use self::hash::{Hash, ParseHashError};
 pub use self::manifest::{Entry, Manifest, ManifestError};
+pub use self::received::{Decoded, decode_chunks};
 
 /// log2 of the number of 1 KiB BLAKE3 chunks in a chunk group.
 ///

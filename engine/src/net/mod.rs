@@ -28,7 +28,6 @@ use tracing::{Instrument, debug, info_span};
 
 pub use self::identity::{NodeId, ParseNodeIdError, SecretKey};
 pub use self::misbehaviour::{LocalFault, Misbehaviour};
-pub(crate) use self::request::ChunksReader;
 pub use self::request::{Peer, RequestError, Written};
 use crate::store::Store;
 use crate::wire::{self, ErrorCode, Hello, Message};

@@ -722,7 +722,7 @@ impl Peer {
         }
         let partial = partial.clone();
         let decoded = tokio::task::spawn_blocking(move || {
-            let got = PartialBlob::receive(&partial, &ranges, ChunksReader::new(chunks))
+            let got = PartialBlob::receive_chunks(&partial, &ranges, chunks)
                 .map_err(RequestError::Store)?;
             // Told here, where it is written: the caller may abort the
             // request (a duplicate answered first) while this runs.
@@ -877,35 +877,6 @@ impl Peer {
 /// assert_eq!(total.load(Ordering::Relaxed), 16384);
 /// ```
 pub type Written = Arc<dyn Fn(u64) + Send + Sync>;
-
-/// Reads the concatenation of some chunks.
-pub(crate) struct ChunksReader {
-    chunks: std::collections::VecDeque<Bytes>,
-}
-
-impl ChunksReader {
-    pub(crate) fn new(chunks: Vec<Bytes>) -> Self {
-        Self {
-            chunks: chunks.into(),
-        }
-    }
-}
-
-impl std::io::Read for ChunksReader {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        while let Some(front) = self.chunks.front_mut() {
-            if front.is_empty() {
-                self.chunks.pop_front();
-                continue;
-            }
-            let n = buf.len().min(front.len());
-            buf[..n].copy_from_slice(&front[..n]);
-            bytes::Buf::advance(front, n);
-            return Ok(n);
-        }
-        Ok(0)
-    }
-}
 
 fn kind(m: &Message) -> &'static str {
     match m {

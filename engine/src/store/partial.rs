@@ -7,10 +7,19 @@ use redb::ReadableTable;
 
 use super::tables::{BLOBS, BlobEntry, INLINE};
 use super::{BlobFile, FileAt, FileKind, FileName, Store, StoreError};
+use bytes::Bytes;
+
 use crate::content::{self, BaoContentItem, ChunkRanges, DecodeError, GROUP_SIZE, Hash};
 
 /// Verified bytes written since the last commit before committing again.
 const COMMIT_EVERY: u64 = 16 << 20;
+
+/// Most adjacent groups of a response written in one call (64 KiB).
+/// Measured on a 1 GiB fetch (Linux 6.18, ext4): the kernel's copy into
+/// the page cache took 26 % of the fetcher's samples in 1 MiB writes and
+/// under 9 % in 16 or 64 KiB ones, and 64 KiB writes beat one a group by
+/// about 7 % (benches/README.md, issue #15).
+const RUN_GROUPS: u64 = 4;
 
 /// A blob being received. Every byte written through it has been verified
 /// against the root first; verified groups become durable at each commit
@@ -407,6 +416,48 @@ impl PartialBlob {
         Ok(Received { written, failed })
     }
 
+    /// [`Self::receive`] for a response held as the chunks it arrived in,
+    /// as a transport delivers them: its data is copied once, verified
+    /// where it lies ([`content::decode_chunks`]) and written 64 KiB at a
+    /// time.
+    ///
+    /// ```
+    /// use bytes::Bytes;
+    /// use std::sync::Mutex;
+    /// use swarm_engine::content::group_ranges;
+    /// use swarm_engine::store::{PartialBlob, Store};
+    ///
+    /// # let seeder = Store::memory()?;
+    /// # let hash = seeder.put_blob(&[9u8; 100_000])?;
+    /// let ranges = group_ranges(0, 3);
+    /// let mut response = Vec::new();
+    /// seeder.encode_ranges(&hash, &ranges, &mut response)?;
+    /// let chunks: Vec<Bytes> = response.chunks(1_200).map(Bytes::copy_from_slice).collect();
+    /// let store = Store::memory()?;
+    /// let blob = Mutex::new(store.partial(hash, 100_000)?);
+    /// let got = PartialBlob::receive_chunks(&blob, &ranges, chunks)?;
+    /// assert_eq!(got.written, 3 * 16_384);
+    /// assert!(got.failed.is_none());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn receive_chunks(
+        blob: &std::sync::Mutex<PartialBlob>,
+        ranges: &ChunkRanges,
+        chunks: Vec<Bytes>,
+    ) -> Result<Received, StoreError> {
+        let (hash, size) = {
+            let b = blob.lock().unwrap_or_else(|e| e.into_inner());
+            (b.hash, b.size)
+        };
+        let decoded = content::decode_chunks(hash, size, ranges, chunks);
+        let mut b = blob.lock().unwrap_or_else(|e| e.into_inner());
+        let written = b.write_received(&decoded)?;
+        Ok(Received {
+            written,
+            failed: decoded.failed,
+        })
+    }
+
     /// Write items that [`content::decode_ranges`] has already verified
     /// against this blob's hash (so several responses can be decoded in
     /// parallel and written one after another). Returns the bytes of new
@@ -441,47 +492,133 @@ impl PartialBlob {
 
     fn write_item(&mut self, item: &BaoContentItem) -> Result<u64, StoreError> {
         match item {
-            BaoContentItem::Parent(p) => {
-                if let Target::Files { outboard, .. } = &self.target {
-                    let mut ob = content::outboard(self.hash, self.size, FileAt(&**outboard));
-                    bao_tree::io::sync::OutboardMut::save(&mut ob, p.node, &p.pair)?;
-                }
-                Ok(0)
-            }
+            BaoContentItem::Parent(p) => self.save_parent(p).map(|()| 0),
             BaoContentItem::Leaf(leaf) => {
-                let group = leaf.offset / GROUP_SIZE;
-                // A response to ranges that cover part of a group holds
-                // just those chunks: verified, but not a whole group, so
-                // not recorded (the store tracks whole groups only).
-                if group >= content::group_count(self.size).max(1) {
+                let len = leaf.data.len() as u64;
+                let Some(group) = self.wanted(leaf.offset, len) else {
                     return Ok(0);
-                }
-                let group_len = GROUP_SIZE.min(self.size - group * GROUP_SIZE);
-                if leaf.offset % GROUP_SIZE != 0 || leaf.data.len() as u64 != group_len {
-                    return Ok(0);
-                }
-                if self.present.contains(group) || self.pending.contains(group) {
-                    return Ok(0);
-                }
+                };
                 match &mut self.target {
                     Target::Small(buf) => *buf = leaf.data.to_vec(),
                     Target::Files { data, .. } => data.write_all_at(leaf.offset, &leaf.data)?,
                     Target::Complete => return Ok(0),
                 }
-                let n = leaf.data.len() as u64;
-                self.pending_bytes += n;
-                self.pending.insert(group, group + 1);
-                if matches!(self.target, Target::Files { .. }) {
-                    // Verified before it was written: served at once, and
-                    // as checked by this process (see `verified_covers`).
-                    self.store.live_insert(self.hash, group, group + 1);
-                }
-                if self.pending_bytes >= COMMIT_EVERY {
-                    self.flush()?;
-                }
-                Ok(n)
+                self.written(group, group + 1, len)?;
+                Ok(len)
             }
         }
+    }
+
+    /// Write what [`content::decode_chunks`] verified of a response, each
+    /// run of up to [`RUN_GROUPS`] adjacent new groups in one write from
+    /// the response's buffer. Returns the bytes of new verified data.
+    fn write_received(&mut self, decoded: &content::Decoded) -> Result<u64, StoreError> {
+        // Where the next leaf's bytes start in `decoded.data`, and the run
+        // of wanted groups being gathered: its first group, its end, and
+        // where its bytes start.
+        let mut pos = 0;
+        let mut run: Option<(u64, u64, usize)> = None;
+        let mut written = 0;
+        for item in &decoded.items {
+            match item {
+                BaoContentItem::Parent(p) => self.save_parent(p)?,
+                BaoContentItem::Leaf(leaf) => {
+                    let len = leaf.data.len();
+                    let at = pos;
+                    pos += len;
+                    let Some(group) = self.wanted(leaf.offset, len as u64) else {
+                        continue;
+                    };
+                    if let Target::Small(buf) = &mut self.target {
+                        *buf = leaf.data.to_vec();
+                        self.written(group, group + 1, len as u64)?;
+                        written += len as u64;
+                        continue;
+                    }
+                    match &mut run {
+                        Some((first, end, _)) if *end == group && group - *first < RUN_GROUPS => {
+                            *end = group + 1
+                        }
+                        _ => {
+                            if let Some(r) = run.take() {
+                                written += self.write_run(r, &decoded.data)?;
+                            }
+                            run = Some((group, group + 1, at));
+                        }
+                    }
+                }
+            }
+        }
+        if let Some(r) = run {
+            written += self.write_run(r, &decoded.data)?;
+        }
+        Ok(written)
+    }
+
+    /// Write groups `start..end`, whose bytes start at `at` in `data`, then
+    /// record them (only then: recorded groups are served).
+    fn write_run(
+        &mut self,
+        (start, end, at): (u64, u64, usize),
+        data: &[u8],
+    ) -> Result<u64, StoreError> {
+        let Target::Files { data: file, .. } = &self.target else {
+            return Ok(0);
+        };
+        let offset = start * GROUP_SIZE;
+        let len = ((end * GROUP_SIZE).min(self.size) - offset) as usize;
+        let bytes = data.get(at..at + len).ok_or_else(|| {
+            StoreError::Io(io::Error::other(
+                "a decoded response is shorter than its leaves",
+            ))
+        })?;
+        file.write_all_at(offset, bytes)?;
+        self.written(start, end, len as u64)?;
+        Ok(len as u64)
+    }
+
+    fn save_parent(&self, p: &content::Parent) -> Result<(), StoreError> {
+        if let Target::Files { outboard, .. } = &self.target {
+            let mut ob = content::outboard(self.hash, self.size, FileAt(&**outboard));
+            bao_tree::io::sync::OutboardMut::save(&mut ob, p.node, &p.pair)?;
+        }
+        Ok(())
+    }
+
+    /// The group a verified leaf at `offset` of `len` bytes fills, if it is
+    /// a whole group this blob still lacks.
+    fn wanted(&self, offset: u64, len: u64) -> Option<u64> {
+        let group = offset / GROUP_SIZE;
+        // A response to ranges that cover part of a group holds just those
+        // chunks: verified, but not a whole group, so not recorded (the
+        // store tracks whole groups only).
+        if group >= content::group_count(self.size).max(1) {
+            return None;
+        }
+        let group_len = GROUP_SIZE.min(self.size - group * GROUP_SIZE);
+        if !offset.is_multiple_of(GROUP_SIZE) || len != group_len {
+            return None;
+        }
+        if self.present.contains(group) || self.pending.contains(group) || self.is_complete() {
+            return None;
+        }
+        Some(group)
+    }
+
+    /// Record groups `start..end` (`len` bytes) as written, and commit
+    /// once enough is pending.
+    fn written(&mut self, start: u64, end: u64, len: u64) -> Result<(), StoreError> {
+        self.pending_bytes += len;
+        self.pending.insert(start, end);
+        if matches!(self.target, Target::Files { .. }) {
+            // Verified before it was written: served at once, and as
+            // checked by this process (see `verified_covers`).
+            self.store.live_insert(self.hash, start, end);
+        }
+        if self.pending_bytes >= COMMIT_EVERY {
+            self.flush()?;
+        }
+        Ok(())
     }
 
     /// Make all verified groups durable.

@@ -559,3 +559,77 @@ fn the_release_high_water_mark_and_trust_survive_a_reopen() {
         Err(AcceptError::Policy(PolicyError::Untrusted { .. }))
     ));
 }
+
+/// `receive_chunks` (the path of every piece from a peer or a mirror)
+/// leaves a store exactly as `receive` does: the same groups, the same
+/// bytes, the same failure, for responses cut anywhere, overlapping what
+/// is already held, damaged or cut short.
+#[test]
+fn receiving_chunks_stores_what_receiving_a_stream_does() {
+    use proptest::prelude::*;
+    use std::sync::Mutex;
+    let n = 700_000usize; // 43 groups, the last one short
+    let (src, hash, _) = source_blob(n);
+    let groups = content::group_count(n as u64);
+    let mut runner = proptest::test_runner::TestRunner::new(proptest::test_runner::Config {
+        cases: 48,
+        ..Default::default()
+    });
+    let case = (
+        (0..groups, 1..groups),
+        (0..groups, 1..12u64),
+        proptest::collection::vec(1usize..20_000, 1..60),
+        proptest::option::of((0usize..800_000, 1u8..=255)),
+        proptest::option::of(0usize..800_000),
+    );
+    runner
+        .run(&case, |((a, len), (had, had_len), cuts, damage, short)| {
+            let ranges = content::group_ranges(a, (a + len).min(groups));
+            let mut enc = encode(&src, &hash, &ranges);
+            if let Some((at, x)) = damage {
+                let k = enc.len();
+                enc[at % k] ^= x;
+            }
+            if let Some(s) = short {
+                let k = enc.len();
+                enc.truncate(s % k);
+            }
+            // Cut as a transport might.
+            let mut chunks = Vec::new();
+            let mut rest = &enc[..];
+            for c in cuts.iter().cycle() {
+                if rest.is_empty() {
+                    break;
+                }
+                let (head, tail) = rest.split_at((*c).min(rest.len()));
+                chunks.push(bytes::Bytes::copy_from_slice(head));
+                rest = tail;
+            }
+            let held = content::group_ranges(had, (had + had_len).min(groups));
+            let stores: Vec<Store> = (0..2).map(|_| Store::memory().unwrap()).collect();
+            let mut outcomes = Vec::new();
+            for (i, s) in stores.iter().enumerate() {
+                let pb = Mutex::new(s.partial(hash, n as u64).unwrap());
+                pb.lock()
+                    .unwrap()
+                    .write_response(&held, &encode(&src, &hash, &held)[..])
+                    .unwrap();
+                let got = if i == 0 {
+                    PartialBlob::receive(&pb, &ranges, &enc[..]).unwrap()
+                } else {
+                    PartialBlob::receive_chunks(&pb, &ranges, chunks.clone()).unwrap()
+                };
+                let present = pb.lock().unwrap().present();
+                outcomes.push((got.written, format!("{:?}", got.failed), present));
+            }
+            prop_assert_eq!(&outcomes[0], &outcomes[1]);
+            // What the chunks path holds is the source's bytes.
+            let s = &stores[1];
+            for &(g0, g1) in outcomes[1].2.ranges() {
+                let r = content::group_ranges(g0, g1);
+                prop_assert_eq!(encode(s, &hash, &r), encode(&src, &hash, &r));
+            }
+            Ok(())
+        })
+        .unwrap();
+}

@@ -266,6 +266,26 @@ pub(crate) struct Limits {
     /// Most peers one fetch uses at once, 1 to 1000 [default: the config's, else 8]
     #[arg(long, value_name = "N", value_parser = parse_max_peers)]
     pub(crate) max_peers: Option<u64>,
+    /// Memory for one connection's data in flight, 256KiB to 1GiB: its
+    /// receive window and the most a fetch asks of one peer at once; about
+    /// two round trips at the link's rate fill it [default: the config's,
+    /// else 4MiB]
+    #[arg(long, value_name = "SIZE", value_parser = parse_window)]
+    pub(crate) window: Option<u64>,
+}
+
+/// A window size (`--window`), e.g. 4MiB.
+pub(crate) fn parse_window(s: &str) -> Result<u64, String> {
+    let bad = || format!("not a size: {s:?} (expected e.g. 4MiB, 512KiB)");
+    if s.trim().ends_with("/s") {
+        return Err(bad());
+    }
+    let n = parse_rate(s).map_err(|_| bad())?;
+    let (min, max) = (swarm_engine::net::MIN_WINDOW, 1u64 << 30);
+    if !(min..=max).contains(&n) {
+        return Err(format!("{s:?} is outside 256KiB to 1GiB"));
+    }
+    Ok(n)
 }
 
 /// Most connections a node may be told to accept.

@@ -42,6 +42,8 @@ pub(crate) struct NodeConfig {
     pub(crate) max_connections: Option<u64>,
     /// Most peers one fetch uses at once.
     pub(crate) max_peers: Option<u64>,
+    /// Memory for one connection's data in flight (`--window`), e.g. "4MiB".
+    pub(crate) window: Option<String>,
     /// When to super-seed complete blobs (`--super-seed`): "on", "auto"
     /// or "off", or true (on) or false (off).
     #[serde(default, deserialize_with = "super_seed_mode")]
@@ -104,6 +106,9 @@ impl NodeConfig {
         if let Some(n) = c.max_peers {
             crate::args::check_max_peers(n).map_err(|e| anyhow::anyhow!("max_peers: {e}"))?;
         }
+        if let Some(w) = &c.window {
+            crate::args::parse_window(w).map_err(|e| anyhow::anyhow!("window: {e}"))?;
+        }
         Ok(c)
     }
 
@@ -115,6 +120,11 @@ impl NodeConfig {
             download_limit: flags.download_limit.or_else(|| rate(&self.download_limit)),
             max_connections: flags.max_connections.or(self.max_connections),
             max_peers: flags.max_peers.or(self.max_peers),
+            window: flags.window.or_else(|| {
+                self.window
+                    .as_deref()
+                    .and_then(|w| crate::args::parse_window(w).ok())
+            }),
         }
     }
 }
@@ -137,6 +147,7 @@ trust = ["{key}"]
 seed = ["{key}/myapp@stable"]
 upload_limit = "20MiB"
 max_peers = 4
+window = "4MiB"
 "#
         );
         let c = NodeConfig::parse(&text).unwrap();
@@ -147,6 +158,7 @@ max_peers = 4
         let l = c.limits(&crate::args::Limits::default());
         assert_eq!(l.upload_limit, Some(20 << 20));
         assert_eq!(l.max_peers, Some(4));
+        assert_eq!(l.window, Some(4 << 20));
         let flags = crate::args::Limits {
             upload_limit: Some(1000),
             ..Default::default()
@@ -172,6 +184,9 @@ max_peers = 4
             ("upload_limit = \"0\"", "upload_limit"),
             ("download_limit = \"99999999PiB\"", "download_limit"),
             ("mirrors = [\"ftp://example.com/\"]", "mirrors"),
+            ("window = \"4KiB\"", "window"),
+            ("window = \"2GiB\"", "window"),
+            ("window = \"4MiB/s\"", "window"),
         ] {
             let err = format!("{:#}", NodeConfig::parse(text).unwrap_err());
             assert!(err.contains(key), "{text}: {err}");

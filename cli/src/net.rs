@@ -132,6 +132,9 @@ pub(crate) fn endpoint_config(limits: &Limits) -> EndpointConfig {
     if let Some(n) = limits.max_connections {
         c.max_connections = n;
     }
+    if let Some(w) = limits.window {
+        c = c.window(w);
+    }
     c
 }
 

@@ -282,6 +282,22 @@ impl NodeBuilder {
         self
     }
 
+    /// The memory one connection's data in flight may take
+    /// ([`crate::net::EndpointConfig::window`], 4 MiB by default): what
+    /// bounds a fetch's memory, and what a fast, distant peer needs more of.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let node = swarm_engine::node::Node::builder().no_dht().window(2 << 20).spawn().await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn window(mut self, bytes: u64) -> Self {
+        self.endpoint.window = bytes;
+        self
+    }
+
     /// All endpoint settings at once (timeouts, agent string, …); replaces
     /// what [`Self::listen`] and the limits set.
     ///

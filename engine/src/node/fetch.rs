@@ -467,6 +467,9 @@ impl Run {
             &specs,
             swarm::Config {
                 stall_timeout: self.stall,
+                // Responses are held until verified: the connection's
+                // window bounds them.
+                max_pipeline_bytes: self.endpoint.window(),
                 ..swarm::Config::default()
             },
             u64::from_le_bytes(seed),

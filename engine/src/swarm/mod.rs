@@ -98,7 +98,8 @@ pub struct Config {
     pub max_pipeline: usize,
     /// Most bytes requested from one peer at once: responses are held in
     /// memory until verified, and more than the connection's receive
-    /// window (8 MiB) cannot be on the way anyway.
+    /// window cannot be on the way anyway (a download sets it to
+    /// `net::EndpointConfig::window`, 4 MiB by default).
     pub max_pipeline_bytes: u64,
     /// Requests in flight to a peer whose throughput is not known yet.
     pub initial_pipeline: usize,

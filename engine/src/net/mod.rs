@@ -138,9 +138,11 @@ pub struct EndpointConfig {
 }
 
 /// The default [`EndpointConfig::window`]: 4 MiB. Measured on a 1 GiB
-/// fetch from one peer on loopback, the fetcher's peak RSS was 39-41 MiB
-/// at 8 MiB, 29-30 MiB at 4 MiB and 22 MiB at 2 MiB, and 2 MiB was 10 %
-/// slower where 4 MiB was as fast as 8 (benches/README.md, issue #15).
+/// fetch from one peer on loopback (benches/README.md, issue #15), the
+/// fetcher's peak RSS was 39-42 MiB at 8 MiB, 28-30 MiB at 4 MiB and
+/// 22 MiB at 2 MiB, for 6.3-6.8 s at 8 MiB, 6.9-7.5 s at 4 MiB and 7.4 s at
+/// 2 MiB: memory taken over the last 8 % of one fast peer's speed, which a
+/// node with room can buy back.
 pub const DEFAULT_WINDOW: u64 = 4 << 20;
 /// The smallest [`EndpointConfig::window`]: 256 KiB (a piece is up to 1 MiB;
 /// a smaller window only slows it).

@@ -440,6 +440,12 @@ fn report(
                 })).collect::<Vec<_>>(),
                 "failed_mirrors": fetched.mirror_failures.iter().map(|f| f.to_string()).collect::<Vec<_>>(),
                 "target": target,
+                "timings": {
+                    "dht_peer": fetched.timings.dht_peer.map(|d| d.as_secs_f64()),
+                    "source": fetched.timings.source.map(|d| d.as_secs_f64()),
+                    "manifest": fetched.timings.manifest.map(|d| d.as_secs_f64()),
+                    "first_data": fetched.timings.first_data.map(|d| d.as_secs_f64()),
+                },
         });
         if let Some(a) = serving {
             v["serving"] = json!(a.to_string());

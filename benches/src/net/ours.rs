@@ -110,6 +110,9 @@ struct Fetched {
     size: u64,
     received: u64,
     seconds: f64,
+    /// `timings`: seconds to the first source, the manifest and the first
+    /// verified data (absent from builds before it).
+    timings: Option<(f64, f64, f64)>,
 }
 
 impl Fetched {
@@ -123,6 +126,10 @@ impl Fetched {
             size: field("size")?.as_u64().context("size")?,
             received: field("received")?.as_u64().context("received")?,
             seconds: field("seconds")?.as_f64().context("seconds")?,
+            timings: v.get("timings").and_then(|t| {
+                let at = |k: &str| t.get(k).and_then(Value::as_f64);
+                Some((at("source")?, at("manifest")?, at("first_data")?))
+            }),
         })
     }
 }
@@ -177,14 +184,22 @@ pub(crate) fn fetch(ctx: &mut Ctx, rep: usize, mode: Mode, side: Side) -> Result
         seed_cpu: seed.cpu,
         received: Some(f.received),
         detail: format!(
-            "swarm's own figure {:.3} s{}, received {:.1} MiB",
+            "swarm's own figure {:.3} s{}, received {:.1} MiB{}",
             f.seconds,
             if out.is_some() {
                 " (before the export)"
             } else {
                 ""
             },
-            f.received as f64 / MIB as f64
+            f.received as f64 / MIB as f64,
+            f.timings
+                .map(|(src, man, first)| format!(
+                    "; first verified data after {:.1} ms (connected {:.1} ms, manifest {:.1} ms)",
+                    first * 1e3,
+                    src * 1e3,
+                    man * 1e3
+                ))
+                .unwrap_or_default()
         ),
     })
 }

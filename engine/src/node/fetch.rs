@@ -25,8 +25,8 @@ mod types;
 
 use self::sources::{Mirrors, Peers, Tried, add_peer, fetch_manifest, spawn_found, spawn_pex};
 pub use self::types::{
-    FetchError, FetchOptions, FetchProgress, Fetched, MirrorProgress, MirrorSource, PeerFailure,
-    PeerProgress, Source,
+    FetchError, FetchOptions, FetchProgress, FetchTimings, Fetched, MirrorProgress, MirrorSource,
+    PeerFailure, PeerProgress, Source,
 };
 
 /// Most peers one fetch uses by default (given, from the DHT, and by exchange).
@@ -90,6 +90,8 @@ pub(super) async fn fetch(
             f(p)
         }
     };
+    let began = tokio::time::Instant::now();
+    let mut timings = FetchTimings::default();
     let mut mirror_urls = opts.mirrors.clone();
     mirror_urls.dedup();
     let mut found = found;
@@ -132,8 +134,9 @@ pub(super) async fn fetch(
     // come in (the first may be stale), for at most DHT_WAIT.
     let mut started: BTreeSet<SocketAddr> = opts.peers.iter().map(|p| p.addr).collect();
     let dht_deadline = tokio::time::Instant::now() + DHT_WAIT;
+    let mut first: Option<tokio::time::Instant> = None;
+    let mut dht_first: Option<tokio::time::Instant> = None;
     unless_cancelled(&mut control, async {
-        let mut first: Option<tokio::time::Instant> = None;
         loop {
             let waiting = !connects.is_empty() || !opens.is_empty();
             let grace = first.map(|t| t + PEX_HEAD_START);
@@ -147,6 +150,7 @@ pub(super) async fn fetch(
             tokio::select! {
                 addr = next_found, if listening => match addr {
                     Some(addr) => {
+                        dht_first.get_or_insert_with(tokio::time::Instant::now);
                         if addr != own && started.insert(addr) {
                             let ep = endpoint.clone();
                             connects.spawn(async move {
@@ -184,6 +188,9 @@ pub(super) async fn fetch(
         Ok(())
     })
     .await?;
+    let since = |t: tokio::time::Instant| t.saturating_duration_since(began);
+    timings.dht_peer = dht_first.map(since);
+    timings.source = first.map(since);
     if live.is_empty() && mirrors.none_live() {
         if mirrors.urls.is_empty() {
             if unreachable.is_empty() {
@@ -275,6 +282,7 @@ pub(super) async fn fetch(
         fetch_manifest(&store, root, &mut peers, &mut mirrors, &received),
     )
     .await?;
+    timings.manifest = Some(began.elapsed());
 
     // Distinct blobs and their sizes (the manifest is verified, so its sizes are the truth).
     let mut sizes: BTreeMap<Hash, u64> = BTreeMap::new();
@@ -330,6 +338,8 @@ pub(super) async fn fetch(
         mirror_credit: Arc::new(Mutex::new(vec![0; mirrors.urls.len()])),
         mirrors,
         control,
+        began,
+        first_data: None,
     };
     let sources = run
         .swarm(&mut pex_rx, &pex_tx, &mut late_rx, &pending, &tried)
@@ -373,6 +383,10 @@ pub(super) async fn fetch(
         failures: run.peers.failures,
         mirrors: mirror_sources,
         mirror_failures: run.mirrors.failures,
+        timings: FetchTimings {
+            first_data: run.first_data,
+            ..timings
+        },
     })
 }
 
@@ -432,6 +446,9 @@ struct Run {
     /// Paused: nothing is requested, and what was in flight is called
     /// back. Cancelled: the same, then every part is saved and it ends.
     control: watch::Receiver<Control>,
+    /// When the fetch began, and when its first piece of data was stored.
+    began: tokio::time::Instant,
+    first_data: Option<Duration>,
 }
 
 impl Run {
@@ -924,6 +941,9 @@ impl Run {
     ) -> Result<(), FetchError> {
         match result {
             Ok(n) => {
+                if n > 0 && self.first_data.is_none() {
+                    self.first_data = Some(self.began.elapsed());
+                }
                 if let Src::Peer(id) = src
                     && let Some(p) = self.peers.get(&id).filter(|_| n > 0)
                 {

@@ -32,8 +32,8 @@ use std::time::Duration;
 
 pub use self::builder::{NodeBuilder, REANNOUNCE};
 pub use self::fetch::{
-    DEFAULT_MAX_PEERS, FetchError, FetchOptions, FetchProgress, Fetched, MirrorProgress,
-    MirrorSource, PeerFailure, PeerProgress, Source,
+    DEFAULT_MAX_PEERS, FetchError, FetchOptions, FetchProgress, FetchTimings, Fetched,
+    MirrorProgress, MirrorSource, PeerFailure, PeerProgress, Source,
 };
 pub use self::handle::{FetchEvents, FetchHandle};
 use crate::content::Hash;

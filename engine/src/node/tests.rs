@@ -465,3 +465,28 @@ async fn a_node_fetches_a_root_again_from_the_peer_it_had_it_from() {
         .unwrap_err();
     assert!(matches!(e, FetchError::NoPeers), "{e}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fetch_reports_when_it_connected_had_the_manifest_and_stored_data() {
+    let (seed, root, bytes, _d) = seeder(1_000_000, None).await;
+    let fetcher = node(None).await;
+    let opts = || FetchOptions {
+        peers: vec![seed.addr().unwrap()],
+        ..Default::default()
+    };
+    let got = fetcher.fetch(root, opts()).await.unwrap();
+    assert_eq!(stored(&fetcher, &root), bytes);
+    let t = got.timings;
+    // No DHT here; each stage after the one before it.
+    assert_eq!(t.dht_peer, None);
+    let (source, manifest, first) = (
+        t.source.unwrap(),
+        t.manifest.unwrap(),
+        t.first_data.unwrap(),
+    );
+    assert!(source <= manifest && manifest <= first, "{t:?}");
+    // Everything stored already: no data to wait for.
+    let again = fetcher.fetch(root, opts()).await.unwrap();
+    assert!(again.timings.manifest.is_some());
+    assert_eq!(again.timings.first_data, None, "{:?}", again.timings);
+}

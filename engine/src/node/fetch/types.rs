@@ -153,6 +153,29 @@ pub struct Fetched {
     pub mirrors: Vec<MirrorSource>,
     /// Mirrors that failed or were dropped along the way.
     pub mirror_failures: Vec<MirrorError>,
+    /// When it reached each stage.
+    pub timings: FetchTimings,
+}
+
+/// When a fetch reached each stage, counted from its start; `None` for a
+/// stage it did not go through.
+///
+/// The time to the first verified byte from a known peer is `first_data`
+/// when `dht_peer` is `None`: connecting, the manifest, and one piece.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct FetchTimings {
+    /// The first address the DHT lookup gave (a lookup runs beside the
+    /// peers given, when the node has a DHT).
+    pub dht_peer: Option<Duration>,
+    /// The first source answered: a peer connected (TLS and `Hello`
+    /// done) or a mirror's index read.
+    pub source: Option<Duration>,
+    /// The manifest was verified (at once, when it was stored already).
+    pub manifest: Option<Duration>,
+    /// The first piece of file data was verified and stored; `None` when
+    /// everything was stored already.
+    pub first_data: Option<Duration>,
 }
 
 /// A fetch that failed. Everything verified before the failure is kept, and

@@ -281,8 +281,8 @@ pub(crate) fn parse_window(s: &str) -> Result<u64, String> {
         return Err(bad());
     }
     let n = parse_rate(s).map_err(|_| bad())?;
-    let (min, max) = (swarm_engine::net::MIN_WINDOW, 1u64 << 30);
-    if !(min..=max).contains(&n) {
+    use swarm_engine::net::{MAX_WINDOW, MIN_WINDOW};
+    if !(MIN_WINDOW..=MAX_WINDOW).contains(&n) {
         return Err(format!("{s:?} is outside 256KiB to 1GiB"));
     }
     Ok(n)

@@ -535,13 +535,13 @@ pub enum ConfigError {
         max = wire::VERSION
     )]
     Version(u16),
-    /// The window is outside [`MIN_WINDOW`]..=1 GiB.
+    /// The window is outside [`MIN_WINDOW`]..=[`MAX_WINDOW`].
     #[error("a window of {0} bytes is outside 256 KiB to 1 GiB")]
     Window(u64),
 }
 
 /// The largest [`EndpointConfig::window`]: 1 GiB.
-const MAX_WINDOW: u64 = 1 << 30;
+pub const MAX_WINDOW: u64 = 1 << 30;
 
 /// Why connecting to a peer failed.
 ///

@@ -1,0 +1,233 @@
+use std::path::Path;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use super::*;
+use crate::node::Node;
+use crate::store::Store;
+
+async fn node_at(dir: &Path) -> Node {
+    let store = Store::open(dir).expect("store");
+    Node::builder()
+        .store(store)
+        .listen(([127, 0, 0, 1], 0).into())
+        .no_dht()
+        .spawn()
+        .await
+        .expect("node")
+}
+
+/// One raw request; returns the status code and the body.
+async fn raw(socket: &Path, request: &[u8]) -> (u16, String) {
+    let mut s = tokio::net::UnixStream::connect(socket)
+        .await
+        .expect("connect");
+    s.write_all(request).await.expect("write");
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).await.expect("read");
+    let text = String::from_utf8_lossy(&out).into_owned();
+    let code = text
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = text.split("\r\n\r\n").nth(1).unwrap_or("").to_owned();
+    (code, body)
+}
+
+fn post(path: &str, body: &str) -> Vec<u8> {
+    format!(
+        "POST {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
+#[tokio::test]
+async fn every_operation_through_the_api_replies_as_the_same_operation_on_a_stopped_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = dir.path().join("files");
+    std::fs::create_dir_all(files.join("sub")).unwrap();
+    std::fs::write(files.join("a.bin"), vec![3u8; 300_000]).unwrap();
+    std::fs::write(files.join("sub/b.txt"), b"bee").unwrap();
+    let other = dir.path().join("other.bin");
+    std::fs::write(&other, vec![9u8; 70_000]).unwrap();
+
+    let node = node_at(&dir.path().join("live")).await;
+    let socket = socket_path(&dir.path().join("live"));
+    let _server = serve(node, ApiConfig::new(&socket)).await.unwrap();
+    let api = Client::new(&socket);
+    let local = Store::open(dir.path().join("stopped")).unwrap();
+
+    let add = AddRequest {
+        paths: vec![files.clone()],
+        name: Some("release".into()),
+    };
+    let added = api.add(&add).await.unwrap();
+    assert_eq!(added, ops::add(&local, &add, None).unwrap());
+    assert_eq!((added.files, added.size), (2, 300_003));
+    let add2 = AddRequest {
+        paths: vec![other],
+        name: None,
+    };
+    assert_eq!(
+        api.add(&add2).await.unwrap(),
+        ops::add(&local, &add2, None).unwrap()
+    );
+
+    let strip = |mut p: PinsReply| {
+        p.pins.iter_mut().for_each(|p| p.created = 0);
+        p
+    };
+    let pins = strip(api.pins().await.unwrap());
+    assert_eq!(pins, strip(ops::pins(&local).unwrap()));
+    assert_eq!(pins.pins.len(), 2);
+
+    let rm = RmRequest { root: added.root };
+    assert_eq!(api.rm(&rm).await.unwrap(), ops::rm(&local, &rm).unwrap());
+    // A second rm is refused the same way on both.
+    let refused = api.rm(&rm).await.unwrap_err();
+    assert!(
+        matches!(&refused, ClientError::Refused { status: 422, message } if message.contains("is not pinned")),
+        "{refused}"
+    );
+    assert!(matches!(ops::rm(&local, &rm), Err(OpError::NotPinned(_))));
+    let gc = api.gc().await.unwrap();
+    assert_eq!(gc, ops::gc(&local).unwrap());
+    assert!(
+        gc.blobs >= 2,
+        "the unpinned release's blobs are freed: {gc:?}"
+    );
+    assert_eq!(strip(api.pins().await.unwrap()).pins.len(), 1);
+
+    let check = api.check().await.unwrap();
+    assert_eq!(check, ops::check(&local).unwrap());
+    assert!(check.ok);
+
+    let key = crate::release::SecretKey::from_seed(&[5; 32]).public();
+    let trust = TrustAddRequest {
+        public_key: key.to_string(),
+        name: Some("builds".into()),
+    };
+    assert_eq!(
+        api.trust_add(&trust).await.unwrap(),
+        ops::trust_add(&local, &trust).unwrap()
+    );
+    assert_eq!(api.trusted().await.unwrap().trusted[0].name, "builds");
+    let untrust = TrustRmRequest {
+        public_key: key.to_string(),
+    };
+    assert_eq!(
+        api.trust_rm(&untrust).await.unwrap(),
+        ops::trust_rm(&local, &untrust).unwrap()
+    );
+    assert!(api.trusted().await.unwrap().trusted.is_empty());
+}
+
+#[tokio::test]
+async fn the_socket_is_owner_only_and_a_stale_one_is_replaced_but_a_live_one_is_not() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let socket = socket_path(dir.path());
+    // What a killed node leaves: a socket file nobody listens on.
+    drop(std::os::unix::net::UnixListener::bind(&socket).unwrap());
+    assert!(socket.exists());
+
+    let node = node_at(&dir.path().join("store")).await;
+    let server = serve(node.clone(), ApiConfig::new(&socket)).await.unwrap();
+    let mode = std::fs::metadata(&socket).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600, "mode {mode:o}");
+    assert_eq!(
+        Client::new(&socket).status().await.unwrap().node_id,
+        node.id().to_string()
+    );
+    // Nothing of the private directory it was made in is left.
+    let left: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(left.len(), 2, "{left:?}");
+
+    let again = serve(node, ApiConfig::new(&socket)).await.unwrap_err();
+    assert!(matches!(again, ServeError::InUse(_)), "{again}");
+    assert!(Client::new(&socket).status().await.is_ok());
+
+    drop(server);
+    assert!(!socket.exists(), "a stopped server removes its socket");
+    let gone = Client::new(&socket).status().await.unwrap_err();
+    assert!(matches!(gone, ClientError::NotRunning { .. }), "{gone}");
+}
+
+#[tokio::test]
+async fn bad_requests_get_clear_errors_and_the_node_keeps_serving() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = node_at(&dir.path().join("store")).await;
+    let socket = socket_path(dir.path());
+    let _server = serve(node, ApiConfig::new(&socket)).await.unwrap();
+
+    let cases: Vec<(Vec<u8>, u16, &str)> = vec![
+        (post("/v1/add", "{\"paths\": [\"/x\""), 400, "not the JSON"),
+        (post("/v1/add", "{\"paths\": \"/x\"}"), 400, "not the JSON"),
+        (post("/v1/add", "{\"paths\": [], \"nme\": 1}"), 400, "unknown field"),
+        (post("/v1/add", "{\"paths\": [\"rel/a\"]}"), 400, "relative path"),
+        (post("/v1/add", "{\"paths\": [\"/no/such/file\"]}"), 422, "/no/such/file"),
+        (post("/v1/rm", "{\"root\": \"abc\"}"), 400, "abc"),
+        (post("/v1/trust/add", "{\"public_key\": \"swpk1zz\"}"), 400, "not a publisher key"),
+        (post("/v1/nope", ""), 404, "no route /v1/nope"),
+        (
+            b"GET /v1/add HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".to_vec(),
+            405,
+            "takes POST",
+        ),
+        (
+            format!(
+                "POST /v1/add HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: {}\r\n\r\n",
+                MAX_BODY + 1
+            )
+            .into_bytes(),
+            413,
+            "over",
+        ),
+    ];
+    for (req, code, says) in cases {
+        let (got, body) = raw(&socket, &req).await;
+        let shown = String::from_utf8_lossy(&req[..req.len().min(80)]).into_owned();
+        assert_eq!(got, code, "{shown}: {body}");
+        let e: ErrorReply = serde_json::from_str(&body).unwrap_or_else(|e| panic!("{body}: {e}"));
+        assert!(e.error.contains(says), "{shown}: {}", e.error);
+    }
+
+    // A body sent in chunks past the bound, with no length declared.
+    let mut s = tokio::net::UnixStream::connect(&socket).await.unwrap();
+    s.write_all(b"POST /v1/add HTTP/1.1\r\nHost: x\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n\r\n")
+        .await
+        .unwrap();
+    let chunk = vec![b' '; 64 << 10];
+    let mut refused = false;
+    for _ in 0..(MAX_BODY / chunk.len() + 4) {
+        let head = format!("{:x}\r\n", chunk.len());
+        if s.write_all(head.as_bytes()).await.is_err()
+            || s.write_all(&chunk).await.is_err()
+            || s.write_all(b"\r\n").await.is_err()
+        {
+            refused = true;
+            break;
+        }
+    }
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out).await;
+    let text = String::from_utf8_lossy(&out);
+    assert!(refused || text.starts_with("HTTP/1.1 413"), "{text}");
+
+    // A client that leaves mid-body, and one that sends garbage.
+    let mut s = tokio::net::UnixStream::connect(&socket).await.unwrap();
+    s.write_all(b"POST /v1/add HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{\"pa")
+        .await
+        .unwrap();
+    drop(s);
+    let (code, _) = raw(&socket, b"\x16\x03\x01 not http at all\r\n\r\n").await;
+    assert!(code == 0 || code == 400, "{code}");
+
+    let status = Client::new(&socket).status().await.unwrap();
+    assert!(status.pins.is_empty());
+}

@@ -929,7 +929,7 @@ fn trust_add_ls_rm_round_trip() {
     let msg = swarm_err(&store, args!["trust", "rm", alice.public]);
     assert_eq!(
         msg,
-        format!("{} is not trusted (see `swarm trust ls`)", alice.public)
+        format!("{} is not trusted; see `swarm trust ls`", alice.public)
     );
     swarm_ok(&store, args!["trust", "rm", bob.public]);
     assert_eq!(

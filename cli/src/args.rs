@@ -55,6 +55,8 @@ pub(crate) enum Command {
     },
     /// List pinned roots
     Ls,
+    /// Show what the node running on this store is doing
+    Status,
     /// Write the files of a root out, verifying every byte
     Export {
         /// The root (64 hex characters)

@@ -4,6 +4,7 @@
 
 use std::error::Error;
 
+use swarm_engine::api::{ClientError, OpError};
 use swarm_engine::node::{FetchError, NodeError, NodeOpError};
 use swarm_engine::release::{PolicyError, ReleaseError};
 use swarm_engine::store::{
@@ -16,6 +17,24 @@ const CHECK: &str = "run `swarm check`";
 /// chain that has one.
 pub(crate) fn message(e: &anyhow::Error) -> String {
     with_hint(format!("{e:#}"), e.chain().find_map(hint))
+}
+
+/// An error's message, chain included, with the hint for the first error
+/// in the chain that has one: what a running node's API replies.
+pub(crate) fn describe_chain(e: &(dyn Error + 'static)) -> String {
+    let mut msg = e.to_string();
+    let mut found = hint(e);
+    let mut next = e.source();
+    while let Some(s) = next {
+        let text = s.to_string();
+        if !msg.ends_with(&text) {
+            msg.push_str(": ");
+            msg.push_str(&text);
+        }
+        found = found.or_else(|| hint(s));
+        next = s.source();
+    }
+    with_hint(msg, found)
 }
 
 /// One engine error's message with its hint.
@@ -55,6 +74,23 @@ fn hint(e: &(dyn Error + 'static)) -> Option<String> {
         publish(e)
     } else if let Some(e) = e.downcast_ref::<AddError>() {
         add(e)
+    } else if let Some(e) = e.downcast_ref::<OpError>() {
+        match e {
+            OpError::NotPinned(_) => Some("see `swarm ls`".into()),
+            OpError::NotTrusted(_) => Some("see `swarm trust ls`".into()),
+            OpError::BadKey(e) => release(e),
+            OpError::Add(e) => add(e),
+            OpError::Read(e) => read(e),
+            OpError::Store(e) => store(e),
+            _ => None,
+        }
+    } else if let Some(e) = e.downcast_ref::<ClientError>() {
+        match e {
+            ClientError::NotRunning { .. } => {
+                Some("start one with `swarm node`, or wait until it is up".into())
+            }
+            _ => None,
+        }
     } else if let Some(e) = e.downcast_ref::<NodeError>() {
         match e {
             NodeError::Open(e) => open(e),

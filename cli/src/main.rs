@@ -2,6 +2,7 @@
 
 mod args;
 mod config;
+mod control;
 mod demo;
 mod dht;
 mod files;
@@ -15,12 +16,12 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 use swarm_engine::Hash;
-use swarm_engine::store::{AddOptions, ExportOptions, Progress, Store, StoreConfig};
+use swarm_engine::store::{ExportOptions, Progress, Store, StoreConfig};
 
 use crate::args::{Cli, Command, TrustCommand};
 
@@ -109,85 +110,47 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Check { repair: true } => Some(repair(&dir, cli.json)?),
         _ => None,
     };
-    // Commands that only read open the database read-only, so that they
-    // leave the file exactly as they found it.
-    let read_only = matches!(
-        cli.command,
-        Command::Ls
-            | Command::Export { .. }
-            | Command::Mirror { .. }
-            | Command::Check { repair: false }
-            | Command::Trust {
-                command: TrustCommand::Ls
-            }
-    );
+    let json = cli.json;
+    // The store commands go through a running node when one holds the
+    // store. Commands that only read open the database read-only, so that
+    // they leave the file exactly as they found it.
+    use control::On;
+    let command = match cli.command {
+        Command::Add { paths, name } => {
+            control::add(&On::open(&dir, false)?, &paths, name, json)?;
+            return Ok(ExitCode::SUCCESS);
+        }
+        Command::Ls => {
+            control::ls(&On::open(&dir, true)?, &dir, json)?;
+            return Ok(ExitCode::SUCCESS);
+        }
+        Command::Rm { root } => {
+            control::rm(&On::open(&dir, false)?, root, json)?;
+            return Ok(ExitCode::SUCCESS);
+        }
+        Command::Gc => {
+            control::gc(&On::open(&dir, false)?, json)?;
+            return Ok(ExitCode::SUCCESS);
+        }
+        Command::Check { repair } => {
+            return control::check(&On::open(&dir, !repair)?, repaired, json);
+        }
+        Command::Trust { command } => {
+            let read_only = matches!(command, TrustCommand::Ls);
+            control::trust(&On::open(&dir, read_only)?, command, json)?;
+            return Ok(ExitCode::SUCCESS);
+        }
+        Command::Status => {
+            control::status(&dir, json)?;
+            return Ok(ExitCode::SUCCESS);
+        }
+        other => other,
+    };
+    let read_only = matches!(command, Command::Export { .. } | Command::Mirror { .. });
     let store = Store::open_with(&dir, StoreConfig::default().read_only(read_only))?;
     // Remembers, when this returns, whether the store was found damaged.
     let _probe = DamageProbe(store.clone());
-    let json = cli.json;
-    match cli.command {
-        Command::Add { paths, name } => {
-            let bar = bar(json, "adding");
-            let opts = AddOptions {
-                name,
-                progress: Some(progress_fn(&bar)),
-            };
-            let added = store.add_paths(&paths, &opts);
-            bar.finish_and_clear();
-            let added = added?;
-            if json {
-                println!(
-                    "{}",
-                    json!({
-                        "root": added.root.to_hex(),
-                        "size": added.size,
-                        "files": added.files,
-                        "new_bytes": added.new_bytes,
-                    })
-                );
-            } else {
-                println!("{}", added.root);
-                eprintln!(
-                    "added {} file{}, {} ({} new)",
-                    added.files,
-                    plural(added.files),
-                    bytes(added.size),
-                    bytes(added.new_bytes)
-                );
-            }
-        }
-        Command::Ls => {
-            let pins = store.pins()?;
-            if json {
-                let list: Vec<_> = pins
-                    .iter()
-                    .map(|p| {
-                        json!({
-                            "root": p.root.to_hex(),
-                            "name": p.name,
-                            "size": p.size,
-                            "files": p.files,
-                            "created": p.created,
-                        })
-                    })
-                    .collect();
-                println!("{}", json!({ "pins": list }));
-            } else {
-                for p in &pins {
-                    println!(
-                        "{}  {:>10}  {:>6} file{}  {}",
-                        p.root,
-                        bytes(p.size),
-                        p.files,
-                        plural(p.files),
-                        p.name
-                    );
-                }
-                if pins.is_empty() {
-                    eprintln!("no pins in {}", dir.display());
-                }
-            }
-        }
+    match command {
         Command::Export {
             root,
             output,
@@ -232,76 +195,6 @@ fn run(cli: Cli) -> Result<ExitCode> {
             };
             return mirror::run(&store, a, json);
         }
-        Command::Rm { root } => {
-            let root = parse_root(&root)?;
-            if !store.unpin(&root)? {
-                bail!("{root} is not pinned (see `swarm ls`)");
-            }
-            if json {
-                println!("{}", json!({ "root": root.to_hex(), "removed": true }));
-            } else {
-                eprintln!("unpinned {root}; run `swarm gc` to free its space");
-            }
-        }
-        Command::Gc => {
-            let stats = store.gc()?;
-            if json {
-                println!("{}", json!({ "blobs": stats.blobs, "bytes": stats.bytes }));
-            } else {
-                println!(
-                    "freed {} in {} blob{}",
-                    bytes(stats.bytes),
-                    stats.blobs,
-                    plural(stats.blobs)
-                );
-            }
-        }
-        Command::Check { .. } => {
-            let report = store.check(|_| {})?;
-            let ok = report.problems.is_empty();
-            if json {
-                let problems: Vec<_> = report
-                    .problems
-                    .iter()
-                    .map(|p| json!({ "hash": p.hash.to_hex(), "problem": p.what }))
-                    .collect();
-                let mut out = json!({
-                    "ok": ok,
-                    "blobs": report.blobs,
-                    "bytes": report.bytes,
-                    "problems": problems,
-                });
-                if let Some(r) = repaired {
-                    out["repair"] = r;
-                }
-                println!("{out}");
-            } else {
-                for p in &report.problems {
-                    println!("corrupt: {}: {}", p.hash, p.what);
-                }
-                eprintln!(
-                    "checked {} blob{}, {}: {}",
-                    report.blobs,
-                    plural(report.blobs),
-                    bytes(report.bytes),
-                    if ok {
-                        "all good".to_owned()
-                    } else {
-                        format!(
-                            "{} problem{}",
-                            report.problems.len(),
-                            plural(report.problems.len() as u64)
-                        )
-                    }
-                );
-            }
-            if !ok {
-                if !json {
-                    eprintln!("error: the store has corrupt data; see the lines above");
-                }
-                return Ok(ExitCode::FAILURE);
-            }
-        }
         Command::Node {
             listen,
             ref limits,
@@ -328,7 +221,15 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 max_peers: None,
                 super_seed: super_seed.or(node_config.super_seed).unwrap_or_default(),
             };
-            return net::node(store, listen, json, dht_config(true), seeding, &limits);
+            return net::node(
+                store,
+                &dir,
+                listen,
+                json,
+                dht_config(true),
+                seeding,
+                &limits,
+            );
         }
         Command::Resolve { pointer } => return dht::resolve(dht_config(false), &pointer, json),
         Command::Fetch {
@@ -418,14 +319,15 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let a = release::VerifyArgs { token, path, trust };
             return release::verify(&store, a, json);
         }
-        Command::Trust { command } => {
-            return match command {
-                TrustCommand::Add { key, name } => release::trust_add(&store, &key, name, json),
-                TrustCommand::Rm { key } => release::trust_rm(&store, &key, json),
-                TrustCommand::Ls => release::trust_ls(&store, json),
-            };
-        }
-        Command::Demo | Command::Keygen { .. } => unreachable!("handled before the store opens"),
+        Command::Demo
+        | Command::Keygen { .. }
+        | Command::Add { .. }
+        | Command::Ls
+        | Command::Rm { .. }
+        | Command::Gc
+        | Command::Check { .. }
+        | Command::Trust { .. }
+        | Command::Status => unreachable!("handled before the store opens"),
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -435,7 +337,7 @@ static STORE_DAMAGED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicB
 
 /// Notes, when dropped, whether its store was found damaged: the error a
 /// command returns may not say so itself.
-struct DamageProbe(Store);
+pub(crate) struct DamageProbe(pub(crate) Store);
 
 impl Drop for DamageProbe {
     fn drop(&mut self) {
@@ -621,7 +523,7 @@ pub(crate) fn bar(json: bool, what: &'static str) -> ProgressBar {
     bar
 }
 
-fn progress_fn(bar: &ProgressBar) -> Arc<dyn Fn(Progress) + Send + Sync> {
+pub(crate) fn progress_fn(bar: &ProgressBar) -> Arc<dyn Fn(Progress) + Send + Sync> {
     let bar = bar.clone();
     Arc::new(move |p| match p {
         Progress::Total(n) => bar.set_length(n),

@@ -8,6 +8,7 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use serde_json::json;
 use swarm_engine::Hash;
+use swarm_engine::api::{self, ApiConfig};
 use swarm_engine::discovery::DhtConfig;
 use swarm_engine::net::{EndpointConfig, PeerAddr};
 use swarm_engine::node::{FetchOptions, FetchProgress, Fetched, Node};
@@ -140,6 +141,7 @@ pub(crate) fn endpoint_config(limits: &Limits) -> EndpointConfig {
 
 pub(crate) fn node(
     store: Store,
+    dir: &Path,
     listen: std::net::SocketAddr,
     json: bool,
     dht: Option<DhtConfig>,
@@ -156,15 +158,29 @@ pub(crate) fn node(
         let node = Node::spawn(store, config).await?;
         let id = node.endpoint().node_id();
         let addr = node.endpoint().local_addr()?;
+        let api =
+            ApiConfig::new(api::socket_path(dir)).describe(Arc::new(crate::hints::describe_chain));
+        let api = api::serve(node.clone(), api)
+            .await
+            .context("cannot start the control API")?;
         if json {
             println!(
                 "{}",
-                json!({ "node_id": id.to_string(), "addr": addr.to_string(), "pins": pins })
+                json!({
+                    "node_id": id.to_string(),
+                    "addr": addr.to_string(),
+                    "pins": pins,
+                    "api": api.socket(),
+                })
             );
         } else {
             println!("node {id}");
             println!("listening on {addr}");
             println!("serving {pins} pinned root{}", plural(pins as u64));
+            eprintln!(
+                "control API on {}: `swarm status`, and every store command, go through this node",
+                api.socket().display()
+            );
         }
         std::io::Write::flush(&mut std::io::stdout())?;
         let mut node = node;
@@ -198,6 +214,7 @@ pub(crate) fn node(
         if !json {
             eprintln!("stopping");
         }
+        drop(api);
         node.shutdown().await;
         Ok::<_, anyhow::Error>(())
     })?;

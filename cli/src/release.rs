@@ -312,65 +312,6 @@ pub(crate) fn resolve_target(
     Ok((signed.release().root, Some(signed)))
 }
 
-pub(crate) fn trust_add(
-    store: &Store,
-    key: &str,
-    name: Option<String>,
-    json: bool,
-) -> Result<ExitCode> {
-    let k: PublicKey = key.parse()?;
-    let label = name.unwrap_or_default();
-    store.trust(&k, &label)?;
-    if json {
-        println!("{}", json!({ "public_key": k.to_string(), "name": label }));
-    } else {
-        eprintln!(
-            "trusting {k}{}",
-            if label.is_empty() {
-                String::new()
-            } else {
-                format!(" as {label}")
-            }
-        );
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
-pub(crate) fn trust_rm(store: &Store, key: &str, json: bool) -> Result<ExitCode> {
-    let k: PublicKey = key.parse()?;
-    if !store.distrust(&k)? {
-        bail!("{k} is not trusted (see `swarm trust ls`)");
-    }
-    if json {
-        println!(
-            "{}",
-            json!({ "public_key": k.to_string(), "removed": true })
-        );
-    } else {
-        eprintln!("no longer trusting {k}");
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
-pub(crate) fn trust_ls(store: &Store, json: bool) -> Result<ExitCode> {
-    let list = store.trusted()?;
-    if json {
-        let v: Vec<_> = list
-            .iter()
-            .map(|(k, n)| json!({ "public_key": k.to_string(), "name": n }))
-            .collect();
-        println!("{}", json!({ "trusted": v }));
-    } else {
-        for (k, n) in &list {
-            println!("{k}  {n}");
-        }
-        if list.is_empty() {
-            eprintln!("no trusted publishers; add one with `swarm trust add KEY`");
-        }
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
 #[cfg(test)]
 mod tests {
     use super::parse_duration;

@@ -1,0 +1,289 @@
+//! The store commands (`add`, `ls`, `rm`, `gc`, `check`, `trust`) and
+//! `status`. Each runs on the store itself when no node holds it, and
+//! through the running node's API when one does; both give the same reply,
+//! printed the same way.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use serde::Serialize;
+use swarm_engine::api::{self, Client, ops};
+use swarm_engine::store::{OpenError, Store, StoreConfig};
+
+use crate::args::TrustCommand;
+use crate::{DamageProbe, bar, bytes, plural, progress_fn};
+
+/// Who carries a command out.
+pub(crate) enum On {
+    /// This process, on the store it opened; the probe notes on drop
+    /// whether the store was found damaged.
+    Store(Store, #[allow(dead_code)] DamageProbe),
+    /// The node that holds the store, through its API.
+    Node(Client),
+}
+
+impl On {
+    /// Open the store at `dir`, or, when a running node holds it, reach
+    /// that node.
+    pub(crate) fn open(dir: &Path, read_only: bool) -> Result<Self> {
+        match Store::open_with(dir, StoreConfig::default().read_only(read_only)) {
+            Ok(s) => Ok(Self::Store(s.clone(), DamageProbe(s))),
+            Err(OpenError::Locked(at)) => {
+                let socket = api::socket_path(dir);
+                if !socket.exists() {
+                    // Another program holds it, not a node with an API.
+                    return Err(OpenError::Locked(at).into());
+                }
+                Ok(Self::Node(Client::new(socket)))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+/// Run one API call to completion.
+pub(crate) fn block<F: std::future::Future>(f: F) -> Result<F::Output> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    Ok(rt.block_on(f))
+}
+
+fn print_json(v: &impl Serialize) -> Result<()> {
+    println!("{}", serde_json::to_string(v)?);
+    Ok(())
+}
+
+pub(crate) fn add(on: &On, paths: &[PathBuf], name: Option<String>, json: bool) -> Result<()> {
+    let req = api::AddRequest {
+        paths: ops::absolute_paths(paths).context("cannot find the current directory")?,
+        name,
+    };
+    let added = match on {
+        On::Store(s, _) => {
+            let bar = bar(json, "adding");
+            let added = ops::add(s, &req, Some(progress_fn(&bar)));
+            bar.finish_and_clear();
+            added?
+        }
+        On::Node(c) => block(c.add(&req))??,
+    };
+    if json {
+        return print_json(&added);
+    }
+    println!("{}", added.root);
+    eprintln!(
+        "added {} file{}, {} ({} new)",
+        added.files,
+        plural(added.files),
+        bytes(added.size),
+        bytes(added.new_bytes)
+    );
+    Ok(())
+}
+
+pub(crate) fn ls(on: &On, dir: &Path, json: bool) -> Result<()> {
+    let pins = match on {
+        On::Store(s, _) => ops::pins(s)?,
+        On::Node(c) => block(c.pins())??,
+    };
+    if json {
+        return print_json(&pins);
+    }
+    print_pins(&pins.pins);
+    if pins.pins.is_empty() {
+        eprintln!("no pins in {}", dir.display());
+    }
+    Ok(())
+}
+
+fn print_pins(pins: &[api::PinEntry]) {
+    for p in pins {
+        println!(
+            "{}  {:>10}  {:>6} file{}  {}",
+            p.root,
+            bytes(p.size),
+            p.files,
+            plural(p.files),
+            p.name
+        );
+    }
+}
+
+pub(crate) fn rm(on: &On, root: String, json: bool) -> Result<()> {
+    let req = api::RmRequest { root };
+    let done = match on {
+        On::Store(s, _) => ops::rm(s, &req)?,
+        On::Node(c) => block(c.rm(&req))??,
+    };
+    if json {
+        return print_json(&done);
+    }
+    eprintln!("unpinned {}; run `swarm gc` to free its space", done.root);
+    Ok(())
+}
+
+pub(crate) fn gc(on: &On, json: bool) -> Result<()> {
+    let stats = match on {
+        On::Store(s, _) => ops::gc(s)?,
+        On::Node(c) => block(c.gc())??,
+    };
+    if json {
+        return print_json(&stats);
+    }
+    println!(
+        "freed {} in {} blob{}",
+        bytes(stats.bytes),
+        stats.blobs,
+        plural(stats.blobs)
+    );
+    Ok(())
+}
+
+/// `repaired` is what `check --repair` did first, for the JSON output.
+pub(crate) fn check(on: &On, repaired: Option<serde_json::Value>, json: bool) -> Result<ExitCode> {
+    let report = match on {
+        On::Store(s, _) => ops::check(s)?,
+        On::Node(c) => block(c.check())??,
+    };
+    let ok = report.ok;
+    if json {
+        let mut out = serde_json::to_value(&report)?;
+        if let Some(r) = repaired {
+            out["repair"] = r;
+        }
+        println!("{out}");
+    } else {
+        for p in &report.problems {
+            println!("corrupt: {}: {}", p.hash, p.problem);
+        }
+        eprintln!(
+            "checked {} blob{}, {}: {}",
+            report.blobs,
+            plural(report.blobs),
+            bytes(report.bytes),
+            if ok {
+                "all good".to_owned()
+            } else {
+                format!(
+                    "{} problem{}",
+                    report.problems.len(),
+                    plural(report.problems.len() as u64)
+                )
+            }
+        );
+    }
+    if !ok {
+        if !json {
+            eprintln!("error: the store has corrupt data; see the lines above");
+        }
+        return Ok(ExitCode::FAILURE);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub(crate) fn trust(on: &On, command: TrustCommand, json: bool) -> Result<()> {
+    match command {
+        TrustCommand::Add { key, name } => {
+            let req = api::TrustAddRequest {
+                public_key: key,
+                name,
+            };
+            let k = match on {
+                On::Store(s, _) => ops::trust_add(s, &req)?,
+                On::Node(c) => block(c.trust_add(&req))??,
+            };
+            if json {
+                return print_json(&k);
+            }
+            eprintln!(
+                "trusting {}{}",
+                k.public_key,
+                if k.name.is_empty() {
+                    String::new()
+                } else {
+                    format!(" as {}", k.name)
+                }
+            );
+        }
+        TrustCommand::Rm { key } => {
+            let req = api::TrustRmRequest { public_key: key };
+            let done = match on {
+                On::Store(s, _) => ops::trust_rm(s, &req)?,
+                On::Node(c) => block(c.trust_rm(&req))??,
+            };
+            if json {
+                return print_json(&done);
+            }
+            eprintln!("no longer trusting {}", done.public_key);
+        }
+        TrustCommand::Ls => {
+            let list = match on {
+                On::Store(s, _) => ops::trusted(s)?,
+                On::Node(c) => block(c.trusted())??,
+            };
+            if json {
+                return print_json(&list);
+            }
+            for k in &list.trusted {
+                println!("{}  {}", k.public_key, k.name);
+            }
+            if list.trusted.is_empty() {
+                eprintln!("no trusted publishers; add one with `swarm trust add KEY`");
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `swarm status`: what the node running on the store at `dir` does.
+pub(crate) fn status(dir: &Path, json: bool) -> Result<()> {
+    let client = Client::new(api::socket_path(dir));
+    let s = block(client.status())?
+        .with_context(|| format!("no node is running on the store at {}", dir.display()))?;
+    if json {
+        return print_json(&s);
+    }
+    println!("node      {}", s.node_id);
+    println!("listening {}", s.addr);
+    println!("version   {}, up {}", s.version, uptime(s.uptime_secs));
+    println!(
+        "dht       {}",
+        match &s.dht {
+            None => "off",
+            Some(d) if d.bootstrapped => "joined",
+            Some(_) => "not joined (yet)",
+        }
+    );
+    let v = &s.serving;
+    println!(
+        "serving   {} connection{}, {} request{} now, {} served, {} sent, {} peer{} dropped for violations",
+        v.connections,
+        plural(v.connections),
+        v.requests_now,
+        plural(v.requests_now),
+        v.requests_total,
+        bytes(v.bytes_sent),
+        v.violations,
+        plural(v.violations),
+    );
+    println!(
+        "pins      {} root{}",
+        s.pins.len(),
+        plural(s.pins.len() as u64)
+    );
+    print_pins(&s.pins);
+    Ok(())
+}
+
+fn uptime(secs: u64) -> String {
+    let (d, h, m, s) = (secs / 86_400, secs / 3600 % 24, secs / 60 % 60, secs % 60);
+    match (d, h, m) {
+        (0, 0, 0) => format!("{s}s"),
+        (0, 0, _) => format!("{m}m {s}s"),
+        (0, _, _) => format!("{h}h {m}m"),
+        _ => format!("{d}d {h}h"),
+    }
+}

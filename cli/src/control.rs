@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use serde::Serialize;
 use swarm_engine::api::{self, Client, ops};
-use swarm_engine::store::{OpenError, Store, StoreConfig};
+use swarm_engine::store::{Store, StoreConfig};
 
 use crate::args::TrustCommand;
 use crate::{DamageProbe, bar, bytes, plural, progress_fn};
@@ -27,16 +27,16 @@ impl On {
     /// Open the store at `dir`, or, when a running node holds it, reach
     /// that node.
     pub(crate) fn open(dir: &Path, read_only: bool) -> Result<Self> {
+        // A node that answers is asked first: trying the store's lock
+        // costs more than a connect. A socket nobody answers on was left
+        // by a node that was killed.
+        let socket = api::socket_path(dir);
+        if std::os::unix::net::UnixStream::connect(&socket).is_ok() {
+            return Ok(Self::Node(Client::new(socket)));
+        }
         match Store::open_with(dir, StoreConfig::default().read_only(read_only)) {
             Ok(s) => Ok(Self::Store(s.clone(), DamageProbe(s))),
-            Err(OpenError::Locked(at)) => {
-                let socket = api::socket_path(dir);
-                if !socket.exists() {
-                    // Another program holds it, not a node with an API.
-                    return Err(OpenError::Locked(at).into());
-                }
-                Ok(Self::Node(Client::new(socket)))
-            }
+            // Held, but not by a node with an API (or one just starting).
             Err(e) => Err(e.into()),
         }
     }
@@ -110,6 +110,34 @@ fn print_pins(pins: &[api::PinEntry]) {
             p.name
         );
     }
+}
+
+pub(crate) fn export(on: &On, root: String, output: &Path, force: bool, json: bool) -> Result<()> {
+    let req = api::ExportRequest {
+        root,
+        output: std::path::absolute(output).context("cannot find the current directory")?,
+        force,
+    };
+    let done = match on {
+        On::Store(s, _) => {
+            let bar = bar(json, "exporting");
+            let done = ops::export(s, &req, Some(progress_fn(&bar)));
+            bar.finish_and_clear();
+            done?
+        }
+        On::Node(c) => block(c.export(&req))??,
+    };
+    if json {
+        return print_json(&done);
+    }
+    eprintln!(
+        "exported {} file{}, {} to {}",
+        done.files,
+        plural(done.files),
+        bytes(done.bytes),
+        done.target.display()
+    );
+    Ok(())
 }
 
 pub(crate) fn rm(on: &On, root: String, json: bool) -> Result<()> {
@@ -269,6 +297,20 @@ pub(crate) fn status(dir: &Path, json: bool) -> Result<()> {
         v.violations,
         plural(v.violations),
     );
+    println!("fetches   {} running", s.fetches.len());
+    for f in &s.fetches {
+        println!(
+            "{}  {:>10} of {:>10}  {}/s from {} peer{}, {}",
+            f.root,
+            bytes(f.have),
+            bytes(f.total),
+            bytes(f.rate),
+            f.peers,
+            plural(f.peers),
+            f.eta_secs
+                .map_or("eta unknown".to_owned(), |e| format!("eta {}", uptime(e)))
+        );
+    }
     println!(
         "pins      {} root{}",
         s.pins.len(),

@@ -22,19 +22,13 @@ pub(crate) fn message(e: &anyhow::Error) -> String {
 /// An error's message, chain included, with the hint for the first error
 /// in the chain that has one: what a running node's API replies.
 pub(crate) fn describe_chain(e: &(dyn Error + 'static)) -> String {
-    let mut msg = e.to_string();
     let mut found = hint(e);
     let mut next = e.source();
-    while let Some(s) = next {
-        let text = s.to_string();
-        if !msg.ends_with(&text) {
-            msg.push_str(": ");
-            msg.push_str(&text);
-        }
-        found = found.or_else(|| hint(s));
+    while let (None, Some(s)) = (&found, next) {
+        found = hint(s);
         next = s.source();
     }
-    with_hint(msg, found)
+    with_hint(swarm_engine::error_chain(e), found)
 }
 
 /// One engine error's message with its hint.
@@ -78,7 +72,11 @@ fn hint(e: &(dyn Error + 'static)) -> Option<String> {
         match e {
             OpError::NotPinned(_) => Some("see `swarm ls`".into()),
             OpError::NotTrusted(_) => Some("see `swarm trust ls`".into()),
-            OpError::BadKey(e) => release(e),
+            OpError::BadKey(e) | OpError::BadToken(e) => release(e),
+            OpError::Export(e) => export(e),
+            OpError::Fetch(e) => fetch(e),
+            OpError::Refused(e) => accept(e),
+            OpError::Publish(e) => publish(e),
             OpError::Add(e) => add(e),
             OpError::Read(e) => read(e),
             OpError::Store(e) => store(e),

@@ -20,8 +20,7 @@ use anyhow::{Context, Result};
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
-use swarm_engine::Hash;
-use swarm_engine::store::{ExportOptions, Progress, Store, StoreConfig};
+use swarm_engine::store::{Progress, Store, StoreConfig};
 
 use crate::args::{Cli, Command, TrustCommand};
 
@@ -144,94 +143,32 @@ fn run(cli: Cli) -> Result<ExitCode> {
             control::status(&dir, json)?;
             return Ok(ExitCode::SUCCESS);
         }
-        other => other,
-    };
-    let read_only = matches!(command, Command::Export { .. } | Command::Mirror { .. });
-    let store = Store::open_with(&dir, StoreConfig::default().read_only(read_only))?;
-    // Remembers, when this returns, whether the store was found damaged.
-    let _probe = DamageProbe(store.clone());
-    match command {
         Command::Export {
             root,
             output,
             force,
         } => {
-            let root = parse_root(&root)?;
-            files::check_output(&output, &store, force)?;
-            let bar = bar(json, "exporting");
-            let opts = ExportOptions {
-                force,
-                progress: Some(progress_fn(&bar)),
-                release: false,
-            };
-            let done = store.export(&root, &output, &opts);
-            bar.finish_and_clear();
-            let done = done?;
-            if json {
-                println!(
-                    "{}",
-                    json!({
-                        "root": root.to_hex(),
-                        "target": done.target,
-                        "files": done.files,
-                        "bytes": done.bytes,
-                    })
-                );
-            } else {
-                eprintln!(
-                    "exported {} file{}, {} to {}",
-                    done.files,
-                    plural(done.files),
-                    bytes(done.bytes),
-                    done.target.display()
-                );
-            }
+            control::export(&On::open(&dir, true)?, root, &output, force, json)?;
+            return Ok(ExitCode::SUCCESS);
         }
-        Command::Mirror { target, dir, trust } => {
-            let a = mirror::MirrorArgs {
-                target: &target,
-                dir: &dir,
-                trust: &trust,
-            };
-            return mirror::run(&store, a, json);
-        }
-        Command::Node {
-            listen,
-            ref limits,
-            super_seed,
-            ..
+        Command::Publish {
+            paths,
+            key,
+            name,
+            version,
+            channel,
+            expires,
         } => {
-            let limits = node_config.limits(limits);
-            let listen = listen
-                .or(node_config.listen)
-                .unwrap_or_else(|| std::net::SocketAddr::from(([0, 0, 0, 0], 7411)));
-            let seeding = net::Seeding {
-                seed: node_config.seed.clone(),
-                peers: node_config
-                    .peers
-                    .iter()
-                    .map(|p| p.parse())
-                    .collect::<Result<_, _>>()?,
-                mirrors: node_config
-                    .mirrors
-                    .iter()
-                    .map(|m| m.parse())
-                    .collect::<Result<_, _>>()?,
-                trust: node_config.trust.clone(),
-                max_peers: None,
-                super_seed: super_seed.or(node_config.super_seed).unwrap_or_default(),
+            let a = release::PublishArgs {
+                paths,
+                key,
+                name,
+                version,
+                channel,
+                expires,
             };
-            return net::node(
-                store,
-                &dir,
-                listen,
-                json,
-                dht_config(true),
-                seeding,
-                &limits,
-            );
+            return release::publish(&On::open(&dir, false)?, a, json, dht_config(false));
         }
-        Command::Resolve { pointer } => return dht::resolve(dht_config(false), &pointer, json),
         Command::Fetch {
             root,
             trust,
@@ -262,10 +199,19 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 })
                 .collect::<Result<Vec<_>>>()?;
             let export = !no_export && !seed;
-            if export {
-                files::check_output(&output, &store, force)?;
-            }
             let mut want = swarm_engine::release::Want { name, channel };
+            if !swarm_engine::release::is_token(root.trim())
+                && !dht::is_pointer(&root)
+                && (!trust.is_empty() || want != swarm_engine::release::Want::default())
+            {
+                anyhow::bail!(
+                    "--trust, --name and --channel apply to a signed-root token, not a bare root"
+                );
+            }
+            let on = On::open(&dir, false)?;
+            if export && let On::Store(store, _) = &on {
+                files::check_output(&output, store, force)?;
+            }
             // PUBKEY/NAME[@CHANNEL]: the DHT says which token; the policy
             // then treats it like any token, for that name and channel.
             let target = if dht::is_pointer(&root) {
@@ -280,6 +226,39 @@ fn run(cli: Cli) -> Result<ExitCode> {
             } else {
                 root
             };
+            let limits = node_config.limits(&limits);
+            let keep = keep || no_export || seed;
+            let (store, probe) = match on {
+                On::Store(store, probe) => (store, probe),
+                On::Node(client) => {
+                    let output = if export {
+                        Some(
+                            std::path::absolute(&output)
+                                .context("cannot find the current directory")?,
+                        )
+                    } else {
+                        None
+                    };
+                    let req = swarm_engine::api::FetchRequest {
+                        target,
+                        trust,
+                        name: want.name,
+                        channel: want.channel,
+                        peers,
+                        mirrors: mirrors.iter().map(|m| m.to_string()).collect(),
+                        mirror_ca: mirror_ca
+                            .into_iter()
+                            .map(|c| String::from_utf8_lossy(&c).into_owned())
+                            .collect(),
+                        output,
+                        force,
+                        keep,
+                        max_peers: limits.max_peers,
+                    };
+                    return net::fetch_through(&client, req, progress, seed, json);
+                }
+            };
+            let _probe = probe;
             let (root, signed) = release::resolve_target(&store, &target, &trust, want)?;
             let args = net::FetchArgs {
                 root,
@@ -289,35 +268,69 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 mirror_ca,
                 output: export.then_some(output.as_path()),
                 force,
-                keep: keep || no_export || seed,
+                keep,
                 seed,
                 listen,
                 progress,
-                limits: node_config.limits(&limits),
+                limits,
             };
             return net::fetch(store, args, json, dht_config(false));
         }
-        Command::Publish {
-            paths,
-            key,
-            name,
-            version,
-            channel,
-            expires,
-        } => {
-            let a = release::PublishArgs {
-                paths,
-                key,
-                name,
-                version,
-                channel,
-                expires,
+        other => other,
+    };
+    let read_only = matches!(command, Command::Mirror { .. });
+    let store = Store::open_with(&dir, StoreConfig::default().read_only(read_only))?;
+    // Remembers, when this returns, whether the store was found damaged.
+    let _probe = DamageProbe(store.clone());
+    match command {
+        Command::Mirror { target, dir, trust } => {
+            let a = mirror::MirrorArgs {
+                target: &target,
+                dir: &dir,
+                trust: &trust,
             };
-            return release::publish(&store, a, json, dht_config(false));
+            mirror::run(&store, a, json)
         }
+        Command::Node {
+            listen,
+            ref limits,
+            super_seed,
+            ..
+        } => {
+            let limits = node_config.limits(limits);
+            let listen = listen
+                .or(node_config.listen)
+                .unwrap_or_else(|| std::net::SocketAddr::from(([0, 0, 0, 0], 7411)));
+            let seeding = net::Seeding {
+                seed: node_config.seed.clone(),
+                peers: node_config
+                    .peers
+                    .iter()
+                    .map(|p| p.parse())
+                    .collect::<Result<_, _>>()?,
+                mirrors: node_config
+                    .mirrors
+                    .iter()
+                    .map(|m| m.parse())
+                    .collect::<Result<_, _>>()?,
+                trust: node_config.trust.clone(),
+                max_peers: None,
+                super_seed: super_seed.or(node_config.super_seed).unwrap_or_default(),
+            };
+            net::node(
+                store,
+                &dir,
+                listen,
+                json,
+                dht_config(true),
+                seeding,
+                &limits,
+            )
+        }
+        Command::Resolve { pointer } => dht::resolve(dht_config(false), &pointer, json),
         Command::Verify { token, path, trust } => {
             let a = release::VerifyArgs { token, path, trust };
-            return release::verify(&store, a, json);
+            release::verify(&store, a, json)
         }
         Command::Demo
         | Command::Keygen { .. }
@@ -327,9 +340,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
         | Command::Gc
         | Command::Check { .. }
         | Command::Trust { .. }
-        | Command::Status => unreachable!("handled before the store opens"),
+        | Command::Status
+        | Command::Publish { .. }
+        | Command::Fetch { .. }
+        | Command::Export { .. } => unreachable!("handled before the store opens"),
     }
-    Ok(ExitCode::SUCCESS)
 }
 
 /// Set when a command ends with its store found damaged.
@@ -501,10 +516,6 @@ fn store_dir(flag: Option<PathBuf>) -> Result<PathBuf> {
     let dirs = directories::ProjectDirs::from("", "", "swarm")
         .context("cannot find a home directory for the store; pass --store DIR")?;
     Ok(dirs.data_dir().to_owned())
-}
-
-fn parse_root(s: &str) -> Result<Hash> {
-    Ok(s.trim().parse()?)
 }
 
 pub(crate) fn bar(json: bool, what: &'static str) -> ProgressBar {

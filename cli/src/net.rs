@@ -9,9 +9,10 @@ use anyhow::{Context, Result};
 use serde_json::json;
 use swarm_engine::Hash;
 use swarm_engine::api::{self, ApiConfig};
+use swarm_engine::api::{FetchEvent, FetchReply};
 use swarm_engine::discovery::DhtConfig;
 use swarm_engine::net::{EndpointConfig, PeerAddr};
-use swarm_engine::node::{FetchOptions, FetchProgress, Fetched, Node};
+use swarm_engine::node::{FetchOptions, FetchProgress, Node};
 
 use crate::args::{Limits, ProgressStyle};
 use swarm_engine::store::{ExportOptions, Store};
@@ -242,6 +243,92 @@ pub(crate) struct FetchArgs<'a> {
     pub(crate) limits: Limits,
 }
 
+/// Shows a fetch's progress: a bar, or JSON lines on stderr
+/// (`--progress json`). Fed the same events whether this process fetches
+/// or a node does.
+struct Shown {
+    bar: indicatif::ProgressBar,
+    json_lines: bool,
+    /// Bytes present at the start, and in all.
+    present: u64,
+    total: u64,
+    /// Verified bytes per peer and per mirror ever seen.
+    peers: std::collections::BTreeMap<String, u64>,
+    mirrors: std::collections::BTreeMap<String, u64>,
+}
+
+impl Shown {
+    fn new(style: ProgressStyle, json: bool) -> Self {
+        let bar = match style {
+            ProgressStyle::Auto => bar(json, "fetching"),
+            ProgressStyle::Json | ProgressStyle::None => indicatif::ProgressBar::hidden(),
+        };
+        Self {
+            bar,
+            json_lines: style == ProgressStyle::Json,
+            present: 0,
+            total: 0,
+            peers: Default::default(),
+            mirrors: Default::default(),
+        }
+    }
+
+    fn show(&mut self, e: &FetchEvent) {
+        match e {
+            FetchEvent::Manifest { total, present } => {
+                (self.present, self.total) = (*present, *total);
+                self.bar.set_length(*total);
+                self.bar.set_position(*present);
+            }
+            FetchEvent::Received { bytes } => self.bar.inc(*bytes),
+            FetchEvent::Peers { peers } => {
+                // Peers that left keep counting for what they delivered.
+                for p in peers {
+                    self.peers.insert(p.id.clone(), p.bytes);
+                }
+                let have = self.present
+                    + self.peers.values().sum::<u64>()
+                    + self.mirrors.values().sum::<u64>();
+                let rate: u64 = peers.iter().map(|p| p.rate).sum();
+                self.bar.set_message(format!(
+                    "{} peer{}, {}/s: {}",
+                    peers.len(),
+                    plural(peers.len() as u64),
+                    bytes(rate),
+                    peers
+                        .iter()
+                        .filter(|p| p.in_flight > 0 || p.rate > 0)
+                        .map(|p| format!("{} {}/s", short(&p.id), bytes(p.rate)))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ));
+                if self.json_lines {
+                    let line = json!({
+                        "have": have.min(self.total),
+                        "total": self.total,
+                        "peers": peers,
+                    });
+                    eprintln!("{line}");
+                }
+            }
+            FetchEvent::Mirrors { mirrors } => {
+                for m in mirrors {
+                    self.mirrors.insert(m.url.clone(), m.bytes);
+                }
+                if self.json_lines {
+                    eprintln!("{}", json!({ "mirrors": mirrors }));
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// A node id as messages name peers: its first 10 hex characters.
+fn short(id: &str) -> &str {
+    id.get(..10).unwrap_or(id)
+}
+
 pub(crate) fn fetch(
     store: Store,
     args: FetchArgs<'_>,
@@ -254,82 +341,16 @@ pub(crate) fn fetch(
         .map(|p| p.parse::<PeerAddr>())
         .collect::<Result<Vec<_>, _>>()?;
     let rt = runtime()?;
-    let bar = match args.progress {
-        ProgressStyle::Auto => bar(json, "fetching"),
-        ProgressStyle::Json | ProgressStyle::None => indicatif::ProgressBar::hidden(),
+    let shown = Arc::new(std::sync::Mutex::new(Shown::new(args.progress, json)));
+    let bar = shown.lock().unwrap_or_else(|e| e.into_inner()).bar.clone();
+    let progress = {
+        let shown = shown.clone();
+        Arc::new(move |p: FetchProgress| {
+            if let Some(e) = FetchEvent::from_progress(&p) {
+                shown.lock().unwrap_or_else(|e| e.into_inner()).show(&e);
+            }
+        })
     };
-    let progress_bar = bar.clone();
-    let json_lines = args.progress == ProgressStyle::Json;
-    // (bytes present at the start, total, verified bytes per peer ever
-    // seen, the same per mirror)
-    let state = Arc::new(std::sync::Mutex::new((
-        0u64,
-        0u64,
-        std::collections::BTreeMap::new(),
-        std::collections::BTreeMap::new(),
-    )));
-    let progress = Arc::new(move |p: FetchProgress| {
-        let mut st = state.lock().unwrap_or_else(|e| e.into_inner());
-        match p {
-            FetchProgress::Manifest { total, present } => {
-                (st.0, st.1) = (present, total);
-                progress_bar.set_length(total);
-                progress_bar.set_position(present);
-            }
-            FetchProgress::Received(n) => progress_bar.inc(n),
-            FetchProgress::Peers(peers) => {
-                // Peers that left keep counting for what they delivered.
-                for p in &peers {
-                    st.2.insert(p.id, p.bytes);
-                }
-                let have = st.0 + st.2.values().sum::<u64>() + st.3.values().sum::<u64>();
-                let rate: u64 = peers.iter().map(|p| p.rate).sum();
-                progress_bar.set_message(format!(
-                    "{} peer{}, {}/s: {}",
-                    peers.len(),
-                    plural(peers.len() as u64),
-                    bytes(rate),
-                    peers
-                        .iter()
-                        .filter(|p| p.in_flight > 0 || p.rate > 0)
-                        .map(|p| format!("{} {}/s", p.id.short(), bytes(p.rate)))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ));
-                if json_lines {
-                    let line = json!({
-                        "have": have.min(st.1),
-                        "total": st.1,
-                        "peers": peers.iter().map(|p| json!({
-                            "id": p.id.to_string(),
-                            "addr": p.addr.to_string(),
-                            "rate": p.rate,
-                            "bytes": p.bytes,
-                            "in_flight": p.in_flight,
-                        })).collect::<Vec<_>>(),
-                    });
-                    eprintln!("{line}");
-                }
-            }
-            FetchProgress::Mirrors(mirrors) => {
-                for m in &mirrors {
-                    st.3.insert(m.url.to_string(), m.bytes);
-                }
-                if json_lines {
-                    let line = json!({
-                        "mirrors": mirrors.iter().map(|m| json!({
-                            "url": m.url.to_string(),
-                            "rate": m.rate,
-                            "bytes": m.bytes,
-                            "in_flight": m.in_flight,
-                        })).collect::<Vec<_>>(),
-                    });
-                    eprintln!("{line}");
-                }
-            }
-            _ => {}
-        }
-    });
     let start = Instant::now();
     let seed_after = args.seed;
     let result = rt.block_on(async {
@@ -364,14 +385,9 @@ pub(crate) fn fetch(
         if seed_after && let Some(Ok(f)) = &r {
             // Report now, then serve until stopped.
             let addr = node.endpoint().local_addr()?;
-            report(
-                &args.root,
-                f,
-                start.elapsed().as_secs_f64(),
-                Some(addr),
-                None,
-                json,
-            );
+            let mut reply = FetchReply::new(f, start.elapsed().as_secs_f64(), None);
+            reply.serving = Some(addr.to_string());
+            report(&reply, json);
             if !json {
                 eprintln!("seeding on {addr}; stop with Ctrl-C");
             }
@@ -396,20 +412,7 @@ pub(crate) fn fetch(
     let fetched = fetched?;
     // The root is signed, so a size that disagrees means the publisher
     // signed inconsistent data: refuse it before exporting anything.
-    if let Some(r) = args
-        .release
-        .as_ref()
-        .map(|s| s.release())
-        .filter(|r| r.size != fetched.size)
-    {
-        anyhow::bail!(
-            "release {} {} says {} bytes, but its manifest lists {}; the publisher signed inconsistent data",
-            r.name,
-            r.version,
-            r.size,
-            fetched.size
-        );
-    }
+    swarm_engine::api::ops::check_fetched_size(args.release.as_ref(), fetched.size)?;
     let secs = start.elapsed().as_secs_f64();
     let target = match args.output {
         Some(out) => {
@@ -423,58 +426,57 @@ pub(crate) fn fetch(
         None => None,
     };
     if !seed_after {
-        report(&args.root, &fetched, secs, None, target.as_deref(), json);
+        report(&FetchReply::new(&fetched, secs, target), json);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `swarm fetch` into a store a running node holds: the node fetches (and
+/// exports), this process shows its progress and report. Ctrl-C leaves,
+/// which cancels the fetch in the node.
+pub(crate) fn fetch_through(
+    client: &swarm_engine::api::Client,
+    req: swarm_engine::api::FetchRequest,
+    style: ProgressStyle,
+    seed: bool,
+    json: bool,
+) -> Result<ExitCode> {
+    let mut shown = Shown::new(style, json);
+    let bar = shown.bar.clone();
+    let rt = runtime()?;
+    let result = rt.block_on(async {
+        tokio::select! {
+            r = client.fetch(&req, |e| shown.show(e)) => Some(r),
+            _ = stop_signal() => None,
+        }
+    });
+    bar.finish_and_clear();
+    let Some(fetched) = result else {
+        anyhow::bail!(
+            "interrupted; everything verified so far is kept, and fetching again resumes"
+        );
+    };
+    let fetched = fetched?;
+    report(&fetched, json);
+    if seed && !json {
+        eprintln!("the node on this store serves it");
     }
     Ok(ExitCode::SUCCESS)
 }
 
 /// Print what a fetch did.
-fn report(
-    root: &Hash,
-    fetched: &Fetched,
-    secs: f64,
-    serving: Option<std::net::SocketAddr>,
-    target: Option<&Path>,
-    json: bool,
-) {
+fn report(fetched: &FetchReply, json: bool) {
     if json {
-        let mut v = json!({
-                "root": root.to_hex(),
-                "failed_peers": fetched.failures.iter().map(|f| f.to_string()).collect::<Vec<_>>(),
-                "files": fetched.files,
-                "size": fetched.size,
-                "received": fetched.received,
-                "seconds": secs,
-                "peers": fetched.peers.iter().map(|p| p.to_string()).collect::<Vec<_>>(),
-                "sources": fetched.sources.iter().map(|s| json!({
-                    "id": s.id.to_string(),
-                    "addr": s.addr.to_string(),
-                    "bytes": s.bytes,
-                })).collect::<Vec<_>>(),
-                "mirrors": fetched.mirrors.iter().map(|m| json!({
-                    "url": m.url.to_string(),
-                    "bytes": m.bytes,
-                })).collect::<Vec<_>>(),
-                "failed_mirrors": fetched.mirror_failures.iter().map(|f| f.to_string()).collect::<Vec<_>>(),
-                "target": target,
-                "timings": {
-                    "dht_peer": fetched.timings.dht_peer.map(|d| d.as_secs_f64()),
-                    "source": fetched.timings.source.map(|d| d.as_secs_f64()),
-                    "manifest": fetched.timings.manifest.map(|d| d.as_secs_f64()),
-                    "first_data": fetched.timings.first_data.map(|d| d.as_secs_f64()),
-                },
-        });
-        if let Some(a) = serving {
-            v["serving"] = json!(a.to_string());
+        if let Ok(line) = serde_json::to_string(fetched) {
+            println!("{line}");
         }
-        println!("{v}");
         let _ = std::io::Write::flush(&mut std::io::stdout());
         return;
     }
-    for f in &fetched.failures {
+    for f in &fetched.failed_peers {
         eprintln!("note: {f}");
     }
-    for f in &fetched.mirror_failures {
+    for f in &fetched.failed_mirrors {
         eprintln!("note: {f}");
     }
     let (peers, mirrors) = (fetched.peers.len(), fetched.mirrors.len());
@@ -493,14 +495,16 @@ fn report(
         plural(fetched.files),
         bytes(fetched.size),
         bytes(fetched.received),
-        secs,
-        target
+        fetched.seconds,
+        fetched
+            .target
+            .as_ref()
             .map(|t| format!(", exported to {}", t.display()))
             .unwrap_or_default()
     );
     if fetched.sources.len() + fetched.mirrors.len() > 1 {
         for s in &fetched.sources {
-            eprintln!("  {} from {} at {}", bytes(s.bytes), s.id.short(), s.addr);
+            eprintln!("  {} from {} at {}", bytes(s.bytes), short(&s.id), s.addr);
         }
         for m in &fetched.mirrors {
             eprintln!("  {} from mirror {}", bytes(m.bytes), m.url);

@@ -10,8 +10,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use anyhow::{Context, Result, bail};
 use serde_json::json;
 use swarm_engine::Hash;
-use swarm_engine::release::{Policy, PublicKey, SecretKey, SignedRelease, Want};
-use swarm_engine::store::{PublishOptions, Published, Store, manifest_of};
+use swarm_engine::api;
+use swarm_engine::release::{Policy, SecretKey, SignedRelease, Want};
+use swarm_engine::store::{Store, manifest_of};
 
 use crate::plural;
 
@@ -119,19 +120,18 @@ pub(crate) struct PublishArgs {
 }
 
 pub(crate) fn publish(
-    store: &Store,
+    on: &crate::control::On,
     a: PublishArgs,
     json: bool,
     dht: Option<swarm_engine::discovery::DhtConfig>,
 ) -> Result<ExitCode> {
-    let key = read_key(&match a.key {
+    use crate::control::{On, block};
+    let key_path = match a.key {
         Some(k) => k,
         None => default_key_path()?,
-    })?;
-    let version: semver::Version = a
-        .version
-        .parse()
-        .with_context(|| format!("{:?} is not a semantic version (like 1.2.3)", a.version))?;
+    };
+    // Read here, as the caller: the node need not be able to read it.
+    let key = read_key(&key_path)?;
     let created = now();
     let expires = match &a.expires {
         Some(d) => Some(created.checked_add(parse_duration(d)?).with_context(|| {
@@ -139,69 +139,57 @@ pub(crate) fn publish(
         })?),
         None => None,
     };
-    let opts = PublishOptions {
-        name: a.name.clone(),
-        channel: a.channel.clone(),
-        version,
+    let req = api::PublishRequest {
+        paths: api::ops::absolute_paths(&a.paths).context("cannot find the current directory")?,
+        key: key.to_text(),
+        name: a.name,
+        version: a.version,
+        channel: a.channel,
         created,
         expires,
     };
-    let Published {
-        release: signed,
-        added,
-    } = store.publish(&key, &a.paths, &opts)?;
-    let token = signed.to_token();
-    let r = signed.release();
-    let on_dht = crate::dht::put(dht, &signed, &key);
-    if json {
-        println!(
-            "{}",
-            json!({
-                "root": r.root.to_hex(),
-                "token": token,
-                "seq": r.seq,
-                "publisher": r.publisher.to_string(),
-                "name": r.name,
-                "channel": r.channel,
-                "version": r.version.to_string(),
-                "size": r.size,
-                "expires": r.expires,
-                "dht": on_dht,
-            })
-        );
-    } else {
-        println!("{token}");
-        if on_dht {
-            eprintln!(
-                "put the release pointer on the DHT: `swarm fetch {}/{}@{}` finds it",
-                r.publisher, r.name, r.channel
-            );
+    let r = match on {
+        On::Store(store, _) => {
+            let done = api::ops::publish(store, &req)?;
+            let mut r = done.reply;
+            r.dht = crate::dht::put(dht, &done.release, &done.key);
+            r
         }
+        On::Node(c) => {
+            let r = block(c.publish(&req))??;
+            if let Some(e) = &r.dht_error {
+                eprintln!("warning: the release pointer was not put on the DHT: {e}");
+            }
+            r
+        }
+    };
+    if json {
+        println!("{}", serde_json::to_string(&r)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("{}", r.token);
+    if r.dht {
         eprintln!(
-            "published {} {} on {} (seq {}), {} file{}, root {}",
-            r.name,
-            r.version,
-            r.channel,
-            r.seq,
-            added.files,
-            plural(added.files),
-            r.root
+            "put the release pointer on the DHT: `swarm fetch {}/{}@{}` finds it",
+            r.publisher, r.name, r.channel
         );
     }
+    eprintln!(
+        "published {} {} on {} (seq {}), {} file{}, root {}",
+        r.name,
+        r.version,
+        r.channel,
+        r.seq,
+        r.files,
+        plural(r.files),
+        r.root
+    );
     Ok(ExitCode::SUCCESS)
 }
 
 /// The policy for this command: the store's trusted keys plus `--trust`.
 pub(crate) fn policy(store: &Store, extra: &[String]) -> Result<Policy> {
-    let mut p = Policy {
-        now: now(),
-        ..Default::default()
-    };
-    for k in extra {
-        let key: PublicKey = k.parse()?;
-        p.trust(key, "--trust");
-    }
-    Ok(store.policy(p)?)
+    Ok(api::ops::policy(store, extra, now())?)
 }
 
 pub(crate) struct VerifyArgs {
@@ -299,17 +287,13 @@ pub(crate) fn resolve_target(
     trust: &[String],
     want: Want,
 ) -> Result<(Hash, Option<SignedRelease>)> {
-    let t = target.trim();
-    if !swarm_engine::release::is_token(t) {
-        if !trust.is_empty() || want != Want::default() {
-            bail!("--trust, --name and --channel apply to a signed-root token, not a bare root");
-        }
-        return Ok((t.parse()?, None));
-    }
-    let signed = SignedRelease::from_token(t)?;
-    let policy = policy(store, trust)?;
-    store.accept_release(&policy, &signed, &want)?;
-    Ok((signed.release().root, Some(signed)))
+    Ok(api::ops::resolve_target(
+        store,
+        target,
+        trust,
+        &want,
+        now(),
+    )?)
 }
 
 #[cfg(test)]

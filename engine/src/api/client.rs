@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
 use hyper::header::{CONTENT_TYPE, HOST};
 use hyper::{Method, Request, StatusCode};
 use hyper_util::rt::TokioIo;
@@ -12,12 +13,15 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::{
-    AddReply, AddRequest, CheckReply, ErrorReply, GcReply, PinsReply, RmReply, RmRequest,
+    AddReply, AddRequest, CheckReply, ErrorReply, ExportReply, ExportRequest, FetchEvent,
+    FetchReply, FetchRequest, GcReply, PinsReply, PublishReply, PublishRequest, RmReply, RmRequest,
     StatusReply, TrustAddRequest, TrustRmReply, TrustRmRequest, TrustedKey, TrustedReply,
 };
 
 /// The most bytes of a reply read (a status of many thousands of pins fits).
 const MAX_REPLY: usize = 256 << 20;
+/// The longest line of a fetch's event stream.
+const MAX_LINE: usize = 1 << 20;
 /// How long connecting may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -41,6 +45,12 @@ pub enum ClientError {
     Refused {
         /// The HTTP status.
         status: u16,
+        /// The node's words.
+        message: String,
+    },
+    /// The operation started and then failed; `message` says why.
+    #[error("{message}")]
+    Failed {
         /// The node's words.
         message: String,
     },
@@ -90,6 +100,16 @@ impl Client {
         self.call(Method::POST, "/v1/rm", Some(req)).await
     }
 
+    /// `POST /v1/publish`.
+    pub async fn publish(&self, req: &PublishRequest) -> Result<PublishReply, ClientError> {
+        self.call(Method::POST, "/v1/publish", Some(req)).await
+    }
+
+    /// `POST /v1/export`.
+    pub async fn export(&self, req: &ExportRequest) -> Result<ExportReply, ClientError> {
+        self.call(Method::POST, "/v1/export", Some(req)).await
+    }
+
     /// `POST /v1/gc`.
     pub async fn gc(&self) -> Result<GcReply, ClientError> {
         self.call(Method::POST, "/v1/gc", None::<&()>).await
@@ -115,6 +135,48 @@ impl Client {
         self.call(Method::POST, "/v1/trust/rm", Some(req)).await
     }
 
+    /// `POST /v1/fetch`: `progress` sees each event as it comes; the
+    /// result is the last. Dropping the future leaves, which cancels the
+    /// fetch in the node (what it verified stays).
+    pub async fn fetch(
+        &self,
+        req: &FetchRequest,
+        mut progress: impl FnMut(&FetchEvent),
+    ) -> Result<FetchReply, ClientError> {
+        let (status, mut body, driver) = self.send(Method::POST, "/v1/fetch", Some(req)).await?;
+        let _driver = AbortOnDrop(driver);
+        if status != StatusCode::OK {
+            return Err(refused(status, &collect(body).await?));
+        }
+        let mut pending: Vec<u8> = Vec::new();
+        while let Some(frame) = body.frame().await {
+            let Ok(data) = frame?.into_data() else {
+                continue;
+            };
+            pending.extend_from_slice(&data);
+            while let Some(at) = pending.iter().position(|&b| b == b'\n') {
+                let line: Vec<u8> = pending.drain(..=at).collect();
+                let event: FetchEvent = serde_json::from_slice(&line)
+                    .map_err(|e| ClientError::BadReply(e.to_string()))?;
+                match event {
+                    FetchEvent::Done { fetched } => return Ok(*fetched),
+                    FetchEvent::Error { error } => {
+                        return Err(ClientError::Failed { message: error });
+                    }
+                    e => progress(&e),
+                }
+            }
+            if pending.len() > MAX_LINE {
+                return Err(ClientError::BadReply(format!(
+                    "a line of the reply is over {MAX_LINE} bytes"
+                )));
+            }
+        }
+        Err(ClientError::Failed {
+            message: "the node stopped before the fetch ended; what was verified is kept, fetch again to resume".into(),
+        })
+    }
+
     /// One request on a connection of its own.
     async fn call<B: Serialize, T: DeserializeOwned>(
         &self,
@@ -122,6 +184,22 @@ impl Client {
         path: &str,
         body: Option<&B>,
     ) -> Result<T, ClientError> {
+        let (status, body, driver) = self.send(method, path, body).await?;
+        let _driver = AbortOnDrop(driver);
+        let bytes = collect(body).await?;
+        if status != StatusCode::OK {
+            return Err(refused(status, &bytes));
+        }
+        serde_json::from_slice(&bytes).map_err(|e| ClientError::BadReply(e.to_string()))
+    }
+
+    /// Connect, send one request, and return the reply's head and body.
+    async fn send<B: Serialize>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&B>,
+    ) -> Result<(StatusCode, Incoming, tokio::task::JoinHandle<()>), ClientError> {
         let not_running = |source| ClientError::NotRunning {
             path: self.socket.clone(),
             source,
@@ -134,7 +212,9 @@ impl Client {
         .map_err(|_| not_running(std::io::ErrorKind::TimedOut.into()))?
         .map_err(not_running)?;
         let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
-        let driver = tokio::spawn(conn);
+        let driver = tokio::spawn(async move {
+            let _ = conn.await;
+        });
         let body = match body {
             Some(b) => serde_json::to_vec(b).map_err(|e| ClientError::BadReply(e.to_string()))?,
             None => Vec::new(),
@@ -147,22 +227,33 @@ impl Client {
             .body(Full::new(Bytes::from(body)))
             .map_err(|e| ClientError::BadReply(e.to_string()))?;
         let reply = send.send_request(req).await?;
-        let status = reply.status();
-        let bytes = Limited::new(reply.into_body(), MAX_REPLY)
-            .collect()
-            .await
-            .map_err(|e| ClientError::BadReply(e.to_string()))?
-            .to_bytes();
-        driver.abort();
-        if status != StatusCode::OK {
-            let message = serde_json::from_slice::<ErrorReply>(&bytes)
-                .map(|e| e.error)
-                .unwrap_or_else(|_| String::from_utf8_lossy(&bytes).into_owned());
-            return Err(ClientError::Refused {
-                status: status.as_u16(),
-                message,
-            });
-        }
-        serde_json::from_slice(&bytes).map_err(|e| ClientError::BadReply(e.to_string()))
+        Ok((reply.status(), reply.into_body(), driver))
+    }
+}
+
+/// Stops the connection's task when the call ends, however it ends.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+async fn collect(body: Incoming) -> Result<Bytes, ClientError> {
+    Ok(Limited::new(body, MAX_REPLY)
+        .collect()
+        .await
+        .map_err(|e| ClientError::BadReply(e.to_string()))?
+        .to_bytes())
+}
+
+fn refused(status: StatusCode, bytes: &[u8]) -> ClientError {
+    let message = serde_json::from_slice::<ErrorReply>(bytes)
+        .map(|e| e.error)
+        .unwrap_or_else(|_| String::from_utf8_lossy(bytes).into_owned());
+    ClientError::Refused {
+        status: status.as_u16(),
+        message,
     }
 }

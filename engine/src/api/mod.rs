@@ -27,6 +27,7 @@
 //! ```
 
 mod client;
+mod fetch;
 pub mod ops;
 mod server;
 #[cfg(test)]
@@ -95,6 +96,32 @@ pub struct PinEntry {
 pub struct PinsReply {
     /// Every pin, in root order.
     pub pins: Vec<PinEntry>,
+}
+
+/// `POST /v1/export`: write a root's files out, verifying every byte.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExportRequest {
+    /// The root, in hex.
+    pub root: String,
+    /// Where to, an absolute path on the node's machine.
+    pub output: PathBuf,
+    /// Replace what is there.
+    #[serde(default)]
+    pub force: bool,
+}
+
+/// What an export wrote.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExportReply {
+    /// The root, in hex.
+    pub root: String,
+    /// The file or directory written.
+    pub target: PathBuf,
+    /// Number of files.
+    pub files: u64,
+    /// Bytes written.
+    pub bytes: u64,
 }
 
 /// `POST /v1/rm`: unpin a root.
@@ -189,6 +216,74 @@ pub struct TrustedReply {
     pub trusted: Vec<TrustedKey>,
 }
 
+/// `POST /v1/publish`: add files and sign a release of them.
+///
+/// The secret key travels in the request (the socket is owner-only) so
+/// that the node need not be able to read the publisher's key file; it is
+/// never logged, stored or sent back. `Debug` leaves it out.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PublishRequest {
+    /// Absolute paths on the node's machine.
+    pub paths: Vec<PathBuf>,
+    /// The publisher's secret key, as a key file holds it (`swsk1…`).
+    pub key: String,
+    /// The release name.
+    pub name: String,
+    /// Its semantic version.
+    pub version: String,
+    /// Its channel.
+    pub channel: String,
+    /// When it was made, Unix seconds.
+    pub created: u64,
+    /// When it expires, Unix seconds.
+    #[serde(default)]
+    pub expires: Option<u64>,
+}
+
+impl std::fmt::Debug for PublishRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PublishRequest")
+            .field("paths", &self.paths)
+            .field("key", &"(secret)")
+            .field("name", &self.name)
+            .field("version", &self.version)
+            .field("channel", &self.channel)
+            .field("created", &self.created)
+            .field("expires", &self.expires)
+            .finish()
+    }
+}
+
+/// What a publish made.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PublishReply {
+    /// The root, in hex.
+    pub root: String,
+    /// The signed-root token to hand out (`swr1…`).
+    pub token: String,
+    /// Its sequence number for (publisher, name, channel).
+    pub seq: u64,
+    /// The publisher's public key.
+    pub publisher: String,
+    /// The release name.
+    pub name: String,
+    /// Its channel.
+    pub channel: String,
+    /// Its version.
+    pub version: String,
+    /// Total bytes of its files.
+    pub size: u64,
+    /// Number of files.
+    pub files: u64,
+    /// When it expires, Unix seconds.
+    pub expires: Option<u64>,
+    /// Whether its pointer was put on the DHT.
+    pub dht: bool,
+    /// Why it was not, when a DHT was there to put it on.
+    pub dht_error: Option<String>,
+}
+
 /// `GET /v1/status`: what the node is and does.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StatusReply {
@@ -202,10 +297,32 @@ pub struct StatusReply {
     pub uptime_secs: u64,
     /// Every pin the node serves.
     pub pins: Vec<PinEntry>,
+    /// Fetches running through the API, oldest first.
+    #[serde(default)]
+    pub fetches: Vec<FetchStatus>,
     /// What the endpoint has done since it started.
     pub serving: ServingStatus,
     /// The DHT, or `None` when the node runs without it.
     pub dht: Option<DhtStatus>,
+}
+
+/// A fetch running through the API.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FetchStatus {
+    /// The root, in hex.
+    pub root: String,
+    /// Seconds since it started.
+    pub seconds: u64,
+    /// Bytes of all its files, once the manifest is known.
+    pub total: u64,
+    /// Bytes stored so far.
+    pub have: u64,
+    /// Bytes per second from all its sources, lately.
+    pub rate: u64,
+    /// Peers it draws from.
+    pub peers: u64,
+    /// Seconds left at that rate, when there is one.
+    pub eta_secs: Option<u64>,
 }
 
 /// The endpoint's counters.
@@ -235,4 +352,264 @@ pub struct DhtStatus {
 pub struct ErrorReply {
     /// What went wrong and what to do, in words.
     pub error: String,
+}
+
+/// `POST /v1/fetch`: fetch a root or a signed-root token into the node's
+/// store, and optionally export it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FetchRequest {
+    /// A root in hex, or a signed-root token (`swr1…`), checked against
+    /// the store's trusted keys plus `trust`.
+    pub target: String,
+    /// Keys trusted for this fetch only.
+    #[serde(default)]
+    pub trust: Vec<String>,
+    /// The release name a token must carry.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// The channel a token must carry.
+    #[serde(default)]
+    pub channel: Option<String>,
+    /// Peers, `HOST:PORT` or `NODEID@HOST:PORT`; the node's DHT adds more.
+    #[serde(default)]
+    pub peers: Vec<String>,
+    /// HTTP(S) mirror URLs.
+    #[serde(default)]
+    pub mirrors: Vec<String>,
+    /// Extra CA certificates (PEM text) for HTTPS mirrors.
+    #[serde(default)]
+    pub mirror_ca: Vec<String>,
+    /// Where to export the files, an absolute path; none keeps them only
+    /// in the store.
+    #[serde(default)]
+    pub output: Option<PathBuf>,
+    /// Replace what is at `output`.
+    #[serde(default)]
+    pub force: bool,
+    /// Pin the root and keep a copy; otherwise the export takes the files
+    /// out of the store.
+    #[serde(default)]
+    pub keep: bool,
+    /// Most peers at once.
+    #[serde(default)]
+    pub max_peers: Option<u64>,
+}
+
+/// One line of a fetch's reply stream (`application/x-ndjson`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum FetchEvent {
+    /// The manifest is known: the bytes in all, and already stored.
+    Manifest {
+        /// Bytes of all the files.
+        total: u64,
+        /// Bytes already stored before this fetch.
+        present: u64,
+    },
+    /// Verified bytes stored since the last event.
+    Received {
+        /// How many.
+        bytes: u64,
+    },
+    /// Each peer's rate, twice a second.
+    Peers {
+        /// The peers.
+        peers: Vec<PeerRate>,
+    },
+    /// Each mirror's rate, twice a second.
+    Mirrors {
+        /// The mirrors.
+        mirrors: Vec<MirrorRate>,
+    },
+    /// The last line of a fetch that succeeded.
+    Done {
+        /// What it fetched.
+        fetched: Box<FetchReply>,
+    },
+    /// The last line of a fetch that failed; everything verified is kept.
+    Error {
+        /// Why, in words.
+        error: String,
+    },
+}
+
+impl FetchEvent {
+    /// The event for a fetch's progress report, if it has one.
+    pub fn from_progress(p: &crate::node::FetchProgress) -> Option<Self> {
+        use crate::node::FetchProgress as P;
+        Some(match p {
+            P::Manifest { total, present } => Self::Manifest {
+                total: *total,
+                present: *present,
+            },
+            P::Received(n) => Self::Received { bytes: *n },
+            P::Peers(peers) => Self::Peers {
+                peers: peers
+                    .iter()
+                    .map(|p| PeerRate {
+                        id: p.id.to_string(),
+                        addr: p.addr.to_string(),
+                        rate: p.rate,
+                        bytes: p.bytes,
+                        in_flight: p.in_flight as u64,
+                    })
+                    .collect(),
+            },
+            P::Mirrors(mirrors) => Self::Mirrors {
+                mirrors: mirrors
+                    .iter()
+                    .map(|m| MirrorRate {
+                        url: m.url.to_string(),
+                        rate: m.rate,
+                        bytes: m.bytes,
+                        in_flight: m.in_flight as u64,
+                    })
+                    .collect(),
+            },
+            _ => return None,
+        })
+    }
+}
+
+/// One peer of a running fetch.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PeerRate {
+    /// Its node id.
+    pub id: String,
+    /// Its address.
+    pub addr: String,
+    /// Bytes per second over the last seconds.
+    pub rate: u64,
+    /// Verified bytes from it so far.
+    pub bytes: u64,
+    /// Bytes asked of it and not yet received.
+    pub in_flight: u64,
+}
+
+/// One mirror of a running fetch.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MirrorRate {
+    /// Its URL.
+    pub url: String,
+    /// Bytes per second over the last seconds.
+    pub rate: u64,
+    /// Verified bytes from it so far.
+    pub bytes: u64,
+    /// Bytes asked of it and not yet received.
+    pub in_flight: u64,
+}
+
+/// Bytes from one peer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SourceBytes {
+    /// Its node id.
+    pub id: String,
+    /// Its address.
+    pub addr: String,
+    /// Verified bytes from it.
+    pub bytes: u64,
+}
+
+/// Bytes from one mirror.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MirrorBytes {
+    /// Its URL.
+    pub url: String,
+    /// Verified bytes from it.
+    pub bytes: u64,
+}
+
+/// When a fetch reached its milestones, seconds from its start.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Timings {
+    /// The first peer found on the DHT.
+    pub dht_peer: Option<f64>,
+    /// The first source connected.
+    pub source: Option<f64>,
+    /// The manifest held.
+    pub manifest: Option<f64>,
+    /// The first verified data stored.
+    pub first_data: Option<f64>,
+}
+
+/// What a fetch did: the object `swarm fetch --json` prints.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FetchReply {
+    /// The root, in hex.
+    pub root: String,
+    /// Peers that failed, in words.
+    pub failed_peers: Vec<String>,
+    /// Number of files.
+    pub files: u64,
+    /// Bytes of all the files.
+    pub size: u64,
+    /// Bytes received in this fetch.
+    pub received: u64,
+    /// Seconds the fetch took.
+    pub seconds: f64,
+    /// Node ids of the peers that sent data.
+    pub peers: Vec<String>,
+    /// Bytes from each peer.
+    pub sources: Vec<SourceBytes>,
+    /// Bytes from each mirror.
+    pub mirrors: Vec<MirrorBytes>,
+    /// Mirrors that failed, in words.
+    pub failed_mirrors: Vec<String>,
+    /// Where the files were exported, if they were.
+    pub target: Option<PathBuf>,
+    /// Its milestones.
+    pub timings: Timings,
+    /// Where the fetcher serves it afterwards (`swarm fetch --seed`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub serving: Option<String>,
+}
+
+impl FetchReply {
+    /// The reply for `fetched`, which took `seconds` and was exported to
+    /// `target`.
+    pub fn new(fetched: &crate::node::Fetched, seconds: f64, target: Option<PathBuf>) -> Self {
+        let secs = |d: Option<std::time::Duration>| d.map(|d| d.as_secs_f64());
+        let t = &fetched.timings;
+        Self {
+            root: fetched.root.to_hex(),
+            failed_peers: fetched.failures.iter().map(|f| f.to_string()).collect(),
+            files: fetched.files,
+            size: fetched.size,
+            received: fetched.received,
+            seconds,
+            peers: fetched.peers.iter().map(|p| p.to_string()).collect(),
+            sources: fetched
+                .sources
+                .iter()
+                .map(|s| SourceBytes {
+                    id: s.id.to_string(),
+                    addr: s.addr.to_string(),
+                    bytes: s.bytes,
+                })
+                .collect(),
+            mirrors: fetched
+                .mirrors
+                .iter()
+                .map(|m| MirrorBytes {
+                    url: m.url.to_string(),
+                    bytes: m.bytes,
+                })
+                .collect(),
+            failed_mirrors: fetched
+                .mirror_failures
+                .iter()
+                .map(|f| f.to_string())
+                .collect(),
+            target,
+            timings: Timings {
+                dht_peer: secs(t.dht_peer),
+                source: secs(t.source),
+                manifest: secs(t.manifest),
+                first_data: secs(t.first_data),
+            },
+            serving: None,
+        }
+    }
 }

@@ -5,8 +5,9 @@
 use std::path::Path;
 
 use super::{
-    AddReply, AddRequest, CheckProblem, CheckReply, GcReply, PinEntry, PinsReply, RmReply,
-    RmRequest, TrustAddRequest, TrustRmReply, TrustRmRequest, TrustedKey, TrustedReply,
+    AddReply, AddRequest, CheckProblem, CheckReply, ExportReply, ExportRequest, GcReply, PinEntry,
+    PinsReply, PublishReply, PublishRequest, RmReply, RmRequest, TrustAddRequest, TrustRmReply,
+    TrustRmRequest, TrustedKey, TrustedReply,
 };
 use crate::content::{Hash, ParseHashError};
 use crate::release::{PublicKey, ReleaseError};
@@ -26,6 +27,47 @@ pub enum OpError {
     /// caller's.
     #[error("{0} is a relative path; the node needs absolute paths")]
     RelativePath(String),
+    /// The version is not a semantic version.
+    #[error("{0:?} is not a semantic version (like 1.2.3)")]
+    BadVersion(String),
+    /// Publishing failed before anything was recorded.
+    #[error(transparent)]
+    Publish(#[from] crate::store::PublishError),
+    /// The target is neither a root nor a signed-root token.
+    #[error(transparent)]
+    BadToken(ReleaseError),
+    /// Trusted keys, a name or a channel were given for a bare root.
+    #[error("trusted keys, a name and a channel apply to a signed-root token, not a bare root")]
+    NotAToken,
+    /// The release is refused by the trust and rollback policy.
+    #[error(transparent)]
+    Refused(#[from] crate::store::AcceptError),
+    /// A peer or mirror address does not parse.
+    #[error("{0}")]
+    BadSource(String),
+    /// The fetch failed; everything verified is kept.
+    #[error(transparent)]
+    Fetch(#[from] crate::node::FetchError),
+    /// The signed release and its manifest disagree on the size.
+    #[error(
+        "release {name} {version} says {signed} bytes, but its manifest lists {listed}; the publisher signed inconsistent data"
+    )]
+    SizeMismatch {
+        /// The release name.
+        name: String,
+        /// Its version.
+        version: String,
+        /// The size it signed.
+        signed: u64,
+        /// The size its manifest lists.
+        listed: u64,
+    },
+    /// Exporting the files failed.
+    #[error(transparent)]
+    Export(#[from] crate::store::ExportError),
+    /// A task of the node's stopped unexpectedly (a bug).
+    #[error("internal error (a bug in swarm; please report it): {0}")]
+    Internal(String),
     /// The root is not pinned.
     #[error("{0} is not pinned")]
     NotPinned(Hash),
@@ -49,13 +91,22 @@ impl OpError {
     pub fn is_bad_request(&self) -> bool {
         matches!(
             self,
-            Self::BadRoot(_) | Self::BadKey(_) | Self::RelativePath(_)
+            Self::BadRoot(_)
+                | Self::BadKey(_)
+                | Self::BadVersion(_)
+                | Self::BadToken(_)
+                | Self::NotAToken
+                | Self::BadSource(_)
+                | Self::RelativePath(_)
         )
     }
 
     /// Whether the store failed, rather than refusing the request.
     pub fn is_internal(&self) -> bool {
-        matches!(self, Self::Store(_) | Self::Read(ReadError::Store(_)))
+        matches!(
+            self,
+            Self::Store(_) | Self::Read(ReadError::Store(_)) | Self::Internal(_)
+        )
     }
 }
 
@@ -90,6 +141,116 @@ pub fn add(
     })
 }
 
+/// A release [`publish`] signed, with the key that signed it, for putting
+/// its pointer on the DHT.
+#[derive(Debug)]
+pub struct PublishDone {
+    /// The reply, with `dht` false until the pointer is put.
+    pub reply: PublishReply,
+    /// The signed release.
+    pub release: crate::release::SignedRelease,
+    /// The publisher's key.
+    pub key: crate::release::SecretKey,
+}
+
+/// Add files and sign a release of them: the store's half of
+/// `POST /v1/publish`. The DHT half is the caller's.
+pub fn publish(store: &Store, req: &PublishRequest) -> Result<PublishDone, OpError> {
+    if let Some(p) = req.paths.iter().find(|p| !p.is_absolute()) {
+        return Err(OpError::RelativePath(p.display().to_string()));
+    }
+    let key = crate::release::SecretKey::from_text(&req.key).map_err(OpError::BadKey)?;
+    let version: semver::Version = req
+        .version
+        .trim()
+        .parse()
+        .map_err(|_| OpError::BadVersion(req.version.clone()))?;
+    let opts = crate::store::PublishOptions {
+        name: req.name.clone(),
+        channel: req.channel.clone(),
+        version,
+        created: req.created,
+        expires: req.expires,
+    };
+    let published = store.publish(&key, &req.paths, &opts)?;
+    let r = published.release.release();
+    let reply = PublishReply {
+        root: r.root.to_hex(),
+        token: published.release.to_token(),
+        seq: r.seq,
+        publisher: r.publisher.to_string(),
+        name: r.name.clone(),
+        channel: r.channel.clone(),
+        version: r.version.to_string(),
+        size: r.size,
+        files: published.added.files,
+        expires: r.expires,
+        dht: false,
+        dht_error: None,
+    };
+    Ok(PublishDone {
+        reply,
+        release: published.release,
+        key,
+    })
+}
+
+/// The policy for a check at `now`: the store's trusted keys plus `extra`.
+pub fn policy(
+    store: &Store,
+    extra: &[String],
+    now: u64,
+) -> Result<crate::release::Policy, OpError> {
+    let mut p = crate::release::Policy {
+        now,
+        ..Default::default()
+    };
+    for k in extra {
+        p.trust(key(k)?, "--trust");
+    }
+    Ok(store.policy(p)?)
+}
+
+/// What a fetch of `target` fetches: a bare root, or a token's root once
+/// the policy accepts the token (which is then recorded as the newest seen
+/// of its name and channel).
+pub fn resolve_target(
+    store: &Store,
+    target: &str,
+    trust: &[String],
+    want: &crate::release::Want,
+    now: u64,
+) -> Result<(Hash, Option<crate::release::SignedRelease>), OpError> {
+    let t = target.trim();
+    if !crate::release::is_token(t) {
+        if !trust.is_empty() || *want != crate::release::Want::default() {
+            return Err(OpError::NotAToken);
+        }
+        return Ok((root(t)?, None));
+    }
+    let signed = crate::release::SignedRelease::from_token(t).map_err(OpError::BadToken)?;
+    let policy = policy(store, trust, now)?;
+    store.accept_release(&policy, &signed, want)?;
+    Ok((signed.release().root, Some(signed)))
+}
+
+/// A fetch's result checked against the release it was for: a signed size
+/// that disagrees with the manifest is refused before anything is exported.
+pub fn check_fetched_size(
+    release: Option<&crate::release::SignedRelease>,
+    fetched_size: u64,
+) -> Result<(), OpError> {
+    match release.map(|s| s.release()) {
+        Some(r) if r.size != fetched_size => Err(OpError::SizeMismatch {
+            name: r.name.clone(),
+            version: r.version.to_string(),
+            signed: r.size,
+            listed: fetched_size,
+        }),
+        _ => Ok(()),
+    }
+}
+
 /// Every pin: `GET /v1/pins`.
 pub fn pins(store: &Store) -> Result<PinsReply, OpError> {
     let pins = store
@@ -104,6 +265,32 @@ pub fn pins(store: &Store) -> Result<PinsReply, OpError> {
         })
         .collect();
     Ok(PinsReply { pins })
+}
+
+/// Write a root's files out: `POST /v1/export`. `progress`, if any, sees
+/// the bytes written.
+pub fn export(
+    store: &Store,
+    req: &ExportRequest,
+    progress: Option<std::sync::Arc<dyn Fn(Progress) + Send + Sync>>,
+) -> Result<ExportReply, OpError> {
+    let r = root(&req.root)?;
+    if !req.output.is_absolute() {
+        return Err(OpError::RelativePath(req.output.display().to_string()));
+    }
+    store.check_export_target(&req.output, req.force)?;
+    let opts = crate::store::ExportOptions {
+        force: req.force,
+        progress,
+        release: false,
+    };
+    let done = store.export(&r, &req.output, &opts)?;
+    Ok(ExportReply {
+        root: r.to_hex(),
+        target: done.target,
+        files: done.files,
+        bytes: done.bytes,
+    })
 }
 
 /// Unpin a root: `POST /v1/rm`. Its blobs stay until a gc.

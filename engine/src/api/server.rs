@@ -57,7 +57,7 @@ impl ApiConfig {
     pub fn new(socket: impl Into<PathBuf>) -> Self {
         Self {
             socket: socket.into(),
-            describe: Arc::new(chain),
+            describe: Arc::new(default_describe),
         }
     }
 
@@ -68,19 +68,8 @@ impl ApiConfig {
     }
 }
 
-/// An error and its sources, joined by ": ".
-fn chain(e: &(dyn Error + 'static)) -> String {
-    let mut msg = e.to_string();
-    let mut next = e.source();
-    while let Some(s) = next {
-        let text = s.to_string();
-        if !msg.ends_with(&text) {
-            msg.push_str(": ");
-            msg.push_str(&text);
-        }
-        next = s.source();
-    }
-    msg
+fn default_describe(e: &(dyn Error + 'static)) -> String {
+    crate::error_chain(e)
 }
 
 /// The API could not start.
@@ -130,6 +119,7 @@ pub async fn serve(node: Node, config: ApiConfig) -> Result<ApiServer, ServeErro
         node,
         started: Instant::now(),
         describe: config.describe,
+        fetches: Arc::default(),
     });
     let task = tokio::spawn(accept(listener, state));
     Ok(ApiServer {
@@ -179,6 +169,7 @@ struct State {
     node: Node,
     started: Instant,
     describe: Describe,
+    fetches: Arc<super::fetch::Fetches>,
 }
 
 async fn accept(listener: UnixListener, state: Arc<State>) {
@@ -216,18 +207,19 @@ async fn accept(listener: UnixListener, state: Arc<State>) {
     }
 }
 
-type Reply = Response<Full<Bytes>>;
+pub(super) type Body = http_body_util::combinators::UnsyncBoxBody<Bytes, Infallible>;
+pub(super) type Reply = Response<Body>;
 
-fn json<T: Serialize>(status: StatusCode, value: &T) -> Reply {
+pub(super) fn json<T: Serialize>(status: StatusCode, value: &T) -> Reply {
     let body = serde_json::to_vec(value).unwrap_or_else(|_| b"{}".to_vec());
-    let mut r = Response::new(Full::new(Bytes::from(body)));
+    let mut r = Response::new(Full::new(Bytes::from(body)).boxed_unsync());
     *r.status_mut() = status;
     r.headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     r
 }
 
-fn error(status: StatusCode, message: impl Into<String>) -> Reply {
+pub(super) fn error(status: StatusCode, message: impl Into<String>) -> Reply {
     json(
         status,
         &ErrorReply {
@@ -242,6 +234,9 @@ const ROUTES: &[(Method, &str)] = &[
     (Method::GET, "/v1/pins"),
     (Method::POST, "/v1/add"),
     (Method::POST, "/v1/rm"),
+    (Method::POST, "/v1/export"),
+    (Method::POST, "/v1/publish"),
+    (Method::POST, "/v1/fetch"),
     (Method::POST, "/v1/gc"),
     (Method::POST, "/v1/check"),
     (Method::GET, "/v1/trust"),
@@ -249,7 +244,7 @@ const ROUTES: &[(Method, &str)] = &[
     (Method::POST, "/v1/trust/rm"),
 ];
 
-async fn route(state: &State, req: Request<Incoming>) -> Reply {
+async fn route(state: &Arc<State>, req: Request<Incoming>) -> Reply {
     let path = req.uri().path().to_owned();
     let method = req.method().clone();
     tracing::debug!(%method, %path, "API request");
@@ -287,6 +282,15 @@ async fn route(state: &State, req: Request<Incoming>) -> Reply {
         "/v1/trust" => blocking(state, move || ops::trusted(&store)).await,
         "/v1/add" => with(state, &body, move |r| ops::add(&store, &r, None)).await,
         "/v1/rm" => with(state, &body, move |r| ops::rm(&store, &r)).await,
+        "/v1/export" => with(state, &body, move |r| ops::export(&store, &r, None)).await,
+        "/v1/publish" => publish(state, &body).await,
+        "/v1/fetch" => match parse(&body) {
+            Ok(req) => {
+                let (node, describe) = (state.node.clone(), state.describe.clone());
+                super::fetch::start(node, describe, state.fetches.clone(), req).await
+            }
+            Err(r) => *r,
+        },
         "/v1/trust/add" => with(state, &body, move |r| ops::trust_add(&store, &r)).await,
         "/v1/trust/rm" => with(state, &body, move |r| ops::trust_rm(&store, &r)).await,
         _ => error(StatusCode::NOT_FOUND, format!("no route {path}")),
@@ -327,6 +331,66 @@ async fn read_body(req: Request<Incoming>) -> Result<Bytes, Reply> {
     }
 }
 
+/// Publish, then put the pointer on the node's DHT, if it has one.
+async fn publish(state: &State, body: &[u8]) -> Reply {
+    let store = state.node.store().clone();
+    let done = match parse(body).map(|req: super::PublishRequest| {
+        tokio::task::spawn_blocking(move || ops::publish(&store, &req))
+    }) {
+        Ok(task) => task.await,
+        Err(r) => return *r,
+    };
+    let done = match done {
+        Ok(Ok(d)) => d,
+        Ok(Err(e)) => return op_error(state, &e),
+        Err(e) => return panicked(e),
+    };
+    let mut reply = done.reply;
+    if state.node.dht().is_some() {
+        match state.node.put_release(&done.release, &done.key).await {
+            Ok(()) => reply.dht = true,
+            Err(e) => reply.dht_error = Some((state.describe)(&e)),
+        }
+        let root = done.release.release().root;
+        if let Err(e) = state.node.announce_root(&root).await {
+            tracing::warn!("announcing the published {root} failed: {e}");
+        }
+    }
+    json(StatusCode::OK, &reply)
+}
+
+/// The body as `Req`, or the reply refusing it.
+fn parse<Req: DeserializeOwned>(body: &[u8]) -> Result<Req, Box<Reply>> {
+    serde_json::from_slice(body).map_err(|e| {
+        Box::new(error(
+            StatusCode::BAD_REQUEST,
+            format!("the request body is not the JSON this route takes: {e}"),
+        ))
+    })
+}
+
+pub(super) fn op_error_with(describe: &Describe, e: &OpError) -> Reply {
+    let status = if e.is_bad_request() {
+        StatusCode::BAD_REQUEST
+    } else if e.is_internal() {
+        StatusCode::INTERNAL_SERVER_ERROR
+    } else {
+        StatusCode::UNPROCESSABLE_ENTITY
+    };
+    error(status, describe(e))
+}
+
+fn op_error(state: &State, e: &OpError) -> Reply {
+    op_error_with(&state.describe, e)
+}
+
+pub(super) fn panicked(e: tokio::task::JoinError) -> Reply {
+    error(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        format!("internal error (a bug in swarm; please report it): {e}"),
+    )
+}
+
 /// Parse the body as `Req`, then run `op` on it.
 async fn with<Req, T, F>(state: &State, body: &[u8], op: F) -> Reply
 where
@@ -334,16 +398,10 @@ where
     T: Serialize + Send + 'static,
     F: FnOnce(Req) -> Result<T, OpError> + Send + 'static,
 {
-    let req: Req = match serde_json::from_slice(body) {
-        Ok(r) => r,
-        Err(e) => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                format!("the request body is not the JSON this route takes: {e}"),
-            );
-        }
-    };
-    blocking(state, move || op(req)).await
+    match parse(body) {
+        Ok(req) => blocking(state, move || op(req)).await,
+        Err(r) => *r,
+    }
 }
 
 /// Run a store operation off the async threads and reply with its result.
@@ -354,20 +412,8 @@ where
 {
     match tokio::task::spawn_blocking(op).await {
         Ok(Ok(v)) => json(StatusCode::OK, &v),
-        Ok(Err(e)) => {
-            let status = if e.is_bad_request() {
-                StatusCode::BAD_REQUEST
-            } else if e.is_internal() {
-                StatusCode::INTERNAL_SERVER_ERROR
-            } else {
-                StatusCode::UNPROCESSABLE_ENTITY
-            };
-            error(status, (state.describe)(&e))
-        }
-        Err(e) => error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            format!("internal error (a bug in swarm; please report it): {e}"),
-        ),
+        Ok(Err(e)) => op_error(state, &e),
+        Err(e) => panicked(e),
     }
 }
 
@@ -401,6 +447,7 @@ async fn status(state: &State) -> StatusReply {
         version: env!("CARGO_PKG_VERSION").to_owned(),
         uptime_secs: state.started.elapsed().as_secs(),
         pins,
+        fetches: state.fetches.list(),
         serving: ServingStatus {
             connections: stats.connections.load(Relaxed),
             requests_now: stats.serving.load(Relaxed),

@@ -545,7 +545,7 @@ impl Node {
         Ok(dht)
     }
 
-    async fn announce_root(&self, root: &Hash) -> Result<(), NodeOpError> {
+    pub(crate) async fn announce_root(&self, root: &Hash) -> Result<(), NodeOpError> {
         let Some(dht) = &self.dht else {
             return Ok(());
         };

@@ -1,0 +1,289 @@
+//! `POST /v1/fetch`: a fetch into the node's store, its progress streamed
+//! back as JSON lines. A client that goes away cancels it; what was
+//! verified stays, and fetching again resumes.
+
+use std::convert::Infallible;
+use std::time::Instant;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, StreamBody};
+use hyper::body::Frame;
+use hyper::header::{CONTENT_TYPE, HeaderValue};
+use hyper::{Response, StatusCode};
+use tokio::sync::mpsc;
+
+use super::server::{Describe, Reply, op_error_with, panicked};
+use super::{FetchEvent, FetchReply, FetchRequest, OpError, ops};
+use crate::mirror::MirrorUrl;
+use crate::net::PeerAddr;
+use crate::node::{FetchOptions, Node};
+use crate::release::{SignedRelease, Want};
+use crate::store::ExportOptions;
+
+/// The fetches running through the API, for `status`.
+#[derive(Debug, Default)]
+pub(super) struct Fetches {
+    next: std::sync::atomic::AtomicU64,
+    running: std::sync::Mutex<std::collections::BTreeMap<u64, Running>>,
+}
+
+#[derive(Debug)]
+struct Running {
+    root: crate::Hash,
+    started: Instant,
+    total: u64,
+    have: u64,
+    rate: u64,
+    peers: u64,
+}
+
+impl Fetches {
+    fn begin(self: &std::sync::Arc<Self>, root: crate::Hash) -> Entry {
+        let id = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let r = Running {
+            root,
+            started: Instant::now(),
+            total: 0,
+            have: 0,
+            rate: 0,
+            peers: 0,
+        };
+        self.lock().insert(id, r);
+        Entry {
+            fetches: self.clone(),
+            id,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, std::collections::BTreeMap<u64, Running>> {
+        self.running.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Every running fetch, oldest first.
+    pub(super) fn list(&self) -> Vec<super::FetchStatus> {
+        self.lock()
+            .values()
+            .map(|r| super::FetchStatus {
+                root: r.root.to_hex(),
+                seconds: r.started.elapsed().as_secs(),
+                total: r.total,
+                have: r.have.min(r.total),
+                rate: r.rate,
+                peers: r.peers,
+                eta_secs: (r.rate > 0 && r.total > 0)
+                    .then(|| r.total.saturating_sub(r.have).div_ceil(r.rate)),
+            })
+            .collect()
+    }
+}
+
+/// One running fetch's line in [`Fetches`], removed when dropped.
+struct Entry {
+    fetches: std::sync::Arc<Fetches>,
+    id: u64,
+}
+
+impl Entry {
+    fn update(&self, e: &FetchEvent) {
+        let mut all = self.fetches.lock();
+        let Some(r) = all.get_mut(&self.id) else {
+            return;
+        };
+        match e {
+            FetchEvent::Manifest { total, present } => (r.total, r.have) = (*total, *present),
+            FetchEvent::Received { bytes } => r.have = r.have.saturating_add(*bytes),
+            FetchEvent::Peers { peers } => {
+                r.peers = peers.len() as u64;
+                r.rate = peers.iter().map(|p| p.rate).sum();
+            }
+            _ => {}
+        }
+    }
+}
+
+impl Drop for Entry {
+    fn drop(&mut self) {
+        self.fetches.lock().remove(&self.id);
+    }
+}
+
+/// Lines queued for a slow client before the fetch waits for it.
+const LINES: usize = 64;
+
+/// Check the request, then start the fetch and stream its events. What
+/// can be refused before anything is fetched gets an error status.
+pub(super) async fn start(
+    node: Node,
+    describe: Describe,
+    fetches: std::sync::Arc<Fetches>,
+    req: FetchRequest,
+) -> Reply {
+    let store = node.store().clone();
+    let checked = tokio::task::spawn_blocking(move || prepare(&store, req)).await;
+    let (req, root, release, opts) = match checked {
+        Ok(Ok(p)) => p,
+        Ok(Err(e)) => return op_error_with(&describe, &e),
+        Err(e) => return panicked(e),
+    };
+    let (tx, rx) = mpsc::channel::<Bytes>(LINES);
+    let entry = fetches.begin(root);
+    tokio::spawn(run(node, describe, entry, req, root, release, opts, tx));
+    let lines = futures_lite::stream::unfold(rx, |mut rx| async move {
+        let line = rx.recv().await?;
+        Some((Ok::<_, Infallible>(Frame::data(line)), rx))
+    });
+    let mut r = Response::new(StreamBody::new(lines).boxed_unsync());
+    *r.status_mut() = StatusCode::OK;
+    r.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("application/x-ndjson"),
+    );
+    r
+}
+
+type Prepared = (
+    FetchRequest,
+    crate::Hash,
+    Option<SignedRelease>,
+    FetchOptions,
+);
+
+fn prepare(store: &crate::store::Store, req: FetchRequest) -> Result<Prepared, OpError> {
+    let peers = req
+        .peers
+        .iter()
+        .map(|p| {
+            p.parse::<PeerAddr>()
+                .map_err(|e| OpError::BadSource(e.to_string()))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let mirrors = req
+        .mirrors
+        .iter()
+        .map(|m| {
+            m.parse::<MirrorUrl>()
+                .map_err(|e| OpError::BadSource(e.to_string()))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    if let Some(out) = &req.output {
+        if !out.is_absolute() {
+            return Err(OpError::RelativePath(out.display().to_string()));
+        }
+        store.check_export_target(out, req.force)?;
+    }
+    let want = Want {
+        name: req.name.clone(),
+        channel: req.channel.clone(),
+    };
+    let (root, release) = ops::resolve_target(store, &req.target, &req.trust, &want, unix_now())?;
+    let mut opts = FetchOptions {
+        peers,
+        mirrors,
+        mirror_roots: req
+            .mirror_ca
+            .iter()
+            .map(|c| c.clone().into_bytes())
+            .collect(),
+        pin: req.keep || req.output.is_none(),
+        ..Default::default()
+    };
+    if let Some(n) = req.max_peers {
+        opts.max_peers = usize::try_from(n).unwrap_or(usize::MAX);
+    }
+    Ok((req, root, release, opts))
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+fn line(e: &FetchEvent) -> Bytes {
+    let mut v = serde_json::to_vec(e).unwrap_or_else(|_| b"{}".to_vec());
+    v.push(b'\n');
+    Bytes::from(v)
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn run(
+    node: Node,
+    describe: Describe,
+    entry: Entry,
+    req: FetchRequest,
+    root: crate::Hash,
+    release: Option<SignedRelease>,
+    opts: FetchOptions,
+    tx: mpsc::Sender<Bytes>,
+) {
+    let start = Instant::now();
+    let mut fetch = node.fetch(root, opts);
+    let mut events = fetch.events();
+    tracing::info!(%root, "API: fetch started");
+    // Events until the stream ends with the fetch; a client that leaves
+    // drops the fetch, which cancels it.
+    let result = loop {
+        tokio::select! {
+            e = async { events.as_mut()?.next().await }, if events.is_some() => match e {
+                Some(e) => {
+                    let Some(ev) = FetchEvent::from_progress(&e) else {
+                        continue;
+                    };
+                    entry.update(&ev);
+                    if tx.send(line(&ev)).await.is_err() {
+                        tracing::info!(%root, "API: the client left; fetch cancelled");
+                        return;
+                    }
+                }
+                None => events = None,
+            },
+            r = &mut fetch => break r,
+            () = tx.closed() => {
+                tracing::info!(%root, "API: the client left; fetch cancelled");
+                return;
+            }
+        }
+    };
+    let done = match result {
+        Ok(f) => finish(&node, &req, root, release.as_ref(), f, start).await,
+        Err(e) => Err(OpError::Fetch(e)),
+    };
+    let last = match done {
+        Ok(fetched) => FetchEvent::Done {
+            fetched: Box::new(fetched),
+        },
+        Err(e) => FetchEvent::Error {
+            error: describe(&e),
+        },
+    };
+    let _ = tx.send(line(&last)).await;
+}
+
+async fn finish(
+    node: &Node,
+    req: &FetchRequest,
+    root: crate::Hash,
+    release: Option<&SignedRelease>,
+    fetched: crate::node::Fetched,
+    start: Instant,
+) -> Result<FetchReply, OpError> {
+    ops::check_fetched_size(release, fetched.size)?;
+    let secs = start.elapsed().as_secs_f64();
+    let target = match req.output.clone() {
+        Some(out) => {
+            let (store, force, keep) = (node.store().clone(), req.force, req.keep);
+            let opts = ExportOptions {
+                force,
+                progress: None,
+                release: !keep,
+            };
+            let done = tokio::task::spawn_blocking(move || store.export(&root, &out, &opts))
+                .await
+                .map_err(|e| OpError::Internal(format!("the export stopped: {e}")))??;
+            Some(done.target)
+        }
+        None => None,
+    };
+    tracing::info!(%root, bytes = fetched.received, "API: fetch done");
+    Ok(FetchReply::new(&fetched, secs, target))
+}

@@ -115,6 +115,26 @@ impl Table {
         self.push(figure, value, &target, pass_miss(pass));
     }
 
+    /// The median of `runs` (milliseconds) held against `limit_ms`, with its 90th percentile.
+    pub fn millis_bar(&mut self, figure: &str, runs: &[f64], limit_ms: f64) {
+        let target = format!("< {limit_ms} ms");
+        if runs.is_empty() {
+            self.push(figure, "     n/a".into(), &target, "");
+            return;
+        }
+        let m = median(runs);
+        let mut sorted = runs.to_vec();
+        sorted.sort_by(f64::total_cmp);
+        let p90 = sorted[(sorted.len() * 9 / 10).min(sorted.len() - 1)];
+        let pass = m < limit_ms;
+        self.verdict(pass);
+        let value = format!(
+            "{m:7.2} ms (p90 {p90:.2}, max {:.2})",
+            sorted[sorted.len() - 1]
+        );
+        self.push(figure, value, &target, pass_miss(pass));
+    }
+
     /// Informative: no bar.
     pub fn info(&mut self, figure: &str, value: String) {
         self.push(figure, format!("{value:>8}"), "", "");

@@ -1,0 +1,225 @@
+//! `bench-control`: the control API of a running `swarm node` (issue #16, "Speed and
+//! memory"): a `status` call through the API (median of 100, bar < 5 ms), the peak RSS of an
+//! idle node with 1,000 pins (bar ≤ 32 MiB), and CLI commands through a running node against
+//! the same commands on the stopped store (bar ≤ 1.2x).
+//!
+//! A store of 1,000 pins (small distinct files) is made in-process; then the real `swarm node`
+//! runs on it on 127.0.0.1 without the DHT, idles for `--idle` seconds (default 10), answers
+//! 100 status calls from this process's `api::Client`, and `swarm ls`, `swarm add` + `swarm rm`
+//! and `swarm gc` are timed `--reps` times each through it, each run alternating with the same
+//! command on a copy of the store that no node holds.
+//!
+//! ```text
+//! cargo build --release -p swarm-cli -p swarm-benches
+//! target/release/bench-control [--swarm target/release/swarm] [--reps 30] [--idle 10]
+//! ```
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail, ensure};
+use swarm_benches::proc::Proc;
+use swarm_benches::report::{Bar, Table, fmt_rate_mib, median};
+use swarm_engine::api;
+use swarm_engine::store::{AddOptions, Store};
+
+const PINS: usize = 1000;
+const STATUS_CALLS: usize = 100;
+const PATIENCE: Duration = Duration::from_secs(60);
+
+struct Opts {
+    swarm: PathBuf,
+    reps: usize,
+    idle: u64,
+}
+
+fn parse() -> Result<Option<Opts>> {
+    let exe = std::env::current_exe()?;
+    let mut o = Opts {
+        swarm: exe.with_file_name("swarm"),
+        reps: 30,
+        idle: 10,
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        let mut value = |name: &str| args.next().with_context(|| format!("{name} needs a value"));
+        match a.as_str() {
+            "--swarm" => o.swarm = value("--swarm")?.into(),
+            "--reps" => {
+                o.reps = value("--reps")?.parse().context("--reps needs a number")?;
+                ensure!((1..=1000).contains(&o.reps), "--reps must be 1 to 1000");
+            }
+            "--idle" => {
+                o.idle = value("--idle")?.parse().context("--idle needs seconds")?;
+                ensure!((1..=600).contains(&o.idle), "--idle must be 1 to 600 s");
+            }
+            "-h" | "--help" => {
+                println!("usage: bench-control [--swarm PATH] [--reps N] [--idle SECS]");
+                return Ok(None);
+            }
+            other => bail!("unknown argument {other}; see --help"),
+        }
+    }
+    ensure!(
+        o.swarm.is_file(),
+        "no swarm binary at {}; build it (cargo build --release -p swarm-cli) or pass --swarm",
+        o.swarm.display()
+    );
+    Ok(Some(o))
+}
+
+fn main() -> Result<()> {
+    let Some(o) = parse()? else {
+        return Ok(());
+    };
+    println!(
+        "bench-control: {PINS} pins, {} rep(s) per command, {} s idle; {} cpu(s)",
+        o.reps,
+        o.idle,
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
+    let dir = tempfile::tempdir()?;
+    let store = dir.path().join("store");
+    let made = Instant::now();
+    make_pins(&store, &dir.path().join("files"))?;
+    println!("made {PINS} pins in {:.1} s", made.elapsed().as_secs_f64());
+    let extra = dir.path().join("extra.bin");
+    std::fs::write(&extra, pattern(1 << 20, 7))?;
+
+    let mut table = Table::new(8, 40, fmt_rate_mib);
+    let mut node = start_node(&o.swarm, &store)?;
+    std::thread::sleep(Duration::from_secs(o.idle));
+    let idle_kib = node.vm_hwm_kib().context("no VmHWM for the node")?;
+
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let client = api::Client::new(api::socket_path(&store));
+    let mut status_ms = Vec::with_capacity(STATUS_CALLS);
+    for _ in 0..STATUS_CALLS {
+        let t = Instant::now();
+        let s = rt.block_on(client.status())?;
+        status_ms.push(t.elapsed().as_secs_f64() * 1e3);
+        ensure!(s.pins.len() == PINS, "status lists {} pins", s.pins.len());
+    }
+    let after_kib = node.vm_hwm_kib().context("no VmHWM for the node")?;
+
+    let copy = dir.path().join("copy");
+    make_pins(&copy, &dir.path().join("files"))?;
+    let (through, stopped) = time_commands(&o, &store, &copy, &extra)?;
+    node.stop("TERM");
+
+    table.area("api");
+    table.millis_bar(
+        &format!("status with {PINS} pins, {STATUS_CALLS} calls"),
+        &status_ms,
+        5.0,
+    );
+    table.info("metrics scrape, 1,000 pins", "not built yet".into());
+    table.area("memory");
+    table.rss_bar(&format!("idle node, {PINS} pins"), &[idle_kib], 32);
+    table.rss("after the status calls", &[after_kib]);
+    table.area("cli");
+    for ((name, via), (_, direct)) in through.iter().zip(&stopped) {
+        table.time(&format!("{name}, through the node"), 0, via, "n/a");
+        table.time(&format!("{name}, stopped store"), 0, direct, "n/a");
+        table.ratio(
+            &format!("{name}: through / stopped"),
+            Some(median(via) / median(direct)),
+            Bar::AtMost(1.2),
+        );
+    }
+    println!();
+    table.print();
+    Ok(())
+}
+
+/// `PINS` pins, each a small file of its own.
+fn make_pins(store: &Path, files: &Path) -> Result<()> {
+    std::fs::create_dir_all(files)?;
+    let s = Store::open(store)?;
+    for i in 0..PINS {
+        let f = files.join(format!("file-{i:04}.bin"));
+        std::fs::write(&f, pattern(2000 + i, i as u64))?;
+        s.add_paths(&[f], &AddOptions::default())?;
+    }
+    Ok(())
+}
+
+fn pattern(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+fn swarm(bin: &Path, store: &Path) -> Command {
+    let mut c = Command::new(bin);
+    c.arg("--store")
+        .arg(store)
+        .env("SWARM_NO_DHT", "1")
+        .env_remove("SWARM_STORE");
+    c
+}
+
+fn start_node(bin: &Path, store: &Path) -> Result<Proc> {
+    let mut cmd = swarm(bin, store);
+    cmd.args(["node", "--listen", "127.0.0.1:0"]);
+    let mut p = Proc::spawn(&mut cmd, false)?;
+    p.wait_for(PATIENCE, |l| l.starts_with("control API on").then_some(()))?;
+    Ok(p)
+}
+
+/// Seconds per run of each command, `reps` times, on `live` (through its node) and on `copy`
+/// (no node), alternating.
+type Runs = Vec<(&'static str, Vec<f64>)>;
+
+fn time_commands(o: &Opts, live: &Path, copy: &Path, extra: &Path) -> Result<(Runs, Runs)> {
+    let mut runs = [Vec::new(), Vec::new()];
+    for _ in 0..o.reps {
+        for (i, store) in [live, copy].into_iter().enumerate() {
+            runs[i].push(once(o, store, extra)?);
+        }
+    }
+    let [a, b] = runs;
+    Ok((by_command(a), by_command(b)))
+}
+
+/// One round on `store`: seconds for ls, add + rm, gc.
+fn once(o: &Opts, store: &Path, extra: &Path) -> Result<[f64; 3]> {
+    let ls = timed(swarm(&o.swarm, store).arg("ls"))?;
+    let t = Instant::now();
+    let out = swarm(&o.swarm, store).arg("add").arg(extra).output()?;
+    ensure!(out.status.success(), "swarm add failed: {out:?}");
+    let root = swarm_benches::parse_root(&String::from_utf8_lossy(&out.stdout))?;
+    let rm = swarm(&o.swarm, store).args(["rm", &root]).output()?;
+    ensure!(rm.status.success(), "swarm rm failed: {rm:?}");
+    let add_rm = t.elapsed().as_secs_f64();
+    let gc = timed(swarm(&o.swarm, store).arg("gc"))?;
+    Ok([ls, add_rm, gc])
+}
+
+/// Seconds `cmd` took to run to its exit, waited on directly: a polling
+/// wait's step would be most of a command that takes 10 ms.
+fn timed(cmd: &mut Command) -> Result<f64> {
+    let t = Instant::now();
+    let out = cmd.output()?;
+    let secs = t.elapsed().as_secs_f64();
+    ensure!(out.status.success(), "{cmd:?} failed: {out:?}");
+    Ok(secs)
+}
+
+fn by_command(rounds: Vec<[f64; 3]>) -> Runs {
+    let names = ["ls (1,000 pins)", "add 1 MiB + rm", "gc"];
+    names
+        .into_iter()
+        .enumerate()
+        .map(|(i, n)| (n, rounds.iter().map(|r| r[i]).collect()))
+        .collect()
+}

@@ -24,7 +24,7 @@ const NODE_PATIENCE: Duration = Duration::from_secs(10);
 /// `swarm --json node --listen 127.0.0.1:0 EXTRA...` on `store`.
 fn start_node(store: &Path, extra: &[&str]) -> NodeChild {
     let mut cmd = node_cmd(store, true);
-    cmd.args(extra);
+    cmd.args(extra).env("RUST_LOG", "swarm_engine=info");
     NodeChild::spawn(
         &mut cmd,
         &node_log(store),
@@ -322,6 +322,23 @@ fn a_fetcher_being_served_sees_no_interruption_while_the_operator_adds_removes_a
         "only {during} rounds ran while the fetch did; it was too quick to tell"
     );
     assert_same_file(&big, &out);
+    // The session is logged, at info, with what it was served.
+    node.wait_for_log("served a peer", NODE_PATIENCE);
+    let log = node.log_text();
+    let line = log
+        .lines()
+        .find(|l| l.contains("served a peer"))
+        .expect("the line");
+    let sent: u64 = line
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("bytes="))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no bytes= in {line:?}"));
+    assert!(sent >= 48 * MIB, "{line}");
+    assert!(
+        line.contains(&release.root[..12]) || line.contains("blobs=2"),
+        "{line}"
+    );
     // The node served throughout: it still answers and holds the release.
     assert_check_ok(&seed);
     eprintln!("{during} rounds of add, status, rm and gc ran during the fetch");

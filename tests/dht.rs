@@ -217,3 +217,81 @@ fn a_node_seeds_what_its_config_lists() {
         c
     });
 }
+
+/// The local addresses of the UDP sockets process `pid` holds, from
+/// /proc (IPv4 only; `None` where /proc does not show them).
+fn udp_sockets(pid: u32) -> Option<Vec<std::net::SocketAddrV4>> {
+    let mut inodes = Vec::new();
+    for fd in fs::read_dir(format!("/proc/{pid}/fd")).ok()? {
+        let link = fs::read_link(fd.ok()?.path()).ok()?;
+        let link = link.to_string_lossy();
+        if let Some(n) = link
+            .strip_prefix("socket:[")
+            .and_then(|l| l.strip_suffix(']'))
+        {
+            inodes.push(n.to_owned());
+        }
+    }
+    let table = fs::read_to_string("/proc/net/udp").ok()?;
+    let mut out = Vec::new();
+    for line in table.lines().skip(1) {
+        let cols: Vec<&str> = line.split_whitespace().collect();
+        if cols.len() < 10 || !inodes.iter().any(|i| i == cols[9]) {
+            continue;
+        }
+        let (ip, port) = cols[1].split_once(':')?;
+        let ip = u32::from_str_radix(ip, 16).ok()?;
+        let port = u16::from_str_radix(port, 16).ok()?;
+        // The kernel prints the address in host byte order.
+        let ip = std::net::Ipv4Addr::from(ip.to_le_bytes());
+        out.push(std::net::SocketAddrV4::new(ip, port));
+    }
+    Some(out)
+}
+
+/// The DHT socket binds the IP of --listen unless told otherwise, so a
+/// node on loopback opens nothing on other interfaces.
+#[test]
+fn the_dht_socket_binds_the_listen_ip_or_what_dht_bind_says() {
+    let testnet = swarm_engine::discovery::LocalDht::start(3).expect("local DHT");
+    let bs = testnet.config().bootstrap;
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let store = tmp.path().join("store");
+
+    let mut c = dht_cmd(&store, &bs);
+    c.args(["--json", "node", "--listen", "127.0.0.1:0"]);
+    let (node, _) = spawn_node(c, &store, "announced");
+    let Some(socks) = udp_sockets(node.proc.pid()) else {
+        eprintln!("SKIPPED: /proc does not show this process's sockets");
+        return;
+    };
+    // The QUIC socket and the DHT's, both on 127.0.0.1.
+    assert!(socks.len() >= 2, "{socks:?}");
+    assert!(socks.iter().all(|s| s.ip().is_loopback()), "{socks:?}");
+    drop(node);
+
+    // An explicit address and port.
+    let port = {
+        let probe = std::net::UdpSocket::bind("127.0.0.1:0").expect("probe");
+        probe.local_addr().expect("addr").port()
+    };
+    let mut c = dht_cmd(&store, &bs);
+    c.args(["--dht-bind", &format!("127.0.0.1:{port}")]).args([
+        "--json",
+        "node",
+        "--listen",
+        "127.0.0.1:0",
+    ]);
+    let (node, _) = spawn_node(c, &store, "announced");
+    let socks = udp_sockets(node.proc.pid()).expect("sockets");
+    assert!(
+        socks.contains(&std::net::SocketAddrV4::new([127, 0, 0, 1].into(), port)),
+        "{socks:?}"
+    );
+
+    // A bad one is refused before anything starts.
+    let mut c = dht_cmd(&tmp.path().join("other"), &bs);
+    c.args(["--dht-bind", "::1", "node"]);
+    let err = run_err(c);
+    assert!(err.contains("IPv4"), "{err}");
+}

@@ -38,8 +38,30 @@ pub(crate) struct Cli {
     )]
     pub(crate) no_dht: bool,
 
+    /// The IPv4 address (and port) the DHT's UDP socket binds
+    /// [default: the IP of --listen when it names one, else every interface]
+    #[arg(
+        long,
+        global = true,
+        env = "SWARM_DHT_BIND",
+        value_name = "IP[:PORT]",
+        value_parser = parse_dht_bind
+    )]
+    pub(crate) dht_bind: Option<std::net::SocketAddrV4>,
+
     #[command(subcommand)]
     pub(crate) command: Command,
+}
+
+/// `--dht-bind`: an IPv4 address, with an optional port (0 or none picks one).
+pub(crate) fn parse_dht_bind(s: &str) -> Result<std::net::SocketAddrV4, String> {
+    let s = s.trim();
+    if let Ok(ip) = s.parse::<std::net::Ipv4Addr>() {
+        return Ok(std::net::SocketAddrV4::new(ip, 0));
+    }
+    s.parse().map_err(|_| {
+        format!("{s:?} is not an IPv4 address or IPv4:PORT (the DHT runs on IPv4), e.g. 192.0.2.7 or 192.0.2.7:6881")
+    })
 }
 
 #[derive(Debug, Subcommand)]

@@ -21,6 +21,8 @@ pub(crate) struct NodeConfig {
     /// Turn the DHT off.
     #[serde(default)]
     pub(crate) no_dht: bool,
+    /// The DHT socket's IPv4 address and optional port (`--dht-bind`).
+    pub(crate) dht_bind: Option<String>,
     /// Static peers to fetch seeded releases from (HOST:PORT or ID@HOST:PORT).
     #[serde(default)]
     pub(crate) peers: Vec<String>,
@@ -108,6 +110,9 @@ impl NodeConfig {
         }
         if let Some(w) = &c.window {
             crate::args::parse_window(w).map_err(|e| anyhow::anyhow!("window: {e}"))?;
+        }
+        if let Some(b) = &c.dht_bind {
+            crate::args::parse_dht_bind(b).map_err(|e| anyhow::anyhow!("dht_bind: {e}"))?;
         }
         Ok(c)
     }

@@ -8,13 +8,27 @@ use serde_json::json;
 use swarm_engine::discovery::{Dht, DhtConfig};
 use swarm_engine::release::{DEFAULT_CHANNEL, PublicKey, SecretKey, SignedRelease};
 
-/// The DHT settings the flags ask for; `None` with --no-dht.
-pub(crate) fn config(bootstrap: &[String], no_dht: bool, server: bool) -> Option<DhtConfig> {
+/// The DHT settings the flags ask for; `None` with --no-dht. The socket
+/// binds `bind`, else the IP of `listen` when it names one (a node on
+/// 127.0.0.1 keeps its DHT there too), else every interface.
+pub(crate) fn config(
+    bootstrap: &[String],
+    no_dht: bool,
+    server: bool,
+    bind: Option<std::net::SocketAddrV4>,
+    listen: Option<std::net::SocketAddr>,
+) -> Option<DhtConfig> {
     if no_dht {
         return None;
     }
+    let from_listen = match listen {
+        Some(std::net::SocketAddr::V4(a)) if !a.ip().is_unspecified() => Some(*a.ip()),
+        _ => None,
+    };
     let mut c = DhtConfig {
         server,
+        bind: bind.map(|b| *b.ip()).or(from_listen),
+        port: bind.map_or(0, |b| b.port()),
         ..Default::default()
     };
     if !bootstrap.is_empty() {

@@ -102,7 +102,14 @@ fn run(cli: Cli) -> Result<ExitCode> {
         cli.bootstrap.clone()
     };
     let no_dht = cli.no_dht || node_config.no_dht;
-    let dht_config = |server| dht::config(&bootstrap, no_dht, server);
+    let dht_bind = match (cli.dht_bind, &node_config.dht_bind) {
+        (Some(b), _) => Some(b),
+        (None, Some(b)) => {
+            Some(args::parse_dht_bind(b).map_err(|e| anyhow::anyhow!("dht_bind: {e}"))?)
+        }
+        (None, None) => None,
+    };
+    let dht_config = |server, listen| dht::config(&bootstrap, no_dht, server, dht_bind, listen);
     let dir = store_dir(cli.store.or_else(|| node_config.store.clone()))?;
     // `check --repair` rebuilds the database before anything opens it.
     let repaired = match cli.command {
@@ -167,7 +174,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 channel,
                 expires,
             };
-            return release::publish(&On::open(&dir, false)?, a, json, dht_config(false));
+            return release::publish(&On::open(&dir, false)?, a, json, dht_config(false, None));
         }
         Command::Fetch {
             root,
@@ -216,7 +223,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             // then treats it like any token, for that name and channel.
             let target = if dht::is_pointer(&root) {
                 let p = dht::parse_pointer(&root)?;
-                let cfg = dht_config(false)
+                let cfg = dht_config(false, None)
                     .context("fetching PUBKEY/NAME needs the DHT; remove --no-dht")?;
                 let rt = tokio::runtime::Runtime::new()?;
                 let signed = rt.block_on(dht::lookup(&cfg, &p))?;
@@ -274,7 +281,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 progress,
                 limits,
             };
-            return net::fetch(store, args, json, dht_config(false));
+            let dht = dht_config(false, listen);
+            return net::fetch(store, args, json, dht);
         }
         other => other,
     };
@@ -322,12 +330,12 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 &dir,
                 listen,
                 json,
-                dht_config(true),
+                dht_config(true, Some(listen)),
                 seeding,
                 &limits,
             )
         }
-        Command::Resolve { pointer } => dht::resolve(dht_config(false), &pointer, json),
+        Command::Resolve { pointer } => dht::resolve(dht_config(false, None), &pointer, json),
         Command::Verify { token, path, trust } => {
             let a = release::VerifyArgs { token, path, trust };
             release::verify(&store, a, json)

@@ -1,11 +1,12 @@
 //! The accepting side and the per-connection task: Hello, the control
 //! stream, and serving request streams (wire.md §2, §3).
 
-use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
 use tokio::sync::mpsc;
-use tracing::{Instrument, debug, info_span, warn};
+use tracing::{Instrument, debug, info, info_span, warn};
 
 use super::stream::{self, ChanWriter, PIECES_IN_FLIGHT, ReadMsgError};
 use super::{Ctx, NodeId, Peer, count, tls};
@@ -80,6 +81,8 @@ pub(super) async fn run_connection(
 ) {
     count(&ctx.stats.connections, 1);
     debug!("connection up");
+    let session = Arc::new(Session::default());
+    let up = std::time::Instant::now();
     let conn_id = conn.stable_id();
     let remote = conn.remote_address();
     ctx.book.connected(remote);
@@ -133,6 +136,7 @@ pub(super) async fn run_connection(
                         id: peer,
                         addr: conn.remote_address(),
                         conn_id,
+                        session: session.clone(),
                     };
                     tokio::spawn(
                         async move { serve_request(ctx, send, recv, from).await }.in_current_span(),
@@ -163,6 +167,7 @@ pub(super) async fn run_connection(
         .disconnected(remote, super::peer_runs_on(conn.close_reason().as_ref()));
     count(&ctx.stats.connections, -1);
     debug!(%peer, reason = ?conn.close_reason(), "connection down");
+    session.log(peer, remote, up.elapsed().as_secs_f64());
 }
 
 fn error_msg(code: ErrorCode, text: &str) -> Message {
@@ -194,6 +199,56 @@ struct Asker {
     id: NodeId,
     addr: std::net::SocketAddr,
     conn_id: usize,
+    session: Arc<Session>,
+}
+
+/// What one connection was served, for the line logged when it closes.
+#[derive(Default)]
+struct Session {
+    gets: AtomicU64,
+    bytes: AtomicU64,
+    /// The blobs it asked for, the first few; and how many in all.
+    blobs: std::sync::Mutex<(Vec<crate::Hash>, u64)>,
+}
+
+impl Session {
+    /// The blobs named in the log line.
+    const NAMED: usize = 3;
+
+    fn asked_for(&self, hash: crate::Hash) {
+        let mut b = self.blobs.lock().unwrap_or_else(|e| e.into_inner());
+        if b.0.contains(&hash) {
+            return;
+        }
+        if b.0.len() < Self::NAMED {
+            b.0.push(hash);
+        }
+        b.1 += 1;
+    }
+
+    /// One info line for a session that was served anything.
+    fn log(&self, peer: NodeId, remote: std::net::SocketAddr, secs: f64) {
+        let gets = self.gets.load(Ordering::Relaxed);
+        if gets == 0 {
+            return;
+        }
+        let bytes = self.bytes.load(Ordering::Relaxed);
+        let b = self.blobs.lock().unwrap_or_else(|e| e.into_inner());
+        let named: Vec<String> = b.0.iter().map(|h| h.to_hex()[..12].to_owned()).collect();
+        let more = b.1.saturating_sub(b.0.len() as u64);
+        info!(
+            peer = %peer.short(),
+            %remote,
+            gets,
+            bytes,
+            blobs = b.1,
+            "served a peer for {secs:.1} s: {bytes} bytes of {} blob{} ({}{})",
+            b.1,
+            if b.1 == 1 { "" } else { "s" },
+            named.join(", "),
+            if more > 0 { format!(", {more} more") } else { String::new() },
+        );
+    }
 }
 
 /// Serve one request stream (wire.md §3.3, §3.6).
@@ -213,7 +268,9 @@ async fn serve_request(
     let result = match req {
         Ok(Message::Get(get)) => {
             ctx.met(get.hash, remote);
-            serve_get(&ctx, &mut send, get, from.id).await
+            from.session.gets.fetch_add(1, Ordering::Relaxed);
+            from.session.asked_for(get.hash);
+            serve_get(&ctx, &mut send, get, from.id, &from.session).await
         }
         Ok(Message::Ask(ask)) => {
             // Asking subscribes the connection to later Haves (wire.md §3.6).
@@ -343,6 +400,7 @@ async fn serve_get(
     send: &mut quinn::SendStream,
     get: wire::Get,
     to: NodeId,
+    session: &Session,
 ) -> Result<(), ErrorCode> {
     let hash = get.hash;
     let ranges: ChunkRanges = get.ranges.to_chunk_ranges();
@@ -392,6 +450,7 @@ async fn serve_get(
         }
     }
     count(&ctx.stats.bytes_sent, sent as i64);
+    session.bytes.fetch_add(sent, Ordering::Relaxed);
     match encoder.await {
         Ok(Ok(())) => {
             if let (Some(ss), Some(ranges)) = (&ctx.superseeds, &asked) {

@@ -19,7 +19,8 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
-use swarm_benches::proc::Proc;
+use swarm_benches::disk;
+use swarm_benches::proc::{Proc, swarm_cmd};
 use swarm_benches::report::{Bar, Table, fmt_rate_mib, median};
 use swarm_engine::api;
 use swarm_engine::store::{AddOptions, Store};
@@ -82,10 +83,11 @@ fn main() -> Result<()> {
     let dir = tempfile::tempdir()?;
     let store = dir.path().join("store");
     let made = Instant::now();
-    make_pins(&store, &dir.path().join("files"))?;
+    let files = disk::write_small_files(&dir.path().join("files"), PINS, 2000)?;
+    add_each(&store, &files)?;
     println!("made {PINS} pins in {:.1} s", made.elapsed().as_secs_f64());
     let extra = dir.path().join("extra.bin");
-    std::fs::write(&extra, pattern(1 << 20, 7))?;
+    disk::write_test_file(&extra, 1 << 20)?;
 
     let mut table = Table::new(8, 40, fmt_rate_mib);
     let mut node = start_node(&o.swarm, &store)?;
@@ -106,7 +108,7 @@ fn main() -> Result<()> {
     let after_kib = node.vm_hwm_kib().context("no VmHWM for the node")?;
 
     let copy = dir.path().join("copy");
-    make_pins(&copy, &dir.path().join("files"))?;
+    add_each(&copy, &files)?;
     let (through, stopped) = time_commands(&o, &store, &copy, &extra)?;
     node.stop("TERM");
 
@@ -135,41 +137,17 @@ fn main() -> Result<()> {
     Ok(())
 }
 
-/// `PINS` pins, each a small file of its own.
-fn make_pins(store: &Path, files: &Path) -> Result<()> {
-    std::fs::create_dir_all(files)?;
+/// A pin for each of `files`.
+fn add_each(store: &Path, files: &[PathBuf]) -> Result<()> {
     let s = Store::open(store)?;
-    for i in 0..PINS {
-        let f = files.join(format!("file-{i:04}.bin"));
-        std::fs::write(&f, pattern(2000 + i, i as u64))?;
-        s.add_paths(&[f], &AddOptions::default())?;
+    for f in files {
+        s.add_paths(std::slice::from_ref(f), &AddOptions::default())?;
     }
     Ok(())
 }
 
-fn pattern(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
-}
-
-fn swarm(bin: &Path, store: &Path) -> Command {
-    let mut c = Command::new(bin);
-    c.arg("--store")
-        .arg(store)
-        .env("SWARM_NO_DHT", "1")
-        .env_remove("SWARM_STORE");
-    c
-}
-
 fn start_node(bin: &Path, store: &Path) -> Result<Proc> {
-    let mut cmd = swarm(bin, store);
+    let mut cmd = swarm_cmd(bin, store);
     cmd.args(["node", "--listen", "127.0.0.1:0"]);
     let mut p = Proc::spawn(&mut cmd, false)?;
     p.wait_for(PATIENCE, |l| l.starts_with("control API on").then_some(()))?;
@@ -193,15 +171,15 @@ fn time_commands(o: &Opts, live: &Path, copy: &Path, extra: &Path) -> Result<(Ru
 
 /// One round on `store`: seconds for ls, add + rm, gc.
 fn once(o: &Opts, store: &Path, extra: &Path) -> Result<[f64; 3]> {
-    let ls = timed(swarm(&o.swarm, store).arg("ls"))?;
+    let ls = timed(swarm_cmd(&o.swarm, store).arg("ls"))?;
     let t = Instant::now();
-    let out = swarm(&o.swarm, store).arg("add").arg(extra).output()?;
+    let out = swarm_cmd(&o.swarm, store).arg("add").arg(extra).output()?;
     ensure!(out.status.success(), "swarm add failed: {out:?}");
     let root = swarm_benches::parse_root(&String::from_utf8_lossy(&out.stdout))?;
-    let rm = swarm(&o.swarm, store).args(["rm", &root]).output()?;
+    let rm = swarm_cmd(&o.swarm, store).args(["rm", &root]).output()?;
     ensure!(rm.status.success(), "swarm rm failed: {rm:?}");
     let add_rm = t.elapsed().as_secs_f64();
-    let gc = timed(swarm(&o.swarm, store).arg("gc"))?;
+    let gc = timed(swarm_cmd(&o.swarm, store).arg("gc"))?;
     Ok([ls, add_rm, gc])
 }
 

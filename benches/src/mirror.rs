@@ -39,7 +39,7 @@ use anyhow::{Context, Result, ensure};
 use serde_json::Value;
 use swarm_benches::args::{Flags, Settings};
 use swarm_benches::disk::{self, Scratch, settle};
-use swarm_benches::proc::{self, Proc};
+use swarm_benches::proc::{self, Proc, swarm_cmd};
 use swarm_benches::report::{Bar, Table, fmt_rate_mb, median, ratio_of_medians};
 use swarm_benches::{MIB, parse_root};
 use swarm_testkit::http::{Options, Server};
@@ -120,12 +120,12 @@ fn main() -> Result<()> {
     let hash = disk::blake3_file(&file)?;
     let seed_store = scratch.dir.join("seed-store");
     let root = {
-        let mut add = swarm(&s.swarm, &seed_store);
+        let mut add = swarm_cmd(&s.swarm, &seed_store);
         add.arg("add").arg(&file);
         parse_root(&proc::measure(&mut add, s.timeout, None, false)?.stdout)?
     };
     let www = scratch.dir.join("www");
-    let mut mirror = swarm(&s.swarm, &seed_store);
+    let mut mirror = swarm_cmd(&s.swarm, &seed_store);
     mirror.args(["mirror", &root]).arg(&www);
     proc::time(&mut mirror, s.timeout)?;
     let ctx = Ctx {
@@ -145,15 +145,6 @@ fn main() -> Result<()> {
     Ok(())
 }
 
-fn swarm(bin: &Path, store: &Path) -> Command {
-    let mut c = Command::new(bin);
-    c.arg("--store")
-        .arg(store)
-        .env("SWARM_NO_DHT", "1")
-        .env_remove("SWARM_STORE");
-    c
-}
-
 /// The blob's path in the mirror.
 fn blob_url(base: &str, hash: &blake3::Hash) -> String {
     let hex = hash.to_hex();
@@ -164,7 +155,7 @@ fn blob_url(base: &str, hash: &blake3::Hash) -> String {
 fn fetch(ctx: &Ctx, name: &str, sources: &[&str], export: bool) -> Result<(f64, Option<u64>)> {
     let store = ctx.scratch.dir.join(format!("store-{name}"));
     let out = ctx.scratch.dir.join(format!("out-{name}"));
-    let mut cmd = swarm(&ctx.s.swarm, &store);
+    let mut cmd = swarm_cmd(&ctx.s.swarm, &store);
     cmd.args(["--json", "fetch", &ctx.root]).args(sources);
     if export {
         std::fs::create_dir_all(&out)?;
@@ -329,11 +320,11 @@ fn capped_part(ctx: &Ctx, table: &mut Table) -> Result<()> {
         file = ctx.scratch.dir.join("capped.bin");
         disk::write_test_file(&file, size)?;
         seed_store = ctx.scratch.dir.join("capped-store");
-        let mut add = swarm(&ctx.s.swarm, &seed_store);
+        let mut add = swarm_cmd(&ctx.s.swarm, &seed_store);
         add.arg("add").arg(&file);
         root = parse_root(&proc::measure(&mut add, ctx.s.timeout, None, false)?.stdout)?;
         www = ctx.scratch.dir.join("capped-www");
-        let mut m = swarm(&ctx.s.swarm, &seed_store);
+        let mut m = swarm_cmd(&ctx.s.swarm, &seed_store);
         m.args(["mirror", &root]).arg(&www);
         proc::time(&mut m, ctx.s.timeout)?;
         ctx_capped = Ctx {
@@ -366,7 +357,7 @@ fn capped_part(ctx: &Ctx, table: &mut Table) -> Result<()> {
         },
     ))?;
     let url = server.url();
-    let mut node = swarm(&ctx.s.swarm, &ctx.seed_store);
+    let mut node = swarm_cmd(&ctx.s.swarm, &ctx.seed_store);
     node.args(["node", "--listen", "127.0.0.1:0", "--upload-limit", "20MiB"]);
     let mut node = Proc::spawn(&mut node, false)?;
     let peer = node.wait_for(Duration::from_secs(30), |l| {

@@ -2,6 +2,7 @@
 //! error and on a panic), and every wait has a deadline.
 
 use std::io::{BufRead, BufReader, Read};
+use std::path::Path;
 use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::thread;
@@ -355,4 +356,14 @@ fn watch(
         stdout: p.stdout(),
         killed,
     })
+}
+
+/// `swarm --store STORE` with the DHT off, ignoring the environment's `SWARM_STORE`.
+pub fn swarm_cmd(bin: &Path, store: &Path) -> Command {
+    let mut c = Command::new(bin);
+    c.arg("--store")
+        .arg(store)
+        .env("SWARM_NO_DHT", "1")
+        .env_remove("SWARM_STORE");
+    c
 }

@@ -250,7 +250,11 @@ fn status_shows_the_node_and_a_killed_node_leaves_nothing_that_blocks_the_next_s
     assert!(socket.exists());
     let msg = swarm_err(&store, ["status"]);
     assert!(mentions(&msg, "no node is running"), "{msg}");
-    // With the node gone, commands open the store themselves again.
+    // With the node gone, commands open the store themselves again, and
+    // a repair rebuilds the database beside the socket left behind.
+    assert_eq!(pinned_roots(&store), [added.root.as_str()]);
+    let repair = swarm(&store, ["check", "--repair"]);
+    assert!(repair.success(), "{repair}");
     assert_eq!(pinned_roots(&store), [added.root.as_str()]);
 
     let node = start_node(&store, &[]);

@@ -477,6 +477,14 @@ impl Store {
                     let name = entry.map_err(io)?.file_name();
                     let ours = match name.to_str() {
                         Some("blobs" | "tmp") => dir.join(&name).is_dir(),
+                        // A killed node's control socket, or the private
+                        // directory it was being made in (api::serve).
+                        Some(crate::api::SOCKET_NAME) => {
+                            use std::os::unix::fs::FileTypeExt;
+                            std::fs::symlink_metadata(dir.join(&name))
+                                .is_ok_and(|m| m.file_type().is_socket())
+                        }
+                        Some(n) if n.starts_with(".api") => dir.join(&name).is_dir(),
                         Some(n) => n.starts_with("swarm.redb."),
                         None => false,
                     };

@@ -29,6 +29,7 @@
 pub mod api;
 pub mod content;
 pub mod discovery;
+pub mod metrics;
 pub mod mirror;
 pub mod net;
 pub mod node;

@@ -254,6 +254,19 @@ pub enum Verdict {
 }
 
 impl MirrorFault {
+    /// A short name for a fault that bans the mirror, as the metrics label
+    /// it (`bad_data`, `wrong_range`, …); `other` for the rest.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Misbehaved(m) => m.kind(),
+            Self::WrongRange { .. } => "wrong_range",
+            Self::TooLong { .. } => "too_long",
+            Self::WrongLength { .. } => "wrong_length",
+            Self::OutboardLength { .. } => "outboard_length",
+            _ => "other",
+        }
+    }
+
     /// The one mapping from a mirror's fault to what the picker does.
     pub fn verdict(&self) -> Verdict {
         match self {

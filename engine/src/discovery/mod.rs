@@ -8,12 +8,13 @@
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures_lite::StreamExt;
 use mainline::{Id, MutableItem};
 
 use crate::content::Hash;
+use crate::metrics::{self, DhtOp};
 use crate::release::{PublicKey, SecretKey, SignedRelease};
 
 /// The public mainline bootstrap routers (used unless configured otherwise).
@@ -239,6 +240,19 @@ impl LocalDht {
 #[derive(Debug, Clone)]
 pub struct Dht {
     inner: mainline::async_dht::AsyncDht,
+    /// When this node last announced a root, and how it went.
+    last_announce: std::sync::Arc<std::sync::Mutex<Option<Announced>>>,
+}
+
+/// The last announcement a [`Dht`] made.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Announced {
+    /// When it ended.
+    pub at: std::time::SystemTime,
+    /// The root announced.
+    pub root: Hash,
+    /// Why it failed, if it did.
+    pub error: Option<String>,
 }
 
 impl Dht {
@@ -288,7 +302,27 @@ impl Dht {
             .map_err(DhtError::Start)?;
         Ok(Self {
             inner: dht.as_async(),
+            last_announce: Default::default(),
         })
+    }
+
+    /// How many DHT nodes the routing table holds.
+    pub async fn routing_table_size(&self) -> usize {
+        self.inner.to_bootstrap().await.len()
+    }
+
+    /// The UDP address the DHT node listens on.
+    pub async fn local_addr(&self) -> SocketAddr {
+        SocketAddr::V4(self.inner.info().await.local_addr())
+    }
+
+    /// The last root this node announced, when, and how it went; `None`
+    /// before the first.
+    pub fn last_announce(&self) -> Option<Announced> {
+        self.last_announce
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Wait until the routing table holds some nodes; false if bootstrap failed.
@@ -331,14 +365,24 @@ impl Dht {
     /// forget announcements after a while: repeat it while serving. See the
     /// example on [`Dht`], which announces a root and finds it.
     pub async fn announce(&self, root: &Hash, port: u16) -> Result<(), DhtError> {
-        self.inner
+        let began = Instant::now();
+        let done = self
+            .inner
             .announce_peer(Id::from(info_hash(root)), Some(port))
             .await
             .map(|_| ())
             .map_err(|e| DhtError::Put {
                 what: "announcement",
                 detail: e.to_string(),
-            })
+            });
+        metrics::dht(DhtOp::Announce, ok_or_failed(&done), began.elapsed());
+        let last = Announced {
+            at: std::time::SystemTime::now(),
+            root: *root,
+            error: done.as_ref().err().map(ToString::to_string),
+        };
+        *self.last_announce.lock().unwrap_or_else(|e| e.into_inner()) = Some(last);
+        done
     }
 
     /// Peers that announced `root`, de-duplicated, gathered for at most
@@ -362,13 +406,18 @@ impl Dht {
         limit: Duration,
         mut found: impl FnMut(SocketAddr),
     ) {
+        let began = Instant::now();
         let mut stream = self.inner.get_peers(Id::from(info_hash(root)));
         let deadline = tokio::time::Instant::now() + limit;
+        let mut any = false;
         while let Ok(Some(batch)) = tokio::time::timeout_at(deadline, stream.next()).await {
             for a in batch {
+                any = true;
                 found(SocketAddr::V4(a));
             }
         }
+        let result = if any { "ok" } else { "empty" };
+        metrics::dht(DhtOp::FindPeers, result, began.elapsed());
     }
 
     /// Put `signed` as the publisher's latest release pointer for its
@@ -411,6 +460,7 @@ impl Dht {
         signed: &SignedRelease,
         key: &SecretKey,
     ) -> Result<(), DhtError> {
+        let began = Instant::now();
         let r = signed.release();
         let value = signed.to_bytes();
         // mainline reports an oversized value only as a timeout: check first.
@@ -429,14 +479,17 @@ impl Dht {
             None => None,
         };
         let item = MutableItem::new(key.signing_key().clone(), &value, seq, Some(&salt));
-        self.inner
+        let done = self
+            .inner
             .put_mutable(item, cas.filter(|&c| c < seq))
             .await
             .map(|_| ())
             .map_err(|e| DhtError::Put {
                 what: "release pointer",
                 detail: e.to_string(),
-            })
+            });
+        metrics::dht(DhtOp::PutRelease, ok_or_failed(&done), began.elapsed());
+        done
     }
 
     /// The newest release pointer the DHT holds for (publisher, name,
@@ -450,6 +503,7 @@ impl Dht {
         name: &str,
         channel: &str,
     ) -> Option<SignedRelease> {
+        let began = Instant::now();
         let salt = pointer_salt(name, channel);
         let mut best: Option<SignedRelease> = None;
         let mut items = self
@@ -469,8 +523,14 @@ impl Dht {
                 best = Some(s);
             }
         }
+        let result = if best.is_some() { "ok" } else { "empty" };
+        metrics::dht(DhtOp::Resolve, result, began.elapsed());
         best
     }
+}
+
+fn ok_or_failed<T, E>(r: &Result<T, E>) -> &'static str {
+    if r.is_ok() { "ok" } else { "failed" }
 }
 
 #[cfg(test)]

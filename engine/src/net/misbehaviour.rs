@@ -79,6 +79,22 @@ pub enum Misbehaviour {
     Malformed(WireError),
 }
 
+impl Misbehaviour {
+    /// A short name for the kind, as the metrics label it (`bad_data`, …).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::WrongSize { .. } => "wrong_size",
+            Self::TooLarge { .. } => "too_large",
+            Self::Unexpected { .. } => "unexpected",
+            Self::BadData { .. } => "bad_data",
+            Self::Truncated { .. } => "truncated",
+            Self::TooMuch { .. } => "too_much",
+            Self::NoAnswer => "no_answer",
+            Self::Malformed(_) => "malformed",
+        }
+    }
+}
+
 /// A request that failed on our side: a bug or a local condition, never
 /// the peer's fault, so the peer is not banned for it.
 ///

@@ -12,6 +12,7 @@ mod limit;
 mod misbehaviour;
 mod request;
 mod serve;
+mod sessions;
 mod stream;
 mod superseed;
 mod tls;
@@ -29,6 +30,7 @@ use tracing::{Instrument, debug, info_span};
 pub use self::identity::{NodeId, ParseNodeIdError, SecretKey};
 pub use self::misbehaviour::{LocalFault, Misbehaviour};
 pub use self::request::{Peer, RequestError, Written};
+pub use self::sessions::{ServedTotal, SessionInfo};
 use crate::store::Store;
 use crate::wire::{self, ErrorCode, Hello, Message};
 
@@ -388,6 +390,9 @@ pub struct Stats {
     pub served_total: AtomicU64,
     /// Bytes of Bao data sent.
     pub bytes_sent: AtomicU64,
+    /// Verified new bytes stored by this endpoint's fetches, from peers
+    /// and mirrors.
+    pub bytes_received: AtomicU64,
     /// Peers dropped for breaking the protocol.
     pub violations: AtomicU64,
 }
@@ -657,6 +662,7 @@ pub(crate) struct Ctx {
     pub(crate) haves: Arc<haves::Haves>,
     /// Present when the endpoint super-seeds (wire.md §7).
     pub(crate) superseeds: Option<Arc<superseed::SuperSeeds>>,
+    pub(crate) sessions: Arc<sessions::Sessions>,
     pub(crate) up: Arc<Option<limit::Bucket>>,
     pub(crate) down: Arc<Option<limit::Bucket>>,
 }
@@ -751,6 +757,7 @@ impl Endpoint {
             book: Arc::default(),
             haves: Arc::default(),
             superseeds: superseeds.map(Arc::new),
+            sessions: Arc::default(),
         };
         let accept = tokio::spawn(serve::accept_loop(quic.clone(), ctx.clone()));
         Ok(Self {
@@ -853,6 +860,29 @@ impl Endpoint {
     /// ```
     pub fn stats(&self) -> &Stats {
         &self.inner.ctx.stats
+    }
+
+    /// The settings it was bound with.
+    pub fn config(&self) -> &EndpointConfig {
+        &self.inner.ctx.config
+    }
+
+    /// The peers connected to this node now and what each connection has
+    /// been served, most bytes first.
+    pub fn sessions(&self) -> Vec<SessionInfo> {
+        self.inner.ctx.sessions.list()
+    }
+
+    /// What `blobs` together have been served since the endpoint started:
+    /// bytes, and how many distinct peers.
+    pub fn served(&self, blobs: &[crate::Hash]) -> ServedTotal {
+        self.inner.ctx.sessions.served_of(blobs)
+    }
+
+    /// QUIC connections open now, both the ones peers opened and the ones
+    /// this node dialled.
+    pub fn open_connections(&self) -> usize {
+        self.inner.quic.open_connections()
     }
 
     /// Tell every peer that asked about `hash` on a connection that these

@@ -2,12 +2,13 @@
 //! stream, and serving request streams (wire.md §2, §3).
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
 use tokio::sync::mpsc;
-use tracing::{Instrument, debug, info, info_span, warn};
+use tracing::{Instrument, debug, info_span, warn};
 
+use super::sessions::Session;
 use super::stream::{self, ChanWriter, PIECES_IN_FLIGHT, ReadMsgError};
 use super::{Ctx, NodeId, Peer, count, tls};
 use crate::content::{self, ChunkRanges};
@@ -29,6 +30,7 @@ pub(super) async fn accept_loop(quic: quinn::Endpoint, ctx: Ctx) {
                 return conn.close(ErrorCode::ProtocolViolation.to_u16().into(), b"no key");
             };
             if ctx.stats.connections.load(Ordering::Relaxed) >= ctx.config.max_connections {
+                crate::metrics::request("busy");
                 return conn.close(ErrorCode::Busy.to_u16().into(), b"too many connections");
             }
             let span = info_span!("peer", id = %peer.short(), addr = %remote);
@@ -81,10 +83,10 @@ pub(super) async fn run_connection(
 ) {
     count(&ctx.stats.connections, 1);
     debug!("connection up");
-    let session = Arc::new(Session::default());
-    let up = std::time::Instant::now();
     let conn_id = conn.stable_id();
     let remote = conn.remote_address();
+    let session = ctx.sessions.open(conn_id, peer, remote);
+    let up = std::time::Instant::now();
     ctx.book.connected(remote);
     let (control_tx, mut control_rx) = mpsc::channel(super::haves::CONTROL_QUEUE);
     ctx.haves.add_conn(conn_id, control_tx, remote, version);
@@ -167,6 +169,7 @@ pub(super) async fn run_connection(
         .disconnected(remote, super::peer_runs_on(conn.close_reason().as_ref()));
     count(&ctx.stats.connections, -1);
     debug!(%peer, reason = ?conn.close_reason(), "connection down");
+    ctx.sessions.close(conn_id);
     session.log(peer, remote, up.elapsed().as_secs_f64());
 }
 
@@ -180,6 +183,7 @@ fn error_msg(code: ErrorCode, text: &str) -> Message {
 
 fn violation(conn: &quinn::Connection, ctx: &Ctx, what: &str) {
     count(&ctx.stats.violations, 1);
+    crate::metrics::request("violation");
     warn!("closing: {what}");
     conn.close(
         ErrorCode::ProtocolViolation.to_u16().into(),
@@ -189,6 +193,7 @@ fn violation(conn: &quinn::Connection, ctx: &Ctx, what: &str) {
 
 fn close_for(conn: &quinn::Connection, ctx: &Ctx, e: &ReadMsgError) {
     count(&ctx.stats.violations, 1);
+    crate::metrics::request("violation");
     warn!("closing: {e}");
     conn.close(e.code().to_u16().into(), e.to_string().as_bytes());
 }
@@ -200,55 +205,6 @@ struct Asker {
     addr: std::net::SocketAddr,
     conn_id: usize,
     session: Arc<Session>,
-}
-
-/// What one connection was served, for the line logged when it closes.
-#[derive(Default)]
-struct Session {
-    gets: AtomicU64,
-    bytes: AtomicU64,
-    /// The blobs it asked for, the first few; and how many in all.
-    blobs: std::sync::Mutex<(Vec<crate::Hash>, u64)>,
-}
-
-impl Session {
-    /// The blobs named in the log line.
-    const NAMED: usize = 3;
-
-    fn asked_for(&self, hash: crate::Hash) {
-        let mut b = self.blobs.lock().unwrap_or_else(|e| e.into_inner());
-        if b.0.contains(&hash) {
-            return;
-        }
-        if b.0.len() < Self::NAMED {
-            b.0.push(hash);
-        }
-        b.1 += 1;
-    }
-
-    /// One info line for a session that was served anything.
-    fn log(&self, peer: NodeId, remote: std::net::SocketAddr, secs: f64) {
-        let gets = self.gets.load(Ordering::Relaxed);
-        if gets == 0 {
-            return;
-        }
-        let bytes = self.bytes.load(Ordering::Relaxed);
-        let b = self.blobs.lock().unwrap_or_else(|e| e.into_inner());
-        let named: Vec<String> = b.0.iter().map(|h| h.to_hex()[..12].to_owned()).collect();
-        let more = b.1.saturating_sub(b.0.len() as u64);
-        info!(
-            peer = %peer.short(),
-            %remote,
-            gets,
-            bytes,
-            blobs = b.1,
-            "served a peer for {secs:.1} s: {bytes} bytes of {} blob{} ({}{})",
-            b.1,
-            if b.1 == 1 { "" } else { "s" },
-            named.join(", "),
-            if more > 0 { format!(", {more} more") } else { String::new() },
-        );
-    }
 }
 
 /// Serve one request stream (wire.md §3.3, §3.6).
@@ -295,12 +251,14 @@ async fn serve_request(
         }
         Ok(other) => {
             count(&ctx.stats.violations, 1);
+            crate::metrics::request("violation");
             let text = format!("expected Get or Ask, got {other:?}");
             let msg = error_msg(ErrorCode::ProtocolViolation, &text);
             write_then_ok(&mut send, msg).await
         }
         Err(e) => {
             count(&ctx.stats.violations, 1);
+            crate::metrics::request("violation");
             let code = e.code();
             let _ = recv.stop(code.to_u16().into());
             write_then_ok(&mut send, error_msg(code, &e.to_string())).await
@@ -329,7 +287,10 @@ async fn serve_ask(
         .map_err(|_| ErrorCode::Internal)?
         .map_err(|_| ErrorCode::Internal)?;
     let msg = match info {
-        None => error_msg(ErrorCode::NotFound, "not held"),
+        None => {
+            crate::metrics::request("not_held");
+            error_msg(ErrorCode::NotFound, "not held")
+        }
         Some(info) => {
             let n = content::group_count(info.size).max(1);
             let ranges = match info.partial {
@@ -450,9 +411,14 @@ async fn serve_get(
         }
     }
     count(&ctx.stats.bytes_sent, sent as i64);
+    crate::metrics::bytes_up(sent);
     session.bytes.fetch_add(sent, Ordering::Relaxed);
+    if sent > 0 {
+        ctx.sessions.served(hash, to, sent);
+    }
     match encoder.await {
         Ok(Ok(())) => {
+            crate::metrics::request("served");
             if let (Some(ss), Some(ranges)) = (&ctx.superseeds, &asked) {
                 ss.served(&ctx.haves, &hash, to, ranges);
             }
@@ -460,9 +426,11 @@ async fn serve_get(
         }
         // Refused before anything was written: answer with a message.
         Ok(Err(ReadError::Unknown(_))) if sent == 0 => {
+            crate::metrics::request("not_held");
             write_then_ok(send, error_msg(ErrorCode::NotFound, "not held")).await
         }
         Ok(Err(ReadError::Incomplete(_))) if sent == 0 => {
+            crate::metrics::request("not_held");
             write_then_ok(send, error_msg(ErrorCode::Incomplete, "ranges not held")).await
         }
         Ok(Err(e)) => {

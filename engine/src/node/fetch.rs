@@ -14,6 +14,7 @@ use tracing::{debug, info};
 
 use super::ProgressFn;
 use crate::content::{GROUP_SIZE, Hash};
+use crate::metrics::{self, SourceKind};
 use crate::mirror::{self, Mirror, MirrorError, MirrorFault, Verdict};
 use crate::net::{Endpoint, Misbehaviour, NodeId, Peer, PeerAddr, RequestError};
 use crate::store::{GroupSet, PartialBlob, StoreError};
@@ -869,7 +870,10 @@ impl Run {
         let piece = r.piece;
         let on_written: crate::net::Written = {
             let (credit, id, addr) = (self.credit.clone(), peer.id(), peer.addr());
+            let stats = self.endpoint.clone();
             Arc::new(move |n| {
+                metrics::bytes_down(SourceKind::Peer, n);
+                stats.stats().bytes_received.fetch_add(n, Ordering::Relaxed);
                 let mut c = credit.lock().unwrap_or_else(|e| e.into_inner());
                 c.entry(id).or_insert(Source { id, addr, bytes: 0 }).bytes += n;
             })
@@ -904,7 +908,10 @@ impl Run {
         let on_bytes = self.on_bytes();
         let piece = r.piece;
         let credit = self.mirror_credit.clone();
+        let stats = self.endpoint.clone();
         let on_written: crate::net::Written = Arc::new(move |n: u64| {
+            metrics::bytes_down(SourceKind::Mirror, n);
+            stats.stats().bytes_received.fetch_add(n, Ordering::Relaxed);
             let mut c = credit.lock().unwrap_or_else(|e| e.into_inner());
             if let Some(b) = c.get_mut(i) {
                 *b += n;
@@ -1076,6 +1083,12 @@ impl Run {
         error: RequestError,
         bad: bool,
     ) {
+        if bad {
+            metrics::ban(SourceKind::Peer);
+            if let RequestError::Misbehaved(m) = &error {
+                metrics::verify_failure(SourceKind::Peer, m.kind());
+            }
+        }
         forget(swarm, flights, Src::Peer(*peer), bad);
         self.peers.fail(peer, error);
     }
@@ -1089,6 +1102,10 @@ impl Run {
         error: MirrorError,
         bad: bool,
     ) {
+        if bad {
+            metrics::ban(SourceKind::Mirror);
+            metrics::verify_failure(SourceKind::Mirror, error.fault.kind());
+        }
         forget(swarm, flights, Src::Mirror(i), bad);
         self.mirrors.fail(i, error);
     }

@@ -38,6 +38,7 @@ pub use self::fetch::{
 pub use self::handle::{FetchEvents, FetchHandle};
 use crate::content::Hash;
 use crate::discovery::{Dht, DhtError};
+use crate::metrics::{self, FetchEnd};
 use crate::net::{BindError, Endpoint, EndpointConfig, PeerAddr, SecretKey};
 use crate::release::{Policy, PolicyError, PublicKey, SignedRelease, Want};
 use crate::store::{
@@ -771,7 +772,16 @@ impl Node {
                 }
                 found = Some(rx);
             }
-            fetch::fetch(&node.endpoint, root, opts, control, found).await
+            // Counted as it ends, however it ends: a dropped handle aborts
+            // this task, and the guard counts it as cancelled.
+            let mut ends = metrics::FetchCount::start();
+            let fetched = fetch::fetch(&node.endpoint, root, opts, control, found).await;
+            ends.end(match &fetched {
+                Ok(_) => FetchEnd::Completed,
+                Err(FetchError::Cancelled) => FetchEnd::Cancelled,
+                Err(_) => FetchEnd::Failed,
+            });
+            fetched
         })
     }
 

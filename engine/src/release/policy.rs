@@ -272,6 +272,20 @@ pub enum PolicyError {
     },
 }
 
+impl PolicyError {
+    /// A short name for the reason, as the metrics label it.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::Untrusted { .. } => "untrusted",
+            Self::Expired { .. } => "expired",
+            Self::WrongName { .. } => "wrong_name",
+            Self::WrongChannel { .. } => "wrong_channel",
+            Self::Rollback { .. } => "rollback",
+            Self::Equivocation { .. } => "equivocation",
+        }
+    }
+}
+
 impl Policy {
     /// Trust `key` under `label`.
     ///

@@ -344,7 +344,9 @@ impl Store {
                     },
                 );
             }
-            policy.check(signed, want, &seen)?;
+            policy.check(signed, want, &seen).inspect_err(|e| {
+                crate::metrics::release(false, e.reason());
+            })?;
             Ok(())
         })
     }
@@ -411,6 +413,7 @@ impl Store {
                     .map_err(StoreError::from)?;
             }
             tx.commit().map_err(StoreError::from)?;
+            crate::metrics::release(true, "ok");
             Ok(())
         })
     }

@@ -708,6 +708,16 @@ impl Installer {
     }
 
     fn roll_back(&self, failed: Option<Installed>, why: Why) -> Result<(), InstallError> {
+        let rolled = self.roll_back_to_previous(failed, why);
+        crate::metrics::update(crate::metrics::UpdateStep::Rollback, rolled.is_ok());
+        rolled
+    }
+
+    fn roll_back_to_previous(
+        &self,
+        failed: Option<Installed>,
+        why: Why,
+    ) -> Result<(), InstallError> {
         let previous = self.previous_path();
         if !previous.exists() {
             return Err(InstallError::NoPrevious(self.exe.clone()));

@@ -5,6 +5,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::install::{InstallError, Installer};
 use crate::content::Hash;
+use crate::metrics::{self, UpdateStep};
 use crate::net::PeerAddr;
 use crate::node::{FetchError, FetchOptions, Node};
 use crate::release::{Policy, PublicKey, SignedRelease, Want};
@@ -535,6 +536,12 @@ impl Updater {
     /// # }
     /// ```
     pub async fn check(&self) -> Result<Option<Update>, UpdateError> {
+        let checked = self.check_dht().await;
+        metrics::update(UpdateStep::Check, checked.is_ok());
+        checked
+    }
+
+    async fn check_dht(&self) -> Result<Option<Update>, UpdateError> {
         let dht = self.node.dht().ok_or(UpdateError::NoDht)?;
         if !dht.bootstrapped().await {
             return Err(UpdateError::NotBootstrapped);
@@ -793,9 +800,12 @@ impl Updater {
     /// ```
     pub fn apply(&self, downloaded: &Downloaded) -> Result<(), UpdateError> {
         let v = downloaded.update.version().to_string();
-        self.installer
+        let applied = self
+            .installer
             .apply(&downloaded.file, downloaded.hash, &v)
-            .map_err(UpdateError::from)
+            .map_err(UpdateError::from);
+        metrics::update(UpdateStep::Install, applied.is_ok());
+        applied
     }
 }
 

@@ -272,7 +272,7 @@ fn status_shows_the_node_and_a_killed_node_leaves_nothing_that_blocks_the_next_s
 }
 
 #[test]
-fn a_fetcher_being_served_sees_no_interruption_while_the_operator_adds_removes_and_collects() {
+fn a_fetcher_being_served_sees_no_interruption_while_the_operator_works_the_node() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let (seed, fetcher) = (tmp.path().join("seed"), tmp.path().join("fetcher"));
     let big = tmp.path().join("big.bin");
@@ -280,10 +280,39 @@ fn a_fetcher_being_served_sees_no_interruption_while_the_operator_adds_removes_a
     let release = add(&seed, &[&big]);
     let other = tmp.path().join("other.bin");
     write_file(&other, &pseudo_random(700_000, 4), 0o644);
+    let key_file = tmp.path().join("pub.key");
+    swarm_ok(&seed, args!["keygen", "-o", &key_file]);
+    // A third node, whose root the operator fetches into the seed's store.
+    let third = tmp.path().join("third");
+    let side = tmp.path().join("side.bin");
+    write_file(&side, &pseudo_random(300_000, 5), 0o644);
+    let side_root = add(&third, &[&side]).root;
+    let third_node = start_node(&third, &[]);
+    let token_file = tmp.path().join("api.token");
+    write_file(&token_file, b"0123456789abcdef0123456789abcdef\n", 0o600);
 
     // Slow enough that the fetch is still running while the operator works.
-    let node = start_node(&seed, &["--upload-limit", "8MiB"]);
+    let node = start_node(
+        &seed,
+        &[
+            "--upload-limit",
+            "8MiB",
+            "--api",
+            "127.0.0.1:0",
+            "--api-token-file",
+            token_file.to_str().expect("utf-8 path"),
+        ],
+    );
     let addr = node.json_addr();
+    let dashboard = format!(
+        "http://{}/#token=0123456789abcdef0123456789abcdef",
+        node.announcement()["api_tcp"].as_str().expect("api_tcp")
+    );
+    let api = swarm_engine::api::Client::new(seed.join("api.sock"));
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
     let out = tmp.path().join("out.bin");
     let mut fetch = swarm_cmd(&fetcher)
         .args(args!["fetch", &release.root, "--peer", &addr, "-o", &out])
@@ -294,19 +323,65 @@ fn a_fetcher_being_served_sees_no_interruption_while_the_operator_adds_removes_a
 
     let mut rounds = 0;
     let mut during = 0;
+    let mut dashboard_seen = false;
+    let mut sent_seen = Vec::new();
     // Bounded: each round is a few commands; the fetch takes seconds.
     while rounds < 200 {
         let running = fetch.try_wait().expect("poll fetch").is_none();
         let extra = add(&seed, &[&other]);
+        let version = format!("1.0.{rounds}");
+        swarm_ok(
+            &seed,
+            args![
+                "publish",
+                &other,
+                "--name",
+                "side",
+                "--version",
+                &version,
+                "--key",
+                &key_file
+            ],
+        );
+        swarm_ok(
+            &seed,
+            args![
+                "fetch",
+                &side_root,
+                "--peer",
+                third_node.json_addr(),
+                "--no-export"
+            ],
+        );
         assert_eq!(
             swarm_json(&seed, ["status"])["pins"]
                 .as_array()
                 .map(Vec::len),
-            Some(2)
+            Some(3)
         );
+        let metrics = rt.block_on(api.metrics()).expect("scrape /metrics");
+        assert!(metrics.contains("\nswarm_pins 3\n"), "{metrics}");
+        let sent = metrics
+            .lines()
+            .find_map(|l| l.strip_prefix("swarm_bytes_up_total "))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .expect("swarm_bytes_up_total");
+        sent_seen.push(sent);
+        if running && !dashboard_seen {
+            match swarm_testkit::servers::chromium_dom(&dashboard, 2000) {
+                Ok(dom) => {
+                    let dom = dom.expect("chromium runs");
+                    assert_eq!(attrs_where(&dom, "id=\"state\"", "data-ok"), ["1"], "{dom}");
+                    assert!(dom.contains(&release.root), "{dom}");
+                }
+                Err(missing) => eprintln!("SKIPPED (the dashboard part): {missing}"),
+            }
+            dashboard_seen = true;
+        }
         swarm_ok(&seed, ["rm", &extra.root]);
+        swarm_ok(&seed, ["rm", &side_root]);
         let freed = gc(&seed);
-        assert!(freed.0 >= 1, "the unpinned file is freed: {freed:?}");
+        assert!(freed.0 >= 2, "the unpinned files are freed: {freed:?}");
         assert_eq!(pinned_roots(&seed), [release.root.as_str()]);
         rounds += 1;
         if running {
@@ -320,6 +395,11 @@ fn a_fetcher_being_served_sees_no_interruption_while_the_operator_adds_removes_a
         done.status.success(),
         "the fetch failed:\n{}",
         String::from_utf8_lossy(&done.stderr)
+    );
+    // The scrapes saw the upload grow while the fetch ran.
+    assert!(
+        sent_seen.windows(2).all(|w| w[0] <= w[1]) && sent_seen.last() > sent_seen.first(),
+        "{sent_seen:?}"
     );
     assert!(
         during >= 2,
@@ -345,8 +425,11 @@ fn a_fetcher_being_served_sees_no_interruption_while_the_operator_adds_removes_a
     );
     // The node served throughout: it still answers and holds the release.
     assert_check_ok(&seed);
-    eprintln!("{during} rounds of add, status, rm and gc ran during the fetch");
+    eprintln!(
+        "{during} rounds of add, publish, fetch, status, metrics, rm and gc ran during the fetch"
+    );
     stop(node, "TERM");
+    stop(third_node, "TERM");
 }
 
 #[test]
@@ -469,4 +552,124 @@ fn fetches_into_a_running_nodes_store_go_through_it_two_at_once_and_resume_after
     stop(node, "TERM");
     stop(seeder, "TERM");
     assert_check_ok(&live);
+}
+
+/// The value of attribute `attr` in each tag of `dom` that has `marker`.
+fn attrs_where(dom: &str, marker: &str, attr: &str) -> Vec<String> {
+    dom.split('<')
+        .filter(|tag| tag.contains(marker))
+        .filter_map(|tag| {
+            let at = tag.find(&format!("{attr}=\""))? + attr.len() + 2;
+            Some(tag[at..].split('"').next()?.to_owned())
+        })
+        .collect()
+}
+
+#[test]
+fn the_dashboard_in_a_real_browser_shows_the_node_its_pins_and_a_fetchers_rate() {
+    if let Err(missing) = swarm_testkit::servers::chromium() {
+        eprintln!("SKIPPED: {missing}");
+        return;
+    }
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (seed, fetcher) = (tmp.path().join("seed"), tmp.path().join("fetcher"));
+    let big = tmp.path().join("big.bin");
+    write_big_file(&big, 16 * MIB, 11);
+    let release = add(&seed, &[&big]);
+    // A token with the characters base64 uses, which a URL must escape.
+    let token = "k+9/Zq0=abcdefghijklmnopqrstuvwx";
+    let token_file = tmp.path().join("api.token");
+    write_file(&token_file, format!("{token}\n").as_bytes(), 0o600);
+
+    // Capped, so that the fetch spans the node's rate samples.
+    let node = start_node(
+        &seed,
+        &[
+            "--upload-limit",
+            "2MiB",
+            "--api",
+            "127.0.0.1:0",
+            "--api-token-file",
+            token_file.to_str().expect("utf-8 path"),
+        ],
+    );
+    let said = node.announcement();
+    let api = said["api_tcp"].as_str().expect("api_tcp").to_owned();
+    let out = tmp.path().join("out.bin");
+    swarm_ok(
+        &fetcher,
+        args![
+            "fetch",
+            &release.root,
+            "--peer",
+            node.json_addr(),
+            "-o",
+            &out
+        ],
+    );
+    assert_same_file(&big, &out);
+    node.wait_for_log("served a peer", NODE_PATIENCE);
+    let log = node.log_text();
+    let short = log
+        .lines()
+        .find(|l| l.contains("served a peer"))
+        .and_then(|l| l.split_whitespace().find_map(|w| w.strip_prefix("peer=")))
+        .expect("the served line names the peer")
+        .to_owned();
+
+    let escaped = token
+        .replace('+', "%2B")
+        .replace('/', "%2F")
+        .replace('=', "%3D");
+    let url = format!("http://{api}/#token={escaped}");
+    // The node samples rates every 5 s: load until a sample holds the
+    // fetch (bounded: the fetch took seconds, a sample follows it).
+    let mut dom = String::new();
+    for _ in 0..10 {
+        dom = swarm_testkit::servers::chromium_dom(&url, 3000)
+            .expect("chromium")
+            .expect("chromium runs");
+        if dom.contains("data-dir=\"up\"") {
+            break;
+        }
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    assert_eq!(
+        attrs_where(&dom, "id=\"state\"", "data-ok"),
+        ["1"],
+        "the page read the node: {dom}"
+    );
+    let id = said["node_id"].as_str().expect("id");
+    assert!(dom.contains(&format!("id=\"node-id\">{id}<")), "{dom}");
+    assert!(
+        dom.contains(&format!("data-key=\"{}\"", release.root)),
+        "{dom}"
+    );
+    // The pin's row shows what it served: all of it, to one peer.
+    let row = dom
+        .split("<tr")
+        .find(|r| r.contains(&format!("data-key=\"{}\"", release.root)))
+        .expect("the pin's row");
+    assert!(row.contains(">16.0 MiB<"), "{row}");
+    assert!(row.contains(">1</td>"), "{row}");
+    // One line in the plot: the fetcher, sent to, at a rate above zero.
+    let peers = attrs_where(&dom, "data-dir=\"up\"", "data-peer");
+    assert_eq!(peers.len(), 1, "{dom}");
+    assert!(peers[0].starts_with(&short), "{} is not {short}", peers[0]);
+    let max: f64 = attrs_where(&dom, "data-dir=\"up\"", "data-max")[0]
+        .parse()
+        .expect("a rate");
+    assert!(max > 0.0 && max <= 4.0 * MIB as f64, "{max}");
+
+    // A wrong token: the page loads, and says it cannot read the node.
+    let dom = swarm_testkit::servers::chromium_dom(&format!("http://{api}/#token=wrong"), 2000)
+        .expect("chromium")
+        .expect("chromium runs");
+    assert_eq!(attrs_where(&dom, "id=\"state\"", "data-ok"), ["0"], "{dom}");
+    assert!(dom.contains("Bearer"), "{dom}");
+    assert!(
+        !dom.contains(&release.root),
+        "nothing of the node shows: {dom}"
+    );
+    stop(node, "TERM");
 }

@@ -134,6 +134,17 @@ pub(crate) enum Command {
         /// the others then waits longer
         #[arg(long, value_name = "on|auto|off", num_args = 0..=1, default_missing_value = "on")]
         super_seed: Option<swarm_engine::net::SuperSeedMode>,
+        /// Serve the control API (and the dashboard) on TCP too, besides
+        /// STORE/api.sock; requests need the token of --api-token-file.
+        /// Loopback only, unless --api-allow-remote
+        #[arg(long, value_name = "HOST:PORT")]
+        api: Option<SocketAddr>,
+        /// The file holding the TCP API's bearer token (at least 16 bytes)
+        #[arg(long, value_name = "FILE")]
+        api_token_file: Option<PathBuf>,
+        /// Let --api take an address other machines can reach
+        #[arg(long)]
+        api_allow_remote: bool,
         #[command(flatten)]
         limits: Limits,
     },

@@ -50,6 +50,13 @@ pub(crate) struct NodeConfig {
     /// or "off", or true (on) or false (off).
     #[serde(default, deserialize_with = "super_seed_mode")]
     pub(crate) super_seed: Option<swarm_engine::net::SuperSeedMode>,
+    /// The control API on TCP too (`--api`), HOST:PORT.
+    pub(crate) api: Option<SocketAddr>,
+    /// Its bearer token's file (`--api-token-file`).
+    pub(crate) api_token_file: Option<PathBuf>,
+    /// Let `api` be an address other machines can reach.
+    #[serde(default)]
+    pub(crate) api_allow_remote: bool,
 }
 
 /// `super_seed`: a mode's name, or a boolean as earlier versions took.

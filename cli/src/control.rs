@@ -277,13 +277,42 @@ pub(crate) fn status(dir: &Path, json: bool) -> Result<()> {
     println!("node      {}", s.node_id);
     println!("listening {}", s.addr);
     println!("version   {}, up {}", s.version, uptime(s.uptime_secs));
-    println!(
-        "dht       {}",
-        match &s.dht {
-            None => "off",
-            Some(d) if d.bootstrapped => "joined",
-            Some(_) => "not joined (yet)",
+    match &s.dht {
+        None => println!("dht       off"),
+        Some(d) => {
+            let joined = if d.bootstrapped {
+                "joined"
+            } else {
+                "not joined (yet)"
+            };
+            let last = match &d.last_announce {
+                None => "nothing announced yet".to_owned(),
+                Some(a) => format!(
+                    "last announce {} ago ({}): {}",
+                    uptime(a.secs_ago),
+                    &a.root[..12.min(a.root.len())],
+                    a.error.as_deref().unwrap_or("ok")
+                ),
+            };
+            println!(
+                "dht       {joined} on {}, {} node{} in the routing table, {last}",
+                d.addr,
+                d.routing_table,
+                plural(d.routing_table)
+            );
         }
+    }
+    let cap = |c: Option<u64>| c.map_or("none".to_owned(), |c| format!("{}/s", bytes(c)));
+    println!(
+        "limits    upload {}, download {}, {} connections",
+        cap(s.limits.upload_limit),
+        cap(s.limits.download_limit),
+        s.limits.max_connections
+    );
+    println!(
+        "totals    {} up, {} down",
+        bytes(s.totals.bytes_up),
+        bytes(s.totals.bytes_down)
     );
     let v = &s.serving;
     println!(
@@ -300,7 +329,9 @@ pub(crate) fn status(dir: &Path, json: bool) -> Result<()> {
     println!("fetches   {} running", s.fetches.len());
     for f in &s.fetches {
         println!(
-            "{}  {:>10} of {:>10}  {}/s from {} peer{}, {}",
+            "#{} {}{}  {:>10} of {:>10}  {}/s from {} peer{}, {}",
+            f.id,
+            if f.paused { "(paused) " } else { "" },
             f.root,
             bytes(f.have),
             bytes(f.total),
@@ -316,7 +347,19 @@ pub(crate) fn status(dir: &Path, json: bool) -> Result<()> {
         s.pins.len(),
         plural(s.pins.len() as u64)
     );
-    print_pins(&s.pins);
+    for p in &s.pins {
+        println!(
+            "{}  {:>10}  {:>6} file{}  {}  served {} to {} peer{}",
+            p.pin.root,
+            bytes(p.pin.size),
+            p.pin.files,
+            plural(p.pin.files),
+            p.pin.name,
+            bytes(p.bytes_up),
+            p.peers,
+            plural(p.peers)
+        );
+    }
     Ok(())
 }
 

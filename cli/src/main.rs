@@ -303,8 +303,18 @@ fn run(cli: Cli) -> Result<ExitCode> {
             listen,
             ref limits,
             super_seed,
+            api,
+            ref api_token_file,
+            api_allow_remote,
             ..
         } => {
+            let tcp_api = net::TcpApiArgs::from_flags(
+                api.or(node_config.api),
+                api_token_file
+                    .clone()
+                    .or_else(|| node_config.api_token_file.clone()),
+                api_allow_remote || node_config.api_allow_remote,
+            )?;
             let limits = node_config.limits(limits);
             let listen = listen
                 .or(node_config.listen)
@@ -333,6 +343,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 dht_config(true, Some(listen)),
                 seeding,
                 &limits,
+                tcp_api,
             )
         }
         Command::Resolve { pointer } => dht::resolve(dht_config(false, None), &pointer, json),

@@ -140,6 +140,59 @@ pub(crate) fn endpoint_config(limits: &Limits) -> EndpointConfig {
     c
 }
 
+/// The control API on TCP, as the flags and config ask.
+pub(crate) struct TcpApiArgs {
+    addr: std::net::SocketAddr,
+    token: String,
+    allow_remote: bool,
+}
+
+impl TcpApiArgs {
+    /// `None` without `--api`; an error for a token file that is missing,
+    /// or an `--api-token-file` without `--api`.
+    pub(crate) fn from_flags(
+        addr: Option<std::net::SocketAddr>,
+        token_file: Option<std::path::PathBuf>,
+        allow_remote: bool,
+    ) -> Result<Option<Self>> {
+        let hint = "make one with `head -c 32 /dev/urandom | base64 > FILE && chmod 600 FILE`";
+        let (addr, file) = match (addr, token_file) {
+            (None, None) => return Ok(None),
+            (None, Some(_)) => anyhow::bail!("--api-token-file needs --api HOST:PORT"),
+            (Some(a), None) => {
+                anyhow::bail!("--api {a} needs --api-token-file FILE, the bearer token; {hint}")
+            }
+            (Some(a), Some(f)) => (a, f),
+        };
+        let text = std::fs::read_to_string(&file).with_context(|| {
+            format!("cannot read the API token file {}; {hint}", file.display())
+        })?;
+        let token = text.trim().to_owned();
+        if token.len() < api::MIN_TOKEN_LEN || token.contains(char::is_whitespace) {
+            anyhow::bail!(
+                "the API token in {} must be one word of at least {} characters; {hint}",
+                file.display(),
+                api::MIN_TOKEN_LEN
+            );
+        }
+        use std::os::unix::fs::PermissionsExt;
+        if let Ok(m) = std::fs::metadata(&file)
+            && m.permissions().mode() & 0o077 != 0
+        {
+            eprintln!(
+                "warning: {} can be read by other users; `chmod 600` it",
+                file.display()
+            );
+        }
+        Ok(Some(Self {
+            addr,
+            token,
+            allow_remote,
+        }))
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn node(
     store: Store,
     dir: &Path,
@@ -148,6 +201,7 @@ pub(crate) fn node(
     dht: Option<DhtConfig>,
     mut seeding: Seeding,
     limits: &Limits,
+    tcp_api: Option<TcpApiArgs>,
 ) -> Result<ExitCode> {
     let rt = runtime()?;
     seeding.max_peers = limits.max_peers;
@@ -159,8 +213,14 @@ pub(crate) fn node(
         let node = Node::spawn(store, config).await?;
         let id = node.endpoint().node_id();
         let addr = node.endpoint().local_addr()?;
-        let api =
+        let mut api =
             ApiConfig::new(api::socket_path(dir)).describe(Arc::new(crate::hints::describe_chain));
+        if let Some(t) = tcp_api {
+            api = api.tcp(t.addr, t.token);
+            if t.allow_remote {
+                api = api.allow_remote();
+            }
+        }
         let api = api::serve(node.clone(), api)
             .await
             .context("cannot start the control API")?;
@@ -172,6 +232,7 @@ pub(crate) fn node(
                     "addr": addr.to_string(),
                     "pins": pins,
                     "api": api.socket(),
+                    "api_tcp": api.tcp_addr().map(|a| a.to_string()),
                 })
             );
         } else {
@@ -182,6 +243,9 @@ pub(crate) fn node(
                 "control API on {}: `swarm status`, and every store command, go through this node",
                 api.socket().display()
             );
+            if let Some(a) = api.tcp_addr() {
+                eprintln!("control API and dashboard on http://{a}/ (bearer token required)");
+            }
         }
         std::io::Write::flush(&mut std::io::stdout())?;
         let mut node = node;

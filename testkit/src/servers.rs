@@ -1,5 +1,6 @@
 //! Real web servers from the system, started on 127.0.0.1 for one test or
-//! benchmark: nginx (Debian's `nginx-light`) and Python's `http.server`.
+//! benchmark: nginx (Debian's `nginx-light`) and Python's `http.server`;
+//! and headless Chromium, to load a page the way a user's browser does.
 //! When one is not installed, [`Missing`] says so with the install hint,
 //! and the caller prints it as SKIPPED.
 
@@ -180,4 +181,66 @@ pub fn python_http(root: &Path) -> Result<std::io::Result<Process>, Missing> {
             dir: None,
         })
     })())
+}
+
+/// Load `url` in headless Chromium (Debian's `chromium`), let its scripts
+/// run for `budget_ms` of virtual time, and return the DOM it ends with.
+/// Bounded: Chromium is killed after a minute.
+pub fn chromium_dom(url: &str, budget_ms: u64) -> Result<std::io::Result<String>, Missing> {
+    let bin = chromium()?;
+    Ok(run_chromium(&bin, url, budget_ms))
+}
+
+/// Where Chromium is installed, or why it is missing.
+pub fn chromium() -> Result<PathBuf, Missing> {
+    find(&["chromium", "chromium-browser", "google-chrome"])
+        .ok_or_else(|| Missing("chromium is not installed (apt-get install chromium)".into()))
+}
+
+fn run_chromium(bin: &Path, url: &str, budget_ms: u64) -> std::io::Result<String> {
+    let dir = scratch("chromium")?;
+    let out = dir.join("dom.html");
+    let file = std::fs::File::create(&out)?;
+    let mut child = Command::new(bin)
+        .args([
+            "--headless",
+            // CI runs as root, where Chromium's sandbox cannot start.
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+            "--no-first-run",
+            "--disable-extensions",
+            "--disable-background-networking",
+        ])
+        .arg(format!("--user-data-dir={}", dir.join("profile").display()))
+        .arg(format!("--virtual-time-budget={budget_ms}"))
+        .arg("--dump-dom")
+        .arg(url)
+        // Its own scratch files go with the profile, and are removed.
+        .env("TMPDIR", &dir)
+        .stdin(Stdio::null())
+        .stdout(file)
+        .stderr(Stdio::null())
+        .spawn()?;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(s) = child.try_wait()? {
+            break s;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            let _ = std::fs::remove_dir_all(&dir);
+            return Err(std::io::Error::other("chromium ran for over a minute"));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let dom = std::fs::read_to_string(&out);
+    let _ = std::fs::remove_dir_all(&dir);
+    if !status.success() {
+        return Err(std::io::Error::other(format!(
+            "chromium exited with {status}"
+        )));
+    }
+    dom
 }

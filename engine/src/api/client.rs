@@ -13,9 +13,10 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::{
-    AddReply, AddRequest, CheckReply, ErrorReply, ExportReply, ExportRequest, FetchEvent,
-    FetchReply, FetchRequest, GcReply, PinsReply, PublishReply, PublishRequest, RmReply, RmRequest,
-    StatusReply, TrustAddRequest, TrustRmReply, TrustRmRequest, TrustedKey, TrustedReply,
+    AddReply, AddRequest, CheckReply, ErrorReply, ExportReply, ExportRequest, FetchControlReply,
+    FetchControlRequest, FetchEvent, FetchReply, FetchRequest, GcReply, PeersReply, PinsReply,
+    PublishReply, PublishRequest, RmReply, RmRequest, StatusReply, TrustAddRequest, TrustRmReply,
+    TrustRmRequest, TrustedKey, TrustedReply,
 };
 
 /// The most bytes of a reply read (a status of many thousands of pins fits).
@@ -133,6 +134,42 @@ impl Client {
     /// `POST /v1/trust/rm`.
     pub async fn trust_rm(&self, req: &TrustRmRequest) -> Result<TrustRmReply, ClientError> {
         self.call(Method::POST, "/v1/trust/rm", Some(req)).await
+    }
+
+    /// `GET /v1/peers`.
+    pub async fn peers(&self) -> Result<PeersReply, ClientError> {
+        self.call(Method::GET, "/v1/peers", None::<&()>).await
+    }
+
+    /// `GET /metrics`: the Prometheus text.
+    pub async fn metrics(&self) -> Result<String, ClientError> {
+        let (status, body, driver) = self.send(Method::GET, "/metrics", None::<&()>).await?;
+        let _driver = AbortOnDrop(driver);
+        let bytes = collect(body).await?;
+        if status != StatusCode::OK {
+            return Err(refused(status, &bytes));
+        }
+        String::from_utf8(bytes.to_vec()).map_err(|e| ClientError::BadReply(e.to_string()))
+    }
+
+    /// `POST /v1/fetch/pause`.
+    pub async fn fetch_pause(&self, id: u64) -> Result<FetchControlReply, ClientError> {
+        let req = FetchControlRequest { id };
+        self.call(Method::POST, "/v1/fetch/pause", Some(&req)).await
+    }
+
+    /// `POST /v1/fetch/resume`.
+    pub async fn fetch_resume(&self, id: u64) -> Result<FetchControlReply, ClientError> {
+        let req = FetchControlRequest { id };
+        self.call(Method::POST, "/v1/fetch/resume", Some(&req))
+            .await
+    }
+
+    /// `POST /v1/fetch/cancel`.
+    pub async fn fetch_cancel(&self, id: u64) -> Result<FetchControlReply, ClientError> {
+        let req = FetchControlRequest { id };
+        self.call(Method::POST, "/v1/fetch/cancel", Some(&req))
+            .await
     }
 
     /// `POST /v1/fetch`: `progress` sees each event as it comes; the

@@ -35,11 +35,28 @@ struct Running {
     have: u64,
     rate: u64,
     peers: u64,
+    /// Each peer's rate lately, by node id.
+    peer_rates: Vec<(String, u64)>,
+    paused: bool,
+    cancelled: bool,
+    control: mpsc::UnboundedSender<Ctl>,
+}
+
+/// What a client asked of a running fetch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Ctl {
+    Pause,
+    Resume,
+    Cancel,
 }
 
 impl Fetches {
-    fn begin(self: &std::sync::Arc<Self>, root: crate::Hash) -> Entry {
-        let id = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    fn begin(
+        self: &std::sync::Arc<Self>,
+        root: crate::Hash,
+    ) -> (Entry, mpsc::UnboundedReceiver<Ctl>) {
+        let id = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+        let (control, rx) = mpsc::unbounded_channel();
         let r = Running {
             root,
             started: Instant::now(),
@@ -47,12 +64,47 @@ impl Fetches {
             have: 0,
             rate: 0,
             peers: 0,
+            peer_rates: Vec::new(),
+            paused: false,
+            cancelled: false,
+            control,
         };
         self.lock().insert(id, r);
-        Entry {
+        let entry = Entry {
             fetches: self.clone(),
             id,
+        };
+        (entry, rx)
+    }
+
+    /// Pause, resume or cancel fetch `id`; `None` if none runs by that id.
+    pub(super) fn control(&self, id: u64, ctl: Ctl) -> Option<super::FetchControlReply> {
+        let mut all = self.lock();
+        let r = all.get_mut(&id)?;
+        if r.control.send(ctl).is_err() {
+            return None;
         }
+        match ctl {
+            Ctl::Pause => r.paused = true,
+            Ctl::Resume => r.paused = false,
+            Ctl::Cancel => r.cancelled = true,
+        }
+        Some(super::FetchControlReply {
+            id,
+            paused: r.paused,
+            cancelled: r.cancelled,
+        })
+    }
+
+    /// Each peer's download rate lately, summed over the running fetches.
+    pub(super) fn down_rates(&self) -> std::collections::BTreeMap<String, u64> {
+        let mut out = std::collections::BTreeMap::new();
+        for r in self.lock().values() {
+            for (id, rate) in &r.peer_rates {
+                *out.entry(id.clone()).or_insert(0) += rate;
+            }
+        }
+        out
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, std::collections::BTreeMap<u64, Running>> {
@@ -62,8 +114,10 @@ impl Fetches {
     /// Every running fetch, oldest first.
     pub(super) fn list(&self) -> Vec<super::FetchStatus> {
         self.lock()
-            .values()
-            .map(|r| super::FetchStatus {
+            .iter()
+            .map(|(&id, r)| super::FetchStatus {
+                id,
+                paused: r.paused,
                 root: r.root.to_hex(),
                 seconds: r.started.elapsed().as_secs(),
                 total: r.total,
@@ -95,6 +149,7 @@ impl Entry {
             FetchEvent::Peers { peers } => {
                 r.peers = peers.len() as u64;
                 r.rate = peers.iter().map(|p| p.rate).sum();
+                r.peer_rates = peers.iter().map(|p| (p.id.clone(), p.rate)).collect();
             }
             _ => {}
         }
@@ -126,8 +181,15 @@ pub(super) async fn start(
         Err(e) => return panicked(e),
     };
     let (tx, rx) = mpsc::channel::<Bytes>(LINES);
-    let entry = fetches.begin(root);
-    tokio::spawn(run(node, describe, entry, req, root, release, opts, tx));
+    let (entry, control) = fetches.begin(root);
+    let fetch = Fetch {
+        entry,
+        control,
+        root,
+        release,
+        opts,
+    };
+    tokio::spawn(run(node, describe, fetch, req, tx));
     let lines = futures_lite::stream::unfold(rx, |mut rx| async move {
         let line = rx.recv().await?;
         Some((Ok::<_, Infallible>(Frame::data(line)), rx))
@@ -205,17 +267,23 @@ fn line(e: &FetchEvent) -> Bytes {
     Bytes::from(v)
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn run(
-    node: Node,
-    describe: Describe,
+/// A fetch about to start.
+struct Fetch {
     entry: Entry,
-    req: FetchRequest,
+    control: mpsc::UnboundedReceiver<Ctl>,
     root: crate::Hash,
     release: Option<SignedRelease>,
     opts: FetchOptions,
-    tx: mpsc::Sender<Bytes>,
-) {
+}
+
+async fn run(node: Node, describe: Describe, f: Fetch, req: FetchRequest, tx: mpsc::Sender<Bytes>) {
+    let Fetch {
+        entry,
+        mut control,
+        root,
+        release,
+        opts,
+    } = f;
     let start = Instant::now();
     let mut fetch = node.fetch(root, opts);
     let mut events = fetch.events();
@@ -236,6 +304,20 @@ async fn run(
                     }
                 }
                 None => events = None,
+            },
+            Some(ctl) = control.recv() => match ctl {
+                Ctl::Pause => {
+                    tracing::info!(%root, "API: fetch paused");
+                    fetch.pause();
+                }
+                Ctl::Resume => {
+                    tracing::info!(%root, "API: fetch resumed");
+                    fetch.resume();
+                }
+                Ctl::Cancel => {
+                    tracing::info!(%root, "API: fetch cancelled");
+                    fetch.cancel();
+                }
             },
             r = &mut fetch => break r,
             () = tx.closed() => {

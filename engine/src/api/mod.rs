@@ -39,7 +39,7 @@ use serde::{Deserialize, Serialize};
 
 pub use self::client::{Client, ClientError};
 pub use self::ops::OpError;
-pub use self::server::{ApiConfig, ApiServer, Describe, ServeError, serve};
+pub use self::server::{ApiConfig, ApiServer, Describe, MIN_TOKEN_LEN, ServeError, TcpApi, serve};
 
 /// The socket's file name inside the store directory.
 pub const SOCKET_NAME: &str = "api.sock";
@@ -295,20 +295,61 @@ pub struct StatusReply {
     pub version: String,
     /// Seconds since the API started with the node.
     pub uptime_secs: u64,
-    /// Every pin the node serves.
-    pub pins: Vec<PinEntry>,
+    /// Every pin the node serves, with what it has served.
+    pub pins: Vec<StatusPin>,
     /// Fetches running through the API, oldest first.
     #[serde(default)]
     pub fetches: Vec<FetchStatus>,
     /// What the endpoint has done since it started.
     pub serving: ServingStatus,
+    /// Bytes up and down since the node started.
+    pub totals: Totals,
+    /// The limits it runs under.
+    pub limits: LimitsStatus,
     /// The DHT, or `None` when the node runs without it.
     pub dht: Option<DhtStatus>,
+}
+
+/// A pin in a status: the pin, and what its files have been served since
+/// the node started.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatusPin {
+    /// The pin.
+    #[serde(flatten)]
+    pub pin: PinEntry,
+    /// Bytes of its blobs sent to peers.
+    pub bytes_up: u64,
+    /// Distinct peers sent any of it.
+    pub peers: u64,
+}
+
+/// Bytes moved since the node started.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Totals {
+    /// Bytes of verified data sent to peers.
+    pub bytes_up: u64,
+    /// Verified new bytes stored by fetches, from peers and mirrors.
+    pub bytes_down: u64,
+}
+
+/// The node's limits.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LimitsStatus {
+    /// Upload cap in bytes per second; `None` for none.
+    pub upload_limit: Option<u64>,
+    /// Download cap in bytes per second; `None` for none.
+    pub download_limit: Option<u64>,
+    /// Most peer connections served at once.
+    pub max_connections: u64,
 }
 
 /// A fetch running through the API.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FetchStatus {
+    /// Its number, for `POST /v1/fetch/pause`, `resume` and `cancel`.
+    pub id: u64,
+    /// Whether it is paused.
+    pub paused: bool,
     /// The root, in hex.
     pub root: String,
     /// Seconds since it started.
@@ -345,6 +386,86 @@ pub struct ServingStatus {
 pub struct DhtStatus {
     /// Whether it joined the network.
     pub bootstrapped: bool,
+    /// The UDP address its node listens on.
+    pub addr: String,
+    /// DHT nodes in its routing table.
+    pub routing_table: u64,
+    /// The last announcement of a root, if there was one.
+    pub last_announce: Option<AnnounceStatus>,
+}
+
+/// The last announcement on the DHT.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AnnounceStatus {
+    /// The root, in hex.
+    pub root: String,
+    /// Seconds since it ended.
+    pub secs_ago: u64,
+    /// Why it failed; `None` when it succeeded.
+    pub error: Option<String>,
+}
+
+/// `GET /v1/peers`: the peers connected to the node now, and each peer's
+/// rate over the last minutes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PeersReply {
+    /// Peers connected now, most bytes served first.
+    pub peers: Vec<PeerEntry>,
+    /// Seconds between samples.
+    pub every_secs: u64,
+    /// Samples, oldest first, the newest ending now; at most
+    /// [`RATE_SAMPLES`].
+    pub history: Vec<RateSample>,
+}
+
+/// How many samples [`PeersReply::history`] keeps (ten minutes).
+pub const RATE_SAMPLES: usize = 120;
+
+/// A peer connected to the node.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PeerEntry {
+    /// Its node id.
+    pub id: String,
+    /// The address it connected from.
+    pub addr: String,
+    /// Seconds connected.
+    pub connected_secs: u64,
+    /// Bytes sent to it on this connection.
+    pub bytes_up: u64,
+    /// Get requests it made on this connection.
+    pub gets: u64,
+}
+
+/// Each peer's rate over one sample period, bytes per second, by node id.
+/// Peers with nothing moving are left out.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RateSample {
+    /// Seconds before the reply that the period ended.
+    pub secs_ago: u64,
+    /// Sent to each peer.
+    pub up: std::collections::BTreeMap<String, u64>,
+    /// Received from each peer by fetches through the API.
+    pub down: std::collections::BTreeMap<String, u64>,
+}
+
+/// `POST /v1/fetch/pause`, `/v1/fetch/resume`, `/v1/fetch/cancel`: which
+/// fetch (its `id` in the status).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FetchControlRequest {
+    /// The fetch's number.
+    pub id: u64,
+}
+
+/// The reply to a fetch control: the fetch as it is now.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FetchControlReply {
+    /// The fetch's number.
+    pub id: u64,
+    /// Whether it is paused now.
+    pub paused: bool,
+    /// Whether it was cancelled.
+    pub cancelled: bool,
 }
 
 /// The body of every error reply.

@@ -17,9 +17,15 @@ use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use tokio::net::UnixListener;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpListener, UnixListener};
 
-use super::{DhtStatus, ErrorReply, MAX_BODY, OpError, ServingStatus, StatusReply, ops};
+use super::{
+    AnnounceStatus, DhtStatus, ErrorReply, FetchControlRequest, LimitsStatus, MAX_BODY, OpError,
+    PeerEntry, PeersReply, RATE_SAMPLES, RateSample, ServingStatus, StatusPin, StatusReply, Totals,
+    ops,
+};
+use crate::Hash;
 use crate::node::Node;
 
 /// Most connections served at once; further clients wait to be accepted.
@@ -35,6 +41,9 @@ const CONNECTION_LIFETIME: Duration = Duration::from_secs(600);
 /// one that adds its own hints; the default joins the error's chain.
 pub type Describe = Arc<dyn Fn(&(dyn Error + 'static)) -> String + Send + Sync>;
 
+/// The shortest bearer token the TCP listener takes.
+pub const MIN_TOKEN_LEN: usize = 16;
+
 /// Where and how the API listens.
 #[derive(Clone)]
 pub struct ApiConfig {
@@ -42,12 +51,37 @@ pub struct ApiConfig {
     pub socket: PathBuf,
     /// How errors are worded.
     pub describe: Describe,
+    /// A TCP listener too, if any.
+    pub tcp: Option<TcpApi>,
+}
+
+/// The API over TCP: every request but the dashboard page needs
+/// `Authorization: Bearer TOKEN`.
+#[derive(Clone)]
+pub struct TcpApi {
+    /// Where to listen; a loopback address unless `allow_remote`.
+    pub addr: std::net::SocketAddr,
+    /// The bearer token, at least [`MIN_TOKEN_LEN`] bytes.
+    pub token: String,
+    /// Listen on an address other machines can reach.
+    pub allow_remote: bool,
+}
+
+impl std::fmt::Debug for TcpApi {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The token is a secret: never in a log line.
+        f.debug_struct("TcpApi")
+            .field("addr", &self.addr)
+            .field("allow_remote", &self.allow_remote)
+            .finish_non_exhaustive()
+    }
 }
 
 impl std::fmt::Debug for ApiConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ApiConfig")
             .field("socket", &self.socket)
+            .field("tcp", &self.tcp)
             .finish_non_exhaustive()
     }
 }
@@ -58,12 +92,31 @@ impl ApiConfig {
         Self {
             socket: socket.into(),
             describe: Arc::new(default_describe),
+            tcp: None,
         }
     }
 
     /// Word errors with `describe`.
     pub fn describe(mut self, describe: Describe) -> Self {
         self.describe = describe;
+        self
+    }
+
+    /// Listen on TCP `addr` too, where requests need `token`.
+    pub fn tcp(mut self, addr: std::net::SocketAddr, token: impl Into<String>) -> Self {
+        self.tcp = Some(TcpApi {
+            addr,
+            token: token.into(),
+            allow_remote: false,
+        });
+        self
+    }
+
+    /// Let the TCP listener take an address that is not loopback.
+    pub fn allow_remote(mut self) -> Self {
+        if let Some(t) = &mut self.tcp {
+            t.allow_remote = true;
+        }
         self
     }
 }
@@ -87,13 +140,31 @@ pub enum ServeError {
         /// Why.
         source: std::io::Error,
     },
+    /// A TCP address other machines can reach, without `allow_remote`.
+    #[error(
+        "the API's TCP address {0} is not loopback; the API controls the node, so it listens \
+         on 127.0.0.1 or ::1 unless remote access is allowed explicitly"
+    )]
+    NotLoopback(std::net::SocketAddr),
+    /// The bearer token is too short to be a secret.
+    #[error("the API token is {0} bytes; it must be at least {MIN_TOKEN_LEN}")]
+    WeakToken(usize),
+    /// The TCP port could not be bound.
+    #[error("cannot listen on TCP {addr}")]
+    TcpBind {
+        /// The address.
+        addr: std::net::SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
 }
 
 /// The running API. Dropping it stops the server and removes the socket.
 #[derive(Debug)]
 pub struct ApiServer {
     socket: PathBuf,
-    task: tokio::task::JoinHandle<()>,
+    tcp: Option<std::net::SocketAddr>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl ApiServer {
@@ -101,30 +172,68 @@ impl ApiServer {
     pub fn socket(&self) -> &Path {
         &self.socket
     }
+
+    /// The TCP address it listens on too, if any (with the port the
+    /// system chose for port 0).
+    pub fn tcp_addr(&self) -> Option<std::net::SocketAddr> {
+        self.tcp
+    }
 }
 
 impl Drop for ApiServer {
     fn drop(&mut self) {
-        self.task.abort();
+        for t in &self.tasks {
+            t.abort();
+        }
         let _ = std::fs::remove_file(&self.socket);
     }
 }
 
-/// Serve `node`'s control API on `config.socket`, owner-only (mode 0600).
-/// A socket file left there by a node that was killed is replaced; one that
-/// a live process answers on is not.
+/// Serve `node`'s control API on `config.socket`, owner-only (mode 0600),
+/// and on `config.tcp` if set. A socket file left there by a node that was
+/// killed is replaced; one that a live process answers on is not.
 pub async fn serve(node: Node, config: ApiConfig) -> Result<ApiServer, ServeError> {
+    let tcp = match &config.tcp {
+        Some(t) => {
+            if !t.allow_remote && !t.addr.ip().is_loopback() {
+                return Err(ServeError::NotLoopback(t.addr));
+            }
+            if t.token.len() < MIN_TOKEN_LEN {
+                return Err(ServeError::WeakToken(t.token.len()));
+            }
+            let l = TcpListener::bind(t.addr)
+                .await
+                .map_err(|source| ServeError::TcpBind {
+                    addr: t.addr,
+                    source,
+                })?;
+            Some((l, Arc::<str>::from(t.token.as_str())))
+        }
+        None => None,
+    };
     let listener = bind(&config.socket).await?;
     let state = Arc::new(State {
         node,
         started: Instant::now(),
         describe: config.describe,
         fetches: Arc::default(),
+        rates: Default::default(),
+        manifests: Default::default(),
     });
-    let task = tokio::spawn(accept(listener, state));
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    let mut tasks = vec![
+        tokio::spawn(accept_unix(listener, state.clone(), slots.clone())),
+        tokio::spawn(sample_rates(state.clone())),
+    ];
+    let mut tcp_addr = None;
+    if let Some((l, token)) = tcp {
+        tcp_addr = l.local_addr().ok();
+        tasks.push(tokio::spawn(accept_tcp(l, state, slots, token)));
+    }
     Ok(ApiServer {
         socket: config.socket,
-        task,
+        tcp: tcp_addr,
+        tasks,
     })
 }
 
@@ -170,42 +279,161 @@ struct State {
     started: Instant,
     describe: Describe,
     fetches: Arc<super::fetch::Fetches>,
+    rates: std::sync::Mutex<Rates>,
+    /// The blobs of each pinned root, as read once: a root's manifest
+    /// never changes.
+    manifests: std::sync::Mutex<std::collections::HashMap<Hash, Arc<[Hash]>>>,
 }
 
-async fn accept(listener: UnixListener, state: Arc<State>) {
-    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+/// How often each peer's rate is sampled for `GET /v1/peers`.
+const SAMPLE_EVERY: Duration = Duration::from_secs(5);
+
+/// Each peer's rate, sampled every [`SAMPLE_EVERY`].
+#[derive(Default)]
+struct Rates {
+    /// Bytes sent to each (peer, address) at the last sample.
+    last: std::collections::HashMap<(String, String), u64>,
+    /// (When, sample), oldest first.
+    samples: std::collections::VecDeque<(Instant, RateSample)>,
+}
+
+async fn sample_rates(state: Arc<State>) {
+    let mut tick = tokio::time::interval(SAMPLE_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let sessions = state.node.endpoint().sessions();
+        let down = state.fetches.down_rates();
+        let mut rates = state.rates.lock().unwrap_or_else(|e| e.into_inner());
+        let mut sample = RateSample {
+            down,
+            ..RateSample::default()
+        };
+        let mut now = std::collections::HashMap::new();
+        for s in sessions {
+            let id = s.peer.to_string();
+            let key = (id.clone(), s.addr.to_string());
+            let before = rates.last.get(&key).copied().unwrap_or(0);
+            let moved = s.bytes.saturating_sub(before);
+            if moved > 0 {
+                *sample.up.entry(id).or_insert(0) += moved / SAMPLE_EVERY.as_secs();
+            }
+            now.insert(key, s.bytes);
+        }
+        rates.last = now;
+        if rates.samples.len() == RATE_SAMPLES {
+            rates.samples.pop_front();
+        }
+        rates.samples.push_back((Instant::now(), sample));
+    }
+}
+
+async fn accept_unix(
+    listener: UnixListener,
+    state: Arc<State>,
+    slots: Arc<tokio::sync::Semaphore>,
+) {
     loop {
         let Ok(slot) = slots.clone().acquire_owned().await else {
             return;
         };
-        let stream = match listener.accept().await {
-            Ok((s, _)) => s,
-            Err(e) => {
-                // Out of file descriptors, most likely: wait, then go on.
-                tracing::warn!("API: accepting a connection failed: {e}");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                continue;
-            }
-        };
-        let state = state.clone();
-        tokio::spawn(async move {
-            let _slot = slot;
-            let svc = service_fn(move |req| {
-                let state = state.clone();
-                async move { Ok::<_, Infallible>(route(&state, req).await) }
-            });
-            let conn = http1::Builder::new()
-                .timer(TokioTimer::new())
-                .header_read_timeout(HEADER_TIMEOUT)
-                .serve_connection(TokioIo::new(stream), svc);
-            match tokio::time::timeout(CONNECTION_LIFETIME, conn).await {
-                Ok(Err(e)) => tracing::debug!("API connection: {e}"),
-                Ok(Ok(())) => {}
-                Err(_) => tracing::debug!("API connection open too long; closed"),
-            }
-        });
+        match listener.accept().await {
+            Ok((s, _)) => connection(s, state.clone(), slot, None),
+            Err(e) => accept_failed(e).await,
+        }
     }
 }
+
+async fn accept_tcp(
+    listener: TcpListener,
+    state: Arc<State>,
+    slots: Arc<tokio::sync::Semaphore>,
+    token: Arc<str>,
+) {
+    loop {
+        let Ok(slot) = slots.clone().acquire_owned().await else {
+            return;
+        };
+        match listener.accept().await {
+            Ok((s, _)) => connection(s, state.clone(), slot, Some(token.clone())),
+            Err(e) => accept_failed(e).await,
+        }
+    }
+}
+
+async fn accept_failed(e: std::io::Error) {
+    // Out of file descriptors, most likely: wait, then go on.
+    tracing::warn!("API: accepting a connection failed: {e}");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+}
+
+/// Serve one connection; with `token`, every request but the dashboard
+/// page must carry it.
+fn connection<S>(
+    stream: S,
+    state: Arc<State>,
+    slot: tokio::sync::OwnedSemaphorePermit,
+    token: Option<Arc<str>>,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    tokio::spawn(async move {
+        let _slot = slot;
+        let svc = service_fn(move |req| {
+            let (state, token) = (state.clone(), token.clone());
+            async move {
+                let reply = match token {
+                    Some(t) if !authorized(&req, &t) => unauthorized(),
+                    _ => route(&state, req).await,
+                };
+                Ok::<_, Infallible>(reply)
+            }
+        });
+        let conn = http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(HEADER_TIMEOUT)
+            .serve_connection(TokioIo::new(stream), svc);
+        match tokio::time::timeout(CONNECTION_LIFETIME, conn).await {
+            Ok(Err(e)) => tracing::debug!("API connection: {e}"),
+            Ok(Ok(())) => {}
+            Err(_) => tracing::debug!("API connection open too long; closed"),
+        }
+    });
+}
+
+/// Whether `req` may go on: the dashboard page itself holds no data and
+/// is open; everything else needs the bearer token.
+fn authorized(req: &Request<Incoming>, token: &str) -> bool {
+    if req.method() == Method::GET && DASHBOARD_PATHS.contains(&req.uri().path()) {
+        return true;
+    }
+    let Some(given) = req
+        .headers()
+        .get(hyper::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+    else {
+        return false;
+    };
+    // Compared in time that does not depend on where they differ.
+    let (a, b) = (given.as_bytes(), token.as_bytes());
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |d, (x, y)| d | (x ^ y)) == 0
+}
+
+fn unauthorized() -> Reply {
+    let mut r = error(
+        StatusCode::UNAUTHORIZED,
+        "this API needs `Authorization: Bearer TOKEN`, the token in the node's token file",
+    );
+    r.headers_mut().insert(
+        hyper::header::WWW_AUTHENTICATE,
+        HeaderValue::from_static("Bearer"),
+    );
+    r
+}
+
+/// Where the dashboard page is served.
+const DASHBOARD_PATHS: &[&str] = &["/", "/dashboard"];
 
 pub(super) type Body = http_body_util::combinators::UnsyncBoxBody<Bytes, Infallible>;
 pub(super) type Reply = Response<Body>;
@@ -242,6 +470,13 @@ const ROUTES: &[(Method, &str)] = &[
     (Method::GET, "/v1/trust"),
     (Method::POST, "/v1/trust/add"),
     (Method::POST, "/v1/trust/rm"),
+    (Method::GET, "/metrics"),
+    (Method::GET, "/v1/peers"),
+    (Method::POST, "/v1/fetch/pause"),
+    (Method::POST, "/v1/fetch/resume"),
+    (Method::POST, "/v1/fetch/cancel"),
+    (Method::GET, "/"),
+    (Method::GET, "/dashboard"),
 ];
 
 async fn route(state: &Arc<State>, req: Request<Incoming>) -> Reply {
@@ -276,6 +511,12 @@ async fn route(state: &Arc<State>, req: Request<Incoming>) -> Reply {
     let store = state.node.store().clone();
     match path.as_str() {
         "/v1/status" => json(StatusCode::OK, &status(state).await),
+        "/metrics" => metrics(state).await,
+        "/v1/peers" => json(StatusCode::OK, &peers(state)),
+        "/v1/fetch/pause" => fetch_control(state, &body, super::fetch::Ctl::Pause),
+        "/v1/fetch/resume" => fetch_control(state, &body, super::fetch::Ctl::Resume),
+        "/v1/fetch/cancel" => fetch_control(state, &body, super::fetch::Ctl::Cancel),
+        "/" | "/dashboard" => dashboard(),
         "/v1/pins" => blocking(state, move || ops::pins(&store)).await,
         "/v1/gc" => blocking(state, move || ops::gc(&store)).await,
         "/v1/check" => blocking(state, move || ops::check(&store)).await,
@@ -417,24 +658,173 @@ where
     }
 }
 
-async fn status(state: &State) -> StatusReply {
-    use std::sync::atomic::Ordering::Relaxed;
+async fn metrics(state: &State) -> Reply {
     let node = &state.node;
-    let stats = node.endpoint().stats();
     let store = node.store().clone();
-    let pins = tokio::task::spawn_blocking(move || ops::pins(&store))
+    let pins = tokio::task::spawn_blocking(move || store.pins().map(|p| p.len()))
         .await
         .ok()
         .and_then(Result::ok)
-        .map(|p| p.pins)
-        .unwrap_or_default();
+        .unwrap_or(0);
+    let gauges = crate::metrics::NodeGauges {
+        peers_connected: node.endpoint().open_connections() as u64,
+        serving: node
+            .endpoint()
+            .stats()
+            .serving
+            .load(std::sync::atomic::Ordering::Relaxed),
+        pins: pins as u64,
+        fetches_running: state.fetches.list().len() as u64,
+        uptime_secs: state.started.elapsed().as_secs(),
+    };
+    let text = crate::metrics::render(&gauges);
+    let mut r = Response::new(Full::new(Bytes::from(text)).boxed_unsync());
+    r.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static(crate::metrics::CONTENT_TYPE),
+    );
+    r
+}
+
+/// The dashboard: one page, no external assets, that reads the API.
+fn dashboard() -> Reply {
+    const PAGE: &str = include_str!("dashboard.html");
+    let mut r = Response::new(Full::new(Bytes::from_static(PAGE.as_bytes())).boxed_unsync());
+    let h = r.headers_mut();
+    h.insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    // Nothing from elsewhere, and no framing by another page.
+    h.insert(
+        hyper::header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; \
+             connect-src 'self'; img-src 'self' data:; frame-ancestors 'none'",
+        ),
+    );
+    h.insert(
+        hyper::header::X_FRAME_OPTIONS,
+        HeaderValue::from_static("DENY"),
+    );
+    r
+}
+
+fn fetch_control(state: &State, body: &[u8], ctl: super::fetch::Ctl) -> Reply {
+    let req: FetchControlRequest = match parse(body) {
+        Ok(r) => r,
+        Err(r) => return *r,
+    };
+    match state.fetches.control(req.id, ctl) {
+        Some(reply) => json(StatusCode::OK, &reply),
+        None => error(
+            StatusCode::NOT_FOUND,
+            format!(
+                "no fetch {} runs through this node; `swarm status` lists them",
+                req.id
+            ),
+        ),
+    }
+}
+
+fn peers(state: &State) -> PeersReply {
+    let peers = state
+        .node
+        .endpoint()
+        .sessions()
+        .into_iter()
+        .map(|s| PeerEntry {
+            id: s.peer.to_string(),
+            addr: s.addr.to_string(),
+            connected_secs: s.secs as u64,
+            bytes_up: s.bytes,
+            gets: s.gets,
+        })
+        .collect();
+    let rates = state.rates.lock().unwrap_or_else(|e| e.into_inner());
+    let history = rates
+        .samples
+        .iter()
+        .map(|(at, s)| RateSample {
+            secs_ago: at.elapsed().as_secs(),
+            ..s.clone()
+        })
+        .collect();
+    PeersReply {
+        peers,
+        every_secs: SAMPLE_EVERY.as_secs(),
+        history,
+    }
+}
+
+/// Each pin with what its blobs (and its manifest) have served.
+fn served_pins(state: &State, pins: Vec<super::PinEntry>) -> Vec<StatusPin> {
+    let store = state.node.store();
+    let endpoint = state.node.endpoint();
+    let mut cache = state.manifests.lock().unwrap_or_else(|e| e.into_inner());
+    // Roots no longer pinned leave the cache.
+    let pinned: std::collections::HashSet<Hash> = pins
+        .iter()
+        .filter_map(|p| p.root.parse::<Hash>().ok())
+        .collect();
+    cache.retain(|h, _| pinned.contains(h));
+    pins.into_iter()
+        .map(|pin| {
+            let served = pin.root.parse::<Hash>().ok().map(|root| {
+                let blobs = cache.entry(root).or_insert_with(|| {
+                    let mut b = vec![root];
+                    if let Ok(m) = store.manifest(&root) {
+                        b.extend(m.entries().iter().map(|e| e.hash));
+                    }
+                    b.into()
+                });
+                endpoint.served(blobs)
+            });
+            let served = served.unwrap_or_default();
+            StatusPin {
+                pin,
+                bytes_up: served.bytes,
+                peers: served.peers,
+            }
+        })
+        .collect()
+}
+
+async fn status(state: &Arc<State>) -> StatusReply {
+    use std::sync::atomic::Ordering::Relaxed;
+    let node = &state.node;
+    let stats = node.endpoint().stats();
+    let config = node.endpoint().config();
+    let store = node.store().clone();
+    let st = state.clone();
+    let pins = tokio::task::spawn_blocking(move || {
+        let pins = ops::pins(&store).map(|p| p.pins).unwrap_or_default();
+        served_pins(&st, pins)
+    })
+    .await
+    .unwrap_or_default();
     let dht = match node.dht() {
         // Waits while the first bootstrap runs; a status must not.
-        Some(d) => Some(DhtStatus {
-            bootstrapped: tokio::time::timeout(Duration::from_millis(200), d.bootstrapped())
-                .await
-                .unwrap_or(false),
-        }),
+        Some(d) => {
+            let quick = Duration::from_millis(200);
+            Some(DhtStatus {
+                bootstrapped: tokio::time::timeout(quick, d.bootstrapped())
+                    .await
+                    .unwrap_or(false),
+                addr: tokio::time::timeout(quick, d.local_addr())
+                    .await
+                    .map(|a| a.to_string())
+                    .unwrap_or_default(),
+                routing_table: tokio::time::timeout(quick, d.routing_table_size())
+                    .await
+                    .unwrap_or(0) as u64,
+                last_announce: d.last_announce().map(|a| AnnounceStatus {
+                    root: a.root.to_hex(),
+                    secs_ago: a.at.elapsed().map_or(0, |e| e.as_secs()),
+                    error: a.error,
+                }),
+            })
+        }
         None => None,
     };
     StatusReply {
@@ -454,6 +844,15 @@ async fn status(state: &State) -> StatusReply {
             requests_total: stats.served_total.load(Relaxed),
             bytes_sent: stats.bytes_sent.load(Relaxed),
             violations: stats.violations.load(Relaxed),
+        },
+        totals: Totals {
+            bytes_up: stats.bytes_sent.load(Relaxed),
+            bytes_down: stats.bytes_received.load(Relaxed),
+        },
+        limits: LimitsStatus {
+            upload_limit: config.upload_limit,
+            download_limit: config.download_limit,
+            max_connections: config.max_connections,
         },
         dht,
     }

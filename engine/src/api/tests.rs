@@ -231,3 +231,227 @@ async fn bad_requests_get_clear_errors_and_the_node_keeps_serving() {
     let status = Client::new(&socket).status().await.unwrap();
     assert!(status.pins.is_empty());
 }
+
+/// The number after `series ` in Prometheus text, 0 if absent.
+fn metric(text: &str, series: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
+const TOKEN: &str = "a-token-of-thirty-two-characters";
+
+#[tokio::test]
+async fn over_tcp_every_route_but_the_page_needs_the_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = node_at(&dir.path().join("store")).await;
+    let socket = socket_path(dir.path());
+    let loopback: std::net::SocketAddr = ([127, 0, 0, 1], 0).into();
+
+    // Refused before anything listens: a reachable address, a short token.
+    let open: std::net::SocketAddr = ([0, 0, 0, 0], 0).into();
+    let e = serve(node.clone(), ApiConfig::new(&socket).tcp(open, TOKEN))
+        .await
+        .unwrap_err();
+    assert!(matches!(e, ServeError::NotLoopback(_)), "{e}");
+    assert!(e.to_string().contains("not loopback"), "{e}");
+    let e = serve(node.clone(), ApiConfig::new(&socket).tcp(loopback, "short"))
+        .await
+        .unwrap_err();
+    assert!(matches!(e, ServeError::WeakToken(5)), "{e}");
+    assert!(!socket.exists(), "nothing was started");
+
+    let server = serve(node.clone(), ApiConfig::new(&socket).tcp(loopback, TOKEN))
+        .await
+        .unwrap();
+    let base = format!("http://{}", server.tcp_addr().expect("tcp"));
+    let http = reqwest::Client::new();
+    for (route, post) in [("/v1/status", false), ("/metrics", false), ("/v1/gc", true)] {
+        let url = format!("{base}{route}");
+        let req = |r: reqwest::RequestBuilder| async move { r.send().await.unwrap() };
+        let call = || {
+            if post {
+                http.post(&url)
+            } else {
+                http.get(&url)
+            }
+        };
+        let none = req(call()).await;
+        assert_eq!(none.status(), 401, "{route} without a token");
+        assert_eq!(none.headers()["www-authenticate"], "Bearer");
+        let wrong = req(call().bearer_auth("a-token-of-thirty-two-characterZ")).await;
+        assert_eq!(wrong.status(), 401, "{route} with a wrong token");
+        let prefix = req(call().bearer_auth(&TOKEN[..20])).await;
+        assert_eq!(prefix.status(), 401, "{route} with part of the token");
+        let ok = req(call().bearer_auth(TOKEN)).await;
+        assert_eq!(ok.status(), 200, "{route} with the token");
+    }
+    let body = http
+        .get(format!("{base}/v1/pins"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let e: ErrorReply = serde_json::from_str(&body).unwrap();
+    assert!(e.error.contains("Bearer"), "{}", e.error);
+    // The page holds no data: it loads without the token, and is locked
+    // against being framed or pulling anything from elsewhere.
+    let page = http.get(format!("{base}/")).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    let csp = page.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        csp.contains("default-src 'none'") && csp.contains("connect-src 'self'"),
+        "{csp}"
+    );
+    let html = page.text().await.unwrap();
+    assert!(html.contains("id=\"plot\""));
+    // The only URL in it is the SVG namespace, which is a name, not a fetch.
+    let urls = html.replace("http://www.w3.org/2000/svg", "");
+    assert!(
+        !urls.contains("http://") && !urls.contains("https://"),
+        "no external assets"
+    );
+    assert!(
+        !html.contains(" src=") && !html.contains("<link"),
+        "no external assets"
+    );
+    // The Unix socket needs no token: its mode is the access control.
+    assert!(Client::new(&socket).status().await.is_ok());
+}
+
+#[tokio::test]
+async fn metrics_status_and_peers_count_what_a_fetcher_was_served() {
+    let dir = tempfile::tempdir().unwrap();
+    let seed = node_at(&dir.path().join("seed")).await;
+    let socket = socket_path(&dir.path().join("seed"));
+    let _server = serve(seed.clone(), ApiConfig::new(&socket)).await.unwrap();
+    let api = Client::new(&socket);
+    let file = dir.path().join("a.bin");
+    std::fs::write(&file, crate::testutil::data(5, 3 << 20)).unwrap();
+    let added = api
+        .add(&AddRequest {
+            paths: vec![file],
+            name: None,
+        })
+        .await
+        .unwrap();
+    let before = api.metrics().await.unwrap();
+
+    let fetcher = node_at(&dir.path().join("fetcher")).await;
+    let peer = seed.addr().unwrap();
+    let opts = crate::node::FetchOptions {
+        peers: vec![peer.clone()],
+        ..Default::default()
+    };
+    let root: crate::Hash = added.root.parse().unwrap();
+    fetcher.fetch(root, opts).await.expect("fetch");
+    // A root the seed does not hold: refused as not held.
+    let unknown = crate::Hash::of(b"nobody has this");
+    let opts = crate::node::FetchOptions {
+        peers: vec![peer],
+        ..Default::default()
+    };
+    assert!(fetcher.fetch(unknown, opts).await.is_err());
+
+    let after = api.metrics().await.unwrap();
+    let grew = |series: &str| metric(&after, series) - metric(&before, series);
+    assert!(grew("swarm_bytes_up_total") >= (3 << 20) as f64, "{after}");
+    assert!(
+        grew("swarm_requests_total{result=\"served\"}") >= 1.0,
+        "{after}"
+    );
+    assert!(
+        grew("swarm_requests_total{result=\"not_held\"}") >= 1.0,
+        "{after}"
+    );
+    assert!(
+        grew("swarm_bytes_down_total{source=\"peer\"}") >= (3 << 20) as f64,
+        "{after}"
+    );
+    assert!(
+        grew("swarm_fetches_total{event=\"completed\"}") >= 1.0,
+        "{after}"
+    );
+    assert!(
+        grew("swarm_fetches_total{event=\"failed\"}") >= 1.0,
+        "{after}"
+    );
+    assert!(metric(&after, "swarm_pins") == 1.0, "{after}");
+    assert!(
+        after.contains("# TYPE swarm_dht_op_seconds histogram"),
+        "{after}"
+    );
+
+    let status = api.status().await.unwrap();
+    let pin = &status.pins[0];
+    assert_eq!(pin.pin.root, added.root);
+    assert!(pin.bytes_up >= 3 << 20, "{pin:?}");
+    assert_eq!(pin.peers, 1, "one fetcher: {pin:?}");
+    assert!(status.totals.bytes_up >= 3 << 20);
+    assert_eq!(status.limits.upload_limit, None);
+    // The fetcher is still connected to the seed, and shows as a peer.
+    let peers = api.peers().await.unwrap();
+    let id = fetcher.id().to_string();
+    let p = peers.peers.iter().find(|p| p.id == id);
+    assert!(p.is_some_and(|p| p.bytes_up >= 3 << 20), "{peers:?}");
+}
+
+#[tokio::test]
+async fn a_fetch_through_the_api_pauses_resumes_and_cancels_by_its_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = node_at(&dir.path().join("store")).await;
+    let socket = socket_path(dir.path());
+    let _server = serve(node, ApiConfig::new(&socket)).await.unwrap();
+    let api = Client::new(&socket);
+    // A seed capped so that the fetch takes many seconds.
+    let seed = Node::builder()
+        .store(Store::open(dir.path().join("seed")).unwrap())
+        .listen(([127, 0, 0, 1], 0).into())
+        .no_dht()
+        .upload_limit(Some(256 << 10))
+        .spawn()
+        .await
+        .unwrap();
+    let file = dir.path().join("big.bin");
+    std::fs::write(&file, crate::testutil::data(7, 4 << 20)).unwrap();
+    let added = seed.add(&[&file]).await.unwrap();
+    let req = FetchRequest {
+        target: added.root.to_hex(),
+        peers: vec![seed.addr().unwrap().to_string()],
+        ..Default::default()
+    };
+    let fetching = {
+        let api = api.clone();
+        tokio::spawn(async move { api.fetch(&req, |_| {}).await })
+    };
+    let mut id = None;
+    for _ in 0..200 {
+        if let Some(f) = api.status().await.unwrap().fetches.first() {
+            id = Some(f.id);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let Some(id) = id else {
+        // The fetch already failed: nothing to control.
+        let r = fetching.await.unwrap();
+        panic!("the fetch ended before it could be controlled: {r:?}");
+    };
+    assert!(api.fetch_pause(id).await.unwrap().paused);
+    assert!(api.status().await.unwrap().fetches[0].paused);
+    assert!(!api.fetch_resume(id).await.unwrap().paused);
+    let gone = api.fetch_pause(id + 1000).await.unwrap_err();
+    assert!(
+        matches!(gone, ClientError::Refused { status: 404, .. }),
+        "{gone}"
+    );
+    assert!(api.fetch_cancel(id).await.unwrap().cancelled);
+    let ended = fetching.await.unwrap().unwrap_err();
+    assert!(ended.to_string().contains("cancel"), "{ended}");
+}

@@ -34,14 +34,19 @@ fn start_node(store: &Path, extra: &[&str]) -> NodeChild {
     )
 }
 
-/// `kill -s SIG PID`, then wait for the node to exit.
-fn stop(mut node: NodeChild, sig: &str) {
+/// `kill -s SIG PID`.
+fn signal(node: &NodeChild, sig: &str) {
     let ok = std::process::Command::new("kill")
         .args(["-s", sig, &node.proc.pid().to_string()])
         .status()
         .expect("run kill")
         .success();
     assert!(ok, "kill -s {sig} failed");
+}
+
+/// `kill -s SIG PID`, then wait for the node to exit.
+fn stop(mut node: NodeChild, sig: &str) {
+    signal(&node, sig);
     assert!(
         node.proc.wait_within(NODE_PATIENCE).is_some(),
         "the node did not exit after SIG{sig}"
@@ -672,4 +677,95 @@ fn the_dashboard_in_a_real_browser_shows_the_node_its_pins_and_a_fetchers_rate()
         "nothing of the node shows: {dom}"
     );
     stop(node, "TERM");
+}
+
+#[test]
+fn sighup_reloads_the_seed_list_and_status_shows_each_seed_with_its_next_attempt() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (publisher, follower) = (tmp.path().join("publisher"), tmp.path().join("follower"));
+    let key_file = tmp.path().join("pub.key");
+    let key = swarm_json(&publisher, args!["keygen", "-o", &key_file]);
+    let key = str_field(&key, "public_key").to_owned();
+    let app = tmp.path().join("app.bin");
+    write_file(&app, &pseudo_random(400_000, 6), 0o755);
+    let published = swarm_json(
+        &publisher,
+        args![
+            "publish",
+            &app,
+            "--name",
+            "app",
+            "--version",
+            "1.0.0",
+            "--key",
+            &key_file
+        ],
+    );
+    let token = str_field(&published, "token").to_owned();
+    let root = str_field(&published, "root").to_owned();
+    let serving = start_node(&publisher, &[]);
+    let config = tmp.path().join("node.toml");
+    let write_config = |seed: &[&str]| {
+        let seeds: Vec<String> = seed.iter().map(|s| format!("{s:?}")).collect();
+        let text = format!(
+            "peers = [{:?}]\ntrust = [{key:?}]\nseed = [{}]\n",
+            serving.json_addr(),
+            seeds.join(", ")
+        );
+        write_file(&config, text.as_bytes(), 0o644);
+    };
+    write_config(&[]);
+    let node = start_node(&follower, &["--config", config.to_str().expect("utf-8")]);
+    let s = swarm_json(&follower, ["status"]);
+    assert_eq!(s["seeds"], serde_json::json!([]), "{s}");
+
+    // The release and an entry that cannot work, then SIGHUP.
+    write_config(&[&token, "swr1thisisnotatoken"]);
+    signal(&node, "HUP");
+    node.wait_for_log("and serving it", NODE_PATIENCE);
+    assert!(
+        node.log_text()
+            .contains("following 2 seeds (2 new, 0 dropped"),
+        "{}",
+        node.log_text()
+    );
+    assert_eq!(pinned_roots(&follower), [root.as_str()]);
+    let s = swarm_json(&follower, ["status"]);
+    let seeds = s["seeds"].as_array().expect("seeds");
+    assert_eq!(seeds.len(), 2, "{s}");
+    assert_eq!(seeds[0]["entry"], token.as_str());
+    assert_eq!(seeds[0]["serving"], true, "{s}");
+    assert_eq!(seeds[0]["root"], root.as_str(), "{s}");
+    assert_eq!(seeds[1]["serving"], false, "{s}");
+    assert_eq!(seeds[1]["failures"], 1, "{s}");
+    assert!(!seeds[1]["error"].is_null(), "{s}");
+    // Retried with backoff: the first retry is 30 s away.
+    let next = seeds[1]["next_attempt_secs"]
+        .as_u64()
+        .expect("next attempt");
+    assert!((15..=30).contains(&next), "{s}");
+    let text = swarm_ok(&follower, ["status"]).stdout;
+    assert!(text.contains("seeds     2 followed"), "{text}");
+    assert!(text.contains("next attempt in"), "{text}");
+    assert!(
+        node.log_text().contains("next attempt in 30 s"),
+        "{}",
+        node.log_text()
+    );
+
+    // A config that does not parse is refused, and nothing changes.
+    write_file(&config, b"seed = [unquoted\n", 0o644);
+    signal(&node, "HUP");
+    node.wait_for_log("the config was not reloaded", NODE_PATIENCE);
+    let s = swarm_json(&follower, ["status"]);
+    assert_eq!(s["seeds"].as_array().map(Vec::len), Some(2), "{s}");
+    // Emptied: nothing is followed; what was fetched stays served.
+    write_config(&[]);
+    signal(&node, "HUP");
+    node.wait_for_log("following 0 seeds", NODE_PATIENCE);
+    let s = swarm_json(&follower, ["status"]);
+    assert_eq!(s["seeds"], serde_json::json!([]), "{s}");
+    assert_eq!(pinned_roots(&follower), [root.as_str()]);
+    stop(node, "TERM");
+    stop(serving, "TERM");
 }

@@ -1,11 +1,12 @@
 //! `bench-control`: the control API of a running `swarm node` (issue #16, "Speed and
-//! memory"): a `status` call through the API (median of 100, bar < 5 ms), the peak RSS of an
+//! memory"): a `status` call through the API (median of 100, bar < 5 ms), a `/metrics` scrape
+//! (median of 100, bar < 10 ms), the peak RSS of an
 //! idle node with 1,000 pins (bar ≤ 32 MiB), and CLI commands through a running node against
 //! the same commands on the stopped store (bar ≤ 1.2x).
 //!
 //! A store of 1,000 pins (small distinct files) is made in-process; then the real `swarm node`
 //! runs on it on 127.0.0.1 without the DHT, idles for `--idle` seconds (default 10), answers
-//! 100 status calls from this process's `api::Client`, and `swarm ls`, `swarm add` + `swarm rm`
+//! 100 status calls and 100 scrapes from this process's `api::Client`, and `swarm ls`, `swarm add` + `swarm rm`
 //! and `swarm gc` are timed `--reps` times each through it, each run alternating with the same
 //! command on a copy of the store that no node holds.
 //!
@@ -105,6 +106,16 @@ fn main() -> Result<()> {
         status_ms.push(t.elapsed().as_secs_f64() * 1e3);
         ensure!(s.pins.len() == PINS, "status lists {} pins", s.pins.len());
     }
+    let mut scrape_ms = Vec::with_capacity(STATUS_CALLS);
+    for _ in 0..STATUS_CALLS {
+        let t = Instant::now();
+        let text = rt.block_on(client.metrics())?;
+        scrape_ms.push(t.elapsed().as_secs_f64() * 1e3);
+        ensure!(
+            text.contains(&format!("\nswarm_pins {PINS}\n")),
+            "the scrape does not count {PINS} pins"
+        );
+    }
     let after_kib = node.vm_hwm_kib().context("no VmHWM for the node")?;
 
     let copy = dir.path().join("copy");
@@ -118,10 +129,14 @@ fn main() -> Result<()> {
         &status_ms,
         5.0,
     );
-    table.info("metrics scrape, 1,000 pins", "not built yet".into());
+    table.millis_bar(
+        &format!("/metrics with {PINS} pins, {STATUS_CALLS} scrapes"),
+        &scrape_ms,
+        10.0,
+    );
     table.area("memory");
     table.rss_bar(&format!("idle node, {PINS} pins"), &[idle_kib], 32);
-    table.rss("after the status calls", &[after_kib]);
+    table.rss("after the status calls and scrapes", &[after_kib]);
     table.area("cli");
     for ((name, via), (_, direct)) in through.iter().zip(&stopped) {
         table.time(&format!("{name}, through the node"), 0, via, "n/a");

@@ -103,6 +103,7 @@ pub fn write_test_file(path: &Path, size: u64) -> Result<()> {
 pub fn write_small_files(dir: &Path, n: usize, size: usize) -> Result<Vec<PathBuf>> {
     let mut buf = vec![0u8; size];
     let mut paths = Vec::with_capacity(n);
+    fs::create_dir_all(dir)?;
     for i in 0..n {
         let sub = dir.join(format!("d{:02}", i % 100));
         if i < 100 {

@@ -342,6 +342,28 @@ pub(crate) fn status(dir: &Path, json: bool) -> Result<()> {
                 .map_or("eta unknown".to_owned(), |e| format!("eta {}", uptime(e)))
         );
     }
+    if !s.seeds.is_empty() {
+        println!("seeds     {} followed", s.seeds.len());
+    }
+    for seed in &s.seeds {
+        let entry: String = if seed.entry.chars().count() > 40 {
+            seed.entry.chars().take(39).chain(['…']).collect()
+        } else {
+            seed.entry.clone()
+        };
+        let next = seed.next_attempt_secs.map_or(String::new(), |n| {
+            format!("; next attempt in {}", uptime(n))
+        });
+        match (&seed.error, &seed.root) {
+            (Some(e), _) => println!(
+                "{entry}  failed {} time{}: {e}{next}",
+                seed.failures,
+                plural(u64::from(seed.failures))
+            ),
+            (None, Some(root)) if seed.serving => println!("{entry}  serving {root}{next}"),
+            _ => println!("{entry}  not looked at yet"),
+        }
+    }
     println!(
         "pins      {} root{}",
         s.pins.len(),

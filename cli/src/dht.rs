@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result, bail};
 use serde_json::json;
 use swarm_engine::discovery::{Dht, DhtConfig};
-use swarm_engine::release::{DEFAULT_CHANNEL, PublicKey, SecretKey, SignedRelease};
+use swarm_engine::release::{SecretKey, SignedRelease};
 
 /// The DHT settings the flags ask for; `None` with --no-dht. The socket
 /// binds `bind`, else the IP of `listen` when it names one (a node on
@@ -38,34 +38,15 @@ pub(crate) fn config(
 }
 
 /// A `PUBKEY/NAME[@CHANNEL]` pointer.
-pub(crate) struct Pointer {
-    pub(crate) publisher: PublicKey,
-    pub(crate) name: String,
-    pub(crate) channel: String,
-}
+pub(crate) type Pointer = swarm_engine::release::Pointer;
 
 /// Whether `s` looks like a pointer rather than a token or a root.
 pub(crate) fn is_pointer(s: &str) -> bool {
-    s.contains('/')
+    Pointer::looks_like(s)
 }
 
 pub(crate) fn parse_pointer(s: &str) -> Result<Pointer> {
-    let (key, rest) = s
-        .trim()
-        .split_once('/')
-        .context("expected PUBKEY/NAME or PUBKEY/NAME@CHANNEL")?;
-    let (name, channel) = match rest.split_once('@') {
-        Some((n, c)) => (n, c),
-        None => (rest, DEFAULT_CHANNEL),
-    };
-    if name.is_empty() || channel.is_empty() {
-        bail!("expected PUBKEY/NAME or PUBKEY/NAME@CHANNEL, got {s:?}");
-    }
-    Ok(Pointer {
-        publisher: key.parse()?,
-        name: name.to_owned(),
-        channel: channel.to_owned(),
-    })
+    Ok(s.parse()?)
 }
 
 /// Join the DHT and wait for it to be usable.

@@ -306,7 +306,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             api,
             ref api_token_file,
             api_allow_remote,
-            ..
+            config: ref config_path,
         } => {
             let tcp_api = net::TcpApiArgs::from_flags(
                 api.or(node_config.api),
@@ -319,22 +319,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let listen = listen
                 .or(node_config.listen)
                 .unwrap_or_else(|| std::net::SocketAddr::from(([0, 0, 0, 0], 7411)));
-            let seeding = net::Seeding {
-                seed: node_config.seed.clone(),
-                peers: node_config
-                    .peers
-                    .iter()
-                    .map(|p| p.parse())
-                    .collect::<Result<_, _>>()?,
-                mirrors: node_config
-                    .mirrors
-                    .iter()
-                    .map(|m| m.parse())
-                    .collect::<Result<_, _>>()?,
-                trust: node_config.trust.clone(),
-                max_peers: None,
-                super_seed: super_seed.or(node_config.super_seed).unwrap_or_default(),
-            };
+            let seeding = net::Seeding::from_config(&node_config, super_seed)?;
             net::node(
                 store,
                 &dir,
@@ -344,6 +329,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 seeding,
                 &limits,
                 tcp_api,
+                config_path.clone(),
             )
         }
         Command::Resolve { pointer } => dht::resolve(dht_config(false, None), &pointer, json),

@@ -26,6 +26,76 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
         .context("cannot start the async runtime")
 }
 
+enum Signal {
+    Stop,
+    Reload,
+}
+
+/// Wait for SIGINT or SIGTERM (stop), or SIGHUP (reload).
+async fn next_signal() -> Signal {
+    use tokio::signal::unix::{SignalKind, signal};
+    static HUP: std::sync::OnceLock<std::sync::Mutex<Option<tokio::signal::unix::Signal>>> =
+        std::sync::OnceLock::new();
+    // One SIGHUP stream for the process, made once: a SIGHUP between two
+    // waits is still seen.
+    let hup = HUP.get_or_init(|| std::sync::Mutex::new(signal(SignalKind::hangup()).ok()));
+    let mut taken = hup.lock().unwrap_or_else(|e| e.into_inner()).take();
+    let got = match &mut taken {
+        Some(h) => tokio::select! {
+            () = stop_signal() => Signal::Stop,
+            _ = h.recv() => Signal::Reload,
+        },
+        None => {
+            stop_signal().await;
+            Signal::Stop
+        }
+    };
+    *hup.lock().unwrap_or_else(|e| e.into_inner()) = taken;
+    got
+}
+
+/// What `POST /v1/reload` and SIGHUP do: read the config file again and
+/// follow its seed list, peers, mirrors and trusted keys from now on.
+/// Limits and addresses are the ones the node started with; a change to
+/// them is reported as not applied.
+fn reloader(
+    path: std::path::PathBuf,
+    following: Arc<swarm_engine::node::Following>,
+    started: &Seeding,
+    limits: &Limits,
+) -> api::Reload {
+    let started_seeds = started.seed.len();
+    let super_seed = started.super_seed;
+    let limits = limits.clone();
+    Arc::new(move || {
+        let c = crate::config::NodeConfig::load(&path)
+            .map_err(|e| format!("{e:#}; the config was not reloaded"))?;
+        let mut seeding = Seeding::from_config(&c, Some(super_seed))
+            .map_err(|e| format!("{}: {e:#}; the config was not reloaded", path.display()))?;
+        let new_limits = c.limits(&Limits::default());
+        seeding.max_peers = new_limits.max_peers.or(limits.max_peers);
+        let before: Vec<String> = following.status().into_iter().map(|s| s.entry).collect();
+        let added = seeding.seed.iter().filter(|e| !before.contains(e)).count();
+        let dropped = before.iter().filter(|e| !seeding.seed.contains(e)).count();
+        let n = seeding.seed.len();
+        following.reload(seeding.follow());
+        let mut msg = format!(
+            "reloaded {}: following {n} seed{} ({added} new, {dropped} dropped; {started_seeds} at start)",
+            path.display(),
+            plural(n as u64)
+        );
+        if new_limits.upload_limit != limits.upload_limit
+            || new_limits.download_limit != limits.download_limit
+            || new_limits.max_connections != limits.max_connections
+            || new_limits.window != limits.window
+        {
+            msg.push_str("; the changed limits take effect at the next start");
+        }
+        tracing::info!("{msg}");
+        Ok(msg)
+    })
+}
+
 /// Wait for SIGINT or SIGTERM.
 async fn stop_signal() {
     #[cfg(unix)]
@@ -46,6 +116,49 @@ async fn stop_signal() {
 /// expire after about 30 minutes).
 const REANNOUNCE: std::time::Duration = std::time::Duration::from_secs(15 * 60);
 
+impl Seeding {
+    /// The seeding part of a config file; `super_seed` from the flag wins.
+    pub(crate) fn from_config(
+        c: &crate::config::NodeConfig,
+        super_seed: Option<swarm_engine::net::SuperSeedMode>,
+    ) -> Result<Self> {
+        Ok(Self {
+            seed: c.seed.clone(),
+            peers: c
+                .peers
+                .iter()
+                .map(|p| p.parse())
+                .collect::<Result<_, _>>()?,
+            mirrors: c
+                .mirrors
+                .iter()
+                .map(|m| m.parse())
+                .collect::<Result<_, _>>()?,
+            trust: c
+                .trust
+                .iter()
+                .map(|k| k.parse().with_context(|| format!("trust: {k:?}")))
+                .collect::<Result<_, _>>()?,
+            max_peers: None,
+            super_seed: super_seed.or(c.super_seed).unwrap_or_default(),
+        })
+    }
+
+    /// What the engine's follow loop takes.
+    pub(crate) fn follow(&self) -> swarm_engine::node::Follow {
+        swarm_engine::node::Follow {
+            entries: self.seed.clone(),
+            peers: self.peers.clone(),
+            mirrors: self.mirrors.clone(),
+            trust: self.trust.clone(),
+            max_peers: self
+                .max_peers
+                .map(|n| usize::try_from(n).unwrap_or(usize::MAX)),
+            ..Default::default()
+        }
+    }
+}
+
 /// What a node keeps fetching and serving, from its config file.
 pub(crate) struct Seeding {
     /// Tokens or PUBKEY/NAME[@CHANNEL] pointers.
@@ -55,75 +168,11 @@ pub(crate) struct Seeding {
     /// HTTP(S) mirrors to fetch them from too.
     pub(crate) mirrors: Vec<swarm_engine::mirror::MirrorUrl>,
     /// Keys trusted for them, besides the store's.
-    pub(crate) trust: Vec<String>,
+    pub(crate) trust: Vec<swarm_engine::release::PublicKey>,
     /// Most peers per fetch.
     pub(crate) max_peers: Option<u64>,
     /// When to super-seed complete blobs (`--super-seed`).
     pub(crate) super_seed: swarm_engine::net::SuperSeedMode,
-}
-
-/// Fetch (and keep) every seed entry that is not stored yet, then announce:
-/// once now and again every `REANNOUNCE`, so a pointer's new releases are
-/// picked up. Failures are reported and retried next round.
-async fn seed_loop(node: Node, seeding: Seeding) {
-    loop {
-        for entry in &seeding.seed {
-            match seed_one(&node, entry, &seeding).await {
-                Ok(Some(msg)) => eprintln!("seed {entry}: {msg}"),
-                Ok(None) => eprintln!("seed {entry}: already stored; serving it"),
-                Err(e) => eprintln!("warning: seed {entry}: {e:#}"),
-            }
-        }
-        for root in node.repair().await {
-            eprintln!("repaired {root}: fetched again what had rotted on disk");
-        }
-        if let Err(e) = node.announce().await {
-            eprintln!("warning: announcing on the DHT failed: {e:#}");
-        }
-        tokio::time::sleep(REANNOUNCE).await;
-    }
-}
-
-async fn seed_one(node: &Node, entry: &str, seeding: &Seeding) -> Result<Option<String>> {
-    let store = node.store().clone();
-    let mut want = swarm_engine::release::Want::default();
-    let signed = if crate::dht::is_pointer(entry) {
-        let p = crate::dht::parse_pointer(entry)?;
-        let dht = node.dht().context("a PUBKEY/NAME seed needs the DHT")?;
-        let found = dht
-            .resolve(&p.publisher, &p.name, &p.channel)
-            .await
-            .context("no release found on the DHT yet")?;
-        want.name = Some(p.name);
-        want.channel = Some(p.channel);
-        found
-    } else {
-        swarm_engine::release::SignedRelease::from_token(entry)?
-    };
-    let root = signed.release().root;
-    let pinned = store.pins()?.iter().any(|p| p.root == root);
-    if pinned {
-        return Ok(None);
-    }
-    let policy = crate::release::policy(&store, &seeding.trust)?;
-    store.accept_release(&policy, &signed, &want)?;
-    let mut opts = FetchOptions {
-        peers: seeding.peers.clone(),
-        mirrors: seeding.mirrors.clone(),
-        ..Default::default()
-    };
-    if let Some(n) = seeding.max_peers {
-        opts.max_peers = n as usize;
-    }
-    let got = node.fetch(root, opts).await?;
-    let r = signed.release();
-    Ok(Some(format!(
-        "fetched {} {} ({} files, {}) and serving it",
-        r.name,
-        r.version,
-        got.files,
-        bytes(got.size)
-    )))
 }
 
 /// The endpoint settings the limits ask for.
@@ -202,6 +251,7 @@ pub(crate) fn node(
     mut seeding: Seeding,
     limits: &Limits,
     tcp_api: Option<TcpApiArgs>,
+    reload_from: Option<std::path::PathBuf>,
 ) -> Result<ExitCode> {
     let rt = runtime()?;
     seeding.max_peers = limits.max_peers;
@@ -210,11 +260,29 @@ pub(crate) fn node(
         let config = endpoint_config(limits)
             .listen(listen)
             .super_seed(seeding.super_seed);
-        let node = Node::spawn(store, config).await?;
+        let mut node = Node::spawn(store, config).await?;
         let id = node.endpoint().node_id();
         let addr = node.endpoint().local_addr()?;
-        let mut api =
-            ApiConfig::new(api::socket_path(dir)).describe(Arc::new(crate::hints::describe_chain));
+        // The DHT node starts now, so that the API's node has it; joining
+        // (bootstrap) is waited for below, once the API is up.
+        if let Some(cfg) = &dht {
+            match swarm_engine::discovery::Dht::spawn(cfg) {
+                Ok(d) => node = node.with_dht(d),
+                Err(e) => eprintln!("warning: {e:#}; serving peers that know this address only"),
+            }
+        }
+        // Follows the config's seed list from the moment it starts; the
+        // CLI only prints what happens.
+        let following = Arc::new(node.follow(
+            seeding.follow(),
+            Arc::new(|e: &swarm_engine::node::FollowEvent| eprintln!("{e}")),
+        ));
+        let mut api = ApiConfig::new(api::socket_path(dir))
+            .describe(Arc::new(crate::hints::describe_chain))
+            .follow(following.status_handle());
+        if let Some(path) = &reload_from {
+            api = api.reload(reloader(path.clone(), following.clone(), &seeding, limits));
+        }
         if let Some(t) = tcp_api {
             api = api.tcp(t.addr, t.token);
             if t.allow_remote {
@@ -248,12 +316,10 @@ pub(crate) fn node(
             }
         }
         std::io::Write::flush(&mut std::io::stdout())?;
-        let mut node = node;
-        let mut announcer = None;
-        if let Some(cfg) = &dht {
-            match crate::dht::join(cfg).await {
-                Ok(d) => {
-                    node = node.with_dht(d);
+        if let (Some(d), Some(cfg)) = (node.dht(), &dht) {
+            if d.bootstrapped().await {
+                // With a seed list, the follow loop announces after each round.
+                if seeding.seed.is_empty() {
                     match node.announce().await {
                         Ok(n) => eprintln!(
                             "announced {n} pinned root{} on the DHT; again every 15 minutes",
@@ -261,21 +327,37 @@ pub(crate) fn node(
                         ),
                         Err(e) => eprintln!("warning: announcing on the DHT failed: {e:#}"),
                     }
-                    if seeding.seed.is_empty() {
-                        announcer = Some(node.keep_announcing(REANNOUNCE));
-                    }
                 }
-                Err(e) => eprintln!("warning: {e:#}; serving peers that know this address only"),
+            } else {
+                eprintln!(
+                    "warning: could not join the DHT through {} (use --bootstrap HOST:PORT, or \
+                     --no-dht with --peer); serving peers that know this address only, and \
+                     trying again",
+                    cfg.bootstrap.join(", ")
+                );
             }
         }
-        // The seed loop announces after each round itself.
-        if !seeding.seed.is_empty() {
-            announcer = Some(tokio::spawn(seed_loop(node.clone(), seeding)));
+        let announcer = (node.dht().is_some() && seeding.seed.is_empty())
+            .then(|| node.keep_announcing(REANNOUNCE));
+        // SIGHUP reloads the config file; SIGINT and SIGTERM stop.
+        loop {
+            match next_signal().await {
+                Signal::Stop => break,
+                Signal::Reload => match &reload_from {
+                    Some(path) => {
+                        match reloader(path.clone(), following.clone(), &seeding, limits)() {
+                            Ok(m) => eprintln!("{m}"),
+                            Err(e) => eprintln!("warning: {e}"),
+                        }
+                    }
+                    None => eprintln!("SIGHUP: started without --config; nothing to reload"),
+                },
+            }
         }
-        stop_signal().await;
         if let Some(a) = announcer {
             a.abort();
         }
+        drop(following);
         if !json {
             eprintln!("stopping");
         }

@@ -39,7 +39,9 @@ use serde::{Deserialize, Serialize};
 
 pub use self::client::{Client, ClientError};
 pub use self::ops::OpError;
-pub use self::server::{ApiConfig, ApiServer, Describe, MIN_TOKEN_LEN, ServeError, TcpApi, serve};
+pub use self::server::{
+    ApiConfig, ApiServer, Describe, MIN_TOKEN_LEN, Reload, ServeError, TcpApi, serve,
+};
 
 /// The socket's file name inside the store directory.
 pub const SOCKET_NAME: &str = "api.sock";
@@ -306,6 +308,9 @@ pub struct StatusReply {
     pub totals: Totals,
     /// The limits it runs under.
     pub limits: LimitsStatus,
+    /// The releases it follows (its config's `seed`), in order.
+    #[serde(default)]
+    pub seeds: Vec<SeedEntry>,
     /// The DHT, or `None` when the node runs without it.
     pub dht: Option<DhtStatus>,
 }
@@ -321,6 +326,31 @@ pub struct StatusPin {
     pub bytes_up: u64,
     /// Distinct peers sent any of it.
     pub peers: u64,
+}
+
+/// A followed release: what it resolved to and whether it is served, or
+/// why not and when it is tried again.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SeedEntry {
+    /// The entry as configured: a token or `PUBKEY/NAME[@CHANNEL]`.
+    pub entry: String,
+    /// The root it resolved to last, in hex.
+    pub root: Option<String>,
+    /// Whether that root is stored and served.
+    pub serving: bool,
+    /// Why the last attempt failed.
+    pub error: Option<String>,
+    /// Failures in a row.
+    pub failures: u32,
+    /// Seconds until it is looked at again.
+    pub next_attempt_secs: Option<u64>,
+}
+
+/// `POST /v1/reload`: what reloading the config did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReloadReply {
+    /// What changed, in words.
+    pub message: String,
 }
 
 /// Bytes moved since the node started.

@@ -253,18 +253,19 @@ pub fn check_fetched_size(
 
 /// Every pin: `GET /v1/pins`.
 pub fn pins(store: &Store) -> Result<PinsReply, OpError> {
-    let pins = store
-        .pins()?
-        .into_iter()
-        .map(|p| PinEntry {
-            root: p.root.to_hex(),
-            name: p.name,
-            size: p.size,
-            files: p.files,
-            created: p.created,
-        })
-        .collect();
+    let pins = store.pins()?.into_iter().map(pin_entry).collect();
     Ok(PinsReply { pins })
+}
+
+/// A pin as the API shows it.
+pub fn pin_entry(p: crate::store::Pin) -> PinEntry {
+    PinEntry {
+        root: p.root.to_hex(),
+        name: p.name,
+        size: p.size,
+        files: p.files,
+        created: p.created,
+    }
 }
 
 /// Write a root's files out: `POST /v1/export`. `progress`, if any, sees

@@ -44,6 +44,10 @@ pub type Describe = Arc<dyn Fn(&(dyn Error + 'static)) -> String + Send + Sync>;
 /// The shortest bearer token the TCP listener takes.
 pub const MIN_TOKEN_LEN: usize = 16;
 
+/// Reloads the node's config for `POST /v1/reload`: what changed, or why
+/// the config was refused (then nothing changed).
+pub type Reload = Arc<dyn Fn() -> Result<String, String> + Send + Sync>;
+
 /// Where and how the API listens.
 #[derive(Clone)]
 pub struct ApiConfig {
@@ -53,6 +57,11 @@ pub struct ApiConfig {
     pub describe: Describe,
     /// A TCP listener too, if any.
     pub tcp: Option<TcpApi>,
+    /// The releases the node follows, for the status.
+    pub follow: Option<crate::node::FollowStatus>,
+    /// What `POST /v1/reload` does; without it the route says there is
+    /// no config to reload.
+    pub reload: Option<Reload>,
 }
 
 /// The API over TCP: every request but the dashboard page needs
@@ -93,7 +102,21 @@ impl ApiConfig {
             socket: socket.into(),
             describe: Arc::new(default_describe),
             tcp: None,
+            follow: None,
+            reload: None,
         }
+    }
+
+    /// Show what `follow` follows in the status.
+    pub fn follow(mut self, follow: crate::node::FollowStatus) -> Self {
+        self.follow = Some(follow);
+        self
+    }
+
+    /// Let `POST /v1/reload` run `reload`.
+    pub fn reload(mut self, reload: Reload) -> Self {
+        self.reload = Some(reload);
+        self
     }
 
     /// Word errors with `describe`.
@@ -216,6 +239,8 @@ pub async fn serve(node: Node, config: ApiConfig) -> Result<ApiServer, ServeErro
         node,
         started: Instant::now(),
         describe: config.describe,
+        follow: config.follow,
+        reload: config.reload,
         fetches: Arc::default(),
         rates: Default::default(),
         manifests: Default::default(),
@@ -278,6 +303,8 @@ struct State {
     node: Node,
     started: Instant,
     describe: Describe,
+    follow: Option<crate::node::FollowStatus>,
+    reload: Option<Reload>,
     fetches: Arc<super::fetch::Fetches>,
     rates: std::sync::Mutex<Rates>,
     /// The blobs of each pinned root, as read once: a root's manifest
@@ -475,6 +502,7 @@ const ROUTES: &[(Method, &str)] = &[
     (Method::POST, "/v1/fetch/pause"),
     (Method::POST, "/v1/fetch/resume"),
     (Method::POST, "/v1/fetch/cancel"),
+    (Method::POST, "/v1/reload"),
     (Method::GET, "/"),
     (Method::GET, "/dashboard"),
 ];
@@ -517,6 +545,7 @@ async fn route(state: &Arc<State>, req: Request<Incoming>) -> Reply {
         "/v1/fetch/resume" => fetch_control(state, &body, super::fetch::Ctl::Resume),
         "/v1/fetch/cancel" => fetch_control(state, &body, super::fetch::Ctl::Cancel),
         "/" | "/dashboard" => dashboard(),
+        "/v1/reload" => reload(state).await,
         "/v1/pins" => blocking(state, move || ops::pins(&store)).await,
         "/v1/gc" => blocking(state, move || ops::gc(&store)).await,
         "/v1/check" => blocking(state, move || ops::check(&store)).await,
@@ -710,6 +739,20 @@ fn dashboard() -> Reply {
     r
 }
 
+async fn reload(state: &State) -> Reply {
+    let Some(reload) = state.reload.clone() else {
+        return error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "this node was started without a config file; there is nothing to reload",
+        );
+    };
+    match tokio::task::spawn_blocking(move || reload()).await {
+        Ok(Ok(message)) => json(StatusCode::OK, &super::ReloadReply { message }),
+        Ok(Err(e)) => error(StatusCode::UNPROCESSABLE_ENTITY, e),
+        Err(e) => panicked(e),
+    }
+}
+
 fn fetch_control(state: &State, body: &[u8], ctl: super::fetch::Ctl) -> Reply {
     let req: FetchControlRequest = match parse(body) {
         Ok(r) => r,
@@ -758,31 +801,27 @@ fn peers(state: &State) -> PeersReply {
 }
 
 /// Each pin with what its blobs (and its manifest) have served.
-fn served_pins(state: &State, pins: Vec<super::PinEntry>) -> Vec<StatusPin> {
+fn served_pins(state: &State, pins: Vec<crate::store::Pin>) -> Vec<StatusPin> {
     let store = state.node.store();
     let endpoint = state.node.endpoint();
     let mut cache = state.manifests.lock().unwrap_or_else(|e| e.into_inner());
     // Roots no longer pinned leave the cache.
-    let pinned: std::collections::HashSet<Hash> = pins
-        .iter()
-        .filter_map(|p| p.root.parse::<Hash>().ok())
-        .collect();
-    cache.retain(|h, _| pinned.contains(h));
+    if cache.len() > pins.len() {
+        let pinned: std::collections::HashSet<Hash> = pins.iter().map(|p| p.root).collect();
+        cache.retain(|h, _| pinned.contains(h));
+    }
     pins.into_iter()
-        .map(|pin| {
-            let served = pin.root.parse::<Hash>().ok().map(|root| {
-                let blobs = cache.entry(root).or_insert_with(|| {
-                    let mut b = vec![root];
-                    if let Ok(m) = store.manifest(&root) {
-                        b.extend(m.entries().iter().map(|e| e.hash));
-                    }
-                    b.into()
-                });
-                endpoint.served(blobs)
+        .map(|p| {
+            let blobs = cache.entry(p.root).or_insert_with(|| {
+                let mut b = vec![p.root];
+                if let Ok(m) = store.manifest(&p.root) {
+                    b.extend(m.entries().iter().map(|e| e.hash));
+                }
+                b.into()
             });
-            let served = served.unwrap_or_default();
+            let served = endpoint.served(blobs);
             StatusPin {
-                pin,
+                pin: ops::pin_entry(p),
                 bytes_up: served.bytes,
                 peers: served.peers,
             }
@@ -798,7 +837,7 @@ async fn status(state: &Arc<State>) -> StatusReply {
     let store = node.store().clone();
     let st = state.clone();
     let pins = tokio::task::spawn_blocking(move || {
-        let pins = ops::pins(&store).map(|p| p.pins).unwrap_or_default();
+        let pins = store.pins().unwrap_or_default();
         served_pins(&st, pins)
     })
     .await
@@ -854,6 +893,26 @@ async fn status(state: &Arc<State>) -> StatusReply {
             download_limit: config.download_limit,
             max_connections: config.max_connections,
         },
+        seeds: state
+            .follow
+            .as_ref()
+            .map(|f| {
+                f.status()
+                    .into_iter()
+                    .map(|s| super::SeedEntry {
+                        entry: s.entry,
+                        root: s.root.map(|r| r.to_hex()),
+                        serving: s.serving,
+                        error: s.error,
+                        failures: s.failures,
+                        next_attempt_secs: s.next_attempt.map(|t| {
+                            t.duration_since(std::time::SystemTime::now())
+                                .map_or(0, |d| d.as_secs())
+                        }),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default(),
         dht,
     }
 }

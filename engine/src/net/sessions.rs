@@ -144,6 +144,9 @@ impl Sessions {
 
     pub(super) fn served_of(&self, blobs: &[Hash]) -> ServedTotal {
         let served = self.served.lock().unwrap_or_else(|e| e.into_inner());
+        if served.is_empty() {
+            return ServedTotal::default();
+        }
         let mut peers = HashSet::new();
         let mut bytes = 0;
         for s in blobs.iter().filter_map(|h| served.get(h)) {

@@ -24,6 +24,7 @@
 
 mod builder;
 mod fetch;
+mod follow;
 mod handle;
 
 use std::path::{Path, PathBuf};
@@ -34,6 +35,9 @@ pub use self::builder::{NodeBuilder, REANNOUNCE};
 pub use self::fetch::{
     DEFAULT_MAX_PEERS, FetchError, FetchOptions, FetchProgress, FetchTimings, Fetched,
     MirrorProgress, MirrorSource, PeerFailure, PeerProgress, Source,
+};
+pub use self::follow::{
+    FIRST_RETRY, Follow, FollowEvent, FollowStatus, Following, OnFollow, SeedStatus,
 };
 pub use self::handle::{FetchEvents, FetchHandle};
 use crate::content::Hash;

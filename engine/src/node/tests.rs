@@ -490,3 +490,121 @@ async fn a_fetch_reports_when_it_connected_had_the_manifest_and_stored_data() {
     assert!(again.timings.manifest.is_some());
     assert_eq!(again.timings.first_data, None, "{:?}", again.timings);
 }
+
+/// A release of one file published by `key` in `publisher`'s store.
+fn published(
+    publisher: &Node,
+    key: &SecretKey,
+    version: &str,
+    seed: u64,
+    dir: &std::path::Path,
+) -> crate::release::SignedRelease {
+    let path = dir.join(format!("app-{version}.bin"));
+    std::fs::write(&path, data(seed, 200_000)).unwrap();
+    let opts = PublishOptions::new("app", version.parse().unwrap());
+    publisher
+        .store()
+        .publish(key, &[path], &opts)
+        .unwrap()
+        .release
+}
+
+#[tokio::test]
+async fn following_fetches_each_entry_retries_what_fails_and_takes_a_reloaded_list() {
+    use super::{Follow, FollowEvent};
+    let dir = tempfile::tempdir().unwrap();
+    let key = SecretKey::from_seed(&[4; 32]);
+    let publisher = node(None).await;
+    let v1 = published(&publisher, &key, "1.0.0", 1, dir.path());
+    let v2 = published(&publisher, &key, "1.1.0", 2, dir.path());
+    let follower = node(None).await;
+    let events = std::sync::Arc::new(std::sync::Mutex::new(Vec::<FollowEvent>::new()));
+    let seen = events.clone();
+    let follow = Follow {
+        entries: vec![v1.to_token(), "swr1not-a-token".into()],
+        peers: vec![publisher.addr().unwrap()],
+        trust: vec![key.public()],
+        ..Follow::default()
+    };
+    let following = follower.follow(
+        follow.clone(),
+        std::sync::Arc::new(move |e| seen.lock().unwrap().push(e.clone())),
+    );
+    let pinned = |n: &Node, r: &crate::Hash| n.store().pins().unwrap().iter().any(|p| p.root == *r);
+    let until = |what: &str, done: &dyn Fn() -> bool| {
+        assert!(
+            (0..500).any(|_| done() || {
+                std::thread::sleep(Duration::from_millis(10));
+                false
+            }),
+            "{what} did not happen"
+        );
+    };
+    // Polled from a blocking thread: the loop runs on the runtime.
+    let (f2, r1) = (follower.clone(), v1.release().root);
+    tokio::task::spawn_blocking(move || until("the first fetch", &|| pinned(&f2, &r1)))
+        .await
+        .unwrap();
+    assert_eq!(stored(&follower, &r1), stored(&publisher, &r1));
+    let status = following.status();
+    assert_eq!(status.len(), 2);
+    assert!(status[0].serving && status[0].error.is_none(), "{status:?}");
+    assert_eq!(status[0].root, Some(r1));
+    // The bad entry: refused, and tried again in 30 s, not at once.
+    let bad = &status[1];
+    assert!(!bad.serving && bad.failures == 1, "{bad:?}");
+    assert!(
+        bad.error.as_deref().is_some_and(|e| !e.is_empty()),
+        "{bad:?}"
+    );
+    let wait = bad
+        .next_attempt
+        .unwrap()
+        .duration_since(std::time::SystemTime::now());
+    assert!(wait.is_ok_and(|w| w > Duration::from_secs(20)), "{bad:?}");
+    assert!(events.lock().unwrap().iter().any(|e| matches!(
+        e,
+        FollowEvent::Failed { retry_in, .. } if *retry_in == super::FIRST_RETRY
+    )));
+
+    // Reloaded with v2 instead: fetched at once, v1 stays pinned.
+    following.reload(Follow {
+        entries: vec![v2.to_token()],
+        ..follow
+    });
+    let (f2, r2) = (follower.clone(), v2.release().root);
+    tokio::task::spawn_blocking(move || until("the reloaded fetch", &|| pinned(&f2, &r2)))
+        .await
+        .unwrap();
+    let status = following.status();
+    assert_eq!(status.len(), 1, "{status:?}");
+    assert!(status[0].serving);
+    assert!(pinned(&follower, &r1));
+    // Back to v1, which is stored already: served as it is, not fetched
+    // again (and not checked against v2 as a rollback: it is not new).
+    following.reload(Follow {
+        entries: vec![v1.to_token()],
+        ..Follow {
+            peers: vec![publisher.addr().unwrap()],
+            trust: vec![key.public()],
+            ..Follow::default()
+        }
+    });
+    let f = std::sync::Arc::new(following);
+    let f2 = f.clone();
+    tokio::task::spawn_blocking(move || {
+        until("v1 looked at again", &|| {
+            f2.status().first().is_some_and(|s| s.root.is_some())
+        })
+    })
+    .await
+    .unwrap();
+    assert!(f.status()[0].serving, "{:?}", f.status());
+    assert!(
+        events
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|e| matches!(e, FollowEvent::Stored { .. }))
+    );
+}

@@ -304,6 +304,60 @@ pub fn is_token(s: &str) -> bool {
     strip_prefix_ci(s.trim(), TOKEN_PREFIX).is_some()
 }
 
+/// A publisher's latest release of a name on a channel, as text
+/// `PUBKEY/NAME[@CHANNEL]` (the channel defaults to [`DEFAULT_CHANNEL`]):
+/// what is looked up on the DHT.
+///
+/// ```
+/// use swarm_engine::release::{Pointer, SecretKey};
+///
+/// let key = SecretKey::from_seed(&[1; 32]).public();
+/// let p: Pointer = format!("{key}/app").parse()?;
+/// assert_eq!((p.name.as_str(), p.channel.as_str()), ("app", "stable"));
+/// assert!(format!("{key}/@beta").parse::<Pointer>().is_err());
+/// assert!(Pointer::looks_like("swpk1…/app") && !Pointer::looks_like("swr1…"));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pointer {
+    /// The publisher's key.
+    pub publisher: PublicKey,
+    /// The release name.
+    pub name: String,
+    /// The channel.
+    pub channel: String,
+}
+
+impl Pointer {
+    /// Whether `s` is meant as a pointer rather than a token or a root
+    /// (it has a `/`); parse it to know whether it is a good one.
+    pub fn looks_like(s: &str) -> bool {
+        s.contains('/')
+    }
+}
+
+impl FromStr for Pointer {
+    type Err = ReleaseError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let shape = || {
+            ReleaseError::Pointer(format!(
+                "expected PUBKEY/NAME or PUBKEY/NAME@CHANNEL, got {s:?}"
+            ))
+        };
+        let (key, rest) = s.trim().split_once('/').ok_or_else(shape)?;
+        let (name, channel) = rest.split_once('@').unwrap_or((rest, DEFAULT_CHANNEL));
+        if name.is_empty() || channel.is_empty() {
+            return Err(shape());
+        }
+        Ok(Self {
+            publisher: key.parse()?,
+            name: name.to_owned(),
+            channel: channel.to_owned(),
+        })
+    }
+}
+
 impl FromStr for PublicKey {
     type Err = ReleaseError;
 
@@ -554,6 +608,9 @@ pub enum ReleaseError {
     /// A public key that does not parse.
     #[error("not a publisher key: {0:?} (expected a public key, {PUBLIC_PREFIX}…)")]
     BadKey(String),
+    /// A publisher pointer that is not `PUBKEY/NAME[@CHANNEL]`.
+    #[error("{0}")]
+    Pointer(String),
     /// A secret key where a public key belongs.
     #[error(
         "that is a SECRET key (swsk1…), not a publisher's public key (swpk1…); never share \

@@ -1,0 +1,478 @@
+//! Following releases: what a seeding node does with its `seed` list.
+//! Each entry (a signed-root token, or a publisher's latest release on the
+//! DHT) is resolved, checked against the trust and rollback policy,
+//! fetched, pinned and announced; a failure is retried with backoff, and
+//! every entry is looked at again every [`Follow::every`] so that a
+//! pointer's new releases are picked up.
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use swarm_engine::node::{Follow, Node};
+//!
+//! # async fn f(node: Node) {
+//! let follow = Follow {
+//!     entries: vec!["swpk1…/app@stable".into()],
+//!     ..Follow::default()
+//! };
+//! let following = node.follow(follow, Arc::new(|e| eprintln!("{e}")));
+//! for s in following.status() {
+//!     println!("{}: {:?}", s.entry, s.error);
+//! }
+//! # }
+//! ```
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use tokio::sync::watch;
+
+use super::{FetchOptions, Node};
+use crate::content::Hash;
+use crate::mirror::MirrorUrl;
+use crate::net::PeerAddr;
+use crate::release::{Pointer, Policy, PublicKey, SignedRelease, Want};
+
+/// The first retry after a failure; each failure in a row doubles it, up
+/// to [`Follow::every`].
+pub const FIRST_RETRY: Duration = Duration::from_secs(30);
+
+/// What to follow, and from where.
+#[derive(Debug, Clone)]
+pub struct Follow {
+    /// Tokens (`swr1…`) or pointers (`PUBKEY/NAME[@CHANNEL]`).
+    pub entries: Vec<String>,
+    /// Static peers to fetch from (the DHT adds more).
+    pub peers: Vec<PeerAddr>,
+    /// HTTP(S) mirrors to fetch from too.
+    pub mirrors: Vec<MirrorUrl>,
+    /// Publishers trusted for these entries, besides the store's.
+    pub trust: Vec<PublicKey>,
+    /// Most peers one fetch uses; `None` for the default.
+    pub max_peers: Option<usize>,
+    /// How often every entry is looked at again, and the pinned roots
+    /// announced (BEP 5 announcements expire after about 30 minutes).
+    pub every: Duration,
+}
+
+impl Default for Follow {
+    fn default() -> Self {
+        Self {
+            entries: Vec::new(),
+            peers: Vec::new(),
+            mirrors: Vec::new(),
+            trust: Vec::new(),
+            max_peers: None,
+            every: super::REANNOUNCE,
+        }
+    }
+}
+
+/// What happened to one entry, or to the node, as it follows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FollowEvent {
+    /// The entry's release was fetched and is served now.
+    Fetched {
+        /// The entry.
+        entry: String,
+        /// The release's name and version.
+        name: String,
+        /// Its version.
+        version: String,
+        /// Its files.
+        files: u64,
+        /// Bytes of its files.
+        size: u64,
+    },
+    /// The entry's release was stored already; it is served.
+    Stored {
+        /// The entry.
+        entry: String,
+    },
+    /// The entry failed; it is tried again after `retry_in`.
+    Failed {
+        /// The entry.
+        entry: String,
+        /// Why.
+        error: String,
+        /// When it is tried again.
+        retry_in: Duration,
+    },
+    /// Damaged blobs were fetched again.
+    Repaired {
+        /// The pinned root they belong to.
+        root: Hash,
+    },
+    /// Announcing the pinned roots failed.
+    AnnounceFailed {
+        /// Why.
+        error: String,
+    },
+}
+
+impl std::fmt::Display for FollowEvent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Fetched {
+                entry,
+                name,
+                version,
+                files,
+                size,
+            } => write!(
+                f,
+                "seed {entry}: fetched {name} {version} ({files} file{}, {size} bytes) and serving it",
+                if *files == 1 { "" } else { "s" }
+            ),
+            Self::Stored { entry } => write!(f, "seed {entry}: already stored; serving it"),
+            Self::Failed {
+                entry,
+                error,
+                retry_in,
+            } => write!(
+                f,
+                "warning: seed {entry}: {error}; next attempt in {} s",
+                retry_in.as_secs()
+            ),
+            Self::Repaired { root } => {
+                write!(f, "repaired {root}: fetched again what had rotted on disk")
+            }
+            Self::AnnounceFailed { error } => {
+                write!(f, "warning: announcing on the DHT failed: {error}")
+            }
+        }
+    }
+}
+
+/// Sees each [`FollowEvent`] as it happens (the CLI prints them).
+pub type OnFollow = Arc<dyn Fn(&FollowEvent) + Send + Sync>;
+
+/// One entry's state, for a status.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SeedStatus {
+    /// The entry, as configured.
+    pub entry: String,
+    /// The root it resolved to last, if it did.
+    pub root: Option<Hash>,
+    /// Whether that root is stored and served.
+    pub serving: bool,
+    /// Why the last attempt failed; `None` if it did not.
+    pub error: Option<String>,
+    /// Failures in a row.
+    pub failures: u32,
+    /// When it is looked at next.
+    pub next_attempt: Option<SystemTime>,
+}
+
+/// The running follow loop. Dropping it stops following (what was
+/// fetched stays pinned and served).
+#[derive(Debug)]
+pub struct Following {
+    state: Arc<Mutex<HashMap<String, SeedStatus>>>,
+    config: watch::Sender<Follow>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Following {
+    /// Every entry's state, in the configured order.
+    pub fn status(&self) -> Vec<SeedStatus> {
+        let entries = self.config.borrow().entries.clone();
+        let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        entries
+            .into_iter()
+            .map(|e| {
+                state.get(&e).cloned().unwrap_or(SeedStatus {
+                    entry: e,
+                    root: None,
+                    serving: false,
+                    error: None,
+                    failures: 0,
+                    next_attempt: None,
+                })
+            })
+            .collect()
+    }
+
+    /// Follow `config` from now on: new entries are looked at at once,
+    /// entries gone are dropped (what they fetched stays pinned), the
+    /// others keep their schedule. Connections are not touched.
+    pub fn reload(&self, config: Follow) {
+        self.config.send_replace(config);
+    }
+
+    /// A handle that reads the same state, for an API that shows it.
+    pub fn status_handle(&self) -> FollowStatus {
+        FollowStatus {
+            state: self.state.clone(),
+            config: self.config.subscribe(),
+        }
+    }
+}
+
+impl Drop for Following {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Reads a [`Following`]'s state from elsewhere (cheap to clone).
+#[derive(Debug, Clone)]
+pub struct FollowStatus {
+    state: Arc<Mutex<HashMap<String, SeedStatus>>>,
+    config: watch::Receiver<Follow>,
+}
+
+impl FollowStatus {
+    /// As [`Following::status`].
+    pub fn status(&self) -> Vec<SeedStatus> {
+        let entries = self.config.borrow().entries.clone();
+        let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        entries
+            .into_iter()
+            .filter_map(|e| state.get(&e).cloned())
+            .collect()
+    }
+}
+
+impl Node {
+    /// Follow `config`'s entries until the returned handle is dropped:
+    /// fetch, pin and serve each, retry failures with backoff (30 s,
+    /// doubling, up to `config.every`), look at every entry again each
+    /// `config.every`, repair what rotted, and announce the pinned roots
+    /// after each round. `on_event` sees what happens; every event is also
+    /// logged (info, or warn for failures).
+    pub fn follow(&self, config: Follow, on_event: OnFollow) -> Following {
+        let (tx, rx) = watch::channel(config);
+        let state: Arc<Mutex<HashMap<String, SeedStatus>>> = Arc::default();
+        let task = tokio::spawn(run(self.clone(), rx, state.clone(), on_event));
+        Following {
+            state,
+            config: tx,
+            task,
+        }
+    }
+}
+
+fn emit(on_event: &OnFollow, e: FollowEvent) {
+    match &e {
+        FollowEvent::Failed { .. } | FollowEvent::AnnounceFailed { .. } => {
+            tracing::warn!("{e}");
+        }
+        _ => tracing::info!("{e}"),
+    }
+    on_event(&e);
+}
+
+async fn run(
+    node: Node,
+    mut config: watch::Receiver<Follow>,
+    state: Arc<Mutex<HashMap<String, SeedStatus>>>,
+    on_event: OnFollow,
+) {
+    // When each entry is due; a new entry is due at once.
+    let mut due: HashMap<String, Instant> = HashMap::new();
+    let mut next_announce = Instant::now();
+    loop {
+        let follow = config.borrow_and_update().clone();
+        due.retain(|e, _| follow.entries.contains(e));
+        state
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|e, _| follow.entries.contains(e));
+        let now = Instant::now();
+        let mut worked = false;
+        for entry in &follow.entries {
+            if due.get(entry).is_some_and(|&at| at > now) {
+                continue;
+            }
+            worked = true;
+            let failures = state
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get(entry)
+                .map_or(0, |s| s.failures);
+            let (root, outcome) = once(&node, entry, &follow).await;
+            let (wait, status) = match outcome {
+                Ok(event) => {
+                    emit(&on_event, event);
+                    (follow.every, (true, None, 0))
+                }
+                Err(error) => {
+                    let failures = failures + 1;
+                    let wait = backoff(failures, follow.every);
+                    emit(
+                        &on_event,
+                        FollowEvent::Failed {
+                            entry: entry.clone(),
+                            error: error.clone(),
+                            retry_in: wait,
+                        },
+                    );
+                    (wait, (false, Some(error), failures))
+                }
+            };
+            due.insert(entry.clone(), Instant::now() + wait);
+            let (serving, error, failures) = status;
+            state.lock().unwrap_or_else(|e| e.into_inner()).insert(
+                entry.clone(),
+                SeedStatus {
+                    entry: entry.clone(),
+                    root,
+                    serving,
+                    error,
+                    failures,
+                    next_attempt: Some(SystemTime::now() + wait),
+                },
+            );
+        }
+        if worked || Instant::now() >= next_announce {
+            for root in node.repair().await {
+                emit(&on_event, FollowEvent::Repaired { root });
+            }
+            if node.dht().is_some()
+                && let Err(e) = node.announce().await
+            {
+                emit(
+                    &on_event,
+                    FollowEvent::AnnounceFailed {
+                        error: crate::error_chain(&e),
+                    },
+                );
+            }
+            next_announce = Instant::now() + follow.every;
+        }
+        let wake = due
+            .values()
+            .copied()
+            .chain([next_announce])
+            .min()
+            .unwrap_or(next_announce);
+        tokio::select! {
+            () = tokio::time::sleep_until(wake.into()) => {}
+            changed = config.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// The wait after `failures` failures in a row.
+fn backoff(failures: u32, most: Duration) -> Duration {
+    let doublings = failures.saturating_sub(1).min(20);
+    FIRST_RETRY
+        .saturating_mul(1u32 << doublings)
+        .min(most.max(FIRST_RETRY))
+}
+
+/// Look at one entry: the root it names, and what came of it.
+async fn once(
+    node: &Node,
+    entry: &str,
+    follow: &Follow,
+) -> (Option<Hash>, Result<FollowEvent, String>) {
+    let signed = match resolve(node, entry).await {
+        Ok(s) => s,
+        Err(e) => return (None, Err(e)),
+    };
+    let (signed, want) = signed;
+    let root = signed.release().root;
+    (Some(root), fetch(node, entry, &signed, &want, follow).await)
+}
+
+/// The release `entry` names: a token as it is, a pointer resolved on
+/// the DHT now.
+async fn resolve(node: &Node, entry: &str) -> Result<(SignedRelease, Want), String> {
+    let entry = entry.trim();
+    if !Pointer::looks_like(entry) {
+        let s = SignedRelease::from_token(entry).map_err(|e| e.to_string())?;
+        return Ok((s, Want::default()));
+    }
+    let Pointer {
+        publisher,
+        name,
+        channel,
+    } = entry.parse::<Pointer>().map_err(|e| e.to_string())?;
+    let Some(dht) = node.dht() else {
+        return Err("a PUBKEY/NAME seed needs the DHT".into());
+    };
+    let found = dht
+        .resolve(&publisher, &name, &channel)
+        .await
+        .ok_or("no release found on the DHT yet")?;
+    let want = Want {
+        name: Some(name),
+        channel: Some(channel),
+    };
+    Ok((found, want))
+}
+
+async fn fetch(
+    node: &Node,
+    entry: &str,
+    signed: &SignedRelease,
+    want: &Want,
+    follow: &Follow,
+) -> Result<FollowEvent, String> {
+    let r = signed.release();
+    let root = r.root;
+    let store = node.store().clone();
+    let pinned = super::blocking(move || store.pins())
+        .await
+        .map_err(|e| e.to_string())?
+        .iter()
+        .any(|p| p.root == root);
+    if pinned {
+        return Ok(FollowEvent::Stored {
+            entry: entry.to_owned(),
+        });
+    }
+    let store = node.store();
+    let mut policy = Policy {
+        now: super::unix_now(),
+        ..Default::default()
+    };
+    for k in &follow.trust {
+        policy.trust(*k, "follow");
+    }
+    let policy = store.policy(policy).map_err(|e| e.to_string())?;
+    store
+        .accept_release(&policy, signed, want)
+        .map_err(|e| e.to_string())?;
+    let mut opts = FetchOptions {
+        peers: follow.peers.clone(),
+        mirrors: follow.mirrors.clone(),
+        ..Default::default()
+    };
+    if let Some(n) = follow.max_peers {
+        opts.max_peers = n;
+    }
+    let got = node
+        .fetch(root, opts)
+        .await
+        .map_err(|e| crate::error_chain(&e))?;
+    Ok(FollowEvent::Fetched {
+        entry: entry.to_owned(),
+        name: r.name.clone(),
+        version: r.version.to_string(),
+        files: got.files,
+        size: got.size,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failures_back_off_doubling_up_to_the_period() {
+        let every = Duration::from_secs(900);
+        let waits: Vec<u64> = (1..=7).map(|n| backoff(n, every).as_secs()).collect();
+        assert_eq!(waits, [30, 60, 120, 240, 480, 900, 900]);
+        assert_eq!(backoff(1000, every), every);
+        // A period under the first retry: the first retry still holds.
+        assert_eq!(backoff(1, Duration::from_secs(1)), FIRST_RETRY);
+    }
+}

@@ -705,22 +705,26 @@ fn sighup_reloads_the_seed_list_and_status_shows_each_seed_with_its_next_attempt
     let root = str_field(&published, "root").to_owned();
     let serving = start_node(&publisher, &[]);
     let config = tmp.path().join("node.toml");
-    let write_config = |seed: &[&str]| {
+    let write_config = |seed: &[&str], extra: &str| {
         let seeds: Vec<String> = seed.iter().map(|s| format!("{s:?}")).collect();
         let text = format!(
-            "peers = [{:?}]\ntrust = [{key:?}]\nseed = [{}]\n",
+            "peers = [{:?}]\ntrust = [{key:?}]\nseed = [{}]\n{extra}",
             serving.json_addr(),
             seeds.join(", ")
         );
         write_file(&config, text.as_bytes(), 0o644);
     };
-    write_config(&[]);
+    write_config(&[], "");
     let node = start_node(&follower, &["--config", config.to_str().expect("utf-8")]);
     let s = swarm_json(&follower, ["status"]);
     assert_eq!(s["seeds"], serde_json::json!([]), "{s}");
+    assert_eq!(s["limits"]["upload_limit"], Value::Null, "{s}");
 
-    // The release and an entry that cannot work, then SIGHUP.
-    write_config(&[&token, "swr1thisisnotatoken"]);
+    // The release, an entry that cannot work, and limits; then SIGHUP.
+    write_config(
+        &[&token, "swr1thisisnotatoken"],
+        "upload_limit = \"3MiB\"\nmax_connections = 40\n",
+    );
     signal(&node, "HUP");
     node.wait_for_log("and serving it", NODE_PATIENCE);
     assert!(
@@ -752,6 +756,9 @@ fn sighup_reloads_the_seed_list_and_status_shows_each_seed_with_its_next_attempt
         "{}",
         node.log_text()
     );
+    // The limits apply at once, without a restart.
+    assert_eq!(s["limits"]["upload_limit"], 3 * MIB, "{s}");
+    assert_eq!(s["limits"]["max_connections"], 40, "{s}");
 
     // A config that does not parse is refused, and nothing changes.
     write_file(&config, b"seed = [unquoted\n", 0o644);
@@ -759,12 +766,14 @@ fn sighup_reloads_the_seed_list_and_status_shows_each_seed_with_its_next_attempt
     node.wait_for_log("the config was not reloaded", NODE_PATIENCE);
     let s = swarm_json(&follower, ["status"]);
     assert_eq!(s["seeds"].as_array().map(Vec::len), Some(2), "{s}");
-    // Emptied: nothing is followed; what was fetched stays served.
-    write_config(&[]);
+    // Emptied: nothing is followed; what was fetched stays served, and
+    // the cap is lifted.
+    write_config(&[], "");
     signal(&node, "HUP");
     node.wait_for_log("following 0 seeds", NODE_PATIENCE);
     let s = swarm_json(&follower, ["status"]);
     assert_eq!(s["seeds"], serde_json::json!([]), "{s}");
+    assert_eq!(s["limits"]["upload_limit"], Value::Null, "{s}");
     assert_eq!(pinned_roots(&follower), [root.as_str()]);
     stop(node, "TERM");
     stop(serving, "TERM");

@@ -301,7 +301,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Node {
             listen,
-            ref limits,
+            limits: ref flag_limits,
             super_seed,
             api,
             ref api_token_file,
@@ -315,7 +315,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     .or_else(|| node_config.api_token_file.clone()),
                 api_allow_remote || node_config.api_allow_remote,
             )?;
-            let limits = node_config.limits(limits);
+            let limits = node_config.limits(flag_limits);
             let listen = listen
                 .or(node_config.listen)
                 .unwrap_or_else(|| std::net::SocketAddr::from(([0, 0, 0, 0], 7411)));
@@ -330,6 +330,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 &limits,
                 tcp_api,
                 config_path.clone(),
+                flag_limits,
             )
         }
         Command::Resolve { pointer } => dht::resolve(dht_config(false, None), &pointer, json),

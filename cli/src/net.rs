@@ -54,46 +54,73 @@ async fn next_signal() -> Signal {
     got
 }
 
-/// What `POST /v1/reload` and SIGHUP do: read the config file again and
-/// follow its seed list, peers, mirrors and trusted keys from now on.
-/// Limits and addresses are the ones the node started with; a change to
-/// them is reported as not applied.
-fn reloader(
+/// What `POST /v1/reload` and SIGHUP do: read the config file again,
+/// follow its seed list, peers, mirrors and trusted keys, and run under
+/// its limits (the command line's still win), from now on. The window and
+/// the addresses are the ones the node started with; a change to them is
+/// reported as left for the next start.
+#[derive(Clone)]
+struct Reloader {
     path: std::path::PathBuf,
     following: Arc<swarm_engine::node::Following>,
-    started: &Seeding,
-    limits: &Limits,
-) -> api::Reload {
-    let started_seeds = started.seed.len();
-    let super_seed = started.super_seed;
-    let limits = limits.clone();
-    Arc::new(move || {
-        let c = crate::config::NodeConfig::load(&path)
-            .map_err(|e| format!("{e:#}; the config was not reloaded"))?;
-        let mut seeding = Seeding::from_config(&c, Some(super_seed))
-            .map_err(|e| format!("{}: {e:#}; the config was not reloaded", path.display()))?;
-        let new_limits = c.limits(&Limits::default());
-        seeding.max_peers = new_limits.max_peers.or(limits.max_peers);
-        let before: Vec<String> = following.status().into_iter().map(|s| s.entry).collect();
+    node: Node,
+    /// The limits given on the command line.
+    flags: Limits,
+    /// The limits it started with (flags over the config).
+    started: Limits,
+    super_seed: swarm_engine::net::SuperSeedMode,
+}
+
+impl Reloader {
+    fn into_fn(self) -> api::Reload {
+        Arc::new(move || self.reload())
+    }
+
+    fn reload(&self) -> std::result::Result<String, String> {
+        let path = self.path.display();
+        let refused = |e: anyhow::Error| format!("{e:#}; the config was not reloaded");
+        let c = crate::config::NodeConfig::load(&self.path).map_err(refused)?;
+        let mut seeding = Seeding::from_config(&c, Some(self.super_seed))
+            .map_err(|e| refused(e.context(format!("{path}"))))?;
+        let new = c.limits(&self.flags);
+        seeding.max_peers = new.max_peers;
+        let limits = swarm_engine::net::Limits {
+            upload_limit: new.upload_limit,
+            download_limit: new.download_limit,
+            max_connections: new
+                .max_connections
+                .unwrap_or(EndpointConfig::default().max_connections),
+        };
+        // The limits first: if they are refused, nothing has changed.
+        self.node
+            .endpoint()
+            .set_limits(&limits)
+            .map_err(|e| refused(e.into()))?;
+        let before: Vec<String> = self
+            .following
+            .status()
+            .into_iter()
+            .map(|s| s.entry)
+            .collect();
         let added = seeding.seed.iter().filter(|e| !before.contains(e)).count();
         let dropped = before.iter().filter(|e| !seeding.seed.contains(e)).count();
         let n = seeding.seed.len();
-        following.reload(seeding.follow());
+        self.following.reload(seeding.follow());
+        let cap = |c: Option<u64>| c.map_or("none".to_owned(), |c| format!("{}/s", bytes(c)));
         let mut msg = format!(
-            "reloaded {}: following {n} seed{} ({added} new, {dropped} dropped; {started_seeds} at start)",
-            path.display(),
-            plural(n as u64)
+            "reloaded {path}: following {n} seed{} ({added} new, {dropped} dropped); upload {}, \
+             download {}, {} connections",
+            plural(n as u64),
+            cap(limits.upload_limit),
+            cap(limits.download_limit),
+            limits.max_connections,
         );
-        if new_limits.upload_limit != limits.upload_limit
-            || new_limits.download_limit != limits.download_limit
-            || new_limits.max_connections != limits.max_connections
-            || new_limits.window != limits.window
-        {
-            msg.push_str("; the changed limits take effect at the next start");
+        if new.window != self.started.window {
+            msg.push_str("; the new window takes effect at the next start");
         }
         tracing::info!("{msg}");
         Ok(msg)
-    })
+    }
 }
 
 /// Wait for SIGINT or SIGTERM.
@@ -252,6 +279,7 @@ pub(crate) fn node(
     limits: &Limits,
     tcp_api: Option<TcpApiArgs>,
     reload_from: Option<std::path::PathBuf>,
+    flag_limits: &Limits,
 ) -> Result<ExitCode> {
     let rt = runtime()?;
     seeding.max_peers = limits.max_peers;
@@ -280,8 +308,16 @@ pub(crate) fn node(
         let mut api = ApiConfig::new(api::socket_path(dir))
             .describe(Arc::new(crate::hints::describe_chain))
             .follow(following.status_handle());
-        if let Some(path) = &reload_from {
-            api = api.reload(reloader(path.clone(), following.clone(), &seeding, limits));
+        let reload = reload_from.as_ref().map(|path| Reloader {
+            path: path.clone(),
+            following: following.clone(),
+            node: node.clone(),
+            flags: flag_limits.clone(),
+            started: limits.clone(),
+            super_seed: seeding.super_seed,
+        });
+        if let Some(r) = &reload {
+            api = api.reload(r.clone().into_fn());
         }
         if let Some(t) = tcp_api {
             api = api.tcp(t.addr, t.token);
@@ -343,13 +379,11 @@ pub(crate) fn node(
         loop {
             match next_signal().await {
                 Signal::Stop => break,
-                Signal::Reload => match &reload_from {
-                    Some(path) => {
-                        match reloader(path.clone(), following.clone(), &seeding, limits)() {
-                            Ok(m) => eprintln!("{m}"),
-                            Err(e) => eprintln!("warning: {e}"),
-                        }
-                    }
+                Signal::Reload => match &reload {
+                    Some(r) => match r.reload() {
+                        Ok(m) => eprintln!("{m}"),
+                        Err(e) => eprintln!("warning: {e}"),
+                    },
                     None => eprintln!("SIGHUP: started without --config; nothing to reload"),
                 },
             }

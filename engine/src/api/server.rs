@@ -833,7 +833,7 @@ async fn status(state: &Arc<State>) -> StatusReply {
     use std::sync::atomic::Ordering::Relaxed;
     let node = &state.node;
     let stats = node.endpoint().stats();
-    let config = node.endpoint().config();
+    let limits = node.endpoint().limits();
     let store = node.store().clone();
     let st = state.clone();
     let pins = tokio::task::spawn_blocking(move || {
@@ -889,9 +889,9 @@ async fn status(state: &Arc<State>) -> StatusReply {
             bytes_down: stats.bytes_received.load(Relaxed),
         },
         limits: LimitsStatus {
-            upload_limit: config.upload_limit,
-            download_limit: config.download_limit,
-            max_connections: config.max_connections,
+            upload_limit: limits.upload_limit,
+            download_limit: limits.download_limit,
+            max_connections: limits.max_connections,
         },
         seeds: state
             .follow

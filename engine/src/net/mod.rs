@@ -356,6 +356,17 @@ impl EndpointConfig {
     }
 }
 
+/// The caps an endpoint runs under; see [`Endpoint::set_limits`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Bytes per second sent to all peers together; `None` for no cap.
+    pub upload_limit: Option<u64>,
+    /// Bytes per second received from all peers together.
+    pub download_limit: Option<u64>,
+    /// Most peer connections served at once.
+    pub max_connections: u64,
+}
+
 /// Counters of an endpoint, for operators and tests.
 ///
 /// ```
@@ -663,8 +674,10 @@ pub(crate) struct Ctx {
     /// Present when the endpoint super-seeds (wire.md §7).
     pub(crate) superseeds: Option<Arc<superseed::SuperSeeds>>,
     pub(crate) sessions: Arc<sessions::Sessions>,
-    pub(crate) up: Arc<Option<limit::Bucket>>,
-    pub(crate) down: Arc<Option<limit::Bucket>>,
+    pub(crate) up: Arc<limit::Bucket>,
+    pub(crate) down: Arc<limit::Bucket>,
+    /// The connection limit now (a reloaded config may change it).
+    pub(crate) max_connections: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Ctx {
@@ -752,6 +765,7 @@ impl Endpoint {
             me: secret.node_id(),
             up: Arc::new(limit::Bucket::new(config.upload_limit)),
             down: Arc::new(limit::Bucket::new(config.download_limit)),
+            max_connections: Arc::new(config.max_connections.into()),
             config: Arc::new(config),
             stats: Arc::default(),
             book: Arc::default(),
@@ -862,9 +876,36 @@ impl Endpoint {
         &self.inner.ctx.stats
     }
 
-    /// The settings it was bound with.
+    /// The settings it was bound with (the limits as they were then; see
+    /// [`Self::limits`]).
     pub fn config(&self) -> &EndpointConfig {
         &self.inner.ctx.config
+    }
+
+    /// The limits it runs under now.
+    pub fn limits(&self) -> Limits {
+        let ctx = &self.inner.ctx;
+        Limits {
+            upload_limit: ctx.up.rate(),
+            download_limit: ctx.down.rate(),
+            max_connections: ctx.max_connections.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Run under `limits` from now on, without touching a connection: the
+    /// caps apply to the next bytes, the connection limit to the next
+    /// peer (those over it stay). A connection limit of 0 is refused.
+    /// Super-seeding's `auto` mode keeps what it chose at bind.
+    pub fn set_limits(&self, limits: &Limits) -> Result<(), ConfigError> {
+        if limits.max_connections == 0 {
+            return Err(ConfigError::NoConnections);
+        }
+        let ctx = &self.inner.ctx;
+        ctx.up.set_rate(limits.upload_limit);
+        ctx.down.set_rate(limits.download_limit);
+        ctx.max_connections
+            .store(limits.max_connections, Ordering::Relaxed);
+        Ok(())
     }
 
     /// The peers connected to this node now and what each connection has

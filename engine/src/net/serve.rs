@@ -29,7 +29,9 @@ pub(super) async fn accept_loop(quic: quinn::Endpoint, ctx: Ctx) {
             let Some(peer) = tls::peer_id(&conn) else {
                 return conn.close(ErrorCode::ProtocolViolation.to_u16().into(), b"no key");
             };
-            if ctx.stats.connections.load(Ordering::Relaxed) >= ctx.config.max_connections {
+            if ctx.stats.connections.load(Ordering::Relaxed)
+                >= ctx.max_connections.load(Ordering::Relaxed)
+            {
                 crate::metrics::request("busy");
                 return conn.close(ErrorCode::Busy.to_u16().into(), b"too many connections");
             }
@@ -392,8 +394,8 @@ async fn serve_get(
     // holds the whole piece: pieces then go out one after another, each
     // done (and servable by its receiver) as early as it can be, rather
     // than all of them interleaved and done together at the end.
-    let slice = match &*ctx.up {
-        Some(b) => ((b.rate() / 4.0) as usize).max(content::GROUP_SIZE as usize),
+    let slice = match ctx.up.rate() {
+        Some(r) => ((r / 4) as usize).max(content::GROUP_SIZE as usize),
         None => usize::MAX,
     };
     let mut sent = 0u64;

@@ -15,8 +15,8 @@ use serde::de::DeserializeOwned;
 use super::{
     AddReply, AddRequest, CheckReply, ErrorReply, ExportReply, ExportRequest, FetchControlReply,
     FetchControlRequest, FetchEvent, FetchReply, FetchRequest, GcReply, PeersReply, PinsReply,
-    PublishReply, PublishRequest, RmReply, RmRequest, StatusReply, TrustAddRequest, TrustRmReply,
-    TrustRmRequest, TrustedKey, TrustedReply,
+    PublishReply, PublishRequest, RmReply, RmRequest, SeedReply, SeedRequest, StatusReply,
+    TrustAddRequest, TrustRmReply, TrustRmRequest, TrustedKey, TrustedReply,
 };
 
 /// The most bytes of a reply read (a status of many thousands of pins fits).
@@ -134,6 +134,16 @@ impl Client {
     /// `POST /v1/trust/rm`.
     pub async fn trust_rm(&self, req: &TrustRmRequest) -> Result<TrustRmReply, ClientError> {
         self.call(Method::POST, "/v1/trust/rm", Some(req)).await
+    }
+
+    /// `POST /v1/seed`.
+    pub async fn seed(&self, req: &SeedRequest) -> Result<SeedReply, ClientError> {
+        self.call(Method::POST, "/v1/seed", Some(req)).await
+    }
+
+    /// `POST /v1/seed/stop` (the same as [`Self::rm`]).
+    pub async fn stop_seeding(&self, req: &RmRequest) -> Result<RmReply, ClientError> {
+        self.call(Method::POST, "/v1/seed/stop", Some(req)).await
     }
 
     /// `GET /v1/peers`.

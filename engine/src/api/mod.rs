@@ -134,6 +134,29 @@ pub struct RmRequest {
     pub root: String,
 }
 
+/// `POST /v1/seed`: pin a root that is stored completely, and announce it
+/// on the DHT now.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SeedRequest {
+    /// The root, in hex.
+    pub root: String,
+    /// The name to pin it under; the root's first 12 hex digits if none.
+    #[serde(default)]
+    pub name: Option<String>,
+}
+
+/// What a seed did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SeedReply {
+    /// The root, in hex.
+    pub root: String,
+    /// The name it is pinned under.
+    pub name: String,
+    /// Whether it was announced on the DHT (false without one).
+    pub announced: bool,
+}
+
 /// What an rm did.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RmReply {

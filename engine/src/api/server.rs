@@ -503,6 +503,8 @@ const ROUTES: &[(Method, &str)] = &[
     (Method::POST, "/v1/fetch/resume"),
     (Method::POST, "/v1/fetch/cancel"),
     (Method::POST, "/v1/reload"),
+    (Method::POST, "/v1/seed"),
+    (Method::POST, "/v1/seed/stop"),
     (Method::GET, "/"),
     (Method::GET, "/dashboard"),
 ];
@@ -551,7 +553,9 @@ async fn route(state: &Arc<State>, req: Request<Incoming>) -> Reply {
         "/v1/check" => blocking(state, move || ops::check(&store)).await,
         "/v1/trust" => blocking(state, move || ops::trusted(&store)).await,
         "/v1/add" => with(state, &body, move |r| ops::add(&store, &r, None)).await,
-        "/v1/rm" => with(state, &body, move |r| ops::rm(&store, &r)).await,
+        // Stopping seeding is unpinning: the same operation as rm.
+        "/v1/rm" | "/v1/seed/stop" => with(state, &body, move |r| ops::rm(&store, &r)).await,
+        "/v1/seed" => seed(state, &body).await,
         "/v1/export" => with(state, &body, move |r| ops::export(&store, &r, None)).await,
         "/v1/publish" => publish(state, &body).await,
         "/v1/fetch" => match parse(&body) {
@@ -737,6 +741,32 @@ fn dashboard() -> Reply {
         HeaderValue::from_static("DENY"),
     );
     r
+}
+
+async fn seed(state: &State, body: &[u8]) -> Reply {
+    let req: super::SeedRequest = match parse(body) {
+        Ok(r) => r,
+        Err(r) => return *r,
+    };
+    let root = match req.root.trim().parse::<Hash>() {
+        Ok(r) => r,
+        Err(e) => return op_error(state, &OpError::BadRoot(e)),
+    };
+    let name = req.name.unwrap_or_else(|| root.to_hex()[..12].to_owned());
+    match state.node.seed(&root, &name).await {
+        Ok(()) => json(
+            StatusCode::OK,
+            &super::SeedReply {
+                root: root.to_hex(),
+                name,
+                announced: state.node.dht().is_some(),
+            },
+        ),
+        Err(e @ crate::node::NodeOpError::Store(_)) => {
+            error(StatusCode::INTERNAL_SERVER_ERROR, (state.describe)(&e))
+        }
+        Err(e) => error(StatusCode::UNPROCESSABLE_ENTITY, (state.describe)(&e)),
+    }
 }
 
 async fn reload(state: &State) -> Reply {

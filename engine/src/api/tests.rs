@@ -455,3 +455,51 @@ async fn a_fetch_through_the_api_pauses_resumes_and_cancels_by_its_id() {
     let ended = fetching.await.unwrap().unwrap_err();
     assert!(ended.to_string().contains("cancel"), "{ended}");
 }
+
+#[tokio::test]
+async fn seed_pins_a_stored_root_and_stop_seeding_unpins_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = node_at(&dir.path().join("store")).await;
+    let socket = socket_path(dir.path());
+    let _server = serve(node.clone(), ApiConfig::new(&socket)).await.unwrap();
+    let api = Client::new(&socket);
+    let file = dir.path().join("a.bin");
+    std::fs::write(&file, crate::testutil::data(3, 100_000)).unwrap();
+    let added = api
+        .add(&AddRequest {
+            paths: vec![file],
+            name: None,
+        })
+        .await
+        .unwrap();
+    let rm = RmRequest {
+        root: added.root.clone(),
+    };
+    assert!(api.stop_seeding(&rm).await.unwrap().removed);
+    assert!(api.pins().await.unwrap().pins.is_empty());
+    // Still stored (until gc): seeding it again pins it under the name.
+    let req = SeedRequest {
+        root: added.root.clone(),
+        name: Some("again".into()),
+    };
+    let seeded = api.seed(&req).await.unwrap();
+    assert_eq!((seeded.name.as_str(), seeded.announced), ("again", false));
+    assert_eq!(api.pins().await.unwrap().pins[0].name, "again");
+    // Refused: a root the store does not hold, and one that is not a root.
+    let unknown = SeedRequest {
+        root: crate::Hash::of(b"not stored").to_hex(),
+        name: None,
+    };
+    let e = api.seed(&unknown).await.unwrap_err();
+    assert!(matches!(e, ClientError::Refused { status: 422, .. }), "{e}");
+    let bad = SeedRequest {
+        root: "xyz".into(),
+        name: None,
+    };
+    let e = api.seed(&bad).await.unwrap_err();
+    assert!(matches!(e, ClientError::Refused { status: 400, .. }), "{e}");
+    // Stopping what is not pinned is refused, as rm is.
+    api.stop_seeding(&rm).await.unwrap();
+    let e = api.stop_seeding(&rm).await.unwrap_err();
+    assert!(matches!(e, ClientError::Refused { status: 422, .. }), "{e}");
+}

@@ -354,6 +354,19 @@ pub(crate) fn status(dir: &Path, json: bool) -> Result<()> {
         let next = seed.next_attempt_secs.map_or(String::new(), |n| {
             format!("; next attempt in {}", uptime(n))
         });
+        if let Some(f) = &seed.fetching {
+            println!(
+                "{entry}  fetching {} of {}, {}/s from {} peer{}, {}",
+                bytes(f.have),
+                bytes(f.total),
+                bytes(f.rate),
+                f.peers,
+                plural(f.peers),
+                f.eta_secs
+                    .map_or("eta unknown".to_owned(), |e| format!("eta {}", uptime(e)))
+            );
+            continue;
+        }
         match (&seed.error, &seed.root) {
             (Some(e), _) => println!(
                 "{entry}  failed {} time{}: {e}{next}",

@@ -365,8 +365,26 @@ pub struct SeedEntry {
     pub error: Option<String>,
     /// Failures in a row.
     pub failures: u32,
-    /// Seconds until it is looked at again.
+    /// Seconds until it is looked at again; `null` while it is fetched.
     pub next_attempt_secs: Option<u64>,
+    /// The fetch running for it now, if one is.
+    #[serde(default)]
+    pub fetching: Option<SeedFetching>,
+}
+
+/// A seed's fetch in progress.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SeedFetching {
+    /// Bytes of all its files, once the manifest is known.
+    pub total: u64,
+    /// Bytes stored so far.
+    pub have: u64,
+    /// Bytes per second from all its peers, lately.
+    pub rate: u64,
+    /// Peers it draws from.
+    pub peers: u64,
+    /// Seconds left at that rate, when there is one.
+    pub eta_secs: Option<u64>,
 }
 
 /// `POST /v1/reload`: what reloading the config did.

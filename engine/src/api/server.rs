@@ -939,6 +939,17 @@ async fn status(state: &Arc<State>) -> StatusReply {
                             t.duration_since(std::time::SystemTime::now())
                                 .map_or(0, |d| d.as_secs())
                         }),
+                        fetching: s.fetching.map(|f| {
+                            let have = f.have.min(f.total);
+                            super::SeedFetching {
+                                total: f.total,
+                                have,
+                                rate: f.rate,
+                                peers: f.peers,
+                                eta_secs: (f.rate > 0 && f.total > 0)
+                                    .then(|| (f.total - have).div_ceil(f.rate)),
+                            }
+                        }),
                     })
                     .collect()
             })

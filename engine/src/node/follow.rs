@@ -161,8 +161,23 @@ pub struct SeedStatus {
     pub error: Option<String>,
     /// Failures in a row.
     pub failures: u32,
-    /// When it is looked at next.
+    /// When it is looked at next; `None` while it is being fetched.
     pub next_attempt: Option<SystemTime>,
+    /// The fetch running for it now, if one is.
+    pub fetching: Option<SeedFetch>,
+}
+
+/// A fetch the follow loop is running.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SeedFetch {
+    /// Bytes of all the files, once the manifest is known.
+    pub total: u64,
+    /// Bytes stored so far.
+    pub have: u64,
+    /// Bytes per second from all its peers, lately.
+    pub rate: u64,
+    /// Peers it draws from.
+    pub peers: u64,
 }
 
 /// The running follow loop. Dropping it stops following (what was
@@ -189,6 +204,7 @@ impl Following {
                     error: None,
                     failures: 0,
                     next_attempt: None,
+                    fetching: None,
                 })
             })
             .collect()
@@ -292,7 +308,7 @@ async fn run(
                 .unwrap_or_else(|e| e.into_inner())
                 .get(entry)
                 .map_or(0, |s| s.failures);
-            let (root, outcome) = once(&node, entry, &follow).await;
+            let (root, outcome) = once(&node, entry, &follow, &state).await;
             let (wait, status) = match outcome {
                 Ok(event) => {
                     emit(&on_event, event);
@@ -323,6 +339,7 @@ async fn run(
                     error,
                     failures,
                     next_attempt: Some(SystemTime::now() + wait),
+                    fetching: None,
                 },
             );
         }
@@ -372,6 +389,7 @@ async fn once(
     node: &Node,
     entry: &str,
     follow: &Follow,
+    state: &Arc<Mutex<HashMap<String, SeedStatus>>>,
 ) -> (Option<Hash>, Result<FollowEvent, String>) {
     let signed = match resolve(node, entry).await {
         Ok(s) => s,
@@ -379,7 +397,47 @@ async fn once(
     };
     let (signed, want) = signed;
     let root = signed.release().root;
-    (Some(root), fetch(node, entry, &signed, &want, follow).await)
+    let progress = fetch_progress(entry, root, state);
+    (
+        Some(root),
+        fetch(node, entry, &signed, &want, follow, progress).await,
+    )
+}
+
+/// A progress callback that keeps `entry`'s running fetch in `state`, for
+/// the status.
+fn fetch_progress(
+    entry: &str,
+    root: Hash,
+    state: &Arc<Mutex<HashMap<String, SeedStatus>>>,
+) -> super::ProgressFn {
+    let (entry, state) = (entry.to_owned(), state.clone());
+    Arc::new(move |p: super::FetchProgress| {
+        let mut all = state.lock().unwrap_or_else(|e| e.into_inner());
+        let s = all.entry(entry.clone()).or_insert_with(|| SeedStatus {
+            entry: entry.clone(),
+            root: Some(root),
+            serving: false,
+            error: None,
+            failures: 0,
+            next_attempt: None,
+            fetching: None,
+        });
+        s.root = Some(root);
+        s.next_attempt = None;
+        let f = s.fetching.get_or_insert_with(SeedFetch::default);
+        match p {
+            super::FetchProgress::Manifest { total, present } => {
+                (f.total, f.have) = (total, present)
+            }
+            super::FetchProgress::Received(n) => f.have = f.have.saturating_add(n),
+            super::FetchProgress::Peers(peers) => {
+                f.peers = peers.len() as u64;
+                f.rate = peers.iter().map(|p| p.rate).sum();
+            }
+            _ => {}
+        }
+    })
 }
 
 /// The release `entry` names: a token as it is, a pointer resolved on
@@ -415,6 +473,7 @@ async fn fetch(
     signed: &SignedRelease,
     want: &Want,
     follow: &Follow,
+    progress: super::ProgressFn,
 ) -> Result<FollowEvent, String> {
     let r = signed.release();
     let root = r.root;
@@ -444,6 +503,7 @@ async fn fetch(
     let mut opts = FetchOptions {
         peers: follow.peers.clone(),
         mirrors: follow.mirrors.clone(),
+        progress: Some(progress),
         ..Default::default()
     };
     if let Some(n) = follow.max_peers {

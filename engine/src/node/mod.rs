@@ -37,7 +37,7 @@ pub use self::fetch::{
     MirrorProgress, MirrorSource, PeerFailure, PeerProgress, Source,
 };
 pub use self::follow::{
-    FIRST_RETRY, Follow, FollowEvent, FollowStatus, Following, OnFollow, SeedStatus,
+    FIRST_RETRY, Follow, FollowEvent, FollowStatus, Following, OnFollow, SeedFetch, SeedStatus,
 };
 pub use self::handle::{FetchEvents, FetchHandle};
 use crate::content::Hash;

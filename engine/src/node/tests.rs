@@ -608,3 +608,48 @@ async fn following_fetches_each_entry_retries_what_fails_and_takes_a_reloaded_li
             .any(|e| matches!(e, FollowEvent::Stored { .. }))
     );
 }
+
+#[tokio::test]
+async fn a_seed_being_fetched_shows_its_progress_in_the_follow_status() {
+    use super::Follow;
+    let dir = tempfile::tempdir().unwrap();
+    let key = SecretKey::from_seed(&[5; 32]);
+    // Capped: 2 MB at 256 KiB/s takes about 8 s.
+    let publisher = node(Some(256 << 10)).await;
+    let path = dir.path().join("big.bin");
+    std::fs::write(&path, data(9, 2_000_000)).unwrap();
+    let opts = PublishOptions::new("app", "2.0.0".parse().unwrap());
+    let release = publisher
+        .store()
+        .publish(&key, &[path], &opts)
+        .unwrap()
+        .release;
+    let follower = node(None).await;
+    let following = follower.follow(
+        Follow {
+            entries: vec![release.to_token()],
+            peers: vec![publisher.addr().unwrap()],
+            trust: vec![key.public()],
+            ..Follow::default()
+        },
+        std::sync::Arc::new(|_| {}),
+    );
+    let mut seen = None;
+    for _ in 0..300 {
+        if let Some(f) = following.status()[0]
+            .fetching
+            .clone()
+            .filter(|f| f.total > 0 && f.have > 0)
+        {
+            seen = Some(f);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let f = seen.expect("the fetch shows in the status while it runs");
+    assert_eq!(f.total, 2_000_000, "{f:?}");
+    assert!(f.have < f.total, "{f:?}");
+    let s = &following.status()[0];
+    assert_eq!(s.root, Some(release.release().root));
+    assert!(s.next_attempt.is_none() && !s.serving, "{s:?}");
+}

@@ -104,6 +104,22 @@ fn store_commands_through_a_running_node_print_what_they_print_on_a_stopped_stor
     let key_file = tmp.path().join("pub.key");
     let key = swarm_json(&stopped, args!["keygen", "-o", &key_file]);
     let key = str_field(&key, "public_key").to_owned();
+    // A release made elsewhere, to verify on both stores.
+    let elsewhere = tmp.path().join("elsewhere");
+    let made = swarm_json(
+        &elsewhere,
+        args![
+            "publish",
+            tmp.path().join("one.bin"),
+            "--name",
+            "other",
+            "--version",
+            "2.0.0",
+            "--key",
+            &key_file
+        ],
+    );
+    let token = str_field(&made, "token").to_owned();
     // The stores hold the same before the node starts on one of them.
     swarm_ok(&live, ["ls"]);
     let node = start_node(&live, &[]);
@@ -159,6 +175,13 @@ fn store_commands_through_a_running_node_print_what_they_print_on_a_stopped_stor
             "--key",
             &key_file
         ],
+        // Not trusted yet, then trusted for this check, then a path.
+        args!["verify", &token],
+        args!["--json", "verify", &token],
+        args!["verify", &token, "--trust", &key],
+        args!["--json", "verify", &token, "one.bin", "--trust", &key],
+        args!["verify", &token, "rel", "--trust", &key],
+        args!["verify", "swr1damaged"],
         args!["--json", "export", &root, "-o", "OUT"],
         args!["export", &root, "-o", "OUT/again"],
         args!["--json", "ls"],

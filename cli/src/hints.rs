@@ -31,11 +31,6 @@ pub(crate) fn describe_chain(e: &(dyn Error + 'static)) -> String {
     with_hint(swarm_engine::error_chain(e), found)
 }
 
-/// One engine error's message with its hint.
-pub(crate) fn describe(e: &(dyn Error + 'static)) -> String {
-    with_hint(e.to_string(), hint(e))
-}
-
 fn with_hint(mut msg: String, hint: Option<String>) -> String {
     if let Some(h) = hint {
         msg.push_str("; ");
@@ -221,7 +216,7 @@ mod tests {
             publisher,
             name: "app".into(),
         }));
-        let msg = describe(&untrusted);
+        let msg = describe_chain(&untrusted);
         assert!(
             msg.ends_with(&format!(
                 "run `swarm trust add {publisher}` or pass --trust {publisher}"

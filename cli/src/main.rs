@@ -176,6 +176,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
             };
             return release::publish(&On::open(&dir, false)?, a, json, dht_config(false, None));
         }
+        Command::Verify { token, path, trust } => {
+            let a = release::VerifyArgs { token, path, trust };
+            return release::verify(&On::open(&dir, true)?, a, json);
+        }
         Command::Fetch {
             root,
             trust,
@@ -334,10 +338,6 @@ fn run(cli: Cli) -> Result<ExitCode> {
             )
         }
         Command::Resolve { pointer } => dht::resolve(dht_config(false, None), &pointer, json),
-        Command::Verify { token, path, trust } => {
-            let a = release::VerifyArgs { token, path, trust };
-            release::verify(&store, a, json)
-        }
         Command::Demo
         | Command::Keygen { .. }
         | Command::Add { .. }
@@ -349,7 +349,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
         | Command::Status
         | Command::Publish { .. }
         | Command::Fetch { .. }
-        | Command::Export { .. } => unreachable!("handled before the store opens"),
+        | Command::Export { .. }
+        | Command::Verify { .. } => unreachable!("handled before the store opens"),
     }
 }
 

@@ -198,12 +198,24 @@ pub(crate) struct VerifyArgs {
     pub(crate) trust: Vec<String>,
 }
 
-pub(crate) fn verify(store: &Store, a: VerifyArgs, json: bool) -> Result<ExitCode> {
+pub(crate) fn verify(on: &crate::control::On, a: VerifyArgs, json: bool) -> Result<ExitCode> {
     let signed = SignedRelease::from_token(&a.token)?;
-    let policy = policy(store, &a.trust)?;
-    let verdict = store.check_release(&policy, &signed, &Want::default());
+    // The policy's verdict, from the store or the node that holds it.
+    let req = api::VerifyRequest {
+        token: a.token.clone(),
+        trust: a.trust.clone(),
+    };
+    let describe = |e: &(dyn std::error::Error + 'static)| crate::hints::describe_chain(e);
+    let verdict = match on {
+        crate::control::On::Store(store, _) => api::ops::verify(store, &req, now(), &describe)?,
+        crate::control::On::Node(c) => crate::control::block(c.verify(&req))??,
+    };
     let r = signed.release();
-    let label = policy.trusted.get(&r.publisher).cloned();
+    let label = verdict.trusted_as.clone();
+    let verdict = match verdict.policy_error {
+        None => Ok(()),
+        Some(e) => Err(anyhow::anyhow!(e)),
+    };
     let matches = match &a.path {
         Some(p) => {
             let m = manifest_of(std::slice::from_ref(p))?;
@@ -228,7 +240,7 @@ pub(crate) fn verify(store: &Store, a: VerifyArgs, json: bool) -> Result<ExitCod
                 "created": r.created,
                 "expires": r.expires,
                 "token_length": a.token.trim().len(),
-                "policy_error": verdict.as_ref().err().map(|e| crate::hints::describe(e)),
+                "policy_error": verdict.as_ref().err().map(|e| e.to_string()),
                 "path_matches": matches.map(|(ok, _)| ok),
             })
         );

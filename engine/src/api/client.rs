@@ -16,7 +16,8 @@ use super::{
     AddReply, AddRequest, CheckReply, ErrorReply, ExportReply, ExportRequest, FetchControlReply,
     FetchControlRequest, FetchEvent, FetchReply, FetchRequest, GcReply, PeersReply, PinsReply,
     PublishReply, PublishRequest, RmReply, RmRequest, SeedReply, SeedRequest, StatusReply,
-    TrustAddRequest, TrustRmReply, TrustRmRequest, TrustedKey, TrustedReply,
+    TrustAddRequest, TrustRmReply, TrustRmRequest, TrustedKey, TrustedReply, VerifyReply,
+    VerifyRequest,
 };
 
 /// The most bytes of a reply read (a status of many thousands of pins fits).
@@ -134,6 +135,11 @@ impl Client {
     /// `POST /v1/trust/rm`.
     pub async fn trust_rm(&self, req: &TrustRmRequest) -> Result<TrustRmReply, ClientError> {
         self.call(Method::POST, "/v1/trust/rm", Some(req)).await
+    }
+
+    /// `POST /v1/verify`.
+    pub async fn verify(&self, req: &VerifyRequest) -> Result<VerifyReply, ClientError> {
+        self.call(Method::POST, "/v1/verify", Some(req)).await
     }
 
     /// `POST /v1/seed`.

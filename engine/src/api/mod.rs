@@ -134,6 +134,28 @@ pub struct RmRequest {
     pub root: String,
 }
 
+/// `POST /v1/verify`: what the node's trust and rollback policy says of a
+/// signed-root token (the signature is checked first). Nothing is
+/// recorded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VerifyRequest {
+    /// The token, `swr1…`.
+    pub token: String,
+    /// Publisher keys to trust for this check, besides the store's.
+    #[serde(default)]
+    pub trust: Vec<String>,
+}
+
+/// The policy's verdict on a token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VerifyReply {
+    /// The label its publisher is trusted under; `None` if not trusted.
+    pub trusted_as: Option<String>,
+    /// Why the policy refuses it; `None` if it accepts it.
+    pub policy_error: Option<String>,
+}
+
 /// `POST /v1/seed`: pin a root that is stored completely, and announce it
 /// on the DHT now.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

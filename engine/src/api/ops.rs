@@ -7,7 +7,7 @@ use std::path::Path;
 use super::{
     AddReply, AddRequest, CheckProblem, CheckReply, ExportReply, ExportRequest, GcReply, PinEntry,
     PinsReply, PublishReply, PublishRequest, RmReply, RmRequest, TrustAddRequest, TrustRmReply,
-    TrustRmRequest, TrustedKey, TrustedReply,
+    TrustRmRequest, TrustedKey, TrustedReply, VerifyReply, VerifyRequest,
 };
 use crate::content::{Hash, ParseHashError};
 use crate::release::{PublicKey, ReleaseError};
@@ -303,6 +303,29 @@ pub fn rm(store: &Store, req: &RmRequest) -> Result<RmReply, OpError> {
     Ok(RmReply {
         root: r.to_hex(),
         removed: true,
+    })
+}
+
+/// The policy's verdict on a token: `POST /v1/verify`. A token that does
+/// not decode, or whose signature does not verify, is an error; a policy
+/// refusal is a verdict, worded by `describe`.
+pub fn verify(
+    store: &Store,
+    req: &VerifyRequest,
+    now: u64,
+    describe: &dyn Fn(&(dyn std::error::Error + 'static)) -> String,
+) -> Result<VerifyReply, OpError> {
+    let signed =
+        crate::release::SignedRelease::from_token(&req.token).map_err(OpError::BadToken)?;
+    let policy = policy(store, &req.trust, now)?;
+    let verdict = store.check_release(&policy, &signed, &crate::release::Want::default());
+    Ok(VerifyReply {
+        trusted_as: policy.trusted.get(&signed.release().publisher).cloned(),
+        policy_error: match verdict {
+            Ok(()) => None,
+            Err(crate::store::AcceptError::Policy(e)) => Some(describe(&e)),
+            Err(e) => return Err(e.into()),
+        },
     })
 }
 

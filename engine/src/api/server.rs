@@ -504,6 +504,7 @@ const ROUTES: &[(Method, &str)] = &[
     (Method::POST, "/v1/fetch/cancel"),
     (Method::POST, "/v1/reload"),
     (Method::POST, "/v1/seed"),
+    (Method::POST, "/v1/verify"),
     (Method::POST, "/v1/seed/stop"),
     (Method::GET, "/"),
     (Method::GET, "/dashboard"),
@@ -556,6 +557,13 @@ async fn route(state: &Arc<State>, req: Request<Incoming>) -> Reply {
         // Stopping seeding is unpinning: the same operation as rm.
         "/v1/rm" | "/v1/seed/stop" => with(state, &body, move |r| ops::rm(&store, &r)).await,
         "/v1/seed" => seed(state, &body).await,
+        "/v1/verify" => {
+            let describe = state.describe.clone();
+            with(state, &body, move |r| {
+                ops::verify(&store, &r, unix_now(), &|e| describe(e))
+            })
+            .await
+        }
         "/v1/export" => with(state, &body, move |r| ops::export(&store, &r, None)).await,
         "/v1/publish" => publish(state, &body).await,
         "/v1/fetch" => match parse(&body) {
@@ -741,6 +749,12 @@ fn dashboard() -> Reply {
         HeaderValue::from_static("DENY"),
     );
     r
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 async fn seed(state: &State, body: &[u8]) -> Reply {

@@ -323,6 +323,8 @@ fn a_fetcher_being_served_sees_no_interruption_while_the_operator_works_the_node
     let node = start_node(
         &seed,
         &[
+            "--log-served",
+            "1",
             "--upload-limit",
             "8MiB",
             "--api",
@@ -451,6 +453,39 @@ fn a_fetcher_being_served_sees_no_interruption_while_the_operator_works_the_node
         line.contains(&release.root[..12]) || line.contains("blobs=2"),
         "{line}"
     );
+    // Each second it sent anything, the node logged what the root served
+    // in it: those add up to the root's total, all of the fetch.
+    let named = format!("served root {} (", &release.root[..12]);
+    let field = |l: &str, name: &str| -> Option<u64> {
+        l.split_whitespace()
+            .find_map(|w| w.strip_prefix(name))
+            .and_then(|n| n.parse().ok())
+    };
+    let deadline = std::time::Instant::now() + NODE_PATIENCE;
+    let (intervals, total) = loop {
+        let log = node.log_text();
+        let lines: Vec<&str> = log.lines().filter(|l| l.contains(&named)).collect();
+        let total = lines.iter().filter_map(|l| field(l, "total=")).max();
+        if let Some(total) = total.filter(|t| *t >= 48 * MIB) {
+            let sum: u64 = lines.iter().filter_map(|l| field(l, "bytes=")).sum();
+            assert_eq!(sum, total, "the intervals add up:\n{}", lines.join("\n"));
+            break (lines.len(), total);
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no {named:?} line with the whole fetch:\n{log}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(intervals >= 2, "the fetch spanned several seconds");
+    let log = node.log_text();
+    let summed = log
+        .lines()
+        .filter(|l| l.contains("up since start"))
+        .filter_map(|l| field(l, "total="))
+        .max()
+        .expect("a summary line");
+    assert!(summed >= total, "{summed} < {total}");
     // The node served throughout: it still answers and holds the release.
     assert_check_ok(&seed);
     eprintln!(

@@ -145,6 +145,11 @@ pub(crate) enum Command {
         /// Let --api take an address other machines can reach
         #[arg(long)]
         api_allow_remote: bool,
+        /// Every SECS, log at info what each root served since the last
+        /// time, and a summary line; 0 for never [default: the config's,
+        /// else 60]
+        #[arg(long, value_name = "SECS")]
+        log_served: Option<u64>,
         #[command(flatten)]
         limits: Limits,
     },

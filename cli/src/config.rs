@@ -57,6 +57,9 @@ pub(crate) struct NodeConfig {
     /// Let `api` be an address other machines can reach.
     #[serde(default)]
     pub(crate) api_allow_remote: bool,
+    /// How often, in seconds, to log what each root served
+    /// (`--log-served`); 0 for never.
+    pub(crate) log_served: Option<u64>,
 }
 
 /// `super_seed`: a mode's name, or a boolean as earlier versions took.

@@ -310,15 +310,20 @@ fn run(cli: Cli) -> Result<ExitCode> {
             api,
             ref api_token_file,
             api_allow_remote,
+            log_served,
             config: ref config_path,
         } => {
-            let tcp_api = net::TcpApiArgs::from_flags(
+            let tcp = net::TcpApiArgs::from_flags(
                 api.or(node_config.api),
                 api_token_file
                     .clone()
                     .or_else(|| node_config.api_token_file.clone()),
                 api_allow_remote || node_config.api_allow_remote,
             )?;
+            let api_args = net::ApiArgs {
+                tcp,
+                log_served: log_served.or(node_config.log_served),
+            };
             let limits = node_config.limits(flag_limits);
             let listen = listen
                 .or(node_config.listen)
@@ -332,7 +337,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 dht_config(true, Some(listen)),
                 seeding,
                 &limits,
-                tcp_api,
+                api_args,
                 config_path.clone(),
                 flag_limits,
             )
@@ -554,16 +559,5 @@ pub(crate) fn plural(n: u64) -> &'static str {
 }
 
 pub(crate) fn bytes(n: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = n as f64;
-    let mut u = 0;
-    while v >= 1024.0 && u < UNITS.len() - 1 {
-        v /= 1024.0;
-        u += 1;
-    }
-    if u == 0 {
-        format!("{n} B")
-    } else {
-        format!("{v:.1} {}", UNITS[u])
-    }
+    swarm_engine::human_bytes(n)
 }

@@ -216,6 +216,15 @@ pub(crate) fn endpoint_config(limits: &Limits) -> EndpointConfig {
     c
 }
 
+/// The control API, as the flags and config ask.
+pub(crate) struct ApiArgs {
+    /// On TCP too.
+    pub(crate) tcp: Option<TcpApiArgs>,
+    /// Seconds between the lines of what each root served; 0 for never,
+    /// `None` for the default.
+    pub(crate) log_served: Option<u64>,
+}
+
 /// The control API on TCP, as the flags and config ask.
 pub(crate) struct TcpApiArgs {
     addr: std::net::SocketAddr,
@@ -277,7 +286,7 @@ pub(crate) fn node(
     dht: Option<DhtConfig>,
     mut seeding: Seeding,
     limits: &Limits,
-    tcp_api: Option<TcpApiArgs>,
+    api_args: ApiArgs,
     reload_from: Option<std::path::PathBuf>,
     flag_limits: &Limits,
 ) -> Result<ExitCode> {
@@ -319,7 +328,10 @@ pub(crate) fn node(
         if let Some(r) = &reload {
             api = api.reload(r.clone().into_fn());
         }
-        if let Some(t) = tcp_api {
+        if let Some(secs) = api_args.log_served {
+            api = api.log_served(Some(std::time::Duration::from_secs(secs)));
+        }
+        if let Some(t) = api_args.tcp {
             api = api.tcp(t.addr, t.token);
             if t.allow_remote {
                 api = api.allow_remote();

@@ -73,3 +73,25 @@ pub fn error_chain(e: &dyn std::error::Error) -> String {
     }
     s
 }
+
+/// A byte count as people read it: `512 B`, `1.5 KiB`, `64.0 MiB`, in
+/// binary units up to TiB.
+///
+/// ```
+/// assert_eq!(swarm_engine::human_bytes(512), "512 B");
+/// assert_eq!(swarm_engine::human_bytes(3 << 19), "1.5 MiB");
+/// ```
+pub fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u < UNITS.len() - 1 {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}

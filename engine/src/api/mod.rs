@@ -40,7 +40,8 @@ use serde::{Deserialize, Serialize};
 pub use self::client::{Client, ClientError};
 pub use self::ops::OpError;
 pub use self::server::{
-    ApiConfig, ApiServer, Describe, MIN_TOKEN_LEN, Reload, ServeError, TcpApi, serve,
+    ApiConfig, ApiServer, Describe, MIN_TOKEN_LEN, Reload, SERVED_LOG_EVERY, ServeError, TcpApi,
+    serve,
 };
 
 /// The socket's file name inside the store directory.

@@ -62,7 +62,14 @@ pub struct ApiConfig {
     /// What `POST /v1/reload` does; without it the route says there is
     /// no config to reload.
     pub reload: Option<Reload>,
+    /// How often to log, at info, what each pinned root served since the
+    /// last such lines, with a summary line; `None` for never. Default
+    /// [`SERVED_LOG_EVERY`].
+    pub log_served: Option<Duration>,
 }
+
+/// How often a node logs what each root served, unless told otherwise.
+pub const SERVED_LOG_EVERY: Duration = Duration::from_secs(60);
 
 /// The API over TCP: every request but the dashboard page needs
 /// `Authorization: Bearer TOKEN`.
@@ -91,6 +98,7 @@ impl std::fmt::Debug for ApiConfig {
         f.debug_struct("ApiConfig")
             .field("socket", &self.socket)
             .field("tcp", &self.tcp)
+            .field("log_served", &self.log_served)
             .finish_non_exhaustive()
     }
 }
@@ -104,7 +112,14 @@ impl ApiConfig {
             tcp: None,
             follow: None,
             reload: None,
+            log_served: Some(SERVED_LOG_EVERY),
         }
+    }
+
+    /// Log what each root served every `every`, or never for `None`.
+    pub fn log_served(mut self, every: Option<Duration>) -> Self {
+        self.log_served = every.filter(|d| !d.is_zero());
+        self
     }
 
     /// Show what `follow` follows in the status.
@@ -250,6 +265,9 @@ pub async fn serve(node: Node, config: ApiConfig) -> Result<ApiServer, ServeErro
         tokio::spawn(accept_unix(listener, state.clone(), slots.clone())),
         tokio::spawn(sample_rates(state.clone())),
     ];
+    if let Some(every) = config.log_served {
+        tasks.push(tokio::spawn(log_served(state.clone(), every)));
+    }
     let mut tcp_addr = None;
     if let Some((l, token)) = tcp {
         tcp_addr = l.local_addr().ok();
@@ -352,6 +370,122 @@ async fn sample_rates(state: Arc<State>) {
             rates.samples.pop_front();
         }
         rates.samples.push_back((Instant::now(), sample));
+    }
+}
+
+/// What one pinned root served in an interval, for its log line.
+#[derive(Debug, PartialEq)]
+pub(super) struct RootServed {
+    pub(super) name: String,
+    pub(super) root: Hash,
+    /// Bytes sent in the interval.
+    pub(super) bytes: u64,
+    /// Since the node started.
+    pub(super) total: u64,
+    pub(super) peers: u64,
+}
+
+/// The roots whose bytes served grew since `last` (bytes up by root), and
+/// the totals to remember for the next interval.
+pub(super) fn served_since(
+    pins: &[StatusPin],
+    last: &std::collections::HashMap<Hash, u64>,
+) -> (Vec<RootServed>, std::collections::HashMap<Hash, u64>) {
+    let mut grew = Vec::new();
+    let mut now = std::collections::HashMap::new();
+    for p in pins {
+        let Ok(root) = p.pin.root.parse::<Hash>() else {
+            continue;
+        };
+        let before = last.get(&root).copied().unwrap_or(0);
+        if p.bytes_up > before {
+            grew.push(RootServed {
+                name: p.pin.name.clone(),
+                root,
+                bytes: p.bytes_up - before,
+                total: p.bytes_up,
+                peers: p.peers,
+            });
+        }
+        if p.bytes_up > 0 {
+            now.insert(root, p.bytes_up);
+        }
+    }
+    grew.sort_by(|a, b| b.bytes.cmp(&a.bytes).then(a.root.cmp(&b.root)));
+    (grew, now)
+}
+
+/// Roots named in one interval's lines; the rest are counted in the
+/// summary.
+const SERVED_LINES: usize = 20;
+
+/// Every `every`, an info line for each root that served anything since
+/// the last, and one summing them up. Quiet while nothing is sent.
+async fn log_served(state: Arc<State>, every: Duration) {
+    use std::sync::atomic::Ordering::Relaxed;
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await;
+    let mut last = std::collections::HashMap::new();
+    let mut sent_before = state.node.endpoint().stats().bytes_sent.load(Relaxed);
+    loop {
+        tick.tick().await;
+        let stats = state.node.endpoint().stats();
+        let sent = stats.bytes_sent.load(Relaxed);
+        if sent == sent_before {
+            continue;
+        }
+        let st = state.clone();
+        let pins = tokio::task::spawn_blocking(move || {
+            let pins = st.node.store().pins().unwrap_or_default();
+            served_pins(&st, pins)
+        })
+        .await
+        .unwrap_or_default();
+        let (grew, now) = served_since(&pins, &last);
+        last = now;
+        let secs = every.as_secs_f64();
+        for r in grew.iter().take(SERVED_LINES) {
+            let short = &r.root.to_hex()[..12];
+            tracing::info!(
+                root = %short,
+                name = %r.name,
+                bytes = r.bytes,
+                total = r.total,
+                peers = r.peers,
+                "served root {short} ({}): {} in {secs:.0} s; {} to {} peer{} since start",
+                r.name,
+                crate::human_bytes(r.bytes),
+                crate::human_bytes(r.total),
+                r.peers,
+                if r.peers == 1 { "" } else { "s" },
+            );
+        }
+        let interval = sent - sent_before;
+        sent_before = sent;
+        let more = grew.len().saturating_sub(SERVED_LINES);
+        tracing::info!(
+            roots = grew.len(),
+            bytes = interval,
+            total = sent,
+            connections = stats.connections.load(Relaxed),
+            "served {} in {secs:.0} s from {} root{}{}; {} up since start, {} peer{} connected",
+            crate::human_bytes(interval),
+            grew.len(),
+            if grew.len() == 1 { "" } else { "s" },
+            if more > 0 {
+                format!(" ({more} not named)")
+            } else {
+                String::new()
+            },
+            crate::human_bytes(sent),
+            stats.connections.load(Relaxed),
+            if stats.connections.load(Relaxed) == 1 {
+                ""
+            } else {
+                "s"
+            },
+        );
     }
 }
 

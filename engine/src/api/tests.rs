@@ -503,3 +503,49 @@ async fn seed_pins_a_stored_root_and_stop_seeding_unpins_it() {
     let e = api.stop_seeding(&rm).await.unwrap_err();
     assert!(matches!(e, ClientError::Refused { status: 422, .. }), "{e}");
 }
+
+#[test]
+fn the_served_lines_name_the_roots_that_grew_busiest_first_and_only_those() {
+    use super::server::{RootServed, served_since};
+    use crate::Hash;
+    let pin = |n: u8, up: u64, peers: u64| StatusPin {
+        pin: PinEntry {
+            root: Hash::from_bytes([n; 32]).to_hex(),
+            name: format!("r{n}"),
+            size: 1,
+            files: 1,
+            created: 0,
+        },
+        bytes_up: up,
+        peers,
+    };
+    let none = std::collections::HashMap::new();
+    let (grew, last) = served_since(&[pin(1, 0, 0), pin(2, 500, 1), pin(3, 900, 2)], &none);
+    let names: Vec<&str> = grew.iter().map(|r| r.name.as_str()).collect();
+    assert_eq!(names, ["r3", "r2"], "busiest first; r1 sent nothing");
+    assert_eq!(last.len(), 2);
+    // Next interval: r2 unchanged, r3 sent 100 more, r1 started.
+    let (grew, last) = served_since(&[pin(1, 40, 1), pin(2, 500, 1), pin(3, 1000, 2)], &last);
+    assert_eq!(
+        grew,
+        [
+            RootServed {
+                name: "r3".into(),
+                root: Hash::from_bytes([3; 32]),
+                bytes: 100,
+                total: 1000,
+                peers: 2
+            },
+            RootServed {
+                name: "r1".into(),
+                root: Hash::from_bytes([1; 32]),
+                bytes: 40,
+                total: 40,
+                peers: 1
+            },
+        ]
+    );
+    // Nothing grew: no lines; an unpinned root is forgotten.
+    let (grew, last) = served_since(&[pin(1, 40, 1), pin(3, 1000, 2)], &last);
+    assert!(grew.is_empty() && !last.contains_key(&Hash::from_bytes([2; 32])));
+}

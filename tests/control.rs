@@ -737,20 +737,17 @@ fn the_dashboard_in_a_real_browser_shows_the_node_its_pins_and_a_fetchers_rate()
     stop(node, "TERM");
 }
 
-#[test]
-fn sighup_reloads_the_seed_list_and_status_shows_each_seed_with_its_next_attempt() {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let (publisher, follower) = (tmp.path().join("publisher"), tmp.path().join("follower"));
-    let key_file = tmp.path().join("pub.key");
-    let key = swarm_json(&publisher, args!["keygen", "-o", &key_file]);
+/// Publish `app` as app 1.0.0 from `store` with a new key (kept beside
+/// the store): the public key, the token and the root.
+fn publish_app(store: &Path, app: &Path) -> (String, String, String) {
+    let key_file = store.with_extension("key");
+    let key = swarm_json(store, args!["keygen", "-o", &key_file]);
     let key = str_field(&key, "public_key").to_owned();
-    let app = tmp.path().join("app.bin");
-    write_file(&app, &pseudo_random(400_000, 6), 0o755);
     let published = swarm_json(
-        &publisher,
+        store,
         args![
             "publish",
-            &app,
+            app,
             "--name",
             "app",
             "--version",
@@ -761,6 +758,16 @@ fn sighup_reloads_the_seed_list_and_status_shows_each_seed_with_its_next_attempt
     );
     let token = str_field(&published, "token").to_owned();
     let root = str_field(&published, "root").to_owned();
+    (key, token, root)
+}
+
+#[test]
+fn sighup_reloads_the_seed_list_and_status_shows_each_seed_with_its_next_attempt() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (publisher, follower) = (tmp.path().join("publisher"), tmp.path().join("follower"));
+    let app = tmp.path().join("app.bin");
+    write_file(&app, &pseudo_random(400_000, 6), 0o755);
+    let (key, token, root) = publish_app(&publisher, &app);
     let serving = start_node(&publisher, &[]);
     let config = tmp.path().join("node.toml");
     let write_config = |seed: &[&str], extra: &str| {
@@ -833,6 +840,64 @@ fn sighup_reloads_the_seed_list_and_status_shows_each_seed_with_its_next_attempt
     assert_eq!(s["seeds"], serde_json::json!([]), "{s}");
     assert_eq!(s["limits"]["upload_limit"], Value::Null, "{s}");
     assert_eq!(pinned_roots(&follower), [root.as_str()]);
+    stop(node, "TERM");
+    stop(serving, "TERM");
+}
+
+#[test]
+fn a_seed_being_fetched_is_in_the_status_fetches_and_pauses_by_its_id() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (publisher, follower) = (tmp.path().join("publisher"), tmp.path().join("follower"));
+    let app = tmp.path().join("app.bin");
+    write_big_file(&app, 8 * MIB, 12);
+    let (key, token, _) = publish_app(&publisher, &app);
+    // Capped: 8 MiB at 1 MiB/s is about 8 s.
+    let serving = start_node(&publisher, &["--upload-limit", "1MiB"]);
+    let config = tmp.path().join("node.toml");
+    let text = format!(
+        "peers = [{:?}]\ntrust = [{key:?}]\nseed = [{token:?}]\n",
+        serving.json_addr()
+    );
+    write_file(&config, text.as_bytes(), 0o644);
+    let node = start_node(&follower, &["--config", config.to_str().expect("utf-8")]);
+    // The seed's fetch is one of the node's fetches, labelled with it.
+    let mut seen = None;
+    for _ in 0..100 {
+        let s = swarm_json(&follower, ["status"]);
+        if s["fetches"].as_array().is_some_and(|f| !f.is_empty()) {
+            seen = Some(s);
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let s = seen.expect("the seed's fetch shows in the status");
+    let fetch = &s["fetches"][0];
+    assert_eq!(fetch["label"], token.as_str(), "{s}");
+    let id = fetch["id"].as_u64().expect("an id");
+    assert_eq!(s["seeds"][0]["fetching"]["id"], id, "{s}");
+    // Paused by its id through the API, as for any fetch.
+    let api = swarm_engine::api::Client::new(follower.join("api.sock"));
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    assert!(rt.block_on(api.fetch_pause(id)).expect("pause").paused);
+    let s = swarm_json(&follower, ["status"]);
+    assert_eq!(s["fetches"][0]["paused"], true, "{s}");
+    assert_eq!(s["seeds"][0]["fetching"]["paused"], true, "{s}");
+    let text = swarm_ok(&follower, ["status"]).stdout;
+    assert!(text.contains(&format!("#{id} (paused) ")), "{text}");
+    assert!(
+        text.contains(&format!("fetching (#{id}, paused)")),
+        "{text}"
+    );
+    // Resumed, it completes and the seed is served.
+    assert!(!rt.block_on(api.fetch_resume(id)).expect("resume").paused);
+    node.wait_for_log("and serving it", NODE_PATIENCE);
+    let s = swarm_json(&follower, ["status"]);
+    assert_eq!(s["fetches"], serde_json::json!([]), "{s}");
+    assert_eq!(s["seeds"][0]["serving"], true, "{s}");
+    assert_check_ok(&follower);
     stop(node, "TERM");
     stop(serving, "TERM");
 }

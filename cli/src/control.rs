@@ -329,17 +329,12 @@ pub(crate) fn status(dir: &Path, json: bool) -> Result<()> {
     println!("fetches   {} running", s.fetches.len());
     for f in &s.fetches {
         println!(
-            "#{} {}{}  {:>10} of {:>10}  {}/s from {} peer{}, {}",
+            "#{} {}{}  {}{}",
             f.id,
             if f.paused { "(paused) " } else { "" },
             f.root,
-            bytes(f.have),
-            bytes(f.total),
-            bytes(f.rate),
-            f.peers,
-            plural(f.peers),
-            f.eta_secs
-                .map_or("eta unknown".to_owned(), |e| format!("eta {}", uptime(e)))
+            fetch_progress(f),
+            if f.label.is_some() { "  (a seed)" } else { "" },
         );
     }
     if !s.seeds.is_empty() {
@@ -356,14 +351,10 @@ pub(crate) fn status(dir: &Path, json: bool) -> Result<()> {
         });
         if let Some(f) = &seed.fetching {
             println!(
-                "{entry}  fetching {} of {}, {}/s from {} peer{}, {}",
-                bytes(f.have),
-                bytes(f.total),
-                bytes(f.rate),
-                f.peers,
-                plural(f.peers),
-                f.eta_secs
-                    .map_or("eta unknown".to_owned(), |e| format!("eta {}", uptime(e)))
+                "{entry}  fetching (#{}{}): {}",
+                f.id,
+                if f.paused { ", paused" } else { "" },
+                fetch_progress(f)
             );
             continue;
         }
@@ -396,6 +387,21 @@ pub(crate) fn status(dir: &Path, json: bool) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// `HAVE of TOTAL, RATE/s from N peers, eta T`: a running fetch, in the
+/// fetches and in its seed's line.
+fn fetch_progress(f: &api::FetchStatus) -> String {
+    format!(
+        "{} of {}, {}/s from {} peer{}, {}",
+        bytes(f.have),
+        bytes(f.total),
+        bytes(f.rate),
+        f.peers,
+        plural(f.peers),
+        f.eta_secs
+            .map_or("eta unknown".to_owned(), |e| format!("eta {}", uptime(e)))
+    )
 }
 
 fn uptime(secs: u64) -> String {

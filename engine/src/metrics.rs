@@ -273,7 +273,7 @@ pub struct NodeGauges {
     pub serving: u64,
     /// Pinned roots.
     pub pins: u64,
-    /// Fetches running through the node's API.
+    /// Fetches the node runs: through its API, for its seeds, or an embedder's.
     pub fetches_running: u64,
     /// Seconds since the node started.
     pub uptime_secs: u64,
@@ -301,7 +301,7 @@ pub fn render(node: &NodeGauges) -> String {
     gauges.register("pins", "Pinned roots", gauge(node.pins));
     gauges.register(
         "fetches_running",
-        "Fetches running through the node's API",
+        "Fetches the node runs (API, seeds, embedder)",
         gauge(node.fetches_running),
     );
     gauges.register(

@@ -20,159 +20,12 @@ use crate::node::{FetchOptions, Node};
 use crate::release::{SignedRelease, Want};
 use crate::store::ExportOptions;
 
-/// The fetches running through the API, for `status`.
-#[derive(Debug, Default)]
-pub(super) struct Fetches {
-    next: std::sync::atomic::AtomicU64,
-    running: std::sync::Mutex<std::collections::BTreeMap<u64, Running>>,
-}
-
-#[derive(Debug)]
-struct Running {
-    root: crate::Hash,
-    started: Instant,
-    total: u64,
-    have: u64,
-    rate: u64,
-    peers: u64,
-    /// Each peer's rate lately, by node id.
-    peer_rates: Vec<(String, u64)>,
-    paused: bool,
-    cancelled: bool,
-    control: mpsc::UnboundedSender<Ctl>,
-}
-
-/// What a client asked of a running fetch.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Ctl {
-    Pause,
-    Resume,
-    Cancel,
-}
-
-impl Fetches {
-    fn begin(
-        self: &std::sync::Arc<Self>,
-        root: crate::Hash,
-    ) -> (Entry, mpsc::UnboundedReceiver<Ctl>) {
-        let id = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
-        let (control, rx) = mpsc::unbounded_channel();
-        let r = Running {
-            root,
-            started: Instant::now(),
-            total: 0,
-            have: 0,
-            rate: 0,
-            peers: 0,
-            peer_rates: Vec::new(),
-            paused: false,
-            cancelled: false,
-            control,
-        };
-        self.lock().insert(id, r);
-        let entry = Entry {
-            fetches: self.clone(),
-            id,
-        };
-        (entry, rx)
-    }
-
-    /// Pause, resume or cancel fetch `id`; `None` if none runs by that id.
-    pub(super) fn control(&self, id: u64, ctl: Ctl) -> Option<super::FetchControlReply> {
-        let mut all = self.lock();
-        let r = all.get_mut(&id)?;
-        if r.control.send(ctl).is_err() {
-            return None;
-        }
-        match ctl {
-            Ctl::Pause => r.paused = true,
-            Ctl::Resume => r.paused = false,
-            Ctl::Cancel => r.cancelled = true,
-        }
-        Some(super::FetchControlReply {
-            id,
-            paused: r.paused,
-            cancelled: r.cancelled,
-        })
-    }
-
-    /// Each peer's download rate lately, summed over the running fetches.
-    pub(super) fn down_rates(&self) -> std::collections::BTreeMap<String, u64> {
-        let mut out = std::collections::BTreeMap::new();
-        for r in self.lock().values() {
-            for (id, rate) in &r.peer_rates {
-                *out.entry(id.clone()).or_insert(0) += rate;
-            }
-        }
-        out
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, std::collections::BTreeMap<u64, Running>> {
-        self.running.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Every running fetch, oldest first.
-    pub(super) fn list(&self) -> Vec<super::FetchStatus> {
-        self.lock()
-            .iter()
-            .map(|(&id, r)| super::FetchStatus {
-                id,
-                paused: r.paused,
-                root: r.root.to_hex(),
-                seconds: r.started.elapsed().as_secs(),
-                total: r.total,
-                have: r.have.min(r.total),
-                rate: r.rate,
-                peers: r.peers,
-                eta_secs: (r.rate > 0 && r.total > 0)
-                    .then(|| r.total.saturating_sub(r.have).div_ceil(r.rate)),
-            })
-            .collect()
-    }
-}
-
-/// One running fetch's line in [`Fetches`], removed when dropped.
-struct Entry {
-    fetches: std::sync::Arc<Fetches>,
-    id: u64,
-}
-
-impl Entry {
-    fn update(&self, e: &FetchEvent) {
-        let mut all = self.fetches.lock();
-        let Some(r) = all.get_mut(&self.id) else {
-            return;
-        };
-        match e {
-            FetchEvent::Manifest { total, present } => (r.total, r.have) = (*total, *present),
-            FetchEvent::Received { bytes } => r.have = r.have.saturating_add(*bytes),
-            FetchEvent::Peers { peers } => {
-                r.peers = peers.len() as u64;
-                r.rate = peers.iter().map(|p| p.rate).sum();
-                r.peer_rates = peers.iter().map(|p| (p.id.clone(), p.rate)).collect();
-            }
-            _ => {}
-        }
-    }
-}
-
-impl Drop for Entry {
-    fn drop(&mut self) {
-        self.fetches.lock().remove(&self.id);
-    }
-}
-
 /// Lines queued for a slow client before the fetch waits for it.
 const LINES: usize = 64;
 
 /// Check the request, then start the fetch and stream its events. What
 /// can be refused before anything is fetched gets an error status.
-pub(super) async fn start(
-    node: Node,
-    describe: Describe,
-    fetches: std::sync::Arc<Fetches>,
-    req: FetchRequest,
-) -> Reply {
+pub(super) async fn start(node: Node, describe: Describe, req: FetchRequest) -> Reply {
     let store = node.store().clone();
     let checked = tokio::task::spawn_blocking(move || prepare(&store, req)).await;
     let (req, root, release, opts) = match checked {
@@ -181,10 +34,7 @@ pub(super) async fn start(
         Err(e) => return panicked(e),
     };
     let (tx, rx) = mpsc::channel::<Bytes>(LINES);
-    let (entry, control) = fetches.begin(root);
     let fetch = Fetch {
-        entry,
-        control,
         root,
         release,
         opts,
@@ -269,8 +119,6 @@ fn line(e: &FetchEvent) -> Bytes {
 
 /// A fetch about to start.
 struct Fetch {
-    entry: Entry,
-    control: mpsc::UnboundedReceiver<Ctl>,
     root: crate::Hash,
     release: Option<SignedRelease>,
     opts: FetchOptions,
@@ -278,8 +126,6 @@ struct Fetch {
 
 async fn run(node: Node, describe: Describe, f: Fetch, req: FetchRequest, tx: mpsc::Sender<Bytes>) {
     let Fetch {
-        entry,
-        mut control,
         root,
         release,
         opts,
@@ -287,7 +133,7 @@ async fn run(node: Node, describe: Describe, f: Fetch, req: FetchRequest, tx: mp
     let start = Instant::now();
     let mut fetch = node.fetch(root, opts);
     let mut events = fetch.events();
-    tracing::info!(%root, "API: fetch started");
+    tracing::info!(id = fetch.id(), %root, "API: fetch started");
     // Events until the stream ends with the fetch; a client that leaves
     // drops the fetch, which cancels it.
     let result = loop {
@@ -297,27 +143,12 @@ async fn run(node: Node, describe: Describe, f: Fetch, req: FetchRequest, tx: mp
                     let Some(ev) = FetchEvent::from_progress(&e) else {
                         continue;
                     };
-                    entry.update(&ev);
                     if tx.send(line(&ev)).await.is_err() {
                         tracing::info!(%root, "API: the client left; fetch cancelled");
                         return;
                     }
                 }
                 None => events = None,
-            },
-            Some(ctl) = control.recv() => match ctl {
-                Ctl::Pause => {
-                    tracing::info!(%root, "API: fetch paused");
-                    fetch.pause();
-                }
-                Ctl::Resume => {
-                    tracing::info!(%root, "API: fetch resumed");
-                    fetch.resume();
-                }
-                Ctl::Cancel => {
-                    tracing::info!(%root, "API: fetch cancelled");
-                    fetch.cancel();
-                }
             },
             r = &mut fetch => break r,
             () = tx.closed() => {

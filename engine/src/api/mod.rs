@@ -345,7 +345,8 @@ pub struct StatusReply {
     pub uptime_secs: u64,
     /// Every pin the node serves, with what it has served.
     pub pins: Vec<StatusPin>,
-    /// Fetches running through the API, oldest first.
+    /// Every fetch the node runs, oldest first: through the API, for a
+    /// seed, or an embedder's.
     #[serde(default)]
     pub fetches: Vec<FetchStatus>,
     /// What the endpoint has done since it started.
@@ -390,24 +391,10 @@ pub struct SeedEntry {
     pub failures: u32,
     /// Seconds until it is looked at again; `null` while it is fetched.
     pub next_attempt_secs: Option<u64>,
-    /// The fetch running for it now, if one is.
+    /// The fetch running for it now, if one is; it is in
+    /// [`StatusReply::fetches`] too, labelled with the entry.
     #[serde(default)]
-    pub fetching: Option<SeedFetching>,
-}
-
-/// A seed's fetch in progress.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SeedFetching {
-    /// Bytes of all its files, once the manifest is known.
-    pub total: u64,
-    /// Bytes stored so far.
-    pub have: u64,
-    /// Bytes per second from all its peers, lately.
-    pub rate: u64,
-    /// Peers it draws from.
-    pub peers: u64,
-    /// Seconds left at that rate, when there is one.
-    pub eta_secs: Option<u64>,
+    pub fetching: Option<FetchStatus>,
 }
 
 /// `POST /v1/reload`: what reloading the config did.
@@ -437,7 +424,8 @@ pub struct LimitsStatus {
     pub max_connections: u64,
 }
 
-/// A fetch running through the API.
+/// A fetch running on the node: through the API, for a seed, or started
+/// by the program that embeds the node.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FetchStatus {
     /// Its number, for `POST /v1/fetch/pause`, `resume` and `cancel`.
@@ -446,6 +434,10 @@ pub struct FetchStatus {
     pub paused: bool,
     /// The root, in hex.
     pub root: String,
+    /// What it is for: the seed entry it fetches, or `null` (a fetch
+    /// through the API).
+    #[serde(default)]
+    pub label: Option<String>,
     /// Seconds since it started.
     pub seconds: u64,
     /// Bytes of all its files, once the manifest is known.
@@ -538,7 +530,7 @@ pub struct RateSample {
     pub secs_ago: u64,
     /// Sent to each peer.
     pub up: std::collections::BTreeMap<String, u64>,
-    /// Received from each peer by fetches through the API.
+    /// Received from each peer by the node's fetches.
     pub down: std::collections::BTreeMap<String, u64>,
 }
 

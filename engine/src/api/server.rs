@@ -256,7 +256,6 @@ pub async fn serve(node: Node, config: ApiConfig) -> Result<ApiServer, ServeErro
         describe: config.describe,
         follow: config.follow,
         reload: config.reload,
-        fetches: Arc::default(),
         rates: Default::default(),
         manifests: Default::default(),
     });
@@ -323,7 +322,6 @@ struct State {
     describe: Describe,
     follow: Option<crate::node::FollowStatus>,
     reload: Option<Reload>,
-    fetches: Arc<super::fetch::Fetches>,
     rates: std::sync::Mutex<Rates>,
     /// The blobs of each pinned root, as read once: a root's manifest
     /// never changes.
@@ -348,7 +346,12 @@ async fn sample_rates(state: Arc<State>) {
     loop {
         tick.tick().await;
         let sessions = state.node.endpoint().sessions();
-        let down = state.fetches.down_rates();
+        let mut down = std::collections::BTreeMap::new();
+        for f in state.node.fetches() {
+            for (id, rate) in f.peers {
+                *down.entry(id.to_string()).or_insert(0) += rate;
+            }
+        }
         let mut rates = state.rates.lock().unwrap_or_else(|e| e.into_inner());
         let mut sample = RateSample {
             down,
@@ -678,9 +681,9 @@ async fn route(state: &Arc<State>, req: Request<Incoming>) -> Reply {
         "/v1/status" => json(StatusCode::OK, &status(state).await),
         "/metrics" => metrics(state).await,
         "/v1/peers" => json(StatusCode::OK, &peers(state)),
-        "/v1/fetch/pause" => fetch_control(state, &body, super::fetch::Ctl::Pause),
-        "/v1/fetch/resume" => fetch_control(state, &body, super::fetch::Ctl::Resume),
-        "/v1/fetch/cancel" => fetch_control(state, &body, super::fetch::Ctl::Cancel),
+        "/v1/fetch/pause" => fetch_control(state, &body, Node::pause_fetch),
+        "/v1/fetch/resume" => fetch_control(state, &body, Node::resume_fetch),
+        "/v1/fetch/cancel" => fetch_control(state, &body, Node::cancel_fetch),
         "/" | "/dashboard" => dashboard(),
         "/v1/reload" => reload(state).await,
         "/v1/pins" => blocking(state, move || ops::pins(&store)).await,
@@ -703,7 +706,7 @@ async fn route(state: &Arc<State>, req: Request<Incoming>) -> Reply {
         "/v1/fetch" => match parse(&body) {
             Ok(req) => {
                 let (node, describe) = (state.node.clone(), state.describe.clone());
-                super::fetch::start(node, describe, state.fetches.clone(), req).await
+                super::fetch::start(node, describe, req).await
             }
             Err(r) => *r,
         },
@@ -849,7 +852,7 @@ async fn metrics(state: &State) -> Reply {
             .serving
             .load(std::sync::atomic::Ordering::Relaxed),
         pins: pins as u64,
-        fetches_running: state.fetches.list().len() as u64,
+        fetches_running: node.fetches().len() as u64,
         uptime_secs: state.started.elapsed().as_secs(),
     };
     let text = crate::metrics::render(&gauges);
@@ -931,20 +934,47 @@ async fn reload(state: &State) -> Reply {
     }
 }
 
-fn fetch_control(state: &State, body: &[u8], ctl: super::fetch::Ctl) -> Reply {
+fn fetch_control(
+    state: &State,
+    body: &[u8],
+    ctl: fn(&Node, u64) -> Option<crate::node::RunningFetch>,
+) -> Reply {
     let req: FetchControlRequest = match parse(body) {
         Ok(r) => r,
         Err(r) => return *r,
     };
-    match state.fetches.control(req.id, ctl) {
-        Some(reply) => json(StatusCode::OK, &reply),
+    match ctl(&state.node, req.id) {
+        Some(f) => json(
+            StatusCode::OK,
+            &super::FetchControlReply {
+                id: f.id,
+                paused: f.paused,
+                cancelled: f.cancelled,
+            },
+        ),
         None => error(
             StatusCode::NOT_FOUND,
             format!(
-                "no fetch {} runs through this node; `swarm status` lists them",
+                "no fetch {} runs on this node; `swarm status` lists them",
                 req.id
             ),
         ),
+    }
+}
+
+/// A running fetch as the status shows it.
+fn fetch_status(f: crate::node::RunningFetch) -> super::FetchStatus {
+    super::FetchStatus {
+        id: f.id,
+        paused: f.paused,
+        root: f.root.to_hex(),
+        label: f.label.clone(),
+        seconds: f.elapsed.as_secs(),
+        total: f.total,
+        have: f.have,
+        rate: f.rate,
+        peers: f.peers.len() as u64,
+        eta_secs: f.eta().map(|d| d.as_secs()),
     }
 }
 
@@ -1054,7 +1084,7 @@ async fn status(state: &Arc<State>) -> StatusReply {
         version: env!("CARGO_PKG_VERSION").to_owned(),
         uptime_secs: state.started.elapsed().as_secs(),
         pins,
-        fetches: state.fetches.list(),
+        fetches: node.fetches().into_iter().map(fetch_status).collect(),
         serving: ServingStatus {
             connections: stats.connections.load(Relaxed),
             requests_now: stats.serving.load(Relaxed),
@@ -1087,17 +1117,7 @@ async fn status(state: &Arc<State>) -> StatusReply {
                             t.duration_since(std::time::SystemTime::now())
                                 .map_or(0, |d| d.as_secs())
                         }),
-                        fetching: s.fetching.map(|f| {
-                            let have = f.have.min(f.total);
-                            super::SeedFetching {
-                                total: f.total,
-                                have,
-                                rate: f.rate,
-                                peers: f.peers,
-                                eta_secs: (f.rate > 0 && f.total > 0)
-                                    .then(|| (f.total - have).div_ceil(f.rate)),
-                            }
-                        }),
+                        fetching: s.fetching.map(fetch_status),
                     })
                     .collect()
             })

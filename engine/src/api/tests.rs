@@ -407,7 +407,7 @@ async fn a_fetch_through_the_api_pauses_resumes_and_cancels_by_its_id() {
     let dir = tempfile::tempdir().unwrap();
     let node = node_at(&dir.path().join("store")).await;
     let socket = socket_path(dir.path());
-    let _server = serve(node, ApiConfig::new(&socket)).await.unwrap();
+    let _server = serve(node.clone(), ApiConfig::new(&socket)).await.unwrap();
     let api = Client::new(&socket);
     // A seed capped so that the fetch takes many seconds.
     let seed = Node::builder()
@@ -454,6 +454,31 @@ async fn a_fetch_through_the_api_pauses_resumes_and_cancels_by_its_id() {
     assert!(api.fetch_cancel(id).await.unwrap().cancelled);
     let ended = fetching.await.unwrap().unwrap_err();
     assert!(ended.to_string().contains("cancel"), "{ended}");
+
+    // A fetch the embedding program starts is listed and controlled too.
+    let direct = node.fetch(
+        added.root,
+        crate::node::FetchOptions {
+            peers: vec![seed.addr().unwrap()],
+            ..Default::default()
+        },
+    );
+    let listed = api.status().await.unwrap().fetches;
+    assert_eq!(listed.len(), 1, "the cancelled one is gone: {listed:?}");
+    assert_eq!(listed[0].id, direct.id());
+    assert!(listed[0].id > id && listed[0].label.is_none(), "{listed:?}");
+    assert!(api.fetch_pause(direct.id()).await.unwrap().paused);
+    assert!(direct.is_paused());
+    drop(direct);
+    let mut left = usize::MAX;
+    for _ in 0..200 {
+        left = api.status().await.unwrap().fetches.len();
+        if left == 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(left, 0, "a dropped handle's fetch leaves the list");
 }
 
 #[tokio::test]

@@ -163,21 +163,24 @@ pub struct SeedStatus {
     pub failures: u32,
     /// When it is looked at next; `None` while it is being fetched.
     pub next_attempt: Option<SystemTime>,
-    /// The fetch running for it now, if one is.
-    pub fetching: Option<SeedFetch>,
+    /// The fetch running for it now, if one is: also in
+    /// [`Node::fetches`], labelled with the entry, where it can be paused
+    /// by its id.
+    pub fetching: Option<super::RunningFetch>,
 }
 
-/// A fetch the follow loop is running.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct SeedFetch {
-    /// Bytes of all the files, once the manifest is known.
-    pub total: u64,
-    /// Bytes stored so far.
-    pub have: u64,
-    /// Bytes per second from all its peers, lately.
-    pub rate: u64,
-    /// Peers it draws from.
-    pub peers: u64,
+impl SeedStatus {
+    fn new(entry: String) -> Self {
+        Self {
+            entry,
+            root: None,
+            serving: false,
+            error: None,
+            failures: 0,
+            next_attempt: None,
+            fetching: None,
+        }
+    }
 }
 
 /// The running follow loop. Dropping it stops following (what was
@@ -186,28 +189,44 @@ pub struct SeedFetch {
 pub struct Following {
     state: Arc<Mutex<HashMap<String, SeedStatus>>>,
     config: watch::Sender<Follow>,
+    running: Arc<super::running::Running>,
     task: tokio::task::JoinHandle<()>,
+}
+
+/// Each of `entries`' state, with the fetch running for it if any.
+fn statuses(
+    entries: Vec<String>,
+    state: &Mutex<HashMap<String, SeedStatus>>,
+    running: &super::running::Running,
+) -> Vec<SeedStatus> {
+    let mut fetching: HashMap<String, super::RunningFetch> = running
+        .list()
+        .into_iter()
+        .filter_map(|f| Some((f.label.clone()?, f)))
+        .collect();
+    let state = state.lock().unwrap_or_else(|e| e.into_inner());
+    entries
+        .into_iter()
+        .map(|e| {
+            let mut s = state
+                .get(&e)
+                .cloned()
+                .unwrap_or_else(|| SeedStatus::new(e.clone()));
+            s.fetching = fetching.remove(&e);
+            if let Some(f) = &s.fetching {
+                s.root = Some(f.root);
+                s.next_attempt = None;
+            }
+            s
+        })
+        .collect()
 }
 
 impl Following {
     /// Every entry's state, in the configured order.
     pub fn status(&self) -> Vec<SeedStatus> {
         let entries = self.config.borrow().entries.clone();
-        let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        entries
-            .into_iter()
-            .map(|e| {
-                state.get(&e).cloned().unwrap_or(SeedStatus {
-                    entry: e,
-                    root: None,
-                    serving: false,
-                    error: None,
-                    failures: 0,
-                    next_attempt: None,
-                    fetching: None,
-                })
-            })
-            .collect()
+        statuses(entries, &self.state, &self.running)
     }
 
     /// Follow `config` from now on: new entries are looked at at once,
@@ -222,6 +241,7 @@ impl Following {
         FollowStatus {
             state: self.state.clone(),
             config: self.config.subscribe(),
+            running: self.running.clone(),
         }
     }
 }
@@ -237,17 +257,14 @@ impl Drop for Following {
 pub struct FollowStatus {
     state: Arc<Mutex<HashMap<String, SeedStatus>>>,
     config: watch::Receiver<Follow>,
+    running: Arc<super::running::Running>,
 }
 
 impl FollowStatus {
     /// As [`Following::status`].
     pub fn status(&self) -> Vec<SeedStatus> {
         let entries = self.config.borrow().entries.clone();
-        let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        entries
-            .into_iter()
-            .filter_map(|e| state.get(&e).cloned())
-            .collect()
+        statuses(entries, &self.state, &self.running)
     }
 }
 
@@ -265,6 +282,7 @@ impl Node {
         Following {
             state,
             config: tx,
+            running: self.running.clone(),
             task,
         }
     }
@@ -308,7 +326,7 @@ async fn run(
                 .unwrap_or_else(|e| e.into_inner())
                 .get(entry)
                 .map_or(0, |s| s.failures);
-            let (root, outcome) = once(&node, entry, &follow, &state).await;
+            let (root, outcome) = once(&node, entry, &follow).await;
             let (wait, status) = match outcome {
                 Ok(event) => {
                     emit(&on_event, event);
@@ -389,55 +407,13 @@ async fn once(
     node: &Node,
     entry: &str,
     follow: &Follow,
-    state: &Arc<Mutex<HashMap<String, SeedStatus>>>,
 ) -> (Option<Hash>, Result<FollowEvent, String>) {
-    let signed = match resolve(node, entry).await {
+    let (signed, want) = match resolve(node, entry).await {
         Ok(s) => s,
         Err(e) => return (None, Err(e)),
     };
-    let (signed, want) = signed;
     let root = signed.release().root;
-    let progress = fetch_progress(entry, root, state);
-    (
-        Some(root),
-        fetch(node, entry, &signed, &want, follow, progress).await,
-    )
-}
-
-/// A progress callback that keeps `entry`'s running fetch in `state`, for
-/// the status.
-fn fetch_progress(
-    entry: &str,
-    root: Hash,
-    state: &Arc<Mutex<HashMap<String, SeedStatus>>>,
-) -> super::ProgressFn {
-    let (entry, state) = (entry.to_owned(), state.clone());
-    Arc::new(move |p: super::FetchProgress| {
-        let mut all = state.lock().unwrap_or_else(|e| e.into_inner());
-        let s = all.entry(entry.clone()).or_insert_with(|| SeedStatus {
-            entry: entry.clone(),
-            root: Some(root),
-            serving: false,
-            error: None,
-            failures: 0,
-            next_attempt: None,
-            fetching: None,
-        });
-        s.root = Some(root);
-        s.next_attempt = None;
-        let f = s.fetching.get_or_insert_with(SeedFetch::default);
-        match p {
-            super::FetchProgress::Manifest { total, present } => {
-                (f.total, f.have) = (total, present)
-            }
-            super::FetchProgress::Received(n) => f.have = f.have.saturating_add(n),
-            super::FetchProgress::Peers(peers) => {
-                f.peers = peers.len() as u64;
-                f.rate = peers.iter().map(|p| p.rate).sum();
-            }
-            _ => {}
-        }
-    })
+    (Some(root), fetch(node, entry, &signed, &want, follow).await)
 }
 
 /// The release `entry` names: a token as it is, a pointer resolved on
@@ -473,7 +449,6 @@ async fn fetch(
     signed: &SignedRelease,
     want: &Want,
     follow: &Follow,
-    progress: super::ProgressFn,
 ) -> Result<FollowEvent, String> {
     let r = signed.release();
     let root = r.root;
@@ -503,7 +478,7 @@ async fn fetch(
     let mut opts = FetchOptions {
         peers: follow.peers.clone(),
         mirrors: follow.mirrors.clone(),
-        progress: Some(progress),
+        label: Some(entry.to_owned()),
         ..Default::default()
     };
     if let Some(n) = follow.max_peers {

@@ -46,33 +46,52 @@ const EVENT_QUEUE: usize = 256;
 #[must_use = "dropping a FetchHandle cancels the fetch"]
 pub struct FetchHandle {
     root: Hash,
+    id: u64,
     task: JoinHandle<Result<Fetched, FetchError>>,
-    control: watch::Sender<Control>,
+    /// Shared with the node's list of running fetches, which an operator
+    /// pauses through too.
+    control: Arc<watch::Sender<Control>>,
     events: Option<FetchEvents>,
 }
 
 impl FetchHandle {
+    /// Run fetch `id` of `root`, controlled through `control`.
     pub(super) fn spawn<F>(
         root: Hash,
-        run: impl FnOnce(EventSink, watch::Receiver<Control>) -> F,
+        id: u64,
+        control: Arc<watch::Sender<Control>>,
+        run: impl FnOnce(EventSink) -> F,
     ) -> Self
     where
         F: Future<Output = Result<Fetched, FetchError>> + Send + 'static,
     {
         let (tx, rx) = mpsc::channel(EVENT_QUEUE);
-        let (control, control_rx) = watch::channel(Control::Run);
         let unsent = Arc::new(AtomicU64::new(0));
         let sink = EventSink {
             tx,
             unsent: unsent.clone(),
         };
-        let task = tokio::spawn(run(sink, control_rx));
+        let task = tokio::spawn(run(sink));
         Self {
             root,
+            id,
             task,
             control,
             events: Some(FetchEvents { rx, unsent }),
         }
+    }
+
+    /// Its number on the node, as [`super::Node::fetches`] lists it, for
+    /// [`super::Node::pause_fetch`] and the rest.
+    ///
+    /// ```no_run
+    /// # async fn f(node: swarm_engine::node::Node, root: swarm_engine::Hash) {
+    /// let fetch = node.fetch(root, Default::default());
+    /// assert!(node.fetches().iter().any(|f| f.id == fetch.id()));
+    /// # }
+    /// ```
+    pub fn id(&self) -> u64 {
+        self.id
     }
 
     /// The root being fetched.
@@ -183,7 +202,7 @@ impl FetchHandle {
 }
 
 /// Set `c` to `to` if it is `from` (a cancelled fetch stays cancelled).
-fn switch(c: &mut Control, from: Control, to: Control) -> bool {
+pub(super) fn switch(c: &mut Control, from: Control, to: Control) -> bool {
     let change = *c == from;
     if change {
         *c = to;

@@ -26,6 +26,7 @@ mod builder;
 mod fetch;
 mod follow;
 mod handle;
+mod running;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -37,9 +38,10 @@ pub use self::fetch::{
     MirrorProgress, MirrorSource, PeerFailure, PeerProgress, Source,
 };
 pub use self::follow::{
-    FIRST_RETRY, Follow, FollowEvent, FollowStatus, Following, OnFollow, SeedFetch, SeedStatus,
+    FIRST_RETRY, Follow, FollowEvent, FollowStatus, Following, OnFollow, SeedStatus,
 };
 pub use self::handle::{FetchEvents, FetchHandle};
+pub use self::running::RunningFetch;
 use crate::content::Hash;
 use crate::discovery::{Dht, DhtError};
 use crate::metrics::{self, FetchEnd};
@@ -58,6 +60,8 @@ pub struct Node {
     dht: Option<Dht>,
     /// The task that keeps the pinned roots announced, if any.
     announcer: Arc<Mutex<Option<tokio::task::AbortHandle>>>,
+    /// Every fetch running.
+    running: Arc<running::Running>,
 }
 
 /// A node that could not start.
@@ -210,6 +214,7 @@ impl Node {
             endpoint,
             dht: None,
             announcer: Arc::default(),
+            running: Arc::default(),
         })
     }
 
@@ -750,14 +755,25 @@ impl Node {
     /// ```
     pub fn fetch(&self, root: Hash, mut opts: FetchOptions) -> FetchHandle {
         let node = self.clone();
-        FetchHandle::spawn(root, move |sink, control| async move {
+        let (control, control_rx) = tokio::sync::watch::channel(fetch::Control::Run);
+        let control = Arc::new(control);
+        // Listed from now until the task ends, however it ends.
+        let listed = self
+            .running
+            .begin(root, opts.label.clone(), control.clone());
+        let id = listed.id();
+        FetchHandle::spawn(root, id, control, move |sink| async move {
+            let listed = listed;
+            let running = node.running.clone();
             let user = opts.progress.take();
             opts.progress = Some(Arc::new(move |p: FetchProgress| {
+                running.update(id, &p);
                 if let Some(f) = &user {
                     f(p.clone());
                 }
                 sink.send(p);
             }));
+            let control = control_rx;
             // Static peers always count; so do the peers this node fetched
             // the root from or served it to before, while they run; the DHT
             // adds whoever announced the root, as they are found, for as
@@ -785,8 +801,66 @@ impl Node {
                 Err(FetchError::Cancelled) => FetchEnd::Cancelled,
                 Err(_) => FetchEnd::Failed,
             });
+            drop(listed);
             fetched
         })
+    }
+
+    /// Every fetch this node runs now, oldest first, whoever started it:
+    /// [`Self::fetch`] and what calls it (the follow loop, the control
+    /// API, [`Self::fetch_release`]).
+    ///
+    /// ```no_run
+    /// # async fn f(node: swarm_engine::node::Node, root: swarm_engine::Hash) {
+    /// let fetch = node.fetch(root, Default::default());
+    /// for f in node.fetches() {
+    ///     println!("{} {}: {} of {} bytes", f.id, f.root, f.have, f.total);
+    /// }
+    /// # }
+    /// ```
+    pub fn fetches(&self) -> Vec<RunningFetch> {
+        self.running.list()
+    }
+
+    /// Pause fetch `id` (see [`FetchHandle::pause`]): how it is now, or
+    /// `None` if no fetch runs by that number.
+    ///
+    /// ```no_run
+    /// # async fn f(node: swarm_engine::node::Node, root: swarm_engine::Hash) {
+    /// let fetch = node.fetch(root, Default::default());
+    /// assert!(node.pause_fetch(fetch.id()).is_some_and(|f| f.paused));
+    /// assert!(fetch.is_paused());
+    /// # }
+    /// ```
+    pub fn pause_fetch(&self, id: u64) -> Option<RunningFetch> {
+        self.running.ask(id, running::Ask::Pause)
+    }
+
+    /// Resume fetch `id` if it is paused.
+    ///
+    /// ```no_run
+    /// # async fn f(node: swarm_engine::node::Node, root: swarm_engine::Hash) {
+    /// let fetch = node.fetch(root, Default::default());
+    /// node.pause_fetch(fetch.id());
+    /// assert!(node.resume_fetch(fetch.id()).is_some_and(|f| !f.paused));
+    /// # }
+    /// ```
+    pub fn resume_fetch(&self, id: u64) -> Option<RunningFetch> {
+        self.running.ask(id, running::Ask::Resume)
+    }
+
+    /// Cancel fetch `id`: it ends with [`FetchError::Cancelled`], keeping
+    /// what it verified.
+    ///
+    /// ```no_run
+    /// # async fn f(node: swarm_engine::node::Node, root: swarm_engine::Hash) {
+    /// let fetch = node.fetch(root, Default::default());
+    /// node.cancel_fetch(fetch.id());
+    /// assert!(fetch.await.is_err());
+    /// # }
+    /// ```
+    pub fn cancel_fetch(&self, id: u64) -> Option<RunningFetch> {
+        self.running.ask(id, running::Ask::Cancel)
     }
 
     /// Stop announcing, close all connections and stop serving.

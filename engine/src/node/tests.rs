@@ -652,4 +652,47 @@ async fn a_seed_being_fetched_shows_its_progress_in_the_follow_status() {
     let s = &following.status()[0];
     assert_eq!(s.root, Some(release.release().root));
     assert!(s.next_attempt.is_none() && !s.serving, "{s:?}");
+    // It is one of the node's fetches, labelled with its entry, and an
+    // operator pauses, resumes and cancels it by its number.
+    let listed = follower.fetches();
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert_eq!(listed[0].id, f.id);
+    assert_eq!(
+        listed[0].label.as_deref(),
+        Some(release.to_token().as_str())
+    );
+    assert!(follower.pause_fetch(f.id).is_some_and(|f| f.paused));
+    let paused = following.status()[0]
+        .fetching
+        .clone()
+        .expect("still running");
+    assert!(paused.paused, "{paused:?}");
+    assert!(follower.resume_fetch(f.id).is_some_and(|f| !f.paused));
+    assert!(follower.pause_fetch(f.id + 1).is_none());
+    assert!(follower.cancel_fetch(f.id).is_some_and(|f| f.cancelled));
+    // Cancelled, the entry failed: tried again after the first backoff.
+    let mut failed = None;
+    for _ in 0..500 {
+        let s = following.status()[0].clone();
+        if s.failures > 0 {
+            failed = Some(s);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let s = failed.expect("the cancelled fetch ends the attempt");
+    assert!(s.fetching.is_none() && !s.serving, "{s:?}");
+    assert!(
+        s.error.as_deref().is_some_and(|e| e.contains("cancel")),
+        "{s:?}"
+    );
+    let next = s.next_attempt.expect("a next attempt");
+    let wait = next
+        .duration_since(std::time::SystemTime::now())
+        .unwrap_or_default();
+    assert!(
+        wait > Duration::from_secs(20) && wait <= super::FIRST_RETRY,
+        "{wait:?}"
+    );
+    assert!(follower.fetches().is_empty());
 }

@@ -34,6 +34,9 @@ pub struct FetchOptions {
     /// CA certificates (PEM or DER) to trust for HTTPS mirrors besides the
     /// Mozilla roots built in: a private CA, say.
     pub mirror_roots: Vec<Vec<u8>>,
+    /// What the fetch is for, shown where [`crate::node::Node::fetches`]
+    /// lists it (the follow loop gives its seed entry).
+    pub label: Option<String>,
 }
 
 impl Default for FetchOptions {
@@ -46,6 +49,7 @@ impl Default for FetchOptions {
             stall_timeout: Duration::from_secs(30),
             mirrors: Vec::new(),
             mirror_roots: Vec::new(),
+            label: None,
         }
     }
 }
@@ -55,6 +59,7 @@ impl std::fmt::Debug for FetchOptions {
         f.debug_struct("FetchOptions")
             .field("peers", &self.peers)
             .field("mirrors", &self.mirrors)
+            .field("label", &self.label)
             .finish_non_exhaustive()
     }
 }

@@ -1,0 +1,197 @@
+//! Every fetch a node runs, whoever started it (the API, the follow loop,
+//! an embedding program): its progress for a status, and pause, resume
+//! and cancel by its number, for an operator.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use tokio::sync::watch;
+
+use super::FetchProgress;
+use super::fetch::Control;
+use crate::content::Hash;
+use crate::net::NodeId;
+
+/// A fetch running on a node, as [`super::Node::fetches`] lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunningFetch {
+    /// Its number on this node, from 1; [`super::FetchHandle::id`].
+    pub id: u64,
+    /// The root being fetched.
+    pub root: Hash,
+    /// What it is for, from [`super::FetchOptions::label`]: the follow
+    /// loop gives the seed entry.
+    pub label: Option<String>,
+    /// How long it has run.
+    pub elapsed: Duration,
+    /// Bytes of all its files, once the manifest is known.
+    pub total: u64,
+    /// Bytes stored so far (at most `total`).
+    pub have: u64,
+    /// Bytes per second from all its sources, lately.
+    pub rate: u64,
+    /// Each peer it draws from, with that peer's rate lately.
+    pub peers: Vec<(NodeId, u64)>,
+    /// Whether it is paused.
+    pub paused: bool,
+    /// Whether it was cancelled (it ends soon).
+    pub cancelled: bool,
+}
+
+impl RunningFetch {
+    /// Seconds left at the current rate, when there is one.
+    pub fn eta(&self) -> Option<Duration> {
+        (self.rate > 0 && self.total > 0)
+            .then(|| Duration::from_secs(self.total.saturating_sub(self.have).div_ceil(self.rate)))
+    }
+}
+
+struct Entry {
+    root: Hash,
+    label: Option<String>,
+    started: Instant,
+    total: u64,
+    have: u64,
+    rate: u64,
+    peers: Vec<(NodeId, u64)>,
+    control: Arc<watch::Sender<Control>>,
+}
+
+/// The registry; one per node.
+#[derive(Default)]
+pub(super) struct Running {
+    next: AtomicU64,
+    all: Mutex<BTreeMap<u64, Entry>>,
+}
+
+impl std::fmt::Debug for Running {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Running")
+            .field("fetches", &self.lock().len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// What an operator asks of a running fetch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Ask {
+    Pause,
+    Resume,
+    Cancel,
+}
+
+impl Running {
+    fn lock(&self) -> MutexGuard<'_, BTreeMap<u64, Entry>> {
+        self.all.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// List a fetch until the returned guard is dropped.
+    pub(super) fn begin(
+        self: &Arc<Self>,
+        root: Hash,
+        label: Option<String>,
+        control: Arc<watch::Sender<Control>>,
+    ) -> Listed {
+        let id = self.next.fetch_add(1, Ordering::Relaxed) + 1;
+        let entry = Entry {
+            root,
+            label,
+            started: Instant::now(),
+            total: 0,
+            have: 0,
+            rate: 0,
+            peers: Vec::new(),
+            control,
+        };
+        self.lock().insert(id, entry);
+        Listed {
+            running: self.clone(),
+            id,
+        }
+    }
+
+    /// Fetch `id`'s progress moved on.
+    pub(super) fn update(&self, id: u64, p: &FetchProgress) {
+        let mut all = self.lock();
+        let Some(e) = all.get_mut(&id) else {
+            return;
+        };
+        match p {
+            FetchProgress::Manifest { total, present } => (e.total, e.have) = (*total, *present),
+            FetchProgress::Received(n) => e.have = e.have.saturating_add(*n),
+            FetchProgress::Peers(peers) => {
+                e.rate = peers.iter().map(|p| p.rate).sum();
+                e.peers = peers.iter().map(|p| (p.id, p.rate)).collect();
+            }
+            _ => {}
+        }
+    }
+
+    /// Every running fetch, oldest first.
+    pub(super) fn list(&self) -> Vec<RunningFetch> {
+        self.lock().iter().map(|(&id, e)| view(id, e)).collect()
+    }
+
+    /// Do `ask` to fetch `id`: the fetch as it is then, or `None` if no
+    /// fetch runs by that number. Resuming a fetch that is not paused,
+    /// or pausing a cancelled one, changes nothing.
+    pub(super) fn ask(&self, id: u64, ask: Ask) -> Option<RunningFetch> {
+        let all = self.lock();
+        let e = all.get(&id)?;
+        match ask {
+            Ask::Pause => e
+                .control
+                .send_if_modified(|c| super::handle::switch(c, Control::Run, Control::Pause)),
+            Ask::Resume => e
+                .control
+                .send_if_modified(|c| super::handle::switch(c, Control::Pause, Control::Run)),
+            Ask::Cancel => {
+                e.control.send_replace(Control::Cancel);
+                true
+            }
+        };
+        tracing::info!(id, root = %e.root, label = e.label.as_deref().unwrap_or(""), "fetch {}", match ask {
+            Ask::Pause => "paused",
+            Ask::Resume => "resumed",
+            Ask::Cancel => "cancelled",
+        });
+        Some(view(id, e))
+    }
+}
+
+fn view(id: u64, e: &Entry) -> RunningFetch {
+    let control = *e.control.borrow();
+    RunningFetch {
+        id,
+        root: e.root,
+        label: e.label.clone(),
+        elapsed: e.started.elapsed(),
+        total: e.total,
+        have: e.have.min(e.total),
+        rate: e.rate,
+        peers: e.peers.clone(),
+        paused: control == Control::Pause,
+        cancelled: control == Control::Cancel,
+    }
+}
+
+/// A fetch's line in the registry, removed when dropped: when the fetch
+/// ends, however it ends.
+pub(super) struct Listed {
+    running: Arc<Running>,
+    id: u64,
+}
+
+impl Listed {
+    pub(super) fn id(&self) -> u64 {
+        self.id
+    }
+}
+
+impl Drop for Listed {
+    fn drop(&mut self) {
+        self.running.lock().remove(&self.id);
+    }
+}

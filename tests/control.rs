@@ -704,6 +704,13 @@ fn the_dashboard_in_a_real_browser_shows_the_node_its_pins_and_a_fetchers_rate()
     );
     let id = said["node_id"].as_str().expect("id");
     assert!(dom.contains(&format!("id=\"node-id\">{id}<")), "{dom}");
+    // The token left the address once read, so history does not keep it.
+    assert_eq!(
+        attrs_where(&dom, "id=\"state\"", "data-fragment"),
+        [""],
+        "{dom}"
+    );
+    assert!(!dom.contains(token), "{dom}");
     assert!(
         dom.contains(&format!("data-key=\"{}\"", release.root)),
         "{dom}"

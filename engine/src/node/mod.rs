@@ -764,10 +764,10 @@ impl Node {
         let id = listed.id();
         FetchHandle::spawn(root, id, control, move |sink| async move {
             let listed = listed;
-            let running = node.running.clone();
+            let listing = listed.progress();
             let user = opts.progress.take();
             opts.progress = Some(Arc::new(move |p: FetchProgress| {
-                running.update(id, &p);
+                listing.update(&p);
                 if let Some(f) = &user {
                     f(p.clone());
                 }

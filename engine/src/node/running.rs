@@ -52,11 +52,40 @@ struct Entry {
     root: Hash,
     label: Option<String>,
     started: Instant,
-    total: u64,
-    have: u64,
-    rate: u64,
-    peers: Vec<(NodeId, u64)>,
+    progress: Arc<Progress>,
     control: Arc<watch::Sender<Control>>,
+}
+
+/// A fetch's progress as its events tell it; the bytes are counted
+/// without a lock, on the fetch's receive path.
+#[derive(Default)]
+pub(super) struct Progress {
+    total: AtomicU64,
+    have: AtomicU64,
+    rate: AtomicU64,
+    peers: Mutex<Vec<(NodeId, u64)>>,
+}
+
+impl Progress {
+    /// The fetch moved on.
+    pub(super) fn update(&self, p: &FetchProgress) {
+        match p {
+            FetchProgress::Manifest { total, present } => {
+                self.total.store(*total, Ordering::Relaxed);
+                self.have.store(*present, Ordering::Relaxed);
+            }
+            FetchProgress::Received(n) => {
+                self.have.fetch_add(*n, Ordering::Relaxed);
+            }
+            FetchProgress::Peers(peers) => {
+                self.rate
+                    .store(peers.iter().map(|p| p.rate).sum(), Ordering::Relaxed);
+                *self.peers.lock().unwrap_or_else(|e| e.into_inner()) =
+                    peers.iter().map(|p| (p.id, p.rate)).collect();
+            }
+            _ => {}
+        }
+    }
 }
 
 /// The registry; one per node.
@@ -95,37 +124,19 @@ impl Running {
         control: Arc<watch::Sender<Control>>,
     ) -> Listed {
         let id = self.next.fetch_add(1, Ordering::Relaxed) + 1;
+        let progress = Arc::new(Progress::default());
         let entry = Entry {
             root,
             label,
             started: Instant::now(),
-            total: 0,
-            have: 0,
-            rate: 0,
-            peers: Vec::new(),
+            progress: progress.clone(),
             control,
         };
         self.lock().insert(id, entry);
         Listed {
             running: self.clone(),
             id,
-        }
-    }
-
-    /// Fetch `id`'s progress moved on.
-    pub(super) fn update(&self, id: u64, p: &FetchProgress) {
-        let mut all = self.lock();
-        let Some(e) = all.get_mut(&id) else {
-            return;
-        };
-        match p {
-            FetchProgress::Manifest { total, present } => (e.total, e.have) = (*total, *present),
-            FetchProgress::Received(n) => e.have = e.have.saturating_add(*n),
-            FetchProgress::Peers(peers) => {
-                e.rate = peers.iter().map(|p| p.rate).sum();
-                e.peers = peers.iter().map(|p| (p.id, p.rate)).collect();
-            }
-            _ => {}
+            progress,
         }
     }
 
@@ -163,15 +174,17 @@ impl Running {
 
 fn view(id: u64, e: &Entry) -> RunningFetch {
     let control = *e.control.borrow();
+    let p = &e.progress;
+    let total = p.total.load(Ordering::Relaxed);
     RunningFetch {
         id,
         root: e.root,
         label: e.label.clone(),
         elapsed: e.started.elapsed(),
-        total: e.total,
-        have: e.have.min(e.total),
-        rate: e.rate,
-        peers: e.peers.clone(),
+        total,
+        have: p.have.load(Ordering::Relaxed).min(total),
+        rate: p.rate.load(Ordering::Relaxed),
+        peers: p.peers.lock().unwrap_or_else(|e| e.into_inner()).clone(),
         paused: control == Control::Pause,
         cancelled: control == Control::Cancel,
     }
@@ -182,11 +195,17 @@ fn view(id: u64, e: &Entry) -> RunningFetch {
 pub(super) struct Listed {
     running: Arc<Running>,
     id: u64,
+    progress: Arc<Progress>,
 }
 
 impl Listed {
     pub(super) fn id(&self) -> u64 {
         self.id
+    }
+
+    /// Where the fetch's events are counted.
+    pub(super) fn progress(&self) -> Arc<Progress> {
+        self.progress.clone()
     }
 }
 

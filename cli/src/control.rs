@@ -30,9 +30,8 @@ impl On {
         // A node that answers is asked first: trying the store's lock
         // costs more than a connect. A socket nobody answers on was left
         // by a node that was killed.
-        let socket = api::socket_path(dir);
-        if std::os::unix::net::UnixStream::connect(&socket).is_ok() {
-            return Ok(Self::Node(Client::new(socket)));
+        if let Ok(client) = Client::connect(api::socket_path(dir)) {
+            return Ok(Self::Node(client));
         }
         match Store::open_with(dir, StoreConfig::default().read_only(read_only)) {
             Ok(s) => Ok(Self::Store(s.clone(), DamageProbe(s))),
@@ -44,8 +43,10 @@ impl On {
 
 /// Run one API call to completion.
 pub(crate) fn block<F: std::future::Future>(f: F) -> Result<F::Output> {
+    // No signal driver: a call is short, and Ctrl-C ends the process.
     let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
+        .enable_io()
+        .enable_time()
         .build()
         .context("cannot start the async runtime")?;
     Ok(rt.block_on(f))

@@ -26,6 +26,9 @@ const MAX_REPLY: usize = 256 << 20;
 const MAX_LINE: usize = 1 << 20;
 /// How long connecting may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a connection made by [`Client::connect`] waits for the first
+/// call; well inside the server's wait for a request's headers.
+const READY_FOR: Duration = Duration::from_secs(2);
 
 /// A call to a node's API that failed.
 #[derive(Debug, thiserror::Error)]
@@ -65,6 +68,10 @@ pub enum ClientError {
 #[derive(Debug, Clone)]
 pub struct Client {
     socket: PathBuf,
+    /// A connection made already, and when, for the first call.
+    ready: std::sync::Arc<
+        std::sync::Mutex<Option<(std::time::Instant, std::os::unix::net::UnixStream)>>,
+    >,
 }
 
 impl Client {
@@ -73,6 +80,38 @@ impl Client {
     pub fn new(socket: impl AsRef<Path>) -> Self {
         Self {
             socket: socket.as_ref().to_owned(),
+            ready: Default::default(),
+        }
+    }
+
+    /// Connect to `socket` now: a client if a node answers there, or why
+    /// not. The first call uses this connection (a CLI that asks "is a
+    /// node running?" pays for one connect, not two).
+    ///
+    /// ```no_run
+    /// # fn f(dir: &std::path::Path) {
+    /// use swarm_engine::api::{Client, socket_path};
+    ///
+    /// match Client::connect(socket_path(dir)) {
+    ///     Ok(_client) => println!("a node holds {}", dir.display()),
+    ///     Err(e) => println!("{e}"),
+    /// }
+    /// # }
+    /// ```
+    pub fn connect(socket: impl AsRef<Path>) -> Result<Self, ClientError> {
+        let socket = socket.as_ref().to_owned();
+        match std::os::unix::net::UnixStream::connect(&socket) {
+            Ok(s) => Ok(Self {
+                socket,
+                ready: std::sync::Arc::new(std::sync::Mutex::new(Some((
+                    std::time::Instant::now(),
+                    s,
+                )))),
+            }),
+            Err(source) => Err(ClientError::NotRunning {
+                path: socket,
+                source,
+            }),
         }
     }
 
@@ -257,13 +296,28 @@ impl Client {
             path: self.socket.clone(),
             source,
         };
-        let stream = tokio::time::timeout(
-            CONNECT_TIMEOUT,
-            tokio::net::UnixStream::connect(&self.socket),
-        )
-        .await
-        .map_err(|_| not_running(std::io::ErrorKind::TimedOut.into()))?
-        .map_err(not_running)?;
+        let ready = self
+            .ready
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+            // The node closes a connection that sends nothing for a while;
+            // an older one is not worth the risk.
+            .filter(|(at, _)| at.elapsed() < READY_FOR)
+            .and_then(|(_, s)| {
+                s.set_nonblocking(true).ok()?;
+                tokio::net::UnixStream::from_std(s).ok()
+            });
+        let stream = match ready {
+            Some(s) => s,
+            None => tokio::time::timeout(
+                CONNECT_TIMEOUT,
+                tokio::net::UnixStream::connect(&self.socket),
+            )
+            .await
+            .map_err(|_| not_running(std::io::ErrorKind::TimedOut.into()))?
+            .map_err(not_running)?,
+        };
         let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
         let driver = tokio::spawn(async move {
             let _ = conn.await;

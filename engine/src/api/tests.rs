@@ -574,3 +574,19 @@ fn the_served_lines_name_the_roots_that_grew_busiest_first_and_only_those() {
     let (grew, last) = served_since(&[pin(1, 40, 1), pin(3, 1000, 2)], &last);
     assert!(grew.is_empty() && !last.contains_key(&Hash::from_bytes([2; 32])));
 }
+
+#[tokio::test]
+async fn a_client_that_connected_first_makes_its_first_call_on_that_connection() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = socket_path(dir.path());
+    let gone = Client::connect(&socket).unwrap_err();
+    assert!(matches!(gone, ClientError::NotRunning { .. }), "{gone}");
+    let node = node_at(&dir.path().join("store")).await;
+    let _server = serve(node.clone(), ApiConfig::new(&socket)).await.unwrap();
+    let api = Client::connect(&socket).unwrap();
+    // The first call on the connection made, the next on a new one.
+    assert_eq!(api.status().await.unwrap().node_id, node.id().to_string());
+    assert!(api.pins().await.unwrap().pins.is_empty());
+    let copy = api.clone();
+    assert!(copy.pins().await.unwrap().pins.is_empty());
+}

@@ -131,6 +131,13 @@ fn store_commands_through_a_running_node_print_what_they_print_on_a_stopped_stor
         args!["--json", "add", "one.bin", "--name", "single"],
         args!["ls"],
         args!["--json", "ls"],
+        // A mirror, written again (nothing changes), and refusals.
+        args!["mirror", &root, "OUT/mirror"],
+        args!["--json", "mirror", &root, "OUT/mirror"],
+        args!["mirror", "not-a-root", "OUT/mirror"],
+        args!["mirror", &root, "OUT/mirror", "--trust", &key],
+        args!["mirror", &token, "OUT/release"],
+        args!["mirror", &token, "OUT/release", "--trust", &key],
         args!["rm", &root],
         args!["rm", &root],
         args!["rm", "not-a-root"],

@@ -20,7 +20,7 @@ use anyhow::{Context, Result};
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
-use swarm_engine::store::{Progress, Store, StoreConfig};
+use swarm_engine::store::{Progress, Store};
 
 use crate::args::{Cli, Command, TrustCommand};
 
@@ -158,6 +158,18 @@ fn run(cli: Cli) -> Result<ExitCode> {
             control::export(&On::open(&dir, true)?, root, &output, force, json)?;
             return Ok(ExitCode::SUCCESS);
         }
+        Command::Mirror {
+            target,
+            dir: out,
+            trust,
+        } => {
+            let a = mirror::MirrorArgs {
+                target: &target,
+                dir: &out,
+                trust: &trust,
+            };
+            return mirror::run(&On::open(&dir, true)?, a, json);
+        }
         Command::Publish {
             paths,
             key,
@@ -290,19 +302,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         other => other,
     };
-    let read_only = matches!(command, Command::Mirror { .. });
-    let store = Store::open_with(&dir, StoreConfig::default().read_only(read_only))?;
+    let store = Store::open(&dir)?;
     // Remembers, when this returns, whether the store was found damaged.
     let _probe = DamageProbe(store.clone());
     match command {
-        Command::Mirror { target, dir, trust } => {
-            let a = mirror::MirrorArgs {
-                target: &target,
-                dir: &dir,
-                trust: &trust,
-            };
-            mirror::run(&store, a, json)
-        }
         Command::Node {
             listen,
             limits: ref flag_limits,
@@ -355,6 +358,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         | Command::Publish { .. }
         | Command::Fetch { .. }
         | Command::Export { .. }
+        | Command::Mirror { .. }
         | Command::Verify { .. } => unreachable!("handled before the store opens"),
     }
 }

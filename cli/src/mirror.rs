@@ -4,11 +4,11 @@
 use std::path::Path;
 use std::process::ExitCode;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use serde_json::json;
-use swarm_engine::release::{SignedRelease, Want};
-use swarm_engine::store::{MirrorOptions, Store};
+use swarm_engine::api::{self, MirrorRequest};
 
+use crate::control::{On, block};
 use crate::{bytes, plural};
 
 pub(crate) struct MirrorArgs<'a> {
@@ -17,34 +17,33 @@ pub(crate) struct MirrorArgs<'a> {
     pub(crate) trust: &'a [String],
 }
 
-pub(crate) fn run(store: &Store, a: MirrorArgs<'_>, json: bool) -> Result<ExitCode> {
-    let t = a.target.trim();
-    // A token is checked like `swarm verify` checks it, before anything is
-    // written: a mirror carries only releases this store would accept.
-    let (root, release) = if swarm_engine::release::is_token(t) {
-        let signed = SignedRelease::from_token(t)?;
-        let policy = crate::release::policy(store, a.trust)?;
-        store.check_release(&policy, &signed, &Want::default())?;
-        (signed.release().root, Some(signed))
-    } else {
-        if !a.trust.is_empty() {
-            anyhow::bail!("--trust applies to a signed-root token, not a bare root");
+/// On the store, or through the node that holds it: the same checks, the
+/// same layout, the same output.
+pub(crate) fn run(on: &On, a: MirrorArgs<'_>, json: bool) -> Result<ExitCode> {
+    let req = MirrorRequest {
+        target: a.target.to_owned(),
+        dir: std::path::absolute(a.dir).context("cannot find the current directory")?,
+        trust: a.trust.to_vec(),
+    };
+    let done = match on {
+        On::Store(store, _) => {
+            let bar = crate::bar(json, "mirroring");
+            let done = api::ops::mirror(
+                store,
+                &req,
+                crate::release::now(),
+                Some(crate::progress_fn(&bar)),
+            );
+            bar.finish_and_clear();
+            done?
         }
-        (t.parse()?, None)
+        On::Node(c) => block(c.mirror(&req))??,
     };
-    let bar = crate::bar(json, "mirroring");
-    let opts = MirrorOptions {
-        release,
-        progress: Some(crate::progress_fn(&bar)),
-    };
-    let done = store.write_mirror(&root, a.dir, &opts);
-    bar.finish_and_clear();
-    let done = done?;
     if json {
         println!(
             "{}",
             json!({
-                "root": done.root.to_hex(),
+                "root": done.root,
                 "dir": done.dir,
                 "files": done.files,
                 "bytes": done.bytes,

@@ -11,7 +11,7 @@ use anyhow::{Context, Result, bail};
 use serde_json::json;
 use swarm_engine::Hash;
 use swarm_engine::api;
-use swarm_engine::release::{Policy, SecretKey, SignedRelease, Want};
+use swarm_engine::release::{SecretKey, SignedRelease, Want};
 use swarm_engine::store::{Store, manifest_of};
 
 use crate::plural;
@@ -185,11 +185,6 @@ pub(crate) fn publish(
         r.root
     );
     Ok(ExitCode::SUCCESS)
-}
-
-/// The policy for this command: the store's trusted keys plus `--trust`.
-pub(crate) fn policy(store: &Store, extra: &[String]) -> Result<Policy> {
-    Ok(api::ops::policy(store, extra, now())?)
 }
 
 pub(crate) struct VerifyArgs {

@@ -14,10 +14,10 @@ use serde::de::DeserializeOwned;
 
 use super::{
     AddReply, AddRequest, CheckReply, ErrorReply, ExportReply, ExportRequest, FetchControlReply,
-    FetchControlRequest, FetchEvent, FetchReply, FetchRequest, GcReply, PeersReply, PinsReply,
-    PublishReply, PublishRequest, RmReply, RmRequest, SeedReply, SeedRequest, StatusReply,
-    TrustAddRequest, TrustRmReply, TrustRmRequest, TrustedKey, TrustedReply, VerifyReply,
-    VerifyRequest,
+    FetchControlRequest, FetchEvent, FetchReply, FetchRequest, GcReply, MirrorReply, MirrorRequest,
+    PeersReply, PinsReply, PublishReply, PublishRequest, RmReply, RmRequest, SeedReply,
+    SeedRequest, StatusReply, TrustAddRequest, TrustRmReply, TrustRmRequest, TrustedKey,
+    TrustedReply, VerifyReply, VerifyRequest,
 };
 
 /// The most bytes of a reply read (a status of many thousands of pins fits).
@@ -149,6 +149,11 @@ impl Client {
     /// `POST /v1/export`.
     pub async fn export(&self, req: &ExportRequest) -> Result<ExportReply, ClientError> {
         self.call(Method::POST, "/v1/export", Some(req)).await
+    }
+
+    /// `POST /v1/mirror`. The directory must be absolute.
+    pub async fn mirror(&self, req: &MirrorRequest) -> Result<MirrorReply, ClientError> {
+        self.call(Method::POST, "/v1/mirror", Some(req)).await
     }
 
     /// `POST /v1/gc`.

@@ -127,6 +127,46 @@ pub struct ExportReply {
     pub bytes: u64,
 }
 
+/// `POST /v1/mirror`: write a root, or a signed release of one, as the
+/// static layout of `wire-spec/mirror.md`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MirrorRequest {
+    /// A root in hex, or a signed-root token (checked against the trust
+    /// and rollback policy first).
+    pub target: String,
+    /// The mirror's directory, an absolute path on the node's machine.
+    pub dir: PathBuf,
+    /// Publisher keys to trust for a token, besides the store's.
+    #[serde(default)]
+    pub trust: Vec<String>,
+}
+
+/// What a mirror wrote.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MirrorReply {
+    /// The root, in hex.
+    pub root: String,
+    /// The mirror's directory.
+    pub dir: PathBuf,
+    /// Files of the layout this root (and release) consists of, the index
+    /// included.
+    pub files: u64,
+    /// Their bytes.
+    pub bytes: u64,
+    /// Files written this time: missing before, or replaced.
+    pub written: u64,
+    /// Bytes of those.
+    pub written_bytes: u64,
+    /// Of the files written, how many replaced one that was wrong.
+    pub replaced: u64,
+    /// The release token's path in `dir`, if a release was given.
+    pub latest: Option<String>,
+    /// The mirror carried a newer release (this sequence number) of the
+    /// same publisher, name and channel, which was left in place.
+    pub newer_kept: Option<u64>,
+}
+
 /// `POST /v1/rm`: unpin a root.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

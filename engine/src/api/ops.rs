@@ -5,9 +5,10 @@
 use std::path::Path;
 
 use super::{
-    AddReply, AddRequest, CheckProblem, CheckReply, ExportReply, ExportRequest, GcReply, PinEntry,
-    PinsReply, PublishReply, PublishRequest, RmReply, RmRequest, TrustAddRequest, TrustRmReply,
-    TrustRmRequest, TrustedKey, TrustedReply, VerifyReply, VerifyRequest,
+    AddReply, AddRequest, CheckProblem, CheckReply, ExportReply, ExportRequest, GcReply,
+    MirrorReply, MirrorRequest, PinEntry, PinsReply, PublishReply, PublishRequest, RmReply,
+    RmRequest, TrustAddRequest, TrustRmReply, TrustRmRequest, TrustedKey, TrustedReply,
+    VerifyReply, VerifyRequest,
 };
 use crate::content::{Hash, ParseHashError};
 use crate::release::{PublicKey, ReleaseError};
@@ -65,6 +66,9 @@ pub enum OpError {
     /// Exporting the files failed.
     #[error(transparent)]
     Export(#[from] crate::store::ExportError),
+    /// Writing a mirror failed; the files written stay, each complete.
+    #[error(transparent)]
+    Mirror(#[from] crate::store::MirrorError),
     /// A task of the node's stopped unexpectedly (a bug).
     #[error("internal error (a bug in swarm; please report it): {0}")]
     Internal(String),
@@ -105,7 +109,10 @@ impl OpError {
     pub fn is_internal(&self) -> bool {
         matches!(
             self,
-            Self::Store(_) | Self::Read(ReadError::Store(_)) | Self::Internal(_)
+            Self::Store(_)
+                | Self::Read(ReadError::Store(_))
+                | Self::Mirror(crate::store::MirrorError::Read(ReadError::Store(_)))
+                | Self::Internal(_)
         )
     }
 }
@@ -326,6 +333,46 @@ pub fn verify(
             Err(crate::store::AcceptError::Policy(e)) => Some(describe(&e)),
             Err(e) => return Err(e.into()),
         },
+    })
+}
+
+/// Write a root, or a signed release of one, as a mirror's static layout:
+/// `POST /v1/mirror`. A token is checked against the policy at `now`
+/// first, as `verify` checks it: a mirror carries only releases this
+/// store would accept. `progress`, if any, sees the bytes written.
+pub fn mirror(
+    store: &Store,
+    req: &MirrorRequest,
+    now: u64,
+    progress: Option<std::sync::Arc<dyn Fn(Progress) + Send + Sync>>,
+) -> Result<MirrorReply, OpError> {
+    if !req.dir.is_absolute() {
+        return Err(OpError::RelativePath(req.dir.display().to_string()));
+    }
+    let t = req.target.trim();
+    let (root, release) = if crate::release::is_token(t) {
+        let signed = crate::release::SignedRelease::from_token(t).map_err(OpError::BadToken)?;
+        let policy = policy(store, &req.trust, now)?;
+        store.check_release(&policy, &signed, &crate::release::Want::default())?;
+        (signed.release().root, Some(signed))
+    } else {
+        if !req.trust.is_empty() {
+            return Err(OpError::NotAToken);
+        }
+        (root(t)?, None)
+    };
+    let opts = crate::store::MirrorOptions { release, progress };
+    let done = store.write_mirror(&root, &req.dir, &opts)?;
+    Ok(MirrorReply {
+        root: done.root.to_hex(),
+        dir: done.dir,
+        files: done.files,
+        bytes: done.bytes,
+        written: done.written,
+        written_bytes: done.written_bytes,
+        replaced: done.replaced,
+        latest: done.latest,
+        newer_kept: done.newer_kept,
     })
 }
 

@@ -627,6 +627,7 @@ const ROUTES: &[(Method, &str)] = &[
     (Method::POST, "/v1/add"),
     (Method::POST, "/v1/rm"),
     (Method::POST, "/v1/export"),
+    (Method::POST, "/v1/mirror"),
     (Method::POST, "/v1/publish"),
     (Method::POST, "/v1/fetch"),
     (Method::POST, "/v1/gc"),
@@ -702,6 +703,12 @@ async fn route(state: &Arc<State>, req: Request<Incoming>) -> Reply {
             .await
         }
         "/v1/export" => with(state, &body, move |r| ops::export(&store, &r, None)).await,
+        "/v1/mirror" => {
+            with(state, &body, move |r| {
+                ops::mirror(&store, &r, unix_now(), None)
+            })
+            .await
+        }
         "/v1/publish" => publish(state, &body).await,
         "/v1/fetch" => match parse(&body) {
             Ok(req) => {

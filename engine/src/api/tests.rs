@@ -17,6 +17,14 @@ async fn node_at(dir: &Path) -> Node {
         .expect("node")
 }
 
+/// A node on `dir/store` with its API on `dir`'s socket, and a client.
+async fn served(dir: &Path) -> (Node, ApiServer, Client) {
+    let node = node_at(&dir.join("store")).await;
+    let socket = socket_path(dir);
+    let server = serve(node.clone(), ApiConfig::new(&socket)).await.unwrap();
+    (node, server, Client::new(&socket))
+}
+
 /// One raw request; returns the status code and the body.
 async fn raw(socket: &Path, request: &[u8]) -> (u16, String) {
     let mut s = tokio::net::UnixStream::connect(socket)
@@ -405,10 +413,7 @@ async fn metrics_status_and_peers_count_what_a_fetcher_was_served() {
 #[tokio::test]
 async fn a_fetch_through_the_api_pauses_resumes_and_cancels_by_its_id() {
     let dir = tempfile::tempdir().unwrap();
-    let node = node_at(&dir.path().join("store")).await;
-    let socket = socket_path(dir.path());
-    let _server = serve(node.clone(), ApiConfig::new(&socket)).await.unwrap();
-    let api = Client::new(&socket);
+    let (node, _server, api) = served(dir.path()).await;
     // A seed capped so that the fetch takes many seconds.
     let seed = Node::builder()
         .store(Store::open(dir.path().join("seed")).unwrap())
@@ -484,10 +489,7 @@ async fn a_fetch_through_the_api_pauses_resumes_and_cancels_by_its_id() {
 #[tokio::test]
 async fn seed_pins_a_stored_root_and_stop_seeding_unpins_it() {
     let dir = tempfile::tempdir().unwrap();
-    let node = node_at(&dir.path().join("store")).await;
-    let socket = socket_path(dir.path());
-    let _server = serve(node.clone(), ApiConfig::new(&socket)).await.unwrap();
-    let api = Client::new(&socket);
+    let (_node, _server, api) = served(dir.path()).await;
     let file = dir.path().join("a.bin");
     std::fs::write(&file, crate::testutil::data(3, 100_000)).unwrap();
     let added = api
@@ -589,4 +591,48 @@ async fn a_client_that_connected_first_makes_its_first_call_on_that_connection()
     assert!(api.pins().await.unwrap().pins.is_empty());
     let copy = api.clone();
     assert!(copy.pins().await.unwrap().pins.is_empty());
+}
+
+#[tokio::test]
+async fn mirror_through_the_api_writes_the_layout_and_refuses_what_it_cannot_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let (node, _server, api) = served(dir.path()).await;
+    let file = dir.path().join("a.bin");
+    std::fs::write(&file, crate::testutil::data(3, 100_000)).unwrap();
+    let root = node.add(&[&file]).await.unwrap().root;
+    let out = dir.path().join("mirror");
+    let req = |dir: &Path, target: &str, trust: &[&str]| MirrorRequest {
+        target: target.to_owned(),
+        dir: dir.to_owned(),
+        trust: trust.iter().map(|s| s.to_string()).collect(),
+    };
+    let done = api.mirror(&req(&out, &root.to_hex(), &[])).await.unwrap();
+    assert_eq!(done.root, root.to_hex());
+    assert!(done.written >= 2 && done.written == done.files, "{done:?}");
+    let blob = out
+        .join("blobs")
+        .join(&root.to_hex()[..2])
+        .join(root.to_hex());
+    assert!(blob.is_file(), "the manifest is served under its hash");
+    let again = api.mirror(&req(&out, &root.to_hex(), &[])).await.unwrap();
+    assert_eq!(again.written, 0, "a second run writes nothing: {again:?}");
+    let key = crate::release::SecretKey::from_seed(&[4; 32])
+        .public()
+        .to_string();
+    for (r, status) in [
+        (req(Path::new("relative"), &root.to_hex(), &[]), 400),
+        (req(&out, "not-a-root", &[]), 400),
+        (req(&out, &root.to_hex(), &[&key]), 400),
+        (req(&out, &crate::Hash::of(b"absent").to_hex(), &[]), 422),
+        (
+            req(&dir.path().join("store/inside"), &root.to_hex(), &[]),
+            422,
+        ),
+    ] {
+        let e = api.mirror(&r).await.unwrap_err();
+        assert!(
+            matches!(&e, ClientError::Refused { status: s, .. } if *s == status),
+            "{r:?}: {e}"
+        );
+    }
 }

@@ -802,7 +802,7 @@ fn sighup_reloads_the_seed_list_and_status_shows_each_seed_with_its_next_attempt
     // The release, an entry that cannot work, and limits; then SIGHUP.
     write_config(
         &[&token, "swr1thisisnotatoken"],
-        "upload_limit = \"3MiB\"\nmax_connections = 40\n",
+        "upload_limit = \"3MiB\"\nmax_connections = 40\nwindow = \"2MiB\"\n",
     );
     signal(&node, "HUP");
     node.wait_for_log("and serving it", NODE_PATIENCE);
@@ -838,6 +838,7 @@ fn sighup_reloads_the_seed_list_and_status_shows_each_seed_with_its_next_attempt
     // The limits apply at once, without a restart.
     assert_eq!(s["limits"]["upload_limit"], 3 * MIB, "{s}");
     assert_eq!(s["limits"]["max_connections"], 40, "{s}");
+    assert_eq!(s["limits"]["window"], 2 * MIB, "{s}");
 
     // A config that does not parse is refused, and nothing changes.
     write_file(&config, b"seed = [unquoted\n", 0o644);
@@ -853,6 +854,7 @@ fn sighup_reloads_the_seed_list_and_status_shows_each_seed_with_its_next_attempt
     let s = swarm_json(&follower, ["status"]);
     assert_eq!(s["seeds"], serde_json::json!([]), "{s}");
     assert_eq!(s["limits"]["upload_limit"], Value::Null, "{s}");
+    assert_eq!(s["limits"]["window"], 4 * MIB, "the default again: {s}");
     assert_eq!(pinned_roots(&follower), [root.as_str()]);
     stop(node, "TERM");
     stop(serving, "TERM");

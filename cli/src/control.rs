@@ -305,10 +305,11 @@ pub(crate) fn status(dir: &Path, json: bool) -> Result<()> {
     }
     let cap = |c: Option<u64>| c.map_or("none".to_owned(), |c| format!("{}/s", bytes(c)));
     println!(
-        "limits    upload {}, download {}, {} connections",
+        "limits    upload {}, download {}, {} connections, window {}",
         cap(s.limits.upload_limit),
         cap(s.limits.download_limit),
-        s.limits.max_connections
+        s.limits.max_connections,
+        bytes(s.limits.window)
     );
     println!(
         "totals    {} up, {} down",

@@ -56,9 +56,8 @@ async fn next_signal() -> Signal {
 
 /// What `POST /v1/reload` and SIGHUP do: read the config file again,
 /// follow its seed list, peers, mirrors and trusted keys, and run under
-/// its limits (the command line's still win), from now on. The window and
-/// the addresses are the ones the node started with; a change to them is
-/// reported as left for the next start.
+/// its limits and window (the command line's still win), from now on. The
+/// addresses are the ones the node started with.
 #[derive(Clone)]
 struct Reloader {
     path: std::path::PathBuf,
@@ -66,8 +65,6 @@ struct Reloader {
     node: Node,
     /// The limits given on the command line.
     flags: Limits,
-    /// The limits it started with (flags over the config).
-    started: Limits,
     super_seed: swarm_engine::net::SuperSeedMode,
 }
 
@@ -90,6 +87,7 @@ impl Reloader {
             max_connections: new
                 .max_connections
                 .unwrap_or(EndpointConfig::default().max_connections),
+            window: new.window.unwrap_or(EndpointConfig::default().window),
         };
         // The limits first: if they are refused, nothing has changed.
         self.node
@@ -107,17 +105,15 @@ impl Reloader {
         let n = seeding.seed.len();
         self.following.reload(seeding.follow());
         let cap = |c: Option<u64>| c.map_or("none".to_owned(), |c| format!("{}/s", bytes(c)));
-        let mut msg = format!(
+        let msg = format!(
             "reloaded {path}: following {n} seed{} ({added} new, {dropped} dropped); upload {}, \
-             download {}, {} connections",
+             download {}, {} connections, window {}",
             plural(n as u64),
             cap(limits.upload_limit),
             cap(limits.download_limit),
             limits.max_connections,
+            bytes(limits.window),
         );
-        if new.window != self.started.window {
-            msg.push_str("; the new window takes effect at the next start");
-        }
         tracing::info!("{msg}");
         Ok(msg)
     }
@@ -322,7 +318,6 @@ pub(crate) fn node(
             following: following.clone(),
             node: node.clone(),
             flags: flag_limits.clone(),
-            started: limits.clone(),
             super_seed: seeding.super_seed,
         });
         if let Some(r) = &reload {

@@ -462,6 +462,10 @@ pub struct LimitsStatus {
     pub download_limit: Option<u64>,
     /// Most peer connections served at once.
     pub max_connections: u64,
+    /// Each connection's data in flight, in bytes, for connections made
+    /// from now on.
+    #[serde(default)]
+    pub window: u64,
 }
 
 /// A fetch running on the node: through the API, for a seed, or started

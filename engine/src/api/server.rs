@@ -1107,6 +1107,7 @@ async fn status(state: &Arc<State>) -> StatusReply {
             upload_limit: limits.upload_limit,
             download_limit: limits.download_limit,
             max_connections: limits.max_connections,
+            window: limits.window,
         },
         seeds: state
             .follow

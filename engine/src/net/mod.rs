@@ -365,6 +365,8 @@ pub struct Limits {
     pub download_limit: Option<u64>,
     /// Most peer connections served at once.
     pub max_connections: u64,
+    /// Each connection's data in flight ([`EndpointConfig::window`]).
+    pub window: u64,
 }
 
 /// Counters of an endpoint, for operators and tests.
@@ -554,6 +556,9 @@ pub enum ConfigError {
     /// The window is outside [`MIN_WINDOW`]..=[`MAX_WINDOW`].
     #[error("a window of {0} bytes is outside 256 KiB to 1 GiB")]
     Window(u64),
+    /// The QUIC server settings could not be made again for a new window.
+    #[error("cannot rebuild the QUIC server settings: {0}")]
+    Tls(String),
 }
 
 /// The largest [`EndpointConfig::window`]: 1 GiB.
@@ -678,6 +683,8 @@ pub(crate) struct Ctx {
     pub(crate) down: Arc<limit::Bucket>,
     /// The connection limit now (a reloaded config may change it).
     pub(crate) max_connections: Arc<std::sync::atomic::AtomicU64>,
+    /// The window now, for the connections made from now on.
+    pub(crate) window: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Ctx {
@@ -688,6 +695,21 @@ impl Ctx {
             self.haves.push_peer(hash, addr);
         }
     }
+}
+
+/// The QUIC server side: this node's certificate, and the transport with
+/// `window`.
+fn server_config(
+    secret: &SecretKey,
+    t: &Timeouts,
+    window: u64,
+) -> Result<quinn::ServerConfig, rustls::Error> {
+    let tls = tls::server_config(secret)?;
+    let quic_tls = quinn::crypto::rustls::QuicServerConfig::try_from(tls)
+        .map_err(|e| rustls::Error::General(e.to_string()))?;
+    let mut server = quinn::ServerConfig::with_crypto(Arc::new(quic_tls));
+    server.transport_config(Arc::new(transport(t, window, false)));
+    Ok(server)
 }
 
 fn transport(t: &Timeouts, window: u64, keep_alive: bool) -> quinn::TransportConfig {
@@ -736,11 +758,7 @@ impl Endpoint {
         config: EndpointConfig,
     ) -> Result<Self, BindError> {
         config.validate()?;
-        let tls = tls::server_config(&secret)?;
-        let quic_tls = quinn::crypto::rustls::QuicServerConfig::try_from(tls)
-            .map_err(|e| rustls::Error::General(e.to_string()))?;
-        let mut server = quinn::ServerConfig::with_crypto(Arc::new(quic_tls));
-        server.transport_config(Arc::new(transport(&config.timeouts, config.window, false)));
+        let server = server_config(&secret, &config.timeouts, config.window)?;
         let bind_err = |source| BindError::Bind {
             addr: config.listen,
             source,
@@ -766,6 +784,7 @@ impl Endpoint {
             up: Arc::new(limit::Bucket::new(config.upload_limit)),
             down: Arc::new(limit::Bucket::new(config.download_limit)),
             max_connections: Arc::new(config.max_connections.into()),
+            window: Arc::new(config.window.into()),
             config: Arc::new(config),
             stats: Arc::default(),
             book: Arc::default(),
@@ -805,10 +824,10 @@ impl Endpoint {
         self.inner.ctx.me
     }
 
-    /// Its [`EndpointConfig::window`]: what a download keeps requested
-    /// from one peer at most.
+    /// Its [`EndpointConfig::window`] now: what a download keeps
+    /// requested from one peer at most.
     pub(crate) fn window(&self) -> u64 {
-        self.inner.ctx.config.window
+        self.inner.ctx.window.load(Ordering::Relaxed)
     }
 
     /// The bound address.
@@ -889,18 +908,39 @@ impl Endpoint {
             upload_limit: ctx.up.rate(),
             download_limit: ctx.down.rate(),
             max_connections: ctx.max_connections.load(Ordering::Relaxed),
+            window: ctx.window.load(Ordering::Relaxed),
         }
     }
 
     /// Run under `limits` from now on, without touching a connection: the
     /// caps apply to the next bytes, the connection limit to the next
-    /// peer (those over it stay). A connection limit of 0 is refused.
+    /// peer (those over it stay), the window to the connections made and
+    /// the fetches started from now on. A connection limit of 0, a rate
+    /// of 0 or a window out of range is refused, and nothing changes.
     /// Super-seeding's `auto` mode keeps what it chose at bind.
     pub fn set_limits(&self, limits: &Limits) -> Result<(), ConfigError> {
         if limits.max_connections == 0 {
             return Err(ConfigError::NoConnections);
         }
+        for (name, rate) in [
+            ("upload", limits.upload_limit),
+            ("download", limits.download_limit),
+        ] {
+            if rate == Some(0) {
+                return Err(ConfigError::ZeroRate(name));
+            }
+        }
+        if !(MIN_WINDOW..=MAX_WINDOW).contains(&limits.window) {
+            return Err(ConfigError::Window(limits.window));
+        }
         let ctx = &self.inner.ctx;
+        if limits.window != ctx.window.load(Ordering::Relaxed) {
+            // Connections peers open from now on; those open keep theirs.
+            let server = server_config(&self.inner.secret, &ctx.config.timeouts, limits.window)
+                .map_err(|e| ConfigError::Tls(e.to_string()))?;
+            self.inner.quic.set_server_config(Some(server));
+            ctx.window.store(limits.window, Ordering::Relaxed);
+        }
         ctx.up.set_rate(limits.upload_limit);
         ctx.down.set_rate(limits.download_limit);
         ctx.max_connections
@@ -1014,7 +1054,8 @@ impl Endpoint {
         let quic_tls = quinn::crypto::rustls::QuicClientConfig::try_from(tls)
             .map_err(|e| ConnectError::Setup(Box::new(e)))?;
         let mut client = quinn::ClientConfig::new(Arc::new(quic_tls));
-        client.transport_config(Arc::new(transport(t, ctx.config.window, true)));
+        let window = ctx.window.load(Ordering::Relaxed);
+        client.transport_config(Arc::new(transport(t, window, true)));
         let connecting = self
             .inner
             .quic

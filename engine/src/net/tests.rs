@@ -952,3 +952,56 @@ async fn a_stale_exchanged_address_does_not_hold_up_a_fetch() {
     assert_eq!(got.connected, vec![seed.endpoint().node_id()]);
     assert_release(f.store(), &root, &rel);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn limits_and_the_window_change_while_running_and_bad_ones_change_nothing() {
+    let rel = release();
+    let (seed, root) = seeder(&rel).await;
+    let fetcher = Node::spawn(Store::memory().unwrap(), quick())
+        .await
+        .unwrap();
+    let before = seed.endpoint().limits();
+    assert_eq!(before.window, DEFAULT_WINDOW);
+    for bad in [
+        Limits {
+            max_connections: 0,
+            ..before
+        },
+        Limits {
+            upload_limit: Some(0),
+            ..before
+        },
+        Limits {
+            window: MIN_WINDOW - 1,
+            ..before
+        },
+        Limits {
+            window: MAX_WINDOW + 1,
+            ..before
+        },
+    ] {
+        assert!(seed.endpoint().set_limits(&bad).is_err(), "{bad:?}");
+        assert_eq!(seed.endpoint().limits(), before, "refused, nothing changed");
+    }
+    // The smallest window on both sides, and a cap: the connections made
+    // from now on (the fetcher dials, the seed accepts under its new
+    // server settings) carry a release byte-identical.
+    let lean = Limits {
+        window: MIN_WINDOW,
+        upload_limit: Some(16 << 20),
+        ..before
+    };
+    seed.endpoint().set_limits(&lean).unwrap();
+    assert_eq!(seed.endpoint().limits(), lean);
+    let mine = Limits {
+        window: MIN_WINDOW,
+        ..fetcher.endpoint().limits()
+    };
+    fetcher.endpoint().set_limits(&mine).unwrap();
+    assert_eq!(fetcher.endpoint().window(), MIN_WINDOW);
+    fetcher
+        .fetch(root, fetch_opts(vec![addr_of(&seed)]))
+        .await
+        .unwrap();
+    assert_release(fetcher.store(), &root, &rel);
+}

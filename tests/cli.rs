@@ -1040,3 +1040,30 @@ fn check_repair_rebuilds_a_store_whose_database_is_damaged() {
     assert_check_ok(&copy);
     base.assert_intact();
 }
+
+#[test]
+fn a_reader_that_closes_stdout_early_is_not_an_error() {
+    // `swarm ls | head -1`, with the reader gone before anything is
+    // written: every write gets a broken pipe.
+    let tmp = tempdir();
+    let store = tmp.path().join("store");
+    let src = tmp.path().join("a.bin");
+    write_file(&src, b"a", 0o644);
+    add(&store, &[&src]);
+    for args in [&["ls"][..], &["--json", "ls"], &["--json", "trust", "ls"]] {
+        let (reader, writer) = std::io::pipe().expect("pipe");
+        drop(reader);
+        let out = swarm_cmd(&store)
+            .args(args)
+            .stdout(writer)
+            .stderr(Stdio::piped())
+            .output()
+            .expect("run swarm");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.status.success() && stderr.is_empty(),
+            "{args:?}: {:?}\n{stderr}",
+            out.status
+        );
+    }
+}

@@ -93,24 +93,30 @@ pub(crate) fn ls(on: &On, dir: &Path, json: bool) -> Result<()> {
     if json {
         return print_json(&pins);
     }
-    print_pins(&pins.pins);
+    print_pins(&pins.pins)?;
     if pins.pins.is_empty() {
         eprintln!("no pins in {}", dir.display());
     }
     Ok(())
 }
 
-fn print_pins(pins: &[api::PinEntry]) {
+fn print_pins(pins: &[api::PinEntry]) -> Result<()> {
+    use std::io::Write;
+    // One write for the lot, not one per line: stdout flushes each line.
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     for p in pins {
-        println!(
+        writeln!(
+            out,
             "{}  {:>10}  {:>6} file{}  {}",
             p.root,
             bytes(p.size),
             p.files,
             plural(p.files),
             p.name
-        );
+        )
+        .map_err(crate::stdout_error)?;
     }
+    out.flush().map_err(crate::stdout_error)
 }
 
 pub(crate) fn export(on: &On, root: String, output: &Path, force: bool, json: bool) -> Result<()> {

@@ -45,6 +45,9 @@ fn main() -> ExitCode {
     });
     match result {
         Ok(code) => code,
+        // The reader of stdout went away (`swarm ls | head -1`): nothing
+        // is wrong, and nobody is left to tell.
+        Err(e) if stdout_closed(&e) => ExitCode::SUCCESS,
         Err(e) => {
             let mut msg = hints::message(&e);
             if is_damage(&e) {
@@ -67,8 +70,36 @@ fn main() -> ExitCode {
 /// anything. With `RUST_BACKTRACE` set, the backtrace is kept in the message.
 static PANIC: std::sync::Mutex<String> = std::sync::Mutex::new(String::new());
 
+/// Set when a print panicked because stdout's reader closed it.
+static STDOUT_GONE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Whether the command failed because its stdout's reader went away.
+fn stdout_closed(_: &anyhow::Error) -> bool {
+    STDOUT_GONE.load(std::sync::atomic::Ordering::SeqCst)
+}
+
+/// An error writing to stdout, noting whether its reader went away (not
+/// a socket's or a file's: those are failures to report).
+pub(crate) fn stdout_error(e: std::io::Error) -> anyhow::Error {
+    if e.kind() == std::io::ErrorKind::BrokenPipe {
+        STDOUT_GONE.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+    anyhow::Error::new(e).context("cannot write to stdout")
+}
+
 fn quiet_panics() {
     std::panic::set_hook(Box::new(|info| {
+        // `println!` panics when stdout's pipe is closed; that is the
+        // reader leaving, not a bug.
+        let payload = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if payload.starts_with("failed printing to stdout") && payload.contains("Broken pipe") {
+            STDOUT_GONE.store(true, std::sync::atomic::Ordering::SeqCst);
+        }
         let bt = std::backtrace::Backtrace::capture();
         if let Ok(mut p) = PANIC.lock() {
             *p = match bt.status() {

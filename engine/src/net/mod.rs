@@ -235,9 +235,13 @@ impl EndpointConfig {
     /// Check that every setting can work; [`Endpoint::bind`] refuses a
     /// config that fails this.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        if self.max_connections == 0 {
-            return Err(ConfigError::NoConnections);
+        Limits {
+            upload_limit: self.upload_limit,
+            download_limit: self.download_limit,
+            max_connections: self.max_connections,
+            window: self.window,
         }
+        .validate()?;
         if !(wire::MIN_VERSION..=wire::VERSION).contains(&self.max_version) {
             return Err(ConfigError::Version(self.max_version));
         }
@@ -252,17 +256,6 @@ impl EndpointConfig {
             if d.is_zero() {
                 return Err(ConfigError::ZeroTimeout(name));
             }
-        }
-        for (name, rate) in [
-            ("upload", self.upload_limit),
-            ("download", self.download_limit),
-        ] {
-            if rate == Some(0) {
-                return Err(ConfigError::ZeroRate(name));
-            }
-        }
-        if !(MIN_WINDOW..=MAX_WINDOW).contains(&self.window) {
-            return Err(ConfigError::Window(self.window));
         }
         Ok(())
     }
@@ -367,6 +360,37 @@ pub struct Limits {
     pub max_connections: u64,
     /// Each connection's data in flight ([`EndpointConfig::window`]).
     pub window: u64,
+}
+
+impl Limits {
+    /// Check that they can work: at least one connection, no rate of 0
+    /// (no cap is `None`), a window within [`MIN_WINDOW`]..=[`MAX_WINDOW`].
+    ///
+    /// ```
+    /// use swarm_engine::net::{ConfigError, Limits, DEFAULT_WINDOW};
+    ///
+    /// let ok = Limits { upload_limit: None, download_limit: Some(1 << 20), max_connections: 8, window: DEFAULT_WINDOW };
+    /// assert_eq!(ok.validate(), Ok(()));
+    /// assert_eq!(Limits { upload_limit: Some(0), ..ok }.validate(), Err(ConfigError::ZeroRate("upload")));
+    /// assert_eq!(Limits { max_connections: 0, ..ok }.validate(), Err(ConfigError::NoConnections));
+    /// ```
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.max_connections == 0 {
+            return Err(ConfigError::NoConnections);
+        }
+        for (name, rate) in [
+            ("upload", self.upload_limit),
+            ("download", self.download_limit),
+        ] {
+            if rate == Some(0) {
+                return Err(ConfigError::ZeroRate(name));
+            }
+        }
+        if !(MIN_WINDOW..=MAX_WINDOW).contains(&self.window) {
+            return Err(ConfigError::Window(self.window));
+        }
+        Ok(())
+    }
 }
 
 /// Counters of an endpoint, for operators and tests.
@@ -919,20 +943,7 @@ impl Endpoint {
     /// of 0 or a window out of range is refused, and nothing changes.
     /// Super-seeding's `auto` mode keeps what it chose at bind.
     pub fn set_limits(&self, limits: &Limits) -> Result<(), ConfigError> {
-        if limits.max_connections == 0 {
-            return Err(ConfigError::NoConnections);
-        }
-        for (name, rate) in [
-            ("upload", limits.upload_limit),
-            ("download", limits.download_limit),
-        ] {
-            if rate == Some(0) {
-                return Err(ConfigError::ZeroRate(name));
-            }
-        }
-        if !(MIN_WINDOW..=MAX_WINDOW).contains(&limits.window) {
-            return Err(ConfigError::Window(limits.window));
-        }
+        limits.validate()?;
         let ctx = &self.inner.ctx;
         if limits.window != ctx.window.load(Ordering::Relaxed) {
             // Connections peers open from now on; those open keep theirs.

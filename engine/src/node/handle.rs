@@ -137,8 +137,7 @@ impl FetchHandle {
     /// # }
     /// ```
     pub fn pause(&self) {
-        self.control
-            .send_if_modified(|c| switch(c, Control::Run, Control::Pause));
+        steer(&self.control, Steer::Pause);
     }
 
     /// Resume a paused fetch.
@@ -152,8 +151,7 @@ impl FetchHandle {
     /// # }
     /// ```
     pub fn resume(&self) {
-        self.control
-            .send_if_modified(|c| switch(c, Control::Pause, Control::Run));
+        steer(&self.control, Steer::Resume);
     }
 
     /// Whether it is paused.
@@ -183,7 +181,7 @@ impl FetchHandle {
     /// # }
     /// ```
     pub fn cancel(&self) {
-        self.control.send_replace(Control::Cancel);
+        steer(&self.control, Steer::Cancel);
     }
 
     /// Whether the fetch has ended (awaiting it will not wait).
@@ -201,8 +199,31 @@ impl FetchHandle {
     }
 }
 
+/// What the owner of a fetch, or an operator, asks of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Steer {
+    Pause,
+    Resume,
+    Cancel,
+}
+
+/// Do `what` through a fetch's `control`: whether it changed anything
+/// (resuming a fetch that is not paused does not; a cancelled fetch stays
+/// cancelled).
+pub(super) fn steer(control: &watch::Sender<Control>, what: Steer) -> bool {
+    match what {
+        Steer::Pause => control.send_if_modified(|c| switch(c, Control::Run, Control::Pause)),
+        Steer::Resume => control.send_if_modified(|c| switch(c, Control::Pause, Control::Run)),
+        Steer::Cancel => control.send_if_modified(|c| {
+            let change = *c != Control::Cancel;
+            *c = Control::Cancel;
+            change
+        }),
+    }
+}
+
 /// Set `c` to `to` if it is `from` (a cancelled fetch stays cancelled).
-pub(super) fn switch(c: &mut Control, from: Control, to: Control) -> bool {
+fn switch(c: &mut Control, from: Control, to: Control) -> bool {
     let change = *c == from;
     if change {
         *c = to;

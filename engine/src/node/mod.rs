@@ -833,7 +833,7 @@ impl Node {
     /// # }
     /// ```
     pub fn pause_fetch(&self, id: u64) -> Option<RunningFetch> {
-        self.running.ask(id, running::Ask::Pause)
+        self.running.steer(id, running::Steer::Pause)
     }
 
     /// Resume fetch `id` if it is paused.
@@ -846,7 +846,7 @@ impl Node {
     /// # }
     /// ```
     pub fn resume_fetch(&self, id: u64) -> Option<RunningFetch> {
-        self.running.ask(id, running::Ask::Resume)
+        self.running.steer(id, running::Steer::Resume)
     }
 
     /// Cancel fetch `id`: it ends with [`FetchError::Cancelled`], keeping
@@ -860,7 +860,7 @@ impl Node {
     /// # }
     /// ```
     pub fn cancel_fetch(&self, id: u64) -> Option<RunningFetch> {
-        self.running.ask(id, running::Ask::Cancel)
+        self.running.steer(id, running::Steer::Cancel)
     }
 
     /// Stop announcing, close all connections and stop serving.

@@ -11,6 +11,7 @@ use tokio::sync::watch;
 
 use super::FetchProgress;
 use super::fetch::Control;
+pub(super) use super::handle::Steer;
 use crate::content::Hash;
 use crate::net::NodeId;
 
@@ -103,14 +104,6 @@ impl std::fmt::Debug for Running {
     }
 }
 
-/// What an operator asks of a running fetch.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Ask {
-    Pause,
-    Resume,
-    Cancel,
-}
-
 impl Running {
     fn lock(&self) -> MutexGuard<'_, BTreeMap<u64, Entry>> {
         self.all.lock().unwrap_or_else(|e| e.into_inner())
@@ -145,29 +138,21 @@ impl Running {
         self.lock().iter().map(|(&id, e)| view(id, e)).collect()
     }
 
-    /// Do `ask` to fetch `id`: the fetch as it is then, or `None` if no
+    /// Do `what` to fetch `id`: the fetch as it is then, or `None` if no
     /// fetch runs by that number. Resuming a fetch that is not paused,
     /// or pausing a cancelled one, changes nothing.
-    pub(super) fn ask(&self, id: u64, ask: Ask) -> Option<RunningFetch> {
+    pub(super) fn steer(&self, id: u64, what: Steer) -> Option<RunningFetch> {
         let all = self.lock();
         let e = all.get(&id)?;
-        match ask {
-            Ask::Pause => e
-                .control
-                .send_if_modified(|c| super::handle::switch(c, Control::Run, Control::Pause)),
-            Ask::Resume => e
-                .control
-                .send_if_modified(|c| super::handle::switch(c, Control::Pause, Control::Run)),
-            Ask::Cancel => {
-                e.control.send_replace(Control::Cancel);
-                true
-            }
-        };
-        tracing::info!(id, root = %e.root, label = e.label.as_deref().unwrap_or(""), "fetch {}", match ask {
-            Ask::Pause => "paused",
-            Ask::Resume => "resumed",
-            Ask::Cancel => "cancelled",
-        });
+        if super::handle::steer(&e.control, what) {
+            let done = match what {
+                Steer::Pause => "paused",
+                Steer::Resume => "resumed",
+                Steer::Cancel => "cancelled",
+            };
+            let label = e.label.as_deref().unwrap_or("");
+            tracing::info!(id, root = %e.root, label, "fetch {done}");
+        }
         Some(view(id, e))
     }
 }

@@ -258,11 +258,13 @@ pub async fn serve(node: Node, config: ApiConfig) -> Result<ApiServer, ServeErro
         reload: config.reload,
         rates: Default::default(),
         manifests: Default::default(),
+        pins_reply: Default::default(),
     });
     let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     let mut tasks = vec![
         tokio::spawn(accept_unix(listener, state.clone(), slots.clone())),
         tokio::spawn(sample_rates(state.clone())),
+        tokio::spawn(keep_pins_reply(state.clone())),
     ];
     if let Some(every) = config.log_served {
         tasks.push(tokio::spawn(log_served(state.clone(), every)));
@@ -326,6 +328,10 @@ struct State {
     /// The blobs of each pinned root, as read once: a root's manifest
     /// never changes.
     manifests: std::sync::Mutex<std::collections::HashMap<Hash, Arc<[Hash]>>>,
+    /// The last reply to `GET /v1/pins`, encoded, with the store's pins
+    /// version it was read at: `swarm ls` of a node with many pins is
+    /// then a copy, not a table read and a JSON encoding.
+    pins_reply: std::sync::Mutex<Option<(u64, Bytes)>>,
 }
 
 /// How often each peer's rate is sampled for `GET /v1/peers`.
@@ -604,7 +610,12 @@ pub(super) type Reply = Response<Body>;
 
 pub(super) fn json<T: Serialize>(status: StatusCode, value: &T) -> Reply {
     let body = serde_json::to_vec(value).unwrap_or_else(|_| b"{}".to_vec());
-    let mut r = Response::new(Full::new(Bytes::from(body)).boxed_unsync());
+    json_bytes(status, Bytes::from(body))
+}
+
+/// A reply of JSON encoded already.
+fn json_bytes(status: StatusCode, body: Bytes) -> Reply {
+    let mut r = Response::new(Full::new(body).boxed_unsync());
     *r.status_mut() = status;
     r.headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
@@ -687,7 +698,7 @@ async fn route(state: &Arc<State>, req: Request<Incoming>) -> Reply {
         "/v1/fetch/cancel" => fetch_control(state, &body, Node::cancel_fetch),
         "/" | "/dashboard" => dashboard(),
         "/v1/reload" => reload(state).await,
-        "/v1/pins" => blocking(state, move || ops::pins(&store)).await,
+        "/v1/pins" => pins(state).await,
         "/v1/gc" => blocking(state, move || ops::gc(&store)).await,
         "/v1/check" => blocking(state, move || ops::check(&store)).await,
         "/v1/trust" => blocking(state, move || ops::trusted(&store)).await,
@@ -840,6 +851,65 @@ where
         Ok(Ok(v)) => json(StatusCode::OK, &v),
         Ok(Err(e)) => op_error(state, &e),
         Err(e) => panicked(e),
+    }
+}
+
+/// `GET /v1/pins`, from the cached reply while the pins are unchanged.
+async fn pins(state: &State) -> Reply {
+    let version = state.node.store().pins_version();
+    let cached = state
+        .pins_reply
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
+    if let Some((v, body)) = cached
+        && v == version
+    {
+        return json_bytes(StatusCode::OK, body);
+    }
+    match encode_pins(state, version).await {
+        Ok(body) => json_bytes(StatusCode::OK, body),
+        Err(r) => *r,
+    }
+}
+
+/// Read and encode the pins, and keep the reply as that of `version`
+/// (read before the pins: a change in between leaves the cache one
+/// version behind, so the next call reads again).
+async fn encode_pins(state: &State, version: u64) -> Result<Bytes, Box<Reply>> {
+    let store = state.node.store().clone();
+    match tokio::task::spawn_blocking(move || ops::pins(&store)).await {
+        Ok(Ok(v)) => {
+            let body = Bytes::from(serde_json::to_vec(&v).unwrap_or_else(|_| b"{}".to_vec()));
+            let mut cached = state.pins_reply.lock().unwrap_or_else(|e| e.into_inner());
+            // Two encodings may race: the later version is kept.
+            if cached.as_ref().is_none_or(|(v, _)| *v <= version) {
+                *cached = Some((version, body.clone()));
+            }
+            Ok(body)
+        }
+        Ok(Err(e)) => Err(Box::new(op_error(state, &e))),
+        Err(e) => Err(Box::new(panicked(e))),
+    }
+}
+
+/// Once someone has listed the pins, encode the list again after each
+/// change, off the path of the next `GET /v1/pins`: `swarm add` then
+/// `swarm ls` finds it ready. Changes that come faster than an encoding
+/// are folded into one.
+async fn keep_pins_reply(state: Arc<State>) {
+    let mut changes = state.node.store().watch_pins();
+    while changes.changed().await.is_ok() {
+        let version = *changes.borrow_and_update();
+        let asked = state
+            .pins_reply
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_some();
+        if asked {
+            // A failure is the next call's to report.
+            let _ = encode_pins(&state, version).await;
+        }
     }
 }
 

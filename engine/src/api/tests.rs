@@ -531,6 +531,60 @@ async fn seed_pins_a_stored_root_and_stop_seeding_unpins_it() {
     assert!(matches!(e, ClientError::Refused { status: 422, .. }), "{e}");
 }
 
+#[tokio::test]
+async fn the_listed_pins_follow_every_change_however_it_was_made() {
+    let dir = tempfile::tempdir().unwrap();
+    let (node, _server, api) = served(dir.path()).await;
+    let names = |p: PinsReply| -> Vec<String> { p.pins.into_iter().map(|p| p.name).collect() };
+    assert!(api.pins().await.unwrap().pins.is_empty());
+    let store = node.store();
+    let mut roots = Vec::new();
+    // Each change is listed by the very next call: through the API, and
+    // on the store directly (as a fetch or a follow pins), with no pause
+    // for the node to encode the list again in the background.
+    for i in 0..20u64 {
+        let file = dir.path().join(format!("f{i}"));
+        std::fs::write(&file, crate::testutil::data(i, 1000 + i as usize)).unwrap();
+        let root = if i % 2 == 0 {
+            let added = api
+                .add(&AddRequest {
+                    paths: vec![file],
+                    name: Some(format!("p{i}")),
+                })
+                .await
+                .unwrap();
+            added.root.parse::<crate::Hash>().unwrap()
+        } else {
+            let opts = crate::store::AddOptions {
+                name: Some(format!("p{i}")),
+                ..Default::default()
+            };
+            store.add_paths(&[file], &opts).unwrap().root
+        };
+        roots.push(root);
+        let mut listed = names(api.pins().await.unwrap());
+        listed.sort();
+        let mut want: Vec<String> = (0..=i).map(|j| format!("p{j}")).collect();
+        want.sort();
+        assert_eq!(listed, want, "after pin {i}");
+    }
+    assert!(store.unpin(&roots[3]).unwrap());
+    assert!(!names(api.pins().await.unwrap()).contains(&"p3".to_string()));
+    store.pin(&roots[3], "renamed").unwrap();
+    assert!(names(api.pins().await.unwrap()).contains(&"renamed".to_string()));
+    for (i, root) in roots.iter().enumerate() {
+        if i % 2 == 0 {
+            store.unpin(root).unwrap();
+        } else {
+            let rm = RmRequest {
+                root: root.to_hex(),
+            };
+            assert!(api.rm(&rm).await.unwrap().removed);
+        }
+        assert_eq!(api.pins().await.unwrap().pins.len(), roots.len() - i - 1);
+    }
+}
+
 #[test]
 fn the_served_lines_name_the_roots_that_grew_busiest_first_and_only_those() {
     use super::server::{RootServed, served_since};

@@ -511,10 +511,14 @@ impl Store {
                 blobs.insert(hash.as_bytes(), e.encode().as_slice())?;
             }
         }
+        let pinned = pin.is_some();
         if let Some((root, manifest, name)) = pin {
             pin_in(&tx, &root, manifest, name)?;
         }
         tx.commit()?;
+        if pinned {
+            self.pins_changed();
+        }
         Ok(())
     }
 }

@@ -140,6 +140,11 @@ struct Inner {
     db: db::Db,
     backend: Box<dyn Backend>,
     next_temp: AtomicU64,
+    /// Counts commits that changed the pins table: a reader that caches
+    /// something made from the pins keeps it while this stays the same,
+    /// and can wait for it to change. Bumped after the commit, so a cache
+    /// can only be newer than its count, never older.
+    pins_changed: tokio::sync::watch::Sender<u64>,
     /// Imports hold it shared while they have blobs committed but not yet
     /// pinned; gc holds it exclusively, so it never frees those.
     gc_lock: RwLock<()>,
@@ -597,6 +602,7 @@ impl Store {
                 damage: Default::default(),
                 backend: Box::new(backend),
                 next_temp: AtomicU64::new(1),
+                pins_changed: tokio::sync::watch::Sender::new(0),
                 gc_lock: RwLock::new(()),
                 live: Default::default(),
             }),
@@ -879,6 +885,7 @@ impl Store {
             let tx = self.inner.db.begin_write()?;
             pin_in(&tx, root, &manifest, name)?;
             tx.commit().map_err(StoreError::from)?;
+            self.pins_changed();
             Ok(())
         })
     }
@@ -957,6 +964,24 @@ impl Store {
         })
     }
 
+    /// How many commits have changed the pins so far: what
+    /// [`Self::pins`] returns stays the same while this does.
+    pub(crate) fn pins_version(&self) -> u64 {
+        *self.inner.pins_changed.borrow()
+    }
+
+    /// A receiver that sees each change of [`Self::pins_version`].
+    pub(crate) fn watch_pins(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.inner.pins_changed.subscribe()
+    }
+
+    /// Note a committed change to the pins table.
+    pub(super) fn pins_changed(&self) {
+        self.inner
+            .pins_changed
+            .send_modify(|v| *v = v.wrapping_add(1));
+    }
+
     /// Remove the pin on `root`. Returns whether there was one. The content
     /// stays until [`Self::gc`].
     ///
@@ -1004,6 +1029,7 @@ impl Store {
             }
             drop(refs);
             tx.commit().map_err(StoreError::from)?;
+            self.pins_changed();
             Ok(true)
         })
     }

@@ -590,6 +590,7 @@ impl Store {
             }
         }
         tx.commit()?;
+        self.pins_changed();
         report.pins = pin
             .into_iter()
             .map(|(root, name, source)| RestoredPin { root, name, source })

@@ -24,6 +24,8 @@ use crate::common::*;
 
 #[path = "net/limits.rs"]
 mod limits;
+#[path = "net/share.rs"]
+mod share;
 
 const KIB: u64 = 1 << 10;
 const MIB: u64 = 1 << 20;

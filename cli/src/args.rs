@@ -153,11 +153,31 @@ pub(crate) enum Command {
         #[command(flatten)]
         limits: Limits,
     },
+    /// Add files, print a ticket for them, and serve them until stopped
+    /// (SIGINT/SIGTERM): `swarm fetch TICKET` on another machine needs
+    /// nothing else
+    Share {
+        /// Files or directories, as for `swarm add`
+        #[arg(required = true, value_name = "PATH")]
+        paths: Vec<PathBuf>,
+        /// Name of the pin [default: the first path's file name]
+        #[arg(long)]
+        name: Option<String>,
+        /// Address to serve from (UDP) [default: 0.0.0.0, any port]; the
+        /// ticket carries it, or with 0.0.0.0 this machine's addresses
+        #[arg(long, value_name = "HOST:PORT")]
+        listen: Option<SocketAddr>,
+        #[command(flatten)]
+        limits: Limits,
+    },
     /// Fetch a root or a signed release from peers, verifying every 16 KiB, then export it
     Fetch {
-        /// A signed-root token (swr1…), a publisher's latest release
-        /// (PUBKEY/NAME[@CHANNEL], looked up on the DHT), both checked
-        /// against the trust and rollback policy first; or a bare root
+        /// A ticket (swt1…, from `swarm share`: what to fetch and who
+        /// serves it); a signed-root token (swr1…); a publisher's latest
+        /// release (PUBKEY/NAME[@CHANNEL], looked up on the DHT); or a bare
+        /// root. Releases are checked against the trust and rollback
+        /// policy first
+        #[arg(value_name = "TARGET")]
         root: String,
         /// Trust this publisher key for this fetch (repeatable)
         #[arg(long = "trust", value_name = "PUBKEY")]

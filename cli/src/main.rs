@@ -10,6 +10,7 @@ mod hints;
 mod mirror;
 mod net;
 mod release;
+mod share;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -223,6 +224,20 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let a = release::VerifyArgs { token, path, trust };
             return release::verify(&On::open(&dir, true)?, a, json);
         }
+        Command::Share {
+            paths,
+            name,
+            listen,
+            limits,
+        } => {
+            let a = share::ShareArgs {
+                paths,
+                name,
+                listen,
+                limits: node_config.limits(&limits),
+            };
+            return share::run(On::open(&dir, false)?, a, json, dht_config(true, listen));
+        }
         Command::Fetch {
             root,
             trust,
@@ -241,6 +256,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             limits,
         } => {
             // Before anything is looked up, connected to or downloaded.
+            let (root, peers) = share::expand(root, peers)?;
             let mirrors = mirrors
                 .iter()
                 .map(|m| m.parse::<swarm_engine::mirror::MirrorUrl>())
@@ -388,6 +404,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         | Command::Status
         | Command::Publish { .. }
         | Command::Fetch { .. }
+        | Command::Share { .. }
         | Command::Export { .. }
         | Command::Mirror { .. }
         | Command::Verify { .. } => unreachable!("handled before the store opens"),

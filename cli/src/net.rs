@@ -120,7 +120,7 @@ impl Reloader {
 }
 
 /// Wait for SIGINT or SIGTERM.
-async fn stop_signal() {
+pub(crate) async fn stop_signal() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};

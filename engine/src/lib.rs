@@ -36,6 +36,7 @@ pub mod node;
 pub mod release;
 pub mod store;
 pub mod swarm;
+pub mod ticket;
 pub mod update;
 pub mod wire;
 

@@ -379,6 +379,10 @@ pub struct StatusReply {
     pub node_id: String,
     /// The QUIC address it listens on.
     pub addr: String,
+    /// The addresses other machines may reach it at, best first
+    /// ([`crate::node::Node::reachable_addrs`]): what a ticket carries.
+    #[serde(default)]
+    pub reachable: Vec<String>,
     /// This build's version.
     pub version: String,
     /// Seconds since the API started with the node.

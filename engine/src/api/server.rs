@@ -1158,6 +1158,12 @@ async fn status(state: &Arc<State>) -> StatusReply {
             .local_addr()
             .map(|a| a.to_string())
             .unwrap_or_default(),
+        reachable: node
+            .reachable_addrs()
+            .unwrap_or_default()
+            .iter()
+            .map(|a| a.to_string())
+            .collect(),
         version: env!("CARGO_PKG_VERSION").to_owned(),
         uptime_secs: state.started.elapsed().as_secs(),
         pins,

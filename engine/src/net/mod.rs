@@ -30,7 +30,7 @@ use tracing::{Instrument, debug, info_span};
 pub use self::identity::{NodeId, ParseNodeIdError, SecretKey};
 pub use self::misbehaviour::{LocalFault, Misbehaviour};
 pub use self::request::{Peer, RequestError, Written};
-pub use self::sessions::{ServedTotal, SessionInfo};
+pub use self::sessions::{ServedTotal, SessionEvent, SessionInfo};
 use crate::store::Store;
 use crate::wire::{self, ErrorCode, Hello, Message};
 
@@ -963,6 +963,13 @@ impl Endpoint {
     /// been served, most bytes first.
     pub fn sessions(&self) -> Vec<SessionInfo> {
         self.inner.ctx.sessions.list()
+    }
+
+    /// Each peer connection opening, and closing with what it was served,
+    /// from now on. A receiver that lags more than 256 events behind is
+    /// told so and misses them.
+    pub fn session_events(&self) -> tokio::sync::broadcast::Receiver<SessionEvent> {
+        self.inner.ctx.sessions.subscribe()
     }
 
     /// What `blobs` together have been served since the endpoint started:

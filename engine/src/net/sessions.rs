@@ -72,6 +72,18 @@ struct Open {
     session: Arc<Session>,
 }
 
+impl Open {
+    fn info(&self) -> SessionInfo {
+        SessionInfo {
+            peer: self.peer,
+            addr: self.addr,
+            secs: self.since.elapsed().as_secs_f64(),
+            gets: self.session.gets.load(Ordering::Relaxed),
+            bytes: self.session.bytes.load(Ordering::Relaxed),
+        }
+    }
+}
+
 #[derive(Default)]
 struct Served {
     bytes: u64,
@@ -83,6 +95,32 @@ struct Served {
 pub(crate) struct Sessions {
     open: Mutex<HashMap<usize, Open>>,
     served: Mutex<HashMap<Hash, Served>>,
+    events: Events,
+}
+
+/// Sessions opening and closing, for whoever listens.
+struct Events(tokio::sync::broadcast::Sender<SessionEvent>);
+
+impl Default for Events {
+    fn default() -> Self {
+        // A listener that falls this far behind misses events (and is told).
+        Self(tokio::sync::broadcast::Sender::new(256))
+    }
+}
+
+/// A peer's connection opening or closing.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum SessionEvent {
+    /// A peer connected.
+    Opened {
+        /// Its node id.
+        peer: NodeId,
+        /// The address it connected from.
+        addr: SocketAddr,
+    },
+    /// A connection closed: what it was served, in all.
+    Closed(SessionInfo),
 }
 
 impl std::fmt::Debug for Sessions {
@@ -97,6 +135,8 @@ impl std::fmt::Debug for Sessions {
 impl Sessions {
     pub(super) fn open(&self, conn: usize, peer: NodeId, addr: SocketAddr) -> Arc<Session> {
         let session = Arc::new(Session::default());
+        // No listener is the usual case, not an error.
+        let _ = self.events.0.send(SessionEvent::Opened { peer, addr });
         let open = Open {
             peer,
             addr,
@@ -111,10 +151,18 @@ impl Sessions {
     }
 
     pub(super) fn close(&self, conn: usize) {
-        self.open
+        let closed = self
+            .open
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .remove(&conn);
+        if let Some(o) = closed {
+            let _ = self.events.0.send(SessionEvent::Closed(o.info()));
+        }
+    }
+
+    pub(super) fn subscribe(&self) -> tokio::sync::broadcast::Receiver<SessionEvent> {
+        self.events.0.subscribe()
     }
 
     pub(super) fn served(&self, hash: Hash, to: NodeId, bytes: u64) {
@@ -128,16 +176,7 @@ impl Sessions {
 
     pub(super) fn list(&self) -> Vec<SessionInfo> {
         let open = self.open.lock().unwrap_or_else(|e| e.into_inner());
-        let mut out: Vec<SessionInfo> = open
-            .values()
-            .map(|o| SessionInfo {
-                peer: o.peer,
-                addr: o.addr,
-                secs: o.since.elapsed().as_secs_f64(),
-                gets: o.session.gets.load(Ordering::Relaxed),
-                bytes: o.session.bytes.load(Ordering::Relaxed),
-            })
-            .collect();
+        let mut out: Vec<SessionInfo> = open.values().map(Open::info).collect();
         out.sort_by(|a, b| b.bytes.cmp(&a.bytes).then(a.addr.cmp(&b.addr)));
         out
     }

@@ -300,6 +300,95 @@ impl Node {
         })
     }
 
+    /// The addresses other machines may reach this node at, best first:
+    /// the listen address itself when it names one; with an unspecified
+    /// one (`0.0.0.0`, `::`), each interface address of that family,
+    /// global before private before link-local, and loopback last (it
+    /// still serves a fetch on this machine). At most
+    /// [`crate::ticket::MAX_ADDRS`].
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let node = swarm_engine::node::Node::builder()
+    ///     .memory()
+    ///     .listen(([0, 0, 0, 0], 0).into())
+    ///     .no_dht()
+    ///     .spawn()
+    ///     .await?;
+    /// let addrs = node.reachable_addrs()?;
+    /// let port = node.addr()?.addr.port();
+    /// assert!(addrs.iter().all(|a| a.port() == port && a.is_ipv4()));
+    /// assert!(addrs.last().is_some_and(|a| a.ip().is_loopback()));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn reachable_addrs(&self) -> std::io::Result<Vec<std::net::SocketAddr>> {
+        let local = self.endpoint.local_addr()?;
+        if !local.ip().is_unspecified() {
+            return Ok(vec![local]);
+        }
+        let mut ips: Vec<std::net::IpAddr> = if_addrs::get_if_addrs()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|i| i.ip())
+            .filter(|ip| ip.is_ipv4() == local.is_ipv4() && !ip.is_unspecified())
+            .collect();
+        ips.sort_by_key(|ip| (reach_rank(ip), *ip));
+        ips.dedup();
+        if !ips.iter().any(|ip| ip.is_loopback()) {
+            ips.push(match local {
+                std::net::SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+                std::net::SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+            });
+        }
+        // Keep loopback even when there are many interfaces.
+        if ips.len() > crate::ticket::MAX_ADDRS {
+            let lo = ips.iter().position(|ip| ip.is_loopback());
+            let lo = lo.map(|i| ips.remove(i));
+            ips.truncate(crate::ticket::MAX_ADDRS - usize::from(lo.is_some()));
+            ips.extend(lo);
+        }
+        Ok(ips
+            .into_iter()
+            .map(|ip| std::net::SocketAddr::new(ip, local.port()))
+            .collect())
+    }
+
+    /// A ticket for `target` that names this node at
+    /// [`Self::reachable_addrs`]: what `swarm share` prints.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use swarm_engine::ticket::{Ticket, TicketTarget};
+    ///
+    /// let node = swarm_engine::node::Node::builder()
+    ///     .memory()
+    ///     .listen(([127, 0, 0, 1], 0).into())
+    ///     .no_dht()
+    ///     .spawn()
+    ///     .await?;
+    /// let root = swarm_engine::Hash::of(b"a root");
+    /// let ticket: Ticket = node.ticket(TicketTarget::Root(root))?.to_string().parse()?;
+    /// assert_eq!(ticket.root(), root);
+    /// assert_eq!(ticket.peer_addrs(), vec![node.addr()?]);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn ticket(
+        &self,
+        target: crate::ticket::TicketTarget,
+    ) -> std::io::Result<crate::ticket::Ticket> {
+        Ok(crate::ticket::Ticket {
+            target,
+            peers: vec![crate::ticket::TicketPeer {
+                id: self.id(),
+                addrs: self.reachable_addrs()?,
+            }],
+        })
+    }
+
     /// Announce every pinned root on the DHT now. Returns how many were
     /// announced; the first error stops it.
     ///
@@ -973,3 +1062,16 @@ pub type ProgressFn = Arc<dyn Fn(FetchProgress) + Send + Sync>;
 
 #[cfg(test)]
 mod tests;
+
+/// How far an address reaches, lower first: global, private (RFC 1918,
+/// unique local), link-local, loopback.
+fn reach_rank(ip: &std::net::IpAddr) -> u8 {
+    match ip {
+        _ if ip.is_loopback() => 3,
+        std::net::IpAddr::V4(v4) if v4.is_link_local() => 2,
+        std::net::IpAddr::V4(v4) if v4.is_private() => 1,
+        std::net::IpAddr::V6(v6) if v6.is_unicast_link_local() => 2,
+        std::net::IpAddr::V6(v6) if v6.is_unique_local() => 1,
+        _ => 0,
+    }
+}

@@ -4,7 +4,7 @@
 //!
 //! Pure: no I/O. Normative format: `wire-spec/release.md`.
 
-mod base32;
+pub(crate) mod base32;
 mod policy;
 
 use std::fmt;

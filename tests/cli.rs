@@ -19,6 +19,8 @@ use crate::common::*;
 
 #[path = "cli/limits.rs"]
 mod limits;
+#[path = "cli/messages.rs"]
+mod messages;
 #[path = "cli/mirror.rs"]
 mod mirror;
 

@@ -276,12 +276,8 @@ fn the_dht_socket_binds_the_listen_ip_or_what_dht_bind_says() {
         probe.local_addr().expect("addr").port()
     };
     let mut c = dht_cmd(&store, &bs);
-    c.args(["--dht-bind", &format!("127.0.0.1:{port}")]).args([
-        "--json",
-        "node",
-        "--listen",
-        "127.0.0.1:0",
-    ]);
+    c.args(["--json", "node", "--listen", "127.0.0.1:0"])
+        .args(["--dht-bind", &format!("127.0.0.1:{port}")]);
     let (node, _) = spawn_node(c, &store, "announced");
     let socks = udp_sockets(node.proc.pid()).expect("sockets");
     assert!(
@@ -291,7 +287,7 @@ fn the_dht_socket_binds_the_listen_ip_or_what_dht_bind_says() {
 
     // A bad one is refused before anything starts.
     let mut c = dht_cmd(&tmp.path().join("other"), &bs);
-    c.args(["--dht-bind", "::1", "node"]);
+    c.args(["node", "--dht-bind", "::1"]);
     let err = run_err(c);
     assert!(err.contains("IPv4"), "{err}");
 }

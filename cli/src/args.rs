@@ -6,7 +6,8 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 
 /// swarm: a content-addressed swarm engine. Stores files under their BLAKE3
-/// root hash, verifies every 16 KiB, and (soon) moves them between peers.
+/// root hash, verifies every 16 KiB, and moves them between peers over QUIC,
+/// found through the BitTorrent DHT, tickets, or HTTP mirrors.
 #[derive(Debug, Parser)]
 #[command(name = "swarm", version, propagate_version = true)]
 pub(crate) struct Cli {
@@ -18,22 +19,27 @@ pub(crate) struct Cli {
     #[arg(long, global = true)]
     pub(crate) json: bool,
 
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+/// The DHT flags, on the commands that use the DHT.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub(crate) struct DhtArgs {
     /// DHT bootstrap node, HOST:PORT (repeatable, or comma-separated in
     /// SWARM_BOOTSTRAP) [default: the public mainline routers]
     #[arg(
         long = "bootstrap",
-        global = true,
         env = "SWARM_BOOTSTRAP",
         value_delimiter = ',',
         value_name = "HOST:PORT"
     )]
     pub(crate) bootstrap: Vec<String>,
 
-    /// Do not use the DHT: only peers given with --peer
+    /// Do not use the DHT (the BitTorrent mainline DHT, public by default)
     #[arg(
         long,
-        global = true,
-        env = "SWARM_NO_DHT",
+                env = "SWARM_NO_DHT",
         value_parser = clap::builder::FalseyValueParser::new()
     )]
     pub(crate) no_dht: bool,
@@ -42,15 +48,34 @@ pub(crate) struct Cli {
     /// [default: the IP of --listen when it names one, else every interface]
     #[arg(
         long,
-        global = true,
-        env = "SWARM_DHT_BIND",
+                env = "SWARM_DHT_BIND",
         value_name = "IP[:PORT]",
         value_parser = parse_dht_bind
     )]
     pub(crate) dht_bind: Option<std::net::SocketAddrV4>,
+}
 
-    #[command(subcommand)]
-    pub(crate) command: Command,
+/// `--listen`: an IP address and port, or a host name that resolves to
+/// one (`localhost:7411`), as `--peer` takes; IPv4 first.
+pub(crate) fn parse_listen(s: &str) -> Result<SocketAddr, String> {
+    let s = s.trim();
+    if let Ok(a) = s.parse::<SocketAddr>() {
+        return Ok(a);
+    }
+    let bad =
+        || format!("{s:?} is not HOST:PORT, e.g. 0.0.0.0:7411, 127.0.0.1:0 or localhost:7411");
+    if !s.contains(':') {
+        return Err(bad());
+    }
+    let addrs: Vec<SocketAddr> = std::net::ToSocketAddrs::to_socket_addrs(s)
+        .map_err(|e| format!("{}: {e}", bad()))?
+        .collect();
+    addrs
+        .iter()
+        .find(|a| a.is_ipv4())
+        .or(addrs.first())
+        .copied()
+        .ok_or_else(bad)
 }
 
 /// `--dht-bind`: an IPv4 address, with an optional port (0 or none picks one).
@@ -121,7 +146,7 @@ pub(crate) enum Command {
     /// Serve everything in the store to peers until stopped (SIGINT/SIGTERM)
     Node {
         /// Address to listen on (UDP) [default: the config's, else 0.0.0.0:7411]
-        #[arg(long, value_name = "HOST:PORT")]
+        #[arg(long, value_name = "HOST:PORT", value_parser = parse_listen)]
         listen: Option<SocketAddr>,
         /// A TOML config file (docs/operations.md); flags override it
         #[arg(long, value_name = "FILE")]
@@ -152,6 +177,8 @@ pub(crate) enum Command {
         log_served: Option<u64>,
         #[command(flatten)]
         limits: Limits,
+        #[command(flatten)]
+        dht: DhtArgs,
     },
     /// Add files, print a ticket for them, and serve them until stopped
     /// (SIGINT/SIGTERM): `swarm fetch TICKET` on another machine needs
@@ -165,10 +192,12 @@ pub(crate) enum Command {
         name: Option<String>,
         /// Address to serve from (UDP) [default: 0.0.0.0, any port]; the
         /// ticket carries it, or with 0.0.0.0 this machine's addresses
-        #[arg(long, value_name = "HOST:PORT")]
+        #[arg(long, value_name = "HOST:PORT", value_parser = parse_listen)]
         listen: Option<SocketAddr>,
         #[command(flatten)]
         limits: Limits,
+        #[command(flatten)]
+        dht: DhtArgs,
     },
     /// Fetch a root or a signed release from peers, verifying every 16 KiB, then export it
     Fetch {
@@ -207,17 +236,17 @@ pub(crate) enum Command {
         #[arg(long)]
         force: bool,
         /// Keep a pinned copy in the store (to serve it), and export a copy
-        #[arg(long)]
+        #[arg(long, conflicts_with_all = ["no_export", "seed"])]
         keep: bool,
         /// Fetch into the store only, pinned; do not export
-        #[arg(long, conflicts_with = "output")]
+        #[arg(long, conflicts_with_all = ["output", "seed"])]
         no_export: bool,
         /// Fetch into the store, pinned, then keep serving it until stopped
         /// (SIGINT/SIGTERM), as a node would; no export
         #[arg(long, conflicts_with = "output")]
         seed: bool,
         /// Address to fetch and serve from (UDP) [default: 0.0.0.0, any port]
-        #[arg(long, value_name = "HOST:PORT")]
+        #[arg(long, value_name = "HOST:PORT", value_parser = parse_listen)]
         listen: Option<SocketAddr>,
         /// Progress on stderr: a bar (when stderr is a terminal), JSON lines
         /// twice a second (fields in docs/cli.md), or nothing
@@ -225,6 +254,8 @@ pub(crate) enum Command {
         progress: ProgressStyle,
         #[command(flatten)]
         limits: Limits,
+        #[command(flatten)]
+        dht: DhtArgs,
     },
     /// Create a publisher key file (mode 0600) and print its public key
     Keygen {
@@ -253,6 +284,8 @@ pub(crate) enum Command {
         /// Refuse the release after this long: 30d, 12h, 90m, 3600s
         #[arg(long, value_name = "DURATION")]
         expires: Option<String>,
+        #[command(flatten)]
+        dht: DhtArgs,
     },
     /// Check a signed-root token and print the release; with PATH, check local files match it
     Verify {
@@ -268,6 +301,8 @@ pub(crate) enum Command {
     Resolve {
         /// PUBKEY/NAME or PUBKEY/NAME@CHANNEL (channel defaults to stable)
         pointer: String,
+        #[command(flatten)]
+        dht: DhtArgs,
     },
     /// Manage the publishers this store trusts
     Trust {

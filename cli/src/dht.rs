@@ -37,6 +37,21 @@ pub(crate) fn config(
     Some(c)
 }
 
+/// How to turn the DHT back on, as the user turned it off: the flag, or
+/// the environment (`SWARM_NO_DHT`), or both.
+pub(crate) fn how_to_enable() -> &'static str {
+    let flag = std::env::args_os().any(|a| a == "--no-dht");
+    let env = std::env::var_os("SWARM_NO_DHT").is_some_and(|v| {
+        let v = v.to_string_lossy().to_ascii_lowercase();
+        !matches!(v.trim(), "" | "0" | "false" | "no" | "off" | "n" | "f")
+    });
+    match (flag, env) {
+        (true, true) => "remove --no-dht and unset SWARM_NO_DHT",
+        (false, true) => "unset SWARM_NO_DHT (it turns the DHT off)",
+        _ => "remove --no-dht",
+    }
+}
+
 /// A `PUBKEY/NAME[@CHANNEL]` pointer.
 pub(crate) type Pointer = swarm_engine::release::Pointer;
 
@@ -76,7 +91,7 @@ pub(crate) async fn lookup(config: &DhtConfig, p: &Pointer) -> Result<SignedRele
 
 /// `swarm resolve PUBKEY/NAME[@CHANNEL]`.
 pub(crate) fn resolve(config: Option<DhtConfig>, pointer: &str, json: bool) -> Result<ExitCode> {
-    let config = config.context("resolve needs the DHT; remove --no-dht")?;
+    let config = config.with_context(|| format!("resolve needs the DHT; {}", how_to_enable()))?;
     let p = parse_pointer(pointer)?;
     let rt = tokio::runtime::Runtime::new()?;
     let signed = rt.block_on(lookup(&config, &p))?;
@@ -110,6 +125,10 @@ pub(crate) fn put(config: Option<DhtConfig>, signed: &SignedRelease, key: &Secre
     let Some(config) = config else {
         return false;
     };
+    eprintln!(
+        "putting the release pointer on the DHT through {} (--no-dht skips this)",
+        config.bootstrap.join(", ")
+    );
     let rt = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {

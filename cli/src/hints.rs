@@ -105,7 +105,16 @@ fn hint(e: &(dyn Error + 'static)) -> Option<String> {
 
 fn fetch(e: &FetchError) -> Option<String> {
     match e {
-        FetchError::NoPeers => Some("pass --peer HOST:PORT or --mirror URL".into()),
+        FetchError::NoPeers => Some(format!(
+            "pass a ticket (`swarm share` prints one), --peer HOST:PORT or --mirror URL; or \
+             {} to look the root up there",
+            crate::dht::how_to_enable()
+        )),
+        FetchError::NoneFound => Some(
+            "nobody has announced it; pass a ticket (`swarm share` prints one), --peer \
+             HOST:PORT or --mirror URL"
+                .into(),
+        ),
         FetchError::Store(e) => store(e),
         _ => None,
     }

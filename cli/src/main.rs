@@ -28,13 +28,17 @@ use crate::args::{Cli, Command, TrustCommand};
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let json = cli.json;
-    // Logs go to stderr, filtered by RUST_LOG (default: warnings).
+    // Logs go to stderr, filtered by RUST_LOG (default: warnings, but none
+    // from mainline).
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+                // mainline logs its failures as errors of its own; the
+                // commands report them in their words (`could not join the
+                // DHT through ...`), once.
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,mainline=off")),
         )
         .init();
     quiet_panics();
@@ -128,13 +132,21 @@ fn run(cli: Cli) -> Result<ExitCode> {
         } => config::NodeConfig::load(path)?,
         _ => config::NodeConfig::default(),
     };
-    let bootstrap = if cli.bootstrap.is_empty() {
+    let flags = match &cli.command {
+        Command::Node { dht, .. }
+        | Command::Share { dht, .. }
+        | Command::Fetch { dht, .. }
+        | Command::Publish { dht, .. }
+        | Command::Resolve { dht, .. } => dht.clone(),
+        _ => args::DhtArgs::default(),
+    };
+    let bootstrap = if flags.bootstrap.is_empty() {
         node_config.bootstrap.clone()
     } else {
-        cli.bootstrap.clone()
+        flags.bootstrap.clone()
     };
-    let no_dht = cli.no_dht || node_config.no_dht;
-    let dht_bind = match (cli.dht_bind, &node_config.dht_bind) {
+    let no_dht = flags.no_dht || node_config.no_dht;
+    let dht_bind = match (flags.dht_bind, &node_config.dht_bind) {
         (Some(b), _) => Some(b),
         (None, Some(b)) => {
             Some(args::parse_dht_bind(b).map_err(|e| anyhow::anyhow!("dht_bind: {e}"))?)
@@ -209,6 +221,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             version,
             channel,
             expires,
+            dht: _,
         } => {
             let a = release::PublishArgs {
                 paths,
@@ -229,6 +242,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             name,
             listen,
             limits,
+            dht: _,
         } => {
             let a = share::ShareArgs {
                 paths,
@@ -254,6 +268,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             listen,
             progress,
             limits,
+            dht: _,
         } => {
             // Before anything is looked up, connected to or downloaded.
             let (root, peers) = share::expand(root, peers)?;
@@ -286,8 +301,12 @@ fn run(cli: Cli) -> Result<ExitCode> {
             // then treats it like any token, for that name and channel.
             let target = if dht::is_pointer(&root) {
                 let p = dht::parse_pointer(&root)?;
-                let cfg = dht_config(false, None)
-                    .context("fetching PUBKEY/NAME needs the DHT; remove --no-dht")?;
+                let cfg = dht_config(false, None).with_context(|| {
+                    format!(
+                        "fetching PUBKEY/NAME needs the DHT; {}",
+                        dht::how_to_enable()
+                    )
+                })?;
                 let rt = tokio::runtime::Runtime::new()?;
                 let signed = rt.block_on(dht::lookup(&cfg, &p))?;
                 want.name.get_or_insert(p.name);
@@ -362,6 +381,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             api_allow_remote,
             log_served,
             config: ref config_path,
+            dht: _,
         } => {
             let tcp = net::TcpApiArgs::from_flags(
                 api.or(node_config.api),
@@ -392,7 +412,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 flag_limits,
             )
         }
-        Command::Resolve { pointer } => dht::resolve(dht_config(false, None), &pointer, json),
+        Command::Resolve { pointer, .. } => dht::resolve(dht_config(false, None), &pointer, json),
         Command::Demo
         | Command::Keygen { .. }
         | Command::Add { .. }

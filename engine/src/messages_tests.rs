@@ -18,6 +18,7 @@ fn no_engine_error_names_a_cli_flag_or_command() {
     let locked = Store::open(dir.path()).expect_err("a store opens once");
     let messages = [
         FetchError::NoPeers.to_string(),
+        FetchError::NoneFound.to_string(),
         ExportError::Exists(path.clone()).to_string(),
         ExportError::Corrupt {
             path: path.clone(),

@@ -146,5 +146,18 @@ async fn a_fetch_with_no_peers_finds_the_seeder_through_the_dht() {
         .fetch(root, FetchOptions::default())
         .await
         .unwrap_err();
-    assert!(err.to_string().contains("none found on the DHT"), "{err}");
+    assert!(err.to_string().contains("DHT is not in use"), "{err}");
+    // With the DHT, a root nobody announced: it says the DHT found nobody.
+    let err = fetcher
+        .fetch(
+            crate::Hash::of(b"announced by nobody"),
+            FetchOptions::default(),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, crate::node::FetchError::NoneFound), "{err}");
+    assert!(
+        err.to_string().contains("none was found on the DHT"),
+        "{err}"
+    );
 }

@@ -159,15 +159,24 @@ impl fmt::Debug for NodeId {
 /// assert!(err.to_string().contains("64 hex characters"));
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("not a node id: expected 64 hex characters of an Ed25519 public key, got {0:?}")]
+#[error("{0}")]
 pub struct ParseNodeIdError(String);
 
 impl FromStr for NodeId {
     type Err = ParseNodeIdError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let h: crate::Hash = s.parse().map_err(|_| ParseNodeIdError(s.into()))?;
-        Self::from_bytes(*h.as_bytes()).ok_or_else(|| ParseNodeIdError(s.into()))
+        let h: crate::Hash = s.parse().map_err(|_| {
+            ParseNodeIdError(format!(
+                "not a node id: expected 64 hex characters of an Ed25519 public key, got {s:?}"
+            ))
+        })?;
+        Self::from_bytes(*h.as_bytes()).ok_or_else(|| {
+            ParseNodeIdError(format!(
+                "the node id {s:?} is 64 hex characters but not an Ed25519 public key, so no \
+                 node has it; check that it was copied whole"
+            ))
+        })
     }
 }
 

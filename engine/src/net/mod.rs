@@ -477,16 +477,25 @@ impl fmt::Display for PeerAddr {
 /// assert!("not-a-node-id@192.0.2.7:7411".parse::<PeerAddr>().is_err());
 /// ```
 #[derive(Debug, Clone, thiserror::Error)]
-#[error("not a peer address: {0:?} (expected HOST:PORT or NODEID@HOST:PORT)")]
+#[error("{0}")]
 pub struct ParsePeerAddrError(String);
 
 impl FromStr for PeerAddr {
     type Err = ParsePeerAddrError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let err = || ParsePeerAddrError(s.to_owned());
+        let err = || {
+            ParsePeerAddrError(format!(
+                "not a peer address: {s:?} (expected HOST:PORT or NODEID@HOST:PORT)"
+            ))
+        };
         let (id, host) = match s.split_once('@') {
-            Some((id, host)) => (Some(id.parse().map_err(|_| err())?), host),
+            Some((id, host)) => {
+                let id = id
+                    .parse::<NodeId>()
+                    .map_err(|e| ParsePeerAddrError(format!("in the peer address {s:?}, {e}")))?;
+                (Some(id), host)
+            }
             None => (None, s),
         };
         let addr = match host.parse::<SocketAddr>() {

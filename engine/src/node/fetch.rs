@@ -96,6 +96,21 @@ pub(super) async fn fetch(
     let mut mirror_urls = opts.mirrors.clone();
     mirror_urls.dedup();
     let mut found = found;
+    // Everything stored already: nothing to fetch, and no source needed.
+    let (store, pin) = (endpoint.store().clone(), opts.pin);
+    if let Some(done) = blocking(move || already_stored(&store, root, pin)).await? {
+        progress(FetchProgress::Manifest {
+            total: done.size,
+            present: done.size,
+        });
+        return Ok(Fetched {
+            timings: FetchTimings {
+                manifest: Some(began.elapsed()),
+                ..timings
+            },
+            ..done
+        });
+    }
     if opts.peers.is_empty() && mirror_urls.is_empty() && found.is_none() {
         return Err(FetchError::NoPeers);
     }
@@ -196,7 +211,7 @@ pub(super) async fn fetch(
         if mirrors.urls.is_empty() {
             if unreachable.is_empty() {
                 // The DHT found nobody (and nothing else was given).
-                return Err(FetchError::NoPeers);
+                return Err(FetchError::NoneFound);
             }
             return Err(FetchError::Unreachable(unreachable));
         }
@@ -389,6 +404,49 @@ pub(super) async fn fetch(
             ..timings
         },
     })
+}
+
+/// The fetch of `root` when the store holds its manifest and every blob
+/// of it complete (pinned, if `pin`); `None` when anything is missing.
+fn already_stored(
+    store: &crate::store::Store,
+    root: Hash,
+    pin: bool,
+) -> Result<Option<Fetched>, StoreError> {
+    // A manifest that cannot be read is fetched again, like a missing one.
+    let Ok(manifest) = store.manifest(&root) else {
+        return Ok(None);
+    };
+    for e in manifest.entries() {
+        match store.blob_info(&e.hash)? {
+            Some(info) if info.partial.is_none() => {}
+            _ => return Ok(None),
+        }
+    }
+    if pin {
+        let name = manifest
+            .entries()
+            .first()
+            .map(|e| e.path.split('/').next().unwrap_or_default().to_owned())
+            .unwrap_or_default();
+        if let Err(e) = store.pin(&root, &name) {
+            debug!("stored, but not pinned ({e}); fetching as usual");
+            return Ok(None);
+        }
+    }
+    Ok(Some(Fetched {
+        root,
+        size: manifest.total_size(),
+        files: manifest.entries().len() as u64,
+        received: 0,
+        peers: Vec::new(),
+        sources: Vec::new(),
+        connected: Vec::new(),
+        failures: Vec::new(),
+        mirrors: Vec::new(),
+        mirror_failures: Vec::new(),
+        timings: FetchTimings::default(),
+    }))
 }
 
 /// What the owner of a fetch wants of it.

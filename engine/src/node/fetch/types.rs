@@ -188,11 +188,17 @@ pub struct FetchTimings {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum FetchError {
-    /// No peers or mirrors were given.
+    /// No peers or mirrors were given, and there is no DHT to find any.
     #[error(
-        "no sources to fetch from: no peers given, none found on the DHT, and no mirrors; give a peer's address or a mirror"
+        "no sources to fetch from: no peers or mirrors were given, and the DHT is not in use to find any"
     )]
     NoPeers,
+    /// No peers or mirrors were given, and the DHT found nobody with the
+    /// root.
+    #[error(
+        "no sources to fetch from: no peers or mirrors were given, and none was found on the DHT"
+    )]
+    NoneFound,
     /// No peer could be reached.
     #[error("no peer could be reached: {}", list(.0))]
     Unreachable(Vec<ConnectError>),

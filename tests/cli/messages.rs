@@ -1,0 +1,196 @@
+//! Messages and help texts a new user met that said the wrong thing
+//! (issue 17, item 8): one regression test each, through the real binary.
+
+use std::process::Command;
+
+use crate::common::*;
+use crate::tempdir;
+
+fn help(args: &[&str]) -> String {
+    let out = Command::new(SWARM)
+        .args(args)
+        .arg("--help")
+        .output()
+        .expect("run swarm --help");
+    assert!(out.status.success(), "{out:?}");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The last stderr line of a failed run, without its `error: `.
+fn error_of(run: &Run) -> String {
+    assert!(!run.success(), "expected a failure:\n{run}");
+    assert_no_panic(run);
+    error_message(run)
+}
+
+#[test]
+fn help_texts_say_what_works_now_and_list_dht_flags_only_where_they_apply() {
+    let top = help(&[]);
+    assert!(!top.contains("(soon)"), "{top}");
+    assert!(top.contains("share"), "{top}");
+    for cmd in [
+        "keygen", "ls", "gc", "check", "trust", "add", "export", "rm", "status",
+    ] {
+        let h = help(&[cmd]);
+        for flag in ["--no-dht", "--bootstrap", "--dht-bind"] {
+            assert!(!h.contains(flag), "`swarm {cmd} --help` lists {flag}:\n{h}");
+        }
+    }
+    for cmd in ["node", "fetch", "publish", "resolve", "share"] {
+        let h = help(&[cmd]);
+        assert!(
+            h.contains("--no-dht"),
+            "`swarm {cmd} --help` lacks --no-dht"
+        );
+        // Not "only peers given with --peer": publish and resolve have none.
+        assert!(!h.contains("only peers given with --peer"), "{cmd}: {h}");
+    }
+    let fetch = help(&["fetch"]);
+    assert!(
+        fetch.contains("<TARGET>") && !fetch.contains("<ROOT>"),
+        "{fetch}"
+    );
+    assert!(fetch.contains("swt1"), "{fetch}");
+}
+
+#[test]
+fn keep_with_no_export_or_seed_is_refused_as_they_exclude_each_other() {
+    let tmp = tempdir();
+    let store = tmp.path().join("s");
+    let root = "00".repeat(32);
+    for pair in [
+        ["--keep", "--no-export"],
+        ["--keep", "--seed"],
+        ["--no-export", "--seed"],
+    ] {
+        let run = swarm(&store, args!["fetch", &root, pair[0], pair[1]]);
+        assert_eq!(run.code, Some(2), "{run}");
+        assert!(run.stderr.contains("cannot be used with"), "{run}");
+    }
+}
+
+#[test]
+fn no_dht_and_no_peer_says_the_dht_is_off_and_how_the_setting_was_made() {
+    let tmp = tempdir();
+    let store = tmp.path().join("s");
+    let root = blob_hash(b"anything");
+    // Through the environment (as the test harness sets it).
+    let msg = error_of(&swarm(&store, args!["fetch", &root, "--no-export"]));
+    assert!(!msg.contains("found on the DHT"), "{msg}");
+    assert!(msg.contains("DHT is not in use"), "{msg}");
+    assert!(msg.contains("unset SWARM_NO_DHT"), "{msg}");
+    assert!(!msg.contains("remove --no-dht"), "{msg}");
+    // Through the flag, with the environment clear.
+    let run = {
+        let mut c = swarm_cmd(&store);
+        c.env_remove("SWARM_NO_DHT")
+            .args(["fetch", &root, "--no-export", "--no-dht"]);
+        let out = c.output().expect("run swarm");
+        Run {
+            cmd: "swarm fetch --no-dht".into(),
+            code: out.status.code(),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    };
+    let msg = error_of(&run);
+    assert!(msg.contains("remove --no-dht"), "{msg}");
+    assert!(!msg.contains("SWARM_NO_DHT"), "{msg}");
+    // A pointer needs the DHT: the same words.
+    let key = "swpk15jfgyy7ctrjavpxvkb5rglwf7gkuo5vox27hxescd3vgsfcg2iwa";
+    let msg = error_of(&swarm(&store, args!["fetch", format!("{key}/app")]));
+    assert!(msg.contains("unset SWARM_NO_DHT"), "{msg}");
+}
+
+#[test]
+fn fetching_what_is_stored_already_needs_no_peer_and_exports_it() {
+    let tmp = tempdir();
+    let store = tmp.path().join("s");
+    let src = tmp.path().join("files");
+    make_tree(&src, &[("a.bin", pseudo_random(300_000, 4), 0o644)]);
+    let root = add(&store, &[&src]).root;
+    let out = tmp.path().join("out");
+    let run = swarm(
+        &store,
+        args!["--json", "fetch", &root, "-o", &out, "--keep"],
+    );
+    assert!(run.success(), "{run}");
+    assert_eq!(u64_field(&run.json(), "received"), 0, "{run}");
+    assert_same_tree(&src, &out.join("files"));
+}
+
+#[test]
+fn a_peer_whose_node_id_is_not_a_key_is_named_as_that() {
+    let tmp = tempdir();
+    let store = tmp.path().join("s");
+    let root = blob_hash(b"anything");
+    let id = format!("{}01", "0".repeat(62));
+    let msg = error_of(&swarm(
+        &store,
+        args!["fetch", &root, "--peer", format!("{id}@127.0.0.1:7411")],
+    ));
+    assert!(!msg.contains("not a peer address"), "{msg}");
+    assert!(msg.contains("not an Ed25519 public key"), "{msg}");
+    // A short one is still not a node id, and says what one looks like.
+    let msg = error_of(&swarm(
+        &store,
+        args!["fetch", &root, "--peer", "abc@127.0.0.1:1"],
+    ));
+    assert!(msg.contains("64 hex characters"), "{msg}");
+}
+
+#[test]
+fn listen_takes_a_host_name_as_peer_does() {
+    let tmp = tempdir();
+    let store = tmp.path().join("s");
+    let src = tmp.path().join("f.txt");
+    std::fs::write(&src, b"x").unwrap();
+    let root = add(&store, &[&src]).root;
+    // Stored already, so it ends at once; what matters is that
+    // `--listen localhost:0` is taken.
+    let run = swarm(
+        &store,
+        args!["fetch", &root, "--listen", "localhost:0", "--no-export"],
+    );
+    assert!(run.success(), "{run}");
+    let run = swarm(
+        &store,
+        args!["fetch", &root, "--listen", "nowhere", "--no-export"],
+    );
+    assert_eq!(run.code, Some(2), "{run}");
+    assert!(run.stderr.contains("HOST:PORT"), "{run}");
+}
+
+#[test]
+fn publish_says_it_uses_the_dht_and_prints_no_raw_library_log() {
+    let tmp = tempdir();
+    let store = tmp.path().join("s");
+    let key = tmp.path().join("k");
+    swarm_ok(&store, args!["keygen", "-o", &key]);
+    let src = tmp.path().join("build");
+    make_tree(&src, &[("app", b"v1".to_vec(), 0o755)]);
+    // A bootstrap node that does not answer: no internet is touched.
+    let mut c = swarm_cmd(&store);
+    c.env_remove("SWARM_NO_DHT").args([
+        "publish",
+        src.to_str().unwrap(),
+        "--name",
+        "app",
+        "--version",
+        "1.0.0",
+        "--key",
+        key.to_str().unwrap(),
+        "--bootstrap",
+        "127.0.0.1:1",
+    ]);
+    let out = c.output().expect("run swarm publish");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("putting the release pointer on the DHT through 127.0.0.1:1"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("--no-dht skips this"), "{stderr}");
+    assert!(!stderr.contains("ERROR"), "{stderr}");
+    assert!(!stderr.contains("mainline::"), "{stderr}");
+}

@@ -263,6 +263,12 @@ pub(crate) enum Command {
         #[arg(short, long, value_name = "FILE")]
         output: Option<PathBuf>,
     },
+    /// Publisher key files: `swarm key show [FILE]` prints a key file's
+    /// public key
+    Key {
+        #[command(subcommand)]
+        command: KeyCommand,
+    },
     /// Add and pin content, sign a release of it, print the signed-root token
     #[command(disable_version_flag = true)]
     Publish {
@@ -311,6 +317,16 @@ pub(crate) enum Command {
     },
     /// Run a self-contained demonstration in a scratch directory (ignores --store)
     Demo,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum KeyCommand {
+    /// Print the public key (swpk1…) of a publisher key file, to give to
+    /// those who trust your releases
+    Show {
+        /// The key file [default: as for `swarm keygen`]
+        file: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -122,6 +122,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
             return Ok(ExitCode::SUCCESS);
         }
         Command::Keygen { output } => return release::keygen(output, cli.json),
+        Command::Key {
+            command: args::KeyCommand::Show { file },
+        } => return release::show_key(file, cli.json),
         _ => {}
     }
     // A node's config file is read first: it may name the store. Flags
@@ -415,6 +418,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Resolve { pointer, .. } => dht::resolve(dht_config(false, None), &pointer, json),
         Command::Demo
         | Command::Keygen { .. }
+        | Command::Key { .. }
         | Command::Add { .. }
         | Command::Ls
         | Command::Rm { .. }

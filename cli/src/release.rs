@@ -71,6 +71,24 @@ pub(crate) fn keygen(output: Option<PathBuf>, json: bool) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// `swarm key show [FILE]`: the public key of a key file.
+pub(crate) fn show_key(file: Option<PathBuf>, json: bool) -> Result<ExitCode> {
+    let path = match file {
+        Some(p) => p,
+        None => default_key_path()?,
+    };
+    let key = read_key(&path)?;
+    if json {
+        println!(
+            "{}",
+            json!({ "public_key": key.public().to_string(), "key_file": path })
+        );
+    } else {
+        println!("{}", key.public());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 fn read_key(path: &Path) -> Result<SecretKey> {
     if !path.exists() {
         bail!(

@@ -194,3 +194,33 @@ fn publish_says_it_uses_the_dht_and_prints_no_raw_library_log() {
     assert!(!stderr.contains("ERROR"), "{stderr}");
     assert!(!stderr.contains("mainline::"), "{stderr}");
 }
+
+/// Item 7: the public key of an existing key file.
+#[test]
+fn key_show_prints_the_public_key_keygen_printed() {
+    let tmp = tempdir();
+    let store = tmp.path().join("s");
+    let key = tmp.path().join("publisher.key");
+    let made = swarm_json(&store, args!["keygen", "-o", &key]);
+    let public = str_field(&made, "public_key").to_owned();
+    let shown = swarm_ok(&store, args!["key", "show", &key]);
+    assert_eq!(shown.stdout.trim(), public);
+    let v = swarm_json(&store, args!["key", "show", &key]);
+    assert_eq!(str_field(&v, "public_key"), public);
+    // It never prints the secret.
+    let secret = std::fs::read_to_string(&key).unwrap();
+    let secret = secret.lines().find(|l| l.starts_with("swsk1")).unwrap();
+    assert!(!shown.stdout.contains(secret) && !shown.stderr.contains(secret));
+    let msg = error_of(&swarm(
+        &store,
+        args!["key", "show", tmp.path().join("none")],
+    ));
+    assert!(msg.contains("swarm keygen"), "{msg}");
+    std::fs::write(tmp.path().join("junk"), "not a key\n").unwrap();
+    set_mode(&tmp.path().join("junk"), 0o600);
+    let msg = error_of(&swarm(
+        &store,
+        args!["key", "show", tmp.path().join("junk")],
+    ));
+    assert!(msg.contains("not a swarm secret key file"), "{msg}");
+}

@@ -917,3 +917,28 @@ fn a_seed_being_fetched_is_in_the_status_fetches_and_pauses_by_its_id() {
     stop(node, "TERM");
     stop(serving, "TERM");
 }
+
+/// Issue 17, item 6, through a running node: names and prefixes are
+/// resolved by the node against its pins, as on a stopped store.
+#[test]
+fn a_running_node_takes_a_pins_name_and_a_root_prefix() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let store = tmp.path().join("s");
+    let src = tmp.path().join("site");
+    make_tree(&src, &[("a.txt", b"through the node".to_vec(), 0o644)]);
+    let root = str_field(
+        &swarm_json(&store, args!["add", &src, "--name", "site-v1"]),
+        "root",
+    )
+    .to_owned();
+    let node = start_node(&store, &[]);
+    let out = tmp.path().join("out");
+    let v = swarm_json(&store, args!["export", "site-v1", "-o", &out]);
+    assert_eq!(str_field(&v, "root"), root);
+    assert_same_tree(&src, &out.join("site"));
+    let msg = swarm_err(&store, args!["rm", "site-v2"]);
+    assert!(msg.contains("no pinned root is named"), "{msg}");
+    let v = swarm_json(&store, args!["rm", &root[..6]]);
+    assert_eq!(str_field(&v, "root"), root);
+    stop(node, "TERM");
+}

@@ -65,7 +65,7 @@ fn hint(e: &(dyn Error + 'static)) -> Option<String> {
         add(e)
     } else if let Some(e) = e.downcast_ref::<OpError>() {
         match e {
-            OpError::NotPinned(_) => Some("see `swarm ls`".into()),
+            OpError::NotPinned(_) | OpError::NoSuchRoot(_) => Some("see `swarm ls`".into()),
             OpError::NotTrusted(_) => Some("see `swarm trust ls`".into()),
             OpError::BadKey(e) | OpError::BadToken(e) => release(e),
             OpError::Export(e) => export(e),

@@ -224,3 +224,60 @@ fn key_show_prints_the_public_key_keygen_printed() {
     ));
     assert!(msg.contains("not a swarm secret key file"), "{msg}");
 }
+
+/// Item 6: a root prefix, a pin's name, or `PREFIX…SUFFIX` wherever a root
+/// is taken; an ambiguous name lists the candidates; one that matches
+/// nothing says so.
+#[test]
+fn roots_are_taken_by_prefix_by_name_and_shortened_as_the_docs_print_them() {
+    let tmp = tempdir();
+    let store = tmp.path().join("s");
+    let src = tmp.path().join("site");
+    make_tree(&src, &[("index.html", b"<h1>hi</h1>".to_vec(), 0o644)]);
+    let added = swarm_json(&store, args!["add", &src, "--name", "my-site"]);
+    let root = str_field(&added, "root").to_owned();
+    for (i, given) in [
+        root[..4].to_owned(),
+        root[..10].to_uppercase(),
+        "my-site".to_owned(),
+        format!("{}…{}", &root[..4], &root[60..]),
+        format!("{}...{}", &root[..4], &root[60..]),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let out = tmp.path().join(format!("out{i}"));
+        let v = swarm_json(&store, args!["export", given, "-o", &out]);
+        assert_eq!(str_field(&v, "root"), root, "{given}");
+        assert_same_tree(&src, &out.join("site"));
+    }
+    // Nothing pinned by that name or prefix.
+    for given in ["other-site", "ffff0000", &root[..3]] {
+        let msg = error_of(&swarm(
+            &store,
+            args!["export", given, "-o", tmp.path().join("x")],
+        ));
+        assert!(msg.contains("no pinned root is named"), "{given}: {msg}");
+        assert!(msg.contains("swarm ls"), "{msg}");
+    }
+    // Two pins of one name: both are listed, nothing is removed.
+    let other = tmp.path().join("other");
+    make_tree(&other, &[("index.html", b"<h1>other</h1>".to_vec(), 0o644)]);
+    let second = swarm_json(&store, args!["add", &other, "--name", "my-site"]);
+    let msg = error_of(&swarm(&store, args!["rm", "my-site"]));
+    assert!(msg.contains("matches 2 pinned roots"), "{msg}");
+    assert!(
+        msg.contains(&root) && msg.contains(str_field(&second, "root")),
+        "{msg}"
+    );
+    assert_eq!(
+        swarm_json(&store, args!["ls"])["pins"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+    // rm by prefix.
+    let v = swarm_json(&store, args!["rm", &root[..8]]);
+    assert_eq!(str_field(&v, "root"), root);
+}

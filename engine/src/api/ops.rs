@@ -75,6 +75,19 @@ pub enum OpError {
     /// The root is not pinned.
     #[error("{0} is not pinned")]
     NotPinned(Hash),
+    /// A short root or a name that no pinned root matches.
+    #[error(
+        "{0:?} is not a root hash (64 hex characters), and no pinned root is named so or starts with it (4 or more hex characters)"
+    )]
+    NoSuchRoot(String),
+    /// A short root or a name that several pinned roots match.
+    #[error("{given:?} matches {} pinned roots: {}; give more of the root", candidates.len(), candidates.join(", "))]
+    AmbiguousRoot {
+        /// What was given.
+        given: String,
+        /// The roots it matches, each with its pin's name.
+        candidates: Vec<String>,
+    },
     /// The key is not trusted.
     #[error("{0} is not trusted")]
     NotTrusted(PublicKey),
@@ -117,8 +130,91 @@ impl OpError {
     }
 }
 
-fn root(text: &str) -> Result<Hash, OpError> {
-    text.trim().parse().map_err(OpError::BadRoot)
+/// The shortest root prefix taken for a root.
+pub const MIN_PREFIX: usize = 4;
+
+/// A root as a user names it: its 64 hex characters; the name of a pin; a
+/// prefix of at least [`MIN_PREFIX`] hex characters of a pinned root; or
+/// a pinned root shortened as `PREFIX…SUFFIX` (or `PREFIX...SUFFIX`), as
+/// the docs print roots. A name or prefix that several pins match is an
+/// error that lists them.
+///
+/// ```
+/// use swarm_engine::api::ops::{OpError, find_root};
+/// use swarm_engine::store::{AddOptions, Store};
+///
+/// let store = Store::memory()?;
+/// let dir = tempfile::tempdir()?;
+/// std::fs::write(dir.path().join("site"), b"hello")?;
+/// let opts = AddOptions { name: Some("my-site".into()), ..Default::default() };
+/// let root = store.add_paths(&[dir.path().join("site")], &opts)?.root;
+/// let hex = root.to_hex();
+/// assert_eq!(find_root(&store, &hex)?, root);
+/// assert_eq!(find_root(&store, "my-site")?, root);
+/// assert_eq!(find_root(&store, &hex[..6])?, root);
+/// assert_eq!(find_root(&store, &format!("{}…{}", &hex[..4], &hex[60..]))?, root);
+/// assert!(matches!(find_root(&store, "other-site"), Err(OpError::NoSuchRoot(_))));
+/// assert!(matches!(find_root(&store, &hex[..3]), Err(OpError::NoSuchRoot(_))));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn find_root(store: &Store, text: &str) -> Result<Hash, OpError> {
+    let t = text.trim();
+    let parsed = t.parse::<Hash>();
+    if let Ok(h) = parsed {
+        return Ok(h);
+    }
+    let pins = store.pins()?;
+    let listed = |m: Vec<&crate::store::Pin>| -> Vec<String> {
+        m.iter()
+            .map(|p| format!("{} ({})", p.root, p.name))
+            .collect()
+    };
+    let named: Vec<&crate::store::Pin> = pins.iter().filter(|p| p.name == t).collect();
+    match named.len() {
+        1 => return Ok(named[0].root),
+        0 => {}
+        _ => {
+            return Err(OpError::AmbiguousRoot {
+                given: t.to_owned(),
+                candidates: listed(named),
+            });
+        }
+    }
+    let lower = t.to_ascii_lowercase();
+    let (head, tail) = match lower.split_once('…').or_else(|| lower.split_once("...")) {
+        Some((h, t)) => (h.to_owned(), t.to_owned()),
+        None => (lower.clone(), String::new()),
+    };
+    let is_hex = |s: &str| s.bytes().all(|b| b.is_ascii_hexdigit());
+    if head.len() < MIN_PREFIX || head.len() + tail.len() >= 64 || !is_hex(&head) || !is_hex(&tail)
+    {
+        // Neither a root nor something short for one: say what a root is.
+        return Err(match parsed {
+            Err(e) if !looks_short(t) => OpError::BadRoot(e),
+            _ => OpError::NoSuchRoot(t.to_owned()),
+        });
+    }
+    let matching: Vec<&crate::store::Pin> = pins
+        .iter()
+        .filter(|p| {
+            let hex = p.root.to_hex();
+            hex.starts_with(&head) && hex.ends_with(&tail)
+        })
+        .collect();
+    match matching.len() {
+        1 => Ok(matching[0].root),
+        0 => Err(OpError::NoSuchRoot(t.to_owned())),
+        _ => Err(OpError::AmbiguousRoot {
+            given: t.to_owned(),
+            candidates: listed(matching),
+        }),
+    }
+}
+
+/// Whether `t` could be meant as a pin's name (names are what `add`
+/// takes: no whitespace, not empty).
+fn looks_short(t: &str) -> bool {
+    !t.is_empty() && t.len() < 64 && !t.contains(char::is_whitespace)
 }
 
 fn key(text: &str) -> Result<PublicKey, OpError> {
@@ -233,7 +329,7 @@ pub fn resolve_target(
         if !trust.is_empty() || *want != crate::release::Want::default() {
             return Err(OpError::NotAToken);
         }
-        return Ok((root(t)?, None));
+        return Ok((find_root(store, t)?, None));
     }
     let signed = crate::release::SignedRelease::from_token(t).map_err(OpError::BadToken)?;
     let policy = policy(store, trust, now)?;
@@ -282,7 +378,7 @@ pub fn export(
     req: &ExportRequest,
     progress: Option<std::sync::Arc<dyn Fn(Progress) + Send + Sync>>,
 ) -> Result<ExportReply, OpError> {
-    let r = root(&req.root)?;
+    let r = find_root(store, &req.root)?;
     if !req.output.is_absolute() {
         return Err(OpError::RelativePath(req.output.display().to_string()));
     }
@@ -303,7 +399,7 @@ pub fn export(
 
 /// Unpin a root: `POST /v1/rm`. Its blobs stay until a gc.
 pub fn rm(store: &Store, req: &RmRequest) -> Result<RmReply, OpError> {
-    let r = root(&req.root)?;
+    let r = find_root(store, &req.root)?;
     if !store.unpin(&r)? {
         return Err(OpError::NotPinned(r));
     }
@@ -359,7 +455,7 @@ pub fn mirror(
         if !req.trust.is_empty() {
             return Err(OpError::NotAToken);
         }
-        (root(t)?, None)
+        (find_root(store, t)?, None)
     };
     let opts = crate::store::MirrorOptions { release, progress };
     let done = store.write_mirror(&root, &req.dir, &opts)?;

@@ -976,9 +976,9 @@ async fn seed(state: &State, body: &[u8]) -> Reply {
         Ok(r) => r,
         Err(r) => return *r,
     };
-    let root = match req.root.trim().parse::<Hash>() {
+    let root = match ops::find_root(state.node.store(), &req.root) {
         Ok(r) => r,
-        Err(e) => return op_error(state, &OpError::BadRoot(e)),
+        Err(e) => return op_error(state, &e),
     };
     let name = req.name.unwrap_or_else(|| root.to_hex()[..12].to_owned());
     match state.node.seed(&root, &name).await {

@@ -179,7 +179,9 @@ async fn bad_requests_get_clear_errors_and_the_node_keeps_serving() {
         (post("/v1/add", "{\"paths\": [], \"nme\": 1}"), 400, "unknown field"),
         (post("/v1/add", "{\"paths\": [\"rel/a\"]}"), 400, "relative path"),
         (post("/v1/add", "{\"paths\": [\"/no/such/file\"]}"), 422, "/no/such/file"),
-        (post("/v1/rm", "{\"root\": \"abc\"}"), 400, "abc"),
+        // Short for no pinned root, or no pin's name: the store's state.
+        (post("/v1/rm", "{\"root\": \"abc\"}"), 422, "abc"),
+        (post("/v1/rm", "{\"root\": \"a b c\"}"), 400, "a b c"),
         (post("/v1/trust/add", "{\"public_key\": \"swpk1zz\"}"), 400, "not a publisher key"),
         (post("/v1/nope", ""), 404, "no route /v1/nope"),
         (
@@ -519,8 +521,16 @@ async fn seed_pins_a_stored_root_and_stop_seeding_unpins_it() {
     };
     let e = api.seed(&unknown).await.unwrap_err();
     assert!(matches!(e, ClientError::Refused { status: 422, .. }), "{e}");
-    let bad = SeedRequest {
+    // A name no pin has is the store's state (422); something that is no
+    // root, prefix or name at all is a bad request (400).
+    let unnamed = SeedRequest {
         root: "xyz".into(),
+        name: None,
+    };
+    let e = api.seed(&unnamed).await.unwrap_err();
+    assert!(matches!(e, ClientError::Refused { status: 422, .. }), "{e}");
+    let bad = SeedRequest {
+        root: "not a root".into(),
         name: None,
     };
     let e = api.seed(&bad).await.unwrap_err();
@@ -675,7 +685,8 @@ async fn mirror_through_the_api_writes_the_layout_and_refuses_what_it_cannot_wri
         .to_string();
     for (r, status) in [
         (req(Path::new("relative"), &root.to_hex(), &[]), 400),
-        (req(&out, "not-a-root", &[]), 400),
+        (req(&out, "not-a-root", &[]), 422),
+        (req(&out, "not a root", &[]), 400),
         (req(&out, &root.to_hex(), &[&key]), 400),
         (req(&out, &crate::Hash::of(b"absent").to_hex(), &[]), 422),
         (
@@ -688,5 +699,47 @@ async fn mirror_through_the_api_writes_the_layout_and_refuses_what_it_cannot_wri
             matches!(&e, ClientError::Refused { status: s, .. } if *s == status),
             "{r:?}: {e}"
         );
+    }
+}
+
+#[test]
+fn a_prefix_that_several_pinned_roots_share_is_refused_with_each_of_them() {
+    let store = Store::memory().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    // Add small roots until two share their first 4 hex characters (about
+    // 300 are needed on average: 16 bits).
+    let mut seen: std::collections::HashMap<String, crate::Hash> = Default::default();
+    let (a, b) = (0u64..5000)
+        .find_map(|i| {
+            let f = dir.path().join(format!("f{i}"));
+            std::fs::write(&f, i.to_le_bytes()).unwrap();
+            let r = store
+                .add_paths(&[f], &crate::store::AddOptions::default())
+                .unwrap()
+                .root;
+            let key = r.to_hex()[..ops::MIN_PREFIX].to_owned();
+            seen.insert(key, r).map(|other| (other, r))
+        })
+        .expect("two roots with one 4-character prefix");
+    let (ha, hb) = (a.to_hex(), b.to_hex());
+    let shared = &ha[..ops::MIN_PREFIX];
+    match ops::find_root(&store, shared) {
+        Err(OpError::AmbiguousRoot { candidates, .. }) => {
+            assert_eq!(candidates.len(), 2, "{candidates:?}");
+            assert!(candidates.iter().any(|c| c.contains(&ha)));
+            assert!(candidates.iter().any(|c| c.contains(&hb)));
+        }
+        other => panic!("{other:?}"),
+    }
+    // One more character tells them apart, unless they share it too.
+    let n = (0..64)
+        .find(|&i| ha.as_bytes()[i] != hb.as_bytes()[i])
+        .unwrap();
+    assert_eq!(ops::find_root(&store, &ha[..=n]).unwrap(), a);
+    assert_eq!(ops::find_root(&store, &hb[..=n]).unwrap(), b);
+    // And so does a suffix, as the docs shorten roots.
+    let short = format!("{shared}…{}", &ha[60..]);
+    if !hb.ends_with(&ha[60..]) {
+        assert_eq!(ops::find_root(&store, &short).unwrap(), a);
     }
 }

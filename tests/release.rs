@@ -332,8 +332,36 @@ fn publish_then_fetch_by_token_between_two_processes() {
     // Trusted for this command only.
     let one = tmp.path().join("fetcher-one");
     let out = tmp.path().join("out-one");
-    fetch_ok(&one, &tok, &node.addr, &out, args!["--trust", key.public]);
+    let run = fetch(&one, &tok, &node.addr, &out, args!["--trust", key.public]);
+    assert!(run.success(), "{run}");
+    // It says which release it got (issue 17), in text and in JSON.
+    assert!(
+        run.stderr.contains(&format!(
+            "release myapp 1.0.0 on stable (seq 1) by {}",
+            key.public
+        )),
+        "{run}"
+    );
     assert_eq!(dir_names(&out), ["app"]);
+    let again = swarm_within(
+        &tmp.path().join("fetcher-json"),
+        &args![
+            "--json",
+            "fetch",
+            &tok,
+            "--peer",
+            &node.addr,
+            "--trust",
+            key.public,
+            "--no-export"
+        ],
+        PATIENCE,
+    );
+    let v = again.json();
+    assert_eq!(v["release"]["name"], json!("myapp"), "{v}");
+    assert_eq!(v["release"]["version"], json!("1.0.0"), "{v}");
+    assert_eq!(v["release"]["channel"], json!("stable"), "{v}");
+    assert_eq!(v["release"]["publisher"], json!(key.public), "{v}");
     assert_same_tree(&app, &out.join("app"));
     // --trust is not remembered.
     assert_eq!(swarm_json(&one, ["trust", "ls"]), json!({ "trusted": [] }));

@@ -572,7 +572,8 @@ pub(crate) fn fetch(
         if seed_after && let Some(Ok(f)) = &r {
             // Report now, then serve until stopped.
             let addr = node.endpoint().local_addr()?;
-            let mut reply = FetchReply::new(f, start.elapsed().as_secs_f64(), None);
+            let mut reply = FetchReply::new(f, start.elapsed().as_secs_f64(), None)
+                .with_release(args.release.as_ref());
             reply.serving = Some(addr.to_string());
             report(&reply, json);
             if !json {
@@ -613,7 +614,10 @@ pub(crate) fn fetch(
         None => None,
     };
     if !seed_after {
-        report(&FetchReply::new(&fetched, secs, target), json);
+        report(
+            &FetchReply::new(&fetched, secs, target).with_release(args.release.as_ref()),
+            json,
+        );
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -668,6 +672,7 @@ fn report(fetched: &FetchReply, json: bool) {
     }
     let (peers, mirrors) = (fetched.peers.len(), fetched.mirrors.len());
     let from = match (peers, mirrors) {
+        (0, 0) if fetched.received == 0 => "this store (all of it was stored already)".into(),
         (p, 0) => format!("{p} peer{}", plural(p as u64)),
         (0, m) => format!("{m} mirror{}", plural(m as u64)),
         (p, m) => format!(
@@ -676,6 +681,12 @@ fn report(fetched: &FetchReply, json: bool) {
             plural(m as u64)
         ),
     };
+    if let Some(r) = &fetched.release {
+        eprintln!(
+            "release {} {} on {} (seq {}) by {}",
+            r.name, r.version, r.channel, r.seq, r.publisher
+        );
+    }
     eprintln!(
         "fetched {} file{}, {} ({} received in {:.2} s) from {from}{}",
         fetched.files,

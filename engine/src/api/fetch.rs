@@ -198,5 +198,5 @@ async fn finish(
         None => None,
     };
     tracing::info!(%root, bytes = fetched.received, "API: fetch done");
-    Ok(FetchReply::new(&fetched, secs, target))
+    Ok(FetchReply::new(&fetched, secs, target).with_release(release))
 }

@@ -819,6 +819,39 @@ pub struct FetchReply {
     /// Where the fetcher serves it afterwards (`swarm fetch --seed`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub serving: Option<String>,
+    /// The signed release fetched, when the target was a token or a
+    /// ticket carrying one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub release: Option<FetchedRelease>,
+}
+
+/// Which release a fetch got.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FetchedRelease {
+    /// The release name.
+    pub name: String,
+    /// Its version.
+    pub version: String,
+    /// Its channel.
+    pub channel: String,
+    /// Its sequence number.
+    pub seq: u64,
+    /// The publisher's key (swpk1…).
+    pub publisher: String,
+}
+
+impl FetchedRelease {
+    /// What `signed` says.
+    pub fn of(signed: &crate::release::SignedRelease) -> Self {
+        let r = signed.release();
+        Self {
+            name: r.name.clone(),
+            version: r.version.to_string(),
+            channel: r.channel.clone(),
+            seq: r.seq,
+            publisher: r.publisher.to_string(),
+        }
+    }
 }
 
 impl FetchReply {
@@ -865,6 +898,13 @@ impl FetchReply {
                 first_data: secs(t.first_data),
             },
             serving: None,
+            release: None,
         }
+    }
+
+    /// The same, naming the release it was for, if any.
+    pub fn with_release(mut self, release: Option<&crate::release::SignedRelease>) -> Self {
+        self.release = release.map(FetchedRelease::of);
+        self
     }
 }

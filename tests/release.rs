@@ -343,20 +343,17 @@ fn publish_then_fetch_by_token_between_two_processes() {
         "{run}"
     );
     assert_eq!(dir_names(&out), ["app"]);
-    let again = swarm_within(
-        &tmp.path().join("fetcher-json"),
-        &args![
-            "--json",
-            "fetch",
-            &tok,
-            "--peer",
-            &node.addr,
-            "--trust",
-            key.public,
-            "--no-export"
-        ],
-        PATIENCE,
-    );
+    let json_args = args![
+        "--json",
+        "fetch",
+        &tok,
+        "--peer",
+        &node.addr,
+        "--trust",
+        key.public,
+        "--no-export"
+    ];
+    let again = swarm_within(&tmp.path().join("fetcher-json"), &json_args, PATIENCE);
     let v = again.json();
     assert_eq!(v["release"]["name"], json!("myapp"), "{v}");
     assert_eq!(v["release"]["version"], json!("1.0.0"), "{v}");

@@ -106,7 +106,8 @@ pub(crate) enum Command {
     Status,
     /// Write the files of a root out, verifying every byte
     Export {
-        /// The root (64 hex characters)
+        /// The root: 64 hex characters, a pin's name, or a prefix of a
+        /// pinned root
         root: String,
         /// Destination: a directory, or the file name for a single-file root
         #[arg(short, long, value_name = "PATH", default_value = ".")]
@@ -114,6 +115,11 @@ pub(crate) enum Command {
         /// Overwrite files that already exist
         #[arg(long)]
         force: bool,
+        /// Remove what the root does not list from the directories it
+        /// writes, so that they match it exactly (as rsync --delete);
+        /// without it such files stay and are listed
+        #[arg(long)]
+        delete: bool,
     },
     /// Write a root or a signed release as a static mirror that any web
     /// server or CDN serves as it is (layout in wire-spec/mirror.md)
@@ -130,7 +136,8 @@ pub(crate) enum Command {
     },
     /// Unpin a root (its content is freed by `swarm gc`)
     Rm {
-        /// The root (64 hex characters)
+        /// The root: 64 hex characters, a pin's name, or a prefix of a
+        /// pinned root
         root: String,
     },
     /// Delete everything no pin references and report what was freed
@@ -235,6 +242,10 @@ pub(crate) enum Command {
         /// Overwrite files that already exist
         #[arg(long)]
         force: bool,
+        /// Remove what the release does not list from the directories it
+        /// writes (as for `swarm export --delete`)
+        #[arg(long, conflicts_with_all = ["no_export", "seed"])]
+        delete: bool,
         /// Keep a pinned copy in the store (to serve it), and export a copy
         #[arg(long, conflicts_with_all = ["no_export", "seed"])]
         keep: bool,

@@ -119,11 +119,18 @@ fn print_pins(pins: &[api::PinEntry]) -> Result<()> {
     out.flush().map_err(crate::stdout_error)
 }
 
-pub(crate) fn export(on: &On, root: String, output: &Path, force: bool, json: bool) -> Result<()> {
+pub(crate) fn export(
+    on: &On,
+    root: String,
+    output: &Path,
+    (force, delete): (bool, bool),
+    json: bool,
+) -> Result<()> {
     let req = api::ExportRequest {
         root,
         output: std::path::absolute(output).context("cannot find the current directory")?,
         force,
+        delete,
     };
     let done = match on {
         On::Store(s, _) => {
@@ -144,7 +151,43 @@ pub(crate) fn export(on: &On, root: String, output: &Path, force: bool, json: bo
         bytes(done.bytes),
         done.target.display()
     );
+    report_extra(&done.target, &done.extra, done.deleted);
     Ok(())
+}
+
+/// Say what an export found in its directories that the root does not
+/// list, and whether it removed it.
+pub(crate) fn report_extra(target: &Path, extra: &[PathBuf], deleted: bool) {
+    if extra.is_empty() {
+        return;
+    }
+    const SHOWN: usize = 5;
+    let mut names: Vec<String> = extra
+        .iter()
+        .take(SHOWN)
+        .map(|p| p.display().to_string())
+        .collect();
+    if extra.len() > SHOWN {
+        names.push(format!("and {} more", extra.len() - SHOWN));
+    }
+    let n = extra.len() as u64;
+    if deleted {
+        eprintln!(
+            "removed {n} path{} in {} that the root does not list: {}",
+            plural(n),
+            target.display(),
+            names.join(", ")
+        );
+    } else {
+        eprintln!(
+            "note: {n} path{} in {} that the root does not list {} left in place (--delete \
+             removes them): {}",
+            plural(n),
+            target.display(),
+            if n == 1 { "was" } else { "were" },
+            names.join(", ")
+        );
+    }
 }
 
 pub(crate) fn rm(on: &On, root: String, json: bool) -> Result<()> {

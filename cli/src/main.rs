@@ -201,8 +201,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
             root,
             output,
             force,
+            delete,
         } => {
-            control::export(&On::open(&dir, true)?, root, &output, force, json)?;
+            control::export(&On::open(&dir, true)?, root, &output, (force, delete), json)?;
             return Ok(ExitCode::SUCCESS);
         }
         Command::Mirror {
@@ -265,6 +266,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             mirror_ca,
             output,
             force,
+            delete,
             keep,
             no_export,
             seed,
@@ -344,6 +346,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                             .collect(),
                         output,
                         force,
+                        delete,
                         keep,
                         max_peers: limits.max_peers,
                     };
@@ -360,6 +363,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 mirror_ca,
                 output: export.then_some(output.as_path()),
                 force,
+                delete,
                 keep,
                 seed,
                 listen,

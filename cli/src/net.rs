@@ -420,6 +420,7 @@ pub(crate) struct FetchArgs<'a> {
     pub(crate) mirror_ca: Vec<Vec<u8>>,
     pub(crate) output: Option<&'a Path>,
     pub(crate) force: bool,
+    pub(crate) delete: bool,
     /// Pin and keep a copy; otherwise the files are handed over to the
     /// destination and the store keeps nothing.
     pub(crate) keep: bool,
@@ -602,22 +603,25 @@ pub(crate) fn fetch(
     // signed inconsistent data: refuse it before exporting anything.
     swarm_engine::api::ops::check_fetched_size(args.release.as_ref(), fetched.size)?;
     let secs = start.elapsed().as_secs_f64();
+    let mut extra = (Vec::new(), false);
     let target = match args.output {
         Some(out) => {
             let opts = ExportOptions {
                 force: args.force,
                 progress: None,
                 release: !args.keep,
+                delete: args.delete,
             };
-            Some(store.export(&args.root, out, &opts)?.target)
+            let done = store.export(&args.root, out, &opts)?;
+            extra = (done.extra, done.deleted);
+            Some(done.target)
         }
         None => None,
     };
     if !seed_after {
-        report(
-            &FetchReply::new(&fetched, secs, target).with_release(args.release.as_ref()),
-            json,
-        );
+        let mut reply = FetchReply::new(&fetched, secs, target).with_release(args.release.as_ref());
+        (reply.extra, reply.deleted) = extra;
+        report(&reply, json);
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -700,6 +704,9 @@ fn report(fetched: &FetchReply, json: bool) {
             .map(|t| format!(", exported to {}", t.display()))
             .unwrap_or_default()
     );
+    if let Some(t) = &fetched.target {
+        crate::control::report_extra(t, &fetched.extra, fetched.deleted);
+    }
     if fetched.sources.len() + fetched.mirrors.len() > 1 {
         for s in &fetched.sources {
             eprintln!("  {} from {} at {}", bytes(s.bytes), short(&s.id), s.addr);

@@ -281,3 +281,56 @@ fn roots_are_taken_by_prefix_by_name_and_shortened_as_the_docs_print_them() {
     let v = swarm_json(&store, args!["rm", &root[..8]]);
     assert_eq!(str_field(&v, "root"), root);
 }
+
+/// Item 5: `export --force` over an older version lists what the new one
+/// no longer has; `--delete` removes it, so the folder matches the
+/// release exactly. Nothing outside the directories the root writes is
+/// touched, and a link is removed, never followed.
+#[test]
+fn export_over_an_older_version_reports_leftovers_and_delete_removes_them() {
+    let tmp = tempdir();
+    let store = tmp.path().join("s");
+    let v1 = tmp.path().join("v1/app");
+    make_tree(
+        &v1,
+        &[
+            ("bin/tool", b"tool v1".to_vec(), 0o755),
+            ("old.txt", b"gone in v2".to_vec(), 0o644),
+            ("plugins/a/x.so", b"plugin".to_vec(), 0o644),
+        ],
+    );
+    let v2 = tmp.path().join("v2/app");
+    make_tree(&v2, &[("bin/tool", b"tool v2".to_vec(), 0o755)]);
+    let r1 = add(&store, &[&v1]).root;
+    let r2 = add(&store, &[&v2]).root;
+    let out = tmp.path().join("out");
+    swarm_ok(&store, args!["export", &r1, "-o", &out]);
+    // Someone else's file beside the app, and a link inside it.
+    std::fs::write(out.join("mine.txt"), b"not swarm's").unwrap();
+    let outside = tmp.path().join("precious");
+    std::fs::write(&outside, b"keep me").unwrap();
+    std::os::unix::fs::symlink(&outside, out.join("app/link")).unwrap();
+
+    let run = swarm_ok(&store, args!["export", &r2, "-o", &out, "--force"]);
+    assert!(run.stderr.contains("3 paths"), "{run}");
+    assert!(run.stderr.contains("--delete removes them"), "{run}");
+    for p in ["app/link", "app/old.txt", "app/plugins"] {
+        assert!(run.stderr.contains(p), "{p}: {run}");
+    }
+    assert!(out.join("app/old.txt").exists());
+    let v = swarm_json(&store, args!["export", &r2, "-o", &out, "--force"]);
+    assert_eq!(v["extra"].as_array().unwrap().len(), 3, "{v}");
+    assert_eq!(v["deleted"], serde_json::json!(false), "{v}");
+
+    let v = swarm_json(
+        &store,
+        args!["export", &r2, "-o", &out, "--force", "--delete"],
+    );
+    assert_eq!(v["deleted"], serde_json::json!(true), "{v}");
+    assert_same_tree(&v2, &out.join("app"));
+    assert_eq!(std::fs::read(&outside).unwrap(), b"keep me");
+    assert_eq!(std::fs::read(out.join("mine.txt")).unwrap(), b"not swarm's");
+    // Once it matches, there is nothing to report.
+    let run = swarm_ok(&store, args!["export", &r2, "-o", &out, "--force"]);
+    assert!(!run.stderr.contains("does not list"), "{run}");
+}

@@ -182,6 +182,7 @@ async fn finish(
 ) -> Result<FetchReply, OpError> {
     ops::check_fetched_size(release, fetched.size)?;
     let secs = start.elapsed().as_secs_f64();
+    let mut extra = (Vec::new(), false);
     let target = match req.output.clone() {
         Some(out) => {
             let (store, force, keep) = (node.store().clone(), req.force, req.keep);
@@ -189,14 +190,18 @@ async fn finish(
                 force,
                 progress: None,
                 release: !keep,
+                delete: req.delete,
             };
             let done = tokio::task::spawn_blocking(move || store.export(&root, &out, &opts))
                 .await
                 .map_err(|e| OpError::Internal(format!("the export stopped: {e}")))??;
+            extra = (done.extra, done.deleted);
             Some(done.target)
         }
         None => None,
     };
     tracing::info!(%root, bytes = fetched.received, "API: fetch done");
-    Ok(FetchReply::new(&fetched, secs, target).with_release(release))
+    let mut reply = FetchReply::new(&fetched, secs, target).with_release(release);
+    (reply.extra, reply.deleted) = extra;
+    Ok(reply)
 }

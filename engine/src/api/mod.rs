@@ -112,6 +112,9 @@ pub struct ExportRequest {
     /// Replace what is there.
     #[serde(default)]
     pub force: bool,
+    /// Remove what the root does not list from the directories it writes.
+    #[serde(default)]
+    pub delete: bool,
 }
 
 /// What an export wrote.
@@ -125,6 +128,13 @@ pub struct ExportReply {
     pub files: u64,
     /// Bytes written.
     pub bytes: u64,
+    /// What the directories written hold that the root does not list
+    /// (relative to `target`), removed if `deleted`.
+    #[serde(default)]
+    pub extra: Vec<PathBuf>,
+    /// Whether `extra` was removed (`delete` in the request).
+    #[serde(default)]
+    pub deleted: bool,
 }
 
 /// `POST /v1/mirror`: write a root, or a signed release of one, as the
@@ -646,6 +656,10 @@ pub struct FetchRequest {
     /// out of the store.
     #[serde(default)]
     pub keep: bool,
+    /// With `output`: remove what the root does not list from the
+    /// directories it writes.
+    #[serde(default)]
+    pub delete: bool,
     /// Most peers at once.
     #[serde(default)]
     pub max_peers: Option<u64>,
@@ -819,6 +833,13 @@ pub struct FetchReply {
     /// Where the fetcher serves it afterwards (`swarm fetch --seed`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub serving: Option<String>,
+    /// What the directories exported to hold that the root does not list
+    /// (relative to `target`), removed if `deleted`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub extra: Vec<PathBuf>,
+    /// Whether `extra` was removed.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub deleted: bool,
     /// The signed release fetched, when the target was a token or a
     /// ticket carrying one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -898,6 +919,8 @@ impl FetchReply {
                 first_data: secs(t.first_data),
             },
             serving: None,
+            extra: Vec::new(),
+            deleted: false,
             release: None,
         }
     }

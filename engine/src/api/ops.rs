@@ -387,6 +387,7 @@ pub fn export(
         force: req.force,
         progress,
         release: false,
+        delete: req.delete,
     };
     let done = store.export(&r, &req.output, &opts)?;
     Ok(ExportReply {
@@ -394,6 +395,8 @@ pub fn export(
         target: done.target,
         files: done.files,
         bytes: done.bytes,
+        extra: done.extra,
+        deleted: done.deleted,
     })
 }
 

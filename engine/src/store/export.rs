@@ -42,6 +42,10 @@ pub struct ExportOptions {
     /// other unpinned content is dropped afterwards. For one-off downloads,
     /// where the store is only a resumable staging area.
     pub release: bool,
+    /// Remove what the root does not list from the directories it writes
+    /// (as `rsync --delete`), so that they match it exactly. Without it,
+    /// such files stay and are listed in [`Exported::extra`].
+    pub delete: bool,
 }
 
 impl std::fmt::Debug for ExportOptions {
@@ -49,6 +53,7 @@ impl std::fmt::Debug for ExportOptions {
         f.debug_struct("ExportOptions")
             .field("force", &self.force)
             .field("release", &self.release)
+            .field("delete", &self.delete)
             .finish_non_exhaustive()
     }
 }
@@ -77,6 +82,12 @@ pub struct Exported {
     pub bytes: u64,
     /// The file or directory written to.
     pub target: PathBuf,
+    /// Files, links and directories in the directories the root writes
+    /// that the root does not list (paths relative to `target`, sorted):
+    /// left from an older version, or put there by someone else.
+    pub extra: Vec<PathBuf>,
+    /// Whether `extra` was removed ([`ExportOptions::delete`]).
+    pub deleted: bool,
 }
 
 /// An export that failed. Files already completely written stay; no
@@ -218,6 +229,8 @@ impl Store {
                 files: 0,
                 bytes: 0,
                 target: out.to_owned(),
+                extra: Vec::new(),
+                deleted: false,
             };
             for (i, (e, entry)) in entries.into_iter().enumerate() {
                 let dest = if single {
@@ -249,6 +262,13 @@ impl Store {
             if opts.release {
                 let unwritten = unpinned.difference(&writing).copied().collect();
                 self.drop_blobs(&unwritten).map_err(ReadError::from)?;
+            }
+            if !single {
+                done.extra = extra_paths(out, manifest.entries())?;
+                if opts.delete && !done.extra.is_empty() {
+                    remove_extra(out, &done.extra)?;
+                    done.deleted = true;
+                }
             }
             Ok(done)
         })
@@ -558,6 +578,74 @@ fn prepare_dirs(out: &Path, rel: &str) -> Result<PathBuf, ExportError> {
         }
     }
     Ok(cur)
+}
+
+/// What the directories a root writes under `out` hold that the root does
+/// not list: the top-level directories of its paths, walked without
+/// following links. A listed directory's contents are looked into; an
+/// unlisted one is reported whole (one path), as is any file or link.
+fn extra_paths(out: &Path, entries: &[Entry]) -> Result<Vec<PathBuf>, ExportError> {
+    use std::collections::BTreeSet;
+    let files: BTreeSet<&str> = entries.iter().map(|e| e.path.as_str()).collect();
+    let mut dirs: BTreeSet<String> = BTreeSet::new();
+    for e in entries {
+        let mut p = e.path.as_str();
+        while let Some((parent, _)) = p.rsplit_once('/') {
+            dirs.insert(parent.to_owned());
+            p = parent;
+        }
+    }
+    let tops: BTreeSet<&str> = dirs
+        .iter()
+        .filter(|d| !d.contains('/'))
+        .map(String::as_str)
+        .collect();
+    let mut extra = Vec::new();
+    let mut stack: Vec<String> = tops.iter().map(|t| t.to_string()).collect();
+    let rerr = |path: PathBuf| move |source| ExportError::Write { path, source };
+    while let Some(dir) = stack.pop() {
+        let abs = out.join(&dir);
+        for item in fs::read_dir(&abs).map_err(rerr(abs.clone()))? {
+            let item = item.map_err(rerr(abs.clone()))?;
+            let Some(name) = item.file_name().to_str().map(str::to_owned) else {
+                // Not UTF-8: no manifest path can name it.
+                extra.push(PathBuf::from(&dir).join(item.file_name()));
+                continue;
+            };
+            let rel = format!("{dir}/{name}");
+            let kind = item.file_type().map_err(rerr(item.path()))?;
+            if kind.is_dir() && dirs.contains(&rel) {
+                stack.push(rel);
+            } else if kind.is_dir() || !files.contains(rel.as_str()) {
+                extra.push(PathBuf::from(rel));
+            }
+        }
+    }
+    extra.sort();
+    Ok(extra)
+}
+
+/// Remove `extra` (paths relative to `out`): files and links themselves,
+/// never what a link points to; directories with what they hold.
+fn remove_extra(out: &Path, extra: &[PathBuf]) -> Result<(), ExportError> {
+    for rel in extra {
+        let path = out.join(rel);
+        let werr = |source| ExportError::Write {
+            path: path.clone(),
+            source,
+        };
+        let meta = match fs::symlink_metadata(&path) {
+            Ok(m) => m,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(werr(e)),
+        };
+        if meta.is_dir() {
+            fs::remove_dir_all(&path).map_err(werr)?;
+        } else {
+            fs::remove_file(&path).map_err(werr)?;
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -24,6 +24,8 @@ use crate::common::*;
 
 #[path = "net/limits.rs"]
 mod limits;
+#[path = "net/quickstart.rs"]
+mod quickstart;
 #[path = "net/share.rs"]
 mod share;
 

@@ -89,7 +89,7 @@ struct Machine {
 impl Machine {
     fn new(root: &Path, name: &str) -> Self {
         let dir = root.join(name);
-        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::create_dir_all(&dir).expect("create a machine directory");
         let store = dir.join(".store");
         Self { dir, store }
     }

@@ -444,6 +444,40 @@ fn fetch_killed_midway_resumes_without_refetching_verified_data() {
         break (store, verified);
     };
 
+    // Issue 17, item 3: the partial is listed with its progress, and gc
+    // keeps it (it said it freed the whole length of the sparse file).
+    let listed = swarm_json(&store, args!["ls", "--partial"]);
+    let partials = listed["partials"].as_array().expect("partials");
+    assert_eq!(partials.len(), 1, "{listed}");
+    assert_eq!(u64_field(&partials[0], "size"), SIZE, "{listed}");
+    assert_eq!(u64_field(&partials[0], "present"), verified, "{listed}");
+    assert_eq!(partials[0]["writing"], json!(false), "{listed}");
+    let on_disk = u64_field(&partials[0], "disk_bytes");
+    let gc = swarm_json(&store, args!["gc"]);
+    assert_eq!(u64_field(&gc, "kept_partials"), 1, "{gc}");
+    assert_eq!(u64_field(&gc, "kept_partial_bytes"), on_disk, "{gc}");
+    // (The manifest, unpinned and a few bytes, may go: a resume gets it again.)
+    assert!(u64_field(&gc, "bytes") < 64 * KIB, "{gc}");
+    // On a copy: --partial deletes it, and counts what it took on disk.
+    let copy = tmp.path().join("copy");
+    copy_dir(&store, &copy);
+    let copied_disk = u64_field(
+        &swarm_json(&copy, args!["ls", "--partial"])["partials"][0],
+        "disk_bytes",
+    );
+    let gc = swarm_json(&copy, args!["gc", "--partial"]);
+    assert_eq!(u64_field(&gc, "kept_partials"), 0, "{gc}");
+    assert!(
+        u64_field(&gc, "bytes") <= copied_disk + MIB,
+        "{gc} vs {copied_disk} on disk"
+    );
+    assert!(
+        swarm_json(&copy, args!["ls", "--partial"])["partials"]
+            .as_array()
+            .expect("list")
+            .is_empty()
+    );
+
     // Resume into the same store, and export.
     let out = tmp.path().join("out");
     fs::create_dir(&out).expect("create output directory");

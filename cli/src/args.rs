@@ -100,8 +100,13 @@ pub(crate) enum Command {
         #[arg(long)]
         name: Option<String>,
     },
-    /// List pinned roots
-    Ls,
+    /// List pinned roots; with --partial, the downloads stored incompletely
+    Ls {
+        /// List partial blobs (interrupted or running downloads) with their
+        /// progress instead
+        #[arg(long)]
+        partial: bool,
+    },
     /// Show what the node running on this store is doing
     Status,
     /// Write the files of a root out, verifying every byte
@@ -140,8 +145,19 @@ pub(crate) enum Command {
         /// pinned root
         root: String,
     },
-    /// Delete everything no pin references and report what was freed
-    Gc,
+    /// Delete everything no pin references and report what was freed.
+    /// Interrupted downloads written to in the last week are kept, to
+    /// resume
+    Gc {
+        /// Delete interrupted downloads too, however recent (a running
+        /// download's are always kept)
+        #[arg(long)]
+        partial: bool,
+        /// Keep interrupted downloads written to within this long: 7d,
+        /// 12h, 90m [default: 7d]
+        #[arg(long, value_name = "DURATION", conflicts_with = "partial")]
+        keep_partial_for: Option<String>,
+    },
     /// Re-verify every stored blob; exits non-zero if anything is corrupt
     Check {
         /// First rebuild a damaged store's database from its blob files,

@@ -203,10 +203,10 @@ pub(crate) fn rm(on: &On, root: String, json: bool) -> Result<()> {
     Ok(())
 }
 
-pub(crate) fn gc(on: &On, json: bool) -> Result<()> {
+pub(crate) fn gc(on: &On, req: &api::GcRequest, json: bool) -> Result<()> {
     let stats = match on {
-        On::Store(s, _) => ops::gc(s)?,
-        On::Node(c) => block(c.gc())??,
+        On::Store(s, _) => ops::gc(s, req)?,
+        On::Node(c) => block(c.gc_with(req))??,
     };
     if json {
         return print_json(&stats);
@@ -217,7 +217,67 @@ pub(crate) fn gc(on: &On, json: bool) -> Result<()> {
         stats.blobs,
         plural(stats.blobs)
     );
+    if stats.kept_partials > 0 {
+        eprintln!(
+            "kept {} interrupted download{} ({} on disk) to resume; `swarm ls --partial` lists \
+             them, `swarm gc --partial` deletes them",
+            stats.kept_partials,
+            plural(stats.kept_partials),
+            bytes(stats.kept_partial_bytes)
+        );
+    }
     Ok(())
+}
+
+/// `swarm ls --partial`.
+pub(crate) fn ls_partial(on: &On, json: bool) -> Result<()> {
+    use std::io::Write;
+    let reply = match on {
+        On::Store(s, _) => ops::partials(s)?,
+        On::Node(c) => block(c.partials())??,
+    };
+    if json {
+        return print_json(&reply);
+    }
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    for p in &reply.partials {
+        let pct = if p.size == 0 {
+            100.0
+        } else {
+            p.present as f64 * 100.0 / p.size as f64
+        };
+        let state = match (p.writing, p.idle_secs) {
+            (true, _) => "downloading now".to_owned(),
+            (false, Some(s)) => format!("idle {}", idle(s)),
+            (false, None) => "idle".to_owned(),
+        };
+        writeln!(
+            out,
+            "{}  {:>10} of {:>10}  {:>5.1}%  {}{}",
+            p.hash,
+            bytes(p.present),
+            bytes(p.size),
+            pct,
+            state,
+            if p.referenced { ", pinned" } else { "" }
+        )
+        .map_err(crate::stdout_error)?;
+    }
+    out.flush().map_err(crate::stdout_error)?;
+    if reply.partials.is_empty() {
+        eprintln!("no partial downloads");
+    }
+    Ok(())
+}
+
+/// Seconds as the largest whole unit: 45 s, 12 min, 3 h, 2 d.
+fn idle(s: u64) -> String {
+    match s {
+        0..120 => format!("{s} s"),
+        120..7200 => format!("{} min", s / 60),
+        7200..172_800 => format!("{} h", s / 3600),
+        _ => format!("{} d", s / 86_400),
+    }
 }
 
 /// `repaired` is what `check --repair` did first, for the JSON output.

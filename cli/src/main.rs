@@ -173,16 +173,31 @@ fn run(cli: Cli) -> Result<ExitCode> {
             control::add(&On::open(&dir, false)?, &paths, name, json)?;
             return Ok(ExitCode::SUCCESS);
         }
-        Command::Ls => {
-            control::ls(&On::open(&dir, true)?, &dir, json)?;
+        Command::Ls { partial } => {
+            let on = On::open(&dir, true)?;
+            if partial {
+                control::ls_partial(&on, json)?;
+            } else {
+                control::ls(&on, &dir, json)?;
+            }
             return Ok(ExitCode::SUCCESS);
         }
         Command::Rm { root } => {
             control::rm(&On::open(&dir, false)?, root, json)?;
             return Ok(ExitCode::SUCCESS);
         }
-        Command::Gc => {
-            control::gc(&On::open(&dir, false)?, json)?;
+        Command::Gc {
+            partial,
+            keep_partial_for,
+        } => {
+            let req = swarm_engine::api::GcRequest {
+                partial,
+                keep_partial_secs: keep_partial_for
+                    .as_deref()
+                    .map(release::parse_duration)
+                    .transpose()?,
+            };
+            control::gc(&On::open(&dir, false)?, &req, json)?;
             return Ok(ExitCode::SUCCESS);
         }
         Command::Check { repair } => {
@@ -424,9 +439,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
         | Command::Keygen { .. }
         | Command::Key { .. }
         | Command::Add { .. }
-        | Command::Ls
+        | Command::Ls { .. }
         | Command::Rm { .. }
-        | Command::Gc
+        | Command::Gc { .. }
         | Command::Check { .. }
         | Command::Trust { .. }
         | Command::Status

@@ -102,7 +102,7 @@ fn read_key(path: &Path) -> Result<SecretKey> {
 
 /// "30d", "12h", "90m", "3600s" or "3600" to seconds: positive, and
 /// refused rather than wrapped when it does not fit in 64 bits.
-fn parse_duration(s: &str) -> Result<u64> {
+pub(crate) fn parse_duration(s: &str) -> Result<u64> {
     let s = s.trim();
     let (num, unit) = match s.find(|c: char| !c.is_ascii_digit()) {
         Some(i) => s.split_at(i),

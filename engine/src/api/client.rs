@@ -14,10 +14,10 @@ use serde::de::DeserializeOwned;
 
 use super::{
     AddReply, AddRequest, CheckReply, ErrorReply, ExportReply, ExportRequest, FetchControlReply,
-    FetchControlRequest, FetchEvent, FetchReply, FetchRequest, GcReply, MirrorReply, MirrorRequest,
-    PeersReply, PinsReply, PublishReply, PublishRequest, RmReply, RmRequest, SeedReply,
-    SeedRequest, StatusReply, TrustAddRequest, TrustRmReply, TrustRmRequest, TrustedKey,
-    TrustedReply, VerifyReply, VerifyRequest,
+    FetchControlRequest, FetchEvent, FetchReply, FetchRequest, GcReply, GcRequest, MirrorReply,
+    MirrorRequest, PartialsReply, PeersReply, PinsReply, PublishReply, PublishRequest, RmReply,
+    RmRequest, SeedReply, SeedRequest, StatusReply, TrustAddRequest, TrustRmReply, TrustRmRequest,
+    TrustedKey, TrustedReply, VerifyReply, VerifyRequest,
 };
 
 /// The most bytes of a reply read (a status of many thousands of pins fits).
@@ -159,6 +159,16 @@ impl Client {
     /// `POST /v1/gc`.
     pub async fn gc(&self) -> Result<GcReply, ClientError> {
         self.call(Method::POST, "/v1/gc", None::<&()>).await
+    }
+
+    /// `POST /v1/gc` with what to keep.
+    pub async fn gc_with(&self, req: &GcRequest) -> Result<GcReply, ClientError> {
+        self.call(Method::POST, "/v1/gc", Some(req)).await
+    }
+
+    /// `GET /v1/partials`.
+    pub async fn partials(&self) -> Result<PartialsReply, ClientError> {
+        self.call(Method::GET, "/v1/partials", None::<&()>).await
     }
 
     /// `POST /v1/check`.

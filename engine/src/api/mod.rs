@@ -244,8 +244,53 @@ pub struct RmReply {
 pub struct GcReply {
     /// Blobs deleted.
     pub blobs: u64,
-    /// Bytes freed.
+    /// Bytes freed on disk.
     pub bytes: u64,
+    /// Partial blobs (interrupted downloads) kept because they are recent.
+    #[serde(default)]
+    pub kept_partials: u64,
+    /// The bytes those take on disk.
+    #[serde(default)]
+    pub kept_partial_bytes: u64,
+}
+
+/// `POST /v1/gc`: what to keep. An empty body is the defaults.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GcRequest {
+    /// Collect partial blobs too, however recent.
+    #[serde(default)]
+    pub partial: bool,
+    /// Keep partial blobs written to within this many seconds; default a
+    /// week. Ignored with `partial`.
+    #[serde(default)]
+    pub keep_partial_secs: Option<u64>,
+}
+
+/// `GET /v1/partials`: every blob stored incompletely.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartialsReply {
+    /// Largest first.
+    pub partials: Vec<PartialEntry>,
+}
+
+/// One partial blob.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartialEntry {
+    /// The blob, in hex.
+    pub hash: String,
+    /// Its full size.
+    pub size: u64,
+    /// Bytes verified and stored.
+    pub present: u64,
+    /// Bytes its files take on disk, if known.
+    pub disk_bytes: Option<u64>,
+    /// Seconds since its data was last written, if known.
+    pub idle_secs: Option<u64>,
+    /// Whether a download has it open now.
+    pub writing: bool,
+    /// Whether a pin needs it.
+    pub referenced: bool,
 }
 
 /// One problem a check found.

@@ -5,10 +5,10 @@
 use std::path::Path;
 
 use super::{
-    AddReply, AddRequest, CheckProblem, CheckReply, ExportReply, ExportRequest, GcReply,
-    MirrorReply, MirrorRequest, PinEntry, PinsReply, PublishReply, PublishRequest, RmReply,
-    RmRequest, TrustAddRequest, TrustRmReply, TrustRmRequest, TrustedKey, TrustedReply,
-    VerifyReply, VerifyRequest,
+    AddReply, AddRequest, CheckProblem, CheckReply, ExportReply, ExportRequest, GcReply, GcRequest,
+    MirrorReply, MirrorRequest, PartialEntry, PartialsReply, PinEntry, PinsReply, PublishReply,
+    PublishRequest, RmReply, RmRequest, TrustAddRequest, TrustRmReply, TrustRmRequest, TrustedKey,
+    TrustedReply, VerifyReply, VerifyRequest,
 };
 use crate::content::{Hash, ParseHashError};
 use crate::release::{PublicKey, ReleaseError};
@@ -477,12 +477,42 @@ pub fn mirror(
 
 /// Delete what no pin needs: `POST /v1/gc`. Safe beside running fetches:
 /// blobs being written are kept.
-pub fn gc(store: &Store) -> Result<GcReply, OpError> {
-    let stats = store.gc()?;
+pub fn gc(store: &Store, req: &GcRequest) -> Result<GcReply, OpError> {
+    let keep = match (req.partial, req.keep_partial_secs) {
+        (true, _) => None,
+        (false, Some(s)) => Some(std::time::Duration::from_secs(s)),
+        (false, None) => Some(crate::store::GcOptions::KEEP_PARTIAL_FOR),
+    };
+    let stats = store.gc_with(&crate::store::GcOptions {
+        keep_partial_for: keep,
+    })?;
     Ok(GcReply {
         blobs: stats.blobs,
         bytes: stats.bytes,
+        kept_partials: stats.kept_partials,
+        kept_partial_bytes: stats.kept_partial_bytes,
     })
+}
+
+/// Every blob stored incompletely: `GET /v1/partials`.
+pub fn partials(store: &Store) -> Result<PartialsReply, OpError> {
+    let now = std::time::SystemTime::now();
+    let partials = store
+        .partials()?
+        .into_iter()
+        .map(|p| PartialEntry {
+            hash: p.hash.to_hex(),
+            size: p.size,
+            present: p.present,
+            disk_bytes: p.disk_bytes,
+            idle_secs: p
+                .modified
+                .map(|m| now.duration_since(m).unwrap_or_default().as_secs()),
+            writing: p.writing,
+            referenced: p.referenced,
+        })
+        .collect();
+    Ok(PartialsReply { partials })
 }
 
 /// Re-verify every blob: `POST /v1/check`.

@@ -642,6 +642,7 @@ const ROUTES: &[(Method, &str)] = &[
     (Method::POST, "/v1/publish"),
     (Method::POST, "/v1/fetch"),
     (Method::POST, "/v1/gc"),
+    (Method::GET, "/v1/partials"),
     (Method::POST, "/v1/check"),
     (Method::GET, "/v1/trust"),
     (Method::POST, "/v1/trust/add"),
@@ -699,7 +700,12 @@ async fn route(state: &Arc<State>, req: Request<Incoming>) -> Reply {
         "/" | "/dashboard" => dashboard(),
         "/v1/reload" => reload(state).await,
         "/v1/pins" => pins(state).await,
-        "/v1/gc" => blocking(state, move || ops::gc(&store)).await,
+        // An empty body is the defaults.
+        "/v1/gc" if body.iter().all(u8::is_ascii_whitespace) => {
+            blocking(state, move || ops::gc(&store, &Default::default())).await
+        }
+        "/v1/gc" => with(state, &body, move |r| ops::gc(&store, &r)).await,
+        "/v1/partials" => blocking(state, move || ops::partials(&store)).await,
         "/v1/check" => blocking(state, move || ops::check(&store)).await,
         "/v1/trust" => blocking(state, move || ops::trusted(&store)).await,
         "/v1/add" => with(state, &body, move |r| ops::add(&store, &r, None)).await,

@@ -101,7 +101,7 @@ async fn every_operation_through_the_api_replies_as_the_same_operation_on_a_stop
     );
     assert!(matches!(ops::rm(&local, &rm), Err(OpError::NotPinned(_))));
     let gc = api.gc().await.unwrap();
-    assert_eq!(gc, ops::gc(&local).unwrap());
+    assert_eq!(gc, ops::gc(&local, &Default::default()).unwrap());
     assert!(
         gc.blobs >= 2,
         "the unpinned release's blobs are freed: {gc:?}"

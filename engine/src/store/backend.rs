@@ -136,6 +136,17 @@ pub trait Backend: Send + Sync + fmt::Debug + 'static {
         let _ = (name, to);
         Ok(false)
     }
+    /// Bytes `name` takes on disk (a sparse file takes less than its
+    /// length); `None` where that is not known.
+    fn disk_bytes(&self, name: FileName) -> io::Result<Option<u64>> {
+        let _ = name;
+        Ok(None)
+    }
+    /// When `name` was last written; `None` where that is not known.
+    fn modified(&self, name: FileName) -> io::Result<Option<std::time::SystemTime>> {
+        let _ = name;
+        Ok(None)
+    }
     /// Where the metadata database is, in words, for messages.
     fn location(&self) -> String {
         "the in-memory store database".into()
@@ -373,6 +384,15 @@ impl Backend for FsBackend {
             }
         }
         Ok(out)
+    }
+
+    fn disk_bytes(&self, name: FileName) -> io::Result<Option<u64>> {
+        use std::os::unix::fs::MetadataExt;
+        Ok(Some(fs::symlink_metadata(self.path(name))?.blocks() * 512))
+    }
+
+    fn modified(&self, name: FileName) -> io::Result<Option<std::time::SystemTime>> {
+        Ok(Some(fs::symlink_metadata(self.path(name))?.modified()?))
     }
 
     fn link_out(&self, name: FileName, to: &Path) -> io::Result<bool> {

@@ -362,8 +362,56 @@ pub struct Pin {
 pub struct GcStats {
     /// Blobs deleted.
     pub blobs: u64,
-    /// Bytes freed (data and outboards, plus leftover files).
+    /// Bytes freed on disk (data and outboards, plus leftover files).
     pub bytes: u64,
+    /// Partial blobs no pin needs that were kept: written to within
+    /// [`GcOptions::keep_partial_for`] (a download that may resume).
+    pub kept_partials: u64,
+    /// The bytes those take on disk.
+    pub kept_partial_bytes: u64,
+}
+
+/// What [`Store::gc_with`] keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GcOptions {
+    /// Keep a partial blob (an interrupted download) written to within
+    /// this long, though no pin needs it; `None` collects every partial
+    /// that no download has open. Partials a download has open are
+    /// always kept. Default: [`GcOptions::KEEP_PARTIAL_FOR`].
+    pub keep_partial_for: Option<std::time::Duration>,
+}
+
+impl GcOptions {
+    /// How long [`Store::gc`] keeps a partial blob: a week.
+    pub const KEEP_PARTIAL_FOR: std::time::Duration = std::time::Duration::from_secs(7 * 86_400);
+}
+
+impl Default for GcOptions {
+    fn default() -> Self {
+        Self {
+            keep_partial_for: Some(Self::KEEP_PARTIAL_FOR),
+        }
+    }
+}
+
+/// A blob being received, or whose download stopped: what
+/// [`Store::partials`] lists.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartialInfo {
+    /// The blob.
+    pub hash: Hash,
+    /// Its full size.
+    pub size: u64,
+    /// Bytes of it verified and stored.
+    pub present: u64,
+    /// Bytes its files take on disk, where known.
+    pub disk_bytes: Option<u64>,
+    /// When its data was last written, where known.
+    pub modified: Option<std::time::SystemTime>,
+    /// Whether a download has it open now.
+    pub writing: bool,
+    /// Whether a pin needs it (a pinned root whose blob lost groups).
+    pub referenced: bool,
 }
 
 /// One problem [`Store::check`] found.
@@ -1050,6 +1098,22 @@ impl Store {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn gc(&self) -> Result<GcStats, StoreError> {
+        self.gc_with(&GcOptions::default())
+    }
+
+    /// [`Self::gc`], keeping partial blobs as `opts` says.
+    ///
+    /// ```
+    /// use swarm_engine::store::{GcOptions, Store};
+    ///
+    /// let store = Store::memory()?;
+    /// // Collect interrupted downloads too, however recent.
+    /// let stats = store.gc_with(&GcOptions { keep_partial_for: None })?;
+    /// assert_eq!(stats.kept_partials, 0);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn gc_with(&self, opts: &GcOptions) -> Result<GcStats, StoreError> {
+        let now = std::time::SystemTime::now();
         self.guard(|| {
             let _excl = self
                 .inner
@@ -1073,6 +1137,18 @@ impl Store {
                     if refs.get(hash.as_bytes())?.is_none() && !writing.contains(&hash) {
                         let entry = BlobEntry::decode(v.value())
                             .map_err(|_| StoreError::BadRecord(hash))?;
+                        if let (
+                            BlobEntry::File {
+                                present: Some(_), ..
+                            },
+                            Some(age),
+                        ) = (&entry, opts.keep_partial_for)
+                            && self.recent(&hash, now, age)?
+                        {
+                            stats.kept_partials += 1;
+                            stats.kept_partial_bytes += self.blob_disk_bytes(&hash)?;
+                            continue;
+                        }
                         dead.push((hash, entry));
                     }
                 }
@@ -1101,8 +1177,9 @@ impl Store {
                     if let FileName::Blob(h, _) = name {
                         self.verified_forget(&h);
                     }
+                    let on_disk = self.backend().disk_bytes(name)?.unwrap_or(len);
                     self.backend().remove(name)?;
-                    stats.bytes += len;
+                    stats.bytes += on_disk;
                 }
             }
             self.backend().sync_dir()?;
@@ -1153,6 +1230,96 @@ impl Store {
                 .remove(FileName::Blob(h, FileKind::Outboard))?;
         }
         Ok(())
+    }
+
+    /// Whether blob `hash`'s data was written within `age` of `now` (or
+    /// when, is not known: kept, to be safe).
+    fn recent(
+        &self,
+        hash: &Hash,
+        now: std::time::SystemTime,
+        age: std::time::Duration,
+    ) -> Result<bool, StoreError> {
+        let modified = match self
+            .backend()
+            .modified(FileName::Blob(*hash, FileKind::Data))
+        {
+            Ok(m) => m,
+            // No data file at all: nothing worth keeping.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+            Err(e) => return Err(e.into()),
+        };
+        Ok(modified.is_none_or(|m| now.duration_since(m).unwrap_or_default() < age))
+    }
+
+    /// Bytes blob `hash`'s files take on disk (their lengths where the
+    /// backend does not know).
+    fn blob_disk_bytes(&self, hash: &Hash) -> Result<u64, StoreError> {
+        let mut total = 0;
+        for kind in [FileKind::Data, FileKind::Outboard] {
+            let name = FileName::Blob(*hash, kind);
+            total += match self.backend().disk_bytes(name) {
+                Ok(Some(n)) => n,
+                Ok(None) => self
+                    .backend()
+                    .open(name)
+                    .and_then(|f| f.size())
+                    .unwrap_or(0),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0,
+                Err(e) => return Err(e.into()),
+            };
+        }
+        Ok(total)
+    }
+
+    /// Every blob stored incompletely: being received, or left by a
+    /// download that stopped. Largest first.
+    ///
+    /// ```
+    /// # let store = swarm_engine::store::Store::memory()?;
+    /// let hash = swarm_engine::Hash::of(&vec![7u8; 100_000]);
+    /// let partial = store.partial(hash, 100_000)?; // nothing received yet
+    /// let listed = store.partials()?;
+    /// assert_eq!((listed[0].hash, listed[0].present, listed[0].writing), (hash, 0, true));
+    /// drop(partial);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn partials(&self) -> Result<Vec<PartialInfo>, StoreError> {
+        self.guard(|| {
+            let writing = self.being_written();
+            let tx = self.inner.db.begin_read()?;
+            let blobs = tx.open_table(BLOBS)?;
+            let refs = tx.open_table(REFS)?;
+            let mut out = Vec::new();
+            for item in blobs.iter()? {
+                let (k, v) = item?;
+                let hash = Hash::from_bytes(k.value());
+                let Ok(BlobEntry::File {
+                    size,
+                    present: Some(groups),
+                }) = BlobEntry::decode(v.value())
+                else {
+                    continue;
+                };
+                let groups = with_live(groups, self.live(&hash).as_ref());
+                let modified = self
+                    .backend()
+                    .modified(FileName::Blob(hash, FileKind::Data))
+                    .ok()
+                    .flatten();
+                out.push(PartialInfo {
+                    hash,
+                    size,
+                    present: (groups.count() * crate::content::GROUP_SIZE).min(size),
+                    disk_bytes: Some(self.blob_disk_bytes(&hash)?),
+                    modified,
+                    writing: writing.contains(&hash),
+                    referenced: refs.get(hash.as_bytes())?.is_some(),
+                });
+            }
+            out.sort_by(|a, b| b.size.cmp(&a.size).then(a.hash.cmp(&b.hash)));
+            Ok(out)
+        })
     }
 
     fn file_blobs(&self) -> Result<BTreeSet<Hash>, StoreError> {

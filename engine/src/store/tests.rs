@@ -633,3 +633,53 @@ fn receiving_chunks_stores_what_receiving_a_stream_does() {
         })
         .unwrap();
 }
+
+/// Issue 17, item 3: gc kept nothing of an interrupted download and
+/// counted the whole length of its sparse files as freed.
+#[test]
+fn gc_keeps_a_recent_partial_lists_it_and_counts_bytes_on_disk() {
+    let n = 4_000_000usize; // 245 groups
+    let (src, hash, _) = source_blob(n);
+    let dir = tempfile::tempdir().unwrap();
+    let dst = Store::open(dir.path()).unwrap();
+    let first = content::group_ranges(0, 20);
+    let mut pb = dst.partial(hash, n as u64).unwrap();
+    pb.write_response(&first, &encode(&src, &hash, &first)[..])
+        .unwrap();
+    let listed = dst.partials().unwrap();
+    assert_eq!(listed.len(), 1);
+    assert!(listed[0].writing);
+    drop(pb); // the download stopped
+    let p = &dst.partials().unwrap()[0];
+    assert_eq!(
+        (p.hash, p.size, p.present),
+        (hash, n as u64, 20 * GROUP_SIZE)
+    );
+    assert!(!p.writing && !p.referenced);
+    let on_disk = p.disk_bytes.unwrap();
+    assert!(on_disk < n as u64, "sparse: {on_disk} of {n}");
+    // The default keeps it, and says so.
+    let stats = dst.gc().unwrap();
+    assert_eq!((stats.blobs, stats.kept_partials), (0, 1), "{stats:?}");
+    assert_eq!(stats.kept_partial_bytes, on_disk);
+    assert_eq!(dst.partials().unwrap().len(), 1);
+    // A shorter age than its own keeps it still; none collects it, and
+    // counts what it took on disk, not its length.
+    let hour = GcOptions {
+        keep_partial_for: Some(std::time::Duration::from_secs(3600)),
+    };
+    assert_eq!(dst.gc_with(&hour).unwrap().kept_partials, 1);
+    let stats = dst
+        .gc_with(&GcOptions {
+            keep_partial_for: None,
+        })
+        .unwrap();
+    assert_eq!((stats.blobs, stats.kept_partials), (1, 0), "{stats:?}");
+    assert!(
+        stats.bytes <= on_disk && stats.bytes > 0,
+        "{stats:?} vs {on_disk}"
+    );
+    assert!(dst.partials().unwrap().is_empty());
+    // It resumes from nothing, as a fresh download.
+    assert!(dst.partial(hash, n as u64).unwrap().present().is_empty());
+}

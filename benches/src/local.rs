@@ -205,10 +205,52 @@ fn run(s: &Settings) -> Result<()> {
     let export = bench_export(s, &bins, dir, &import, input_hash)?;
     let gnu_time = gnu_time_cross_check(s, &bins, dir, &input, &import)?;
     let small = bench_small_files(s, &bins, dir)?;
-    report(s.size, &hash, &import, &export, &gnu_time, small.as_ref()).print();
+    let (cat_plain, cat_swarm) = bench_cat(s, &bins, &import)?;
+    let mut table = report(s.size, &hash, &import, &export, &gnu_time, small.as_ref());
+    table.area("cat");
+    table.time("cat DATAFILE > /dev/null", s.size, &cat_plain, "page cache");
+    table.time(
+        "swarm cat ROOT > /dev/null (verified)",
+        s.size,
+        &cat_swarm,
+        "page cache",
+    );
+    table.ratio(
+        "swarm cat / cat (issue #17 bar)",
+        ratio_of_medians(&cat_swarm, &cat_plain),
+        Bar::AtMost(1.2),
+    );
+    table.print();
 
     drop(scratch);
     Ok(())
+}
+
+/// `cat` of the stored data file and `swarm cat` of the root, both to
+/// /dev/null and from the page cache, alternating: seconds per rep.
+fn bench_cat(s: &Settings, bins: &Bins, import: &Import) -> Result<(Vec<f64>, Vec<f64>)> {
+    let data = largest_data_file(&import.store)?;
+    let (mut plain, mut ours) = (Vec::new(), Vec::new());
+    // Warm the page cache once, so that neither pays for the disk.
+    std::io::copy(&mut File::open(&data)?, &mut std::io::sink())?;
+    for rep in 0..s.reps {
+        for step in 0..2 {
+            let devnull = || File::create("/dev/null");
+            if (rep + step) % 2 == 0 {
+                let mut cmd = Command::new("cat");
+                cmd.arg(&data).stdout(devnull()?);
+                plain.push(time(&mut cmd, s.timeout)?);
+            } else {
+                let mut cmd = Command::new(bins.get(Side::New));
+                cmd.arg("--store")
+                    .arg(&import.store)
+                    .args(["cat", &import.root])
+                    .stdout(devnull()?);
+                ours.push(time(&mut cmd, s.timeout)?);
+            }
+        }
+    }
+    Ok((plain, ours))
 }
 
 /// Seconds and peak RSS (KiB) of one binary's runs of a command, one entry per rep.

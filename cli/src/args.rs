@@ -107,6 +107,15 @@ pub(crate) enum Command {
         #[arg(long)]
         partial: bool,
     },
+    /// Write one stored file to stdout, every 16 KiB verified before it is
+    /// written
+    Cat {
+        /// ROOT[/PATH]: a root (hex, a prefix, a pin's name, a token or a
+        /// ticket) and the file's path in it; the path may be left out
+        /// for a root of one file
+        #[arg(value_name = "TARGET[/PATH]")]
+        target: String,
+    },
     /// Show what the node running on this store is doing
     Status,
     /// Write the files of a root out, verifying every byte

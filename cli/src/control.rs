@@ -524,3 +524,55 @@ fn uptime(secs: u64) -> String {
         _ => format!("{d}d {h}h"),
     }
 }
+
+/// `swarm cat ROOT[/PATH]`: the file's bytes on stdout.
+pub(crate) fn cat(on: &On, target: &str) -> Result<()> {
+    use std::io::Write;
+    let (root, path) = split_target(target)?;
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::with_capacity(1 << 20, stdout.lock());
+    match on {
+        On::Store(s, _) => {
+            let r = ops::find_root(s, &root)?;
+            match s.cat(&r, path.as_deref(), &mut out) {
+                Err(swarm_engine::store::CatError::Write(e)) => {
+                    return Err(crate::stdout_error(e));
+                }
+                other => other?,
+            };
+        }
+        On::Node(c) => {
+            let req = api::CatRequest { root, path };
+            block(c.cat(&req, |b| out.write_all(b)))?.map_err(|e| match e {
+                api::ClientError::Failed { message } if message.contains("Broken pipe") => {
+                    crate::stdout_error(std::io::Error::from(std::io::ErrorKind::BrokenPipe))
+                }
+                e => e.into(),
+            })?;
+        }
+    }
+    out.flush().map_err(crate::stdout_error)
+}
+
+/// ROOT[/PATH] as (root, path): a token or ticket stands for its root.
+fn split_target(target: &str) -> Result<(String, Option<String>)> {
+    let t = target.trim();
+    let (head, path) = match t.split_once('/') {
+        Some((h, p)) if !p.is_empty() => (h, Some(p.to_owned())),
+        Some((h, _)) => (h, None),
+        None => (t, None),
+    };
+    let root = if swarm_engine::ticket::is_ticket(head) {
+        head.parse::<swarm_engine::ticket::Ticket>()?
+            .root()
+            .to_hex()
+    } else if swarm_engine::release::is_token(head) {
+        swarm_engine::release::SignedRelease::from_token(head)?
+            .release()
+            .root
+            .to_hex()
+    } else {
+        head.to_owned()
+    };
+    Ok((root, path))
+}

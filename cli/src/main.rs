@@ -208,6 +208,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
             control::trust(&On::open(&dir, read_only)?, command, json)?;
             return Ok(ExitCode::SUCCESS);
         }
+        Command::Cat { target } => {
+            control::cat(&On::open(&dir, true)?, &target)?;
+            return Ok(ExitCode::SUCCESS);
+        }
         Command::Status => {
             control::status(&dir, json)?;
             return Ok(ExitCode::SUCCESS);
@@ -445,6 +449,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         | Command::Check { .. }
         | Command::Trust { .. }
         | Command::Status
+        | Command::Cat { .. }
         | Command::Publish { .. }
         | Command::Fetch { .. }
         | Command::Share { .. }

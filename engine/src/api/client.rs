@@ -13,11 +13,11 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::{
-    AddReply, AddRequest, CheckReply, ErrorReply, ExportReply, ExportRequest, FetchControlReply,
-    FetchControlRequest, FetchEvent, FetchReply, FetchRequest, GcReply, GcRequest, MirrorReply,
-    MirrorRequest, PartialsReply, PeersReply, PinsReply, PublishReply, PublishRequest, RmReply,
-    RmRequest, SeedReply, SeedRequest, StatusReply, TrustAddRequest, TrustRmReply, TrustRmRequest,
-    TrustedKey, TrustedReply, VerifyReply, VerifyRequest,
+    AddReply, AddRequest, CatRequest, CheckReply, ErrorReply, ExportReply, ExportRequest,
+    FetchControlReply, FetchControlRequest, FetchEvent, FetchReply, FetchRequest, GcReply,
+    GcRequest, MirrorReply, MirrorRequest, PartialsReply, PeersReply, PinsReply, PublishReply,
+    PublishRequest, RmReply, RmRequest, SeedReply, SeedRequest, StatusReply, TrustAddRequest,
+    TrustRmReply, TrustRmRequest, TrustedKey, TrustedReply, VerifyReply, VerifyRequest,
 };
 
 /// The most bytes of a reply read (a status of many thousands of pins fits).
@@ -164,6 +164,41 @@ impl Client {
     /// `POST /v1/gc` with what to keep.
     pub async fn gc_with(&self, req: &GcRequest) -> Result<GcReply, ClientError> {
         self.call(Method::POST, "/v1/gc", Some(req)).await
+    }
+
+    /// `POST /v1/cat`: `out` sees the file's bytes in order, each piece
+    /// verified by the node before it was sent. Returns the bytes; a
+    /// stream that stops short is an error.
+    pub async fn cat(
+        &self,
+        req: &CatRequest,
+        mut out: impl FnMut(&[u8]) -> std::io::Result<()>,
+    ) -> Result<u64, ClientError> {
+        let (status, mut body, driver) = self.send(Method::POST, "/v1/cat", Some(req)).await?;
+        let _driver = AbortOnDrop(driver);
+        if status != StatusCode::OK {
+            return Err(refused(status, &collect(body).await?));
+        }
+        // The reply has a content length: a stream that ends short of it
+        // is an error of the body, caught below.
+        let mut got = 0u64;
+        let short = |got: u64| ClientError::Failed {
+            message: format!(
+                "the node stopped sending after {got} bytes: its stored data may be damaged (its \
+                 log says; a check finds it)"
+            ),
+        };
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|_| short(got))?;
+            let Ok(data) = frame.into_data() else {
+                continue;
+            };
+            got += data.len() as u64;
+            out(&data).map_err(|e| ClientError::Failed {
+                message: format!("cannot write the output: {e}"),
+            })?;
+        }
+        Ok(got)
     }
 
     /// `GET /v1/partials`.

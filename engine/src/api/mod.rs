@@ -267,6 +267,20 @@ pub struct GcRequest {
     pub keep_partial_secs: Option<u64>,
 }
 
+/// `POST /v1/cat`: one file of a stored root, streamed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CatRequest {
+    /// The root: hex, a prefix, or a pin's name.
+    pub root: String,
+    /// The file's path in the root; none for a root of one file.
+    #[serde(default)]
+    pub path: Option<String>,
+}
+
+/// The header that carries the size of the file `POST /v1/cat` streams.
+pub const SIZE_HEADER: &str = "x-swarm-size";
+
 /// `GET /v1/partials`: every blob stored incompletely.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PartialsReply {

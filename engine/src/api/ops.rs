@@ -66,6 +66,9 @@ pub enum OpError {
     /// Exporting the files failed.
     #[error(transparent)]
     Export(#[from] crate::store::ExportError),
+    /// A file of a root could not be written out.
+    #[error(transparent)]
+    Cat(#[from] crate::store::CatError),
     /// Writing a mirror failed; the files written stay, each complete.
     #[error(transparent)]
     Mirror(#[from] crate::store::MirrorError),
@@ -125,6 +128,7 @@ impl OpError {
             Self::Store(_)
                 | Self::Read(ReadError::Store(_))
                 | Self::Mirror(crate::store::MirrorError::Read(ReadError::Store(_)))
+                | Self::Cat(crate::store::CatError::Read(ReadError::Store(_)))
                 | Self::Internal(_)
         )
     }

@@ -643,6 +643,7 @@ const ROUTES: &[(Method, &str)] = &[
     (Method::POST, "/v1/fetch"),
     (Method::POST, "/v1/gc"),
     (Method::GET, "/v1/partials"),
+    (Method::POST, "/v1/cat"),
     (Method::POST, "/v1/check"),
     (Method::GET, "/v1/trust"),
     (Method::POST, "/v1/trust/add"),
@@ -706,6 +707,10 @@ async fn route(state: &Arc<State>, req: Request<Incoming>) -> Reply {
         }
         "/v1/gc" => with(state, &body, move |r| ops::gc(&store, &r)).await,
         "/v1/partials" => blocking(state, move || ops::partials(&store)).await,
+        "/v1/cat" => match parse(&body) {
+            Ok(req) => cat(state, store, req).await,
+            Err(r) => *r,
+        },
         "/v1/check" => blocking(state, move || ops::check(&store)).await,
         "/v1/trust" => blocking(state, move || ops::trusted(&store)).await,
         "/v1/add" => with(state, &body, move |r| ops::add(&store, &r, None)).await,
@@ -857,6 +862,65 @@ where
         Ok(Ok(v)) => json(StatusCode::OK, &v),
         Ok(Err(e)) => op_error(state, &e),
         Err(e) => panicked(e),
+    }
+}
+
+/// `POST /v1/cat`: refuse at once what cannot be written (an unknown
+/// root or path), then stream the file as it is verified. Should the
+/// stored data turn out damaged partway, the stream stops short of the
+/// size in [`super::SIZE_HEADER`] and the content length, so the client
+/// knows (nothing unverified is ever sent).
+async fn cat(state: &State, store: crate::store::Store, req: super::CatRequest) -> Reply {
+    let found = {
+        let store = store.clone();
+        tokio::task::spawn_blocking(move || {
+            let root = ops::find_root(&store, &req.root)?;
+            Ok::<_, OpError>(store.file_entry(&root, req.path.as_deref())?)
+        })
+        .await
+    };
+    let entry = match found {
+        Ok(Ok(e)) => e,
+        Ok(Err(e)) => return op_error(state, &e),
+        Err(e) => return panicked(e),
+    };
+    let size = entry.size;
+    let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(8);
+    tokio::task::spawn_blocking(move || {
+        let mut w = ChanWriter(tx);
+        if let Err(e) = store.cat_file(&entry, &mut w) {
+            tracing::warn!(path = %entry.path, "API: cat stopped: {e}");
+        }
+    });
+    let chunks = futures_lite::stream::unfold(rx, |mut rx| async move {
+        let b = rx.recv().await?;
+        Some((Ok::<_, Infallible>(hyper::body::Frame::data(b)), rx))
+    });
+    let mut r = Response::new(http_body_util::StreamBody::new(chunks).boxed_unsync());
+    let h = r.headers_mut();
+    h.insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
+    h.insert(hyper::header::CONTENT_LENGTH, HeaderValue::from(size));
+    h.insert(super::SIZE_HEADER, HeaderValue::from(size));
+    r
+}
+
+/// A writer into a channel of chunks, from a blocking thread: a client
+/// that left closes it, and the write fails as a broken pipe.
+struct ChanWriter(tokio::sync::mpsc::Sender<Bytes>);
+
+impl std::io::Write for ChanWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .blocking_send(Bytes::copy_from_slice(buf))
+            .map_err(|_| std::io::Error::from(std::io::ErrorKind::BrokenPipe))?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 

@@ -18,6 +18,7 @@
 //! stored once and survives until the last pin that reaches it is gone.
 
 mod backend;
+mod cat;
 mod db;
 mod export;
 mod fastcopy;
@@ -40,6 +41,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use redb::{ReadableTable, ReadableTableMetadata};
 
 pub use self::backend::{Backend, BlobFile, FileKind, FileName, FsBackend, MemBackend};
+pub use self::cat::CatError;
 pub use self::export::{ExportError, ExportOptions, Exported};
 pub use self::import::{AddError, AddOptions, Added, Progress, manifest_of};
 pub use self::mirror::{

@@ -755,7 +755,7 @@ fn damaged_tokens_are_refused_clearly() {
     let msg = fetch_refused(&fetcher, "hello", &node.addr, &out, vec![]);
     assert_eq!(
         msg,
-        r#"not a root hash: expected 64 hex characters, got "hello""#
+        r#""hello" is not a root hash (64 hex characters), and no pinned root is named so or starts with it (4 or more hex characters); see `swarm ls`"#
     );
     let msg = fetch_refused(&fetcher, "hello", &node.addr, &out, trust());
     assert_eq!(

@@ -423,6 +423,14 @@ fn already_stored(
             _ => return Ok(None),
         }
     }
+    // Complete by the records: the bytes on disk must agree (what this
+    // process verified already is not read again). Damage found here is
+    // dropped from the record, and the usual fetch gets it again.
+    for e in manifest.entries() {
+        if !store.reverify(&e.hash, false)?.dropped.is_empty() {
+            return Ok(None);
+        }
+    }
     if pin {
         let name = manifest
             .entries()

@@ -59,6 +59,15 @@ pub(crate) fn keygen(output: Option<PathBuf>, json: bool) -> Result<ExitCode> {
         key.to_text()
     )?;
     f.sync_all()?;
+    print_public(&key, &path, json);
+    if !json {
+        eprintln!("wrote the secret key to {} (mode 0600)", path.display());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A key file's public key, as `keygen` and `key show` print it.
+fn print_public(key: &SecretKey, path: &Path, json: bool) {
     if json {
         println!(
             "{}",
@@ -66,9 +75,7 @@ pub(crate) fn keygen(output: Option<PathBuf>, json: bool) -> Result<ExitCode> {
         );
     } else {
         println!("{}", key.public());
-        eprintln!("wrote the secret key to {} (mode 0600)", path.display());
     }
-    Ok(ExitCode::SUCCESS)
 }
 
 /// `swarm key show [FILE]`: the public key of a key file.
@@ -78,14 +85,7 @@ pub(crate) fn show_key(file: Option<PathBuf>, json: bool) -> Result<ExitCode> {
         None => default_key_path()?,
     };
     let key = read_key(&path)?;
-    if json {
-        println!(
-            "{}",
-            json!({ "public_key": key.public().to_string(), "key_file": path })
-        );
-    } else {
-        println!("{}", key.public());
-    }
+    print_public(&key, &path, json);
     Ok(ExitCode::SUCCESS)
 }
 

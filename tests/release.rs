@@ -763,9 +763,15 @@ fn damaged_tokens_are_refused_clearly() {
         "--trust, --name and --channel apply to a signed-root token, not a bare root"
     );
     let msg = swarm_err(&fetcher, args!["verify", "hello", "--trust", key.public]);
-    assert_eq!(msg, "not a signed-root token: it must start with swr1");
+    assert_eq!(
+        msg,
+        "not a signed release: a token starts with swr1, a ticket with swt1"
+    );
 
     const TRUNCATED: &str = "token is truncated or has extra bytes; copy it again";
+    const MISMATCH: &str = "the signature does not match: this token was mistyped, cut short or \
+                            altered (a swr1 token has no checksum to tell which); copy it again, \
+                            and if it still fails, it was altered";
     const DAMAGED: &str =
         "token is damaged (characters outside a-z, 2-7, or cut off); copy it again";
     // A token cut short: whether what is left ends on a whole byte with
@@ -779,10 +785,7 @@ fn damaged_tokens_are_refused_clearly() {
     let cases: [(&str, &[&str]); 5] = [
         (cut_10, &[TRUNCATED, DAMAGED]),
         (cut_1, &[TRUNCATED, DAMAGED]),
-        (
-            &flipped,
-            &["the signature does not match: this token was altered or forged"],
-        ),
+        (&flipped, &[MISMATCH]),
         (
             &oversized,
             &["token of 5004 characters is longer than any valid token (1605)"],
@@ -813,6 +816,81 @@ fn damaged_tokens_are_refused_clearly() {
     let padded = format!("  {tok}\n");
     fetch_ok(&fetcher, &padded, &node.addr, &out, trust());
     assert_same_tree(&app, &out.join("app"));
+}
+
+/// What `swarm publish` prints is a ticket (issue 17): with the publishing
+/// node's addresses when it goes through a running node, so the ticket is
+/// all a fetch needs; a typo in it is reported as a typo, where the same
+/// change in the bare token reads as a signature that does not match.
+#[test]
+fn publish_prints_a_ticket_that_tells_a_typo_from_a_forgery() {
+    let tmp = tempdir();
+    let key = keygen(tmp.path(), "publisher");
+    let app = make_app(&tmp.path().join("src"), 0);
+    let publisher = tmp.path().join("publisher");
+    // Published with no node: the ticket names no peer, and says so.
+    let run = swarm_ok(
+        &publisher,
+        args![
+            "publish",
+            &app,
+            "--key",
+            key.file,
+            "--name",
+            "myapp",
+            "--version",
+            "1.0.0"
+        ],
+    );
+    let lonely = run.stdout.trim().to_owned();
+    assert!(lonely.starts_with("swt1"), "{run}");
+    assert!(run.stderr.contains("names no peer"), "{run}");
+
+    // Through a running node: its addresses are in the ticket.
+    let node = Node::start(&publisher);
+    let v = publish(&publisher, &app, &key, "myapp", "1.1.0", vec![]);
+    let ticket = str_field(&v, "ticket").to_owned();
+    let tok = token(&v);
+    assert!(ticket.starts_with("swt1"), "{v}");
+    let fetcher = tmp.path().join("fetcher");
+    let shown = swarm_ok(
+        &fetcher,
+        args!["--json", "verify", &ticket, "--trust", key.public],
+    );
+    let shown = shown.json();
+    assert_eq!(shown["valid"], true, "{shown}");
+    assert_eq!(shown["version"], "1.1.0", "{shown}");
+
+    // One character changed, at several places: a typo in the ticket; in
+    // the bare token, a signature that does not match.
+    for i in [12, ticket.len() / 2, ticket.len() - 2] {
+        let msg = swarm_err(&fetcher, args!["verify", flip_char(&ticket, i)]);
+        assert!(msg.contains("typo"), "character {i}: {msg}");
+        assert!(!msg.contains("forged") && !msg.contains("altered"), "{msg}");
+    }
+    let msg = swarm_err(&fetcher, args!["verify", flip_char(&tok, tok.len() / 2)]);
+    assert!(msg.contains("mistyped"), "{msg}");
+
+    // The ticket alone fetches, from the node it names; the release is
+    // checked as a token's is.
+    let out = tmp.path().join("out");
+    let refused = swarm_err(&fetcher, args!["fetch", &ticket, "-o", &out, "--no-dht"]);
+    assert!(refused.contains("not a trusted publisher"), "{refused}");
+    let fetch_args = args![
+        "fetch", &ticket, "-o", &out, "--no-dht", "--trust", key.public
+    ];
+    let run = swarm_within(&fetcher, &fetch_args, PATIENCE);
+    assert!(run.success(), "{run}");
+    assert!(run.stderr.contains("release myapp 1.1.0"), "{run}");
+    assert_same_tree(&app, &out.join("app"));
+    drop(node);
+
+    // A ticket of a bare root where only a release is taken.
+    let share = swarm_ok(&publisher, args!["--json", "add", &app]).json();
+    let root: swarm_engine::Hash = str_field(&share, "root").parse().expect("root");
+    let bare = swarm_engine::ticket::Ticket::new(swarm_engine::ticket::TicketTarget::Root(root));
+    let msg = swarm_err(&fetcher, args!["verify", bare.to_string()]);
+    assert!(msg.contains("names a bare root"), "{msg}");
 }
 
 #[test]

@@ -185,7 +185,7 @@ pub(crate) fn publish(
         println!("{}", serde_json::to_string(&r)?);
         return Ok(ExitCode::SUCCESS);
     }
-    println!("{}", r.token);
+    println!("{}", r.ticket);
     if r.dht {
         eprintln!(
             "put the release pointer on the DHT: `swarm fetch {}/{}@{}` finds it",
@@ -202,6 +202,13 @@ pub(crate) fn publish(
         plural(r.files),
         r.root
     );
+    if matches!(on, On::Store(..)) {
+        eprintln!(
+            "the ticket names no peer, as no node runs on this store: serve it with `swarm node` \
+             (fetchers then add --peer HOST:PORT), or publish while the node runs and the ticket \
+             carries its addresses"
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }
 

@@ -120,8 +120,8 @@ fn the_quickstart_runs_as_written() {
         ("b", true),  // fetch the ticket
         ("a", false), // add, node
         ("c", true),  // fetch --peer
-        ("a", false), // keygen, publish, node
-        ("d", false), // trust, fetch the token
+        ("a", false), // keygen, node, publish
+        ("d", false), // trust, fetch the ticket
         ("d", true),  // verify
     ];
     assert_eq!(
@@ -210,7 +210,9 @@ fn the_quickstart_runs_as_written() {
                     seen.insert("key", out.1.trim().to_owned());
                 }
                 ("publish", _) => {
-                    seen.insert("token", out.1.trim().to_owned());
+                    let ticket = out.1.trim().to_owned();
+                    assert!(ticket.starts_with("swt1"), "{out:?}");
+                    seen.insert("ticket", ticket);
                 }
                 ("verify", _) => {
                     let said = format!("{}{}", out.1, out.2);
@@ -246,7 +248,6 @@ fn substitute(word: &str, seen: &HashMap<&str, String>, scratch: &Path) -> Optio
         "0.0.0.0:7411" => "127.0.0.1:0".into(),
         "swt1…" => get("ticket")?,
         "swpk1…" => get("key")?,
-        "swr1…" => get("token")?,
         w if w.starts_with("/tmp/") => scratch.join(&w[5..]).display().to_string(),
         w if w.contains('…') || w.contains('<') => panic!("unknown placeholder {w:?}"),
         w => w.to_owned(),

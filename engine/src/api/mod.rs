@@ -417,8 +417,14 @@ impl std::fmt::Debug for PublishRequest {
 pub struct PublishReply {
     /// The root, in hex.
     pub root: String,
-    /// The signed-root token to hand out (`swr1…`).
+    /// The signed-root token (`swr1…`).
     pub token: String,
+    /// The same release as a ticket (`swt1…`, `wire-spec/ticket.md`): a
+    /// checksum, so a typo is told from an alteration, and the addresses of
+    /// the node that published it, when one runs on the store. What to
+    /// hand out.
+    #[serde(default)]
+    pub ticket: String,
     /// Its sequence number for (publisher, name, channel).
     pub seq: u64,
     /// The publisher's public key.

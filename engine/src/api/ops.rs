@@ -284,6 +284,10 @@ pub fn publish(store: &Store, req: &PublishRequest) -> Result<PublishDone, OpErr
     let reply = PublishReply {
         root: r.root.to_hex(),
         token: published.release.to_token(),
+        ticket: crate::ticket::Ticket::new(crate::ticket::TicketTarget::Release(Box::new(
+            published.release.clone(),
+        )))
+        .to_string(),
         seq: r.seq,
         publisher: r.publisher.to_string(),
         name: r.name.clone(),
@@ -318,6 +322,26 @@ pub fn policy(
     Ok(store.policy(p)?)
 }
 
+/// What a target names: a root, or a signed release still to be checked.
+enum RootOr {
+    Root(Hash),
+    Release(Box<crate::release::SignedRelease>),
+}
+
+/// A target as a root (hex, prefix, pin name, or a ticket of a bare root)
+/// or a signed release (a token, or a ticket of a release).
+fn root_or_release(store: &Store, target: &str) -> Result<RootOr, OpError> {
+    let t = target.trim();
+    if !crate::release::is_token(t) {
+        return Ok(RootOr::Root(find_root(store, t)?));
+    }
+    match crate::release::SignedRelease::from_token(t) {
+        Ok(signed) => Ok(RootOr::Release(Box::new(signed))),
+        Err(crate::release::ReleaseError::RootTicket(root)) => Ok(RootOr::Root(root)),
+        Err(e) => Err(OpError::BadToken(e)),
+    }
+}
+
 /// What a fetch of `target` fetches: a bare root, or a token's root once
 /// the policy accepts the token (which is then recorded as the newest seen
 /// of its name and channel).
@@ -328,17 +352,18 @@ pub fn resolve_target(
     want: &crate::release::Want,
     now: u64,
 ) -> Result<(Hash, Option<crate::release::SignedRelease>), OpError> {
-    let t = target.trim();
-    if !crate::release::is_token(t) {
-        if !trust.is_empty() || *want != crate::release::Want::default() {
-            return Err(OpError::NotAToken);
+    let signed = match root_or_release(store, target)? {
+        RootOr::Root(root) => {
+            if !trust.is_empty() || *want != crate::release::Want::default() {
+                return Err(OpError::NotAToken);
+            }
+            return Ok((root, None));
         }
-        return Ok((find_root(store, t)?, None));
-    }
-    let signed = crate::release::SignedRelease::from_token(t).map_err(OpError::BadToken)?;
+        RootOr::Release(signed) => signed,
+    };
     let policy = policy(store, trust, now)?;
     store.accept_release(&policy, &signed, want)?;
-    Ok((signed.release().root, Some(signed)))
+    Ok((signed.release().root, Some(*signed)))
 }
 
 /// A fetch's result checked against the release it was for: a signed size
@@ -452,17 +477,18 @@ pub fn mirror(
     if !req.dir.is_absolute() {
         return Err(OpError::RelativePath(req.dir.display().to_string()));
     }
-    let t = req.target.trim();
-    let (root, release) = if crate::release::is_token(t) {
-        let signed = crate::release::SignedRelease::from_token(t).map_err(OpError::BadToken)?;
-        let policy = policy(store, &req.trust, now)?;
-        store.check_release(&policy, &signed, &crate::release::Want::default())?;
-        (signed.release().root, Some(signed))
-    } else {
-        if !req.trust.is_empty() {
-            return Err(OpError::NotAToken);
+    let (root, release) = match root_or_release(store, &req.target)? {
+        RootOr::Release(signed) => {
+            let policy = policy(store, &req.trust, now)?;
+            store.check_release(&policy, &signed, &crate::release::Want::default())?;
+            (signed.release().root, Some(*signed))
         }
-        (find_root(store, t)?, None)
+        RootOr::Root(root) => {
+            if !req.trust.is_empty() {
+                return Err(OpError::NotAToken);
+            }
+            (root, None)
+        }
     };
     let opts = crate::store::MirrorOptions { release, progress };
     let done = store.write_mirror(&root, &req.dir, &opts)?;

@@ -794,6 +794,12 @@ async fn publish(state: &State, body: &[u8]) -> Reply {
         Err(e) => return panicked(e),
     };
     let mut reply = done.reply;
+    // The node serves it: its addresses go in the ticket.
+    let target = crate::ticket::TicketTarget::Release(Box::new(done.release.clone()));
+    match state.node.ticket(target) {
+        Ok(t) => reply.ticket = t.to_string(),
+        Err(e) => tracing::warn!("the published release's ticket carries no address: {e}"),
+    }
     if state.node.dht().is_some() {
         match state.node.put_release(&done.release, &done.key).await {
             Ok(()) => reply.dht = true,

@@ -289,8 +289,10 @@ fn strip_prefix_ci<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
         .then(|| &s[prefix.len()..])
 }
 
-/// Whether `s` is meant as a signed-root token (it has the token prefix,
-/// in any case), as opposed to a bare root.
+/// Whether `s` is meant as a signed release, as opposed to a bare root: it
+/// has the token prefix (`swr1`) or the ticket prefix (`swt1`), in any
+/// case. A ticket may still name a bare root
+/// ([`ReleaseError::RootTicket`]).
 ///
 /// ```
 /// use swarm_engine::Hash;
@@ -298,10 +300,11 @@ fn strip_prefix_ci<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
 ///
 /// assert!(is_token("swr1aebagbaf"));
 /// assert!(is_token("  SWR1AEBAGBAF\n"));
+/// assert!(is_token("swt1aebagbaf"));
 /// assert!(!is_token(&Hash::of(b"a bare root").to_hex()));
 /// ```
 pub fn is_token(s: &str) -> bool {
-    strip_prefix_ci(s.trim(), TOKEN_PREFIX).is_some()
+    strip_prefix_ci(s.trim(), TOKEN_PREFIX).is_some() || crate::ticket::is_ticket(s)
 }
 
 /// A publisher's latest release of a name on a channel, as text
@@ -580,7 +583,10 @@ pub struct SignedRelease {
 #[non_exhaustive]
 pub enum ReleaseError {
     /// Not a token at all.
-    #[error("not a signed-root token: it must start with {TOKEN_PREFIX}")]
+    #[error(
+        "not a signed release: a token starts with {TOKEN_PREFIX}, a ticket with {}",
+        crate::ticket::TICKET_PREFIX
+    )]
     NotAToken,
     /// Longer than any valid token.
     #[error("token of {0} characters is longer than any valid token ({MAX_TOKEN})")]
@@ -602,9 +608,23 @@ pub enum ReleaseError {
         /// What is wrong.
         why: String,
     },
-    /// The signature does not verify: the token was altered or forged.
-    #[error("the signature does not match: this token was altered or forged")]
+    /// The signature does not verify. A `swr1` token has no checksum, so
+    /// this cannot tell a typo from an alteration; a ticket (`swt1`) can.
+    #[error(
+        "the signature does not match: this token was mistyped, cut short or altered (a swr1 \
+         token has no checksum to tell which); copy it again, and if it still fails, it was \
+         altered"
+    )]
     BadSignature,
+    /// A ticket where a signed release was wanted, that cannot be used.
+    #[error("{0}")]
+    Ticket(Box<crate::ticket::TicketError>),
+    /// A ticket of a bare root where a signed release was wanted.
+    #[error(
+        "this ticket names a bare root ({0}), not a signed release; give it where a root is \
+         taken (swarm fetch, export, verify)"
+    )]
+    RootTicket(crate::Hash),
     /// A public key that does not parse.
     #[error("not a publisher key: {0:?} (expected a public key, {PUBLIC_PREFIX}…)")]
     BadKey(String),
@@ -996,7 +1016,9 @@ impl SignedRelease {
     }
 
     /// Decode a token and check its signature. The length is capped before
-    /// anything is decoded.
+    /// anything is decoded. A ticket (`swt1…`, `wire-spec/ticket.md`) of a
+    /// signed release is taken too, its peers left out: its checksum tells
+    /// a typo ([`crate::ticket::TicketError::Typo`]) from an alteration.
     ///
     /// ```
     /// use swarm_engine::release::{ReleaseError, SignedRelease};
@@ -1027,6 +1049,14 @@ impl SignedRelease {
     /// ```
     pub fn from_token(token: &str) -> Result<Self, ReleaseError> {
         let t = token.trim();
+        if crate::ticket::is_ticket(t) {
+            let ticket: crate::ticket::Ticket =
+                t.parse().map_err(|e| ReleaseError::Ticket(Box::new(e)))?;
+            return match ticket.target {
+                crate::ticket::TicketTarget::Release(s) => Ok(*s),
+                crate::ticket::TicketTarget::Root(r) => Err(ReleaseError::RootTicket(r)),
+            };
+        }
         if t.len() > MAX_TOKEN {
             return Err(ReleaseError::TokenTooLong(t.len()));
         }

@@ -800,7 +800,7 @@ impl Endpoint {
         let runtime = quinn::default_runtime()
             .ok_or_else(|| bind_err(std::io::Error::other("no async runtime")))?;
         let quic = quinn::Endpoint::new(
-            quinn::EndpointConfig::default(),
+            identity::ResetKey::endpoint_config(&secret),
             Some(server),
             socket,
             runtime,

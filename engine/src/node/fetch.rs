@@ -356,6 +356,9 @@ pub(super) async fn fetch(
         control,
         began,
         first_data: None,
+        named: opts.peers.clone(),
+        lost: BTreeMap::new(),
+        t0: tokio::time::Instant::now(),
     };
     let sources = run
         .swarm(&mut pex_rx, &pex_tx, &mut late_rx, &pending, &tried)
@@ -516,6 +519,13 @@ struct Run {
     /// When the fetch began, and when its first piece of data was stored.
     began: tokio::time::Instant,
     first_data: Option<Duration>,
+    /// The peers the caller named: dialed again when their connection is
+    /// lost (a restart), as the picker says ([`Swarm::peer_lost`]).
+    named: Vec<PeerAddr>,
+    /// Named peers lost, by the id they had, with where to dial them.
+    lost: BTreeMap<NodeId, PeerAddr>,
+    /// The picker's clock: zero when the swarm began.
+    t0: tokio::time::Instant,
 }
 
 impl Run {
@@ -580,6 +590,10 @@ impl Run {
         let mut flights: Flights = BTreeMap::new();
         let mut tasks = JoinSet::new();
         let start = tokio::time::Instant::now();
+        self.t0 = start;
+        // Dials of lost named peers, and how they went.
+        type Redialed = (NodeId, Result<Peer, crate::net::ConnectError>);
+        let (redial_tx, mut redial_rx) = mpsc::unbounded_channel::<Redialed>();
         let mut pex_pause = PEX_FIRST;
         let mut next_pex = start + pex_pause;
         let mut next_report = start;
@@ -642,12 +656,29 @@ impl Run {
                     }
                 }
             }
-            // Every source failed, and none is still connecting (one that
-            // just connected may be waiting in a channel).
+            // Named peers lost, due to be dialed again.
+            while let Some(src) = swarm.poll_redial(now) {
+                let Src::Peer(id) = src else {
+                    swarm.redial_done(&src);
+                    continue;
+                };
+                let Some(addr) = self.lost.get(&id).cloned() else {
+                    swarm.redial_done(&src);
+                    continue;
+                };
+                let (ep, tx) = (self.endpoint.clone(), redial_tx.clone());
+                tokio::spawn(async move {
+                    let _ = tx.send((id, ep.connect(&addr).await));
+                });
+            }
+            // Every source failed, none is still connecting (one that just
+            // connected may be waiting in a channel), and no lost peer is
+            // being dialed again.
             if self.peers.live.is_empty()
                 && self.mirrors.none_live()
                 && pending.load(Ordering::Relaxed) == 0
                 && dialing_pushed.load(Ordering::Relaxed) == 0
+                && !swarm.is_redialing()
             {
                 if let Ok(p) = pex_rx.try_recv() {
                     self.joined(&mut swarm, p, &tx);
@@ -715,7 +746,29 @@ impl Run {
                     }
                 }
                 Some((i, opened)) = late_mirrors.recv() => self.opened(&mut swarm, i, opened),
-                Some(p) = pex_rx.recv() => self.joined(&mut swarm, p, &tx),
+                Some((id, dialed)) = redial_rx.recv() => match dialed {
+                    Ok(p) => {
+                        let back = p.id();
+                        if back != id {
+                            // Restarted as another node: that one is new.
+                            swarm.redial_done(&Src::Peer(id));
+                        }
+                        self.lost.remove(&id);
+                        if self.joined(&mut swarm, p, &tx) {
+                            info!(peer = %back, "reconnected to a named peer");
+                            self.peers.failures.retain(|f| f.id != id);
+                        } else {
+                            swarm.redial_done(&Src::Peer(back));
+                        }
+                    }
+                    Err(e) => {
+                        debug!(peer = %id, "dialing a lost peer again failed: {e}");
+                        swarm.redial_failed(&Src::Peer(id), start.elapsed());
+                    }
+                },
+                Some(p) = pex_rx.recv() => {
+                    self.joined(&mut swarm, p, &tx);
+                }
                 // A peer that connected here to fetch the same blobs: it
                 // serves what it has verified, over its own connection.
                 Some(p) = watch.askers.recv() => {
@@ -791,9 +844,14 @@ impl Run {
         Ok(credit.values().filter(|s| s.bytes > 0).cloned().collect())
     }
 
-    /// A peer connected while the fetch runs (by exchange, or a given
-    /// one that was slow to answer).
-    fn joined(&mut self, swarm: &mut Swarm<Src>, p: Peer, tx: &mpsc::UnboundedSender<Event>) {
+    /// A peer connected while the fetch runs (by exchange, a given one
+    /// that was slow to answer, or a lost one back). Whether it is used.
+    fn joined(
+        &mut self,
+        swarm: &mut Swarm<Src>,
+        p: Peer,
+        tx: &mpsc::UnboundedSender<Event>,
+    ) -> bool {
         if add_peer(
             &mut self.peers,
             &mut self.connected,
@@ -802,6 +860,9 @@ impl Run {
         ) {
             self.join(swarm, &p, tx);
             (self.report)(FetchProgress::Connected(self.peers.live.len()));
+            true
+        } else {
+            false
         }
     }
 
@@ -1155,7 +1216,14 @@ impl Run {
                 metrics::verify_failure(SourceKind::Peer, m.kind());
             }
         }
+        let addr = self.peers.get(peer).map(Peer::addr);
         forget(swarm, flights, Src::Peer(*peer), bad);
+        // A named peer whose connection went (not one that sent bad
+        // data): the picker says when to dial it again.
+        if !bad && let Some(named) = self.named.iter().find(|n| Some(n.addr) == addr) {
+            self.lost.insert(*peer, named.clone());
+            swarm.peer_lost(&Src::Peer(*peer), self.t0.elapsed());
+        }
         self.peers.fail(peer, error);
     }
 

@@ -127,6 +127,11 @@ pub struct Config {
     /// How long a download waits, when no peer has what is missing, for
     /// one that does ([`Swarm::poll_stalled`]).
     pub stall_timeout: Duration,
+    /// The first wait before a lost peer is dialed again
+    /// ([`Swarm::peer_lost`]); it doubles after each failed dial.
+    pub redial_first: Duration,
+    /// The longest wait between two dials of a lost peer.
+    pub redial_max: Duration,
 }
 
 impl Default for Config {
@@ -148,6 +153,8 @@ impl Default for Config {
             move_gain: 2,
             max_slow: 3,
             stall_timeout: Duration::from_secs(30),
+            redial_first: Duration::from_millis(250),
+            redial_max: Duration::from_secs(4),
         }
     }
 }
@@ -428,6 +435,8 @@ pub struct Swarm<P> {
     asks_pending: BTreeSet<(P, usize)>,
     /// Since when nobody can help, if so.
     stalled_since: Option<Duration>,
+    /// Peers lost that the driver dials again (see `policy`).
+    redial: BTreeMap<P, policy::Redial>,
     /// The time of the last [`Self::handle_timeout`].
     now: Duration,
     paused: bool,
@@ -540,6 +549,7 @@ impl<P: Copy + Ord + fmt::Debug> Swarm<P> {
             asked: BTreeSet::new(),
             asks_pending: BTreeSet::new(),
             stalled_since: None,
+            redial: BTreeMap::new(),
             now: Duration::ZERO,
             paused: false,
             pool,
@@ -762,6 +772,8 @@ impl<P: Copy + Ord + fmt::Debug> Swarm<P> {
         if self.banned.contains(&key) || self.index.contains_key(&key) {
             return false;
         }
+        // Back: no more dials.
+        self.redial.remove(&key);
         let state = PeerState {
             key,
             has: Bits::new(self.pieces.len()),

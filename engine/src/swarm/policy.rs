@@ -15,6 +15,17 @@ use std::time::Duration;
 
 use super::Swarm;
 
+/// A peer whose connection was lost, to be dialed again.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Redial {
+    /// When it was lost: dials stop a stall timeout later.
+    lost: Duration,
+    /// The wait before the next dial after a failed one.
+    pause: Duration,
+    /// When to dial next; `None` while a dial is on the way.
+    next: Option<Duration>,
+}
+
 impl<P: Copy + Ord + std::fmt::Debug> Swarm<P> {
     /// One more request to `key` timed out or was refused for now. After
     /// [`super::Config::max_slow`] in a row (a delivered piece resets the
@@ -52,6 +63,90 @@ impl<P: Copy + Ord + std::fmt::Debug> Swarm<P> {
         for k in pending {
             self.asks_pending.remove(&k);
         }
+    }
+
+    /// `key`'s connection was lost (closed, reset, or it stopped
+    /// answering), and the driver knows how to dial it again: a peer the
+    /// user named, which may be restarting. It is removed as by
+    /// [`Self::remove_peer`]; [`Self::poll_redial`] then says when to dial
+    /// it, after [`super::Config::redial_first`] and then twice as long
+    /// after each failed dial (up to [`super::Config::redial_max`]), until
+    /// it is back ([`Self::add_peer`]) or a stall timeout has passed since
+    /// it was lost. A banned peer is never dialed again.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use swarm_engine::swarm::{BlobSpec, Config, Swarm};
+    ///
+    /// let ms = Duration::from_millis;
+    /// let blobs = [BlobSpec { size: 1 << 20, present: Default::default() }];
+    /// let mut swarm = Swarm::new(&blobs, Config::default(), 1);
+    /// swarm.add_peer("named");
+    /// swarm.peer_lost(&"named", ms(0));
+    /// assert!(swarm.is_redialing());
+    /// assert_eq!(swarm.poll_redial(ms(100)), None);
+    /// assert_eq!(swarm.poll_timeout(), Some(ms(250)));
+    /// assert_eq!(swarm.poll_redial(ms(250)), Some("named"));
+    /// // The dial fails: the next one is 500 ms later.
+    /// swarm.redial_failed(&"named", ms(300));
+    /// assert_eq!(swarm.poll_redial(ms(700)), None);
+    /// assert_eq!(swarm.poll_redial(ms(800)), Some("named"));
+    /// // It is back.
+    /// assert!(swarm.add_peer("named"));
+    /// assert!(!swarm.is_redialing());
+    /// ```
+    pub fn peer_lost(&mut self, key: &P, now: Duration) {
+        self.remove_peer(key);
+        if self.banned.contains(key) {
+            return;
+        }
+        let first = self.config.redial_first;
+        self.redial.entry(*key).or_insert(Redial {
+            lost: now,
+            pause: first,
+            next: Some(now + first),
+        });
+    }
+
+    /// A lost peer due to be dialed now, if any: the driver dials it, and
+    /// reports [`Self::add_peer`] or [`Self::redial_failed`]. Peers lost a
+    /// stall timeout ago or more are given up on here.
+    pub fn poll_redial(&mut self, now: Duration) -> Option<P> {
+        let stall = self.config.stall_timeout;
+        self.redial
+            .retain(|_, r| r.next.is_none() || now.saturating_sub(r.lost) < stall);
+        let (key, r) = self
+            .redial
+            .iter_mut()
+            .find(|(_, r)| r.next.is_some_and(|t| t <= now))?;
+        r.next = None;
+        Some(*key)
+    }
+
+    /// A dial of a lost peer failed at `now`: the next waits twice as
+    /// long, and none is due after a stall timeout since it was lost.
+    pub fn redial_failed(&mut self, key: &P, now: Duration) {
+        let (max, stall) = (self.config.redial_max, self.config.stall_timeout);
+        if let Some(r) = self.redial.get_mut(key) {
+            r.pause = (r.pause * 2).min(max);
+            r.next = Some((now + r.pause).min(r.lost + stall));
+        }
+    }
+
+    /// Stop dialing `key` (it came back under another id, or there is no
+    /// room for it).
+    pub fn redial_done(&mut self, key: &P) {
+        self.redial.remove(key);
+    }
+
+    /// Whether a lost peer is still being dialed: a download with no peer
+    /// left is not over while one may come back.
+    pub fn is_redialing(&self) -> bool {
+        !self.redial.is_empty()
+    }
+
+    fn next_redial(&self) -> Option<Duration> {
+        self.redial.values().filter_map(|r| r.next).min()
     }
 
     /// The peers this download gave up on since the last call (too many
@@ -177,7 +272,8 @@ impl<P: Copy + Ord + std::fmt::Debug> Swarm<P> {
     /// When the driver must call [`Self::handle_timeout`] and poll again
     /// at the latest, if no event comes first: the end of a stall wait, or
     /// the next moment a request in flight becomes late (or, in the
-    /// endgame, old enough) for another peer to take over. `None`: only
+    /// endgame, old enough) for another peer to take over, the next dial
+    /// of a lost peer ([`Self::poll_redial`]). `None`: only
     /// events matter now. The driver needs no tick of its own.
     pub fn poll_timeout(&self) -> Option<Duration> {
         let stall = self.stalled_since.map(|t| t + self.config.stall_timeout);
@@ -185,7 +281,10 @@ impl<P: Copy + Ord + std::fmt::Debug> Swarm<P> {
             Some((g, _, at)) if g == self.generation && at.is_none_or(|t| t > self.now) => at,
             _ => self.next_steal(),
         };
-        [stall, steal].into_iter().flatten().min()
+        [stall, steal, self.next_redial()]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     /// The earliest time after the last [`Self::handle_timeout`] at which a

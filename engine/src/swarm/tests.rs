@@ -942,3 +942,54 @@ fn a_piece_set_counts_what_it_holds() {
     assert_eq!(b.count(), 2);
     assert_eq!(b.ones().collect::<Vec<_>>(), [0, 129]);
 }
+
+#[test]
+fn a_lost_named_peer_is_dialed_again_with_backoff_until_the_stall_timeout() {
+    let blobs = [BlobSpec {
+        size: 4 * MIB,
+        present: GroupSet::new(),
+    }];
+    let cfg = Config {
+        stall_timeout: Duration::from_secs(10),
+        ..Config::default()
+    };
+    let mut swarm = Swarm::new(&blobs, cfg, 5);
+    swarm.add_peer(1u32);
+    let r = swarm.poll_requests(&1, Duration::ZERO);
+    assert!(!r.is_empty());
+    // Lost with requests in flight: they go back to the pool, and the
+    // peer is dialed again at 0.25, 0.75, 1.75, 3.75, 7.75 s, then 10 s
+    // after the loss for the last time, and never after.
+    swarm.peer_lost(&1, Duration::ZERO);
+    swarm.handle_timeout(Duration::ZERO);
+    assert_eq!(swarm.peers().count(), 0);
+    let mut dials = Vec::new();
+    let mut now = Duration::ZERO;
+    while swarm.is_redialing() {
+        now = swarm.poll_timeout().expect("a dial is due at some time");
+        swarm.handle_timeout(now);
+        if let Some(p) = swarm.poll_redial(now) {
+            assert_eq!(p, 1);
+            dials.push(now.as_millis());
+            // Asked twice, it is not dialed twice at once.
+            assert_eq!(swarm.poll_redial(now), None);
+            swarm.redial_failed(&1, now);
+        }
+        assert!(now <= Duration::from_secs(10), "{dials:?}");
+    }
+    assert_eq!(dials, [250, 750, 1750, 3750, 7750]);
+    assert!(swarm.poll_stalled(now), "and the download gives up then");
+
+    // A banned peer is never dialed again; one that comes back stops it.
+    let mut swarm = Swarm::new(&blobs, Config::default(), 5);
+    swarm.add_peer(2u32);
+    swarm.ban(&2);
+    swarm.peer_lost(&2, Duration::ZERO);
+    assert!(!swarm.is_redialing());
+    swarm.add_peer(3u32);
+    swarm.peer_lost(&3, Duration::ZERO);
+    assert_eq!(swarm.poll_redial(Duration::from_millis(250)), Some(3));
+    assert!(swarm.add_peer(3));
+    assert!(!swarm.is_redialing());
+    assert_eq!(swarm.poll_timeout(), None);
+}

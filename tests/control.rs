@@ -200,6 +200,8 @@ fn store_commands_through_a_running_node_print_what_they_print_on_a_stopped_stor
         args!["verify", &token, "rel", "--trust", &key],
         args!["verify", "swr1damaged"],
         args!["--json", "export", &root, "-o", "OUT"],
+        args!["ls", &root],
+        args!["--json", "ls", &root[..8]],
         args!["export", &root, "-o", "OUT/again"],
         args!["--json", "ls"],
     ];

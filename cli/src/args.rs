@@ -100,12 +100,23 @@ pub(crate) enum Command {
         #[arg(long)]
         name: Option<String>,
     },
-    /// List pinned roots; with --partial, the downloads stored incompletely
+    /// List pinned roots; with TARGET, the files of a root or release
+    /// (fetching only its manifest if it is not stored); with --partial,
+    /// the downloads stored incompletely
     Ls {
+        /// A root (hex, a prefix, a pin's name), a token or a ticket
+        #[arg(value_name = "TARGET", conflicts_with = "partial")]
+        target: Option<String>,
         /// List partial blobs (interrupted or running downloads) with their
         /// progress instead
         #[arg(long)]
         partial: bool,
+        /// A peer to fetch the manifest from when it is not stored,
+        /// HOST:PORT or NODEID@HOST:PORT (repeatable)
+        #[arg(long = "peer", value_name = "ADDR", requires = "target")]
+        peers: Vec<String>,
+        #[command(flatten)]
+        dht: DhtArgs,
     },
     /// Write one stored file to stdout, every 16 KiB verified before it is
     /// written
@@ -274,6 +285,11 @@ pub(crate) enum Command {
         /// Keep a pinned copy in the store (to serve it), and export a copy
         #[arg(long, conflicts_with_all = ["no_export", "seed"])]
         keep: bool,
+        /// Fetch only the files this glob selects (repeatable): a path in
+        /// the root, a directory for all under it, `*`/`?` within a
+        /// component, `**` across; `swarm ls TARGET` lists them
+        #[arg(long = "path", value_name = "GLOB", conflicts_with_all = ["keep", "no_export", "seed", "delete"])]
+        paths: Vec<String>,
         /// Fetch into the store only, pinned; do not export
         #[arg(long, conflicts_with_all = ["output", "seed"])]
         no_export: bool,

@@ -100,6 +100,74 @@ pub(crate) fn ls(on: &On, dir: &Path, json: bool) -> Result<()> {
     Ok(())
 }
 
+/// `swarm ls TARGET`: the files of a root or release. A manifest that is
+/// not stored is fetched (nothing else), from the peers given or a
+/// ticket's, else through the DHT.
+pub(crate) fn ls_files(
+    on: &On,
+    target: String,
+    peers: Vec<String>,
+    json: bool,
+    dht: Option<swarm_engine::discovery::DhtConfig>,
+) -> Result<()> {
+    let req = api::FilesRequest { target, peers };
+    let listed = match on {
+        On::Node(c) => block(c.files(&req))??,
+        On::Store(store, _) => {
+            let (root, peers) = ops::files_target(store, &req)?;
+            match ops::files(store, &root, false)? {
+                Some(l) => l,
+                None => fetch_manifest(store, &req, peers.is_empty().then_some(dht).flatten())?,
+            }
+        }
+    };
+    if json {
+        return print_json(&listed);
+    }
+    use std::io::Write;
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    for f in &listed.files {
+        writeln!(out, "{:>4}  {:>10}  {}", f.mode, bytes(f.size), f.path)
+            .map_err(crate::stdout_error)?;
+    }
+    out.flush().map_err(crate::stdout_error)?;
+    let n = listed.files.len() as u64;
+    eprintln!(
+        "{n} file{}, {}, root {}{}",
+        plural(n),
+        bytes(listed.size),
+        listed.root,
+        if listed.fetched {
+            " (its manifest was fetched; the files were not)"
+        } else {
+            ""
+        }
+    );
+    Ok(())
+}
+
+/// A manifest not stored, fetched by a node of this process.
+fn fetch_manifest(
+    store: &swarm_engine::store::Store,
+    req: &api::FilesRequest,
+    dht: Option<swarm_engine::discovery::DhtConfig>,
+) -> Result<api::FilesReply> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    rt.block_on(async {
+        let config = crate::net::endpoint_config(&crate::args::Limits::default());
+        let mut node = swarm_engine::node::Node::spawn(store.clone(), config).await?;
+        if let Some(cfg) = &dht {
+            node = node.with_dht(crate::dht::join(cfg).await?);
+        }
+        let listed = api::list_files(&node, req).await;
+        node.shutdown().await;
+        Ok::<_, anyhow::Error>(listed?)
+    })
+}
+
 fn print_pins(pins: &[api::PinEntry]) -> Result<()> {
     use std::io::Write;
     // One write for the lot, not one per line: stdout flushes each line.
@@ -528,12 +596,24 @@ fn uptime(secs: u64) -> String {
 /// `swarm cat ROOT[/PATH]`: the file's bytes on stdout.
 pub(crate) fn cat(on: &On, target: &str) -> Result<()> {
     use std::io::Write;
-    let (root, path) = split_target(target)?;
+    let (root, path, peers) = split_target(target)?;
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::with_capacity(1 << 20, stdout.lock());
     match on {
         On::Store(s, _) => {
             let r = ops::find_root(s, &root)?;
+            if !file_stored(s, &r, path.as_deref())? {
+                // A ticket says where it is: fetch that file, and no other.
+                if peers.is_empty() {
+                    anyhow::bail!(
+                        "{} is not stored here; fetch it first (`swarm fetch {root} --no-export`), \
+                         or give its ticket",
+                        path.as_deref()
+                            .map_or(format!("root {r}"), |p| format!("{p:?}"))
+                    );
+                }
+                fetch_file(s, r, path.as_deref(), peers)?;
+            }
             match s.cat(&r, path.as_deref(), &mut out) {
                 Err(swarm_engine::store::CatError::Write(e)) => {
                     return Err(crate::stdout_error(e));
@@ -554,18 +634,78 @@ pub(crate) fn cat(on: &On, target: &str) -> Result<()> {
     out.flush().map_err(crate::stdout_error)
 }
 
-/// ROOT[/PATH] as (root, path): a token or ticket stands for its root.
-fn split_target(target: &str) -> Result<(String, Option<String>)> {
+/// Whether the file `cat` would write is stored completely. A path the
+/// root does not have is an error here, once the manifest is stored.
+fn file_stored(
+    s: &swarm_engine::store::Store,
+    root: &swarm_engine::Hash,
+    path: Option<&str>,
+) -> Result<bool> {
+    use swarm_engine::store::{CatError, ReadError};
+    match s.file_entry(root, path) {
+        Ok(e) => Ok(s.blob_info(&e.hash)?.is_some_and(|i| i.partial.is_none())),
+        Err(CatError::Read(ReadError::Unknown(_) | ReadError::Incomplete(_))) => Ok(false),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Fetch the manifest of `root` if needed, then the one file `cat` writes,
+/// unpinned, from `peers`.
+fn fetch_file(
+    s: &swarm_engine::store::Store,
+    root: swarm_engine::Hash,
+    path: Option<&str>,
+    peers: Vec<swarm_engine::net::PeerAddr>,
+) -> Result<()> {
+    use swarm_engine::node::{FetchOptions, Node};
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    rt.block_on(async {
+        let config = crate::net::endpoint_config(&crate::args::Limits::default());
+        let node = Node::spawn(s.clone(), config).await?;
+        let got = async {
+            let manifest = FetchOptions {
+                peers: peers.clone(),
+                pin: false,
+                manifest_only: true,
+                ..Default::default()
+            };
+            node.fetch(root, manifest).await?;
+            // The path is checked against the manifest before any data.
+            let entry = s.file_entry(&root, path)?;
+            let file = FetchOptions {
+                peers,
+                pin: false,
+                paths: swarm_engine::content::Selection::exact(&entry.path),
+                ..Default::default()
+            };
+            node.fetch(root, file).await?;
+            Ok::<_, anyhow::Error>(())
+        }
+        .await;
+        node.shutdown().await;
+        got
+    })
+}
+
+/// ROOT[/PATH] as (root, path, peers): a token or ticket stands for its
+/// root, and a ticket's peers are where to fetch what is not stored.
+fn split_target(
+    target: &str,
+) -> Result<(String, Option<String>, Vec<swarm_engine::net::PeerAddr>)> {
     let t = target.trim();
     let (head, path) = match t.split_once('/') {
         Some((h, p)) if !p.is_empty() => (h, Some(p.to_owned())),
         Some((h, _)) => (h, None),
         None => (t, None),
     };
+    let mut peers = Vec::new();
     let root = if swarm_engine::ticket::is_ticket(head) {
-        head.parse::<swarm_engine::ticket::Ticket>()?
-            .root()
-            .to_hex()
+        let t = head.parse::<swarm_engine::ticket::Ticket>()?;
+        peers = t.peer_addrs();
+        t.root().to_hex()
     } else if swarm_engine::release::is_token(head) {
         swarm_engine::release::SignedRelease::from_token(head)?
             .release()
@@ -574,5 +714,5 @@ fn split_target(target: &str) -> Result<(String, Option<String>)> {
     } else {
         head.to_owned()
     };
-    Ok((root, path))
+    Ok((root, path, peers))
 }

@@ -137,6 +137,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
     };
     let flags = match &cli.command {
         Command::Node { dht, .. }
+        | Command::Ls { dht, .. }
         | Command::Share { dht, .. }
         | Command::Fetch { dht, .. }
         | Command::Publish { dht, .. }
@@ -173,7 +174,17 @@ fn run(cli: Cli) -> Result<ExitCode> {
             control::add(&On::open(&dir, false)?, &paths, name, json)?;
             return Ok(ExitCode::SUCCESS);
         }
-        Command::Ls { partial } => {
+        Command::Ls {
+            target: Some(target),
+            peers,
+            ..
+        } => {
+            // Writable: a manifest not stored is fetched into it.
+            let on = On::open(&dir, false)?;
+            control::ls_files(&on, target, peers, json, dht_config(false, None))?;
+            return Ok(ExitCode::SUCCESS);
+        }
+        Command::Ls { partial, .. } => {
             let on = On::open(&dir, true)?;
             if partial {
                 control::ls_partial(&on, json)?;
@@ -209,7 +220,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
             return Ok(ExitCode::SUCCESS);
         }
         Command::Cat { target } => {
-            control::cat(&On::open(&dir, true)?, &target)?;
+            // A ticket's file may be fetched into the store first.
+            let read_only = !swarm_engine::ticket::is_ticket(&target);
+            control::cat(&On::open(&dir, read_only)?, &target)?;
             return Ok(ExitCode::SUCCESS);
         }
         Command::Status => {
@@ -287,6 +300,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             force,
             delete,
             keep,
+            paths,
             no_export,
             seed,
             listen,
@@ -296,6 +310,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         } => {
             // Before anything is looked up, connected to or downloaded.
             let (root, peers) = share::expand(root, peers)?;
+            let chosen = swarm_engine::content::Selection::new(&paths)?;
             let mirrors = mirrors
                 .iter()
                 .map(|m| m.parse::<swarm_engine::mirror::MirrorUrl>())
@@ -368,6 +383,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                         delete,
                         keep,
                         max_peers: limits.max_peers,
+                        paths,
                     };
                     return net::fetch_through(&client, req, progress, seed, json);
                 }
@@ -388,6 +404,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 listen,
                 progress,
                 limits,
+                chosen,
             };
             let dht = dht_config(false, listen);
             return net::fetch(store, args, json, dht);

@@ -429,6 +429,8 @@ pub(crate) struct FetchArgs<'a> {
     pub(crate) listen: Option<std::net::SocketAddr>,
     pub(crate) progress: ProgressStyle,
     pub(crate) limits: Limits,
+    /// Only these files of the root.
+    pub(crate) chosen: swarm_engine::content::Selection,
 }
 
 /// Shows a fetch's progress: a bar, or JSON lines on stderr
@@ -561,6 +563,7 @@ pub(crate) fn fetch(
             pin: args.keep,
             mirrors: args.mirrors.clone(),
             mirror_roots: args.mirror_ca.clone(),
+            paths: args.chosen.clone(),
             ..Default::default()
         };
         if let Some(n) = args.limits.max_peers {
@@ -611,6 +614,7 @@ pub(crate) fn fetch(
                 progress: None,
                 release: !args.keep,
                 delete: args.delete,
+                paths: args.chosen.clone(),
             };
             let done = store.export(&args.root, out, &opts)?;
             extra = (done.extra, done.deleted);
@@ -691,11 +695,14 @@ fn report(fetched: &FetchReply, json: bool) {
             r.name, r.version, r.channel, r.seq, r.publisher
         );
     }
+    let (files, size, of) = match &fetched.chosen {
+        Some(c) => (c.files, c.size, format!(" of {}", fetched.files)),
+        None => (fetched.files, fetched.size, String::new()),
+    };
     eprintln!(
-        "fetched {} file{}, {} ({} received in {:.2} s) from {from}{}",
-        fetched.files,
-        plural(fetched.files),
-        bytes(fetched.size),
+        "fetched {files}{of} file{}, {} ({} received in {:.2} s) from {from}{}",
+        plural(if of.is_empty() { files } else { fetched.files }),
+        bytes(size),
         bytes(fetched.received),
         fetched.seconds,
         fetched

@@ -124,7 +124,14 @@ pub enum TicketError {
     /// A kind of ticket this build does not know.
     #[error("a ticket of kind {0}, which this build does not know; a newer swarm may read it")]
     UnknownKind(u8),
-    /// The release inside does not verify, though the checksum matches.
+    /// The release's signature does not verify, though the checksum
+    /// matches: not a typo, an alteration.
+    #[error(
+        "the ticket's checksum matches but its release's signature does not: the release was \
+         altered or forged; do not use it"
+    )]
+    Forged,
+    /// The release inside does not parse, though the checksum matches.
     #[error("the ticket's release is not valid: {0}")]
     Release(ReleaseError),
 }
@@ -223,8 +230,10 @@ impl Ticket {
             KIND_ROOT => TicketTarget::Root(Hash::from_bytes(r.array()?)),
             KIND_RELEASE => {
                 let len = u16::from_be_bytes(r.array()?) as usize;
-                let signed =
-                    SignedRelease::from_bytes(r.take(len)?).map_err(TicketError::Release)?;
+                let signed = SignedRelease::from_bytes(r.take(len)?).map_err(|e| match e {
+                    ReleaseError::BadSignature => TicketError::Forged,
+                    e => TicketError::Release(e),
+                })?;
                 TicketTarget::Release(Box::new(signed))
             }
             k => return Err(TicketError::UnknownKind(k)),

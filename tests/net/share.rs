@@ -189,3 +189,143 @@ fn a_ticket_pointing_at_nobody_or_at_another_node_fails_clearly() {
             .is_empty()
     );
 }
+
+/// Issue 17, item 2: `swarm ls TICKET` in a store that has nothing lists
+/// the files, fetching the manifest and no file; `fetch --path` takes only
+/// what the globs select, and refuses a glob that matches nothing, a bad
+/// glob, and a subset to be kept, each in one line.
+#[test]
+fn ls_of_a_ticket_fetches_only_the_manifest_and_fetch_path_takes_a_subset() {
+    let tmp = tempdir();
+    let src = tmp.path().join("src");
+    sample_tree(&src);
+    let (_sharer, ticket) = share(&tmp.path().join("a"), &[&src.join("app")], false);
+    let b = tmp.path().join("b");
+
+    let run = within(&b, args!["--json", "ls", &ticket, "--no-dht"]);
+    assert!(run.success(), "{run}");
+    let v = run.json();
+    assert_eq!(v["fetched"], true, "{v}");
+    let rows: Vec<(String, u64, String)> = v["files"]
+        .as_array()
+        .expect("files")
+        .iter()
+        .map(|f| {
+            (
+                str_field(f, "path").to_owned(),
+                u64_field(f, "size"),
+                str_field(f, "mode").to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            ("app/README".to_owned(), 8, "644".to_owned()),
+            ("app/bin/tool".to_owned(), 700_000, "755".to_owned()),
+            ("app/data/empty".to_owned(), 0, "644".to_owned()),
+        ]
+    );
+    // Only the manifest came: no file's data is stored.
+    assert!(data_files(&b).is_empty(), "{:?}", data_files(&b));
+    // Stored now, the text listing needs no peer.
+    let run = within(&b, args!["ls", &ticket, "--no-dht"]);
+    assert!(run.success(), "{run}");
+    assert!(run.stdout.contains(" 755"), "{run}");
+    assert!(
+        run.stdout.lines().any(|l| l.ends_with("  app/bin/tool")),
+        "{run}"
+    );
+
+    // A subset: the directory app/bin, and a glob.
+    let out = tmp.path().join("out");
+    let run = within(
+        &b,
+        args![
+            "fetch",
+            &ticket,
+            "--no-dht",
+            "--path",
+            "app/bin",
+            "--path",
+            "app/READ*",
+            "-o",
+            &out
+        ],
+    );
+    assert!(run.success(), "{run}");
+    assert!(run.stderr.contains("fetched 2 of 3 files"), "{run}");
+    assert_same_file(&src.join("app/bin/tool"), &out.join("app/bin/tool"));
+    assert_same_file(&src.join("app/README"), &out.join("app/README"));
+    assert!(!out.join("app/data").exists());
+
+    // Refusals, in one line each, with nothing written.
+    let none = tmp.path().join("none");
+    let cases: [(Vec<std::ffi::OsString>, &str); 3] = [
+        (
+            args![
+                "fetch",
+                &ticket,
+                "--no-dht",
+                "--path",
+                "app/nope/*",
+                "-o",
+                &none
+            ],
+            "no file of the root matches \"app/nope/*\" (it has 3 files)",
+        ),
+        (
+            args!["fetch", &ticket, "--no-dht", "--path", "app/[", "-o", &none],
+            "is not a path pattern",
+        ),
+        (
+            args!["fetch", &ticket, "--no-dht", "--path", "app/bin", "--keep"],
+            "cannot be used with '--keep'",
+        ),
+    ];
+    for (a, says) in cases {
+        let run = within(&b, a);
+        assert!(!run.success(), "{run}");
+        assert!(run.stderr.contains(says), "{run}");
+        assert!(!run.stderr.contains("panicked"), "{run}");
+        assert!(!none.exists(), "{run}");
+    }
+}
+
+/// Issue 17, item 2: `swarm cat TICKET/PATH` on a store that has nothing
+/// fetches that one file (and the manifest), and writes it to stdout byte
+/// for byte; a path the root lacks is named, with what is there.
+#[test]
+fn cat_of_a_ticket_fetches_only_that_file_and_writes_it() {
+    let tmp = tempdir();
+    let src = tmp.path().join("src");
+    sample_tree(&src);
+    make_tree(&src, &[("app/data/big", pseudo_random(900_000, 9), 0o644)]);
+    let (_sharer, ticket) = share(&tmp.path().join("a"), &[&src.join("app")], false);
+    let b = tmp.path().join("b");
+    let out = tmp.path().join("tool.out");
+    let mut cat = Proc::spawn(
+        swarm_cmd(&b)
+            .args(["cat", &format!("{ticket}/app/bin/tool")])
+            .stdout(std::fs::File::create(&out).expect("stdout file"))
+            .stderr(std::process::Stdio::null()),
+    );
+    let status = cat.wait_within(PATIENCE).expect("cat finished");
+    assert!(status.success(), "cat failed: {status}");
+    // Bytes only: stdout has no mode.
+    assert!(
+        std::fs::read(&out).expect("read")
+            == std::fs::read(src.join("app/bin/tool")).expect("read"),
+        "cat wrote other bytes"
+    );
+    // One file's data came, not the other large one's.
+    assert_eq!(data_files(&b).len(), 1, "{:?}", data_files(&b));
+
+    let run = within(&b, args!["cat", format!("{ticket}/app/bin/nope")]);
+    let msg = failure(&run);
+    assert!(
+        msg.contains("\"app/bin/nope\" is not in this root"),
+        "{msg}"
+    );
+    assert!(msg.contains("app/bin/tool"), "{msg}");
+}

@@ -201,6 +201,11 @@ impl Client {
         Ok(got)
     }
 
+    /// `POST /v1/files`: a root's files, its manifest fetched if needed.
+    pub async fn files(&self, req: &super::FilesRequest) -> Result<super::FilesReply, ClientError> {
+        self.call(Method::POST, "/v1/files", Some(req)).await
+    }
+
     /// `GET /v1/partials`.
     pub async fn partials(&self) -> Result<PartialsReply, ClientError> {
         self.call(Method::GET, "/v1/partials", None::<&()>).await

@@ -13,12 +13,44 @@ use hyper::{Response, StatusCode};
 use tokio::sync::mpsc;
 
 use super::server::{Describe, Reply, op_error_with, panicked};
-use super::{FetchEvent, FetchReply, FetchRequest, OpError, ops};
+use super::{FetchEvent, FetchReply, FetchRequest, FilesReply, FilesRequest, OpError, ops};
 use crate::mirror::MirrorUrl;
 use crate::net::PeerAddr;
 use crate::node::{FetchOptions, Node};
 use crate::release::{SignedRelease, Want};
 use crate::store::ExportOptions;
+
+/// The files of a root or release (`POST /v1/files`, `swarm ls TARGET`):
+/// from its manifest in the store, or else the manifest is fetched, and
+/// nothing more, from the peers given, a ticket's peers and the node's DHT.
+/// It stays in the store unpinned (gc removes it).
+pub async fn list_files(node: &Node, req: &FilesRequest) -> Result<FilesReply, OpError> {
+    let (store, r) = (node.store().clone(), req.clone());
+    let looked = tokio::task::spawn_blocking(move || {
+        let (root, peers) = ops::files_target(&store, &r)?;
+        let stored = ops::files(&store, &root, false)?;
+        Ok::<_, OpError>((root, peers, stored))
+    })
+    .await
+    .map_err(|e| OpError::Internal(format!("listing stopped: {e}")))??;
+    let (root, peers) = match looked {
+        (_, _, Some(listed)) => return Ok(listed),
+        (root, peers, None) => (root, peers),
+    };
+    let opts = FetchOptions {
+        peers,
+        pin: false,
+        manifest_only: true,
+        label: Some(format!("ls {root}")),
+        ..Default::default()
+    };
+    node.fetch(root, opts).await.map_err(OpError::Fetch)?;
+    let store = node.store().clone();
+    tokio::task::spawn_blocking(move || ops::files(&store, &root, true))
+        .await
+        .map_err(|e| OpError::Internal(format!("listing stopped: {e}")))??
+        .ok_or_else(|| OpError::Internal("the manifest fetched is not in the store".into()))
+}
 
 /// Lines queued for a slow client before the fetch waits for it.
 const LINES: usize = 64;
@@ -87,6 +119,16 @@ fn prepare(store: &crate::store::Store, req: FetchRequest) -> Result<Prepared, O
         name: req.name.clone(),
         channel: req.channel.clone(),
     };
+    let paths = crate::content::Selection::new(&req.paths)
+        .map_err(|e| OpError::Fetch(crate::node::FetchError::Select(e)))?;
+    if !paths.is_all() {
+        if req.keep || req.output.is_none() {
+            return Err(OpError::Fetch(crate::node::FetchError::PinSubset));
+        }
+        if req.delete {
+            return Err(OpError::Export(crate::store::ExportError::DeleteSubset));
+        }
+    }
     let (root, release) = ops::resolve_target(store, &req.target, &req.trust, &want, unix_now())?;
     let mut opts = FetchOptions {
         peers,
@@ -97,6 +139,7 @@ fn prepare(store: &crate::store::Store, req: FetchRequest) -> Result<Prepared, O
             .map(|c| c.clone().into_bytes())
             .collect(),
         pin: req.keep || req.output.is_none(),
+        paths,
         ..Default::default()
     };
     if let Some(n) = req.max_peers {
@@ -186,11 +229,14 @@ async fn finish(
     let target = match req.output.clone() {
         Some(out) => {
             let (store, force, keep) = (node.store().clone(), req.force, req.keep);
+            let opts_paths = crate::content::Selection::new(&req.paths)
+                .map_err(|e| OpError::Export(crate::store::ExportError::Select(e)))?;
             let opts = ExportOptions {
                 force,
                 progress: None,
                 release: !keep,
                 delete: req.delete,
+                paths: opts_paths,
             };
             let done = tokio::task::spawn_blocking(move || store.export(&root, &out, &opts))
                 .await

@@ -38,6 +38,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 pub use self::client::{Client, ClientError};
+pub use self::fetch::list_files;
 pub use self::ops::OpError;
 pub use self::server::{
     ApiConfig, ApiServer, Describe, MIN_TOKEN_LEN, Reload, SERVED_LOG_EVERY, ServeError, TcpApi,
@@ -276,6 +277,44 @@ pub struct CatRequest {
     /// The file's path in the root; none for a root of one file.
     #[serde(default)]
     pub path: Option<String>,
+}
+
+/// `POST /v1/files`: the files of a root or release, its manifest fetched
+/// if it is not stored (from `peers`, a ticket's peers, and the node's DHT).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FilesRequest {
+    /// A root (hex, a prefix, a pin's name), a token or a ticket.
+    pub target: String,
+    /// Peers to fetch the manifest from, `HOST:PORT` or `NODEID@HOST:PORT`.
+    #[serde(default)]
+    pub peers: Vec<String>,
+}
+
+/// A file of a root, as `swarm ls TARGET` lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileRow {
+    /// Its path in the root.
+    pub path: String,
+    /// Bytes.
+    pub size: u64,
+    /// Permission bits, as octal text (`"644"`).
+    pub mode: String,
+    /// Its BLAKE3 hash, in hex.
+    pub hash: String,
+}
+
+/// `POST /v1/files`'s reply.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FilesReply {
+    /// The root, in hex.
+    pub root: String,
+    /// Bytes of all the files.
+    pub size: u64,
+    /// The files, by path.
+    pub files: Vec<FileRow>,
+    /// Whether the manifest was fetched for this (it was not stored).
+    pub fetched: bool,
 }
 
 /// The header that carries the size of the file `POST /v1/cat` streams.
@@ -728,6 +767,11 @@ pub struct FetchRequest {
     /// Most peers at once.
     #[serde(default)]
     pub max_peers: Option<u64>,
+    /// Only the files these glob patterns select
+    /// ([`crate::content::Selection`]); none: all. Needs `output`, and
+    /// neither `keep` nor `delete`.
+    #[serde(default)]
+    pub paths: Vec<String>,
 }
 
 /// One line of a fetch's reply stream (`application/x-ndjson`).
@@ -868,6 +912,15 @@ pub struct Timings {
     pub first_data: Option<f64>,
 }
 
+/// The part of a root a fetch took ([`FetchRequest::paths`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Chosen {
+    /// Number of files.
+    pub files: u64,
+    /// Their bytes.
+    pub size: u64,
+}
+
 /// What a fetch did: the object `swarm fetch --json` prints.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FetchReply {
@@ -881,6 +934,9 @@ pub struct FetchReply {
     pub size: u64,
     /// Bytes received in this fetch.
     pub received: u64,
+    /// Files fetched and their bytes, when only some were chosen.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chosen: Option<Chosen>,
     /// Seconds the fetch took.
     pub seconds: f64,
     /// Node ids of the peers that sent data.
@@ -952,6 +1008,10 @@ impl FetchReply {
             files: fetched.files,
             size: fetched.size,
             received: fetched.received,
+            chosen: (fetched.chosen_files != fetched.files).then_some(Chosen {
+                files: fetched.chosen_files,
+                size: fetched.chosen_size,
+            }),
             seconds,
             peers: fetched.peers.iter().map(|p| p.to_string()).collect(),
             sources: fetched

@@ -5,10 +5,10 @@
 use std::path::Path;
 
 use super::{
-    AddReply, AddRequest, CheckProblem, CheckReply, ExportReply, ExportRequest, GcReply, GcRequest,
-    MirrorReply, MirrorRequest, PartialEntry, PartialsReply, PinEntry, PinsReply, PublishReply,
-    PublishRequest, RmReply, RmRequest, TrustAddRequest, TrustRmReply, TrustRmRequest, TrustedKey,
-    TrustedReply, VerifyReply, VerifyRequest,
+    AddReply, AddRequest, CheckProblem, CheckReply, ExportReply, ExportRequest, FilesReply,
+    GcReply, GcRequest, MirrorReply, MirrorRequest, PartialEntry, PartialsReply, PinEntry,
+    PinsReply, PublishReply, PublishRequest, RmReply, RmRequest, TrustAddRequest, TrustRmReply,
+    TrustRmRequest, TrustedKey, TrustedReply, VerifyReply, VerifyRequest,
 };
 use crate::content::{Hash, ParseHashError};
 use crate::release::{PublicKey, ReleaseError};
@@ -322,6 +322,62 @@ pub fn policy(
     Ok(store.policy(p)?)
 }
 
+/// What `swarm ls TARGET` lists of: the root, and peers a ticket names.
+pub fn files_target(
+    store: &Store,
+    req: &super::FilesRequest,
+) -> Result<(Hash, Vec<crate::net::PeerAddr>), OpError> {
+    let mut peers = req
+        .peers
+        .iter()
+        .map(|p| {
+            p.parse::<crate::net::PeerAddr>()
+                .map_err(|e| OpError::BadSource(e.to_string()))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let t = req.target.trim();
+    // A listing is not a fetch: a release's signature is checked (by
+    // decoding it), its trust is not; every byte of the manifest is still
+    // verified against the root.
+    let root = if crate::ticket::is_ticket(t) {
+        let ticket: crate::ticket::Ticket = t
+            .parse()
+            .map_err(|e| OpError::BadToken(ReleaseError::Ticket(Box::new(e))))?;
+        peers.extend(ticket.peer_addrs());
+        ticket.root()
+    } else {
+        match root_or_release(store, t)? {
+            RootOr::Root(r) => r,
+            RootOr::Release(s) => s.release().root,
+        }
+    };
+    Ok((root, peers))
+}
+
+/// The files of `root` if its manifest is stored; `None` if it is not.
+pub fn files(store: &Store, root: &Hash, fetched: bool) -> Result<Option<FilesReply>, OpError> {
+    let manifest = match store.manifest(root) {
+        Ok(m) => m,
+        Err(ReadError::Unknown(_) | ReadError::Incomplete(_)) => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    Ok(Some(FilesReply {
+        root: root.to_hex(),
+        size: manifest.total_size(),
+        files: manifest
+            .entries()
+            .iter()
+            .map(|e| super::FileRow {
+                path: e.path.clone(),
+                size: e.size,
+                mode: format!("{:o}", e.mode),
+                hash: e.hash.to_hex(),
+            })
+            .collect(),
+        fetched,
+    }))
+}
+
 /// What a target names: a root, or a signed release still to be checked.
 enum RootOr {
     Root(Hash),
@@ -417,6 +473,7 @@ pub fn export(
         progress,
         release: false,
         delete: req.delete,
+        paths: Default::default(),
     };
     let done = store.export(&r, &req.output, &opts)?;
     Ok(ExportReply {

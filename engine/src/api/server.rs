@@ -644,6 +644,7 @@ const ROUTES: &[(Method, &str)] = &[
     (Method::POST, "/v1/gc"),
     (Method::GET, "/v1/partials"),
     (Method::POST, "/v1/cat"),
+    (Method::POST, "/v1/files"),
     (Method::POST, "/v1/check"),
     (Method::GET, "/v1/trust"),
     (Method::POST, "/v1/trust/add"),
@@ -709,6 +710,13 @@ async fn route(state: &Arc<State>, req: Request<Incoming>) -> Reply {
         "/v1/partials" => blocking(state, move || ops::partials(&store)).await,
         "/v1/cat" => match parse(&body) {
             Ok(req) => cat(state, store, req).await,
+            Err(r) => *r,
+        },
+        "/v1/files" => match parse::<super::FilesRequest>(&body) {
+            Ok(req) => match super::list_files(&state.node, &req).await {
+                Ok(r) => json(StatusCode::OK, &r),
+                Err(e) => op_error(state, &e),
+            },
             Err(r) => *r,
         },
         "/v1/check" => blocking(state, move || ops::check(&store)).await,

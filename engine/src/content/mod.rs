@@ -9,6 +9,7 @@ mod groups;
 mod hash;
 pub mod manifest;
 mod received;
+mod select;
 
 use std::io;
 
@@ -19,6 +20,7 @@ pub use self::groups::GroupSet;
 pub use self::hash::{Hash, ParseHashError};
 pub use self::manifest::{Entry, Manifest, ManifestError};
 pub use self::received::{Decoded, decode_chunks};
+pub use self::select::{SelectError, Selection};
 
 /// log2 of the number of 1 KiB BLAKE3 chunks in a chunk group.
 ///

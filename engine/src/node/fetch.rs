@@ -96,12 +96,21 @@ pub(super) async fn fetch(
     let mut mirror_urls = opts.mirrors.clone();
     mirror_urls.dedup();
     let mut found = found;
+    if opts.pin && (!opts.paths.is_all() || opts.manifest_only) {
+        return Err(FetchError::PinSubset);
+    }
     // Everything stored already: nothing to fetch, and no source needed.
     let (store, pin) = (endpoint.store().clone(), opts.pin);
-    if let Some(done) = blocking(move || already_stored(&store, root, pin)).await? {
+    let chosen = if opts.manifest_only {
+        None
+    } else {
+        Some(opts.paths.clone())
+    };
+    if let Some(done) = blocking(move || already_stored(&store, root, pin, chosen.as_ref())).await?
+    {
         progress(FetchProgress::Manifest {
-            total: done.size,
-            present: done.size,
+            total: done.chosen_size,
+            present: done.chosen_size,
         });
         return Ok(Fetched {
             timings: FetchTimings {
@@ -300,9 +309,18 @@ pub(super) async fn fetch(
     .await?;
     timings.manifest = Some(began.elapsed());
 
-    // Distinct blobs and their sizes (the manifest is verified, so its sizes are the truth).
+    // Distinct blobs of the files chosen, and their sizes (the manifest is
+    // verified, so its sizes are the truth).
+    let chosen = match opts.manifest_only {
+        true => Vec::new(),
+        false => opts.paths.entries(&manifest)?,
+    };
+    let (chosen_files, chosen_size) = (
+        chosen.len() as u64,
+        chosen.iter().map(|e| e.size).sum::<u64>(),
+    );
     let mut sizes: BTreeMap<Hash, u64> = BTreeMap::new();
-    for e in manifest.entries() {
+    for e in chosen {
         sizes.insert(e.hash, e.size);
     }
     let blobs: Vec<(Hash, u64)> = sizes.into_iter().collect();
@@ -333,7 +351,7 @@ pub(super) async fn fetch(
         .map(|p| (p.present.count() * GROUP_SIZE).min(p.size))
         .sum();
     progress(FetchProgress::Manifest {
-        total: manifest.total_size(),
+        total: chosen_size,
         present,
     });
 
@@ -395,6 +413,8 @@ pub(super) async fn fetch(
         root,
         size: manifest.total_size(),
         files: manifest.entries().len() as u64,
+        chosen_files,
+        chosen_size,
         received: run.received.load(Ordering::Relaxed),
         peers: sources.iter().map(|s| s.id).collect(),
         sources,
@@ -410,17 +430,23 @@ pub(super) async fn fetch(
 }
 
 /// The fetch of `root` when the store holds its manifest and every blob
-/// of it complete (pinned, if `pin`); `None` when anything is missing.
+/// of the files chosen complete (pinned, if `pin`); `None` when anything
+/// is missing. `chosen`: `None` for the manifest only.
 fn already_stored(
     store: &crate::store::Store,
     root: Hash,
     pin: bool,
-) -> Result<Option<Fetched>, StoreError> {
+    chosen: Option<&crate::content::Selection>,
+) -> Result<Option<Fetched>, FetchError> {
     // A manifest that cannot be read is fetched again, like a missing one.
     let Ok(manifest) = store.manifest(&root) else {
         return Ok(None);
     };
-    for e in manifest.entries() {
+    let entries = match chosen {
+        Some(sel) => sel.entries(&manifest)?,
+        None => Vec::new(),
+    };
+    for e in &entries {
         match store.blob_info(&e.hash)? {
             Some(info) if info.partial.is_none() => {}
             _ => return Ok(None),
@@ -429,7 +455,7 @@ fn already_stored(
     // Complete by the records: the bytes on disk must agree (what this
     // process verified already is not read again). Damage found here is
     // dropped from the record, and the usual fetch gets it again.
-    for e in manifest.entries() {
+    for e in &entries {
         if !store.reverify(&e.hash, false)?.dropped.is_empty() {
             return Ok(None);
         }
@@ -449,6 +475,8 @@ fn already_stored(
         root,
         size: manifest.total_size(),
         files: manifest.entries().len() as u64,
+        chosen_files: entries.len() as u64,
+        chosen_size: entries.iter().map(|e| e.size).sum(),
         received: 0,
         peers: Vec::new(),
         sources: Vec::new(),
@@ -1216,11 +1244,16 @@ impl Run {
                 metrics::verify_failure(SourceKind::Peer, m.kind());
             }
         }
-        let addr = self.peers.get(peer).map(Peer::addr);
+        // Its connection gone (a restart, say), not stalled or lying.
+        let closed = self
+            .peers
+            .get(peer)
+            .filter(|p| p.is_closed())
+            .map(Peer::addr);
         forget(swarm, flights, Src::Peer(*peer), bad);
-        // A named peer whose connection went (not one that sent bad
-        // data): the picker says when to dial it again.
-        if !bad && let Some(named) = self.named.iter().find(|n| Some(n.addr) == addr) {
+        // A named peer whose connection closed, and that sent no bad
+        // data: the picker says when to dial it again.
+        if !bad && let Some(named) = self.named.iter().find(|n| Some(n.addr) == closed) {
             self.lost.insert(*peer, named.clone());
             swarm.peer_lost(&Src::Peer(*peer), self.t0.elapsed());
         }

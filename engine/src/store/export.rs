@@ -46,6 +46,9 @@ pub struct ExportOptions {
     /// (as `rsync --delete`), so that they match it exactly. Without it,
     /// such files stay and are listed in [`Exported::extra`].
     pub delete: bool,
+    /// Only these files of the root; the default writes all. Not with
+    /// `delete`: what a subset leaves out is not extra.
+    pub paths: crate::content::Selection,
 }
 
 impl std::fmt::Debug for ExportOptions {
@@ -136,6 +139,15 @@ pub enum ExportError {
         /// Its blob.
         hash: Hash,
     },
+    /// The files chosen cannot be.
+    #[error(transparent)]
+    Select(#[from] crate::content::SelectError),
+    /// `delete` with only some files chosen.
+    #[error(
+        "removing what the root does not list works on a whole root, not on some of its files; \
+         leave out one of the two"
+    )]
+    DeleteSubset,
     /// Writing the destination failed.
     #[error("{path}")]
     Write {
@@ -192,7 +204,11 @@ impl Store {
                     .unwrap_or_else(|e| e.into_inner())
             });
             self.refuse_inside(out)?;
+            if opts.delete && !opts.paths.is_all() {
+                return Err(ExportError::DeleteSubset);
+            }
             let manifest = self.manifest(root)?;
+            let chosen = opts.paths.entries(&manifest)?;
             let writing = self.being_written();
             let unpinned = if opts.release {
                 self.unreferenced(std::iter::once(*root).chain(manifest.blobs()))
@@ -200,14 +216,13 @@ impl Store {
             } else {
                 Default::default()
             };
-            let last_use: std::collections::HashMap<Hash, usize> = manifest
-                .entries()
+            let last_use: std::collections::HashMap<Hash, usize> = chosen
                 .iter()
                 .enumerate()
                 .map(|(i, e)| (e.hash, i))
                 .collect();
-            let mut entries = Vec::with_capacity(manifest.entries().len());
-            for e in manifest.entries() {
+            let mut entries = Vec::with_capacity(chosen.len());
+            for &e in &chosen {
                 let entry = self
                     .entry(&e.hash)
                     .map_err(ReadError::from)?
@@ -220,7 +235,7 @@ impl Store {
                     f(p)
                 }
             };
-            progress(Progress::Total(manifest.total_size()));
+            progress(Progress::Total(chosen.iter().map(|e| e.size).sum()));
             let single = match manifest.entries() {
                 [e] => !e.path.contains('/') && !out.is_dir(),
                 _ => false,

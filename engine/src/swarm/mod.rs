@@ -772,8 +772,10 @@ impl<P: Copy + Ord + fmt::Debug> Swarm<P> {
         if self.banned.contains(&key) || self.index.contains_key(&key) {
             return false;
         }
-        // Back: no more dials.
-        self.redial.remove(&key);
+        // Back: no more dials, until it delivers or is lost again.
+        if let Some(r) = self.redial.get_mut(&key) {
+            r.back = true;
+        }
         let state = PeerState {
             key,
             has: Bits::new(self.pieces.len()),
@@ -1590,8 +1592,9 @@ impl<P: Copy + Ord + fmt::Debug> Swarm<P> {
     /// ```
     pub fn piece_done(&mut self, key: &P, piece: PieceId, now: Duration) -> Vec<P> {
         self.generation += 1;
-        // Delivering ends a run of slow requests.
+        // Delivering ends a run of slow requests, and a lost peer's clock.
         self.slow.remove(key);
+        self.redial.remove(key);
         let Some(&slot) = self.index.get(key) else {
             // Delivered by a peer since removed: still a good piece.
             return self.complete(piece, None);

@@ -24,6 +24,10 @@ pub(super) struct Redial {
     pause: Duration,
     /// When to dial next; `None` while a dial is on the way.
     next: Option<Duration>,
+    /// Connected again, but nothing delivered since: lost again, it is
+    /// dialed on the clock of its first loss, so a peer that comes back
+    /// only to fail is not dialed for ever.
+    pub(super) back: bool,
 }
 
 impl<P: Copy + Ord + std::fmt::Debug> Swarm<P> {
@@ -72,7 +76,8 @@ impl<P: Copy + Ord + std::fmt::Debug> Swarm<P> {
     /// it, after [`super::Config::redial_first`] and then twice as long
     /// after each failed dial (up to [`super::Config::redial_max`]), until
     /// it is back ([`Self::add_peer`]) or a stall timeout has passed since
-    /// it was lost. A banned peer is never dialed again.
+    /// it was first lost (the clock restarts only once it has delivered a
+    /// piece since). A banned peer is never dialed again.
     ///
     /// ```
     /// use std::time::Duration;
@@ -100,12 +105,20 @@ impl<P: Copy + Ord + std::fmt::Debug> Swarm<P> {
         if self.banned.contains(key) {
             return;
         }
-        let first = self.config.redial_first;
-        self.redial.entry(*key).or_insert(Redial {
-            lost: now,
-            pause: first,
-            next: Some(now + first),
-        });
+        let (first, max) = (self.config.redial_first, self.config.redial_max);
+        self.redial
+            .entry(*key)
+            .and_modify(|r| {
+                r.back = false;
+                r.pause = (r.pause * 2).min(max);
+                r.next = Some(now + r.pause);
+            })
+            .or_insert(Redial {
+                lost: now,
+                pause: first,
+                next: Some(now + first),
+                back: false,
+            });
     }
 
     /// A lost peer due to be dialed now, if any: the driver dials it, and
@@ -114,11 +127,11 @@ impl<P: Copy + Ord + std::fmt::Debug> Swarm<P> {
     pub fn poll_redial(&mut self, now: Duration) -> Option<P> {
         let stall = self.config.stall_timeout;
         self.redial
-            .retain(|_, r| r.next.is_none() || now.saturating_sub(r.lost) < stall);
+            .retain(|_, r| r.back || r.next.is_none() || now.saturating_sub(r.lost) < stall);
         let (key, r) = self
             .redial
             .iter_mut()
-            .find(|(_, r)| r.next.is_some_and(|t| t <= now))?;
+            .find(|(_, r)| !r.back && r.next.is_some_and(|t| t <= now))?;
         r.next = None;
         Some(*key)
     }
@@ -127,7 +140,7 @@ impl<P: Copy + Ord + std::fmt::Debug> Swarm<P> {
     /// long, and none is due after a stall timeout since it was lost.
     pub fn redial_failed(&mut self, key: &P, now: Duration) {
         let (max, stall) = (self.config.redial_max, self.config.stall_timeout);
-        if let Some(r) = self.redial.get_mut(key) {
+        if let Some(r) = self.redial.get_mut(key).filter(|r| !r.back) {
             r.pause = (r.pause * 2).min(max);
             r.next = Some((now + r.pause).min(r.lost + stall));
         }
@@ -142,11 +155,15 @@ impl<P: Copy + Ord + std::fmt::Debug> Swarm<P> {
     /// Whether a lost peer is still being dialed: a download with no peer
     /// left is not over while one may come back.
     pub fn is_redialing(&self) -> bool {
-        !self.redial.is_empty()
+        self.redial.values().any(|r| !r.back)
     }
 
     fn next_redial(&self) -> Option<Duration> {
-        self.redial.values().filter_map(|r| r.next).min()
+        self.redial
+            .values()
+            .filter(|r| !r.back)
+            .filter_map(|r| r.next)
+            .min()
     }
 
     /// The peers this download gave up on since the last call (too many

@@ -992,4 +992,25 @@ fn a_lost_named_peer_is_dialed_again_with_backoff_until_the_stall_timeout() {
     assert!(swarm.add_peer(3));
     assert!(!swarm.is_redialing());
     assert_eq!(swarm.poll_timeout(), None);
+
+    // Back, then lost again before delivering anything: dialed on the
+    // clock of its first loss, so given up 30 s after it.
+    swarm.peer_lost(&3, Duration::from_secs(29));
+    let due = swarm.poll_timeout().expect("dialed again");
+    assert_eq!(swarm.poll_redial(due), Some(3));
+    swarm.redial_failed(&3, due);
+    let last = swarm.poll_timeout().expect("a last dial");
+    assert_eq!(last, Duration::from_secs(30));
+    assert_eq!(swarm.poll_redial(last), None);
+    assert!(!swarm.is_redialing());
+
+    // One that delivers after it is back starts afresh when lost later.
+    swarm.add_peer(4u32);
+    swarm.peer_lost(&4, Duration::ZERO);
+    assert_eq!(swarm.poll_redial(Duration::from_millis(250)), Some(4));
+    assert!(swarm.add_peer(4));
+    let r = swarm.poll_requests(&4, Duration::from_secs(1));
+    swarm.piece_done(&4, r[0].piece, Duration::from_secs(40));
+    swarm.peer_lost(&4, Duration::from_secs(40));
+    assert_eq!(swarm.poll_redial(Duration::from_millis(40_250)), Some(4));
 }

@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use super::DEFAULT_MAX_PEERS;
-use crate::content::{Hash, manifest};
+use crate::content::{Hash, SelectError, Selection, manifest};
 use crate::mirror::{MirrorError, MirrorUrl};
 use crate::net::{ConnectError, NodeId, PeerAddr, RequestError};
 use crate::node::ProgressFn;
@@ -37,6 +37,12 @@ pub struct FetchOptions {
     /// What the fetch is for, shown where [`crate::node::Node::fetches`]
     /// lists it (the follow loop gives its seed entry).
     pub label: Option<String>,
+    /// Only these files of the root ([`Selection`]); the default takes
+    /// all. A subset is never pinned: with anything but all, `pin` must be
+    /// false.
+    pub paths: Selection,
+    /// Fetch the manifest and nothing else: to see what a root holds.
+    pub manifest_only: bool,
 }
 
 impl Default for FetchOptions {
@@ -50,6 +56,8 @@ impl Default for FetchOptions {
             mirrors: Vec::new(),
             mirror_roots: Vec::new(),
             label: None,
+            paths: Selection::all(),
+            manifest_only: false,
         }
     }
 }
@@ -143,6 +151,11 @@ pub struct Fetched {
     pub size: u64,
     /// Number of files.
     pub files: u64,
+    /// Files fetched: all of them, unless [`FetchOptions::paths`] chose
+    /// some (none for [`FetchOptions::manifest_only`]).
+    pub chosen_files: u64,
+    /// Bytes of the files fetched.
+    pub chosen_size: u64,
     /// Bytes received from the network (Bao data, including tree nodes).
     pub received: u64,
     /// Peers data came from.
@@ -199,6 +212,16 @@ pub enum FetchError {
         "no sources to fetch from: no peers or mirrors were given, and none was found on the DHT"
     )]
     NoneFound,
+    /// The files chosen cannot be: a pattern that is not one, none that
+    /// matches, or a subset asked to be pinned.
+    #[error(transparent)]
+    Select(#[from] SelectError),
+    /// A subset of a root to be pinned.
+    #[error(
+        "only part of the root was asked for, and a part is not pinned (a pin keeps a whole root); \
+         fetch it all to keep it"
+    )]
+    PinSubset,
     /// No peer could be reached.
     #[error("no peer could be reached: {}", list(.0))]
     Unreachable(Vec<ConnectError>),

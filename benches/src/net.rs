@@ -83,6 +83,8 @@ Build first: cargo build --release -p swarm-cli -p swarm-benches";
 const OURS_OVER_RQBIT: f64 = 1.5;
 const SENDME_OVER_OURS: f64 = 2.0;
 const REFETCHED_FRACTION: f64 = 0.05;
+/// Issue #17's bar: `swarm fetch TICKET` from `swarm share` within 1.1x of `fetch --peer`.
+const TICKET_OVER_PEER: f64 = 1.1;
 
 fn main() -> Result<()> {
     let args: Vec<String> = env::args().skip(1).collect();
@@ -215,6 +217,7 @@ struct Run {
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Who {
     OursExport,
+    OursTicket,
     OursKeep,
     OursStore,
     Sendme,
@@ -226,13 +229,17 @@ enum Who {
 impl Who {
     /// Ours: the three ways of `swarm fetch`, each measured with both binaries in an A/B.
     fn is_ours(self) -> bool {
-        matches!(self, Who::OursExport | Who::OursKeep | Who::OursStore)
+        matches!(
+            self,
+            Who::OursExport | Who::OursTicket | Who::OursKeep | Who::OursStore
+        )
     }
 
     /// The short name the A/B section uses.
     fn short(self) -> &'static str {
         match self {
             Who::OursExport => "fetch -o DIR",
+            Who::OursTicket => "fetch TICKET -o DIR",
             Who::OursKeep => "fetch --keep -o DIR",
             Who::OursStore => "fetch --no-export",
             _ => self.label(),
@@ -242,6 +249,7 @@ impl Who {
     fn label(self) -> &'static str {
         match self {
             Who::OursExport => "ours: swarm fetch -o DIR (hands the file over)",
+            Who::OursTicket => "ours: swarm share, then swarm fetch TICKET -o DIR",
             Who::OursKeep => "ours: swarm fetch --keep -o DIR (keeps, copies)",
             Who::OursStore => "ours: swarm fetch --no-export (store only)",
             Who::Sendme => "sendme receive (store + export)",
@@ -423,7 +431,12 @@ fn measure_all(
     sendme: &mut Option<Sendme>,
     rqbit: &mut Option<Rqbit>,
 ) -> Result<Measurements> {
-    let mut who = vec![Who::OursExport, Who::OursKeep, Who::OursStore];
+    let mut who = vec![
+        Who::OursExport,
+        Who::OursTicket,
+        Who::OursKeep,
+        Who::OursStore,
+    ];
     if sendme.is_some() {
         who.push(Who::Sendme);
     }
@@ -453,6 +466,7 @@ fn measure_all(
                     let mode = match w {
                         Who::OursExport => ours::Mode::HandOver,
                         Who::OursKeep => ours::Mode::Keep,
+                        Who::OursTicket => ours::Mode::Ticket,
                         _ => ours::Mode::Store,
                     };
                     let r = ours::fetch(ctx, rep, mode, side);
@@ -469,7 +483,7 @@ fn measure_all(
                 continue;
             }
             let r = match w {
-                Who::OursExport | Who::OursKeep | Who::OursStore => continue,
+                Who::OursExport | Who::OursTicket | Who::OursKeep | Who::OursStore => continue,
                 Who::Sendme => match sendme.as_mut() {
                     Some(a) => a.receive(ctx, rep),
                     None => continue,
@@ -616,6 +630,7 @@ fn report(
     t.area("transfer");
     for (w, found) in [
         (Who::OursExport, None),
+        (Who::OursTicket, None),
         (Who::OursKeep, None),
         (Who::OursStore, None),
         (Who::Sendme, Some(&ctx.s.more.sendme)),
@@ -634,6 +649,12 @@ fn report(
     let at_most = Bar::AtMost(OURS_OVER_RQBIT);
     let at_least = Bar::AtLeast(SENDME_OVER_OURS);
     t.ratio("ours (-o DIR) / rqbit", ratio(export, rqbit), at_most);
+    // Issue #17: the ticket alone, from `swarm share`, against `--peer` to a node.
+    t.ratio(
+        "fetch TICKET (swarm share) / fetch --peer (swarm node)",
+        ratio(med(Who::OursTicket), export),
+        Bar::AtMost(TICKET_OVER_PEER),
+    );
     t.ratio("ours (--no-export) / rqbit", ratio(store, rqbit), at_most);
     t.ratio("sendme / ours (-o DIR)", ratio(sendme, export), at_least);
     t.ratio(
@@ -791,7 +812,12 @@ fn report_ab(t: &mut Table, ctx: &Ctx, m: &Measurements) {
         }
     };
     t.area("A/B");
-    for w in [Who::OursExport, Who::OursKeep, Who::OursStore] {
+    for w in [
+        Who::OursExport,
+        Who::OursTicket,
+        Who::OursKeep,
+        Who::OursStore,
+    ] {
         let (new, base) = (secs(&m.runs, w), secs(&m.base_runs, w));
         t.time(
             &format!("{}, new", w.short()),

@@ -152,6 +152,18 @@ fn fetch_manifest(
     req: &api::FilesRequest,
     dht: Option<swarm_engine::discovery::DhtConfig>,
 ) -> Result<api::FilesReply> {
+    with_node(store, dht, async |node| {
+        Ok(api::list_files(node, req).await?)
+    })
+}
+
+/// `f` with a node of this process on `store` (on the DHT, if given),
+/// shut down after: for a store command that fetches a little.
+fn with_node<T>(
+    store: &swarm_engine::store::Store,
+    dht: Option<swarm_engine::discovery::DhtConfig>,
+    f: impl AsyncFnOnce(&swarm_engine::node::Node) -> Result<T>,
+) -> Result<T> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -160,11 +172,17 @@ fn fetch_manifest(
         let config = crate::net::endpoint_config(&crate::args::Limits::default());
         let mut node = swarm_engine::node::Node::spawn(store.clone(), config).await?;
         if let Some(cfg) = &dht {
-            node = node.with_dht(crate::dht::join(cfg).await?);
+            match crate::dht::join(cfg).await {
+                Ok(d) => node = node.with_dht(d),
+                Err(e) => {
+                    node.shutdown().await;
+                    return Err(e);
+                }
+            }
         }
-        let listed = api::list_files(&node, req).await;
+        let r = f(&node).await;
         node.shutdown().await;
-        Ok::<_, anyhow::Error>(listed?)
+        r
     })
 }
 
@@ -657,36 +675,25 @@ fn fetch_file(
     path: Option<&str>,
     peers: Vec<swarm_engine::net::PeerAddr>,
 ) -> Result<()> {
-    use swarm_engine::node::{FetchOptions, Node};
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
-    rt.block_on(async {
-        let config = crate::net::endpoint_config(&crate::args::Limits::default());
-        let node = Node::spawn(s.clone(), config).await?;
-        let got = async {
-            let manifest = FetchOptions {
-                peers: peers.clone(),
-                pin: false,
-                manifest_only: true,
-                ..Default::default()
-            };
-            node.fetch(root, manifest).await?;
-            // The path is checked against the manifest before any data.
-            let entry = s.file_entry(&root, path)?;
-            let file = FetchOptions {
-                peers,
-                pin: false,
-                paths: swarm_engine::content::Selection::exact(&entry.path),
-                ..Default::default()
-            };
-            node.fetch(root, file).await?;
-            Ok::<_, anyhow::Error>(())
-        }
-        .await;
-        node.shutdown().await;
-        got
+    use swarm_engine::node::FetchOptions;
+    with_node(s, None, async |node| {
+        let manifest = FetchOptions {
+            peers: peers.clone(),
+            pin: false,
+            manifest_only: true,
+            ..Default::default()
+        };
+        node.fetch(root, manifest).await?;
+        // The path is checked against the manifest before any data.
+        let entry = s.file_entry(&root, path)?;
+        let file = FetchOptions {
+            peers,
+            pin: false,
+            paths: swarm_engine::content::Selection::exact(&entry.path),
+            ..Default::default()
+        };
+        node.fetch(root, file).await?;
+        Ok(())
     })
 }
 

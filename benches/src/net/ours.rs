@@ -57,6 +57,27 @@ impl Node {
         })
     }
 
+    /// `swarm share INPUT` on the prepared store (the file is added again, which finds it
+    /// stored, then served): `addr` is then the ticket it printed.
+    fn share(ctx: &Ctx, bin: &Bin) -> Result<Self> {
+        let mut cmd = ctx.net.command(&bin.swarm);
+        cmd.arg("--store")
+            .arg(&bin.seed_store)
+            .arg("share")
+            .arg(&ctx.input)
+            .args(["--listen", "127.0.0.1:0"]);
+        let mut proc = Proc::spawn(&mut cmd, false)?;
+        let ticket = proc.wait_for(ctx.s.timeout, |l| {
+            l.trim().starts_with("swt1").then(|| l.trim().to_owned())
+        })?;
+        let cpu_at_start = proc.cpu_secs();
+        Ok(Node {
+            proc,
+            addr: ticket,
+            cpu_at_start,
+        })
+    }
+
     /// Reads the node's peak RSS and CPU time, then stops it (SIGTERM; SIGKILL if it hangs).
     fn stop(mut self) -> NodeUse {
         let kib = self.proc.vm_hwm_kib();
@@ -81,6 +102,8 @@ pub(crate) enum Mode {
     Keep,
     /// `--no-export`: into the store only.
     Store,
+    /// `-o DIR` from `swarm share`, given only its ticket.
+    Ticket,
 }
 
 fn fetch_cmd(
@@ -92,9 +115,12 @@ fn fetch_cmd(
     out: Option<&Path>,
 ) -> Command {
     let mut cmd = ctx.net.command(swarm);
-    cmd.arg("--store")
-        .arg(store)
-        .args(["--json", "fetch", &ctx.root, "--peer", peer]);
+    cmd.arg("--store").arg(store).args(["--json", "fetch"]);
+    match mode {
+        // `peer` is the ticket: all it takes.
+        Mode::Ticket => cmd.arg(peer),
+        _ => cmd.args([ctx.root.as_str(), "--peer", peer]),
+    };
     if mode == Mode::Keep {
         cmd.arg("--keep");
     }
@@ -151,11 +177,14 @@ fn last_json(stdout: &str) -> Result<Value> {
 /// `side` binary.
 pub(crate) fn fetch(ctx: &mut Ctx, rep: usize, mode: Mode, side: Side) -> Result<Run> {
     let bin = ctx.bin(side)?;
-    let node = Node::start(ctx, bin)?;
+    let node = match mode {
+        Mode::Ticket => Node::share(ctx, bin)?,
+        _ => Node::start(ctx, bin)?,
+    };
     let swarm = bin.swarm.clone();
     let store = ctx.fresh_path("ours-store");
     let out = match mode {
-        Mode::HandOver | Mode::Keep => Some(ctx.fresh_dir("ours-out")?),
+        Mode::HandOver | Mode::Keep | Mode::Ticket => Some(ctx.fresh_dir("ours-out")?),
         Mode::Store => None,
     };
     let mut cmd = fetch_cmd(ctx, &swarm, &store, &node.addr, mode, out.as_deref());

@@ -5,6 +5,7 @@
 //! Pure logic, no I/O of its own: functions take readers and writers.
 //! See `wire-spec/content.md` for the byte formats.
 
+pub mod delta;
 mod groups;
 mod hash;
 pub mod manifest;

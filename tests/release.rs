@@ -1081,3 +1081,111 @@ fn trust_add_ls_rm_round_trip() {
         json!({ "trusted": [] })
     );
 }
+
+/// Two builds of a program: the same bytes with small changes and a shift.
+fn program_builds(dir: &Path) -> (PathBuf, PathBuf) {
+    let old = pseudo_random(48 * 1024, 77).repeat(40);
+    let mut new = old.clone();
+    // New code (40 KB that no patch can find in the old build, so the
+    // patch is a blob file of its own), and addresses changed throughout.
+    new.splice(100_000..100_000, pseudo_random(40_000, 78));
+    for i in (0..new.len()).step_by(5_003) {
+        new[i] ^= 0x21;
+    }
+    let (a, b) = (dir.join("build-1/app"), dir.join("build-2/app"));
+    make_tree(
+        &a,
+        &[
+            ("bin/tool", old, 0o755),
+            ("README", b"same\n".to_vec(), 0o644),
+        ],
+    );
+    make_tree(
+        &b,
+        &[
+            ("bin/tool", new, 0o755),
+            ("README", b"same\n".to_vec(), 0o644),
+        ],
+    );
+    (a, b)
+}
+
+/// Issue 18: a release published with `--delta-from` lists a patch for
+/// the file that changed; a fetcher that keeps the earlier release fetches
+/// the patch instead of the file and ends byte-identical. With the patch
+/// damaged at the seeder, the fetch falls back to the whole file.
+#[test]
+fn a_release_with_a_patch_moves_a_tenth_and_a_damaged_patch_falls_back() {
+    let tmp = tempdir();
+    let key = keygen(tmp.path(), "publisher");
+    let (v1_dir, v2_dir) = program_builds(tmp.path());
+    let size = fs::metadata(v2_dir.join("bin/tool")).expect("stat").len();
+    let publisher = tmp.path().join("publisher");
+    let v1 = publish(&publisher, &v1_dir, &key, "app", "1.0.0", vec![]);
+    let v2 = publish(
+        &publisher,
+        &v2_dir,
+        &key,
+        "app",
+        "1.1.0",
+        args!["--delta-from", str_field(&v1, "root")],
+    );
+    let patches = v2["patches"].as_array().expect("patches");
+    assert_eq!(patches.len(), 1, "{v2}");
+    assert_eq!(str_field(&patches[0], "path"), "app/bin/tool", "{v2}");
+    let patch_bytes = u64_field(&patches[0], "bytes");
+    assert!(patch_bytes < size / 10, "{v2}");
+    let patch_hash = str_field(&patches[0], "patch").to_owned();
+    let node = Node::start(&publisher);
+    let trust = || args!["--trust", key.public, "--keep"];
+
+    // Keeping v1, v2 comes as its patch.
+    let a = tmp.path().join("fetcher-a");
+    fetch_ok(&a, &token(&v1), &node.addr, &tmp.path().join("a1"), trust());
+    let run = fetch(&a, &token(&v2), &node.addr, &tmp.path().join("a2"), trust());
+    assert!(run.success(), "{run}");
+    assert!(run.stderr.contains("1 file made by patches"), "{run}");
+    assert_same_tree(&v2_dir, &tmp.path().join("a2/app"));
+    let a2 = tmp.path().join("fetcher-a2");
+    let json_fetch = |t: &str| {
+        let a = args![
+            "--json",
+            "fetch",
+            t,
+            "--peer",
+            &node.addr,
+            "--trust",
+            key.public,
+            "--no-export"
+        ];
+        swarm_within(&a2, &a, PATIENCE)
+    };
+    let first = json_fetch(&token(&v1));
+    assert!(first.success(), "{first}");
+    let json_run = json_fetch(&token(&v2));
+    let v = json_run.json();
+    let received = u64_field(&v, "received");
+    assert!(received < size / 4, "received {received} of {size}: {v}");
+    assert_eq!(u64_field(&v["patched"], "files"), 1, "{v}");
+    assert_check_ok(&a2);
+
+    // The patch rots at the seeder: it stops serving it, and the fetch
+    // takes the whole file, byte-identical.
+    drop(node);
+    let data = data_files(&publisher)
+        .into_iter()
+        .find(|p| p.to_string_lossy().contains(&patch_hash))
+        .expect("the patch's data file");
+    let mut bytes = fs::read(&data).expect("read");
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0xff;
+    fs::write(&data, bytes).expect("write");
+    let node = Node::start(&publisher);
+    let b = tmp.path().join("fetcher-b");
+    fetch_ok(&b, &token(&v1), &node.addr, &tmp.path().join("b1"), trust());
+    let run = fetch(&b, &token(&v2), &node.addr, &tmp.path().join("b2"), trust());
+    assert!(run.success(), "{run}");
+    assert!(!run.stderr.contains("made by patches"), "{run}");
+    assert_same_tree(&v2_dir, &tmp.path().join("b2/app"));
+    assert_check_ok(&b);
+}

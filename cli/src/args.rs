@@ -342,6 +342,10 @@ pub(crate) enum Command {
         /// Refuse the release after this long: 30d, 12h, 90m, 3600s
         #[arg(long, value_name = "DURATION")]
         expires: Option<String>,
+        /// An earlier release stored here (root, prefix or pin name) to make
+        /// patches from, for each file that changed (repeatable, up to 8)
+        #[arg(long = "delta-from", value_name = "TARGET")]
+        delta_from: Vec<String>,
         #[command(flatten)]
         dht: DhtArgs,
     },

@@ -257,6 +257,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             version,
             channel,
             expires,
+            delta_from,
             dht: _,
         } => {
             let a = release::PublishArgs {
@@ -266,6 +267,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 version,
                 channel,
                 expires,
+                delta_from,
             };
             return release::publish(&On::open(&dir, false)?, a, json, dht_config(false, None));
         }

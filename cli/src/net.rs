@@ -689,6 +689,15 @@ fn report(fetched: &FetchReply, json: bool) {
             plural(m as u64)
         ),
     };
+    if let Some(p) = &fetched.patched {
+        eprintln!(
+            "{} file{} made by patches from the version stored here: {} moved instead of {}",
+            p.files,
+            plural(p.files),
+            bytes(p.patch_bytes),
+            bytes(p.file_bytes)
+        );
+    }
     if let Some(r) = &fetched.release {
         eprintln!(
             "release {} {} on {} (seq {}) by {}",

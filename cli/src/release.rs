@@ -135,6 +135,7 @@ pub(crate) struct PublishArgs {
     pub(crate) version: String,
     pub(crate) channel: String,
     pub(crate) expires: Option<String>,
+    pub(crate) delta_from: Vec<String>,
 }
 
 pub(crate) fn publish(
@@ -165,6 +166,7 @@ pub(crate) fn publish(
         channel: a.channel,
         created,
         expires,
+        delta_from: a.delta_from,
     };
     let r = match on {
         On::Store(store, _) => {
@@ -202,6 +204,16 @@ pub(crate) fn publish(
         plural(r.files),
         r.root
     );
+    for p in &r.patches {
+        eprintln!(
+            "patch for {} from {}…: {} instead of {} ({:.1} %)",
+            p.path,
+            &p.from[..12],
+            crate::bytes(p.bytes),
+            crate::bytes(p.file_bytes),
+            100.0 * p.bytes as f64 / p.file_bytes.max(1) as f64
+        );
+    }
     if matches!(on, On::Store(..)) {
         eprintln!(
             "the ticket names no peer, as no node runs on this store: serve it with `swarm node` \

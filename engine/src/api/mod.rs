@@ -435,6 +435,10 @@ pub struct PublishRequest {
     /// When it expires, Unix seconds.
     #[serde(default)]
     pub expires: Option<u64>,
+    /// Earlier releases to make patches from (roots, prefixes or pin
+    /// names of releases stored complete).
+    #[serde(default)]
+    pub delta_from: Vec<String>,
 }
 
 impl std::fmt::Debug for PublishRequest {
@@ -484,6 +488,24 @@ pub struct PublishReply {
     pub dht: bool,
     /// Why it was not, when a DHT was there to put it on.
     pub dht_error: Option<String>,
+    /// The patches made from earlier releases (`delta_from`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub patches: Vec<PatchMade>,
+}
+
+/// A patch made for a published release.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PatchMade {
+    /// The file it makes.
+    pub path: String,
+    /// The root of the release it patches from, in hex.
+    pub from: String,
+    /// The patch blob's hash, in hex.
+    pub patch: String,
+    /// Bytes of the patch.
+    pub bytes: u64,
+    /// Bytes of the file it makes.
+    pub file_bytes: u64,
 }
 
 /// `GET /v1/status`: what the node is and does.
@@ -912,6 +934,17 @@ pub struct Timings {
     pub first_data: Option<f64>,
 }
 
+/// Files a fetch made by patches ([`FetchReply::patched`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PatchedFiles {
+    /// Number of files.
+    pub files: u64,
+    /// Their bytes.
+    pub file_bytes: u64,
+    /// Bytes of the patches that made them.
+    pub patch_bytes: u64,
+}
+
 /// The part of a root a fetch took ([`FetchRequest::paths`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Chosen {
@@ -937,6 +970,10 @@ pub struct FetchReply {
     /// Files fetched and their bytes, when only some were chosen.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub chosen: Option<Chosen>,
+    /// Files made here by patches from earlier versions (issue 18): how
+    /// many, their bytes, and the patches' bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub patched: Option<PatchedFiles>,
     /// Seconds the fetch took.
     pub seconds: f64,
     /// Node ids of the peers that sent data.
@@ -1008,6 +1045,11 @@ impl FetchReply {
             files: fetched.files,
             size: fetched.size,
             received: fetched.received,
+            patched: (fetched.patched.files > 0).then_some(PatchedFiles {
+                files: fetched.patched.files,
+                file_bytes: fetched.patched.file_bytes,
+                patch_bytes: fetched.patched.patch_bytes,
+            }),
             chosen: (fetched.chosen_files != fetched.files).then_some(Chosen {
                 files: fetched.chosen_files,
                 size: fetched.chosen_size,

@@ -278,6 +278,11 @@ pub fn publish(store: &Store, req: &PublishRequest) -> Result<PublishDone, OpErr
         version,
         created: req.created,
         expires: req.expires,
+        delta_from: req
+            .delta_from
+            .iter()
+            .map(|t| find_root(store, t))
+            .collect::<Result<_, _>>()?,
     };
     let published = store.publish(&key, &req.paths, &opts)?;
     let r = published.release.release();
@@ -298,6 +303,17 @@ pub fn publish(store: &Store, req: &PublishRequest) -> Result<PublishDone, OpErr
         expires: r.expires,
         dht: false,
         dht_error: None,
+        patches: published
+            .patches
+            .iter()
+            .map(|p| super::PatchMade {
+                path: p.path.clone(),
+                from: p.from.to_hex(),
+                patch: p.patch.to_hex(),
+                bytes: p.size,
+                file_bytes: p.file_size,
+            })
+            .collect(),
     };
     Ok(PublishDone {
         reply,

@@ -38,7 +38,120 @@
 
 use std::io::{self, Read};
 
-use super::ReadAt;
+use super::manifest::Entry;
+use super::{Hash, ReadAt};
+
+/// The manifest extension tag of a file's patches (`wire-spec/content.md`
+/// §2.6).
+pub const PATCHES_TAG: u64 = 1;
+/// The format of §3.1, as the record names it.
+pub const FORMAT_BSDIFF4: u8 = 1;
+/// The most patches one file lists.
+pub const MAX_PATCHES: usize = 8;
+
+/// One patch a manifest lists for a file: applied to the file whose bytes
+/// hash to `base`, it makes the entry's file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PatchRef {
+    /// The patch format ([`FORMAT_BSDIFF4`]; others are skipped).
+    pub format: u8,
+    /// The root of the base file's bytes.
+    pub base: Hash,
+    /// The root of the patch blob.
+    pub patch: Hash,
+    /// The patch blob's size.
+    pub size: u64,
+}
+
+/// The bytes of a patches record (§2.6) listing `refs` (at most
+/// [`MAX_PATCHES`]; more are left out).
+pub fn encode_record(refs: &[PatchRef]) -> Vec<u8> {
+    let refs = &refs[..refs.len().min(MAX_PATCHES)];
+    let mut out = Vec::with_capacity(1 + refs.len() * 74);
+    out.push(refs.len() as u8);
+    for r in refs {
+        out.push(r.format);
+        out.extend_from_slice(r.base.as_bytes());
+        out.extend_from_slice(r.patch.as_bytes());
+        let mut v = r.size;
+        while v >= 0x80 {
+            out.push((v as u8) | 0x80);
+            v >>= 7;
+        }
+        out.push(v as u8);
+    }
+    out
+}
+
+/// The patches `e` lists, in the formats this build reads. A record that
+/// breaks the rules of §2.6 lists none: the file is fetched whole.
+///
+/// ```
+/// use swarm_engine::Hash;
+/// use swarm_engine::content::Entry;
+/// use swarm_engine::content::delta::{self, PatchRef};
+///
+/// let p = PatchRef {
+///     format: delta::FORMAT_BSDIFF4,
+///     base: Hash::of(b"v1"),
+///     patch: Hash::of(b"patch"),
+///     size: 300,
+/// };
+/// let e = Entry {
+///     path: "app".into(),
+///     size: 9,
+///     mode: 0o755,
+///     hash: Hash::of(b"v2 bytes!"),
+///     extensions: vec![(delta::PATCHES_TAG, delta::encode_record(&[p]))],
+/// };
+/// assert_eq!(delta::patches_of(&e), vec![p]);
+/// ```
+pub fn patches_of(e: &Entry) -> Vec<PatchRef> {
+    let Some((_, bytes)) = e.extensions.iter().find(|(t, _)| *t == PATCHES_TAG) else {
+        return Vec::new();
+    };
+    decode_record(bytes).unwrap_or_default()
+}
+
+fn decode_record(b: &[u8]) -> Option<Vec<PatchRef>> {
+    let (&count, mut rest) = b.split_first()?;
+    if count == 0 || count as usize > MAX_PATCHES {
+        return None;
+    }
+    let mut out = Vec::with_capacity(count as usize);
+    for _ in 0..count {
+        let (&format, r) = rest.split_first()?;
+        let base = Hash::from_bytes(r.get(..32)?.try_into().ok()?);
+        let patch = Hash::from_bytes(r.get(32..64)?.try_into().ok()?);
+        let mut r = &r[64..];
+        let (mut size, mut shift) = (0u64, 0u32);
+        loop {
+            let (&byte, more) = r.split_first()?;
+            r = more;
+            if shift > 35 {
+                return None;
+            }
+            size |= u64::from(byte & 0x7f) << shift;
+            shift += 7;
+            if byte & 0x80 == 0 {
+                break;
+            }
+        }
+        if size > super::MAX_BLOB_SIZE {
+            return None;
+        }
+        if format == FORMAT_BSDIFF4 {
+            out.push(PatchRef {
+                format,
+                base,
+                patch,
+                size,
+            });
+        }
+        rest = r;
+    }
+    rest.is_empty().then_some(out)
+}
 
 /// The first 8 bytes of a patch.
 pub const MAGIC: &[u8; 8] = b"BSDIFF40";

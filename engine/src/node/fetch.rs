@@ -27,7 +27,7 @@ mod types;
 use self::sources::{Mirrors, Peers, Tried, add_peer, fetch_manifest, spawn_found, spawn_pex};
 pub use self::types::{
     FetchError, FetchOptions, FetchProgress, FetchTimings, Fetched, MirrorProgress, MirrorSource,
-    PeerFailure, PeerProgress, Source,
+    Patched, PeerFailure, PeerProgress, Source,
 };
 
 /// Most peers one fetch uses by default (given, from the DHT, and by exchange).
@@ -319,41 +319,21 @@ pub(super) async fn fetch(
         chosen.len() as u64,
         chosen.iter().map(|e| e.size).sum::<u64>(),
     );
-    let mut sizes: BTreeMap<Hash, u64> = BTreeMap::new();
-    for e in chosen {
-        sizes.insert(e.hash, e.size);
-    }
-    let blobs: Vec<(Hash, u64)> = sizes.into_iter().collect();
-    let parts = {
-        let store = store.clone();
-        let blobs = blobs.clone();
-        blocking(move || -> Result<Vec<Part>, StoreError> {
-            blobs
-                .iter()
-                .map(|&(hash, size)| {
-                    if size == 0 {
-                        store.put_blob(&[])?;
-                    }
-                    let p = store.partial(hash, size)?;
-                    Ok(Part {
-                        hash,
-                        size,
-                        present: p.present(),
-                        blob: (!p.is_complete()).then(|| Arc::new(Mutex::new(p))),
-                    })
-                })
-                .collect()
-        })
-        .await?
+    let chosen: Vec<crate::content::Entry> = chosen.into_iter().cloned().collect();
+    // Files a patch makes from a base stored here: their patches first (a
+    // tenth of the bytes, typically), made into the files and checked
+    // whole; whatever that does not make is fetched as usual below.
+    let patchable = {
+        let (store, chosen) = (store.clone(), chosen.clone());
+        blocking(move || patchable(&store, &chosen)).await?
     };
-    let present: u64 = parts
+    let patch_blobs: Vec<(Hash, u64)> = patchable
         .iter()
-        .map(|p| (p.present.count() * GROUP_SIZE).min(p.size))
-        .sum();
-    progress(FetchProgress::Manifest {
-        total: chosen_size,
-        present,
-    });
+        .map(|(_, p)| (p.patch, p.size))
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let parts = make_parts(&store, patch_blobs).await?;
 
     let mut run = Run {
         endpoint: endpoint.clone(),
@@ -378,6 +358,56 @@ pub(super) async fn fetch(
         lost: BTreeMap::new(),
         t0: tokio::time::Instant::now(),
     };
+    let mut patched = Patched::default();
+    if !patchable.is_empty() {
+        // Patches not to be had fall back to whole files soon.
+        run.stall = PATCH_STALL.min(opts.stall_timeout);
+        match run
+            .swarm(&mut pex_rx, &pex_tx, &mut late_rx, &pending, &tried)
+            .await
+        {
+            Ok(_) => {}
+            Err(e @ (FetchError::Cancelled | FetchError::Store(_))) => return Err(e),
+            Err(e) => info!("patches not fetched, fetching whole files: {e}"),
+        }
+        run.stall = opts.stall_timeout;
+        for (e, p) in patchable {
+            let store = store.clone();
+            let (entry, pr) = (e.clone(), p);
+            let done = blocking(move || store.apply_patch(&entry, &pr)).await?;
+            match done {
+                crate::store::Applied::Stored => {
+                    patched.files += 1;
+                    patched.file_bytes += e.size;
+                    patched.patch_bytes += p.size;
+                }
+                other => {
+                    info!(path = %e.path, "not made by its patch, fetching it whole: {other:?}")
+                }
+            }
+        }
+        if patched.files > 0 {
+            progress(FetchProgress::Patched {
+                files: patched.files,
+                file_bytes: patched.file_bytes,
+                patch_bytes: patched.patch_bytes,
+            });
+        }
+    }
+    let mut sizes: BTreeMap<Hash, u64> = BTreeMap::new();
+    for e in &chosen {
+        sizes.insert(e.hash, e.size);
+    }
+    run.parts = make_parts(&store, sizes.into_iter().collect()).await?;
+    let present: u64 = run
+        .parts
+        .iter()
+        .map(|p| (p.present.count() * GROUP_SIZE).min(p.size))
+        .sum();
+    progress(FetchProgress::Manifest {
+        total: chosen_size,
+        present,
+    });
     let sources = run
         .swarm(&mut pex_rx, &pex_tx, &mut late_rx, &pending, &tried)
         .await?;
@@ -415,6 +445,7 @@ pub(super) async fn fetch(
         files: manifest.entries().len() as u64,
         chosen_files,
         chosen_size,
+        patched,
         received: run.received.load(Ordering::Relaxed),
         peers: sources.iter().map(|s| s.id).collect(),
         sources,
@@ -427,6 +458,60 @@ pub(super) async fn fetch(
             ..timings
         },
     })
+}
+
+/// How long a fetch waits for a patch nobody has before it fetches the
+/// whole file instead.
+const PATCH_STALL: Duration = Duration::from_secs(5);
+
+/// The chosen files not stored here that a patch in the manifest makes
+/// from a base stored here complete, each with that patch.
+fn patchable(
+    store: &crate::store::Store,
+    chosen: &[crate::content::Entry],
+) -> Result<Vec<(crate::content::Entry, crate::content::delta::PatchRef)>, StoreError> {
+    let complete = |h: &Hash| -> Result<bool, StoreError> {
+        Ok(store.blob_info(h)?.is_some_and(|i| i.partial.is_none()))
+    };
+    let mut out = Vec::new();
+    for e in chosen {
+        if complete(&e.hash)? {
+            continue;
+        }
+        for p in crate::content::delta::patches_of(e) {
+            if complete(&p.base)? {
+                out.push((e.clone(), p));
+                break;
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The parts of a fetch of `blobs`, each opened as a partial blob.
+async fn make_parts(
+    store: &crate::store::Store,
+    blobs: Vec<(Hash, u64)>,
+) -> Result<Vec<Part>, FetchError> {
+    let store = store.clone();
+    Ok(blocking(move || -> Result<Vec<Part>, StoreError> {
+        blobs
+            .iter()
+            .map(|&(hash, size)| {
+                if size == 0 {
+                    store.put_blob(&[])?;
+                }
+                let p = store.partial(hash, size)?;
+                Ok(Part {
+                    hash,
+                    size,
+                    present: p.present(),
+                    blob: (!p.is_complete()).then(|| Arc::new(Mutex::new(p))),
+                })
+            })
+            .collect()
+    })
+    .await?)
 }
 
 /// The fetch of `root` when the store holds its manifest and every blob
@@ -477,6 +562,7 @@ fn already_stored(
         files: manifest.entries().len() as u64,
         chosen_files: entries.len() as u64,
         chosen_size: entries.iter().map(|e| e.size).sum(),
+        patched: Patched::default(),
         received: 0,
         peers: Vec::new(),
         sources: Vec::new(),

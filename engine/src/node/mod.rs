@@ -35,7 +35,7 @@ use std::time::Duration;
 pub use self::builder::{NodeBuilder, REANNOUNCE};
 pub use self::fetch::{
     DEFAULT_MAX_PEERS, FetchError, FetchOptions, FetchProgress, FetchTimings, Fetched,
-    MirrorProgress, MirrorSource, PeerFailure, PeerProgress, Source,
+    MirrorProgress, MirrorSource, Patched, PeerFailure, PeerProgress, Source,
 };
 pub use self::follow::{
     FIRST_RETRY, Follow, FollowEvent, FollowStatus, Following, OnFollow, SeedStatus,

@@ -371,6 +371,64 @@ impl Store {
         })
     }
 
+    /// A blob of `size` bytes that `produce` writes in order into the sink
+    /// it is given, stored only if they hash to `expected` (`Ok(true)`);
+    /// bytes that hash otherwise, or too few or too many, are dropped
+    /// (`Ok(false)`), and an error of `produce` drops them too. For bytes
+    /// made here, such as a patch's output, checked as a download is.
+    pub(super) fn put_produced<E>(
+        &self,
+        size: u64,
+        expected: Hash,
+        produce: impl FnOnce(&mut dyn FnMut(&[u8]) -> io::Result<()>) -> Result<u64, E>,
+    ) -> Result<Result<bool, E>, StoreError> {
+        let _shared = self.inner.gc_lock.read().unwrap_or_else(|e| e.into_inner());
+        let id = self.temp_id();
+        let backend = self.backend();
+        let data = backend.create(FileName::Temp(id, FileKind::Data))?;
+        let ob = backend.create(FileName::Temp(id, FileKind::Outboard))?;
+        let mut pos = 0u64;
+        let made = produce(&mut |b: &[u8]| {
+            if pos + b.len() as u64 > size {
+                return Err(io::Error::other("more bytes than the blob's size"));
+            }
+            data.write_all_at(pos, b)?;
+            pos += b.len() as u64;
+            Ok(())
+        });
+        let made = match made {
+            Ok(n) => n,
+            Err(e) => {
+                drop((data, ob));
+                self.drop_temp(id);
+                return Ok(Err(e));
+            }
+        };
+        let checked = if made == size && pos == size {
+            outboard_into(
+                SeqReader {
+                    file: &*data,
+                    pos: 0,
+                },
+                size,
+                &*ob,
+            )?
+        } else {
+            Hash::of(b"")
+        };
+        if checked != expected || size <= GROUP_SIZE {
+            drop((data, ob));
+            self.drop_temp(id);
+            return Ok(Ok(false));
+        }
+        drop((data, ob));
+        // Made durable, renamed into place and recorded as for an add.
+        let mut batch = Batch::default();
+        batch.staged.insert(expected, Staged::Temp(id));
+        self.commit_batch(&mut batch, None)?;
+        Ok(Ok(true))
+    }
+
     /// Hash `size` bytes from `src` and stage them as a blob.
     /// `file` is `src` itself when it is a real file: then the kernel copies.
     fn stage(
@@ -835,6 +893,20 @@ impl Read for ChanReader {
 }
 
 /// Writes a [`BlobFile`] front to back.
+/// Reads a [`BlobFile`] front to back.
+pub(super) struct SeqReader<'a> {
+    pub(super) file: &'a dyn BlobFile,
+    pub(super) pos: u64,
+}
+
+impl Read for SeqReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.file.read_at(self.pos, buf)?;
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
 pub(super) struct SeqWriter<'a> {
     pub(super) file: &'a dyn BlobFile,
     pub(super) pos: u64,

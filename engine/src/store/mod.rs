@@ -20,6 +20,7 @@
 mod backend;
 mod cat;
 mod db;
+mod delta;
 mod export;
 mod fastcopy;
 mod guard;
@@ -42,6 +43,7 @@ use redb::{ReadableTable, ReadableTableMetadata};
 
 pub use self::backend::{Backend, BlobFile, FileKind, FileName, FsBackend, MemBackend};
 pub use self::cat::CatError;
+pub use self::delta::{Applied, MadePatch};
 pub use self::export::{ExportError, ExportOptions, Exported};
 pub use self::import::{AddError, AddOptions, Added, Progress, manifest_of};
 pub use self::mirror::{
@@ -1127,6 +1129,8 @@ impl Store {
             // Blobs being downloaded have no pin yet: they are not garbage.
             // A download that starts after this waits for the gc lock.
             let writing = self.being_written();
+            // Patches a pinned release lists are kept while stored.
+            let patches = self.pinned_patches()?;
             let tx = self.inner.db.begin_write()?;
             {
                 let mut blobs = tx.open_table(BLOBS)?;
@@ -1136,7 +1140,10 @@ impl Store {
                 for item in blobs.iter()? {
                     let (k, v) = item?;
                     let hash = Hash::from_bytes(k.value());
-                    if refs.get(hash.as_bytes())?.is_none() && !writing.contains(&hash) {
+                    if refs.get(hash.as_bytes())?.is_none()
+                        && !writing.contains(&hash)
+                        && !patches.contains(&hash)
+                    {
                         let entry = BlobEntry::decode(v.value())
                             .map_err(|_| StoreError::BadRecord(hash))?;
                         if let (
@@ -1773,6 +1780,8 @@ impl content::WriteAt for FileAt<'_> {
     }
 }
 
+#[cfg(test)]
+mod delta_tests;
 #[cfg(test)]
 mod integrity_tests;
 #[cfg(test)]

@@ -489,6 +489,11 @@ pub struct PublishOptions {
     pub created: u64,
     /// When it stops being accepted, in Unix seconds; `None`: never.
     pub expires: Option<u64>,
+    /// Earlier releases (their roots, stored here complete) to make patches
+    /// from: each file that changed gets a patch from the file at the same
+    /// path in each of them (`wire-spec/content.md` §2.6, §3), listed in
+    /// the manifest so that the signature covers it.
+    pub delta_from: Vec<Hash>,
 }
 
 impl PublishOptions {
@@ -511,6 +516,7 @@ impl PublishOptions {
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_secs()),
             expires: None,
+            delta_from: Vec::new(),
         }
     }
 }
@@ -539,6 +545,8 @@ pub struct Published {
     pub release: SignedRelease,
     /// What adding the files stored.
     pub added: super::Added,
+    /// The patches made for it ([`PublishOptions::delta_from`]).
+    pub patches: Vec<super::MadePatch>,
 }
 
 /// Publishing failed. Nothing is recorded as published.
@@ -571,6 +579,23 @@ pub enum PublishError {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// Reading what was added, to patch it, failed.
+    #[error(transparent)]
+    Read(#[from] super::ReadError),
+    /// Making a patch failed.
+    #[error("making a patch failed: {0}")]
+    Patch(#[source] std::io::Error),
+    /// The manifest with its patches is not valid (a bug here).
+    #[error("the manifest with patches is not valid: {0}")]
+    Manifest(#[from] crate::content::ManifestError),
+    /// A release to patch from is not stored complete here.
+    #[error("cannot make patches from {root}: {source}")]
+    Base {
+        /// Its root.
+        root: Hash,
+        /// Why it cannot be read.
+        source: super::ReadError,
+    },
 }
 
 impl Store {
@@ -625,6 +650,11 @@ impl Store {
                     progress: None,
                 },
             )?;
+            let (added, patches) = if opts.delta_from.is_empty() {
+                (added, Vec::new())
+            } else {
+                self.add_patches(added, &opts.name, &opts.delta_from)?
+            };
             release.seq = self.next_seq(&key.public(), &opts.name, &opts.channel)?;
             release.root = added.root;
             release.size = added.size;
@@ -639,6 +669,7 @@ impl Store {
             Ok(Published {
                 release: signed,
                 added,
+                patches,
             })
         })
     }

@@ -27,7 +27,7 @@ use redb::StorageBackend;
 
 use self::old::{Old, read_old};
 use super::backend::{BlobFile, FileKind, FileName};
-use super::import::SeqWriter;
+use super::import::{SeqReader, SeqWriter};
 use super::tables::{BLOBS, BlobEntry, INLINE, PinEntry, STORE_VERSION};
 use super::{FileAt, GroupSet, OpenError, Store, StoreConfig, StoreError, now_secs, pin_in};
 use crate::content::{self, GROUP_SIZE, Hash, Manifest, manifest};
@@ -718,20 +718,6 @@ fn move_aside(dir: &Path, db_path: &Path) -> io::Result<PathBuf> {
     fs::rename(db_path, &to)?;
     fs::File::open(dir)?.sync_all()?;
     Ok(to)
-}
-
-/// Reads a [`BlobFile`] front to back.
-struct SeqReader<'a> {
-    file: &'a dyn BlobFile,
-    pos: u64,
-}
-
-impl Read for SeqReader<'_> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.file.read_at(self.pos, buf)?;
-        self.pos += n as u64;
-        Ok(n)
-    }
 }
 
 #[cfg(test)]

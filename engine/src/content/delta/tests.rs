@@ -204,3 +204,27 @@ fn the_spec_vector_applies_to_its_base_and_makes_the_new_file() {
     assert_eq!((h.ctrl_len, h.diff_len, h.new_size), (49, 45, 152));
     assert_eq!(applied(&old, &patch, 152).expect("apply"), new);
 }
+
+#[test]
+fn the_spec_record_vector_encodes_and_decodes() {
+    let p = PatchRef {
+        format: FORMAT_BSDIFF4,
+        base: Hash::of(b"v1"),
+        patch: Hash::of(b"patch"),
+        size: 300,
+    };
+    let bytes = encode_record(&[p]);
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    assert_eq!(hex, spec_block("delta-vector-record"));
+    assert_eq!(decode_record(&bytes), Some(vec![p]));
+    // An unknown format is skipped, the rest kept; a broken record is none.
+    let mut other = bytes.clone();
+    other[1] = 7;
+    assert_eq!(decode_record(&other), Some(vec![]));
+    assert_eq!(decode_record(&bytes[..bytes.len() - 1]), None);
+    let mut extra = bytes.clone();
+    extra.push(0);
+    assert_eq!(decode_record(&extra), None);
+    assert_eq!(decode_record(&[0]), None);
+    assert_eq!(decode_record(&[9]), None);
+}

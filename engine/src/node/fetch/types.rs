@@ -72,12 +72,32 @@ impl std::fmt::Debug for FetchOptions {
     }
 }
 
+/// Files a fetch made from earlier versions by patches (issue 18).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Patched {
+    /// How many.
+    pub files: u64,
+    /// Their bytes.
+    pub file_bytes: u64,
+    /// Bytes of the patches that made them (fetched, or stored already).
+    pub patch_bytes: u64,
+}
+
 /// Progress of a fetch.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum FetchProgress {
     /// Connected to this many peers.
     Connected(usize),
+    /// Files were made by patches from earlier versions stored here.
+    Patched {
+        /// How many.
+        files: u64,
+        /// Their bytes.
+        file_bytes: u64,
+        /// Bytes of the patches.
+        patch_bytes: u64,
+    },
     /// The manifest is known: total bytes, and bytes already stored.
     Manifest {
         /// Total bytes of the files.
@@ -156,6 +176,8 @@ pub struct Fetched {
     pub chosen_files: u64,
     /// Bytes of the files fetched.
     pub chosen_size: u64,
+    /// Files made here by a patch from an earlier version stored here.
+    pub patched: Patched,
     /// Bytes received from the network (Bao data, including tree nodes).
     pub received: u64,
     /// Peers data came from.

@@ -45,6 +45,28 @@ pub struct MadePatch {
     pub file_size: u64,
 }
 
+/// The file of `old` a patch for `path` starts from: the same path; else
+/// the same file name; else, for a release of one file, that file (a
+/// program published as `app-1.4` and then `app-1.5`).
+fn best_match<'m>(old: &'m Manifest, path: &str) -> Option<&'m crate::content::Entry> {
+    let entries = old.entries();
+    let name = |p: &str| p.rsplit('/').next().unwrap_or(p).to_owned();
+    entries
+        .iter()
+        .find(|o| o.path == path)
+        .or_else(|| {
+            let mut same = entries.iter().filter(|o| name(&o.path) == name(path));
+            match (same.next(), same.next()) {
+                (Some(one), None) => Some(one),
+                _ => None,
+            }
+        })
+        .or(match entries {
+            [only] => Some(only),
+            _ => None,
+        })
+}
+
 /// A patch must save at least this share of the file to be listed.
 const WORTH: f64 = 0.9;
 
@@ -70,7 +92,7 @@ impl Store {
             let mut refs: Vec<PatchRef> = Vec::new();
             let mut new_bytes: Option<Vec<u8>> = None;
             for (root, old) in &olds {
-                let Some(base) = old.entries().iter().find(|o| o.path == e.path) else {
+                let Some(base) = best_match(old, &e.path) else {
                     continue;
                 };
                 // A small file is fetched in one piece: not worth a patch.

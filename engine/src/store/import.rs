@@ -371,6 +371,38 @@ impl Store {
         })
     }
 
+    /// Store the bytes of the file at `path` as a blob, unpinned (gc frees
+    /// it unless a pin comes to need it), and return its hash: for a file
+    /// that is already in place, such as the installed executable an update
+    /// can be patched from. A file stored already is only hashed.
+    pub fn put_file(&self, path: &Path) -> Result<Hash, AddError> {
+        self.guard(|| {
+            let unreadable = |source| AddError::Unreadable {
+                path: path.to_owned(),
+                source,
+            };
+            let mut h = blake3::Hasher::new();
+            h.update_reader(fs::File::open(path).map_err(unreadable)?)
+                .map_err(unreadable)?;
+            let hash = Hash::from_bytes(*h.finalize().as_bytes());
+            if self.blob_info(&hash)?.is_some_and(|i| i.partial.is_none()) {
+                return Ok(hash);
+            }
+            let _shared = self.inner.gc_lock.read().unwrap_or_else(|e| e.into_inner());
+            let mut f = fs::File::open(path).map_err(unreadable)?;
+            let size = f.metadata().map_err(unreadable)?.len();
+            let file = f.try_clone().map_err(unreadable)?;
+            let mut batch = Batch::default();
+            let got = self.stage(&mut f, Some(&file), size, &mut batch, path, &|_| {})?;
+            if got != hash {
+                // It changed while being read: store nothing.
+                return Err(AddError::Changed(path.to_owned()));
+            }
+            self.commit_batch(&mut batch, None)?;
+            Ok(hash)
+        })
+    }
+
     /// A blob of `size` bytes that `produce` writes in order into the sink
     /// it is given, stored only if they hash to `expected` (`Ok(true)`);
     /// bytes that hash otherwise, or too few or too many, are dropped

@@ -663,3 +663,82 @@ async fn a_tampered_or_damaged_token_is_refused() {
     );
     node.shutdown().await;
 }
+
+/// Issue 18, done when: an application running v1 updates to v2 through
+/// the swarm by a patch from its installed executable, moving about a
+/// tenth of the bytes, and ends with v2 byte for byte.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_application_updates_itself_by_a_patch_from_the_installed_version() {
+    use crate::store::PublishOptions;
+
+    // Two builds of a program of 2 MiB: the same code, shifted and patched.
+    let v1: Vec<u8> = crate::testutil::data(90, 32 * 1024).repeat(64);
+    let mut v2 = v1.clone();
+    v2.splice(300_000..300_000, crate::testutil::data(91, 20_000));
+    for i in (0..v2.len()).step_by(7_001) {
+        v2[i] ^= 0x42;
+    }
+    let a = app();
+    fs::write(&a.exe, &v1).unwrap();
+
+    // The publisher: v1, then v2 with a patch from v1.
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::memory().unwrap();
+    let key = SecretKey::generate().unwrap();
+    let publish = |bytes: &[u8], v: &str, from: Vec<Hash>| {
+        let d = dir.path().join(v);
+        fs::create_dir_all(&d).unwrap();
+        fs::write(d.join("app"), bytes).unwrap();
+        let mut opts = PublishOptions::new("app", v.parse().unwrap());
+        opts.delta_from = from;
+        store.publish(&key, &[d.join("app")], &opts).unwrap()
+    };
+    let p1 = publish(&v1, "1.0.0", vec![]);
+    let p2 = publish(&v2, "2.0.0", vec![p1.added.root]);
+    assert_eq!(p2.patches.len(), 1);
+    let loopback = || EndpointConfig::default().listen(([127, 0, 0, 1], 0).into());
+    let publisher = Node::spawn(store, loopback()).await.unwrap();
+    let addr = crate::net::PeerAddr {
+        id: Some(publisher.id()),
+        addr: publisher.endpoint().local_addr().unwrap(),
+    };
+
+    // The application, running v1, with an empty store.
+    let node = Node::spawn(Store::memory().unwrap(), loopback())
+        .await
+        .unwrap();
+    let updater = Updater::new(
+        node.clone(),
+        UpdateConfig {
+            publishers: vec![key.public()],
+            name: "app".into(),
+            channel: "stable".into(),
+            current: semver::Version::new(1, 0, 0),
+            artifact: None,
+            pin: None,
+            allow_downgrade: false,
+        },
+        Installer::new(&a.exe),
+    );
+    let update = updater
+        .check_token(&p2.release.to_token())
+        .unwrap()
+        .expect("v2 is an update");
+    let downloaded = updater.download(&update, vec![addr]).await.unwrap();
+    assert_eq!(downloaded.patched().files, 1);
+    let whole = v2.len() as u64;
+    assert!(
+        downloaded.received() < whole / 5,
+        "{} bytes moved for a file of {whole}",
+        downloaded.received()
+    );
+    assert!(fs::read(downloaded.path()).unwrap() == v2);
+    updater.apply(&downloaded).unwrap();
+    drop(downloaded);
+    assert!(
+        fs::read(&a.exe).unwrap() == v2,
+        "the installed file is not v2"
+    );
+    node.shutdown().await;
+    publisher.shutdown().await;
+}

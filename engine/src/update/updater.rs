@@ -183,9 +183,22 @@ pub struct Downloaded {
     dir: PathBuf,
     file: PathBuf,
     hash: Hash,
+    received: u64,
+    patched: crate::node::Patched,
 }
 
 impl Downloaded {
+    /// Bytes the download received from the network.
+    pub fn received(&self) -> u64 {
+        self.received
+    }
+
+    /// Files made by patches from what was installed or stored: fewer
+    /// bytes moved than the release's size.
+    pub fn patched(&self) -> crate::node::Patched {
+        self.patched
+    }
+
     /// The new executable, exported and verified.
     ///
     /// ```
@@ -697,6 +710,15 @@ impl Updater {
         let policy = self.policy()?;
         store.accept_release(&policy, &update.release, &self.want())?;
         let r = update.release.release();
+        // The installed executable may be what a patch in the release
+        // applies to: put its bytes where the fetch looks for bases. A
+        // failure here only costs the delta.
+        let (s, exe) = (store.clone(), self.installer.exe().to_owned());
+        match tokio::task::spawn_blocking(move || s.put_file(&exe)).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => tracing::debug!("the installed executable is no base for a patch: {e}"),
+            Err(e) => tracing::debug!("the installed executable is no base for a patch: {e}"),
+        }
         let fetched = self
             .node
             .fetch(
@@ -741,11 +763,21 @@ impl Updater {
         let _ = std::fs::remove_dir_all(&dir);
         // From here on the directory is the download's: dropping it on any
         // error below removes the directory, leaving nothing half-done.
+        if fetched.patched.files > 0 {
+            tracing::info!(
+                "update to {}: {} bytes moved instead of {} (a patch from the installed version)",
+                r.version,
+                fetched.received,
+                fetched.size
+            );
+        }
         let downloaded = Downloaded {
             update: update.clone(),
             file: dir.join(&entry.path),
             dir,
             hash: entry.hash,
+            received: fetched.received,
+            patched: fetched.patched,
         };
         std::fs::create_dir_all(&downloaded.dir).map_err(|e| {
             UpdateError::Export(format!("cannot create {}: {e}", downloaded.dir.display()))

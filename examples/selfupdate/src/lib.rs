@@ -191,6 +191,19 @@ async fn update(
         };
         println!("found {}", update.version());
         let downloaded = updater.download(&update, Vec::new()).await?;
+        // On stderr: what moved, and whether a patch from this version
+        // made the new one.
+        let patched = downloaded.patched();
+        eprintln!(
+            "downloaded {} bytes for {} bytes{}",
+            downloaded.received(),
+            update.release.release().size,
+            if patched.files > 0 {
+                " (a patch from the installed version)"
+            } else {
+                ""
+            }
+        );
         updater.apply(&downloaded)?;
         println!("updated to {}; restarting", update.version());
         Ok(true)

@@ -90,13 +90,16 @@ fn main() -> Result<()> {
     run(&old, &new, &dir, reps.max(1), &swarm)
 }
 
-/// `--make OLD NEW OUT`: write our patch of the pair.
+/// `--make FORMAT OLD NEW OUT`: write our patch of the pair, format 1 or 2.
 fn child_make(a: &[String]) -> Result<()> {
-    let [old, new, out] = a else {
-        bail!("--make OLD NEW OUT")
+    let [format, old, new, out] = a else {
+        bail!("--make FORMAT OLD NEW OUT")
     };
     let (o, n) = (fs::read(old)?, fs::read(new)?);
-    let patch = swarm_engine::content::delta::make(&o, &n)?;
+    let patch = match format.as_str() {
+        "1" => swarm_engine::content::delta::make_bsdiff(&o, &n)?,
+        _ => swarm_engine::content::delta::make(&o, &n)?,
+    };
     fs::write(out, patch)?;
     Ok(())
 }
@@ -170,30 +173,36 @@ fn run(old: &Path, new: &Path, dir: &Path, reps: usize, swarm: &Path) -> Result<
     let out = s.join("out");
     let mut tools: Vec<Tool> = Vec::new();
 
-    // Ours.
+    // Ours, in both formats: 2 is what publish writes, 1 is bsdiff 4.x.
     let ours = s.join("ours.patch");
-    let make = timed(reps, || {
-        let mut c = Command::new(&me);
-        c.arg("--make").arg(old).arg(new).arg(&ours);
-        c
-    })?;
-    let patch = fs::metadata(&ours)?.len();
-    let apply = timed(reps, || {
-        let mut c = Command::new(&me);
-        c.arg("--apply")
-            .arg(old)
-            .arg(&ours)
-            .arg(&out)
-            .arg(new_len.to_string());
-        c
-    })?;
-    ensure!(same(&out, new)?, "our patch did not make the new file");
-    tools.push(Tool {
-        name: "ours: bsdiff 4.x (qbsdiff, streamed apply)",
-        patch,
-        make,
-        apply,
-    });
+    let ours1 = s.join("ours1.patch");
+    for (format, file, name) in [
+        ("2", &ours, "ours: format 2 (bsdiff search, zstd)"),
+        ("1", &ours1, "ours: format 1 (bsdiff 4.x, bzip2)"),
+    ] {
+        let make = timed(reps, || {
+            let mut c = Command::new(&me);
+            c.args(["--make", format]).arg(old).arg(new).arg(file);
+            c
+        })?;
+        let patch = fs::metadata(file)?.len();
+        let apply = timed(reps, || {
+            let mut c = Command::new(&me);
+            c.arg("--apply")
+                .arg(old)
+                .arg(file)
+                .arg(&out)
+                .arg(new_len.to_string());
+            c
+        })?;
+        ensure!(same(&out, new)?, "our patch did not make the new file");
+        tools.push(Tool {
+            name,
+            patch,
+            make,
+            apply,
+        });
+    }
 
     // Debian's tools: make, apply, check.
     let mut cross = Vec::new();
@@ -218,9 +227,9 @@ fn run(old: &Path, new: &Path, dir: &Path, reps: usize, swarm: &Path) -> Result<
         });
         // The formats agree, both ways.
         let mut c = Command::new("bspatch");
-        c.arg(old).arg(&out).arg(&ours);
+        c.arg(old).arg(&out).arg(&ours1);
         measure(&mut c, TIMEOUT, None, false)?;
-        cross.push(("bspatch applies our patch", same(&out, new)?));
+        cross.push(("bspatch applies our format 1 patch", same(&out, new)?));
         let mut c = Command::new(&me);
         c.arg("--apply")
             .arg(old)

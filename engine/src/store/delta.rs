@@ -4,7 +4,7 @@
 //! §2.6), so that the release's signature covers it.
 
 use super::{Added, BlobFile, FileKind, FileName, PublishError, ReadError, Store, StoreError};
-use crate::content::delta::{self, FORMAT_BSDIFF4, MAX_PATCHES, PatchError, PatchRef};
+use crate::content::delta::{self, FORMAT_ZSTD, MAX_PATCHES, PatchError, PatchRef};
 use crate::content::{Entry, GROUP_SIZE, Hash, Manifest, ReadAt};
 
 /// How a patch went ([`Store::apply_patch`]).
@@ -127,7 +127,7 @@ impl Store {
                 }
                 let hash = self.put_blob(&patch)?;
                 refs.push(PatchRef {
-                    format: FORMAT_BSDIFF4,
+                    format: FORMAT_ZSTD,
                     base: base.hash,
                     patch: hash,
                     size: patch.len() as u64,

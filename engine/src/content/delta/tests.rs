@@ -49,7 +49,11 @@ fn a_patch_turns_the_old_build_into_the_new_one_and_is_small() {
     let old = program(600_000, 7);
     let new = next_build(&old);
     let patch = make(&old, &new).expect("make");
-    assert_eq!(&patch[..8], MAGIC);
+    assert_eq!(&patch[..8], MAGIC_ZSTD);
+    // Format 1 too, which bspatch reads.
+    let bs = make_bsdiff(&old, &new).expect("make");
+    assert_eq!(&bs[..8], MAGIC);
+    assert_eq!(applied(&old, &bs, new.len() as u64).expect("apply"), new);
     assert!(
         patch.len() < new.len() / 10,
         "{} for {}",
@@ -227,4 +231,47 @@ fn the_spec_record_vector_encodes_and_decodes() {
     assert_eq!(decode_record(&extra), None);
     assert_eq!(decode_record(&[0]), None);
     assert_eq!(decode_record(&[9]), None);
+}
+
+#[test]
+fn a_format_2_stream_that_asks_for_a_huge_window_is_refused() {
+    // A valid patch of 5 bytes whose add stream is a zstd frame declaring
+    // a 128 MiB window: refused before the decoder allocates it.
+    let z = |b: &[u8], log: u32| {
+        let mut e = zstd::stream::Encoder::new(Vec::new(), 3).expect("zstd");
+        e.set_parameter(zstd::stream::raw::CParameter::WindowLog(log))
+            .expect("window");
+        std::io::Write::write_all(&mut e, b).expect("write");
+        e.finish().expect("finish")
+    };
+    let triple: Vec<u8> = [5u64, 0, 0].iter().flat_map(|v| v.to_le_bytes()).collect();
+    let build = |log: u32| {
+        let (ctrl, diff, extra) = (z(&triple, 20), z(&[0u8; 5], log), z(&[], 20));
+        let mut p = MAGIC_ZSTD.to_vec();
+        for v in [ctrl.len() as u64, diff.len() as u64, 5] {
+            p.extend_from_slice(&v.to_le_bytes());
+        }
+        p.extend_from_slice(&ctrl);
+        p.extend_from_slice(&diff);
+        p.extend_from_slice(&extra);
+        p
+    };
+    assert_eq!(applied(b"hello", &build(20), 5).expect("apply"), b"hello");
+    let e = applied(b"hello", &build(27), 5).unwrap_err();
+    assert!(matches!(e, PatchError::Read(_)), "{e}");
+}
+
+#[test]
+fn the_spec_format_2_vector_applies_to_its_base() {
+    let old = b"swarm delta vector: version 1.0.0 of a file\n".repeat(3);
+    let mut new = old.clone();
+    new[28..33].copy_from_slice(b"1.1.0");
+    new.extend_from_slice(b"and a new last line\n");
+    let hex = spec_block("delta-vector-patch-2");
+    let patch: Vec<u8> = (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).expect("hex"))
+        .collect();
+    assert_eq!(&patch[..8], MAGIC_ZSTD);
+    assert_eq!(applied(&old, &patch, 152).expect("apply"), new);
 }

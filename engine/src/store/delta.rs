@@ -182,23 +182,21 @@ impl Store {
                 .backend()
                 .open(FileName::Blob(p.base, FileKind::Data))?;
             // A small patch is stored inline: read it whole.
-            let inline;
-            let file;
-            let patch: &dyn BlobFileOrBytes = if patch_size <= GROUP_SIZE {
-                inline = self
-                    .read_blob(&p.patch, patch_size)
-                    .ok()
-                    .flatten()
-                    .unwrap_or_default();
-                &inline
+            let patch = if patch_size <= GROUP_SIZE {
+                PatchSrc::Bytes(
+                    self.read_blob(&p.patch, patch_size)
+                        .ok()
+                        .flatten()
+                        .unwrap_or_default(),
+                )
             } else {
-                file = self
-                    .backend()
-                    .open(FileName::Blob(p.patch, FileKind::Data))?;
-                &file
+                PatchSrc::File(
+                    self.backend()
+                        .open(FileName::Blob(p.patch, FileKind::Data))?,
+                )
             };
             let made = self.put_produced(target.size, target.hash, |sink| {
-                patch.apply_to(At(&*base), base_size, patch_size, target.size, sink)
+                delta::apply(At(&*base), base_size, &patch, patch_size, target.size, sink)
             })?;
             Ok(match made {
                 Ok(true) => Applied::Stored,
@@ -225,40 +223,17 @@ impl Store {
     }
 }
 
-/// A patch stored inline (bytes) or as a file.
-trait BlobFileOrBytes {
-    fn apply_to(
-        &self,
-        base: At<'_>,
-        base_size: u64,
-        patch_size: u64,
-        size: u64,
-        sink: &mut dyn FnMut(&[u8]) -> std::io::Result<()>,
-    ) -> Result<u64, PatchError>;
+/// A patch stored inline (its bytes) or as a file, read where asked.
+enum PatchSrc {
+    Bytes(Vec<u8>),
+    File(Box<dyn BlobFile>),
 }
 
-impl BlobFileOrBytes for Vec<u8> {
-    fn apply_to(
-        &self,
-        base: At<'_>,
-        base_size: u64,
-        patch_size: u64,
-        size: u64,
-        sink: &mut dyn FnMut(&[u8]) -> std::io::Result<()>,
-    ) -> Result<u64, PatchError> {
-        delta::apply(base, base_size, &self[..], patch_size, size, sink)
-    }
-}
-
-impl BlobFileOrBytes for Box<dyn BlobFile> {
-    fn apply_to(
-        &self,
-        base: At<'_>,
-        base_size: u64,
-        patch_size: u64,
-        size: u64,
-        sink: &mut dyn FnMut(&[u8]) -> std::io::Result<()>,
-    ) -> Result<u64, PatchError> {
-        delta::apply(base, base_size, At(&**self), patch_size, size, sink)
+impl ReadAt for PatchSrc {
+    fn read_at(&self, pos: u64, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            Self::Bytes(b) => b.read_at(pos, buf),
+            Self::File(f) => f.read_at(pos, buf),
+        }
     }
 }

@@ -183,6 +183,15 @@ fn control_triples_that_point_past_the_size_are_refused() {
     assert!(matches!(e, PatchError::Malformed(_)), "{e}");
 }
 
+/// The pair of wire-spec/content.md §3.2.
+fn vector_pair() -> (Vec<u8>, Vec<u8>) {
+    let old = b"swarm delta vector: version 1.0.0 of a file\n".repeat(3);
+    let mut new = old.clone();
+    new[28..33].copy_from_slice(b"1.1.0");
+    new.extend_from_slice(b"and a new last line\n");
+    (old, new)
+}
+
 fn spec_block(name: &str) -> String {
     let spec = include_str!("../../../../wire-spec/content.md");
     let open = format!("<!-- {name} -->");
@@ -194,10 +203,7 @@ fn spec_block(name: &str) -> String {
 
 #[test]
 fn the_spec_vector_applies_to_its_base_and_makes_the_new_file() {
-    let old = b"swarm delta vector: version 1.0.0 of a file\n".repeat(3);
-    let mut new = old.clone();
-    new[28..33].copy_from_slice(b"1.1.0");
-    new.extend_from_slice(b"and a new last line\n");
+    let (old, new) = vector_pair();
     let hex = spec_block("delta-vector-patch");
     let patch: Vec<u8> = (0..hex.len())
         .step_by(2)
@@ -263,10 +269,7 @@ fn a_format_2_stream_that_asks_for_a_huge_window_is_refused() {
 
 #[test]
 fn the_spec_format_2_vector_applies_to_its_base() {
-    let old = b"swarm delta vector: version 1.0.0 of a file\n".repeat(3);
-    let mut new = old.clone();
-    new[28..33].copy_from_slice(b"1.1.0");
-    new.extend_from_slice(b"and a new last line\n");
+    let (old, new) = vector_pair();
     let hex = spec_block("delta-vector-patch-2");
     let patch: Vec<u8> = (0..hex.len())
         .step_by(2)

@@ -291,3 +291,176 @@ fn the_dht_socket_binds_the_listen_ip_or_what_dht_bind_says() {
     let err = run_err(c);
     assert!(err.contains("IPv4"), "{err}");
 }
+
+/// `swarm keygen -o DIR/NAME.key`; its public key.
+fn keygen_in(dir: &Path, name: &str) -> (std::path::PathBuf, String) {
+    let file = dir.join(format!("{name}.key"));
+    let k = run_json({
+        let mut c = swarm_cmd(&dir.join("unused"));
+        c.args(["keygen", "-o"]).arg(&file);
+        c
+    });
+    (file, k["public_key"].as_str().expect("key").to_owned())
+}
+
+/// Publishing from a second machine takes its sequence from the DHT
+/// pointer, so fetchers never see two releases under one sequence; and a
+/// threshold release goes on the DHT once its last signer signs it.
+#[test]
+fn a_second_publishing_machine_continues_the_sequence_from_the_dht() {
+    let testnet = swarm_engine::discovery::LocalDht::start(10).expect("local DHT");
+    let bs = testnet.config().bootstrap;
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let d = tmp.path();
+    let (key, pk) = keygen_in(d, "pub");
+    let app = d.join("app");
+    fs::create_dir_all(&app).expect("mkdir");
+    let publish = |store: &str, version: &str, content: usize, extra: &[&str]| {
+        fs::write(app.join("bin"), pseudo_random(content, 7)).expect("write");
+        let mut c = dht_cmd(&d.join(store), &bs);
+        c.args(["publish"])
+            .arg(&app)
+            .args(["--key"])
+            .arg(&key)
+            .args(["--name", "app", "--version", version])
+            .args(extra);
+        c
+    };
+    let first = run_json(publish("machine-1", "1.0.0", 10_000, &[]));
+    assert_eq!(
+        (first["seq"].as_u64(), &first["dht"]),
+        (Some(1), &Value::Bool(true)),
+        "{first}"
+    );
+    // A fresh store on another machine: sequence 2, from the DHT.
+    let second = run_json(publish("machine-2", "1.1.0", 20_000, &[]));
+    assert_eq!(
+        (second["seq"].as_u64(), &second["dht"]),
+        (Some(2), &Value::Bool(true)),
+        "{second}"
+    );
+    // A lower version than the DHT's newest is refused, unless allowed.
+    let err = run_err(publish("machine-3", "1.0.5", 30_000, &[]));
+    assert!(err.contains("is not above 1.1.0"), "{err}");
+    let third = run_json(publish(
+        "machine-3",
+        "1.0.5",
+        30_000,
+        &["--allow-downgrade"],
+    ));
+    assert_eq!(third["seq"], 3, "{third}");
+    // A sequence already used is refused.
+    let err = run_err(publish("machine-4", "2.0.0", 40_000, &["--seq", "3"]));
+    assert!(
+        err.contains("sequence 3 is not past the newest already published (3)"),
+        "{err}"
+    );
+    // A fetcher that took the first takes the pointer's newest: no alarm.
+    let fetcher = d.join("fetcher");
+    let mut c = dht_cmd(&fetcher, &bs);
+    c.args([
+        "verify",
+        first["token"].as_str().expect("token"),
+        "--trust",
+        &pk,
+    ]);
+    run_json(c);
+    let mut c = dht_cmd(&fetcher, &bs);
+    c.args(["resolve", &format!("{pk}/app")]);
+    let r = run_json(c);
+    assert_eq!(r["seq"], 3, "{r}");
+    for t in [&first, &second, &third] {
+        let mut c = dht_cmd(&fetcher, &bs);
+        c.args([
+            "verify",
+            t["token"].as_str().expect("token"),
+            "--trust",
+            &pk,
+        ]);
+        let v = run_json(c);
+        assert_eq!(v["valid"], true, "{v}");
+    }
+
+    // A 2-of-2 publisher: the first signer cannot put it, the second does.
+    let (a, a_pk) = keygen_in(d, "a");
+    let (b, b_pk) = keygen_in(d, "b");
+    let (pointer, pointer_pk) = keygen_in(d, "pointer");
+    let chain = d.join("chain.txt");
+    let mut c = swarm_cmd(&d.join("unused"));
+    c.args([
+        "root",
+        "init",
+        "--key",
+        &a_pk,
+        "--key",
+        &b_pk,
+        "--threshold",
+        "2",
+    ])
+    .args(["--pointer", &pointer_pk, "-o"])
+    .arg(&chain);
+    run_json(c);
+    for k in [&a, &b] {
+        let mut c = swarm_cmd(&d.join("unused"));
+        c.args(["root", "sign"]).arg(&chain).arg("--key").arg(k);
+        run_json(c);
+    }
+    let threshold_publish = |store: &str, signer: &Path, version: &str| {
+        let mut c = dht_cmd(&d.join(store), &bs);
+        c.args(["publish"])
+            .arg(&app)
+            .arg("--key")
+            .arg(signer)
+            .arg("--root")
+            .arg(&chain)
+            .args(["--name", "tool", "--version", version]);
+        run_json(c)
+    };
+    let sign = |store: &str, token: &str, signer: &Path| {
+        let mut c = dht_cmd(&d.join(store), &bs);
+        c.args(["sign", token, "--key"])
+            .arg(signer)
+            .arg("--pointer-key")
+            .arg(&pointer);
+        run_json(c)
+    };
+    let p1 = threshold_publish("machine-1", &a, "1.0.0");
+    assert_eq!(
+        (p1["seq"].as_u64(), &p1["dht"]),
+        (Some(1), &Value::Bool(false)),
+        "{p1}"
+    );
+    let s1 = sign("machine-2", p1["token"].as_str().expect("token"), &b);
+    assert_eq!(
+        (&s1["complete"], &s1["dht"]),
+        (&Value::Bool(true), &Value::Bool(true)),
+        "{s1}"
+    );
+    // Machine 2 publishes the next: sequence 2 from the DHT; machine 1 signs.
+    let p2 = threshold_publish("machine-2", &b, "1.1.0");
+    assert_eq!(p2["seq"], 2, "{p2}");
+    let s2 = sign("machine-1", p2["token"].as_str().expect("token"), &a);
+    assert_eq!(s2["dht"], true, "{s2}");
+    let mut c = dht_cmd(&fetcher, &bs);
+    c.args(["trust", "add"]).arg(&chain);
+    run_json(c);
+    let mut c = dht_cmd(&fetcher, &bs);
+    c.args(["resolve", &format!("{pointer_pk}/tool")]);
+    let r = run_json(c);
+    assert_eq!(r["seq"], 2, "{r}");
+    for t in [&s1, &s2] {
+        let mut c = dht_cmd(&fetcher, &bs);
+        c.args(["verify", t["token"].as_str().expect("token")]);
+        let v = run_json(c);
+        assert_eq!(v["valid"], true, "{v}");
+    }
+    // The pointer the DHT holds verifies too, with the chain trusted.
+    let mut c = dht_cmd(&fetcher, &bs);
+    c.args(["verify", r["token"].as_str().expect("token")]);
+    let v = run_json(c);
+    assert_eq!(
+        (&v["valid"], &v["signatures"]),
+        (&Value::Bool(true), &Value::from(2)),
+        "{v}"
+    );
+}

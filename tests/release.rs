@@ -765,7 +765,7 @@ fn damaged_tokens_are_refused_clearly() {
     let msg = swarm_err(&fetcher, args!["verify", "hello", "--trust", key.public]);
     assert_eq!(
         msg,
-        "not a signed release: a token starts with swr1, a ticket with swt1"
+        "not a signed release: a token starts with swr1 or swr2, a ticket with swt1"
     );
 
     const TRUNCATED: &str = "token is truncated or has extra bytes; copy it again";
@@ -1188,4 +1188,356 @@ fn a_release_with_a_patch_moves_a_tenth_and_a_damaged_patch_falls_back() {
     assert!(!run.stderr.contains("made by patches"), "{run}");
     assert_same_tree(&v2_dir, &tmp.path().join("b2/app"));
     assert_check_ok(&b);
+}
+
+// ---------------------------------------------------------------------------
+// Threshold releases, key rotation (wire-spec/release.md §7–§9).
+
+/// `swarm --json root …` in `dir`, required to succeed.
+fn root_cmd(dir: &Path, args: Vec<OsString>) -> Value {
+    let mut all = args!["--json", "root"];
+    all.extend(args);
+    swarm_ok(&dir.join("unused-store"), all).json()
+}
+
+/// `swarm --json --store STORE publish … --root CHAIN EXTRA…` (threshold),
+/// required to succeed.
+fn publish_threshold(
+    store: &Path,
+    path: &Path,
+    key: &Key,
+    chain: &Path,
+    version: &str,
+    extra: Vec<OsString>,
+) -> Value {
+    let mut args = args![
+        "--json",
+        "publish",
+        path,
+        "--key",
+        key.file,
+        "--root",
+        chain,
+        "--name",
+        "myapp",
+        "--version",
+        version
+    ];
+    args.extend(extra);
+    let v = swarm_ok(store, args).json();
+    assert!(str_field(&v, "token").starts_with("swr2"), "{v}");
+    v
+}
+
+/// `swarm --json --store STORE sign TOKEN --key KEY EXTRA…`, required to
+/// succeed.
+fn sign(store: &Path, token: &str, key: &Key, extra: Vec<OsString>) -> Value {
+    let mut args = args!["--json", "sign", token, "--key", key.file];
+    args.extend(extra);
+    swarm_ok(store, args).json()
+}
+
+#[test]
+fn a_2_of_3_publisher_signs_on_two_machines_rotates_a_key_out_and_publishes_from_a_third() {
+    let tmp = tempdir();
+    let d = tmp.path();
+    let [a, b, c, new] = ["a", "b", "c", "d"].map(|n| keygen(d, n));
+    let pointer = keygen(d, "pointer");
+    let chain = d.join("chain.txt");
+    let v = root_cmd(
+        d,
+        args![
+            "init",
+            "--key",
+            a.file,
+            "--key",
+            b.public,
+            "--key",
+            c.file,
+            "--threshold",
+            "2",
+            "--pointer",
+            pointer.public,
+            "-o",
+            chain
+        ],
+    );
+    assert_eq!(v["roots"][0]["complete"], false, "{v}");
+    for k in [&a, &b] {
+        root_cmd(d, args!["sign", chain, "--key", k.file]);
+    }
+    let v = root_cmd(d, args!["show", chain]);
+    assert_eq!(v["roots"][0]["complete"], true, "{v}");
+    // The fetcher pins the first root and nothing else.
+    let first = d.join("first-root.txt");
+    fs::copy(&chain, &first).expect("copy the chain file");
+    let fetcher = d.join("fetcher");
+    swarm_ok(&fetcher, args!["trust", "add", first, "--name", "acme"]);
+
+    // Machine 1 publishes v1 with key a: 1 of 2, refused by fetchers.
+    let m1 = d.join("machine-1");
+    let app1 = make_app(&d.join("v1"), 1);
+    let p1 = publish_threshold(&m1, &app1, &a, &chain, "1.0.0", vec![]);
+    assert_eq!(
+        (u64_field(&p1, "signatures"), u64_field(&p1, "threshold")),
+        (1, 2),
+        "{p1}"
+    );
+    let half = token(&p1);
+    let (run, v) = verify_json(&fetcher, &half, vec![]);
+    assert_eq!(run.code, Some(1), "{run}");
+    let why = str_field(&v, "policy_error");
+    assert!(
+        why.contains("signed by 1 of the 2 keys") && why.contains("swarm sign"),
+        "{why}"
+    );
+    // Machine 2 adds b's signature: complete.
+    let m2 = d.join("machine-2");
+    let s1 = sign(&m2, &half, &b, vec![]);
+    assert_eq!(s1["complete"], true, "{s1}");
+    let full = str_field(&s1, "token").to_owned();
+    eprintln!(
+        "a 2-of-3 release token, 2 signatures, carrying its first root: {} characters\n{full}",
+        full.len()
+    );
+    let node1 = Node::start(&m1);
+    let out = d.join("out-1");
+    fetch_ok(&fetcher, &full, &node1.addr, &out, vec![]);
+    assert_same_tree(&app1, &out.join("app"));
+
+    // Rotate c out for d: a and b sign for both the old and the new set.
+    root_cmd(
+        d,
+        args![
+            "rotate",
+            chain,
+            "--key",
+            a.public,
+            "--key",
+            b.public,
+            "--key",
+            new.public,
+            "--threshold",
+            "2"
+        ],
+    );
+    root_cmd(d, args!["sign", chain, "--key", a.file]);
+    // Not enough yet: publishing under it is refused.
+    let m3 = d.join("machine-3");
+    let app2 = make_app(&d.join("v2"), 2);
+    let err = swarm_err(
+        &m3,
+        args![
+            "publish",
+            app2,
+            "--key",
+            new.file,
+            "--root",
+            chain,
+            "--name",
+            "myapp",
+            "--version",
+            "2.0.0",
+            "--seq",
+            "2"
+        ],
+    );
+    assert!(err.contains("has 1 of the signatures it needs"), "{err}");
+    root_cmd(d, args!["sign", chain, "--key", b.file]);
+    // Machine 3 (a fresh store, no DHT) publishes v2 with d; machine 1 co-signs.
+    let p2 = publish_threshold(&m3, &app2, &new, &chain, "2.0.0", args!["--seq", "2"]);
+    assert_eq!(u64_field(&p2, "seq"), 2, "{p2}");
+    let s2 = sign(&m1, &token(&p2), &a, vec![]);
+    assert_eq!(s2["complete"], true, "{s2}");
+    let v2 = str_field(&s2, "token").to_owned();
+    eprintln!(
+        "the v2 token, 2 signatures, carrying roots 1 and 2: {} characters",
+        v2.len()
+    );
+    let node3 = Node::start(&m3);
+    let out = d.join("out-2");
+    fetch_ok(&fetcher, &v2, &node3.addr, &out, vec![]);
+    assert_same_tree(&app2, &out.join("app"));
+    let list = swarm_json(&fetcher, ["trust", "ls"]);
+    assert_eq!(list["trusted"][0]["root_version"], 2, "{list}");
+
+    // c, rotated out, signs alone, or with a under the old root: refused.
+    let old_root = d.join("old-root.txt");
+    fs::copy(&first, &old_root).expect("copy");
+    let m4 = d.join("machine-4");
+    let app3 = make_app(&d.join("v3"), 3);
+    let evil = publish_threshold(&m4, &app3, &c, &old_root, "3.0.0", args!["--seq", "9"]);
+    let node4 = Node::start(&m4);
+    let msg = fetch_refused(
+        &fetcher,
+        &token(&evil),
+        &node4.addr,
+        &d.join("out-3"),
+        vec![],
+    );
+    assert!(
+        msg.contains("signed under root version 1") && msg.contains("replaced"),
+        "{msg}"
+    );
+    let with_a = sign(
+        &d.join("machine-5"),
+        &token(&evil),
+        &a,
+        args!["--root", old_root],
+    );
+    assert_eq!(with_a["complete"], true, "{with_a}");
+    let msg = fetch_refused(
+        &fetcher,
+        str_field(&with_a, "token"),
+        &node4.addr,
+        &d.join("out-3"),
+        vec![],
+    );
+    assert!(msg.contains("root version 2 replaced"), "{msg}");
+    // Under the new root, c has no place at all.
+    let err = swarm_err(
+        &d.join("machine-5"),
+        args!["sign", token(&p2), "--key", c.file],
+    );
+    assert!(
+        err.contains("is not one of the keys of root version 2"),
+        "{err}"
+    );
+}
+
+#[test]
+fn bad_roots_and_signing_input_get_clear_errors() {
+    let tmp = tempdir();
+    let d = tmp.path();
+    let [a, b] = ["a", "b"].map(|n| keygen(d, n));
+    let store = d.join("store");
+    let chain = d.join("chain.txt");
+    let init = |extra: Vec<OsString>| {
+        let mut args = args!["root", "init", "--pointer", a.public, "-o", chain];
+        args.extend(extra);
+        swarm_err(&store, args)
+    };
+    // A threshold of 0, above the key count, a key listed twice, too many.
+    let msg = init(args!["--key", a.public, "--threshold", "0"]);
+    assert!(msg.contains("threshold 0 with 1 keys"), "{msg}");
+    let msg = init(args![
+        "--key",
+        a.public,
+        "--key",
+        b.public,
+        "--threshold",
+        "3"
+    ]);
+    assert!(msg.contains("threshold 3 with 2 keys"), "{msg}");
+    let msg = init(args![
+        "--key",
+        a.public,
+        "--key",
+        a.file,
+        "--threshold",
+        "1"
+    ]);
+    assert!(msg.contains("is listed twice"), "{msg}");
+    let mut many = args!["--threshold", "1"];
+    for i in 0..17u8 {
+        let k = keygen(d, &format!("k{i}"));
+        many.extend(args!["--key", k.public]);
+    }
+    let msg = init(many);
+    assert!(msg.contains("more than 16"), "{msg}");
+    assert!(!chain.exists(), "nothing written");
+    // A secret key where a public key belongs is refused and not echoed.
+    let secret = fs::read_to_string(&a.file).unwrap();
+    let secret_line = secret.lines().find(|l| l.starts_with("swsk1")).unwrap();
+    let msg = init(args!["--key", secret_line, "--threshold", "1"]);
+    assert!(
+        msg.contains("SECRET key") && !msg.contains(secret_line),
+        "{msg}"
+    );
+    // A chain file with a gap, and a damaged one.
+    swarm_ok(
+        &store,
+        args![
+            "root",
+            "init",
+            "--key",
+            a.public,
+            "--threshold",
+            "1",
+            "--pointer",
+            a.public,
+            "-o",
+            chain
+        ],
+    );
+    swarm_ok(&store, args!["root", "sign", chain, "--key", a.file]);
+    swarm_ok(
+        &store,
+        args![
+            "root",
+            "rotate",
+            chain,
+            "--key",
+            b.public,
+            "--threshold",
+            "1"
+        ],
+    );
+    swarm_ok(&store, args!["root", "sign", chain, "--key", a.file]);
+    swarm_ok(&store, args!["root", "sign", chain, "--key", b.file]);
+    swarm_ok(
+        &store,
+        args![
+            "root",
+            "rotate",
+            chain,
+            "--key",
+            a.public,
+            "--threshold",
+            "1"
+        ],
+    );
+    swarm_ok(&store, args!["root", "sign", chain, "--key", b.file]);
+    swarm_ok(&store, args!["root", "sign", chain, "--key", a.file]);
+    let text = fs::read_to_string(&chain).unwrap();
+    let lines: Vec<&str> = text.lines().filter(|l| l.starts_with("swrt1")).collect();
+    assert_eq!(lines.len(), 3, "{text}");
+    let gap = d.join("gap.txt");
+    fs::write(&gap, format!("{}\n{}\n", lines[0], lines[2])).unwrap();
+    let msg = swarm_err(&store, args!["trust", "add", gap]);
+    assert!(msg.contains("jumps from root version 1 to 3"), "{msg}");
+    let looped = d.join("loop.txt");
+    fs::write(
+        &looped,
+        format!("{}\n{}\n{}\n", lines[0], lines[1], lines[0]),
+    )
+    .unwrap();
+    let msg = swarm_err(&store, args!["trust", "add", looped]);
+    assert!(
+        msg.contains("a chain starts at root version 1") || msg.contains("after version 2"),
+        "{msg}"
+    );
+    let damaged = d.join("damaged.txt");
+    fs::write(&damaged, flip_char(lines[0], lines[0].len() - 20)).unwrap();
+    let msg = swarm_err(&store, args!["trust", "add", damaged]);
+    assert!(
+        msg.contains("does not verify") || msg.contains("canonical") || msg.contains("damaged"),
+        "{msg}"
+    );
+    assert_eq!(
+        swarm_json(&store, ["trust", "ls"])["trusted"],
+        json!([]),
+        "nothing trusted"
+    );
+    // A key file of the wrong kind for signing.
+    let not_a_key = d.join("not-a-key");
+    fs::write(&not_a_key, format!("{}\n", a.public)).unwrap();
+    fs::set_permissions(&not_a_key, fs::Permissions::from_mode(0o600)).unwrap();
+    let msg = swarm_err(&store, args!["root", "sign", chain, "--key", not_a_key]);
+    assert!(msg.contains("not a swarm secret key file"), "{msg}");
+    // A single-key token takes no second signature.
+    let app = make_app(&d.join("src"), 0);
+    let single = token(&publish(&d.join("p"), &app, &a, "myapp", "1.0.0", vec![]));
+    let msg = swarm_err(&store, args!["sign", single, "--key", b.file]);
+    assert!(msg.contains("single-key release"), "{msg}");
 }

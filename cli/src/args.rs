@@ -346,8 +346,51 @@ pub(crate) enum Command {
         /// patches from, for each file that changed (repeatable, up to 8)
         #[arg(long = "delta-from", value_name = "TARGET")]
         delta_from: Vec<String>,
+        /// The publisher's chain file (`swarm root init`): sign a threshold
+        /// release under its newest root, --key being one of its keys;
+        /// the others add theirs with `swarm sign`
+        #[arg(long = "root", value_name = "FILE")]
+        root: Option<PathBuf>,
+        /// The key that signs the DHT pointer of a --root publisher (its
+        /// pointer key), when it is not --key
+        #[arg(long = "pointer-key", value_name = "FILE", requires = "root")]
+        pointer_key: Option<PathBuf>,
+        /// The sequence number to sign [default: one past the newest of this
+        /// store's record and the DHT pointer]; refused unless past both
+        #[arg(long, value_name = "N")]
+        seq: Option<u64>,
+        /// Publish a version not above the newest published on the channel
+        /// (fetchers take the highest sequence as the newest)
+        #[arg(long)]
+        allow_downgrade: bool,
         #[command(flatten)]
         dht: DhtArgs,
+    },
+    /// Add your signature to a threshold release (swr2…) and print the
+    /// token with it; once it has enough, put it on the DHT
+    Sign {
+        /// The release token
+        token: String,
+        /// Your key file, a key of the release's root [default: as for
+        /// `swarm keygen`]
+        #[arg(long, value_name = "FILE")]
+        key: Option<PathBuf>,
+        /// The publisher's chain file [default: the roots the token carries,
+        /// else those this store knows]
+        #[arg(long = "root", value_name = "FILE")]
+        root: Option<PathBuf>,
+        /// The publisher's pointer key: with it, a release that has enough
+        /// signatures goes on the DHT
+        #[arg(long = "pointer-key", value_name = "FILE")]
+        pointer_key: Option<PathBuf>,
+        #[command(flatten)]
+        dht: DhtArgs,
+    },
+    /// A publisher's roots of trust: keys with a threshold, rotated in
+    /// numbered versions, kept in a chain file (wire-spec/release.md §7)
+    Root {
+        #[command(subcommand)]
+        command: RootCommand,
     },
     /// Check a signed-root token and print the release; with PATH, check local files match it
     Verify {
@@ -385,11 +428,68 @@ pub(crate) enum KeyCommand {
     },
 }
 
+/// `swarm root …`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum RootCommand {
+    /// Start a chain file with version 1 of a root: the keys and how many of
+    /// them must sign; each key then signs it with `swarm root sign`
+    Init {
+        /// A signing key: its public key (swpk1…) or its key file
+        /// (repeatable, up to 16)
+        #[arg(long = "key", value_name = "KEY", required = true)]
+        keys: Vec<String>,
+        /// How many of the keys must sign a release (and the next root)
+        #[arg(long)]
+        threshold: u8,
+        /// The pointer key that names the publisher and signs its DHT
+        /// pointer: a public key or a key file (`swarm keygen` makes one)
+        #[arg(long, value_name = "KEY")]
+        pointer: String,
+        /// Refuse this root as the newest after this long: 365d, 12w
+        #[arg(long, value_name = "DURATION")]
+        expires: Option<String>,
+        /// The chain file to create
+        #[arg(short, long, value_name = "FILE")]
+        output: PathBuf,
+    },
+    /// Add the next version of the root to a chain file: new keys or a new
+    /// threshold (leave a key out to revoke it); a threshold of the current
+    /// keys and of the new ones then sign it with `swarm root sign`
+    Rotate {
+        /// The chain file
+        file: PathBuf,
+        /// A key of the new version (repeatable; give all of them)
+        #[arg(long = "key", value_name = "KEY", required = true)]
+        keys: Vec<String>,
+        /// Its threshold
+        #[arg(long)]
+        threshold: u8,
+        /// Refuse it as the newest after this long
+        #[arg(long, value_name = "DURATION")]
+        expires: Option<String>,
+    },
+    /// Sign the newest root of a chain file with your key
+    Sign {
+        /// The chain file
+        file: PathBuf,
+        /// Your key file [default: as for `swarm keygen`]
+        #[arg(long, value_name = "FILE")]
+        key: Option<PathBuf>,
+    },
+    /// Print a chain file's roots: versions, keys, thresholds, signatures
+    Show {
+        /// The chain file
+        file: PathBuf,
+    },
+}
+
 #[derive(Debug, Subcommand)]
 pub(crate) enum TrustCommand {
-    /// Trust a publisher key (swpk1…)
+    /// Trust a publisher: its key (swpk1…), its chain file (trusting its
+    /// first root, and following it to the newest), or the fingerprint of
+    /// its first root (swrf1…, from `swarm root show`)
     Add {
-        /// The public key, as `swarm keygen` prints it
+        /// The public key, a chain file, or a root fingerprint
         key: String,
         /// A label for it
         #[arg(long)]

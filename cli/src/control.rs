@@ -411,10 +411,15 @@ pub(crate) fn check(on: &On, repaired: Option<serde_json::Value>, json: bool) ->
 pub(crate) fn trust(on: &On, command: TrustCommand, json: bool) -> Result<()> {
     match command {
         TrustCommand::Add { key, name } => {
-            let req = api::TrustAddRequest {
-                public_key: key,
-                name,
-            };
+            // A chain file is sent as its text.
+            let path = std::path::Path::new(&key);
+            let public_key =
+                if !key.starts_with("swp") && !key.starts_with("swrf") && path.is_file() {
+                    crate::roots::read_chain_file(path)?
+                } else {
+                    key
+                };
+            let req = api::TrustAddRequest { public_key, name };
             let k = match on {
                 On::Store(s, _) => ops::trust_add(s, &req)?,
                 On::Node(c) => block(c.trust_add(&req))??,
@@ -423,12 +428,21 @@ pub(crate) fn trust(on: &On, command: TrustCommand, json: bool) -> Result<()> {
                 return print_json(&k);
             }
             eprintln!(
-                "trusting {}{}",
+                "trusting {}{}{}",
                 k.public_key,
                 if k.name.is_empty() {
                     String::new()
                 } else {
                     format!(" as {}", k.name)
+                },
+                match (&k.root_version, &k.threshold) {
+                    (Some(v), Some(t)) => format!(", root version {v}: {t} keys must sign"),
+                    _ if k
+                        .public_key
+                        .starts_with(swarm_engine::release::FINGERPRINT_PREFIX) =>
+                        ": the publisher whose first root this is, once a release carries it"
+                            .to_owned(),
+                    _ => String::new(),
                 }
             );
         }
@@ -452,7 +466,12 @@ pub(crate) fn trust(on: &On, command: TrustCommand, json: bool) -> Result<()> {
                 return print_json(&list);
             }
             for k in &list.trusted {
-                println!("{}  {}", k.public_key, k.name);
+                match (&k.root_version, &k.threshold) {
+                    (Some(v), Some(t)) => {
+                        println!("{}  {}  (root version {v}, {t})", k.public_key, k.name);
+                    }
+                    _ => println!("{}  {}", k.public_key, k.name),
+                }
             }
             if list.trusted.is_empty() {
                 eprintln!("no trusted publishers; add one with `swarm trust add KEY`");

@@ -119,33 +119,53 @@ pub(crate) fn resolve(config: Option<DhtConfig>, pointer: &str, json: bool) -> R
     Ok(ExitCode::SUCCESS)
 }
 
-/// Put a freshly published release's pointer on the DHT. Publishing has
-/// already succeeded locally, so a DHT failure is a warning, not an error.
-pub(crate) fn put(config: Option<DhtConfig>, signed: &SignedRelease, key: &SecretKey) -> bool {
-    let Some(config) = config else {
-        return false;
-    };
-    eprintln!(
-        "putting the release pointer on the DHT through {} (--no-dht skips this)",
-        config.bootstrap.join(", ")
-    );
-    let rt = match tokio::runtime::Runtime::new() {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("warning: the release pointer was not put on the DHT: {e}");
-            return false;
+/// One joined DHT node for a command that reads a pointer, then puts one.
+pub(crate) struct Session {
+    rt: tokio::runtime::Runtime,
+    dht: Dht,
+}
+
+impl Session {
+    /// Join for publishing; `None` (with a warning) when the DHT is off or
+    /// cannot be joined: publishing locally still works.
+    pub(crate) fn open_for_publish(config: Option<DhtConfig>) -> Option<Self> {
+        let config = config?;
+        eprintln!(
+            "reading and putting the release pointer on the DHT through {} (--no-dht skips this)",
+            config.bootstrap.join(", ")
+        );
+        let rt = match tokio::runtime::Runtime::new() {
+            Ok(rt) => rt,
+            Err(e) => {
+                eprintln!("warning: cannot use the DHT: {e}");
+                return None;
+            }
+        };
+        match rt.block_on(join(&config)) {
+            Ok(dht) => Some(Self { rt, dht }),
+            Err(e) => {
+                eprintln!(
+                    "warning: the DHT is unreachable, so the sequence comes from this store only \
+                     and no pointer is put: {e:#}"
+                );
+                None
+            }
         }
-    };
-    let result = rt.block_on(async {
-        let dht = join(&config).await?;
-        dht.put_release(signed, key).await?;
-        anyhow::Ok(())
-    });
-    match result {
-        Ok(()) => true,
-        Err(e) => {
-            eprintln!("warning: the release pointer was not put on the DHT: {e:#}");
-            false
-        }
+    }
+
+    /// The newest release the DHT holds for (publisher, name, channel).
+    pub(crate) fn newest(
+        &self,
+        publisher: &swarm_engine::release::PublicKey,
+        name: &str,
+        channel: &str,
+    ) -> Option<SignedRelease> {
+        self.rt.block_on(self.dht.resolve(publisher, name, channel))
+    }
+
+    /// Put `signed` as the pointer, and read it back.
+    pub(crate) fn put(&self, signed: &SignedRelease, key: &SecretKey) -> Result<()> {
+        self.rt.block_on(self.dht.put_release(signed, key))?;
+        Ok(())
     }
 }

@@ -10,6 +10,7 @@ mod hints;
 mod mirror;
 mod net;
 mod release;
+mod roots;
 mod share;
 
 use std::io::IsTerminal;
@@ -125,6 +126,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Key {
             command: args::KeyCommand::Show { file },
         } => return release::show_key(file, cli.json),
+        // Chain files only: no store.
+        Command::Root { command } => return roots::root(command, cli.json),
         _ => {}
     }
     // A node's config file is read first: it may name the store. Flags
@@ -141,6 +144,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         | Command::Share { dht, .. }
         | Command::Fetch { dht, .. }
         | Command::Publish { dht, .. }
+        | Command::Sign { dht, .. }
         | Command::Resolve { dht, .. } => dht.clone(),
         _ => args::DhtArgs::default(),
     };
@@ -258,6 +262,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
             channel,
             expires,
             delta_from,
+            root,
+            pointer_key,
+            seq,
+            allow_downgrade,
             dht: _,
         } => {
             let a = release::PublishArgs {
@@ -268,8 +276,27 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 channel,
                 expires,
                 delta_from,
+                root,
+                pointer_key,
+                seq,
+                allow_downgrade,
             };
             return release::publish(&On::open(&dir, false)?, a, json, dht_config(false, None));
+        }
+        Command::Sign {
+            token,
+            key,
+            root,
+            pointer_key,
+            dht: _,
+        } => {
+            let a = roots::SignArgs {
+                token,
+                key,
+                root,
+                pointer_key,
+            };
+            return roots::sign(&On::open(&dir, false)?, a, json, dht_config(false, None));
         }
         Command::Verify { token, path, trust } => {
             let a = release::VerifyArgs { token, path, trust };
@@ -470,6 +497,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
         | Command::Status
         | Command::Cat { .. }
         | Command::Publish { .. }
+        | Command::Sign { .. }
+        | Command::Root { .. }
         | Command::Fetch { .. }
         | Command::Share { .. }
         | Command::Export { .. }

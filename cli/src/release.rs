@@ -89,7 +89,7 @@ pub(crate) fn show_key(file: Option<PathBuf>, json: bool) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn read_key(path: &Path) -> Result<SecretKey> {
+pub(crate) fn read_key(path: &Path) -> Result<SecretKey> {
     if !path.exists() {
         bail!(
             "there is no key file {} (create one with `swarm keygen`)",
@@ -136,6 +136,10 @@ pub(crate) struct PublishArgs {
     pub(crate) channel: String,
     pub(crate) expires: Option<String>,
     pub(crate) delta_from: Vec<String>,
+    pub(crate) root: Option<PathBuf>,
+    pub(crate) pointer_key: Option<PathBuf>,
+    pub(crate) seq: Option<u64>,
+    pub(crate) allow_downgrade: bool,
 }
 
 pub(crate) fn publish(
@@ -158,7 +162,15 @@ pub(crate) fn publish(
         })?),
         None => None,
     };
-    let req = api::PublishRequest {
+    let chain = match &a.root {
+        Some(p) => Some(crate::roots::read_chain_file(p)?),
+        None => None,
+    };
+    let pointer_key = match &a.pointer_key {
+        Some(p) => Some(read_key(p)?.to_text()),
+        None => None,
+    };
+    let mut req = api::PublishRequest {
         paths: api::ops::absolute_paths(&a.paths).context("cannot find the current directory")?,
         key: key.to_text(),
         name: a.name,
@@ -167,22 +179,60 @@ pub(crate) fn publish(
         created,
         expires,
         delta_from: a.delta_from,
+        chain,
+        pointer_key,
+        seq: a.seq,
+        after: None,
+        allow_downgrade: a.allow_downgrade,
     };
     let r = match on {
         On::Store(store, _) => {
+            // The newest on the DHT first: a second publishing machine
+            // takes the sequence after it.
+            let session = crate::dht::Session::open_for_publish(dht);
+            if let Some(s) = &session {
+                let publisher = api::ops::publisher_of(&req)?;
+                match s.newest(&publisher, &req.name, &req.channel) {
+                    Some(newest) => req.after = Some(newest.to_token()),
+                    None => eprintln!(
+                        "the DHT holds no release of {}@{} yet: the sequence comes from this store",
+                        req.name, req.channel
+                    ),
+                }
+            }
+            if session.is_none() && req.seq.is_none() {
+                let publisher = api::ops::publisher_of(&req)?;
+                if store
+                    .release_seen(&publisher, &req.name, &req.channel)?
+                    .is_none()
+                {
+                    eprintln!(
+                        "note: without the DHT, the sequence comes from this store, which has \
+                         published nothing of {}@{}: it signs sequence 1. If another machine \
+                         published it before, pass --seq N above that machine's, or fetchers \
+                         report equivocation",
+                        req.name, req.channel
+                    );
+                }
+            }
             let done = api::ops::publish(store, &req)?;
             let mut r = done.reply;
-            r.dht = crate::dht::put(dht, &done.release, &done.key);
-            r
-        }
-        On::Node(c) => {
-            let r = block(c.publish(&req))??;
-            if let Some(e) = &r.dht_error {
-                eprintln!("warning: the release pointer was not put on the DHT: {e}");
+            match (api::ops::not_for_dht(&r), &session) {
+                (Some(why), Some(_)) => r.dht_error = Some(why),
+                (Some(_), None) => {}
+                (None, Some(s)) => match s.put(&done.release, &done.key) {
+                    Ok(()) => r.dht = true,
+                    Err(e) => r.dht_error = Some(format!("{e:#}")),
+                },
+                (None, None) => {}
             }
             r
         }
+        On::Node(c) => block(c.publish(&req))??,
     };
+    if let Some(e) = &r.dht_error {
+        eprintln!("warning: the release pointer was not put on the DHT: {e}");
+    }
     if json {
         println!("{}", serde_json::to_string(&r)?);
         return Ok(ExitCode::SUCCESS);
@@ -204,6 +254,15 @@ pub(crate) fn publish(
         plural(r.files),
         r.root
     );
+    if r.signatures < r.threshold {
+        eprintln!(
+            "signed by {} of the {} keys it needs: fetchers refuse it until the other signers \
+             each run `swarm sign TOKEN --key FILE` on it (token: {} characters)",
+            r.signatures,
+            r.threshold,
+            r.token.len()
+        );
+    }
     for p in &r.patches {
         eprintln!(
             "patch for {} from {}…: {} instead of {} ({:.1} %)",
@@ -261,6 +320,8 @@ pub(crate) fn verify(on: &crate::control::On, a: VerifyArgs, json: bool) -> Resu
             json!({
                 "valid": verdict.is_ok() && matches.is_none_or(|(ok, _)| ok),
                 "signature": "ok",
+                "signatures": signed.signer_count(),
+                "root_version": signed.root_version(),
                 "trusted": label.is_some(),
                 "publisher": r.publisher.to_string(),
                 "name": r.name,
@@ -294,7 +355,18 @@ pub(crate) fn verify(on: &crate::control::On, a: VerifyArgs, json: bool) -> Resu
         if let Some(e) = r.expires {
             println!("expires   unix {e}");
         }
-        println!("signature valid");
+        match signed.root_version() {
+            None => println!("signature valid"),
+            Some(v) => println!(
+                "signatures {} carried, under root version {v} of the publisher{}",
+                signed.signer_count(),
+                if verdict.is_ok() {
+                    ": enough, and valid"
+                } else {
+                    ""
+                }
+            ),
+        }
         if let Some((ok, root)) = matches {
             if ok {
                 println!("files     match the root");

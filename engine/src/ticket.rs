@@ -34,7 +34,7 @@ use std::str::FromStr;
 
 use crate::Hash;
 use crate::net::{NodeId, PeerAddr};
-use crate::release::{MAX_BINARY, ReleaseError, SignedRelease, base32};
+use crate::release::{MAX_BUNDLE, ReleaseError, SignedRelease, base32};
 
 /// What every ticket starts with: `swt` and the format version.
 pub const TICKET_PREFIX: &str = "swt1";
@@ -49,7 +49,7 @@ const CHECKSUM_LEN: usize = 4;
 /// The longest body: a release of the largest size and every peer with
 /// every address as IPv6.
 const MAX_BODY: usize =
-    1 + 2 + MAX_BINARY + 1 + MAX_PEERS * (32 + 1 + MAX_ADDRS * 19) + CHECKSUM_LEN;
+    1 + 2 + MAX_BUNDLE + 1 + MAX_PEERS * (32 + 1 + MAX_ADDRS * 19) + CHECKSUM_LEN;
 /// The longest ticket text.
 pub const MAX_TICKET: usize = TICKET_PREFIX.len() + MAX_BODY * 8 / 5 + 1;
 

@@ -382,10 +382,16 @@ pub struct TrustAddRequest {
 /// A trusted key.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TrustedKey {
-    /// The key, `swpk1…`.
+    /// The key, `swpk1…` (for a pinned fingerprint, the `swrf1…` text).
     pub public_key: String,
     /// Its label (may be empty).
     pub name: String,
+    /// For a publisher with a chain of roots: its newest root version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub root_version: Option<u64>,
+    /// ... and that root's threshold and key count, as `T of N`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub threshold: Option<String>,
 }
 
 /// `POST /v1/trust/rm`: stop trusting a key.
@@ -439,6 +445,25 @@ pub struct PublishRequest {
     /// names of releases stored complete).
     #[serde(default)]
     pub delta_from: Vec<String>,
+    /// The publisher's chain of roots (chain file text, `wire-spec/
+    /// release.md` §8.3): sign a threshold release under its newest root.
+    #[serde(default)]
+    pub chain: Option<String>,
+    /// The key that signs the DHT pointer of a threshold publisher
+    /// (`swsk1…`), when it is not `key`.
+    #[serde(default)]
+    pub pointer_key: Option<String>,
+    /// The sequence to use (refused unless past the newest known).
+    #[serde(default)]
+    pub seq: Option<u64>,
+    /// The newest release of this name and channel known from elsewhere
+    /// (a token), e.g. read from the DHT; the node looks it up on its DHT
+    /// itself when this is empty.
+    #[serde(default)]
+    pub after: Option<String>,
+    /// Publish a version not above the newest published.
+    #[serde(default)]
+    pub allow_downgrade: bool,
 }
 
 impl std::fmt::Debug for PublishRequest {
@@ -451,6 +476,13 @@ impl std::fmt::Debug for PublishRequest {
             .field("channel", &self.channel)
             .field("created", &self.created)
             .field("expires", &self.expires)
+            .field("chain", &self.chain.is_some())
+            .field(
+                "pointer_key",
+                &self.pointer_key.as_ref().map(|_| "(secret)"),
+            )
+            .field("seq", &self.seq)
+            .field("allow_downgrade", &self.allow_downgrade)
             .finish()
     }
 }
@@ -491,6 +523,16 @@ pub struct PublishReply {
     /// The patches made from earlier releases (`delta_from`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub patches: Vec<PatchMade>,
+    /// Signatures the release carries (1 for a single-key release).
+    #[serde(default = "one")]
+    pub signatures: usize,
+    /// Signatures it needs: the root's threshold (1 for a single key).
+    #[serde(default = "one")]
+    pub threshold: usize,
+}
+
+fn one() -> usize {
+    1
 }
 
 /// A patch made for a published release.

@@ -31,6 +31,9 @@ pub enum OpError {
     /// The version is not a semantic version.
     #[error("{0:?} is not a semantic version (like 1.2.3)")]
     BadVersion(String),
+    /// A chain of roots that does not parse or verify.
+    #[error("the chain of roots is refused: {0}")]
+    BadChain(String),
     /// Publishing failed before anything was recorded.
     #[error(transparent)]
     Publish(#[from] crate::store::PublishError),
@@ -114,6 +117,7 @@ impl OpError {
             Self::BadRoot(_)
                 | Self::BadKey(_)
                 | Self::BadVersion(_)
+                | Self::BadChain(_)
                 | Self::BadToken(_)
                 | Self::NotAToken
                 | Self::BadSource(_)
@@ -256,7 +260,8 @@ pub struct PublishDone {
     pub reply: PublishReply,
     /// The signed release.
     pub release: crate::release::SignedRelease,
-    /// The publisher's key.
+    /// The key that signs its DHT pointer: the publisher's key, or for a
+    /// threshold release the pointer key given.
     pub key: crate::release::SecretKey,
 }
 
@@ -272,18 +277,36 @@ pub fn publish(store: &Store, req: &PublishRequest) -> Result<PublishDone, OpErr
         .trim()
         .parse()
         .map_err(|_| OpError::BadVersion(req.version.clone()))?;
-    let opts = crate::store::PublishOptions {
-        name: req.name.clone(),
-        channel: req.channel.clone(),
-        version,
-        created: req.created,
-        expires: req.expires,
-        delta_from: req
-            .delta_from
-            .iter()
-            .map(|t| find_root(store, t))
-            .collect::<Result<_, _>>()?,
+    let chain = match &req.chain {
+        Some(text) => Some(
+            crate::release::Chain::from_text(text).map_err(|e| OpError::BadChain(e.to_string()))?,
+        ),
+        None => None,
     };
+    let after = match &req.after {
+        Some(t) => Some(crate::release::SignedRelease::from_token(t).map_err(OpError::BadToken)?),
+        None => None,
+    };
+    let pointer_key = match &req.pointer_key {
+        Some(k) => crate::release::SecretKey::from_text(k).map_err(OpError::BadKey)?,
+        None => key.clone(),
+    };
+    let threshold = chain
+        .as_ref()
+        .map_or(1, |c| usize::from(c.newest().threshold));
+    let mut opts = crate::store::PublishOptions::new(req.name.clone(), version);
+    opts.channel = req.channel.clone();
+    opts.created = req.created;
+    opts.expires = req.expires;
+    opts.delta_from = req
+        .delta_from
+        .iter()
+        .map(|t| find_root(store, t))
+        .collect::<Result<_, _>>()?;
+    opts.chain = chain;
+    opts.seq = req.seq;
+    opts.after = after;
+    opts.allow_downgrade = req.allow_downgrade;
     let published = store.publish(&key, &req.paths, &opts)?;
     let r = published.release.release();
     let reply = PublishReply {
@@ -314,11 +337,37 @@ pub fn publish(store: &Store, req: &PublishRequest) -> Result<PublishDone, OpErr
                 file_bytes: p.file_size,
             })
             .collect(),
+        signatures: published.release.signer_count(),
+        threshold,
     };
     Ok(PublishDone {
         reply,
         release: published.release,
-        key,
+        key: pointer_key,
+    })
+}
+
+/// The publisher a publish request signs for: the chain's, else the key's.
+pub fn publisher_of(req: &PublishRequest) -> Result<crate::release::PublicKey, OpError> {
+    match &req.chain {
+        Some(text) => Ok(crate::release::Chain::from_text(text)
+            .map_err(|e| OpError::BadChain(e.to_string()))?
+            .pointer()),
+        None => Ok(crate::release::SecretKey::from_text(&req.key)
+            .map_err(OpError::BadKey)?
+            .public()),
+    }
+}
+
+/// Why a just-published release does not go on the DHT yet: it lacks
+/// signatures, so fetchers would refuse it.
+pub fn not_for_dht(reply: &PublishReply) -> Option<String> {
+    (reply.signatures < reply.threshold).then(|| {
+        format!(
+            "not put on the DHT yet: signed by {} of the {} keys it needs; the signer who \
+             completes it puts it (`swarm sign TOKEN --key FILE --pointer-key FILE`)",
+            reply.signatures, reply.threshold
+        )
     })
 }
 
@@ -638,25 +687,76 @@ pub fn check(store: &Store) -> Result<CheckReply, OpError> {
 
 /// Every trusted key: `GET /v1/trust`.
 pub fn trusted(store: &Store) -> Result<TrustedReply, OpError> {
-    let trusted = store
+    let roots = store.roots()?;
+    let mut trusted: Vec<TrustedKey> = store
         .trusted()?
         .into_iter()
-        .map(|(k, name)| TrustedKey {
-            public_key: k.to_string(),
-            name,
+        .map(|(k, name)| {
+            let newest = roots.iter().find(|(p, _)| *p == k).map(|(_, c)| c.newest());
+            TrustedKey {
+                public_key: k.to_string(),
+                name,
+                root_version: newest.map(|n| n.version),
+                threshold: newest.map(|n| format!("{} of {}", n.threshold, n.keys.len())),
+            }
         })
         .collect();
+    trusted.extend(
+        store
+            .pins_trusted()?
+            .into_iter()
+            .map(|(f, name)| TrustedKey {
+                public_key: crate::release::fingerprint_text(&f),
+                name,
+                root_version: None,
+                threshold: None,
+            }),
+    );
     Ok(TrustedReply { trusted })
 }
 
-/// Trust a key: `POST /v1/trust/add`.
+/// Trust a publisher: `POST /v1/trust/add`. `public_key` is a key
+/// (`swpk1…`), a first root's fingerprint (`swrf1…`), a root (`swrt1…`) or
+/// a chain file's text (`wire-spec/release.md` §8.3).
 pub fn trust_add(store: &Store, req: &TrustAddRequest) -> Result<TrustedKey, OpError> {
-    let k = key(&req.public_key)?;
     let name = req.name.clone().unwrap_or_default();
+    let text = req.public_key.trim();
+    if let Some(f) = crate::release::parse_fingerprint(text) {
+        let f = f.map_err(|e| OpError::BadChain(e.to_string()))?;
+        store.trust_fingerprint(&f, &name)?;
+        return Ok(TrustedKey {
+            public_key: crate::release::fingerprint_text(&f),
+            name,
+            root_version: None,
+            threshold: None,
+        });
+    }
+    let is_chain = text.lines().count() > 1
+        || text
+            .get(..crate::release::ROOT_PREFIX.len())
+            .is_some_and(|p| p.eq_ignore_ascii_case(crate::release::ROOT_PREFIX));
+    if is_chain {
+        let chain =
+            crate::release::Chain::from_text(text).map_err(|e| OpError::BadChain(e.to_string()))?;
+        store.trust_chain(&chain, &name).map_err(|e| match e {
+            crate::store::TrustError::Store(s) => OpError::Store(s),
+            crate::store::TrustError::Root(r) => OpError::BadChain(r.to_string()),
+        })?;
+        let n = chain.newest();
+        return Ok(TrustedKey {
+            public_key: chain.pointer().to_string(),
+            name,
+            root_version: Some(n.version),
+            threshold: Some(format!("{} of {}", n.threshold, n.keys.len())),
+        });
+    }
+    let k = key(&req.public_key)?;
     store.trust(&k, &name)?;
     Ok(TrustedKey {
         public_key: k.to_string(),
         name,
+        root_version: None,
+        threshold: None,
     })
 }
 

@@ -790,12 +790,21 @@ async fn read_body(req: Request<Incoming>) -> Result<Bytes, Reply> {
 /// Publish, then put the pointer on the node's DHT, if it has one.
 async fn publish(state: &State, body: &[u8]) -> Reply {
     let store = state.node.store().clone();
-    let done = match parse(body).map(|req: super::PublishRequest| {
-        tokio::task::spawn_blocking(move || ops::publish(&store, &req))
-    }) {
-        Ok(task) => task.await,
+    let mut req: super::PublishRequest = match parse(body) {
+        Ok(r) => r,
         Err(r) => return *r,
     };
+    // The newest this name and channel has on the DHT, so that a second
+    // publishing machine takes the sequence after it.
+    if let (None, Some(dht)) = (&req.after, state.node.dht())
+        && let Ok(publisher) = ops::publisher_of(&req)
+    {
+        req.after = dht
+            .resolve(&publisher, &req.name, &req.channel)
+            .await
+            .map(|s| s.to_token());
+    }
+    let done = tokio::task::spawn_blocking(move || ops::publish(&store, &req)).await;
     let done = match done {
         Ok(Ok(d)) => d,
         Ok(Err(e)) => return op_error(state, &e),
@@ -808,7 +817,9 @@ async fn publish(state: &State, body: &[u8]) -> Reply {
         Ok(t) => reply.ticket = t.to_string(),
         Err(e) => tracing::warn!("the published release's ticket carries no address: {e}"),
     }
-    if state.node.dht().is_some() {
+    if let Some(why) = ops::not_for_dht(&reply) {
+        reply.dht_error = Some(why);
+    } else if state.node.dht().is_some() {
         match state.node.put_release(&done.release, &done.key).await {
             Ok(()) => reply.dht = true,
             Err(e) => reply.dht_error = Some((state.describe)(&e)),

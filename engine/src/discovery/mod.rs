@@ -149,8 +149,21 @@ pub enum DhtError {
         detail: String,
     },
     /// The signed release is too large for a BEP 44 item.
-    #[error("the release is {0} bytes, more than the 1000 a DHT item holds")]
+    #[error("the release is {0} bytes bencoded, more than the 1000 a DHT item holds")]
     TooLarge(usize),
+    /// The DHT holds another release under the same sequence; nodes keep
+    /// the first and ignore the second.
+    #[error(
+        "the DHT already holds another release under sequence {0}; nodes ignore a second put \
+         of one sequence, so publish the next sequence"
+    )]
+    SameSeq(i64),
+    /// Read back after the put, the pointer is not the one put.
+    #[error(
+        "the put was not taken: read back, the DHT pointer holds {}",
+        match .0 { Some(s) => format!("sequence {s}"), None => "nothing".to_owned() }
+    )]
+    NotTaken(Option<i64>),
     /// A newer pointer already exists in the DHT.
     #[error(
         "the DHT already holds a newer release pointer (sequence {0}); publish a higher sequence"
@@ -462,12 +475,24 @@ impl Dht {
     ) -> Result<(), DhtError> {
         let began = Instant::now();
         let r = signed.release();
-        let value = signed.to_bytes();
-        // mainline reports an oversized value only as a timeout: check first.
-        if value.len() > MAX_VALUE {
-            return Err(DhtError::TooLarge(value.len()));
+        if key.public() != r.publisher {
+            return Err(DhtError::Put {
+                what: "release pointer",
+                detail: format!(
+                    "it is signed with {}, not {}, the publisher key the release names",
+                    key.public(),
+                    r.publisher
+                ),
+            });
         }
-        let seq = i64::try_from(r.seq).map_err(|_| DhtError::TooLarge(value.len()))?;
+        let value = signed.to_pointer_bytes();
+        // mainline reports an oversized value only as a timeout: check
+        // first, on the bencoded value as nodes count it.
+        let bencoded = bencoded_len(&value);
+        if bencoded > MAX_VALUE {
+            return Err(DhtError::TooLarge(bencoded));
+        }
+        let seq = i64::try_from(r.seq).map_err(|_| DhtError::TooLarge(bencoded))?;
         let salt = pointer_salt(&r.name, &r.channel);
         let current = self
             .inner
@@ -475,6 +500,9 @@ impl Dht {
             .await;
         let cas = match current {
             Some(c) if c.seq() > seq => return Err(DhtError::Stale(c.seq())),
+            Some(c) if c.seq() == seq && c.value() != value.as_slice() => {
+                return Err(DhtError::SameSeq(seq));
+            }
             Some(c) => Some(c.seq()),
             None => None,
         };
@@ -488,6 +516,19 @@ impl Dht {
                 what: "release pointer",
                 detail: e.to_string(),
             });
+        // Nodes answer a put they then ignore (an equal sequence, a value
+        // they find too large) as if they took it: read it back.
+        let done = match done {
+            Ok(()) => match self
+                .inner
+                .get_mutable_most_recent(r.publisher.as_bytes(), Some(&salt))
+                .await
+            {
+                Some(b) if b.seq() == seq && b.value() == value.as_slice() => Ok(()),
+                back => Err(DhtError::NotTaken(back.map(|b| b.seq()))),
+            },
+            e => e,
+        };
         metrics::dht(DhtOp::PutRelease, ok_or_failed(&done), began.elapsed());
         done
     }
@@ -527,6 +568,19 @@ impl Dht {
         metrics::dht(DhtOp::Resolve, result, began.elapsed());
         best
     }
+}
+
+/// The length of `value` bencoded as a byte string (`LEN:` then the
+/// bytes): what BEP 44's 1000-byte limit counts.
+///
+/// ```
+/// # use swarm_engine::discovery::bencoded_len;
+/// assert_eq!(bencoded_len(&[0; 5]), 7); // "5:" + 5 bytes
+/// assert_eq!(bencoded_len(&[0; 995]), 999);
+/// assert_eq!(bencoded_len(&[0; 997]), 1001);
+/// ```
+pub fn bencoded_len(value: &[u8]) -> usize {
+    value.len() + value.len().to_string().len() + 1
 }
 
 fn ok_or_failed<T, E>(r: &Result<T, E>) -> &'static str {

@@ -594,9 +594,21 @@ impl Node {
         opts: &PublishOptions,
     ) -> Result<Published, NodeOpError> {
         let paths: Vec<PathBuf> = paths.iter().map(|p| p.as_ref().to_path_buf()).collect();
-        let (store, k, o) = (self.store().clone(), key.clone(), opts.clone());
+        let (store, k, mut o) = (self.store().clone(), key.clone(), opts.clone());
+        // The newest on the DHT, so that a second publishing machine takes
+        // the sequence after it.
+        if let (None, Some(dht)) = (&o.after, &self.dht) {
+            let publisher = o.chain.as_ref().map_or(key.public(), |c| c.pointer());
+            o.after = dht.resolve(&publisher, &o.name, &o.channel).await;
+        }
         let published = blocking(move || store.publish(&k, &paths, &o)).await?;
-        if self.dht.is_some() {
+        // A threshold release still collecting signatures, or one whose
+        // pointer key is not this key, is put later with `put_release`.
+        let complete = opts
+            .chain
+            .as_ref()
+            .is_none_or(|c| published.release.signer_count() >= usize::from(c.newest().threshold));
+        if self.dht.is_some() && complete && key.public() == published.release.release().publisher {
             let put = async {
                 self.put_release(&published.release, key).await?;
                 self.announce_root(&published.release.release().root).await

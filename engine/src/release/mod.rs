@@ -6,13 +6,19 @@
 
 pub(crate) mod base32;
 mod policy;
+mod root;
 
 use std::fmt;
 use std::str::FromStr;
 
 use ed25519_dalek::{Signer, SigningKey, VerifyingKey};
 
-pub use self::policy::{HighWater, Policy, PolicyError, Seen, Want};
+pub use self::policy::{HighWater, Policy, PolicyError, Seen, Want, check_seq};
+pub use self::root::{
+    Chain, ChainFile, FINGERPRINT_PREFIX, KEY_ED25519, MAX_CHAIN, MAX_CHAIN_BYTES, MAX_KEYS,
+    MAX_ROOT_BYTES, ROOT_CONTEXT, ROOT_FORMAT, ROOT_PREFIX, Root, RootError, SignedRoot,
+    fingerprint_text, parse_fingerprint,
+};
 use crate::content::Hash;
 
 /// Prefix of a signed-root token; the digit is the format version.
@@ -24,6 +30,14 @@ use crate::content::Hash;
 /// assert!(is_token(&format!("{TOKEN_PREFIX}aaaa")));
 /// ```
 pub const TOKEN_PREFIX: &str = "swr1";
+/// Prefix of a threshold-signed release token (format 2, §8).
+pub const TOKEN_PREFIX_THRESHOLD: &str = "swr2";
+/// Format byte of a threshold-signed release record.
+pub const FORMAT_THRESHOLD: u8 = 2;
+/// Domain separation of format 2 signatures.
+pub const CONTEXT_THRESHOLD: &[u8] = b"swarm-release-v2\0";
+/// Largest format 2 release with the chain it carries.
+pub const MAX_BUNDLE: usize = MAX_BINARY + 1 + MAX_CHAIN_BYTES;
 /// Prefix of a publisher public key in text.
 ///
 /// ```
@@ -136,6 +150,8 @@ pub const MAX_BINARY: usize = 1000;
 /// ));
 /// ```
 pub const MAX_TOKEN: usize = TOKEN_PREFIX.len() + MAX_BINARY * 8 / 5 + 1;
+/// Largest threshold token (`swr2…`) text accepted, checked before decoding.
+pub const MAX_TOKEN_THRESHOLD: usize = TOKEN_PREFIX_THRESHOLD.len() + MAX_BUNDLE * 8 / 5 + 1;
 /// Longest name, in bytes.
 ///
 /// ```
@@ -304,7 +320,9 @@ fn strip_prefix_ci<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
 /// assert!(!is_token(&Hash::of(b"a bare root").to_hex()));
 /// ```
 pub fn is_token(s: &str) -> bool {
-    strip_prefix_ci(s.trim(), TOKEN_PREFIX).is_some() || crate::ticket::is_ticket(s)
+    strip_prefix_ci(s.trim(), TOKEN_PREFIX).is_some()
+        || strip_prefix_ci(s.trim(), TOKEN_PREFIX_THRESHOLD).is_some()
+        || crate::ticket::is_ticket(s)
 }
 
 /// A publisher's latest release of a name on a channel, as text
@@ -563,9 +581,25 @@ pub struct Release {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SignedRelease {
     release: Release,
-    /// The record bytes the signature covers (after [`CONTEXT`]).
+    /// The record bytes the signatures cover (after [`CONTEXT`] or
+    /// [`CONTEXT_THRESHOLD`]).
     signed: Vec<u8>,
-    signature: [u8; 64],
+    sigs: Sigs,
+}
+
+/// How a release is signed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Sigs {
+    /// Format 1: by the publisher key alone.
+    Single([u8; 64]),
+    /// Format 2: by keys of the publisher's root `root_version`, each
+    /// `(index in that root's keys, signature)`, ascending; with the roots
+    /// it carries for a fetcher that knows an older one.
+    Threshold {
+        root_version: u64,
+        sigs: Vec<(u8, [u8; 64])>,
+        chain: Vec<SignedRoot>,
+    },
 }
 
 /// A token, key or record that cannot be used.
@@ -584,13 +618,19 @@ pub struct SignedRelease {
 pub enum ReleaseError {
     /// Not a token at all.
     #[error(
-        "not a signed release: a token starts with {TOKEN_PREFIX}, a ticket with {}",
+        "not a signed release: a token starts with {TOKEN_PREFIX} or {TOKEN_PREFIX_THRESHOLD}, a \
+         ticket with {}",
         crate::ticket::TICKET_PREFIX
     )]
     NotAToken,
     /// Longer than any valid token.
     #[error("token of {0} characters is longer than any valid token ({MAX_TOKEN})")]
     TokenTooLong(usize),
+    /// Longer than any valid threshold token.
+    #[error(
+        "threshold token of {0} characters is longer than any valid one ({MAX_TOKEN_THRESHOLD})"
+    )]
+    ThresholdTokenTooLong(usize),
     /// Characters outside the token alphabet, or a mangled ending.
     #[error("token is damaged (characters outside a-z, 2-7, or cut off); copy it again")]
     BadEncoding,
@@ -710,11 +750,19 @@ impl Release {
         Ok(())
     }
 
-    /// The record bytes (wire-spec/release.md §2), without the signature.
-    fn encode(&self) -> Vec<u8> {
+    /// The record bytes (wire-spec/release.md §2, §8.1), without the
+    /// signatures: format 2 when a root version is given.
+    fn encode(&self, root_version: Option<u64>) -> Vec<u8> {
         let mut out = Vec::with_capacity(256);
-        out.push(FORMAT);
+        out.push(if root_version.is_some() {
+            FORMAT_THRESHOLD
+        } else {
+            FORMAT
+        });
         out.extend_from_slice(self.publisher.as_bytes());
+        if let Some(v) = root_version {
+            put_varint(&mut out, v);
+        }
         put_str(&mut out, &self.name);
         put_str(&mut out, &self.channel);
         put_str(&mut out, &self.version.to_string());
@@ -769,13 +817,153 @@ impl Release {
             });
         }
         self.validate()?;
-        let signed = self.encode();
+        let signed = self.encode(None);
         let signature = key.0.sign(&message(&signed)).to_bytes();
         Ok(SignedRelease {
             release: self,
             signed,
-            signature,
+            sigs: Sigs::Single(signature),
         })
+    }
+
+    /// Sign as a format 2 release under the newest root of `chain` with
+    /// `key`, one of that root's keys; the publisher must be the chain's.
+    /// More signatures are added with [`SignedRelease::cosign`]. The
+    /// release carries the chain's roots.
+    ///
+    /// ```
+    /// use swarm_engine::Hash;
+    /// use swarm_engine::release::{Chain, Release, Root, SecretKey, SignedRelease};
+    ///
+    /// let [a, b, c] = [1u8, 2, 3].map(|s| SecretKey::from_seed(&[s; 32]));
+    /// let pointer = SecretKey::from_seed(&[9; 32]);
+    /// let mut v1 = Root::new(pointer.public(), vec![a.public(), b.public(), c.public()], 2)?
+    ///     .unsigned()?;
+    /// v1.sign(&a, None)?;
+    /// v1.sign(&c, None)?;
+    /// let chain = Chain::start(v1)?;
+    /// let release = Release {
+    ///     publisher: pointer.public(),
+    ///     name: "app".into(),
+    ///     channel: "stable".into(),
+    ///     version: semver::Version::new(1, 0, 0),
+    ///     seq: 1,
+    ///     root: Hash::of(b"manifest bytes"),
+    ///     size: 1234,
+    ///     created: 1_800_000_000,
+    ///     expires: None,
+    /// };
+    /// let mut signed = release.sign_threshold(&a, &chain)?;
+    /// assert_eq!(signed.signer_count(), 1);
+    /// // On another machine: decode the token, add a signature.
+    /// let mut there = SignedRelease::from_token(&signed.to_token())?;
+    /// there.cosign(&b, chain.newest())?;
+    /// assert_eq!(there.signers(chain.newest())?, vec![a.public(), b.public()]);
+    /// assert!(there.to_token().starts_with("swr2"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn sign_threshold(
+        self,
+        key: &SecretKey,
+        chain: &Chain,
+    ) -> Result<SignedRelease, ReleaseError> {
+        if self.publisher != chain.pointer() {
+            return Err(ReleaseError::BadField {
+                field: "publisher",
+                why: format!("is not the key the root names ({})", chain.pointer()),
+            });
+        }
+        self.validate()?;
+        let newest = chain.newest();
+        let mut signed = SignedRelease {
+            signed: self.encode(Some(newest.version)),
+            release: self,
+            sigs: Sigs::Threshold {
+                root_version: newest.version,
+                sigs: Vec::new(),
+                chain: chain.roots().cloned().collect(),
+            },
+        };
+        signed.cosign(key, newest)?;
+        Ok(signed)
+    }
+}
+
+impl Release {
+    /// The fields after the format byte (§2; §8.1 adds the root version
+    /// after the publisher), validated, and checked to be canonical.
+    fn read_after_format(
+        r: &mut Reader<'_>,
+        root_version: Option<&mut u64>,
+    ) -> Result<Self, ReleaseError> {
+        let start = r.pos - 1;
+        let mut pk = [0u8; 32];
+        pk.copy_from_slice(r.take(32)?);
+        let publisher = PublicKey::from_bytes(pk).ok_or(ReleaseError::BadField {
+            field: "publisher",
+            why: "not an Ed25519 public key".into(),
+        })?;
+        let version_of_root = match root_version {
+            Some(v) => {
+                *v = r.varint()?;
+                if *v == 0 {
+                    return Err(ReleaseError::BadField {
+                        field: "root version",
+                        why: "0: root versions start at 1".into(),
+                    });
+                }
+                Some(*v)
+            }
+            None => None,
+        };
+        let name = r.string(MAX_NAME)?;
+        let channel = r.string(MAX_CHANNEL)?;
+        let version_text = r.string(MAX_VERSION)?;
+        let version =
+            version_text
+                .parse::<semver::Version>()
+                .map_err(|e| ReleaseError::BadField {
+                    field: "version",
+                    why: e.to_string(),
+                })?;
+        let seq = r.varint()?;
+        let mut root = [0u8; 32];
+        root.copy_from_slice(r.take(32)?);
+        let size = r.varint()?;
+        let created = r.varint()?;
+        let expires = match r.take(1)?[0] {
+            0 => None,
+            1 => Some(r.varint()?),
+            _ => {
+                return Err(ReleaseError::BadField {
+                    field: "expires",
+                    why: "bad option tag".into(),
+                });
+            }
+        };
+        let release = Release {
+            publisher,
+            name,
+            channel,
+            version,
+            seq,
+            root: Hash::from_bytes(root),
+            size,
+            created,
+            expires,
+        };
+        release.validate()?;
+        // Canonical: the version must print as it was written, and the
+        // record must re-encode to the same bytes, so one release has one token.
+        if release.version.to_string() != version_text
+            || release.encode(version_of_root) != r.b[start..r.pos]
+        {
+            return Err(ReleaseError::BadField {
+                field: "record",
+                why: "not in canonical form".into(),
+            });
+        }
+        Ok(release)
     }
 }
 
@@ -784,6 +972,10 @@ fn message(signed: &[u8]) -> Vec<u8> {
     m.extend_from_slice(CONTEXT);
     m.extend_from_slice(signed);
     m
+}
+
+fn message_threshold(signed: &[u8]) -> Vec<u8> {
+    [CONTEXT_THRESHOLD, signed].concat()
 }
 
 impl SignedRelease {
@@ -839,9 +1031,151 @@ impl SignedRelease {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn to_bytes(&self) -> Vec<u8> {
-        let mut v = self.signed.clone();
-        v.extend_from_slice(&self.signature);
+        let mut v = self.to_pointer_bytes();
+        if let Sigs::Threshold { chain, .. } = &self.sigs
+            && !chain.is_empty()
+        {
+            v.push(chain.len() as u8);
+            for r in chain {
+                v.extend_from_slice(&r.to_bytes());
+            }
+        }
         v
+    }
+
+    /// The binary form without the roots a format 2 release carries: what
+    /// goes in a DHT pointer (at most [`MAX_BINARY`] bytes). The same as
+    /// [`Self::to_bytes`] for format 1.
+    pub fn to_pointer_bytes(&self) -> Vec<u8> {
+        let mut v = self.signed.clone();
+        match &self.sigs {
+            Sigs::Single(s) => v.extend_from_slice(s),
+            Sigs::Threshold { sigs, .. } => {
+                v.push(sigs.len() as u8);
+                for (i, s) in sigs {
+                    v.push(*i);
+                    v.extend_from_slice(s);
+                }
+            }
+        }
+        v
+    }
+
+    /// 1 for a release signed by its publisher key alone, 2 for one signed
+    /// by a threshold of the keys of a root.
+    pub fn format(&self) -> u8 {
+        match self.sigs {
+            Sigs::Single(_) => FORMAT,
+            Sigs::Threshold { .. } => FORMAT_THRESHOLD,
+        }
+    }
+
+    /// The root version a format 2 release is signed under.
+    pub fn root_version(&self) -> Option<u64> {
+        match &self.sigs {
+            Sigs::Single(_) => None,
+            Sigs::Threshold { root_version, .. } => Some(*root_version),
+        }
+    }
+
+    /// The roots a format 2 release carries, oldest first.
+    pub fn chain(&self) -> &[SignedRoot] {
+        match &self.sigs {
+            Sigs::Single(_) => &[],
+            Sigs::Threshold { chain, .. } => chain,
+        }
+    }
+
+    /// How many signatures it carries (valid or not).
+    pub fn signer_count(&self) -> usize {
+        match &self.sigs {
+            Sigs::Single(_) => 1,
+            Sigs::Threshold { sigs, .. } => sigs.len(),
+        }
+    }
+
+    /// Carry `chain`'s roots instead of those it has: a release signed
+    /// before a rotation is not re-signed by this, it only travels with
+    /// more of the chain.
+    pub fn with_chain(mut self, chain: &Chain) -> Self {
+        if let Sigs::Threshold { chain: c, .. } = &mut self.sigs {
+            *c = chain.roots().cloned().collect();
+        }
+        self
+    }
+
+    /// Add `key`'s signature to a format 2 release signed under `root`.
+    pub fn cosign(&mut self, key: &SecretKey, root: &Root) -> Result<(), ReleaseError> {
+        let public = key.public();
+        let Sigs::Threshold {
+            root_version, sigs, ..
+        } = &mut self.sigs
+        else {
+            return Err(ReleaseError::BadField {
+                field: "format",
+                why: "a format 1 release has its one signature; it cannot take more".into(),
+            });
+        };
+        if root.version != *root_version || root.pointer != self.release.publisher {
+            return Err(ReleaseError::BadField {
+                field: "root",
+                why: format!(
+                    "the release is signed under root version {root_version}, not this root                      (version {})",
+                    root.version
+                ),
+            });
+        }
+        let index = root
+            .keys
+            .binary_search(&public)
+            .map_err(|_| ReleaseError::BadField {
+                field: "key",
+                why: format!(
+                    "{public} is not one of the keys of root version {}",
+                    root.version
+                ),
+            })? as u8;
+        let at = match sigs.binary_search_by_key(&index, |s| s.0) {
+            Ok(_) => {
+                return Err(ReleaseError::BadField {
+                    field: "key",
+                    why: format!("{public} has signed this release already"),
+                });
+            }
+            Err(at) => at,
+        };
+        let sig = key.0.sign(&message_threshold(&self.signed)).to_bytes();
+        sigs.insert(at, (index, sig));
+        Ok(())
+    }
+
+    /// The keys of `root` whose signatures on this format 2 release
+    /// verify, each once; a signature that does not verify, or names an
+    /// index `root` does not have, is an error naming it.
+    pub fn signers(&self, root: &Root) -> Result<Vec<PublicKey>, ReleaseError> {
+        let Sigs::Threshold { sigs, .. } = &self.sigs else {
+            return Ok(vec![self.release.publisher]);
+        };
+        let m = message_threshold(&self.signed);
+        let mut out = Vec::with_capacity(sigs.len());
+        for (i, s) in sigs {
+            let key = root
+                .keys
+                .get(usize::from(*i))
+                .ok_or(ReleaseError::BadField {
+                    field: "signature",
+                    why: format!(
+                        "by key index {i}, which root version {} does not have",
+                        root.version
+                    ),
+                })?;
+            root::verify(key, &m, s).map_err(|()| ReleaseError::BadField {
+                field: "signature",
+                why: format!("the signature of {key} does not verify: the token was altered"),
+            })?;
+            out.push(*key);
+        }
+        Ok(out)
     }
 
     /// The token text.
@@ -870,7 +1204,11 @@ impl SignedRelease {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn to_token(&self) -> String {
-        format!("{TOKEN_PREFIX}{}", base32::encode(&self.to_bytes()))
+        let prefix = match self.sigs {
+            Sigs::Single(_) => TOKEN_PREFIX,
+            Sigs::Threshold { .. } => TOKEN_PREFIX_THRESHOLD,
+        };
+        format!("{prefix}{}", base32::encode(&self.to_bytes()))
     }
 
     /// A hash of the signed record, to tell two records with one sequence apart.
@@ -934,6 +1272,13 @@ impl SignedRelease {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, ReleaseError> {
+        match bytes.first() {
+            Some(&FORMAT_THRESHOLD) => Self::from_bytes_threshold(bytes),
+            _ => Self::from_bytes_single(bytes),
+        }
+    }
+
+    fn from_bytes_single(bytes: &[u8]) -> Result<Self, ReleaseError> {
         if bytes.len() > MAX_BINARY {
             return Err(ReleaseError::TokenTooLong(bytes.len()));
         }
@@ -946,72 +1291,82 @@ impl SignedRelease {
         if format != FORMAT {
             return Err(ReleaseError::UnsupportedFormat(format));
         }
-        let mut pk = [0u8; 32];
-        pk.copy_from_slice(r.take(32)?);
-        let publisher = PublicKey::from_bytes(pk).ok_or(ReleaseError::BadField {
-            field: "publisher",
-            why: "not an Ed25519 public key".into(),
-        })?;
-        let name = r.string(MAX_NAME)?;
-        let channel = r.string(MAX_CHANNEL)?;
-        let version_text = r.string(MAX_VERSION)?;
-        let version =
-            version_text
-                .parse::<semver::Version>()
-                .map_err(|e| ReleaseError::BadField {
-                    field: "version",
-                    why: e.to_string(),
-                })?;
-        let seq = r.varint()?;
-        let mut root = [0u8; 32];
-        root.copy_from_slice(r.take(32)?);
-        let size = r.varint()?;
-        let created = r.varint()?;
-        let expires = match r.take(1)?[0] {
-            0 => None,
-            1 => Some(r.varint()?),
-            _ => {
-                return Err(ReleaseError::BadField {
-                    field: "expires",
-                    why: "bad option tag".into(),
-                });
-            }
-        };
+        let release = Release::read_after_format(&mut r, None)?;
         if r.pos != signed.len() {
             return Err(ReleaseError::Truncated);
         }
-        let release = Release {
-            publisher,
-            name,
-            channel,
-            version,
-            seq,
-            root: Hash::from_bytes(root),
-            size,
-            created,
-            expires,
-        };
-        release.validate()?;
-        // Canonical: the version must print as it was written, and the
-        // record must re-encode to the same bytes, so one release has one token.
-        if release.version.to_string() != version_text || release.encode() != signed {
-            return Err(ReleaseError::BadField {
-                field: "record",
-                why: "not in canonical form".into(),
-            });
-        }
         let signature: [u8; 64] = sig.try_into().map_err(|_| ReleaseError::Truncated)?;
-        let vk = VerifyingKey::from_bytes(publisher.as_bytes())
-            .map_err(|_| ReleaseError::BadSignature)?;
-        vk.verify_strict(
-            &message(signed),
-            &ed25519_dalek::Signature::from_bytes(&signature),
-        )
-        .map_err(|_| ReleaseError::BadSignature)?;
+        root::verify(&release.publisher, &message(signed), &signature)
+            .map_err(|()| ReleaseError::BadSignature)?;
         Ok(Self {
             release,
             signed: signed.to_vec(),
-            signature,
+            sigs: Sigs::Single(signature),
+        })
+    }
+
+    /// Format 2 (§8): the signatures are checked by the policy, against
+    /// the root they are made under; here only the structure.
+    fn from_bytes_threshold(bytes: &[u8]) -> Result<Self, ReleaseError> {
+        if bytes.len() > MAX_BUNDLE {
+            return Err(ReleaseError::TokenTooLong(bytes.len()));
+        }
+        let mut r = Reader { b: bytes, pos: 0 };
+        r.take(1)?;
+        let mut root_version = 0;
+        let release = Release::read_after_format(&mut r, Some(&mut root_version))?;
+        let signed = bytes[..r.pos].to_vec();
+        let count = usize::from(r.take(1)?[0]);
+        if count > MAX_KEYS {
+            return Err(ReleaseError::BadField {
+                field: "signatures",
+                why: format!("{count} signatures, more than a root has keys ({MAX_KEYS})"),
+            });
+        }
+        let mut sigs: Vec<(u8, [u8; 64])> = Vec::with_capacity(count);
+        for _ in 0..count {
+            let index = r.take(1)?[0];
+            if sigs.last().is_some_and(|l| l.0 >= index) {
+                return Err(ReleaseError::BadField {
+                    field: "signatures",
+                    why: "two by one key, or not in ascending key order".into(),
+                });
+            }
+            let mut s = [0u8; 64];
+            s.copy_from_slice(r.take(64)?);
+            sigs.push((index, s));
+        }
+        if r.pos > MAX_BINARY {
+            return Err(ReleaseError::TokenTooLong(r.pos));
+        }
+        let mut chain = Vec::new();
+        if r.pos < bytes.len() {
+            let n = usize::from(r.take(1)?[0]);
+            if n == 0 || n > MAX_CHAIN + 1 {
+                return Err(ReleaseError::BadField {
+                    field: "chain",
+                    why: format!("{n} roots: a release carries 1 to {} roots", MAX_CHAIN + 1),
+                });
+            }
+            for _ in 0..n {
+                let root = SignedRoot::read(&mut r).map_err(|e| ReleaseError::BadField {
+                    field: "chain",
+                    why: e.to_string(),
+                })?;
+                chain.push(root);
+            }
+            if r.pos != bytes.len() {
+                return Err(ReleaseError::Truncated);
+            }
+        }
+        Ok(Self {
+            release,
+            signed,
+            sigs: Sigs::Threshold {
+                root_version,
+                sigs,
+                chain,
+            },
         })
     }
 
@@ -1057,13 +1412,35 @@ impl SignedRelease {
                 crate::ticket::TicketTarget::Root(r) => Err(ReleaseError::RootTicket(r)),
             };
         }
-        if t.len() > MAX_TOKEN {
-            return Err(ReleaseError::TokenTooLong(t.len()));
+        // The length first, before anything is decoded.
+        let threshold = strip_prefix_ci(t, TOKEN_PREFIX_THRESHOLD);
+        match threshold {
+            Some(_) if t.len() > MAX_TOKEN_THRESHOLD => {
+                return Err(ReleaseError::ThresholdTokenTooLong(t.len()));
+            }
+            None if t.len() > MAX_TOKEN => return Err(ReleaseError::TokenTooLong(t.len())),
+            _ => {}
         }
-        let body = strip_prefix_ci(t, TOKEN_PREFIX).ok_or(ReleaseError::NotAToken)?;
+        let (body, format) = match threshold {
+            Some(b) => (b, FORMAT_THRESHOLD),
+            None => (
+                strip_prefix_ci(t, TOKEN_PREFIX).ok_or(ReleaseError::NotAToken)?,
+                FORMAT,
+            ),
+        };
         let bytes = base32::decode(body).ok_or(ReleaseError::BadEncoding)?;
-        Self::from_bytes(&bytes)
+        // The prefix names the format: a record of the other is refused.
+        match bytes.first() {
+            Some(&f) if f != format => Err(ReleaseError::UnsupportedFormat(f)),
+            _ => Self::from_bytes(&bytes),
+        }
     }
+}
+
+/// Keys as a comma-separated list, for messages.
+fn root_list(keys: &[PublicKey]) -> String {
+    let all: Vec<String> = keys.iter().map(ToString::to_string).collect();
+    all.join(", ")
 }
 
 fn put_varint(out: &mut Vec<u8>, mut v: u64) {
@@ -1129,5 +1506,7 @@ impl<'a> Reader<'a> {
     }
 }
 
+#[cfg(test)]
+mod conformance_tests;
 #[cfg(test)]
 mod tests;

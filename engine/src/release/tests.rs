@@ -235,3 +235,61 @@ fn upper_case_tokens_and_keys_are_accepted_and_secrets_never_echoed() {
     assert_eq!(err, ReleaseError::SecretGivenAsPublic);
     assert!(!err.to_string().contains(&k.to_text()[5..15]));
 }
+
+/// The threshold vectors of wire-spec/release.md §10: a first root of
+/// 2 of 3 keys, and a release under it signed by two of them.
+fn threshold_vector() -> (SignedRoot, SignedRelease) {
+    let [a, b, c] = [key(1), key(2), key(3)];
+    let pointer = key(9);
+    let mut root = Root::new(
+        pointer.public(),
+        vec![a.public(), b.public(), c.public()],
+        2,
+    )
+    .unwrap()
+    .unsigned()
+    .unwrap();
+    root.sign(&a, None).unwrap();
+    root.sign(&b, None).unwrap();
+    let chain = Chain::start(root.clone()).unwrap();
+    let mut r = release(&pointer, 3);
+    r.publisher = pointer.public();
+    let mut signed = r.sign_threshold(&a, &chain).unwrap();
+    signed.cosign(&c, chain.newest()).unwrap();
+    (root, signed)
+}
+
+#[test]
+fn spec_vector_threshold() {
+    let (root, signed) = threshold_vector();
+    if std::env::var_os("SWARM_PRINT_VECTORS").is_some() {
+        println!("root-bytes {}", hex(&root.to_bytes()));
+        println!("root-token {}", root.to_token());
+        println!("root-fingerprint {}", root.fingerprint_text());
+        println!("release-bytes {}", hex(&signed.to_pointer_bytes()));
+        println!("release-token {}", signed.to_token());
+        println!(
+            "keys {} {} {} {}",
+            key(1).public(),
+            key(2).public(),
+            key(3).public(),
+            key(9).public()
+        );
+    }
+    assert_eq!(hex(&root.to_bytes()), spec_block("root-vector-bytes"));
+    assert_eq!(root.to_token(), spec_block("root-vector-token"));
+    assert_eq!(
+        root.fingerprint_text(),
+        spec_block("root-vector-fingerprint")
+    );
+    assert_eq!(
+        hex(&signed.to_pointer_bytes()),
+        spec_block("threshold-vector-bytes")
+    );
+    assert_eq!(signed.to_token(), spec_block("threshold-vector-token"));
+    let back = SignedRelease::from_token(&signed.to_token()).unwrap();
+    assert_eq!(back, signed);
+    assert_eq!(back.chain(), std::slice::from_ref(&root));
+    let chain = Chain::start(root).unwrap();
+    assert_eq!(back.signers(chain.newest()).unwrap().len(), 2);
+}

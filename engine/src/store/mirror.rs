@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use super::import::Progress;
 use super::{ExportError, FileKind, FileName, ReadError, Store, StoreError};
 use crate::content::{self, GROUP_SIZE, Hash};
-use crate::release::{MAX_TOKEN, Release, SignedRelease};
+use crate::release::{MAX_TOKEN_THRESHOLD, Release, SignedRelease};
 
 /// The layout version this build writes and reads (`mirror.md` §2).
 ///
@@ -656,7 +656,7 @@ fn place_token(
     prepare_dirs(dir, &path)?;
     let text = format!("{}\n", signed.to_token());
     let ours = signed.release();
-    let state = match read_small(&path, MAX_TOKEN as u64 + 2)? {
+    let state = match read_small(&path, MAX_TOKEN_THRESHOLD as u64 + 2)? {
         Small::Missing => Existing::Missing,
         Small::Unusable => Existing::Wrong,
         Small::Bytes(b) if b == text.as_bytes() => Existing::Good,

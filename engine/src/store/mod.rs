@@ -51,7 +51,9 @@ pub use self::mirror::{
     mirror_blob_path, mirror_latest_path, mirror_outboard_path, mirror_proof_offsets,
 };
 pub use self::partial::{PartialBlob, Received, WriteError};
-pub use self::releases::{AcceptError, PublishError, PublishOptions, Published, SeenRelease};
+pub use self::releases::{
+    AcceptError, PublishError, PublishOptions, Published, SeenRelease, TrustError,
+};
 pub use self::salvage::{
     LostBlob, LostPin, OldDatabase, PartialRecovered, PinSource, RestoredPin, SalvageError,
     SalvageReport,

@@ -9,12 +9,29 @@ use serde::{Deserialize, Serialize};
 
 use super::{Store, StoreError};
 use crate::content::Hash;
-use crate::release::{Policy, PolicyError, PublicKey, Seen, SignedRelease, Want};
+use crate::release::{Chain, Policy, PolicyError, PublicKey, RootError, Seen, SignedRelease, Want};
 
 /// publisher key -> label
 pub(super) const TRUST: TableDefinition<'_, [u8; 32], &str> = TableDefinition::new("trust");
 /// publisher || name || 0 || channel -> [`SeenEntry`]
 pub(super) const SEEN: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("releases_seen");
+/// publisher key -> its newest known chain of roots, as chain text
+/// (`wire-spec/release.md` §8.3)
+pub(super) const ROOTS: TableDefinition<'_, [u8; 32], &str> = TableDefinition::new("trust_roots");
+/// fingerprint of a trusted first root -> label
+pub(super) const PINS: TableDefinition<'_, [u8; 32], &str> = TableDefinition::new("trust_pins");
+
+/// A chain of roots that cannot be trusted as given.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TrustError {
+    /// It does not verify, or does not extend the chain already trusted.
+    #[error(transparent)]
+    Root(#[from] RootError),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
 
 #[derive(Debug, Serialize, Deserialize)]
 pub(super) struct SeenEntry {
@@ -156,8 +173,107 @@ impl Store {
         self.guard(|| {
             let tx = self.inner.db.begin_write()?;
             let was = tx.open_table(TRUST)?.remove(key.as_bytes())?.is_some();
+            tx.open_table(ROOTS)?.remove(key.as_bytes())?;
             tx.commit()?;
             Ok(was)
+        })
+    }
+
+    /// Trust the publisher of `chain` under `label`, from its first root
+    /// (or the v1 key it starts from) to its newest. A chain already known
+    /// for that publisher must be a prefix of this one, or this of it: the
+    /// longer is kept.
+    ///
+    /// ```
+    /// use swarm_engine::release::{Chain, Root, SecretKey};
+    /// use swarm_engine::store::Store;
+    ///
+    /// let [a, b] = [1u8, 2].map(|s| SecretKey::from_seed(&[s; 32]));
+    /// let pointer = SecretKey::from_seed(&[9; 32]).public();
+    /// let mut v1 = Root::new(pointer, vec![a.public(), b.public()], 2)?.unsigned()?;
+    /// v1.sign(&a, None)?;
+    /// v1.sign(&b, None)?;
+    /// let store = Store::memory()?;
+    /// store.trust_chain(&Chain::start(v1)?, "ACME, 2 of 2")?;
+    /// assert_eq!(store.trusted()?, vec![(pointer, "ACME, 2 of 2".to_string())]);
+    /// assert_eq!(store.roots()?[0].1.newest().threshold, 2);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn trust_chain(&self, chain: &Chain, label: &str) -> Result<(), TrustError> {
+        let pointer = chain.pointer();
+        let merged = match self.roots()?.into_iter().find(|(k, _)| *k == pointer) {
+            Some((_, mut known)) => {
+                let roots: Vec<_> = chain.roots().cloned().collect();
+                if known.anchor() != chain.anchor() {
+                    return Err(RootError::Fork(1).into());
+                }
+                known.extend(&roots)?;
+                known
+            }
+            None => chain.clone(),
+        };
+        self.guard(|| {
+            let tx = self.inner.db.begin_write()?;
+            tx.open_table(TRUST)?.insert(pointer.as_bytes(), label)?;
+            tx.open_table(ROOTS)?
+                .insert(pointer.as_bytes(), merged.to_text().as_str())?;
+            tx.commit()?;
+            Ok::<(), StoreError>(())
+        })?;
+        Ok(())
+    }
+
+    /// Trust whichever publisher's chain starts at the root with this
+    /// fingerprint (`swrf1…`), once a release carrying that chain arrives.
+    pub fn trust_fingerprint(&self, fingerprint: &Hash, label: &str) -> Result<(), StoreError> {
+        self.guard(|| {
+            let tx = self.inner.db.begin_write()?;
+            tx.open_table(PINS)?.insert(fingerprint.as_bytes(), label)?;
+            tx.commit()?;
+            Ok(())
+        })
+    }
+
+    /// The known chains of trusted publishers that have one.
+    pub fn roots(&self) -> Result<Vec<(PublicKey, Chain)>, StoreError> {
+        self.guard(|| {
+            let tx = self.inner.db.begin_read()?;
+            let t = match tx.open_table(ROOTS) {
+                Ok(t) => t,
+                Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+                Err(e) => return Err(e.into()),
+            };
+            let mut out = Vec::new();
+            for item in t.iter()? {
+                let (k, v) = item?;
+                // A chain we cannot read would silently drop a rotation:
+                // refuse instead.
+                let chain = Chain::from_text(v.value()).map_err(|e| {
+                    StoreError::Db(format!("a trusted chain of roots is damaged: {e}"))
+                })?;
+                if let Some(pk) = PublicKey::from_bytes(k.value()) {
+                    out.push((pk, chain));
+                }
+            }
+            Ok(out)
+        })
+    }
+
+    /// Trusted fingerprints of first roots, with their labels.
+    pub fn pins_trusted(&self) -> Result<Vec<(Hash, String)>, StoreError> {
+        self.guard(|| {
+            let tx = self.inner.db.begin_read()?;
+            let t = match tx.open_table(PINS) {
+                Ok(t) => t,
+                Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+                Err(e) => return Err(e.into()),
+            };
+            let mut out = Vec::new();
+            for item in t.iter()? {
+                let (k, v) = item?;
+                out.push((Hash::from_bytes(k.value()), v.value().to_owned()));
+            }
+            Ok(out)
         })
     }
 
@@ -289,6 +405,12 @@ impl Store {
             for (k, label) in self.trusted()? {
                 policy.trusted.entry(k).or_insert(label);
             }
+            for (k, chain) in self.roots()? {
+                policy.roots.entry(k).or_insert(chain);
+            }
+            for (f, label) in self.pins_trusted()? {
+                policy.pins.entry(f).or_insert(label);
+            }
             Ok(policy)
         })
     }
@@ -332,23 +454,81 @@ impl Store {
         signed: &SignedRelease,
         want: &Want,
     ) -> Result<(), AcceptError> {
+        self.check_learning(policy, signed, want).map(|_| ())
+    }
+
+    fn check_learning(
+        &self,
+        policy: &Policy,
+        signed: &SignedRelease,
+        want: &Want,
+    ) -> Result<Option<Chain>, AcceptError> {
         self.guard(|| {
-            let r = signed.release();
-            let mut seen = BTreeMap::new();
-            if let Some(e) = self.seen_entry(&r.publisher, &r.name, &r.channel)? {
-                seen.insert(
-                    (r.publisher, r.name.clone(), r.channel.clone()),
-                    Seen {
-                        seq: e.seq,
-                        record: Hash::from_bytes(e.record),
-                    },
-                );
-            }
-            policy.check(signed, want, &seen).inspect_err(|e| {
+            let seen = self.seen_map(signed.release())?;
+            let learned = policy.check_trust(signed, want, &seen).inspect_err(|e| {
                 crate::metrics::release(false, e.reason());
             })?;
-            Ok(())
+            Ok(learned)
         })
+    }
+
+    /// The high-water mark of `r`'s (publisher, name, channel), as the
+    /// policy reads it.
+    fn seen_map(
+        &self,
+        r: &crate::release::Release,
+    ) -> Result<BTreeMap<(PublicKey, String, String), Seen>, StoreError> {
+        let mut seen = BTreeMap::new();
+        if let Some(e) = self.seen_entry(&r.publisher, &r.name, &r.channel)? {
+            seen.insert(
+                (r.publisher, r.name.clone(), r.channel.clone()),
+                Seen {
+                    seq: e.seq,
+                    record: Hash::from_bytes(e.record),
+                },
+            );
+        }
+        Ok(seen)
+    }
+
+    /// Make `signed` the newest seen; with `learned`, keep the chain of
+    /// roots it taught, and trust its publisher under the label of the
+    /// fingerprint pin it came through, if it did.
+    fn write_seen(
+        &self,
+        signed: &SignedRelease,
+        learned: Option<(&Chain, Option<&str>)>,
+    ) -> Result<(), AcceptError> {
+        let r = signed.release();
+        let tx = self.inner.db.begin_write()?;
+        if let Some((chain, pinned)) = learned {
+            // Roots the release carried are kept with it, so that a root
+            // version is never rolled back.
+            if let Some(label) = pinned {
+                tx.open_table(TRUST)
+                    .map_err(StoreError::from)?
+                    .insert(r.publisher.as_bytes(), label)
+                    .map_err(StoreError::from)?;
+            }
+            tx.open_table(ROOTS)
+                .map_err(StoreError::from)?
+                .insert(r.publisher.as_bytes(), chain.to_text().as_str())
+                .map_err(StoreError::from)?;
+        }
+        {
+            let mut t = tx.open_table(SEEN).map_err(StoreError::from)?;
+            let key = seen_key(&r.publisher, &r.name, &r.channel);
+            let entry = SeenEntry {
+                seq: r.seq,
+                record: *signed.record_hash().as_bytes(),
+                token: signed.to_token(),
+            };
+            let bytes = postcard::to_allocvec(&entry).unwrap_or_default();
+            t.insert(key.as_slice(), bytes.as_slice())
+                .map_err(StoreError::from)?;
+        }
+        tx.commit().map_err(StoreError::from)?;
+        Ok(())
     }
 
     /// Check `signed` and, if it passes, make it the newest seen, in one
@@ -397,22 +577,16 @@ impl Store {
                 .gc_lock
                 .write()
                 .unwrap_or_else(|e| e.into_inner());
-            self.check_release(policy, signed, want)?;
-            let r = signed.release();
-            let tx = self.inner.db.begin_write()?;
-            {
-                let mut t = tx.open_table(SEEN).map_err(StoreError::from)?;
-                let key = seen_key(&r.publisher, &r.name, &r.channel);
-                let entry = SeenEntry {
-                    seq: r.seq,
-                    record: *signed.record_hash().as_bytes(),
-                    token: signed.to_token(),
-                };
-                let bytes = postcard::to_allocvec(&entry).unwrap_or_default();
-                t.insert(key.as_slice(), bytes.as_slice())
-                    .map_err(StoreError::from)?;
-            }
-            tx.commit().map_err(StoreError::from)?;
+            let learned = self.check_learning(policy, signed, want)?;
+            let pinned = learned.as_ref().and_then(|chain| {
+                chain
+                    .anchor()
+                    .and_then(|a| policy.pins.get(&a))
+                    .filter(|_| !policy.trusted.contains_key(&signed.release().publisher))
+                    .map(|label| (chain, label.as_str()))
+            });
+            let learned = learned.as_ref().map(|c| (c, pinned.map(|p| p.1)));
+            self.write_seen(signed, learned)?;
             crate::metrics::release(true, "ok");
             Ok(())
         })
@@ -494,6 +668,19 @@ pub struct PublishOptions {
     /// path in each of them (`wire-spec/content.md` §2.6, §3), listed in
     /// the manifest so that the signature covers it.
     pub delta_from: Vec<Hash>,
+    /// Sign as a format 2 release under this chain's newest root, with the
+    /// key given, one of its keys; the publisher is the chain's. `None`: a
+    /// format 1 release by the key alone.
+    pub chain: Option<Chain>,
+    /// The sequence to use; refused if it is not past the newest known.
+    /// `None`: one past the newest of this store's and [`Self::after`].
+    pub seq: Option<u64>,
+    /// The newest release of this (publisher, name, channel) known from
+    /// elsewhere, as another machine published it: read from the DHT
+    /// pointer, so that two machines never sign one sequence twice.
+    pub after: Option<SignedRelease>,
+    /// Publish a version lower than or equal to the newest published.
+    pub allow_downgrade: bool,
 }
 
 impl PublishOptions {
@@ -517,6 +704,10 @@ impl PublishOptions {
                 .map_or(0, |d| d.as_secs()),
             expires: None,
             delta_from: Vec::new(),
+            chain: None,
+            seq: None,
+            after: None,
+            allow_downgrade: false,
         }
     }
 }
@@ -588,6 +779,40 @@ pub enum PublishError {
     /// The manifest with its patches is not valid (a bug here).
     #[error("the manifest with patches is not valid: {0}")]
     Manifest(#[from] crate::content::ManifestError),
+    /// The sequence asked for is not past the newest known.
+    #[error(
+        "sequence {seq} is not past the newest already published ({newest}) for {name} on \
+         {channel}: a sequence is never reused; leave --seq out, or give one above {newest}"
+    )]
+    SeqUsed {
+        /// The name.
+        name: String,
+        /// The channel.
+        channel: String,
+        /// Asked for.
+        seq: u64,
+        /// The newest known.
+        newest: u64,
+    },
+    /// The version is not above the newest published on the channel.
+    #[error(
+        "version {version} is not above {newest}, the newest already published for {name} on \
+         {channel}: fetchers would take it as the newest; raise the version, or pass \
+         --allow-downgrade to publish it anyway"
+    )]
+    Downgrade {
+        /// The name.
+        name: String,
+        /// The channel.
+        channel: String,
+        /// Asked for.
+        version: String,
+        /// The newest published.
+        newest: String,
+    },
+    /// The key given cannot sign under the chain.
+    #[error("{0}")]
+    NotASigner(String),
     /// A release to patch from is not stored complete here.
     #[error("cannot make patches from {root}: {source}")]
     Base {
@@ -599,6 +824,89 @@ pub enum PublishError {
 }
 
 impl Store {
+    /// The sequence a publish of `release` takes, after checking that its
+    /// version is above the newest published (unless allowed).
+    fn publish_seq(
+        &self,
+        release: &crate::release::Release,
+        opts: &PublishOptions,
+    ) -> Result<u64, PublishError> {
+        let r = release;
+        let local = self
+            .seen_entry(&r.publisher, &r.name, &r.channel)?
+            .and_then(|e| SignedRelease::from_token(&e.token).ok());
+        let elsewhere = opts.after.as_ref().filter(|a| {
+            let a = a.release();
+            a.publisher == r.publisher && a.name == r.name && a.channel == r.channel
+        });
+        let known: Vec<&crate::release::Release> = local
+            .iter()
+            .chain(elsewhere)
+            .map(SignedRelease::release)
+            .collect();
+        let newest_seq = known.iter().map(|k| k.seq).max().unwrap_or(0);
+        if let Some(v) = known.iter().map(|k| &k.version).max()
+            && r.version <= *v
+            && !opts.allow_downgrade
+        {
+            return Err(PublishError::Downgrade {
+                name: r.name.clone(),
+                channel: r.channel.clone(),
+                version: r.version.to_string(),
+                newest: v.to_string(),
+            });
+        }
+        match opts.seq {
+            Some(seq) if seq <= newest_seq => Err(PublishError::SeqUsed {
+                name: r.name.clone(),
+                channel: r.channel.clone(),
+                seq,
+                newest: newest_seq,
+            }),
+            Some(seq) => Ok(seq),
+            None => Ok(newest_seq + 1),
+        }
+    }
+
+    /// Record a release this machine signed (or co-signed) as the newest
+    /// seen for its publisher, name and channel, so that the next publish
+    /// here takes the sequence after it. Its signature and sequence are
+    /// checked as for any release (a rollback or a second record under one
+    /// sequence is refused); the threshold is not, as the other signers
+    /// may still be to sign.
+    pub fn record_signed(
+        &self,
+        signed: &SignedRelease,
+        chain: Option<&Chain>,
+    ) -> Result<(), AcceptError> {
+        let r = signed.release();
+        let mut own = Policy {
+            now: r.created,
+            ..Default::default()
+        };
+        own.trust(r.publisher, "this publisher");
+        if let Some(c) = chain {
+            own.roots.insert(r.publisher, c.clone());
+        }
+        match self.accept_release(&own, signed, &Want::default()) {
+            Err(AcceptError::Policy(PolicyError::Threshold { .. })) => {
+                // Recorded all the same, after the same rollback and
+                // equivocation checks.
+                self.guard(|| {
+                    let _one_at_a_time = self
+                        .inner
+                        .gc_lock
+                        .write()
+                        .unwrap_or_else(|e| e.into_inner());
+                    let seen = self.seen_map(r)?;
+                    crate::release::check_seq(signed, &seen)?;
+                    self.write_seen(signed, None)
+                })
+            }
+            other => other,
+        }
+    }
+
     /// Add `paths` (pinned under the release name), sign a release of them
     /// with `key` at the next sequence for (key, name, channel), and record
     /// it as the newest seen, so the next publish takes the sequence after.
@@ -642,7 +950,18 @@ impl Store {
                 created: opts.created,
                 expires: opts.expires,
             };
+            if let Some(chain) = &opts.chain {
+                release.publisher = chain.pointer();
+                if !chain.newest().keys.contains(&key.public()) {
+                    return Err(PublishError::NotASigner(format!(
+                        "{} is not one of the keys of the publisher's root version {}",
+                        key.public(),
+                        chain.newest().version
+                    )));
+                }
+            }
             release.validate()?;
+            release.seq = self.publish_seq(&release, opts)?;
             let added = self.add_paths(
                 paths,
                 &super::AddOptions {
@@ -655,17 +974,13 @@ impl Store {
             } else {
                 self.add_patches(added, &opts.name, &opts.delta_from)?
             };
-            release.seq = self.next_seq(&key.public(), &opts.name, &opts.channel)?;
             release.root = added.root;
             release.size = added.size;
-            let signed = release.sign(key)?;
-            // The signer is trusted for this step only.
-            let mut own = Policy {
-                now: opts.created,
-                ..Default::default()
+            let signed = match &opts.chain {
+                None => release.sign(key)?,
+                Some(chain) => release.sign_threshold(key, chain)?,
             };
-            own.trust(key.public(), "this key");
-            self.accept_release(&own, &signed, &Want::default())?;
+            self.record_signed(&signed, opts.chain.as_ref())?;
             Ok(Published {
                 release: signed,
                 added,

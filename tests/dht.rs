@@ -463,4 +463,39 @@ fn a_second_publishing_machine_continues_the_sequence_from_the_dht() {
         (&Value::Bool(true), &Value::from(2)),
         "{v}"
     );
+
+    // b is rotated out for c. The fetcher knows only root 1: what it
+    // resolves comes with root 2 from the DHT, and verifies.
+    let (cc, c_pk) = keygen_in(d, "c");
+    let mut c = swarm_cmd(&d.join("unused"));
+    c.args(["root", "rotate"]).arg(&chain).args([
+        "--key",
+        &a_pk,
+        "--key",
+        &c_pk,
+        "--threshold",
+        "2",
+    ]);
+    run_json(c);
+    for k in [&a, &b, &cc] {
+        let mut c = swarm_cmd(&d.join("unused"));
+        c.args(["root", "sign"]).arg(&chain).arg("--key").arg(k);
+        run_json(c);
+    }
+    let p3 = threshold_publish("machine-1", &a, "2.0.0");
+    assert_eq!(p3["seq"], 3, "{p3}");
+    let s3 = sign("machine-3", p3["token"].as_str().expect("token"), &cc);
+    assert_eq!(s3["dht"], true, "{s3}");
+    let mut c = dht_cmd(&d.join("fresh-reader"), &bs);
+    c.args(["resolve", &format!("{pointer_pk}/tool")]);
+    let r = run_json(c);
+    assert_eq!(r["seq"], 3, "{r}");
+    let mut c = dht_cmd(&fetcher, &bs);
+    c.args(["verify", r["token"].as_str().expect("token")]);
+    let v = run_json(c);
+    assert_eq!(
+        (&v["valid"], &v["root_version"]),
+        (&Value::Bool(true), &Value::from(2)),
+        "{v}"
+    );
 }

@@ -15,7 +15,7 @@ use mainline::{Id, MutableItem};
 
 use crate::content::Hash;
 use crate::metrics::{self, DhtOp};
-use crate::release::{PublicKey, SecretKey, SignedRelease};
+use crate::release::{MAX_CHAIN, PublicKey, SecretKey, SignedRelease, SignedRoot};
 
 /// The public mainline bootstrap routers (used unless configured otherwise).
 ///
@@ -506,6 +506,11 @@ impl Dht {
             Some(c) => Some(c.seq()),
             None => None,
         };
+        // The roots first, so that whoever resolves the new pointer finds
+        // the chain it needs.
+        if !signed.chain().is_empty() {
+            self.put_roots(signed.chain(), key).await?;
+        }
         let item = MutableItem::new(key.signing_key().clone(), &value, seq, Some(&salt));
         let done = self
             .inner
@@ -533,11 +538,79 @@ impl Dht {
         done
     }
 
+    /// Put the roots of a threshold publisher's chain as DHT items under
+    /// its pointer key (§8.4), each in as many parts as it needs, so that a
+    /// fetcher that resolves a release under a newer root than it knows can
+    /// fetch the roots between. Each item is read back.
+    pub async fn put_roots(&self, roots: &[SignedRoot], key: &SecretKey) -> Result<(), DhtError> {
+        let mut puts = Vec::new();
+        for r in roots {
+            let bytes = r.to_bytes();
+            let parts: Vec<&[u8]> = bytes.chunks(ROOT_PART).collect();
+            for (i, chunk) in parts.iter().enumerate() {
+                let mut value = Vec::with_capacity(chunk.len() + 1);
+                value.push(parts.len() as u8);
+                value.extend_from_slice(chunk);
+                let salt = root_salt(r.root().version, i as u8);
+                let item = MutableItem::new(key.signing_key().clone(), &value, 1, Some(&salt));
+                let dht = self.inner.clone();
+                let public = *key.public().as_bytes();
+                puts.push(tokio::spawn(async move {
+                    let put = dht.put_mutable(item, None).await;
+                    let back = dht.get_mutable_most_recent(&public, Some(&salt)).await;
+                    match (put, back) {
+                        (_, Some(b)) if b.value() == value.as_slice() => Ok(()),
+                        (Err(e), _) => Err(DhtError::Put {
+                            what: "root of trust",
+                            detail: e.to_string(),
+                        }),
+                        (Ok(_), b) => Err(DhtError::NotTaken(b.map(|b| b.seq()))),
+                    }
+                }));
+            }
+        }
+        for p in puts {
+            p.await.map_err(|e| DhtError::Put {
+                what: "root of trust",
+                detail: e.to_string(),
+            })??;
+        }
+        Ok(())
+    }
+
+    /// Root `version` of the publisher `pointer`, from the DHT (§8.4);
+    /// `None` if it is not there whole. Decoded only: the chain check is
+    /// the policy's.
+    pub async fn get_root(&self, pointer: &PublicKey, version: u64) -> Option<SignedRoot> {
+        let item = |part: u8| {
+            let dht = self.inner.clone();
+            let salt = root_salt(version, part);
+            let key = *pointer.as_bytes();
+            async move { dht.get_mutable_most_recent(&key, Some(&salt)).await }
+        };
+        let first = item(0).await?;
+        let (&count, head) = first.value().split_first()?;
+        let mut bytes = head.to_vec();
+        for part in 1..count {
+            let next = item(part).await?;
+            let (&c, rest) = next.value().split_first()?;
+            if c != count {
+                return None;
+            }
+            bytes.extend_from_slice(rest);
+        }
+        SignedRoot::from_bytes(&bytes)
+            .ok()
+            .filter(|r| r.root().version == version && r.root().pointer == *pointer)
+    }
+
     /// The newest release pointer the DHT holds for (publisher, name,
     /// channel), decoded and signature-checked; `None` if there is none or
     /// none that decodes as a release of that publisher, name and channel.
-    /// The caller still applies the trust and rollback policy. See the
-    /// example on [`Self::put_release`].
+    /// A threshold release comes with the roots of its publisher from
+    /// version 1 to its own that the DHT holds (§8.4), as a token carries
+    /// them. The caller still applies the trust and rollback policy. See
+    /// the example on [`Self::put_release`].
     pub async fn resolve(
         &self,
         publisher: &PublicKey,
@@ -564,11 +637,57 @@ impl Dht {
                 best = Some(s);
             }
         }
+        if let Some(n) = best
+            .as_ref()
+            .and_then(SignedRelease::root_version)
+            .filter(|&n| n <= MAX_CHAIN as u64 + 1)
+        {
+            let gets: Vec<_> = (1..=n)
+                .map(|v| {
+                    let me = self.clone();
+                    let p = *publisher;
+                    tokio::spawn(async move { me.get_root(&p, v).await })
+                })
+                .collect();
+            let mut roots = Vec::new();
+            for g in gets {
+                // The roots up to the first missing one: the policy says
+                // what is still needed.
+                match g.await.ok().flatten() {
+                    Some(r) => roots.push(r),
+                    None => break,
+                }
+            }
+            best = best.map(|b| b.with_roots(roots));
+        }
         let result = if best.is_some() { "ok" } else { "empty" };
         metrics::dht(DhtOp::Resolve, result, began.elapsed());
         best
     }
 }
+
+/// The BEP 44 salt of part `part` of root `version` of a publisher
+/// (`wire-spec/release.md` §8.4).
+///
+/// ```
+/// use swarm_engine::discovery::{pointer_salt, root_salt};
+///
+/// assert_ne!(root_salt(1, 0), root_salt(2, 0));
+/// assert_ne!(root_salt(1, 0), root_salt(1, 1));
+/// assert_ne!(root_salt(1, 0), pointer_salt("app", "stable"));
+/// ```
+pub fn root_salt(version: u64, part: u8) -> [u8; 16] {
+    let mut input = version.to_le_bytes().to_vec();
+    input.push(part);
+    let full = blake3::derive_key("swarm 2026-12 root item salt v1", &input);
+    let mut out = [0u8; 16];
+    out.copy_from_slice(&full[..16]);
+    out
+}
+
+/// Bytes of a root in one DHT item, after the part-count byte: so that the
+/// item is at most [`MAX_VALUE`] bytes bencoded.
+const ROOT_PART: usize = MAX_VALUE - 5 - 1;
 
 /// The length of `value` bencoded as a byte string (`LEN:` then the
 /// bytes): what BEP 44's 1000-byte limit counts.

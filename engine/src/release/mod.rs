@@ -858,7 +858,11 @@ impl Release {
     /// // On another machine: decode the token, add a signature.
     /// let mut there = SignedRelease::from_token(&signed.to_token())?;
     /// there.cosign(&b, chain.newest())?;
-    /// assert_eq!(there.signers(chain.newest())?, vec![a.public(), b.public()]);
+    /// let mut signers = there.signers(chain.newest())?; // in key order
+    /// signers.sort();
+    /// let mut want = vec![a.public(), b.public()];
+    /// want.sort();
+    /// assert_eq!(signers, want);
     /// assert!(there.to_token().starts_with("swr2"));
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
@@ -1100,6 +1104,32 @@ impl SignedRelease {
     pub fn with_chain(mut self, chain: &Chain) -> Self {
         if let Sigs::Threshold { chain: c, .. } = &mut self.sigs {
             *c = chain.roots().cloned().collect();
+        }
+        self
+    }
+
+    /// The chain the roots it carries make, verified: from its first root,
+    /// or from the implicit root of its publisher key when they start at
+    /// version 2; `None` for format 1, no roots, or roots that do not verify.
+    pub fn carried_chain(&self) -> Option<Chain> {
+        let carried = self.chain();
+        let first = carried.first()?;
+        let mut chain = if first.root().version == 1 {
+            Chain::start(first.clone()).ok()?
+        } else {
+            Chain::from_key(self.release.publisher)
+        };
+        chain.extend(carried).ok()?;
+        Some(chain)
+    }
+
+    /// Carry `roots` (oldest first), unless it carries more already: for
+    /// a release from a DHT pointer, completed with roots from the DHT.
+    pub fn with_roots(mut self, roots: Vec<SignedRoot>) -> Self {
+        if let Sigs::Threshold { chain: c, .. } = &mut self.sigs
+            && roots.len() > c.len()
+        {
+            *c = roots;
         }
         self
     }

@@ -19,7 +19,8 @@ pub(super) const SEEN: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new(
 /// (`wire-spec/release.md` §8.3)
 pub(super) const ROOTS: TableDefinition<'_, [u8; 32], &str> = TableDefinition::new("trust_roots");
 /// fingerprint of a trusted first root -> label
-pub(super) const PINS: TableDefinition<'_, [u8; 32], &str> = TableDefinition::new("trust_pins");
+pub(super) const ROOT_PINS: TableDefinition<'_, [u8; 32], &str> =
+    TableDefinition::new("trust_pins");
 
 /// A chain of roots that cannot be trusted as given.
 #[derive(Debug, thiserror::Error)]
@@ -223,12 +224,30 @@ impl Store {
         Ok(())
     }
 
+    /// Keep `chain` as the known chain of its publisher, unless one as new
+    /// or newer is kept already; trusts nothing.
+    pub(super) fn keep_chain(&self, chain: &Chain) -> Result<(), StoreError> {
+        let pointer = chain.pointer();
+        let known = self.roots()?.into_iter().find(|(k, _)| *k == pointer);
+        if known.is_some_and(|(_, k)| k.newest().version >= chain.newest().version) {
+            return Ok(());
+        }
+        self.guard(|| {
+            let tx = self.inner.db.begin_write()?;
+            tx.open_table(ROOTS)?
+                .insert(pointer.as_bytes(), chain.to_text().as_str())?;
+            tx.commit()?;
+            Ok(())
+        })
+    }
+
     /// Trust whichever publisher's chain starts at the root with this
     /// fingerprint (`swrf1…`), once a release carrying that chain arrives.
     pub fn trust_fingerprint(&self, fingerprint: &Hash, label: &str) -> Result<(), StoreError> {
         self.guard(|| {
             let tx = self.inner.db.begin_write()?;
-            tx.open_table(PINS)?.insert(fingerprint.as_bytes(), label)?;
+            tx.open_table(ROOT_PINS)?
+                .insert(fingerprint.as_bytes(), label)?;
             tx.commit()?;
             Ok(())
         })
@@ -263,7 +282,7 @@ impl Store {
     pub fn pins_trusted(&self) -> Result<Vec<(Hash, String)>, StoreError> {
         self.guard(|| {
             let tx = self.inner.db.begin_read()?;
-            let t = match tx.open_table(PINS) {
+            let t = match tx.open_table(ROOT_PINS) {
                 Ok(t) => t,
                 Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
                 Err(e) => return Err(e.into()),

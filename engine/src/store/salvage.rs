@@ -352,6 +352,12 @@ impl Store {
             }
             report.old.trusted = Some(trusted.len() as u64);
         }
+        for chain in old.roots.iter().flatten() {
+            self.keep_chain(chain)?;
+        }
+        for (f, label) in old.fingerprints.iter().flatten() {
+            self.trust_fingerprint(f, label)?;
+        }
         report.old.releases_seen = self.restore_seen(old.seen)?;
         Ok(())
     }
@@ -610,7 +616,16 @@ impl Store {
                 ..Policy::default()
             };
             policy.trust(r.publisher, "salvage");
-            match self.accept_release(&policy, &signed, &Want::default()) {
+            // A threshold release is recorded on its signatures and the
+            // roots it carries, as its publisher's machines record it.
+            let accepted = match signed.root_version() {
+                None => self.accept_release(&policy, &signed, &Want::default()),
+                Some(_) => match signed.carried_chain() {
+                    Some(chain) => self.record_signed(&signed, Some(&chain)),
+                    None => continue,
+                },
+            };
+            match accepted {
                 Ok(()) => {
                     kept.insert((r.publisher, r.name.clone(), r.channel.clone()));
                 }
@@ -903,6 +918,65 @@ mod tests {
             .expect("seen");
         assert_eq!(seen.map(|s| s.seq), Some(7));
         assert!(store.check(|_| {}).expect("check").problems.is_empty());
+    }
+
+    #[test]
+    fn a_threshold_publishers_chain_and_high_water_mark_survive() {
+        use crate::release::{Chain, Release, Root, SecretKey};
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path()).expect("open");
+        let [a, b, c] = [1u8, 2, 3].map(|s| SecretKey::from_seed(&[s; 32]));
+        let pointer = SecretKey::from_seed(&[9; 32]).public();
+        let mut v1 = Root::new(pointer, vec![a.public(), b.public()], 2)
+            .and_then(Root::unsigned)
+            .expect("root");
+        v1.sign(&a, None).expect("sign");
+        v1.sign(&b, None).expect("sign");
+        let first = Chain::start(v1).expect("v1");
+        store.trust_chain(&first, "acme").expect("trust");
+        store
+            .trust_fingerprint(&Hash::of(b"some first root"), "pinned")
+            .expect("pin");
+        let mut v2 = first
+            .newest()
+            .next(vec![a.public(), c.public()], 2)
+            .and_then(Root::unsigned)
+            .expect("v2");
+        for k in [&a, &b, &c] {
+            v2.sign(k, Some(first.newest())).expect("sign");
+        }
+        let mut chain = first.clone();
+        chain.extend(&[v2]).expect("v2");
+        let mut signed = Release {
+            publisher: pointer,
+            name: "app".into(),
+            channel: "stable".into(),
+            version: semver::Version::new(2, 0, 0),
+            seq: 5,
+            root: Hash::of(b"manifest"),
+            size: 1,
+            created: 1_800_000_000,
+            expires: None,
+        }
+        .sign_threshold(&a, &chain)
+        .expect("sign");
+        signed.cosign(&c, chain.newest()).expect("cosign");
+        let policy = store.policy(Policy::default()).expect("policy");
+        store
+            .accept_release(&policy, &signed, &Want::default())
+            .expect("accept");
+        drop(store);
+
+        let report = Store::salvage(dir.path(), |_| {}).expect("salvage");
+        assert!(report.old.problems.is_empty(), "{:?}", report.old.problems);
+        assert_eq!(report.old.releases_seen, 1);
+        let store = Store::open(dir.path()).expect("reopen");
+        let roots = store.roots().expect("roots");
+        assert_eq!(roots.len(), 1);
+        assert_eq!(roots[0].1.newest().version, 2, "the rotation is kept");
+        assert_eq!(store.pins_trusted().expect("pins").len(), 1);
+        let seen = store.release_seen(&pointer, "app", "stable").expect("seen");
+        assert_eq!(seen.map(|s| s.seq), Some(5));
     }
 
     #[test]

@@ -14,7 +14,7 @@ use redb::{ReadableDatabase, ReadableTable};
 
 use super::super::guard::panic_message;
 use super::super::now_secs;
-use super::super::releases::{SEEN, SeenEntry as OldSeen, TRUST};
+use super::super::releases::{ROOT_PINS, ROOTS, SEEN, SeenEntry as OldSeen, TRUST};
 use super::super::tables::{INLINE, META, PINS, PinEntry, SECRETS};
 use crate::content::{GROUP_SIZE, Hash};
 use crate::release::{PublicKey, SignedRelease};
@@ -38,6 +38,11 @@ pub(super) struct Old {
     pub(super) secrets: BTreeMap<String, [u8; 32]>,
     pub(super) trusted: Option<Vec<(PublicKey, String)>>,
     pub(super) trust_on_pages: BTreeMap<PublicKey, String>,
+    /// Chains of roots that verified, when that table could be read whole
+    /// (an older copy on a page would roll a rotation back).
+    pub(super) roots: Option<Vec<crate::release::Chain>>,
+    /// Pinned fingerprints, when that table could be read whole.
+    pub(super) fingerprints: Option<Vec<(Hash, String)>>,
     pub(super) seen: Vec<SignedRelease>,
     pub(super) open_error: Option<String>,
     pub(super) problems: Vec<String>,
@@ -131,6 +136,38 @@ pub(super) fn read_old(dir: &Path, db_path: &Path) -> io::Result<Old> {
         if whole {
             old.trusted = Some(trusted);
         }
+        let (roots, whole) = read_table(db, "chains of roots", &mut old.problems, |tx, out| {
+            let t = tx.open_table(ROOTS)?;
+            for item in t.iter()? {
+                let (_, v) = item?;
+                // Each chain proves itself by its signatures.
+                if let Ok(c) = crate::release::Chain::from_text(v.value()) {
+                    out.push(c);
+                }
+            }
+            Ok(())
+        });
+        if whole {
+            old.roots = Some(roots);
+        }
+        let (pins, whole) = read_table(
+            db,
+            "pinned root fingerprints",
+            &mut old.problems,
+            |tx, out| {
+                let t = tx.open_table(ROOT_PINS)?;
+                for item in t.iter()? {
+                    let (k, v) = item?;
+                    if v.value().len() <= MAX_LABEL {
+                        out.push((Hash::from_bytes(k.value()), v.value().to_owned()));
+                    }
+                }
+                Ok(())
+            },
+        );
+        if whole {
+            old.fingerprints = Some(pins);
+        }
         let (seen, whole) = read_table(
             db,
             "release high-water marks",
@@ -197,6 +234,18 @@ pub(super) fn read_old(dir: &Path, db_path: &Path) -> io::Result<Old> {
         if old.trusted.is_none() {
             old.problems.push(
                 "the trusted publisher keys could not be read whole: trust them again".into(),
+            );
+        }
+        if old.roots.is_none() {
+            old.problems.push(
+                "the chains of roots of threshold publishers could not be read whole: releases \
+                 carry them, and are taught again by the next release accepted"
+                    .into(),
+            );
+        }
+        if old.fingerprints.is_none() {
+            old.problems.push(
+                "the pinned root fingerprints could not be read whole: pin them again".into(),
             );
         }
         if !whole_seen {

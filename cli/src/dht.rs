@@ -160,7 +160,8 @@ impl Session {
         name: &str,
         channel: &str,
     ) -> Option<SignedRelease> {
-        self.rt.block_on(self.dht.resolve(publisher, name, channel))
+        self.rt
+            .block_on(self.dht.resolve_newest(publisher, name, channel))
     }
 
     /// Put `signed` as the pointer, and read it back.

@@ -800,7 +800,7 @@ async fn publish(state: &State, body: &[u8]) -> Reply {
         && let Ok(publisher) = ops::publisher_of(&req)
     {
         req.after = dht
-            .resolve(&publisher, &req.name, &req.channel)
+            .resolve_newest(&publisher, &req.name, &req.channel)
             .await
             .map(|s| s.to_token());
     }

@@ -582,11 +582,13 @@ impl Dht {
     /// `None` if it is not there whole. Decoded only: the chain check is
     /// the policy's.
     pub async fn get_root(&self, pointer: &PublicKey, version: u64) -> Option<SignedRoot> {
+        // A root never changes: the first node's answer is as good as any
+        // (and it is verified later in any case).
         let item = |part: u8| {
             let dht = self.inner.clone();
             let salt = root_salt(version, part);
             let key = *pointer.as_bytes();
-            async move { dht.get_mutable_most_recent(&key, Some(&salt)).await }
+            async move { dht.get_mutable(&key, Some(&salt), None).next().await }
         };
         let first = item(0).await?;
         let (&count, head) = first.value().split_first()?;
@@ -611,11 +613,41 @@ impl Dht {
     /// version 1 to its own that the DHT holds (§8.4), as a token carries
     /// them. The caller still applies the trust and rollback policy. See
     /// the example on [`Self::put_release`].
+    ///
+    /// It answers soon after the first node that holds the pointer does
+    /// ([`RESOLVE_SETTLE`] later, with the highest sequence heard by then),
+    /// rather than when the whole lookup ends: a check for updates need not
+    /// wait for the slowest node, and a fetcher never takes an older release
+    /// than one it has seen (the policy refuses a rollback). A publisher,
+    /// which must not reuse a sequence, uses [`Self::resolve_newest`].
     pub async fn resolve(
         &self,
         publisher: &PublicKey,
         name: &str,
         channel: &str,
+    ) -> Option<SignedRelease> {
+        self.resolve_within(publisher, name, channel, Some(RESOLVE_SETTLE))
+            .await
+    }
+
+    /// [`Self::resolve`], waiting for the whole lookup: the highest
+    /// sequence any node reached holds. What a publisher reads before it
+    /// picks the next sequence.
+    pub async fn resolve_newest(
+        &self,
+        publisher: &PublicKey,
+        name: &str,
+        channel: &str,
+    ) -> Option<SignedRelease> {
+        self.resolve_within(publisher, name, channel, None).await
+    }
+
+    async fn resolve_within(
+        &self,
+        publisher: &PublicKey,
+        name: &str,
+        channel: &str,
+        settle: Option<Duration>,
     ) -> Option<SignedRelease> {
         let began = Instant::now();
         let salt = pointer_salt(name, channel);
@@ -623,7 +655,16 @@ impl Dht {
         let mut items = self
             .inner
             .get_mutable(publisher.as_bytes(), Some(&salt), None);
-        while let Some(item) = items.next().await {
+        let mut until: Option<tokio::time::Instant> = None;
+        loop {
+            let next = match until {
+                None => items.next().await,
+                Some(t) => match tokio::time::timeout_at(t, items.next()).await {
+                    Ok(next) => next,
+                    Err(_) => break,
+                },
+            };
+            let Some(item) = next else { break };
             // The DHT checked the item's signature by the same key; ours
             // checks the release inside it, and that it is what was asked.
             let Ok(s) = SignedRelease::from_bytes(item.value()) else {
@@ -635,6 +676,9 @@ impl Dht {
             }
             if best.as_ref().is_none_or(|b| b.release().seq < r.seq) {
                 best = Some(s);
+            }
+            if let Some(d) = settle {
+                until.get_or_insert_with(|| tokio::time::Instant::now() + d);
             }
         }
         if let Some(n) = best
@@ -684,6 +728,10 @@ pub fn root_salt(version: u64, part: u8) -> [u8; 16] {
     out.copy_from_slice(&full[..16]);
     out
 }
+
+/// How long [`Dht::resolve`] waits after the first answer for a higher
+/// sequence from other nodes.
+pub const RESOLVE_SETTLE: Duration = Duration::from_millis(300);
 
 /// Bytes of a root in one DHT item, after the part-count byte: so that the
 /// item is at most [`MAX_VALUE`] bytes bencoded.

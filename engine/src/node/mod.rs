@@ -599,7 +599,7 @@ impl Node {
         // the sequence after it.
         if let (None, Some(dht)) = (&o.after, &self.dht) {
             let publisher = o.chain.as_ref().map_or(key.public(), |c| c.pointer());
-            o.after = dht.resolve(&publisher, &o.name, &o.channel).await;
+            o.after = dht.resolve_newest(&publisher, &o.name, &o.channel).await;
         }
         let published = blocking(move || store.publish(&k, &paths, &o)).await?;
         // A threshold release still collecting signatures, or one whose
@@ -744,8 +744,13 @@ impl Node {
         name: &str,
         channel: &str,
     ) -> Result<Option<SignedRelease>, NodeOpError> {
-        let dht = self.joined_dht().await?;
+        let dht = self.dht.as_ref().ok_or(NodeOpError::NoDht)?;
+        // Asked at once: a lookup starts from the bootstrap nodes, without
+        // waiting for the DHT's own bootstrap lookup to end.
         let Some(found) = dht.resolve(publisher, name, channel).await else {
+            if !dht.bootstrapped().await {
+                return Err(NodeOpError::NotBootstrapped);
+            }
             return Ok(None);
         };
         let want = Want {

@@ -742,3 +742,32 @@ async fn an_application_updates_itself_by_a_patch_from_the_installed_version() {
     node.shutdown().await;
     publisher.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_check_through_a_dht_nobody_answers_says_so() {
+    // Nothing listens where it bootstraps from: the check, which asks at
+    // once, finds nothing, then tells a dead DHT from an empty one.
+    let a = app();
+    let key = SecretKey::generate().unwrap();
+    let dead = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let addr = dead.local_addr().unwrap();
+    drop(dead);
+    let dht = crate::discovery::DhtConfig {
+        bootstrap: vec![addr.to_string()],
+        request_timeout: Some(std::time::Duration::from_millis(200)),
+        bind: Some(std::net::Ipv4Addr::LOCALHOST),
+        ..crate::discovery::DhtConfig::default()
+    };
+    let node = Node::builder()
+        .memory()
+        .listen(([127, 0, 0, 1], 0).into())
+        .dht(dht)
+        .spawn()
+        .await
+        .unwrap();
+    let updater = Updater::new(node, token_config(&key, "1.0.0"), Installer::new(&a.exe));
+    assert!(matches!(
+        updater.check().await,
+        Err(UpdateError::NotBootstrapped)
+    ));
+}

@@ -556,9 +556,9 @@ impl Updater {
 
     async fn check_dht(&self) -> Result<Option<Update>, UpdateError> {
         let dht = self.node.dht().ok_or(UpdateError::NoDht)?;
-        if !dht.bootstrapped().await {
-            return Err(UpdateError::NotBootstrapped);
-        }
+        // Asked at once, not after the DHT's own bootstrap lookup has run
+        // its course (seconds): a lookup starts from the bootstrap nodes.
+        // Only when nothing is found does it matter whether the DHT works.
         let mut best: Option<SignedRelease> = None;
         for key in &self.config.publishers {
             if let Some(s) = dht
@@ -572,6 +572,7 @@ impl Updater {
             }
         }
         match best {
+            None if !dht.bootstrapped().await => Err(UpdateError::NotBootstrapped),
             None => Ok(None),
             Some(s) => self.consider(s),
         }

@@ -185,7 +185,11 @@ async fn update(
         installer,
     );
     let outcome = async {
-        let Some(update) = updater.check().await? else {
+        // Joining the DHT included: what a start pays to know.
+        let began = std::time::Instant::now();
+        let checked = updater.check().await;
+        println!("checked in {} ms", began.elapsed().as_millis());
+        let Some(update) = checked? else {
             println!("up to date");
             return Ok(false);
         };

@@ -200,21 +200,6 @@ pub(crate) fn publish(
                     ),
                 }
             }
-            if session.is_none() && req.seq.is_none() {
-                let publisher = api::ops::publisher_of(&req)?;
-                if store
-                    .release_seen(&publisher, &req.name, &req.channel)?
-                    .is_none()
-                {
-                    eprintln!(
-                        "note: without the DHT, the sequence comes from this store, which has \
-                         published nothing of {}@{}: it signs sequence 1. If another machine \
-                         published it before, pass --seq N above that machine's, or fetchers \
-                         report equivocation",
-                        req.name, req.channel
-                    );
-                }
-            }
             let done = api::ops::publish(store, &req)?;
             let mut r = done.reply;
             match (api::ops::not_for_dht(&r), &session) {
@@ -232,6 +217,15 @@ pub(crate) fn publish(
     };
     if let Some(e) = &r.dht_error {
         eprintln!("warning: the release pointer was not put on the DHT: {e}");
+    }
+    // Sequence 1 with no DHT to ask: only this store was consulted.
+    if r.seq == 1 && a.seq.is_none() && !r.dht && r.dht_error.is_none() && !json {
+        eprintln!(
+            "note: without the DHT, the sequence came from this store alone: it signed sequence \
+             1 of {}@{}. If another machine published it before, publish again with --seq N \
+             above that machine's, or fetchers report equivocation",
+            r.name, r.channel
+        );
     }
     if json {
         println!("{}", serde_json::to_string(&r)?);

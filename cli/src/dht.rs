@@ -79,7 +79,9 @@ pub(crate) async fn join(config: &DhtConfig) -> Result<Dht> {
 /// Look a pointer up: the newest signed release under it.
 pub(crate) async fn lookup(config: &DhtConfig, p: &Pointer) -> Result<SignedRelease> {
     let dht = join(config).await?;
-    dht.resolve(&p.publisher, &p.name, &p.channel)
+    // The whole lookup: a fetch or `swarm resolve` wants the newest, not
+    // the first answer.
+    dht.resolve_newest(&p.publisher, &p.name, &p.channel)
         .await
         .with_context(|| {
             format!(

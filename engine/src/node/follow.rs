@@ -433,7 +433,7 @@ async fn resolve(node: &Node, entry: &str) -> Result<(SignedRelease, Want), Stri
         return Err("a PUBKEY/NAME seed needs the DHT".into());
     };
     let found = dht
-        .resolve(&publisher, &name, &channel)
+        .resolve_newest(&publisher, &name, &channel)
         .await
         .ok_or("no release found on the DHT yet")?;
     let want = Want {

@@ -747,7 +747,7 @@ impl Node {
         let dht = self.dht.as_ref().ok_or(NodeOpError::NoDht)?;
         // Asked at once: a lookup starts from the bootstrap nodes, without
         // waiting for the DHT's own bootstrap lookup to end.
-        let Some(found) = dht.resolve(publisher, name, channel).await else {
+        let Some(mut found) = dht.resolve(publisher, name, channel).await else {
             if !dht.bootstrapped().await {
                 return Err(NodeOpError::NotBootstrapped);
             }
@@ -757,7 +757,16 @@ impl Node {
             name: Some(name.to_owned()),
             channel: Some(channel.to_owned()),
         };
-        self.store().check_release(&self.policy()?, &found, &want)?;
+        let policy = self.policy()?;
+        // The first nodes to answer may hold an older pointer than one
+        // seen here: then the whole lookup decides.
+        if let Err(AcceptError::Policy(PolicyError::Rollback { .. })) =
+            self.store().check_release(&policy, &found, &want)
+            && let Some(newest) = dht.resolve_newest(publisher, name, channel).await
+        {
+            found = newest;
+        }
+        self.store().check_release(&policy, &found, &want)?;
         Ok(Some(found))
     }
 

@@ -750,3 +750,26 @@ fn a_bad_signature_deep_in_a_long_chain_is_found_and_named() {
     assert_eq!(c, before, "nothing added");
     assert_eq!(c.extend(&more), Ok(8));
 }
+
+#[test]
+fn a_pinned_publisher_does_not_roll_its_root_back() {
+    let k = keys();
+    let v1 = root(&k, None, &[0, 1], 2, &[0, 1]);
+    let c1 = Chain::start(v1.clone()).unwrap();
+    let v2 = root(&k, Some(c1.newest()), &[0, 2], 2, &[0, 1, 2]);
+    let mut c2 = c1.clone();
+    c2.extend(std::slice::from_ref(&v2)).unwrap();
+    let mut p = Policy {
+        now: NOW,
+        ..Policy::default()
+    };
+    p.pins.insert(v1.fingerprint(), "pin".into());
+    // Learned v2 from an earlier release (not trusted by key).
+    p.roots.insert(pointer().public(), c2.clone());
+    // A release under v1, carrying only v1: superseded, not accepted.
+    let old = signed(&k, &c1, &[0, 1], 1);
+    assert!(matches!(
+        check(&p, &old),
+        Err(PolicyError::Superseded { .. })
+    ));
+}

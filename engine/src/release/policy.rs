@@ -544,7 +544,12 @@ impl Policy {
                 if c.pointer() != r.publisher {
                     return Err(untrusted());
                 }
-                (c, true)
+                // Follow on from what an earlier release from this pin
+                // taught, so that its root version is not rolled back.
+                match known.filter(|k| k.anchor() == c.anchor()) {
+                    Some(k) => (k.clone(), false),
+                    None => (c, true),
+                }
             }
         };
         if chain.extend(carried).map_err(chain_error)? > 0 {

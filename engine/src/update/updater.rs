@@ -561,9 +561,17 @@ impl Updater {
         // Only when nothing is found does it matter whether the DHT works.
         let mut best: Option<SignedRelease> = None;
         for key in &self.config.publishers {
+            let seen = self
+                .node
+                .store()
+                .release_seen(key, &self.config.name, &self.config.channel)?
+                .map(|s| s.seq);
             if let Some(s) = dht
                 .resolve(key, &self.config.name, &self.config.channel)
                 .await
+                // The first nodes to answer may not have the newest yet: an
+                // older release than one seen is no update, not an attack.
+                && seen.is_none_or(|q| s.release().seq >= q)
                 && best
                     .as_ref()
                     .is_none_or(|b| b.release().seq < s.release().seq)

@@ -1541,3 +1541,45 @@ fn bad_roots_and_signing_input_get_clear_errors() {
     let msg = swarm_err(&store, args!["sign", single, "--key", b.file]);
     assert!(msg.contains("single-key release"), "{msg}");
 }
+
+#[test]
+fn trust_for_one_command_takes_a_chain_file_or_a_first_root_fingerprint() {
+    let tmp = tempdir();
+    let d = tmp.path();
+    let [a, pointer] = ["a", "pointer"].map(|n| keygen(d, n));
+    let chain = d.join("chain.txt");
+    root_cmd(
+        d,
+        args![
+            "init",
+            "--key",
+            a.public,
+            "--threshold",
+            "1",
+            "--pointer",
+            pointer.public,
+            "-o",
+            chain
+        ],
+    );
+    let shown = root_cmd(d, args!["sign", chain, "--key", a.file]);
+    let fingerprint = str_field(&shown, "first_root_fingerprint").to_owned();
+    assert!(fingerprint.starts_with("swrf1"), "{shown}");
+    let app = make_app(&d.join("src"), 0);
+    let p = publish_threshold(&d.join("publisher"), &app, &a, &chain, "1.0.0", vec![]);
+    assert_eq!(u64_field(&p, "signatures"), 1, "{p}");
+    let fetcher = d.join("fetcher");
+    let (run, v) = verify_json(&fetcher, &token(&p), vec![]);
+    assert_eq!(run.code, Some(1), "untrusted without --trust:\n{run}");
+    assert!(
+        str_field(&v, "policy_error").contains("not a trusted publisher"),
+        "{v}"
+    );
+    for trust in [chain.clone().into_os_string(), fingerprint.into()] {
+        let (run, v) = verify_json(&fetcher, &token(&p), vec!["--trust".into(), trust]);
+        assert_eq!(run.code, Some(0), "{run}");
+        assert_eq!(v["valid"], true, "{v}");
+    }
+    // Nothing was trusted for good.
+    assert_eq!(swarm_json(&fetcher, ["trust", "ls"])["trusted"], json!([]));
+}

@@ -155,8 +155,9 @@ pub(crate) enum Command {
         target: String,
         /// The mirror directory, created if needed; many roots share one
         dir: PathBuf,
-        /// Trust this publisher key for this check (repeatable)
-        #[arg(long = "trust", value_name = "PUBKEY")]
+        /// Trust this publisher for this check (repeatable): its key, its
+        /// chain file, or its first root's fingerprint (swrf1…)
+        #[arg(long = "trust", value_name = "KEY|CHAINFILE|FINGERPRINT")]
         trust: Vec<String>,
     },
     /// Unpin a root (its content is freed by `swarm gc`)
@@ -251,8 +252,9 @@ pub(crate) enum Command {
         /// policy first
         #[arg(value_name = "TARGET")]
         root: String,
-        /// Trust this publisher key for this fetch (repeatable)
-        #[arg(long = "trust", value_name = "PUBKEY")]
+        /// Trust this publisher for this fetch (repeatable): its key, its
+        /// chain file, or its first root's fingerprint (swrf1…)
+        #[arg(long = "trust", value_name = "KEY|CHAINFILE|FINGERPRINT")]
         trust: Vec<String>,
         /// Refuse a release whose name is not this
         #[arg(long)]
@@ -398,8 +400,9 @@ pub(crate) enum Command {
         token: String,
         /// Files or a directory to compare with the release's root
         path: Option<PathBuf>,
-        /// Trust this publisher key for this check (repeatable)
-        #[arg(long = "trust", value_name = "PUBKEY")]
+        /// Trust this publisher for this check (repeatable): its key, its
+        /// chain file, or its first root's fingerprint (swrf1…)
+        #[arg(long = "trust", value_name = "KEY|CHAINFILE|FINGERPRINT")]
         trust: Vec<String>,
     },
     /// Print the newest release token a publisher has put on the DHT

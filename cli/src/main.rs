@@ -247,6 +247,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             dir: out,
             trust,
         } => {
+            let trust = roots::trust_args(trust)?;
             let a = mirror::MirrorArgs {
                 target: &target,
                 dir: &out,
@@ -299,6 +300,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             return roots::sign(&On::open(&dir, false)?, a, json, dht_config(false, None));
         }
         Command::Verify { token, path, trust } => {
+            let trust = roots::trust_args(trust)?;
             let a = release::VerifyArgs { token, path, trust };
             return release::verify(&On::open(&dir, true)?, a, json);
         }
@@ -337,6 +339,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             limits,
             dht: _,
         } => {
+            let trust = roots::trust_args(trust)?;
             // Before anything is looked up, connected to or downloaded.
             let (root, peers) = share::expand(root, peers)?;
             let chosen = swarm_engine::content::Selection::new(&paths)?;

@@ -302,6 +302,23 @@ fn show(path: &Path, json: bool) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// `--trust` values: a key or a fingerprint as given, a chain file as its
+/// text (the API takes the text, as a node may run elsewhere).
+pub(crate) fn trust_args(given: Vec<String>) -> Result<Vec<String>> {
+    given
+        .into_iter()
+        .map(|t| {
+            let path = Path::new(&t);
+            let text_like = t.starts_with("swp") || t.starts_with("swrf") || t.starts_with("swsk");
+            if !text_like && path.is_file() {
+                read_chain_file(path)
+            } else {
+                Ok(t)
+            }
+        })
+        .collect()
+}
+
 pub(crate) struct SignArgs {
     pub(crate) token: String,
     pub(crate) key: Option<PathBuf>,

@@ -381,10 +381,38 @@ pub fn policy(
         now,
         ..Default::default()
     };
+    let mut chains = Vec::new();
     for k in extra {
-        p.trust(key(k)?, "--trust");
+        if let Some(f) = crate::release::parse_fingerprint(k) {
+            let f = f.map_err(|e| OpError::BadChain(e.to_string()))?;
+            p.pins.insert(f, "--trust".into());
+        } else if k.trim().lines().count() > 1 || k.trim().starts_with(crate::release::ROOT_PREFIX)
+        {
+            let chain = crate::release::Chain::from_text(k)
+                .map_err(|e| OpError::BadChain(e.to_string()))?;
+            p.trust(chain.pointer(), "--trust");
+            chains.push(chain);
+        } else {
+            p.trust(key(k)?, "--trust");
+        }
     }
-    Ok(store.policy(p)?)
+    let mut p = store.policy(p)?;
+    // A chain given here adds to the one the store knows, never replaces
+    // a newer one (that would roll a rotation back).
+    for given in chains {
+        let merged = match p.roots.get(&given.pointer()) {
+            Some(known) if known.anchor() == given.anchor() => {
+                let mut m = known.clone();
+                let roots: Vec<_> = given.roots().cloned().collect();
+                m.extend(&roots)
+                    .map_err(|e| OpError::BadChain(e.to_string()))?;
+                m
+            }
+            _ => given,
+        };
+        p.roots.insert(merged.pointer(), merged);
+    }
+    Ok(p)
 }
 
 /// What `swarm ls TARGET` lists of: the root, and peers a ticket names.

@@ -1583,3 +1583,45 @@ fn trust_for_one_command_takes_a_chain_file_or_a_first_root_fingerprint() {
     // Nothing was trusted for good.
     assert_eq!(swarm_json(&fetcher, ["trust", "ls"])["trusted"], json!([]));
 }
+
+#[test]
+fn signing_through_a_running_node_records_the_sequence_in_its_store() {
+    let tmp = tempdir();
+    let d = tmp.path();
+    let [a, b, pointer] = ["a", "b", "pointer"].map(|n| keygen(d, n));
+    let chain = d.join("chain.txt");
+    root_cmd(
+        d,
+        args![
+            "init",
+            "--key",
+            a.public,
+            "--key",
+            b.public,
+            "--threshold",
+            "2",
+            "--pointer",
+            pointer.public,
+            "-o",
+            chain
+        ],
+    );
+    for k in [&a, &b] {
+        root_cmd(d, args!["sign", chain, "--key", k.file]);
+    }
+    let app = make_app(&d.join("src"), 0);
+    let p1 = publish_threshold(&d.join("m1"), &app, &a, &chain, "1.0.0", vec![]);
+    // Machine 2 runs a node: the signature goes through it.
+    let m2 = d.join("m2");
+    let _node = Node::start(&m2);
+    let s = sign(&m2, &token(&p1), &b, vec![]);
+    assert_eq!(
+        (&s["complete"], &s["signatures"]),
+        (&json!(true), &json!(2)),
+        "{s}"
+    );
+    // Its store knows it signed sequence 1: its next release is 2.
+    let app2 = make_app(&d.join("src2"), 1);
+    let p2 = publish_threshold(&m2, &app2, &b, &chain, "1.1.0", vec![]);
+    assert_eq!(u64_field(&p2, "seq"), 2, "{p2}");
+}

@@ -6,9 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
 use serde_json::json;
-use swarm_engine::release::{
-    Chain, ChainFile, MAX_CHAIN_BYTES, PublicKey, Root, SignedRelease, SignedRoot,
-};
+use swarm_engine::release::{Chain, ChainFile, MAX_CHAIN_BYTES, PublicKey, Root, SignedRoot};
 
 use crate::args::RootCommand;
 use crate::release::{default_key_path, now, parse_duration, read_key};
@@ -326,7 +324,8 @@ pub(crate) struct SignArgs {
     pub(crate) pointer_key: Option<PathBuf>,
 }
 
-/// `swarm sign TOKEN`: add this key's signature to a threshold release.
+/// `swarm sign TOKEN`: add this key's signature to a threshold release
+/// (through the node when one runs on the store).
 pub(crate) fn sign(
     on: &crate::control::On,
     a: SignArgs,
@@ -337,115 +336,56 @@ pub(crate) fn sign(
         Some(k) => k,
         None => default_key_path()?,
     })?;
-    let mut signed = SignedRelease::from_token(&a.token)?;
-    let Some(root_version) = signed.root_version() else {
-        bail!(
-            "this is a single-key release (swr1…): it is signed by its publisher key alone and \
-             takes no more signatures"
-        );
+    let req = swarm_engine::api::SignRequest {
+        token: a.token,
+        key: key.to_text(),
+        chain: match &a.root {
+            Some(p) => Some(read_chain_file(p)?),
+            None => None,
+        },
+        pointer_key: match &a.pointer_key {
+            Some(p) => Some(read_key(p)?.to_text()),
+            None => None,
+        },
     };
-    let publisher = signed.release().publisher;
-    // The root it is signed under: from the chain file, the roots it
-    // carries, or the chain this store knows.
-    let chain = match &a.root {
-        Some(p) => Chain::from_text(&read_chain_file(p)?)?,
-        None => {
-            let known = match on {
-                crate::control::On::Store(s, _) => s
-                    .roots()?
-                    .into_iter()
-                    .find(|(k, _)| *k == publisher)
-                    .map(|(_, c)| c),
-                crate::control::On::Node(_) => None,
-            };
-            let carried = signed.chain();
-            match (carried.first(), known) {
-                (Some(first), _) if first.root().version == 1 => {
-                    let mut c = Chain::start(first.clone())?;
-                    c.extend(&carried[1..])?;
-                    c
+    let r = match on {
+        crate::control::On::Store(store, _) => {
+            let done = swarm_engine::api::ops::sign(store, &req)?;
+            let mut r = done.reply;
+            match (done.pointer_key, r.complete) {
+                (Some(pk), _) => {
+                    if let Some(s) = crate::dht::Session::open_for_publish(dht) {
+                        match s.put(&done.release, &pk) {
+                            Ok(()) => r.dht = true,
+                            Err(e) => r.dht_error = Some(format!("{e:#}")),
+                        }
+                    }
                 }
-                (_, Some(mut c)) => {
-                    c.extend(carried)?;
-                    c
+                (None, true) if dht.is_some() => {
+                    r.dht_error =
+                        Some("no pointer key: pass --pointer-key FILE to put it on the DHT".into());
                 }
-                _ => bail!(
-                    "the token carries no first root and this store knows no chain for {publisher}: \
-                     pass the publisher's chain file with --root"
-                ),
+                _ => {}
             }
+            r
         }
+        crate::control::On::Node(c) => crate::control::block(c.sign(&req))??,
     };
-    let newest = chain.newest();
-    if chain.pointer() != publisher || newest.version != root_version {
-        bail!(
-            "the release is signed under root version {root_version} of {publisher}; the chain \
-             given is at version {} of {}",
-            newest.version,
-            chain.pointer()
-        );
-    }
-    signed.cosign(&key, newest)?;
-    let signers = signed
-        .signers(newest)
-        .map_err(|e| anyhow::anyhow!("the token's signatures do not verify: {e}"))?;
-    let signed = signed.with_chain(&chain);
-    let need = usize::from(newest.threshold);
-    let complete = signers.len() >= need;
-    // This machine signed this sequence: it never signs another under it.
-    if let crate::control::On::Store(s, _) = on {
-        s.record_signed(&signed, Some(&chain))?;
-    }
-    let mut dht_put = false;
-    let mut dht_error = None;
-    if complete {
-        let pointer_key = match &a.pointer_key {
-            Some(p) => Some(read_key(p)?),
-            None => (key.public() == publisher).then(|| key.clone()),
-        };
-        match (crate::dht::Session::open_for_publish(dht), pointer_key) {
-            (Some(s), Some(pk)) => match s.put(&signed, &pk) {
-                Ok(()) => dht_put = true,
-                Err(e) => dht_error = Some(format!("{e:#}")),
-            },
-            (Some(_), None) => {
-                dht_error =
-                    Some("no pointer key: pass --pointer-key FILE to put it on the DHT".to_owned());
-            }
-            (None, _) => {}
-        }
-    }
-    let token = signed.to_token();
     if json {
-        println!(
-            "{}",
-            json!({
-                "token": token,
-                "token_length": token.len(),
-                "signatures": signers.len(),
-                "threshold": need,
-                "complete": complete,
-                "signed_by": signers.iter().map(ToString::to_string).collect::<Vec<_>>(),
-                "dht": dht_put,
-                "dht_error": dht_error,
-            })
-        );
+        println!("{}", serde_json::to_string(&r)?);
         return Ok(ExitCode::SUCCESS);
     }
-    println!("{token}");
-    if let Some(e) = &dht_error {
+    println!("{}", r.token);
+    if let Some(e) = &r.dht_error {
         eprintln!("warning: the release pointer was not put on the DHT: {e}");
     }
-    let r = signed.release();
-    if complete {
+    if r.complete {
         eprintln!(
-            "{} {} is signed by {} of the {need} keys it needs: fetchers accept it (token: {} \
-             characters){}",
-            r.name,
-            r.version,
-            signers.len(),
-            token.len(),
-            if dht_put {
+            "signed by {} of the {} keys it needs: fetchers accept it (token: {} characters){}",
+            r.signatures,
+            r.threshold,
+            r.token_length,
+            if r.dht {
                 "; its pointer is on the DHT"
             } else {
                 ""
@@ -453,10 +393,8 @@ pub(crate) fn sign(
         );
     } else {
         eprintln!(
-            "{} {} is signed by {} of the {need} keys it needs; pass the token to the next signer",
-            r.name,
-            r.version,
-            signers.len()
+            "signed by {} of the {} keys it needs; pass the token to the next signer",
+            r.signatures, r.threshold
         );
     }
     Ok(ExitCode::SUCCESS)

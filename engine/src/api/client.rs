@@ -231,6 +231,11 @@ impl Client {
         self.call(Method::POST, "/v1/trust/rm", Some(req)).await
     }
 
+    /// `POST /v1/sign`.
+    pub async fn sign(&self, req: &super::SignRequest) -> Result<super::SignReply, ClientError> {
+        self.call(Method::POST, "/v1/sign", Some(req)).await
+    }
+
     /// `POST /v1/verify`.
     pub async fn verify(&self, req: &VerifyRequest) -> Result<VerifyReply, ClientError> {
         self.call(Method::POST, "/v1/verify", Some(req)).await

@@ -487,6 +487,59 @@ impl std::fmt::Debug for PublishRequest {
     }
 }
 
+/// `POST /v1/sign`: add a signature to a threshold release.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignRequest {
+    /// The release token (`swr2…`) or ticket.
+    pub token: String,
+    /// The signer's secret key (`swsk1…`).
+    pub key: String,
+    /// The publisher's chain file text; else the roots the token carries,
+    /// else the chain the store knows.
+    #[serde(default)]
+    pub chain: Option<String>,
+    /// The pointer key (`swsk1…`): with it, a complete release goes on the
+    /// node's DHT.
+    #[serde(default)]
+    pub pointer_key: Option<String>,
+}
+
+impl std::fmt::Debug for SignRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SignRequest")
+            .field("token", &self.token)
+            .field("key", &"(secret)")
+            .field("chain", &self.chain.is_some())
+            .field(
+                "pointer_key",
+                &self.pointer_key.as_ref().map(|_| "(secret)"),
+            )
+            .finish()
+    }
+}
+
+/// What `POST /v1/sign` made.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignReply {
+    /// The token with the new signature.
+    pub token: String,
+    /// Its length in characters.
+    pub token_length: usize,
+    /// Valid signatures it carries.
+    pub signatures: usize,
+    /// Signatures it needs.
+    pub threshold: usize,
+    /// Whether it has enough.
+    pub complete: bool,
+    /// The keys that signed.
+    pub signed_by: Vec<String>,
+    /// Whether its pointer was put on the DHT.
+    pub dht: bool,
+    /// Why not, when it was complete and a DHT was there.
+    pub dht_error: Option<String>,
+}
+
 /// What a publish made.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PublishReply {

@@ -7,8 +7,9 @@ use std::path::Path;
 use super::{
     AddReply, AddRequest, CheckProblem, CheckReply, ExportReply, ExportRequest, FilesReply,
     GcReply, GcRequest, MirrorReply, MirrorRequest, PartialEntry, PartialsReply, PinEntry,
-    PinsReply, PublishReply, PublishRequest, RmReply, RmRequest, TrustAddRequest, TrustRmReply,
-    TrustRmRequest, TrustedKey, TrustedReply, VerifyReply, VerifyRequest,
+    PinsReply, PublishReply, PublishRequest, RmReply, RmRequest, SignReply, SignRequest,
+    TrustAddRequest, TrustRmReply, TrustRmRequest, TrustedKey, TrustedReply, VerifyReply,
+    VerifyRequest,
 };
 use crate::content::{Hash, ParseHashError};
 use crate::release::{PublicKey, ReleaseError};
@@ -31,6 +32,9 @@ pub enum OpError {
     /// The version is not a semantic version.
     #[error("{0:?} is not a semantic version (like 1.2.3)")]
     BadVersion(String),
+    /// A signature that cannot be added.
+    #[error("{0}")]
+    Sign(String),
     /// A chain of roots that does not parse or verify.
     #[error("the chain of roots is refused: {0}")]
     BadChain(String),
@@ -118,6 +122,7 @@ impl OpError {
                 | Self::BadKey(_)
                 | Self::BadVersion(_)
                 | Self::BadChain(_)
+                | Self::Sign(_)
                 | Self::BadToken(_)
                 | Self::NotAToken
                 | Self::BadSource(_)
@@ -344,6 +349,92 @@ pub fn publish(store: &Store, req: &PublishRequest) -> Result<PublishDone, OpErr
         reply,
         release: published.release,
         key: pointer_key,
+    })
+}
+
+/// A release [`sign`] signed, for putting its pointer on the DHT.
+#[derive(Debug)]
+pub struct SignDone {
+    /// The reply, with `dht` false until the pointer is put.
+    pub reply: SignReply,
+    /// The release with the new signature and the chain.
+    pub release: crate::release::SignedRelease,
+    /// The key for its DHT pointer, when the release is complete and one
+    /// was given (or the signer's key is the pointer key).
+    pub pointer_key: Option<crate::release::SecretKey>,
+}
+
+/// Add the request's key's signature to a threshold release and record
+/// its sequence as signed here: the store's half of `POST /v1/sign`.
+pub fn sign(store: &Store, req: &SignRequest) -> Result<SignDone, OpError> {
+    use crate::release::{Chain, SecretKey, SignedRelease};
+    let key = SecretKey::from_text(&req.key).map_err(OpError::BadKey)?;
+    let mut signed = SignedRelease::from_token(&req.token).map_err(OpError::BadToken)?;
+    let Some(root_version) = signed.root_version() else {
+        return Err(OpError::Sign(
+            "this is a single-key release (swr1…): it is signed by its publisher key alone and \
+             takes no more signatures"
+                .into(),
+        ));
+    };
+    let publisher = signed.release().publisher;
+    let bad_chain = |e: crate::release::RootError| OpError::BadChain(e.to_string());
+    // The root it is signed under: from the chain given, the roots it
+    // carries, or the chain this store knows.
+    let chain = match &req.chain {
+        Some(text) => Chain::from_text(text).map_err(bad_chain)?,
+        None => match (
+            signed.carried_chain(),
+            store.roots()?.into_iter().find(|(k, _)| *k == publisher),
+        ) {
+            (Some(c), _) => c,
+            (None, Some((_, mut known))) => {
+                known.extend(signed.chain()).map_err(bad_chain)?;
+                known
+            }
+            (None, None) => {
+                return Err(OpError::Sign(format!(
+                    "the token carries no roots and this store knows no chain for {publisher}: \
+                     pass the publisher's chain file with --root"
+                )));
+            }
+        },
+    };
+    let newest = chain.newest();
+    if chain.pointer() != publisher || newest.version != root_version {
+        return Err(OpError::Sign(format!(
+            "the release is signed under root version {root_version} of {publisher}; the chain \
+             given is at version {} of {}",
+            newest.version,
+            chain.pointer()
+        )));
+    }
+    signed.cosign(&key, newest).map_err(OpError::BadToken)?;
+    let signers = signed.signers(newest).map_err(OpError::BadToken)?;
+    let signed = signed.with_chain(&chain);
+    let need = usize::from(newest.threshold);
+    let complete = signers.len() >= need;
+    // This machine signed this sequence: it never signs another under it.
+    store.record_signed(&signed, Some(&chain))?;
+    let pointer_key = match &req.pointer_key {
+        Some(k) => Some(SecretKey::from_text(k).map_err(OpError::BadKey)?),
+        None => (key.public() == publisher).then_some(key),
+    }
+    .filter(|_| complete);
+    let token = signed.to_token();
+    Ok(SignDone {
+        reply: SignReply {
+            token_length: token.len(),
+            token,
+            signatures: signers.len(),
+            threshold: need,
+            complete,
+            signed_by: signers.iter().map(ToString::to_string).collect(),
+            dht: false,
+            dht_error: None,
+        },
+        release: signed,
+        pointer_key,
     })
 }
 

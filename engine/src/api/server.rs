@@ -640,6 +640,7 @@ const ROUTES: &[(Method, &str)] = &[
     (Method::POST, "/v1/export"),
     (Method::POST, "/v1/mirror"),
     (Method::POST, "/v1/publish"),
+    (Method::POST, "/v1/sign"),
     (Method::POST, "/v1/fetch"),
     (Method::POST, "/v1/gc"),
     (Method::GET, "/v1/partials"),
@@ -740,6 +741,7 @@ async fn route(state: &Arc<State>, req: Request<Incoming>) -> Reply {
             .await
         }
         "/v1/publish" => publish(state, &body).await,
+        "/v1/sign" => sign(state, &body).await,
         "/v1/fetch" => match parse(&body) {
             Ok(req) => {
                 let (node, describe) = (state.node.clone(), state.describe.clone());
@@ -828,6 +830,32 @@ async fn publish(state: &State, body: &[u8]) -> Reply {
         if let Err(e) = state.node.announce_root(&root).await {
             tracing::warn!("announcing the published {root} failed: {e}");
         }
+    }
+    json(StatusCode::OK, &reply)
+}
+
+/// Add a signature, then put the pointer on the node's DHT if the release
+/// is complete and a pointer key is at hand.
+async fn sign(state: &State, body: &[u8]) -> Reply {
+    let store = state.node.store().clone();
+    let req: super::SignRequest = match parse(body) {
+        Ok(r) => r,
+        Err(r) => return *r,
+    };
+    let done = match tokio::task::spawn_blocking(move || ops::sign(&store, &req)).await {
+        Ok(Ok(d)) => d,
+        Ok(Err(e)) => return op_error(state, &e),
+        Err(e) => return panicked(e),
+    };
+    let mut reply = done.reply;
+    if let (Some(key), Some(_)) = (&done.pointer_key, state.node.dht()) {
+        match state.node.put_release(&done.release, key).await {
+            Ok(()) => reply.dht = true,
+            Err(e) => reply.dht_error = Some((state.describe)(&e)),
+        }
+    } else if reply.complete && state.node.dht().is_some() {
+        reply.dht_error =
+            Some("no pointer key: pass --pointer-key FILE to put it on the DHT".into());
     }
     json(StatusCode::OK, &reply)
 }

@@ -123,6 +123,7 @@ fn the_quickstart_runs_as_written() {
         ("a", false), // keygen, node, publish
         ("d", false), // trust, fetch the ticket
         ("d", true),  // verify
+        ("a", false), // keygen, root init and sign, publish --root, sign
     ];
     assert_eq!(
         blocks.len(),
@@ -213,6 +214,13 @@ fn the_quickstart_runs_as_written() {
                     let ticket = out.1.trim().to_owned();
                     assert!(ticket.starts_with("swt1"), "{out:?}");
                     seen.insert("ticket", ticket);
+                }
+                ("sign", _) => {
+                    assert!(out.1.trim().starts_with("swr2"), "{out:?}");
+                    assert!(
+                        out.2.contains("signed by 2 of the 2 keys it needs"),
+                        "{out:?}"
+                    );
                 }
                 ("verify", _) => {
                     let said = format!("{}{}", out.1, out.2);

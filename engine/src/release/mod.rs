@@ -935,16 +935,7 @@ impl Release {
         root.copy_from_slice(r.take(32)?);
         let size = r.varint()?;
         let created = r.varint()?;
-        let expires = match r.take(1)?[0] {
-            0 => None,
-            1 => Some(r.varint()?),
-            _ => {
-                return Err(ReleaseError::BadField {
-                    field: "expires",
-                    why: "bad option tag".into(),
-                });
-            }
-        };
+        let expires = r.option_varint("expires")?;
         let release = Release {
             publisher,
             name,
@@ -1518,6 +1509,18 @@ impl<'a> Reader<'a> {
             }
         }
         Err(ReleaseError::Truncated)
+    }
+
+    /// `00`, or `01` then a varint.
+    fn option_varint(&mut self, field: &'static str) -> Result<Option<u64>, ReleaseError> {
+        match self.take(1)?[0] {
+            0 => Ok(None),
+            1 => Ok(Some(self.varint()?)),
+            _ => Err(ReleaseError::BadField {
+                field,
+                why: "bad option tag".into(),
+            }),
+        }
     }
 
     fn string(&mut self, max: usize) -> Result<String, ReleaseError> {

@@ -522,17 +522,7 @@ impl SignedRoot {
         }
         let pointer = read_key(r)?;
         let version = r.varint()?;
-        let expires = match r.take(1)?[0] {
-            0 => None,
-            1 => Some(r.varint()?),
-            _ => {
-                return Err(ReleaseError::BadField {
-                    field: "expires",
-                    why: "bad option tag".into(),
-                }
-                .into());
-            }
-        };
+        let expires = r.option_varint("expires")?;
         let threshold = r.take(1)?[0];
         let n = usize::from(r.take(1)?[0]);
         if n > MAX_KEYS {

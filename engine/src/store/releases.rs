@@ -255,34 +255,36 @@ impl Store {
 
     /// The known chains of trusted publishers that have one.
     pub fn roots(&self) -> Result<Vec<(PublicKey, Chain)>, StoreError> {
-        self.guard(|| {
-            let tx = self.inner.db.begin_read()?;
-            let t = match tx.open_table(ROOTS) {
-                Ok(t) => t,
-                Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
-                Err(e) => return Err(e.into()),
-            };
-            let mut out = Vec::new();
-            for item in t.iter()? {
-                let (k, v) = item?;
-                // A chain we cannot read would silently drop a rotation:
-                // refuse instead.
-                let chain = Chain::from_text(v.value()).map_err(|e| {
-                    StoreError::Db(format!("a trusted chain of roots is damaged: {e}"))
-                })?;
-                if let Some(pk) = PublicKey::from_bytes(k.value()) {
-                    out.push((pk, chain));
-                }
-            }
-            Ok(out)
+        self.read_table(ROOTS, |k, v| {
+            // A chain we cannot read would silently drop a rotation:
+            // refuse instead.
+            let chain = Chain::from_text(v)
+                .map_err(|e| StoreError::Db(format!("a trusted chain of roots is damaged: {e}")))?;
+            Ok(PublicKey::from_bytes(k).map(|pk| (pk, chain)))
         })
     }
 
     /// Trusted fingerprints of first roots, with their labels.
     pub fn pins_trusted(&self) -> Result<Vec<(Hash, String)>, StoreError> {
+        self.read_table(ROOT_PINS, |k, v| {
+            Ok(Some((Hash::from_bytes(k), v.to_owned())))
+        })
+    }
+
+    /// Every entry of `table` that `each` keeps; an empty list when the
+    /// table was never written.
+    fn read_table<K, V, T>(
+        &self,
+        table: TableDefinition<'_, K, V>,
+        mut each: impl FnMut(K::SelfType<'_>, V::SelfType<'_>) -> Result<Option<T>, StoreError>,
+    ) -> Result<Vec<T>, StoreError>
+    where
+        K: redb::Key + 'static,
+        V: redb::Value + 'static,
+    {
         self.guard(|| {
             let tx = self.inner.db.begin_read()?;
-            let t = match tx.open_table(ROOT_PINS) {
+            let t = match tx.open_table(table) {
                 Ok(t) => t,
                 Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
                 Err(e) => return Err(e.into()),
@@ -290,7 +292,9 @@ impl Store {
             let mut out = Vec::new();
             for item in t.iter()? {
                 let (k, v) = item?;
-                out.push((Hash::from_bytes(k.value()), v.value().to_owned()));
+                if let Some(x) = each(k.value(), v.value())? {
+                    out.push(x);
+                }
             }
             Ok(out)
         })
@@ -313,21 +317,8 @@ impl Store {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn trusted(&self) -> Result<Vec<(PublicKey, String)>, StoreError> {
-        self.guard(|| {
-            let tx = self.inner.db.begin_read()?;
-            let t = match tx.open_table(TRUST) {
-                Ok(t) => t,
-                Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
-                Err(e) => return Err(e.into()),
-            };
-            let mut out = Vec::new();
-            for item in t.iter()? {
-                let (k, v) = item?;
-                if let Some(pk) = PublicKey::from_bytes(k.value()) {
-                    out.push((pk, v.value().to_owned()));
-                }
-            }
-            Ok(out)
+        self.read_table(TRUST, |k, v| {
+            Ok(PublicKey::from_bytes(k).map(|pk| (pk, v.to_owned())))
         })
     }
 

@@ -202,7 +202,8 @@ impl World {
         cmd.arg("--data")
             .arg(self.dir.dir.join("data"))
             .args(["--publisher", &self.key.public().to_string()])
-            .args(["--listen", "127.0.0.1:0", "--trial-starts", "2"]);
+            .args(["--listen", "127.0.0.1:0", "--trial-starts", "2"])
+            .env("SELFUPDATE_PRINT_CHECK_TIME", "1");
         for b in self.dht.config().bootstrap {
             cmd.args(["--bootstrap", &b]);
         }

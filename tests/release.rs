@@ -1471,34 +1471,23 @@ fn bad_roots_and_signing_input_get_clear_errors() {
         ],
     );
     swarm_ok(&store, args!["root", "sign", chain, "--key", a.file]);
-    swarm_ok(
-        &store,
-        args![
+    // Versions 2 (b alone) and 3 (a alone), each signed by the old key and
+    // the new.
+    for (next, old) in [(&b, &a), (&a, &b)] {
+        let rotate = args![
             "root",
             "rotate",
             chain,
             "--key",
-            b.public,
+            next.public,
             "--threshold",
             "1"
-        ],
-    );
-    swarm_ok(&store, args!["root", "sign", chain, "--key", a.file]);
-    swarm_ok(&store, args!["root", "sign", chain, "--key", b.file]);
-    swarm_ok(
-        &store,
-        args![
-            "root",
-            "rotate",
-            chain,
-            "--key",
-            a.public,
-            "--threshold",
-            "1"
-        ],
-    );
-    swarm_ok(&store, args!["root", "sign", chain, "--key", b.file]);
-    swarm_ok(&store, args!["root", "sign", chain, "--key", a.file]);
+        ];
+        swarm_ok(&store, rotate);
+        for k in [old, next] {
+            swarm_ok(&store, args!["root", "sign", chain, "--key", k.file]);
+        }
+    }
     let text = fs::read_to_string(&chain).unwrap();
     let lines: Vec<&str> = text.lines().filter(|l| l.starts_with("swrt1")).collect();
     assert_eq!(lines.len(), 3, "{text}");

@@ -13,6 +13,21 @@ pub(crate) const MAX_KEY_FILE: u64 = 4 << 10;
 /// Largest `swarm node --config` file read.
 pub(crate) const MAX_CONFIG_FILE: u64 = 1 << 20;
 
+/// Create `path`, which must not exist yet, with `mode`; an existing one
+/// is refused, with `hint` saying what to do.
+pub(crate) fn create_new(path: &Path, mode: u32, hint: &str) -> Result<std::fs::File> {
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, mode);
+    opts.open(path).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::AlreadyExists {
+            anyhow::anyhow!("{} already exists; {hint}", path.display())
+        } else {
+            anyhow::Error::new(e).context(format!("cannot create {}", path.display()))
+        }
+    })
+}
+
 /// The text of `path`, refused once it is over `limit` bytes: at most
 /// `limit + 1` bytes are ever read. `what` names the file in messages.
 pub(crate) fn read_bounded(path: &Path, limit: u64, what: &str) -> Result<String> {

@@ -39,19 +39,11 @@ pub(crate) fn keygen(output: Option<PathBuf>, json: bool) -> Result<ExitCode> {
         fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
     let key = SecretKey::generate().context("the system random source failed")?;
-    let mut opts = fs::OpenOptions::new();
-    opts.write(true).create_new(true);
-    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
-    let mut f = opts.open(&path).map_err(|e| {
-        if e.kind() == std::io::ErrorKind::AlreadyExists {
-            anyhow::anyhow!(
-                "{} already exists; refusing to overwrite a key (move it away first, or use -o)",
-                path.display()
-            )
-        } else {
-            anyhow::Error::new(e).context(format!("cannot create {}", path.display()))
-        }
-    })?;
+    let mut f = crate::files::create_new(
+        &path,
+        0o600,
+        "refusing to overwrite a key (move it away first, or use -o)",
+    )?;
     writeln!(
         f,
         "# swarm publisher key for {}; keep it secret\n{}",

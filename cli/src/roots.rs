@@ -25,18 +25,8 @@ fn public_key_arg(s: &str) -> Result<PublicKey> {
 }
 
 fn read_text(path: &Path) -> Result<String> {
-    let meta = std::fs::metadata(path)
-        .with_context(|| format!("cannot read the chain file {}", path.display()))?;
-    // A chain file is small: refuse a huge one before reading it.
-    if meta.len() > 2 * MAX_CHAIN_BYTES as u64 {
-        bail!(
-            "{} is {} bytes: larger than any chain file ({} bytes at most)",
-            path.display(),
-            meta.len(),
-            2 * MAX_CHAIN_BYTES
-        );
-    }
-    std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))
+    // A chain file is small: a huge one is refused before it is read.
+    crate::files::read_bounded(path, 2 * MAX_CHAIN_BYTES as u64, "chain file")
 }
 
 fn read_file(path: &Path) -> Result<ChainFile> {
@@ -76,18 +66,7 @@ fn write_file(path: &Path, file: &ChainFile, create: bool) -> Result<()> {
         file.to_text()
     );
     if create {
-        let mut opts = std::fs::OpenOptions::new();
-        opts.write(true).create_new(true);
-        let mut f = opts.open(path).map_err(|e| {
-            if e.kind() == std::io::ErrorKind::AlreadyExists {
-                anyhow::anyhow!(
-                    "{} already exists; refusing to overwrite it",
-                    path.display()
-                )
-            } else {
-                anyhow::Error::new(e).context(format!("cannot create {}", path.display()))
-            }
-        })?;
+        let mut f = crate::files::create_new(path, 0o644, "refusing to overwrite it")?;
         std::io::Write::write_all(&mut f, text.as_bytes())?;
         f.sync_all()?;
         return Ok(());

@@ -508,6 +508,14 @@ fn endless_data_is_capped() {
     assert_eq!(c.extend(&more), Ok(MAX_CHAIN));
     let r = root(&k, Some(&prev), &[0], 1, &[0]);
     assert_eq!(c.extend(&[r]), Err(RootError::TooLong));
+    // A whole chain of the largest length, given again, is fine: its
+    // roots are known.
+    let whole: Vec<SignedRoot> = c.roots().cloned().collect();
+    assert_eq!(whole.len(), MAX_CHAIN + 1);
+    assert_eq!(c.extend(&whole), Ok(0));
+    let mut too_many = whole.clone();
+    too_many.push(whole[0].clone());
+    assert_eq!(c.extend(&too_many), Err(RootError::TooLong));
     // Oversized inputs are refused before they are parsed.
     assert_eq!(
         SignedRoot::from_bytes(&vec![1; MAX_ROOT_BYTES + 1]),

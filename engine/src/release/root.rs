@@ -687,6 +687,12 @@ impl Chain {
     /// already known are skipped if identical; they must be in order,
     /// without gaps. Returns how many were added. On error nothing is added.
     pub fn extend(&mut self, more: &[SignedRoot]) -> Result<usize, RootError> {
+        // More than a whole chain is never needed; the roots known already
+        // in it are skipped below, so only the new ones count towards the
+        // cap there.
+        if more.len() > MAX_CHAIN + 1 {
+            return Err(RootError::TooLong);
+        }
         for w in more.windows(2) {
             let (a, b) = (w[0].root.version, w[1].root.version);
             if b != a + 1 {
@@ -696,9 +702,6 @@ impl Chain {
                     RootError::Order { after: a, got: b }
                 });
             }
-        }
-        if self.later.len() + 1 + more.len() > MAX_CHAIN + 1 {
-            return Err(RootError::TooLong);
         }
         let mut grown = self.clone();
         let mut bytes = grown.bytes();

@@ -101,6 +101,12 @@ fn releases_are_published_resolved_and_fetched_through_the_dht_alone() {
 
     // The publisher's node announces both roots; fetching needs no --peer.
     let _node = start_node(&pubstore, &bs);
+    // Listing the pointer's newest release fetches only its manifest.
+    let mut c = dht_cmd(&tmp.path().join("lister"), &bs);
+    c.args(["ls", &pointer]);
+    let listed = run_json(c);
+    assert_eq!(listed["files"][0]["path"], "app/bin", "{listed}");
+    assert_eq!(listed["files"][0]["size"], 200_000, "{listed}");
     let out = tmp.path().join("out");
     let mut c = dht_cmd(&fetcher, &bs);
     c.args(["fetch", &pointer, "--trust", &pk, "-o"]).arg(&out);

@@ -104,7 +104,8 @@ pub(crate) enum Command {
     /// (fetching only its manifest if it is not stored); with --partial,
     /// the downloads stored incompletely
     Ls {
-        /// A root (hex, a prefix, a pin's name), a token or a ticket
+        /// A root (hex, a prefix, a pin's name), a token, a ticket, or a
+        /// publisher's latest release (PUBKEY/NAME[@CHANNEL], from the DHT)
         #[arg(value_name = "TARGET", conflicts_with = "partial")]
         target: Option<String>,
         /// List partial blobs (interrupted or running downloads) with their

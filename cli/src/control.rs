@@ -110,6 +110,20 @@ pub(crate) fn ls_files(
     json: bool,
     dht: Option<swarm_engine::discovery::DhtConfig>,
 ) -> Result<()> {
+    // A publisher's latest release: its token, from the DHT.
+    let target = if crate::dht::is_pointer(&target) {
+        let p = crate::dht::parse_pointer(&target)?;
+        let cfg = dht.clone().with_context(|| {
+            format!(
+                "listing PUBKEY/NAME needs the DHT; {}",
+                crate::dht::how_to_enable()
+            )
+        })?;
+        let rt = tokio::runtime::Runtime::new()?;
+        rt.block_on(crate::dht::lookup(&cfg, &p))?.to_token()
+    } else {
+        target
+    };
     let req = api::FilesRequest { target, peers };
     let listed = match on {
         On::Node(c) => block(c.files(&req))??,

@@ -1200,6 +1200,30 @@ fn root_cmd(dir: &Path, args: Vec<OsString>) -> Value {
     swarm_ok(&dir.join("unused-store"), all).json()
 }
 
+/// `DIR/chain.txt`: version 1 of a root of `keys` with `threshold`, named
+/// by `pointer`, signed by every key; what `swarm root show` then says.
+fn signed_chain(d: &Path, keys: &[&Key], threshold: u8, pointer: &Key) -> (PathBuf, Value) {
+    let chain = d.join("chain.txt");
+    let mut init = args![
+        "init",
+        "--threshold",
+        threshold.to_string(),
+        "--pointer",
+        pointer.public,
+        "-o",
+        chain
+    ];
+    for k in keys {
+        init.extend(args!["--key", k.public]);
+    }
+    root_cmd(d, init);
+    let mut shown = Value::Null;
+    for k in keys {
+        shown = root_cmd(d, args!["sign", chain, "--key", k.file]);
+    }
+    (chain, shown)
+}
+
 /// `swarm --json --store STORE publish … --root CHAIN EXTRA…` (threshold),
 /// required to succeed.
 fn publish_threshold(
@@ -1536,22 +1560,7 @@ fn trust_for_one_command_takes_a_chain_file_or_a_first_root_fingerprint() {
     let tmp = tempdir();
     let d = tmp.path();
     let [a, pointer] = ["a", "pointer"].map(|n| keygen(d, n));
-    let chain = d.join("chain.txt");
-    root_cmd(
-        d,
-        args![
-            "init",
-            "--key",
-            a.public,
-            "--threshold",
-            "1",
-            "--pointer",
-            pointer.public,
-            "-o",
-            chain
-        ],
-    );
-    let shown = root_cmd(d, args!["sign", chain, "--key", a.file]);
+    let (chain, shown) = signed_chain(d, &[&a], 1, &pointer);
     let fingerprint = str_field(&shown, "first_root_fingerprint").to_owned();
     assert!(fingerprint.starts_with("swrf1"), "{shown}");
     let app = make_app(&d.join("src"), 0);
@@ -1578,26 +1587,7 @@ fn signing_through_a_running_node_records_the_sequence_in_its_store() {
     let tmp = tempdir();
     let d = tmp.path();
     let [a, b, pointer] = ["a", "b", "pointer"].map(|n| keygen(d, n));
-    let chain = d.join("chain.txt");
-    root_cmd(
-        d,
-        args![
-            "init",
-            "--key",
-            a.public,
-            "--key",
-            b.public,
-            "--threshold",
-            "2",
-            "--pointer",
-            pointer.public,
-            "-o",
-            chain
-        ],
-    );
-    for k in [&a, &b] {
-        root_cmd(d, args!["sign", chain, "--key", k.file]);
-    }
+    let (chain, _) = signed_chain(d, &[&a, &b], 2, &pointer);
     let app = make_app(&d.join("src"), 0);
     let p1 = publish_threshold(&d.join("m1"), &app, &a, &chain, "1.0.0", vec![]);
     // Machine 2 runs a node: the signature goes through it.

@@ -98,6 +98,7 @@ struct Metrics {
     dht_seconds: Histograms,
     releases: Family<Labels2, Counter>,
     updates: Family<Labels2, Counter>,
+    gossip: Family<Labels2, Counter>,
 }
 
 fn dht_histogram() -> Histogram {
@@ -118,6 +119,7 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         dht_seconds: Family::new_with_constructor(dht_histogram),
         releases: Family::default(),
         updates: Family::default(),
+        gossip: Family::default(),
         registry: Registry::default(),
     };
     registry.register(
@@ -164,6 +166,11 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         "releases",
         "Signed releases checked against the trust and rollback policy, by result and reason",
         m.releases.clone(),
+    );
+    registry.register(
+        "gossip_records",
+        "Gossiped release records, by event (sent, dropped) and, for dropped, why",
+        m.gossip.clone(),
     );
     registry.register(
         "updates",
@@ -249,6 +256,20 @@ pub(crate) fn release(accepted: bool, reason: &'static str) {
     let result = if accepted { "accepted" } else { "refused" };
     m().releases
         .get_or_create(&[("result", result), ("reason", reason)])
+        .inc();
+}
+
+/// A gossiped record dropped, and why.
+pub(crate) fn gossip_dropped(why: crate::release::gossip::Dropped) {
+    m().gossip
+        .get_or_create(&[("event", "dropped"), ("reason", why.name())])
+        .inc();
+}
+
+/// A gossiped record sent on (to one or more peers).
+pub(crate) fn gossip_sent() {
+    m().gossip
+        .get_or_create(&[("event", "sent"), ("reason", "")])
         .inc();
 }
 

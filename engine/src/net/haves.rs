@@ -179,6 +179,11 @@ impl Haves {
 
     /// Queue `msg` on connection `conn`'s control stream (dropped when the
     /// peer is not reading, like every announcement).
+    #[cfg(test)]
+    pub(crate) fn has_conn(&self, conn: usize) -> bool {
+        self.lock().conns.contains_key(&conn)
+    }
+
     pub(crate) fn send_to(&self, conn: usize, msg: Message) {
         if let Some(c) = self.lock().conns.get(&conn) {
             let _ = c.tx.try_send(msg);

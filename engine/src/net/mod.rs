@@ -6,6 +6,7 @@
 //! downloading also serves what it has verified.
 
 mod book;
+pub mod gossip;
 mod haves;
 mod identity;
 mod limit;
@@ -709,6 +710,7 @@ pub(crate) struct Ctx {
     pub(crate) me: NodeId,
     pub(crate) book: Arc<book::PeerBook>,
     pub(crate) haves: Arc<haves::Haves>,
+    pub(crate) gossip: Arc<gossip::GossipHub>,
     /// Present when the endpoint super-seeds (wire.md §7).
     pub(crate) superseeds: Option<Arc<superseed::SuperSeeds>>,
     pub(crate) sessions: Arc<sessions::Sessions>,
@@ -822,6 +824,7 @@ impl Endpoint {
             stats: Arc::default(),
             book: Arc::default(),
             haves: Arc::default(),
+            gossip: Arc::default(),
             superseeds: superseeds.map(Arc::new),
             sessions: Arc::default(),
         };
@@ -1042,6 +1045,45 @@ impl Endpoint {
     /// Up to `max` peers this node knows to have `hash`, newest first: ones
     /// it fetched it from, and ones that fetched it from here, while they
     /// run (wire.md §3.8).
+    /// Follow these (publisher, name, channel) here: gossip peers are told
+    /// (wire.md §3.9), and send their accepted releases of them.
+    pub fn gossip_follow(&self, subjects: Vec<wire::Subject>) {
+        let ctx = &self.inner.ctx;
+        ctx.gossip.follow_local(subjects, &ctx.haves);
+    }
+
+    /// Where gossiped records for followed subjects arrive, to be checked
+    /// against the trust policy and reported with [`Self::gossip_checked`].
+    /// One receiver per endpoint: a second call replaces the first.
+    pub fn gossip_inbox(&self) -> tokio::sync::mpsc::Receiver<gossip::Inbound> {
+        self.inner.ctx.gossip.inbox()
+    }
+
+    /// What the trust check made of a gossiped record: a newer release goes
+    /// on, as `release` (the node's view of it, with the roots it knows),
+    /// to the peers that follow it; a refused one strikes its sender.
+    pub fn gossip_checked(
+        &self,
+        from: &gossip::Inbound,
+        release: &crate::release::SignedRelease,
+        outcome: crate::release::gossip::Checked,
+    ) {
+        let ctx = &self.inner.ctx;
+        ctx.gossip.checked(from, release, outcome, &ctx.haves);
+    }
+
+    /// A release accepted here other than by gossip (published, fetched,
+    /// resolved): tell the peers that follow it.
+    pub fn gossip_release(&self, release: &crate::release::SignedRelease) {
+        let ctx = &self.inner.ctx;
+        ctx.gossip.originate(release, &ctx.haves);
+    }
+
+    /// Gossip counters since the start.
+    pub fn gossip_stats(&self) -> crate::release::gossip::GossipStats {
+        self.inner.ctx.gossip.stats()
+    }
+
     pub(crate) fn known_peers(&self, hash: &crate::Hash, max: usize) -> Vec<SocketAddr> {
         let own = self
             .local_addr()

@@ -293,6 +293,30 @@ impl Peer {
         self.conn.close_reason().is_some()
     }
 
+    /// Send `msg` on the connection's control stream, whatever it is: for
+    /// tests that play a misbehaving peer.
+    #[cfg(test)]
+    pub(crate) fn send_control(&self, msg: crate::wire::Message) {
+        self.ctx.haves.send_to(self.conn.stable_id(), msg);
+    }
+
+    /// Whether the connection's control stream is up on this side.
+    #[cfg(test)]
+    pub(crate) fn control_ready(&self) -> bool {
+        self.ctx.haves.has_conn(self.conn.stable_id())
+    }
+
+    /// How the connection was closed, if it is.
+    #[cfg(test)]
+    pub(crate) fn close_reason(&self) -> Option<quinn::ConnectionError> {
+        self.conn.close_reason()
+    }
+
+    /// Wait until the connection is closed, by either side.
+    pub async fn closed(&self) {
+        self.conn.closed().await;
+    }
+
     /// Close the connection, if this node opened it; one the peer opened
     /// ([`Self::is_dialled`] false) is left for the peer to close.
     ///
@@ -888,6 +912,8 @@ fn kind(m: &Message) -> &'static str {
         Message::Ask(_) => "Ask",
         Message::AskPeers(_) => "AskPeers",
         Message::Peers(_) => "Peers",
+        Message::Follow(_) => "Follow",
+        Message::Release(_) => "Release",
     }
 }
 

@@ -92,6 +92,9 @@ pub(super) async fn run_connection(
     ctx.book.connected(remote);
     let (control_tx, mut control_rx) = mpsc::channel(super::haves::CONTROL_QUEUE);
     ctx.haves.add_conn(conn_id, control_tx, remote, version);
+    if version >= wire::VERSION_GOSSIP {
+        ctx.gossip.peer_up(&conn, &ctx.haves);
+    }
     let control_out = async {
         while let Some(msg) = control_rx.recv().await {
             if stream::write_message(&mut control_send, &msg)
@@ -114,6 +117,17 @@ pub(super) async fn run_connection(
                 // Version 2: addresses pushed for a hash asked about (§3.8).
                 Ok(Message::Peers(p)) if version >= wire::VERSION_PUSH => {
                     ctx.haves.dispatch_peers(p);
+                }
+                // Version 3: release gossip (§3.9, §3.10).
+                Ok(Message::Follow(f)) if version >= wire::VERSION_GOSSIP => {
+                    if let Err(why) = ctx.gossip.follow(conn_id, f, &ctx.haves) {
+                        return violation(&conn, &ctx, why);
+                    }
+                }
+                Ok(Message::Release(r)) if version >= wire::VERSION_GOSSIP => {
+                    if let Err(why) = ctx.gossip.release(conn_id, peer, r) {
+                        return violation(&conn, &ctx, &why);
+                    }
                 }
                 Ok(_) => return violation(&conn, &ctx, "unexpected message on the control stream"),
                 Err(ReadMsgError::Closed) | Err(ReadMsgError::Read(_)) => return,
@@ -167,6 +181,7 @@ pub(super) async fn run_connection(
         ss.disconnected(&ctx.haves, peer, conn_id);
     }
     ctx.haves.remove_conn(conn_id);
+    ctx.gossip.peer_down(conn_id);
     ctx.book
         .disconnected(remote, super::peer_runs_on(conn.close_reason().as_ref()));
     count(&ctx.stats.connections, -1);

@@ -653,8 +653,8 @@ async fn hello_violations_close_the_connection_with_a_code() {
         ),
         (
             Message::Hello(crate::wire::Hello {
-                min_version: 3,
-                max_version: 4,
+                min_version: crate::wire::VERSION + 1,
+                max_version: crate::wire::VERSION + 2,
                 agent: "future".into(),
             }),
             ErrorCode::UnsupportedVersion,

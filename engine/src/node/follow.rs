@@ -37,6 +37,10 @@ use crate::release::{Pointer, Policy, PublicKey, SignedRelease, Want};
 /// to [`Follow::every`].
 pub const FIRST_RETRY: Duration = Duration::from_secs(30);
 
+/// The first retry of a release gossip brought, when the peers that told
+/// of it do not hold it yet; it doubles up to [`FIRST_RETRY`].
+pub const GOSSIP_RETRY: Duration = Duration::from_millis(250);
+
 /// What to follow, and from where.
 #[derive(Debug, Clone)]
 pub struct Follow {
@@ -307,9 +311,26 @@ async fn run(
     // When each entry is due; a new entry is due at once.
     let mut due: HashMap<String, Instant> = HashMap::new();
     let mut next_announce = Instant::now();
+    // Releases gossip brought for pointer entries, not looked at yet.
+    let mut gossiped: HashMap<String, SignedRelease> = HashMap::new();
+    // Failures in a row of entries retried soon because gossip brought them.
+    let mut quick: HashMap<String, u32> = HashMap::new();
+    let mut heard = node.gossiped();
+    let mut kept: Option<Kept> = None;
     loop {
         let follow = config.borrow_and_update().clone();
+        // Gossip: tell peers what is followed here, and keep the static
+        // peers connected so that releases have a way in.
+        node.follow_gossip(subjects(&follow.entries), follow.trust.clone());
+        if kept.as_ref().is_none_or(|k| k.peers != follow.peers) {
+            kept = (!follow.peers.is_empty()).then(|| Kept {
+                peers: follow.peers.clone(),
+                task: node.keep_connected(follow.peers.clone()).abort_handle(),
+            });
+        }
         due.retain(|e, _| follow.entries.contains(e));
+        gossiped.retain(|e, _| follow.entries.contains(e));
+        quick.retain(|e, _| follow.entries.contains(e));
         state
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -326,15 +347,25 @@ async fn run(
                 .unwrap_or_else(|e| e.into_inner())
                 .get(entry)
                 .map_or(0, |s| s.failures);
-            let (root, outcome) = once(&node, entry, &follow).await;
+            let heard_of = gossiped.remove(entry);
+            let (root, outcome) = once(&node, entry, &follow, heard_of.clone()).await;
             let (wait, status) = match outcome {
                 Ok(event) => {
                     emit(&on_event, event);
+                    quick.remove(entry);
                     (follow.every, (true, None, 0))
                 }
                 Err(error) => {
                     let failures = failures + 1;
-                    let wait = backoff(failures, follow.every);
+                    let mut wait = backoff(failures, follow.every);
+                    // A release gossip brought is usually still on its way
+                    // to the peers that told of it: try again soon.
+                    if let Some(release) = heard_of {
+                        let n = quick.entry(entry.clone()).or_insert(0);
+                        wait = wait.min(GOSSIP_RETRY.saturating_mul(1 << (*n).min(16)));
+                        *n += 1;
+                        gossiped.insert(entry.clone(), release);
+                    }
                     emit(
                         &on_event,
                         FollowEvent::Failed {
@@ -390,8 +421,63 @@ async fn run(
                     return;
                 }
             }
+            release = heard.recv() => match release {
+                Ok(release) => {
+                    for entry in follow.entries.iter().filter(|e| names(e, &release)) {
+                        gossiped.insert(entry.clone(), release.clone());
+                        due.insert(entry.clone(), Instant::now());
+                    }
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                    // Some were missed: look at every pointer entry now.
+                    for entry in follow.entries.iter().filter(|e| Pointer::looks_like(e)) {
+                        due.insert(entry.clone(), Instant::now());
+                    }
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => {
+                    heard = node.gossiped();
+                }
+            },
         }
     }
+}
+
+/// The task keeping a follow config's peers connected; it stops when this
+/// is dropped (the config changed, or following stopped).
+struct Kept {
+    peers: Vec<PeerAddr>,
+    task: tokio::task::AbortHandle,
+}
+
+impl Drop for Kept {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// The (publisher, name, channel) of the pointer entries.
+fn subjects(entries: &[String]) -> Vec<crate::wire::Subject> {
+    let mut out: Vec<_> = entries
+        .iter()
+        .filter(|e| Pointer::looks_like(e.trim()))
+        .filter_map(|e| e.trim().parse::<Pointer>().ok())
+        .map(|p| super::gossip::subject(&p.publisher, &p.name, &p.channel))
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// Whether pointer `entry` names `release`'s (publisher, name, channel).
+fn names(entry: &str, release: &SignedRelease) -> bool {
+    let entry = entry.trim();
+    Pointer::looks_like(entry)
+        && entry.parse::<Pointer>().is_ok_and(|p| {
+            super::gossip::is_about(
+                release,
+                &super::gossip::subject(&p.publisher, &p.name, &p.channel),
+            )
+        })
 }
 
 /// The wait after `failures` failures in a row.
@@ -407,8 +493,21 @@ async fn once(
     node: &Node,
     entry: &str,
     follow: &Follow,
+    gossiped: Option<SignedRelease>,
 ) -> (Option<Hash>, Result<FollowEvent, String>) {
-    let (signed, want) = match resolve(node, entry).await {
+    let resolved = match gossiped {
+        // Gossip brought it, checked: no DHT lookup.
+        Some(signed) => {
+            let r = signed.release();
+            let want = Want {
+                name: Some(r.name.clone()),
+                channel: Some(r.channel.clone()),
+            };
+            Ok((signed, want))
+        }
+        None => resolve(node, entry).await,
+    };
+    let (signed, want) = match resolved {
         Ok(s) => s,
         Err(e) => return (None, Err(e)),
     };
@@ -475,6 +574,7 @@ async fn fetch(
     store
         .accept_release(&policy, signed, want)
         .map_err(|e| e.to_string())?;
+    node.gossip_accepted(signed);
     let mut opts = FetchOptions {
         peers: follow.peers.clone(),
         mirrors: follow.mirrors.clone(),

@@ -25,6 +25,7 @@
 mod builder;
 mod fetch;
 mod follow;
+mod gossip;
 mod handle;
 mod running;
 
@@ -38,7 +39,7 @@ pub use self::fetch::{
     MirrorProgress, MirrorSource, Patched, PeerFailure, PeerProgress, Source,
 };
 pub use self::follow::{
-    FIRST_RETRY, Follow, FollowEvent, FollowStatus, Following, OnFollow, SeedStatus,
+    FIRST_RETRY, Follow, FollowEvent, FollowStatus, Following, GOSSIP_RETRY, OnFollow, SeedStatus,
 };
 pub use self::handle::{FetchEvents, FetchHandle};
 pub use self::running::RunningFetch;
@@ -62,6 +63,8 @@ pub struct Node {
     announcer: Arc<Mutex<Option<tokio::task::AbortHandle>>>,
     /// Every fetch running.
     running: Arc<running::Running>,
+    /// Checking and passing on gossiped releases.
+    gossip: Arc<gossip::NodeGossip>,
 }
 
 /// A node that could not start.
@@ -210,11 +213,13 @@ impl Node {
         config: EndpointConfig,
     ) -> Result<Self, NodeError> {
         let endpoint = Endpoint::bind(store, key, config).await?;
+        let gossip = gossip::NodeGossip::start(&endpoint);
         Ok(Self {
             endpoint,
             dht: None,
             announcer: Arc::default(),
             running: Arc::default(),
+            gossip,
         })
     }
 
@@ -608,6 +613,9 @@ impl Node {
             .chain
             .as_ref()
             .is_none_or(|c| published.release.signer_count() >= usize::from(c.newest().threshold));
+        if complete {
+            self.gossip_accepted(&published.release);
+        }
         if self.dht.is_some() && complete && key.public() == published.release.release().publisher {
             let put = async {
                 self.put_release(&published.release, key).await?;
@@ -644,6 +652,7 @@ impl Node {
         release: &SignedRelease,
         key: &crate::release::SecretKey,
     ) -> Result<(), NodeOpError> {
+        self.gossip_accepted(release);
         let dht = self.joined_dht().await?;
         Ok(dht.put_release(release, key).await?)
     }
@@ -798,6 +807,7 @@ impl Node {
     ) -> Result<FetchHandle, NodeOpError> {
         self.store()
             .accept_release(&self.policy()?, release, &Want::default())?;
+        self.gossip_accepted(release);
         Ok(self.fetch(release.release().root, opts))
     }
 
@@ -997,6 +1007,7 @@ impl Node {
         {
             t.abort();
         }
+        self.gossip.stop();
         self.endpoint.close().await;
     }
 }

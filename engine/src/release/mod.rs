@@ -5,6 +5,7 @@
 //! Pure: no I/O. Normative format: `wire-spec/release.md`.
 
 pub(crate) mod base32;
+pub mod gossip;
 mod policy;
 mod root;
 
@@ -1120,6 +1121,15 @@ impl SignedRelease {
         if let Sigs::Threshold { chain: c, .. } = &mut self.sigs
             && roots.len() > c.len()
         {
+            *c = roots;
+        }
+        self
+    }
+
+    /// Carry exactly `roots` (oldest first): to send it with fewer when
+    /// the whole would not fit a message.
+    pub(crate) fn with_only_roots(mut self, roots: Vec<SignedRoot>) -> Self {
+        if let Sigs::Threshold { chain: c, .. } = &mut self.sigs {
             *c = roots;
         }
         self

@@ -19,7 +19,8 @@ use crate::content::Hash;
 pub const ALPN: &[u8] = b"swarm/1";
 /// The highest protocol version this build speaks (§3.1). Version 2 adds
 /// pushed addresses: `AskPeers` subscribes, and `Peers` may follow on the
-/// control stream (§3.7).
+/// control stream (§3.7). Version 3 adds release gossip: `Follow` and
+/// `Release` on the control stream (§3.9, §3.10).
 ///
 /// ```
 /// use swarm_engine::wire::{Hello, MIN_VERSION, Message, VERSION};
@@ -32,11 +33,22 @@ pub const ALPN: &[u8] = b"swarm/1";
 /// assert!(matches!(Message::decode_frame(&hello.encode())?, Some((Message::Hello(_), _))));
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-pub const VERSION: u16 = 2;
+pub const VERSION: u16 = 3;
 /// The lowest protocol version this build still speaks (§3.1).
 pub const MIN_VERSION: u16 = 1;
 /// First version in which `Peers` may be pushed on the control stream.
 pub const VERSION_PUSH: u16 = 2;
+/// First version with release gossip, `Follow` and `Release` (§3.9, §3.10).
+pub const VERSION_GOSSIP: u16 = 3;
+/// Most subjects one `Follow` lists (§3.9).
+pub const MAX_FOLLOWS: usize = 64;
+/// Highest hop count a `Release` may carry (§3.10): a receiver forwards
+/// with one less, and never past zero.
+pub const MAX_HOPS: u8 = 12;
+/// Longest name in a `Follow` subject (release.md's name limit).
+pub const MAX_SUBJECT_NAME: usize = 64;
+/// Longest channel in a `Follow` subject (release.md's channel limit).
+pub const MAX_SUBJECT_CHANNEL: usize = 32;
 
 /// The version two sides speak (§3.1): the lower of the two highest,
 /// if both speak it; `None` when the ranges do not overlap.
@@ -182,6 +194,57 @@ pub enum Message {
     AskPeers(Ask),
     /// Peers known to have or want a blob or root (§3.8).
     Peers(Peers),
+    /// Version 3: the releases the sender wants to hear of (§3.9).
+    Follow(Follow),
+    /// Version 3: a signed release the sender accepted (§3.10).
+    Release(ReleaseMsg),
+}
+
+/// §3.9: one (publisher, name, channel) a peer follows.
+///
+/// ```
+/// use swarm_engine::wire::{Follow, Message, Subject};
+///
+/// let follow = Message::Follow(Follow {
+///     subjects: vec![Subject { publisher: [7; 32], name: "app".into(), channel: "stable".into() }],
+/// });
+/// assert_eq!(Message::decode_frame(&follow.encode())?.map(|(m, _)| m), Some(follow));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Subject {
+    /// The publisher's key: the signing key of a format 1 release, the
+    /// pointer key of a format 2 one (release.md).
+    pub publisher: [u8; 32],
+    /// The release name.
+    pub name: String,
+    /// The channel.
+    pub channel: String,
+}
+
+/// §3.9: everything the sender follows; it replaces the previous list.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Follow {
+    /// At most [`MAX_FOLLOWS`], no two the same.
+    pub subjects: Vec<Subject>,
+}
+
+/// §3.10: a signed release, as its binary record (release.md §2, or §8
+/// with the roots it carries), and how many more hops it may travel.
+///
+/// ```
+/// use swarm_engine::wire::{MAX_HOPS, Message, ReleaseMsg};
+///
+/// let msg = Message::Release(ReleaseMsg { hops: MAX_HOPS + 1, record: vec![1; 100] });
+/// // A hop count over the limit is malformed.
+/// assert!(Message::decode_frame(&msg.encode()).is_err());
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReleaseMsg {
+    /// Hops left: the receiver forwards it with one less, not at zero.
+    pub hops: u8,
+    /// The signed record, exactly as `SignedRelease::to_bytes` makes it.
+    pub record: Vec<u8>,
 }
 
 /// §3.8
@@ -492,6 +555,16 @@ pub enum WireError {
     /// A range list that is not sorted, empty, or too long.
     #[error("bad ranges")]
     Ranges(#[from] RangeError),
+    /// A list or count over its limit.
+    #[error("{count} {what} is over the limit of {max}")]
+    TooMany {
+        /// What was counted.
+        what: &'static str,
+        /// How many.
+        count: usize,
+        /// The limit.
+        max: usize,
+    },
     /// A string over its limit.
     #[error("{what} of {len} bytes is over the {max}-byte limit")]
     TextTooLong {
@@ -623,7 +696,38 @@ impl Message {
                     max: MAX_PEERS,
                 }))
             }
-            Self::Found(_) | Self::Ask(_) | Self::AskPeers(_) | Self::Peers(_) => Ok(()),
+            Self::Follow(f) => {
+                if f.subjects.len() > MAX_FOLLOWS {
+                    return Err(WireError::TooMany {
+                        what: "follow subjects",
+                        count: f.subjects.len(),
+                        max: MAX_FOLLOWS,
+                    });
+                }
+                for s in &f.subjects {
+                    text("subject name", &s.name, MAX_SUBJECT_NAME)?;
+                    text("subject channel", &s.channel, MAX_SUBJECT_CHANNEL)?;
+                }
+                let mut sorted: Vec<&Subject> = f.subjects.iter().collect();
+                sorted.sort();
+                if sorted.windows(2).any(|w| w[0] == w[1]) {
+                    return Err(WireError::Malformed("a subject listed twice".into()));
+                }
+                Ok(())
+            }
+            Self::Release(r) if r.hops > MAX_HOPS => Err(WireError::TooMany {
+                what: "hops",
+                count: usize::from(r.hops),
+                max: usize::from(MAX_HOPS),
+            }),
+            Self::Release(r) if r.record.is_empty() => {
+                Err(WireError::Malformed("an empty release record".into()))
+            }
+            Self::Found(_)
+            | Self::Ask(_)
+            | Self::AskPeers(_)
+            | Self::Peers(_)
+            | Self::Release(_) => Ok(()),
         }
     }
 }

@@ -60,6 +60,31 @@ fn vectors() -> Vec<(&'static str, Message)> {
             }),
         ),
         ("ask", Message::Ask(Ask { hash: h() })),
+        (
+            "hello-v3",
+            Message::Hello(Hello {
+                min_version: 1,
+                max_version: 3,
+                agent: "swarm/0.1.0".into(),
+            }),
+        ),
+        (
+            "follow",
+            Message::Follow(Follow {
+                subjects: vec![Subject {
+                    publisher: [7; 32],
+                    name: "app".into(),
+                    channel: "stable".into(),
+                }],
+            }),
+        ),
+        (
+            "release",
+            Message::Release(ReleaseMsg {
+                hops: 12,
+                record: release_vector(),
+            }),
+        ),
         ("askpeers", Message::AskPeers(Ask { hash: h() })),
         (
             "peers",
@@ -72,6 +97,64 @@ fn vectors() -> Vec<(&'static str, Message)> {
             }),
         ),
     ]
+}
+
+/// The record of wire-spec/release.md §5, as its binary form.
+fn release_vector() -> Vec<u8> {
+    use crate::release::{Release, SecretKey};
+    let k = SecretKey::from_seed(&[7; 32]);
+    Release {
+        publisher: k.public(),
+        name: "myapp".into(),
+        channel: "stable".into(),
+        version: semver::Version::new(1, 2, 3),
+        seq: 3,
+        root: Hash::of(b"root"),
+        size: 123_456,
+        created: 1_800_000_000,
+        expires: Some(1_900_000_000),
+    }
+    .sign(&k)
+    .unwrap()
+    .to_bytes()
+}
+
+#[test]
+fn gossip_messages_are_bounded() {
+    let subject = |i: usize| Subject {
+        publisher: [1; 32],
+        name: format!("n{i}"),
+        channel: "stable".into(),
+    };
+    let follow = |n: usize| Message::Follow(Follow {
+        subjects: (0..n).map(subject).collect(),
+    });
+    assert!(Message::decode_frame(&follow(MAX_FOLLOWS).encode()).is_ok());
+    assert!(matches!(
+        Message::decode_frame(&follow(MAX_FOLLOWS + 1).encode()),
+        Err(WireError::TooMany { what: "follow subjects", .. })
+    ));
+    let twice = Message::Follow(Follow {
+        subjects: vec![subject(1), subject(1)],
+    });
+    assert!(Message::decode_frame(&twice.encode()).is_err());
+    let long = Message::Follow(Follow {
+        subjects: vec![Subject {
+            name: "n".repeat(MAX_SUBJECT_NAME + 1),
+            ..subject(0)
+        }],
+    });
+    assert!(Message::decode_frame(&long.encode()).is_err());
+    let release = |hops, record| Message::Release(ReleaseMsg { hops, record });
+    assert!(Message::decode_frame(&release(MAX_HOPS, vec![1]).encode()).is_ok());
+    assert!(Message::decode_frame(&release(MAX_HOPS + 1, vec![1]).encode()).is_err());
+    assert!(Message::decode_frame(&release(1, Vec::new()).encode()).is_err());
+    // A record as large as a message allows: refused by the length prefix.
+    let huge = release(1, vec![1; MAX_MESSAGE]).encode();
+    assert!(matches!(
+        Message::decode_frame(&huge),
+        Err(WireError::TooLarge(_))
+    ));
 }
 
 #[test]

@@ -60,11 +60,11 @@ impl GossipHub {
     }
 
     /// A version 3 connection is up: tell it what is followed here.
-    pub(crate) fn peer_up(&self, conn: &quinn::Connection, haves: &Haves) {
+    pub(crate) fn peer_up(&self, conn: &quinn::Connection, peer: NodeId, haves: &Haves) {
         let id = conn.stable_id();
         let local = {
             let mut core = self.core();
-            core.peer_up(id, Instant::now());
+            core.peer_up(id, *peer.as_bytes(), Instant::now());
             core.local()
         };
         self.conns

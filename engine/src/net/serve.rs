@@ -93,7 +93,7 @@ pub(super) async fn run_connection(
     let (control_tx, mut control_rx) = mpsc::channel(super::haves::CONTROL_QUEUE);
     ctx.haves.add_conn(conn_id, control_tx, remote, version);
     if version >= wire::VERSION_GOSSIP {
-        ctx.gossip.peer_up(&conn, &ctx.haves);
+        ctx.gossip.peer_up(&conn, peer, &ctx.haves);
     }
     let control_out = async {
         while let Some(msg) = control_rx.recv().await {

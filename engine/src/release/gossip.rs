@@ -18,8 +18,8 @@
 //! g.follow_local(vec![app.clone()]);
 //! let now = Instant::now();
 //! let (a, b) = (1, 2);
-//! g.peer_up(a, now);
-//! g.peer_up(b, now);
+//! g.peer_up(a, [1; 32], now); // connection a, to node [1; 32]
+//! g.peer_up(b, [2; 32], now);
 //! g.peer_follows(b, vec![app.clone()], now);
 //! // A record from peer a about something followed here is worth checking...
 //! let record = Hash::of(b"record");
@@ -239,10 +239,10 @@ struct PeerState {
     follows: BTreeSet<Subject>,
     bucket: Bucket,
     strikes: u32,
-    /// Records this peer sent here.
+    /// Records this connection sent here.
     sent_us: Recent,
-    /// Records this peer sent, or was sent: it has them.
-    knows: Recent,
+    /// The node at the other end (one node may have several connections).
+    who: [u8; 32],
 }
 
 /// The gossip state of one node.
@@ -251,6 +251,9 @@ pub struct Gossip {
     limits: Limits,
     local: BTreeSet<Subject>,
     peers: HashMap<ConnId, PeerState>,
+    /// Records each peer node sent, or was sent, on any of its
+    /// connections: it has them.
+    knows: HashMap<[u8; 32], Recent>,
     publishers: HashMap<[u8; 32], Bucket>,
     seen: Recent,
     stats: GossipStats,
@@ -289,8 +292,8 @@ impl Gossip {
         self.local.contains(subject)
     }
 
-    /// A connection that speaks gossip came up.
-    pub fn peer_up(&mut self, conn: ConnId, now: Instant) {
+    /// A connection that speaks gossip came up, to the node `who`.
+    pub fn peer_up(&mut self, conn: ConnId, who: [u8; 32], now: Instant) {
         self.peers.insert(
             conn,
             PeerState {
@@ -298,14 +301,23 @@ impl Gossip {
                 bucket: Bucket::full(self.limits.peer_burst, now),
                 strikes: 0,
                 sent_us: Recent::default(),
-                knows: Recent::default(),
+                who,
             },
         );
+        self.knows.entry(who).or_default();
     }
 
     /// A connection went down.
     pub fn peer_down(&mut self, conn: ConnId) {
-        self.peers.remove(&conn);
+        if let Some(p) = self.peers.remove(&conn)
+            && !self.peers.values().any(|q| q.who == p.who)
+        {
+            self.knows.remove(&p.who);
+        }
+    }
+
+    fn knows(&mut self, who: [u8; 32]) -> &mut Recent {
+        self.knows.entry(who).or_default()
     }
 
     /// A peer's `Follow`: whether to ban it (it sent them too fast), and
@@ -338,7 +350,8 @@ impl Gossip {
         let Some(p) = self.peers.get_mut(&conn) else {
             return false;
         };
-        let fresh = p.knows.insert(record, cap);
+        let who = p.who;
+        let fresh = self.knows(who).insert(record, cap);
         if fresh {
             self.stats.sent += 1;
         }
@@ -364,13 +377,14 @@ impl Gossip {
             p.strikes += 1;
             return self.drop_or_ban(conn, Dropped::PeerRate);
         }
-        p.knows.insert(record, limits.remember_per_peer);
+        let who = p.who;
         if !p.sent_us.insert(record, limits.remember_per_peer) {
             // An honest peer sends a record once per connection (two
             // peers that accept one at the same time may cross, once).
             p.strikes += 1;
             return self.drop_or_ban(conn, Dropped::Duplicate);
         }
+        self.knows(who).insert(record, limits.remember_per_peer);
         if self.seen.contains(&record) {
             return self.drop(Dropped::Duplicate);
         }
@@ -465,16 +479,20 @@ impl Gossip {
     /// remembered as knowing it.
     fn targets(&mut self, subject: &Subject, record: Hash) -> Vec<ConnId> {
         let cap = self.limits.remember_per_peer;
-        let mut to: Vec<ConnId> = self
+        let mut conns: Vec<(ConnId, [u8; 32])> = self
             .peers
-            .iter_mut()
-            .filter(|(_, p)| p.follows.contains(subject) && !p.knows.contains(&record))
-            .map(|(c, p)| {
-                p.knows.insert(record, cap);
-                *c
-            })
+            .iter()
+            .filter(|(_, p)| p.follows.contains(subject))
+            .map(|(c, p)| (*c, p.who))
             .collect();
-        to.sort_unstable();
+        conns.sort_unstable();
+        let mut to = Vec::new();
+        for (c, who) in conns {
+            // One connection per node: the first that follows it.
+            if self.knows(who).insert(record, cap) {
+                to.push(c);
+            }
+        }
         self.stats.sent += to.len() as u64;
         to
     }

@@ -8,6 +8,11 @@ fn subject(name: &str) -> Subject {
     }
 }
 
+/// A node of its own per connection, unless a test says otherwise.
+fn who(conn: ConnId) -> [u8; 32] {
+    [conn as u8; 32]
+}
+
 fn record(i: u32) -> Hash {
     Hash::of(&i.to_le_bytes())
 }
@@ -17,7 +22,7 @@ fn node(n: usize, now: Instant) -> Gossip {
     let mut g = Gossip::default();
     g.follow_local(vec![subject("app")]);
     for c in 1..=n {
-        g.peer_up(c, now);
+        g.peer_up(c, who(c), now);
         assert!(!g.peer_follows(c, vec![subject("app")], now).0);
     }
     g
@@ -27,7 +32,7 @@ fn node(n: usize, now: Instant) -> Gossip {
 fn an_accepted_record_goes_to_the_followers_that_lack_it_once() {
     let now = Instant::now();
     let mut g = node(3, now);
-    g.peer_up(4, now); // follows nothing
+    g.peer_up(4, who(4), now); // follows nothing
     g.peer_follows(4, vec![subject("other")], now);
     assert_eq!(
         g.received(1, now, record(1), &subject("app")),
@@ -194,7 +199,7 @@ fn refusals_strike_the_sender() {
         ..Limits::default()
     });
     g.follow_local(vec![subject("app")]);
-    g.peer_up(1, now);
+    g.peer_up(1, who(1), now);
     let mut bans = Vec::new();
     for i in 0..3 {
         assert_eq!(
@@ -209,7 +214,7 @@ fn refusals_strike_the_sender() {
     assert_eq!(bans, [None, None, Some(1)]);
     assert_eq!(g.stats().dropped(Dropped::Refused), 3);
     // An undecodable record bans at once.
-    g.peer_up(2, now);
+    g.peer_up(2, who(2), now);
     assert_eq!(g.invalid(2), Verdict::Ban(Dropped::Invalid));
     assert!(!g.is_peer(2));
 }
@@ -229,7 +234,7 @@ fn local_follows_change_only_when_they_differ_and_are_capped_in_a_follow() {
 fn a_peer_that_begins_to_follow_is_offered_what_it_lacks_once() {
     let now = Instant::now();
     let mut g = node(1, now);
-    g.peer_up(2, now);
+    g.peer_up(2, who(2), now);
     let (ban, added) = g.peer_follows(2, vec![subject("app"), subject("b")], now);
     assert!(!ban);
     assert_eq!(added, vec![subject("app"), subject("b")]);
@@ -247,4 +252,28 @@ fn a_peer_that_begins_to_follow_is_offered_what_it_lacks_once() {
         Verdict::Check
     );
     assert!(!g.offer(1, record(2)));
+}
+
+#[test]
+fn a_node_with_two_connections_is_sent_a_record_once() {
+    let now = Instant::now();
+    let mut g = node(1, now);
+    // Connections 2 and 3 both go to node 7 (a kept one, and a fetch's).
+    for c in [2, 3] {
+        g.peer_up(c, [7; 32], now);
+        g.peer_follows(c, vec![subject("app")], now);
+    }
+    assert_eq!(
+        g.received(1, now, record(1), &subject("app")),
+        Verdict::Check
+    );
+    let fwd = g.checked(Some(1), &subject("app"), record(1), Checked::Newer, 3);
+    assert_eq!(fwd.to, vec![2]);
+    // Nor offered it on the other connection.
+    assert!(!g.offer(3, record(1)));
+    // Once both are gone, a new connection to it starts afresh.
+    g.peer_down(2);
+    g.peer_down(3);
+    g.peer_up(4, [7; 32], now);
+    assert!(g.offer(4, record(1)));
 }

@@ -126,13 +126,18 @@ fn gossip_messages_are_bounded() {
         name: format!("n{i}"),
         channel: "stable".into(),
     };
-    let follow = |n: usize| Message::Follow(Follow {
-        subjects: (0..n).map(subject).collect(),
-    });
+    let follow = |n: usize| {
+        Message::Follow(Follow {
+            subjects: (0..n).map(subject).collect(),
+        })
+    };
     assert!(Message::decode_frame(&follow(MAX_FOLLOWS).encode()).is_ok());
     assert!(matches!(
         Message::decode_frame(&follow(MAX_FOLLOWS + 1).encode()),
-        Err(WireError::TooMany { what: "follow subjects", .. })
+        Err(WireError::TooMany {
+            what: "follow subjects",
+            ..
+        })
     ));
     let twice = Message::Follow(Follow {
         subjects: vec![subject(1), subject(1)],

@@ -43,6 +43,7 @@ fn release(publisher: PublicKey) -> Release {
         size: 31_300_000,
         created: 1_800_000_000,
         expires: Some(1_900_000_000),
+        rollout: Default::default(),
     }
 }
 

@@ -366,6 +366,14 @@ pub(crate) enum Command {
         /// (fetchers take the highest sequence as the newest)
         #[arg(long)]
         allow_downgrade: bool,
+        /// Stage the rollout: SHARE@AFTER steps, e.g. 10%@0,50%@6h,100%@1d
+        /// (a client's turn comes from its install id; signed with the rest)
+        #[arg(long, value_name = "SCHEDULE")]
+        rollout: Option<String>,
+        /// Mark it critical: offered to everyone at once, and applied
+        /// without a verification delay (a security fix)
+        #[arg(long)]
+        critical: bool,
         #[command(flatten)]
         dht: DhtArgs,
     },

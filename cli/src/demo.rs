@@ -199,6 +199,7 @@ async fn over_the_dht(
         size: manifest.total_size(),
         created: crate::release::now(),
         expires: None,
+        rollout: Default::default(),
     }
     .sign(&key)?;
     // A super-seeds (`swarm node --super-seed`): it tells each fetcher of

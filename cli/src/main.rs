@@ -267,6 +267,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
             pointer_key,
             seq,
             allow_downgrade,
+            rollout,
+            critical,
             dht: _,
         } => {
             let a = release::PublishArgs {
@@ -281,6 +283,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 pointer_key,
                 seq,
                 allow_downgrade,
+                rollout,
+                critical,
             };
             return release::publish(&On::open(&dir, false)?, a, json, dht_config(false, None));
         }

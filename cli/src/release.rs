@@ -132,6 +132,8 @@ pub(crate) struct PublishArgs {
     pub(crate) pointer_key: Option<PathBuf>,
     pub(crate) seq: Option<u64>,
     pub(crate) allow_downgrade: bool,
+    pub(crate) rollout: Option<String>,
+    pub(crate) critical: bool,
 }
 
 pub(crate) fn publish(
@@ -154,6 +156,10 @@ pub(crate) fn publish(
         })?),
         None => None,
     };
+    if let Some(text) = &a.rollout {
+        swarm_engine::release::rollout::parse_schedule(text)
+            .map_err(|e| anyhow::anyhow!("--rollout {text:?}: {e}"))?;
+    }
     let chain = match &a.root {
         Some(p) => Some(crate::roots::read_chain_file(p)?),
         None => None,
@@ -176,6 +182,8 @@ pub(crate) fn publish(
         seq: a.seq,
         after: None,
         allow_downgrade: a.allow_downgrade,
+        rollout: a.rollout,
+        critical: a.critical,
     };
     let r = match on {
         On::Store(store, _) => {
@@ -318,6 +326,9 @@ pub(crate) fn verify(on: &crate::control::On, a: VerifyArgs, json: bool) -> Resu
                 "size": r.size,
                 "created": r.created,
                 "expires": r.expires,
+                "rollout": (!r.rollout.steps.is_empty())
+                    .then(|| swarm_engine::release::rollout::schedule_text(&r.rollout.steps)),
+                "critical": r.rollout.critical,
                 "token_length": a.token.trim().len(),
                 "policy_error": verdict.as_ref().err().map(|e| e.to_string()),
                 "path_matches": matches.map(|(ok, _)| ok),
@@ -340,6 +351,15 @@ pub(crate) fn verify(on: &crate::control::On, a: VerifyArgs, json: bool) -> Resu
         println!("created   unix {}", r.created);
         if let Some(e) = r.expires {
             println!("expires   unix {e}");
+        }
+        if !r.rollout.steps.is_empty() {
+            println!(
+                "rollout   {} (share of clients @ time after created)",
+                swarm_engine::release::rollout::schedule_text(&r.rollout.steps)
+            );
+        }
+        if r.rollout.critical {
+            println!("critical  yes: offered to everyone at once, no verification delay");
         }
         match signed.root_version() {
             None => println!("signature valid"),

@@ -464,6 +464,13 @@ pub struct PublishRequest {
     /// Publish a version not above the newest published.
     #[serde(default)]
     pub allow_downgrade: bool,
+    /// A staged rollout, `SHARE@AFTER,…` (`10%@0,100%@1d`;
+    /// `wire-spec/release.md` §2.1).
+    #[serde(default)]
+    pub rollout: Option<String>,
+    /// Mark it critical: everyone at once, no verification delay.
+    #[serde(default)]
+    pub critical: bool,
 }
 
 impl std::fmt::Debug for PublishRequest {

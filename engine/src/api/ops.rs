@@ -38,6 +38,9 @@ pub enum OpError {
     /// A chain of roots that does not parse or verify.
     #[error("the chain of roots is refused: {0}")]
     BadChain(String),
+    /// A rollout schedule that does not parse.
+    #[error("the rollout schedule is refused: {0}")]
+    BadRollout(String),
     /// Publishing failed before anything was recorded.
     #[error(transparent)]
     Publish(#[from] crate::store::PublishError),
@@ -312,6 +315,11 @@ pub fn publish(store: &Store, req: &PublishRequest) -> Result<PublishDone, OpErr
     opts.seq = req.seq;
     opts.after = after;
     opts.allow_downgrade = req.allow_downgrade;
+    if let Some(text) = &req.rollout {
+        opts.rollout.steps =
+            crate::release::rollout::parse_schedule(text).map_err(OpError::BadRollout)?;
+    }
+    opts.rollout.critical = req.critical;
     let published = store.publish(&key, &req.paths, &opts)?;
     let r = published.release.release();
     let reply = PublishReply {

@@ -821,7 +821,11 @@ async fn publish(state: &State, body: &[u8]) -> Reply {
     }
     if let Some(why) = ops::not_for_dht(&reply) {
         reply.dht_error = Some(why);
-    } else if state.node.dht().is_some() {
+    } else {
+        // Peers that follow it hear of it now, DHT or not.
+        state.node.gossip_accepted(&done.release);
+    }
+    if reply.dht_error.is_none() && state.node.dht().is_some() {
         match state.node.put_release(&done.release, &done.key).await {
             Ok(()) => reply.dht = true,
             Err(e) => reply.dht_error = Some((state.describe)(&e)),

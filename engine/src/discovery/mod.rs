@@ -456,6 +456,7 @@ impl Dht {
     /// #         size: 1234,
     /// #         created: 1_800_000_000,
     /// #         expires: None,
+    /// #         rollout: Default::default(),
     /// #     }
     /// #     .sign(&key)
     /// # };

@@ -53,6 +53,7 @@ fn signed(key: &SecretKey, seq: u64, root: &[u8]) -> SignedRelease {
         size: 10,
         created: 1_800_000_000,
         expires: None,
+        rollout: Default::default(),
     }
     .sign(key)
     .unwrap()

@@ -317,11 +317,12 @@ async fn run(
     let mut quick: HashMap<String, u32> = HashMap::new();
     let mut heard = node.gossiped();
     let mut kept: Option<Kept> = None;
+    let _interest = super::gossip::InterestGuard::new(node.clone(), "follow".into());
     loop {
         let follow = config.borrow_and_update().clone();
         // Gossip: tell peers what is followed here, and keep the static
         // peers connected so that releases have a way in.
-        node.follow_gossip(subjects(&follow.entries), follow.trust.clone());
+        node.follow_gossip("follow", subjects(&follow.entries), follow.trust.clone());
         if kept.as_ref().is_none_or(|k| k.peers != follow.peers) {
             kept = (!follow.peers.is_empty()).then(|| Kept {
                 peers: follow.peers.clone(),

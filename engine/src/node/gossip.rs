@@ -23,11 +23,15 @@ const RELEASES: usize = 64;
 /// The longest wait before dialling a kept peer again.
 const REDIAL_MAX: Duration = Duration::from_secs(30);
 
+/// What one owner follows by gossip, and the keys it trusts for it.
+type Interest = (Vec<Subject>, Vec<PublicKey>);
+
 #[derive(Debug)]
 pub(crate) struct NodeGossip {
     releases: broadcast::Sender<SignedRelease>,
-    /// Keys trusted for gossip besides the store's (a follow config's).
-    trust: Mutex<Vec<PublicKey>>,
+    /// What each part of the node follows by gossip (the follow loop, an
+    /// updater), with the keys it trusts besides the store's.
+    interest: Mutex<std::collections::BTreeMap<String, Interest>>,
     tasks: Mutex<Vec<tokio::task::AbortHandle>>,
 }
 
@@ -37,7 +41,7 @@ impl NodeGossip {
         let (releases, _) = broadcast::channel(RELEASES);
         let me = Arc::new(Self {
             releases,
-            trust: Mutex::default(),
+            interest: Mutex::default(),
             tasks: Mutex::default(),
         });
         let task = tokio::spawn(run(endpoint.clone(), me.clone()));
@@ -64,11 +68,13 @@ async fn run(endpoint: Endpoint, shared: Arc<NodeGossip>) {
     let mut inbox = endpoint.gossip_inbox();
     while let Some(inbound) = inbox.recv().await {
         let store = endpoint.store().clone();
-        let trust = shared
-            .trust
+        let trust: Vec<PublicKey> = shared
+            .interest
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .clone();
+            .values()
+            .flat_map(|(_, t)| t.iter().copied())
+            .collect();
         let release = inbound.release.clone();
         let (outcome, onward) = blocking(move || check(&store, &trust, release)).await;
         endpoint.gossip_checked(&inbound, &onward, outcome);
@@ -173,12 +179,45 @@ impl Node {
         self.gossip.releases.subscribe()
     }
 
-    /// Hear gossip of these (publisher, name, channel): peers are told, and
-    /// pass on the releases of them they accept. Records of them are
-    /// checked against the store's trusted keys and `trust`.
-    pub fn follow_gossip(&self, subjects: Vec<Subject>, trust: Vec<PublicKey>) {
-        *self.gossip.trust.lock().unwrap_or_else(|e| e.into_inner()) = trust;
-        self.endpoint.gossip_follow(subjects);
+    /// Hear gossip of these (publisher, name, channel), on behalf of
+    /// `owner` (each part of a program that follows releases names itself;
+    /// the node follows what all of them do): peers are told, and pass on
+    /// the releases of them they accept. Records of them are checked
+    /// against the store's trusted keys and `trust`. Empty lists stop
+    /// `owner`'s interest.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use swarm_engine::release::SecretKey;
+    /// use swarm_engine::wire::Subject;
+    ///
+    /// let node = swarm_engine::node::Node::builder().memory().no_dht().spawn().await?;
+    /// let publisher = SecretKey::from_seed(&[7; 32]).public();
+    /// let app = Subject { publisher: *publisher.as_bytes(), name: "app".into(), channel: "stable".into() };
+    /// node.follow_gossip("my updater", vec![app], vec![publisher]);
+    /// let mut gossiped = node.gossiped(); // releases of it, as peers tell of them
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn follow_gossip(&self, owner: &str, subjects: Vec<Subject>, trust: Vec<PublicKey>) {
+        let all: Vec<Subject> = {
+            let mut interest = self
+                .gossip
+                .interest
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            if subjects.is_empty() && trust.is_empty() {
+                interest.remove(owner);
+            } else {
+                interest.insert(owner.to_owned(), (subjects, trust));
+            }
+            let mut all: Vec<Subject> = interest.values().flat_map(|(s, _)| s.clone()).collect();
+            all.sort();
+            all.dedup();
+            all
+        };
+        self.endpoint.gossip_follow(all);
     }
 
     /// Tell the peers that follow it of a release accepted here other than
@@ -214,6 +253,27 @@ impl Node {
             }
             while set.join_next().await.is_some() {}
         })
+    }
+}
+
+/// Drops `owner`'s gossip interest ([`Node::follow_gossip`]) when
+/// dropped: its follower stopped.
+#[derive(Debug)]
+pub struct InterestGuard {
+    node: Node,
+    owner: String,
+}
+
+impl InterestGuard {
+    /// Guard `owner`'s interest on `node`.
+    pub fn new(node: Node, owner: String) -> Self {
+        Self { node, owner }
+    }
+}
+
+impl Drop for InterestGuard {
+    fn drop(&mut self) {
+        self.node.follow_gossip(&self.owner, Vec::new(), Vec::new());
     }
 }
 

@@ -102,6 +102,7 @@ fn record(key: &SecretKey, name: &str, seq: u64) -> SignedRelease {
         size: 10,
         created: super::unix_now() - 10,
         expires: None,
+        rollout: Default::default(),
     }
     .sign(key)
     .unwrap()

@@ -26,6 +26,7 @@ mod builder;
 mod fetch;
 mod follow;
 mod gossip;
+pub use self::gossip::InterestGuard;
 mod handle;
 mod running;
 

@@ -51,6 +51,7 @@ fn release(seq: u64) -> Release {
         size: 1234,
         created: 1_800_000_000,
         expires: None,
+        rollout: Default::default(),
     }
 }
 

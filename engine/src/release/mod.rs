@@ -7,6 +7,7 @@
 pub(crate) mod base32;
 pub mod gossip;
 mod policy;
+pub mod rollout;
 mod root;
 
 use std::fmt;
@@ -74,6 +75,7 @@ pub const SECRET_PREFIX: &str = "swsk1";
 /// #     size: 1234,
 /// #     created: 1_800_000_000,
 /// #     expires: None,
+/// #     rollout: Default::default(),
 /// # }
 /// # .sign(&key)?;
 /// assert_eq!(signed.to_bytes()[0], FORMAT);
@@ -99,6 +101,7 @@ pub const FORMAT: u8 = 1;
 /// #     size: 1234,
 /// #     created: 1_800_000_000,
 /// #     expires: None,
+/// #     rollout: Default::default(),
 /// # }
 /// # .sign(&key)?;
 /// // The binary form is the record, then a signature over CONTEXT || record.
@@ -128,6 +131,7 @@ pub const CONTEXT: &[u8] = b"swarm-release-v1\0";
 /// #     size: 1234,
 /// #     created: 1_800_000_000,
 /// #     expires: None,
+/// #     rollout: Default::default(),
 /// # }
 /// # .sign(&key)?;
 /// assert!(signed.to_bytes().len() <= MAX_BINARY);
@@ -171,6 +175,7 @@ pub const MAX_TOKEN_THRESHOLD: usize = TOKEN_PREFIX_THRESHOLD.len() + MAX_BUNDLE
 /// #     size: 1234,
 /// #     created: 1_800_000_000,
 /// #     expires: None,
+/// #     rollout: Default::default(),
 /// # };
 /// release.name = "a".repeat(MAX_NAME + 1);
 /// assert!(matches!(
@@ -197,6 +202,7 @@ pub const MAX_NAME: usize = 64;
 /// #     size: 1234,
 /// #     created: 1_800_000_000,
 /// #     expires: None,
+/// #     rollout: Default::default(),
 /// # };
 /// release.channel = "c".repeat(MAX_CHANNEL + 1);
 /// assert!(matches!(
@@ -223,6 +229,7 @@ pub const MAX_CHANNEL: usize = 32;
 /// #     size: 1234,
 /// #     created: 1_800_000_000,
 /// #     expires: None,
+/// #     rollout: Default::default(),
 /// # };
 /// release.version = format!("1.0.0-{}", "x".repeat(MAX_VERSION)).parse()?;
 /// assert!(matches!(
@@ -526,6 +533,7 @@ impl fmt::Debug for SecretKey {
 ///     size: 1234,
 ///     created: 1_800_000_000,
 ///     expires: None,
+///     rollout: Default::default(),
 /// };
 /// let token = release.clone().sign(&key)?.to_token();
 /// assert_eq!(SignedRelease::from_token(&token)?.release(), &release);
@@ -551,6 +559,9 @@ pub struct Release {
     pub created: u64,
     /// Seconds since the Unix epoch after which it must be refused.
     pub expires: Option<u64>,
+    /// Who is offered it when, and whether it is critical (§2.1); the
+    /// default says nothing and adds no bytes to the record.
+    pub rollout: rollout::Rollout,
 }
 
 /// A release with its signature, exactly as decoded or signed.
@@ -571,6 +582,7 @@ pub struct Release {
 /// #     size: 1234,
 /// #     created: 1_800_000_000,
 /// #     expires: None,
+/// #     rollout: Default::default(),
 /// # }
 /// # .sign(&key)?;
 /// let token = signed.to_token();
@@ -725,6 +737,7 @@ impl Release {
     /// #     size: 1234,
     /// #     created: 1_800_000_000,
     /// #     expires: None,
+    /// #     rollout: Default::default(),
     /// # };
     /// assert_eq!(release.validate(), Ok(()));
     /// release.name = "My App".into();
@@ -748,7 +761,7 @@ impl Release {
                 why: "expires before it was created".into(),
             });
         }
-        Ok(())
+        self.rollout.validate()
     }
 
     /// The record bytes (wire-spec/release.md §2, §8.1), without the
@@ -771,12 +784,17 @@ impl Release {
         out.extend_from_slice(self.root.as_bytes());
         put_varint(&mut out, self.size);
         put_varint(&mut out, self.created);
+        // Bit 0: an expiry follows; bit 1: then the extension area (§2.1).
+        let extended = if self.rollout.is_empty() { 0 } else { 2 };
         match self.expires {
-            None => out.push(0),
+            None => out.push(extended),
             Some(e) => {
-                out.push(1);
+                out.push(1 | extended);
                 put_varint(&mut out, e);
             }
+        }
+        if extended != 0 {
+            self.rollout.encode(&mut out);
         }
         out
     }
@@ -799,6 +817,7 @@ impl Release {
     /// #     size: 1234,
     /// #     created: 1_800_000_000,
     /// #     expires: None,
+    /// #     rollout: Default::default(),
     /// # };
     /// let signed = release.clone().sign(&key)?;
     /// assert_eq!(signed.release(), &release);
@@ -853,6 +872,7 @@ impl Release {
     ///     size: 1234,
     ///     created: 1_800_000_000,
     ///     expires: None,
+    ///     rollout: Default::default(),
     /// };
     /// let mut signed = release.sign_threshold(&a, &chain)?;
     /// assert_eq!(signed.signer_count(), 1);
@@ -936,7 +956,23 @@ impl Release {
         root.copy_from_slice(r.take(32)?);
         let size = r.varint()?;
         let created = r.varint()?;
-        let expires = r.option_varint("expires")?;
+        let flags = r.take(1)?[0];
+        if flags > 3 {
+            return Err(ReleaseError::BadField {
+                field: "expires",
+                why: "bad option tag".into(),
+            });
+        }
+        let expires = if flags & 1 == 1 {
+            Some(r.varint()?)
+        } else {
+            None
+        };
+        let rollout = if flags & 2 == 2 {
+            rollout::Rollout::read(r)?
+        } else {
+            rollout::Rollout::default()
+        };
         let release = Release {
             publisher,
             name,
@@ -947,6 +983,7 @@ impl Release {
             size,
             created,
             expires,
+            rollout,
         };
         release.validate()?;
         // Canonical: the version must print as it was written, and the
@@ -991,6 +1028,7 @@ impl SignedRelease {
     /// #     size: 1234,
     /// #     created: 1_800_000_000,
     /// #     expires: None,
+    /// #     rollout: Default::default(),
     /// # }
     /// # .sign(&key)?;
     /// let r = signed.release();
@@ -1019,6 +1057,7 @@ impl SignedRelease {
     /// #     size: 1234,
     /// #     created: 1_800_000_000,
     /// #     expires: None,
+    /// #     rollout: Default::default(),
     /// # }
     /// # .sign(&key)?;
     /// let bytes = signed.to_bytes();
@@ -1227,6 +1266,7 @@ impl SignedRelease {
     /// #     size: 1234,
     /// #     created: 1_800_000_000,
     /// #     expires: None,
+    /// #     rollout: Default::default(),
     /// # }
     /// # .sign(&key)?;
     /// let token = signed.to_token();
@@ -1258,6 +1298,7 @@ impl SignedRelease {
     /// #     size: 1234,
     /// #     created: 1_800_000_000,
     /// #     expires: None,
+    /// #     rollout: Default::default(),
     /// # }
     /// # .sign(&key)?;
     /// // Another root under the same sequence: a different record.
@@ -1289,6 +1330,7 @@ impl SignedRelease {
     /// #     size: 1234,
     /// #     created: 1_800_000_000,
     /// #     expires: None,
+    /// #     rollout: Default::default(),
     /// # }
     /// # .sign(&key)?;
     /// let mut bytes = signed.to_bytes();
@@ -1422,6 +1464,7 @@ impl SignedRelease {
     /// #     size: 1234,
     /// #     created: 1_800_000_000,
     /// #     expires: None,
+    /// #     rollout: Default::default(),
     /// # }
     /// # .sign(&key)?;
     /// // Surrounding whitespace and letter case do not matter.

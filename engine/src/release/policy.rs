@@ -26,6 +26,7 @@ use crate::content::Hash;
 /// #     size: 1234,
 /// #     created: 1_800_000_000,
 /// #     expires: None,
+/// #     rollout: Default::default(),
 /// # }
 /// # .sign(&key)?;
 /// let mut policy = Policy::default();
@@ -67,6 +68,7 @@ pub struct Want {
 /// #     size: 1234,
 /// #     created: 1_800_000_000,
 /// #     expires: None,
+/// #     rollout: Default::default(),
 /// # }
 /// # .sign(&key)?;
 /// let r = signed.release();
@@ -113,6 +115,7 @@ pub struct Seen {
 /// #     size: 1234,
 /// #     created: 1_800_000_000,
 /// #     expires: None,
+/// #     rollout: Default::default(),
 /// # }
 /// # .sign(&key)?;
 /// let mut policy = Policy::default();
@@ -144,6 +147,7 @@ pub trait HighWater {
 /// #     size: 1234,
 /// #     created: 1_800_000_000,
 /// #     expires: None,
+/// #     rollout: Default::default(),
 /// # }
 /// # .sign(&key)?;
 /// let mut policy = Policy { now: 1_800_000_100, ..Default::default() };
@@ -189,6 +193,7 @@ pub struct Policy {
 /// #     size: 1234,
 /// #     created: 1_800_000_000,
 /// #     expires: None,
+/// #     rollout: Default::default(),
 /// # }
 /// # .sign(&key)?;
 /// let mut expiring = signed.release().clone();
@@ -427,6 +432,7 @@ impl Policy {
     /// #     size: 1234,
     /// #     created: 1_800_000_000,
     /// #     expires: None,
+    /// #     rollout: Default::default(),
     /// # }
     /// # .sign(&key)?;
     /// let mut policy = Policy::default();

@@ -19,6 +19,7 @@ fn release(k: &SecretKey, seq: u64) -> Release {
         size: 123_456,
         created: 1_800_000_000,
         expires: Some(1_900_000_000),
+        rollout: Default::default(),
     }
 }
 
@@ -45,6 +46,35 @@ fn spec_vector() {
     assert_eq!(k.public().to_string(), spec_block("release-vector-key"));
     assert_eq!(
         SignedRelease::from_token(&signed.to_token()).unwrap(),
+        signed
+    );
+}
+
+/// The vector of wire-spec/release.md §6.1.
+#[test]
+fn spec_vector_rollout() {
+    use super::rollout::{Step, cohort};
+    let k = key(7);
+    let mut r = release(&k, 3);
+    r.rollout.steps = vec![
+        Step {
+            after: 0,
+            permille: 100,
+        },
+        Step {
+            after: 86_400,
+            permille: 1000,
+        },
+    ];
+    r.rollout.critical = true;
+    let signed = r.clone().sign(&k).unwrap();
+    assert_eq!(hex(&signed.to_bytes()), spec_block("rollout-vector-bytes"));
+    assert_eq!(
+        cohort(&[0; 32], &r).to_string(),
+        spec_block("rollout-vector-cohort")
+    );
+    assert_eq!(
+        SignedRelease::from_bytes(&signed.to_bytes()).unwrap(),
         signed
     );
 }

@@ -79,6 +79,7 @@ pub fn mirror_outboard_path(hash: &Hash) -> String {
 ///     size: 0,
 ///     created: 0,
 ///     expires: None,
+///     rollout: Default::default(),
 /// };
 /// assert_eq!(mirror_latest_path(&r), format!("releases/{}/app/stable/latest", key.public()));
 /// ```

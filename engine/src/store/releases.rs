@@ -70,6 +70,7 @@ fn seen_key(publisher: &PublicKey, name: &str, channel: &str) -> Vec<u8> {
 /// #         size: 1234,
 /// #         created: 1_800_000_000,
 /// #         expires: None,
+/// #         rollout: Default::default(),
 /// #     }
 /// #     .sign(&key)
 /// # };
@@ -113,6 +114,7 @@ pub enum AcceptError {
 /// #         size: 1234,
 /// #         created: 1_800_000_000,
 /// #         expires: None,
+/// #         rollout: Default::default(),
 /// #     }
 /// #     .sign(&key)
 /// # };
@@ -342,6 +344,7 @@ impl Store {
     /// #         size: 1234,
     /// #         created: 1_800_000_000,
     /// #         expires: None,
+    /// #         rollout: Default::default(),
     /// #     }
     /// #     .sign(&key)
     /// # };
@@ -446,6 +449,7 @@ impl Store {
     /// #         size: 1234,
     /// #         created: 1_800_000_000,
     /// #         expires: None,
+    /// #         rollout: Default::default(),
     /// #     }
     /// #     .sign(&key)
     /// # };
@@ -562,6 +566,7 @@ impl Store {
     /// #         size: 1234,
     /// #         created: 1_800_000_000,
     /// #         expires: None,
+    /// #         rollout: Default::default(),
     /// #     }
     /// #     .sign(&key)
     /// # };
@@ -623,6 +628,7 @@ impl Store {
     /// #         size: 1234,
     /// #         created: 1_800_000_000,
     /// #         expires: None,
+    /// #         rollout: Default::default(),
     /// #     }
     /// #     .sign(&key)
     /// # };
@@ -691,6 +697,9 @@ pub struct PublishOptions {
     pub after: Option<SignedRelease>,
     /// Publish a version lower than or equal to the newest published.
     pub allow_downgrade: bool,
+    /// Who is offered it when, and whether it is critical
+    /// (`wire-spec/release.md` §2.1); the default: everyone at once.
+    pub rollout: crate::release::rollout::Rollout,
 }
 
 impl PublishOptions {
@@ -718,6 +727,7 @@ impl PublishOptions {
             seq: None,
             after: None,
             allow_downgrade: false,
+            rollout: Default::default(),
         }
     }
 }
@@ -959,6 +969,7 @@ impl Store {
                 size: 0,
                 created: opts.created,
                 expires: opts.expires,
+                rollout: opts.rollout.clone(),
             };
             if let Some(chain) = &opts.chain {
                 release.publisher = chain.pointer();

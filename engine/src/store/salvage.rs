@@ -880,6 +880,7 @@ mod tests {
             size: 1,
             created: 1_800_000_000,
             expires: None,
+            rollout: Default::default(),
         }
         .sign(&key)
         .expect("sign");
@@ -957,6 +958,7 @@ mod tests {
             size: 1,
             created: 1_800_000_000,
             expires: None,
+            rollout: Default::default(),
         }
         .sign_threshold(&a, &chain)
         .expect("sign");

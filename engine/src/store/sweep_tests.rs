@@ -135,6 +135,7 @@ fn fixture() -> Fixture {
         size: 1234,
         created: 1_800_000_000,
         expires: None,
+        rollout: Default::default(),
     }
     .sign(&key)
     .expect("sign");

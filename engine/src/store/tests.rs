@@ -508,6 +508,7 @@ fn the_release_high_water_mark_and_trust_survive_a_reopen() {
             size: 1,
             created: 1_000,
             expires: None,
+            rollout: Default::default(),
         }
         .sign(&key)
         .unwrap()

@@ -35,6 +35,7 @@ fn spec_release() -> SignedRelease {
         size: 123_456,
         created: 1_800_000_000,
         expires: Some(1_900_000_000),
+        rollout: Default::default(),
     }
     .sign(&k)
     .unwrap()

@@ -37,4 +37,4 @@ mod updater;
 pub use self::install::{
     DEFAULT_TRIAL_STARTS, InstallError, Installer, MAX_FAILED_VERSIONS, Startup,
 };
-pub use self::updater::{Downloaded, Update, UpdateConfig, UpdateError, Updater};
+pub use self::updater::{Downloaded, Update, UpdateConfig, UpdateError, UpdateWatch, Updater, utc};

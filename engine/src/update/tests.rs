@@ -194,6 +194,7 @@ async fn an_application_updates_itself_from_the_swarm() {
                 .unwrap()
                 .as_secs(),
             expires: None,
+            rollout: Default::default(),
         }
         .sign(&key)
         .unwrap()
@@ -521,6 +522,7 @@ fn signed(key: &SecretKey, name: &str, version: &str, seq: u64) -> Release {
         size: 11,
         created: now(),
         expires: None,
+        rollout: Default::default(),
     }
 }
 
@@ -770,4 +772,147 @@ async fn a_check_through_a_dht_nobody_answers_says_so() {
         updater.check().await,
         Err(UpdateError::NotBootstrapped)
     ));
+}
+
+mod staged {
+    //! Staged rollout, the verification delay and `watch()`, with releases
+    //! gossiped between real nodes over QUIC on 127.0.0.1 (no DHT).
+
+    use std::time::Duration;
+
+    use super::*;
+    use crate::release::rollout::Step;
+    use crate::store::PublishOptions;
+
+    async fn node() -> Node {
+        Node::builder()
+            .listen(([127, 0, 0, 1], 0).into())
+            .no_dht()
+            .spawn()
+            .await
+            .unwrap()
+    }
+
+    fn updater(node: &Node, key: &SecretKey, exe: &std::path::Path) -> Updater {
+        let config = UpdateConfig {
+            publishers: vec![key.public()],
+            name: "app".into(),
+            channel: "stable".into(),
+            current: semver::Version::new(1, 0, 0),
+            artifact: None,
+            pin: None,
+            allow_downgrade: false,
+        };
+        Updater::new(node.clone(), config, Installer::new(exe))
+    }
+
+    async fn publish(
+        node: &Node,
+        key: &SecretKey,
+        version: &str,
+        dir: &std::path::Path,
+        tune: impl FnOnce(&mut PublishOptions),
+    ) -> SignedRelease {
+        let path = dir.join(format!("app-{version}"));
+        fs::write(&path, format!("#!/bin/sh\necho {version}\n")).unwrap();
+        let mut opts = PublishOptions::new("app", version.parse().unwrap());
+        tune(&mut opts);
+        node.publish(key, &[path], &opts).await.unwrap().release
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_staged_release_says_when_and_a_critical_one_skips_schedule_and_delay() {
+        let a = app();
+        let key = SecretKey::from_seed(&[31; 32]);
+        let publisher = node().await;
+        let client = node().await;
+        let u =
+            updater(&client, &key, &a.exe).verification_delay(Some(Duration::from_secs(6 * 3600)));
+        // Nobody at first, everyone after a day.
+        let staged = publish(&publisher, &key, "1.1.0", a.exe.parent().unwrap(), |o| {
+            o.rollout.steps = vec![
+                Step {
+                    after: 0,
+                    permille: 0,
+                },
+                Step {
+                    after: 86_400,
+                    permille: 1000,
+                },
+            ];
+        })
+        .await;
+        let e = u.consider(staged.clone(), false).unwrap_err();
+        let from = staged.release().created + 86_400;
+        assert!(
+            matches!(e, UpdateError::Staged { from: Some(t), .. } if t == from),
+            "{e}"
+        );
+        assert!(e.to_string().contains("staged: offered to you from"), "{e}");
+        // Given by hand, the schedule does not apply.
+        assert!(u.check_token(&staged.to_token()).unwrap().is_some());
+        // No schedule, but younger than the delay.
+        let young = publish(&publisher, &key, "1.2.0", a.exe.parent().unwrap(), |_| {}).await;
+        let e = u.consider(young.clone(), false).unwrap_err();
+        assert!(matches!(e, UpdateError::Delayed { .. }), "{e}");
+        // Critical: both skipped.
+        let critical = publish(&publisher, &key, "1.3.0", a.exe.parent().unwrap(), |o| {
+            o.rollout.steps = vec![Step {
+                after: 86_400,
+                permille: 1,
+            }];
+            o.rollout.critical = true;
+        })
+        .await;
+        assert!(u.consider(critical, false).unwrap().is_some());
+        // The install id stays, so the cohort does.
+        assert_eq!(u.install_id().unwrap(), u.install_id().unwrap());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn watch_yields_what_gossip_brings_once_it_is_acceptable() {
+        let a = app();
+        let key = SecretKey::from_seed(&[32; 32]);
+        let publisher = node().await;
+        let client = node().await;
+        let u =
+            updater(&client, &key, &a.exe).verification_delay(Some(Duration::from_secs(86_400)));
+        let mut watch = u.watch(Duration::from_secs(3600), vec![publisher.addr().unwrap()]);
+        // Wait for the kept connection (and the Follow on it).
+        for _ in 0..500 {
+            if publisher.endpoint().open_connections() > 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let dir = a.exe.parent().unwrap().to_path_buf();
+        // Held back a day by the delay: not yielded.
+        let held = publish(&publisher, &key, "1.1.0", &dir, |_| {}).await;
+        let early = tokio::time::timeout(Duration::from_millis(500), watch.next()).await;
+        assert!(early.is_err(), "a delayed release was yielded");
+        // Gossip brought it, checked and recorded, all the same.
+        let seen = client
+            .store()
+            .release_seen(&key.public(), "app", "stable")
+            .unwrap();
+        assert_eq!(seen.map(|s| s.seq), Some(held.release().seq));
+        // A critical one comes through at once.
+        let fix = publish(&publisher, &key, "1.1.1", &dir, |o| {
+            o.rollout.critical = true
+        })
+        .await;
+        let got = tokio::time::timeout(Duration::from_secs(20), watch.next())
+            .await
+            .expect("the critical release")
+            .expect("still watching");
+        assert_eq!(got.release, fix);
+        // And it can be downloaded and applied as any update.
+        let downloaded = u
+            .download(&got, vec![publisher.addr().unwrap()])
+            .await
+            .unwrap();
+        u.apply(&downloaded).unwrap();
+        assert_eq!(fs::read(&a.exe).unwrap(), b"#!/bin/sh\necho 1.1.1\n");
+    }
 }

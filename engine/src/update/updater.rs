@@ -1,13 +1,14 @@
 //! Finding, fetching and installing a newer release of the application.
 
 use std::path::{Path, PathBuf};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::install::{InstallError, Installer};
 use crate::content::Hash;
 use crate::metrics::{self, UpdateStep};
 use crate::net::PeerAddr;
 use crate::node::{FetchError, FetchOptions, Node};
+use crate::release::rollout::{Offer, offer};
 use crate::release::{Policy, PublicKey, SignedRelease, Want};
 use crate::store::{AcceptError, ExportError, ExportOptions, ReadError, StoreError};
 
@@ -300,6 +301,7 @@ impl Drop for Downloaded {
 ///     size: 9,
 ///     created: opts.created,
 ///     expires: None,
+///     rollout: Default::default(),
 /// }
 /// .sign(&key)?;
 /// let err = updater.check_token(&older.to_token()).unwrap_err();
@@ -351,6 +353,152 @@ pub enum UpdateError {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// A staged rollout has not reached this install yet
+    /// (`wire-spec/release.md` §2.1).
+    #[error("release {version} is staged: {}", match from {
+        Some(t) => format!("offered to you from {}", utc(*t)),
+        None => "its schedule does not reach this install".into(),
+    })]
+    Staged {
+        /// The release's version.
+        version: semver::Version,
+        /// When this install is offered it (Unix seconds), if ever.
+        from: Option<u64>,
+    },
+    /// The release is younger than the verification delay.
+    #[error("release {version} waits out the verification delay: it may be applied from {}", utc(*until))]
+    Delayed {
+        /// The release's version.
+        version: semver::Version,
+        /// When it may be applied (Unix seconds).
+        until: u64,
+    },
+}
+
+/// The updates [`Updater::watch`] finds; dropping it stops watching.
+#[derive(Debug)]
+pub struct UpdateWatch {
+    rx: tokio::sync::mpsc::Receiver<Update>,
+    tasks: Vec<tokio::task::AbortHandle>,
+    _interest: crate::node::InterestGuard,
+}
+
+impl UpdateWatch {
+    /// The next update, once it is acceptable; `None` if watching ended.
+    pub async fn next(&mut self) -> Option<Update> {
+        self.rx.recv().await
+    }
+}
+
+impl Drop for UpdateWatch {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+/// `every`, give or take a tenth.
+fn jittered(every: Duration) -> Duration {
+    let mut b = [0u8; 2];
+    let r = getrandom::fill(&mut b).map_or(0.5, |()| f64::from(u16::from_le_bytes(b)) / 65_535.0);
+    every.mul_f64(0.9 + 0.2 * r)
+}
+
+async fn watching(u: Updater, every: Duration, tx: tokio::sync::mpsc::Sender<Update>) {
+    use tokio::sync::broadcast::error::RecvError;
+    let mut heard = u.node.gossiped();
+    let mut next_poll = tokio::time::Instant::now();
+    // A release staged or delayed here, and when to look at it again.
+    let mut pending: Option<(SignedRelease, tokio::time::Instant)> = None;
+    let mut yielded: Option<u64> = None;
+    let far = || tokio::time::Instant::now() + Duration::from_secs(365 * 86_400);
+    loop {
+        let candidate = tokio::select! {
+            r = heard.recv() => match r {
+                Ok(r) => Some(r),
+                Err(RecvError::Lagged(_)) => {
+                    next_poll = tokio::time::Instant::now();
+                    None
+                }
+                Err(RecvError::Closed) => return,
+            },
+            () = tokio::time::sleep_until(next_poll), if u.node.dht().is_some() => {
+                next_poll = tokio::time::Instant::now() + jittered(every);
+                match u.newest_on_dht().await {
+                    Ok(r) => r,
+                    Err(e) => {
+                        tracing::info!("looking for updates: {e}");
+                        None
+                    }
+                }
+            }
+            () = tokio::time::sleep_until(pending.as_ref().map_or_else(far, |p| p.1)), if pending.is_some() => {
+                pending.take().map(|p| p.0)
+            }
+        };
+        let Some(r) = candidate else { continue };
+        let c = &u.config;
+        let about = r.release().name == c.name
+            && r.release().channel == c.channel
+            && c.publishers.contains(&r.release().publisher);
+        if !about || yielded.is_some_and(|y| r.release().seq <= y) {
+            continue;
+        }
+        if pending
+            .as_ref()
+            .is_some_and(|p| p.0.release().seq > r.release().seq)
+        {
+            continue;
+        }
+        let now = unix_now();
+        let at = |t: u64| tokio::time::Instant::now() + Duration::from_secs(t.saturating_sub(now));
+        match u.consider(r.clone(), false) {
+            Ok(Some(update)) => {
+                yielded = Some(r.release().seq);
+                pending = None;
+                if tx.send(update).await.is_err() {
+                    return;
+                }
+            }
+            Ok(None) => {}
+            Err(UpdateError::Staged { from: Some(t), .. }) => pending = Some((r, at(t))),
+            Err(UpdateError::Delayed { until, .. }) => pending = Some((r, at(until))),
+            Err(e) => tracing::info!("not taking release {}: {e}", r.release().version),
+        }
+    }
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// Unix seconds as `YYYY-MM-DD HH:MM:SS UTC`.
+///
+/// ```
+/// assert_eq!(swarm_engine::update::utc(1_800_000_000), "2027-01-15 08:00:00 UTC");
+/// ```
+pub fn utc(t: u64) -> String {
+    let (days, secs) = (t / 86_400, t % 86_400);
+    // Civil from days (Howard Hinnant's algorithm), days since 1970-01-01.
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02} UTC",
+        secs / 3600,
+        secs % 3600 / 60,
+        secs % 60
+    )
 }
 
 /// Keeps an application up to date from the swarm.
@@ -403,6 +551,8 @@ pub struct Updater {
     node: Node,
     config: UpdateConfig,
     installer: Installer,
+    /// Apply a release only once it is this old, unless critical.
+    delay: Option<Duration>,
 }
 
 impl Updater {
@@ -435,7 +585,27 @@ impl Updater {
             node,
             config,
             installer,
+            delay: None,
         }
+    }
+
+    /// Take a release only once it is at least `delay` old (counted from
+    /// its signed creation time), unless it is critical: a verification
+    /// period in which a bad release can be withdrawn.
+    pub fn verification_delay(mut self, delay: Option<Duration>) -> Self {
+        self.delay = delay;
+        self
+    }
+
+    /// This install's stable random id, kept in the node's store: its
+    /// place in every staged rollout comes from it (`release::rollout`).
+    pub fn install_id(&self) -> Result<[u8; 32], StoreError> {
+        self.node.store().secret("install-id", || {
+            let mut b = [0u8; 32];
+            getrandom::fill(&mut b)
+                .map_err(|e| StoreError::Io(std::io::Error::other(e.to_string())))?;
+            Ok(b)
+        })
     }
 
     /// The installer (for [`Installer::startup`] and
@@ -555,6 +725,15 @@ impl Updater {
     }
 
     async fn check_dht(&self) -> Result<Option<Update>, UpdateError> {
+        match self.newest_on_dht().await? {
+            None => Ok(None),
+            Some(s) => self.consider(s, false),
+        }
+    }
+
+    /// The newest release of the application the DHT answers with, not
+    /// older than one seen here; not yet considered.
+    async fn newest_on_dht(&self) -> Result<Option<SignedRelease>, UpdateError> {
         let dht = self.node.dht().ok_or(UpdateError::NoDht)?;
         // Asked at once, not after the DHT's own bootstrap lookup has run
         // its course (seconds): a lookup starts from the bootstrap nodes.
@@ -579,10 +758,52 @@ impl Updater {
                 best = Some(s);
             }
         }
-        match best {
-            None if !dht.bootstrapped().await => Err(UpdateError::NotBootstrapped),
-            None => Ok(None),
-            Some(s) => self.consider(s),
+        if best.is_none() && !dht.bootstrapped().await {
+            return Err(UpdateError::NotBootstrapped);
+        }
+        Ok(best)
+    }
+
+    /// Updates as they become acceptable, until the returned watch is
+    /// dropped: releases peers gossip (wire-spec/wire.md §3.10; `peers`
+    /// are kept connected for that, besides those met fetching), and the
+    /// DHT asked about every `every` (give or take a tenth, so that a
+    /// fleet does not ask all at once). Each is considered as
+    /// [`Self::check`] does; one staged for later, or younger than the
+    /// verification delay, is yielded when its time comes. A release is
+    /// yielded once.
+    ///
+    /// ```no_run
+    /// # async fn f(updater: swarm_engine::update::Updater) -> Result<(), Box<dyn std::error::Error>> {
+    /// let mut updates = updater.watch(std::time::Duration::from_secs(3600), Vec::new());
+    /// while let Some(update) = updates.next().await {
+    ///     let downloaded = updater.download(&update, Vec::new()).await?;
+    ///     updater.apply(&downloaded)?;
+    ///     break; // restart into it
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub fn watch(&self, every: Duration, peers: Vec<PeerAddr>) -> UpdateWatch {
+        let (tx, rx) = tokio::sync::mpsc::channel(4);
+        let owner = format!("updater {}@{}", self.config.name, self.config.channel);
+        let subjects = self
+            .config
+            .publishers
+            .iter()
+            .map(|k| crate::wire::Subject {
+                publisher: *k.as_bytes(),
+                name: self.config.name.clone(),
+                channel: self.config.channel.clone(),
+            })
+            .collect();
+        self.node
+            .follow_gossip(&owner, subjects, self.config.publishers.clone());
+        let kept = (!peers.is_empty()).then(|| self.node.keep_connected(peers).abort_handle());
+        let task = tokio::spawn(watching(self.clone(), every, tx)).abort_handle();
+        UpdateWatch {
+            rx,
+            tasks: [Some(task), kept].into_iter().flatten().collect(),
+            _interest: crate::node::InterestGuard::new(self.node.clone(), owner),
         }
     }
 
@@ -631,10 +852,16 @@ impl Updater {
     pub fn check_token(&self, token: &str) -> Result<Option<Update>, UpdateError> {
         let s = SignedRelease::from_token(token.trim())
             .map_err(|e| UpdateError::NotAnUpdate(format!("not a release token: {e}")))?;
-        self.consider(s)
+        self.consider(s, true)
     }
 
-    fn consider(&self, s: SignedRelease) -> Result<Option<Update>, UpdateError> {
+    /// Whether `s` is an update; `manual`: asked for by hand (a token
+    /// given), which skips the rollout schedule and the delay.
+    pub(crate) fn consider(
+        &self,
+        s: SignedRelease,
+        manual: bool,
+    ) -> Result<Option<Update>, UpdateError> {
         let policy = self.policy()?;
         self.node.store().check_release(&policy, &s, &self.want())?;
         let v = &s.release().version;
@@ -662,6 +889,24 @@ impl Updater {
             return Err(UpdateError::NotAnUpdate(format!(
                 "release {v} is outside the pinned versions {req}"
             )));
+        }
+        if !manual {
+            let id = self.install_id()?;
+            match offer(s.release(), &id, policy.now, self.delay) {
+                Offer::Now => {}
+                Offer::Staged { from } => {
+                    return Err(UpdateError::Staged {
+                        version: v.clone(),
+                        from,
+                    });
+                }
+                Offer::Delayed { until } => {
+                    return Err(UpdateError::Delayed {
+                        version: v.clone(),
+                        until,
+                    });
+                }
+            }
         }
         Ok(Some(Update { release: s }))
     }

@@ -113,6 +113,7 @@ fn release_vector() -> Vec<u8> {
         size: 123_456,
         created: 1_800_000_000,
         expires: Some(1_900_000_000),
+        rollout: Default::default(),
     }
     .sign(&k)
     .unwrap()

@@ -77,6 +77,7 @@ fn vector(store: &Store) -> (Hash, SignedRelease) {
         size: 40_005,
         created: 1_800_000_000,
         expires: None,
+        rollout: Default::default(),
     }
     .sign(&key)
     .unwrap();

@@ -60,6 +60,11 @@ pub(crate) struct NodeConfig {
     /// How often, in seconds, to log what each root served
     /// (`--log-served`); 0 for never.
     pub(crate) log_served: Option<u64>,
+    /// `[auto_update]`: how the `seed` pointers are followed (enabled,
+    /// security_only, check_every_secs, verification_delay_secs; the
+    /// application settings auto_restart and background_download are
+    /// accepted and do nothing for a node).
+    pub(crate) auto_update: Option<swarm_engine::update::AutoUpdate>,
 }
 
 /// `super_seed`: a mode's name, or a boolean as earlier versions took.
@@ -207,6 +212,37 @@ window = "4MiB"
             assert!(err.contains(key), "{text}: {err}");
         }
         assert_eq!(NodeConfig::parse("").unwrap(), NodeConfig::default());
+    }
+
+    #[test]
+    fn auto_update_maps_onto_how_seeds_are_followed() {
+        let key = swarm_engine::release::SecretKey::from_seed(&[1; 32]).public();
+        let text = format!(
+            r#"
+seed = ["{key}/myapp"]
+[auto_update]
+security_only = true
+check_every_secs = 600
+verification_delay_secs = 21600
+"#
+        );
+        let c = NodeConfig::parse(&text).unwrap();
+        let seeding = crate::net::Seeding::from_config(&c, None).unwrap();
+        let f = seeding.follow();
+        assert_eq!(f.every, std::time::Duration::from_secs(600));
+        assert_eq!(f.delay, Some(std::time::Duration::from_secs(6 * 3600)));
+        assert!(f.critical_only && f.pointers);
+        // Without the table, the node follows as it always did.
+        let plain = NodeConfig::parse(&format!("seed = [\"{key}/myapp\"]")).unwrap();
+        let f = crate::net::Seeding::from_config(&plain, None)
+            .unwrap()
+            .follow();
+        assert_eq!((f.delay, f.critical_only), (None, false));
+        let err = format!(
+            "{:#}",
+            NodeConfig::parse("[auto_update]\nenable = true").unwrap_err()
+        );
+        assert!(err.contains("enable"), "{err}");
     }
 
     #[test]

@@ -164,12 +164,13 @@ impl Seeding {
                 .collect::<Result<_, _>>()?,
             max_peers: None,
             super_seed: super_seed.or(c.super_seed).unwrap_or_default(),
+            auto_update: c.auto_update.clone(),
         })
     }
 
     /// What the engine's follow loop takes.
     pub(crate) fn follow(&self) -> swarm_engine::node::Follow {
-        swarm_engine::node::Follow {
+        let follow = swarm_engine::node::Follow {
             entries: self.seed.clone(),
             peers: self.peers.clone(),
             mirrors: self.mirrors.clone(),
@@ -178,6 +179,10 @@ impl Seeding {
                 .max_peers
                 .map(|n| usize::try_from(n).unwrap_or(usize::MAX)),
             ..Default::default()
+        };
+        match &self.auto_update {
+            Some(auto) => auto.follow(follow),
+            None => follow,
         }
     }
 }
@@ -196,6 +201,8 @@ pub(crate) struct Seeding {
     pub(crate) max_peers: Option<u64>,
     /// When to super-seed complete blobs (`--super-seed`).
     pub(crate) super_seed: swarm_engine::net::SuperSeedMode,
+    /// The config file's `[auto_update]`, if it has one.
+    pub(crate) auto_update: Option<swarm_engine::update::AutoUpdate>,
 }
 
 /// The endpoint settings the limits ask for.

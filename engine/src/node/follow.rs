@@ -57,6 +57,13 @@ pub struct Follow {
     /// How often every entry is looked at again, and the pinned roots
     /// announced (BEP 5 announcements expire after about 30 minutes).
     pub every: Duration,
+    /// Take a pointer's release only once it is this old (from its signed
+    /// creation time), unless it is critical: a verification period.
+    pub delay: Option<Duration>,
+    /// Take only releases marked critical from pointers (security fixes).
+    pub critical_only: bool,
+    /// Follow pointer entries at all; off, only tokens are seeded.
+    pub pointers: bool,
 }
 
 impl Default for Follow {
@@ -68,6 +75,9 @@ impl Default for Follow {
             trust: Vec::new(),
             max_peers: None,
             every: super::REANNOUNCE,
+            delay: None,
+            critical_only: false,
+            pointers: true,
         }
     }
 }
@@ -93,6 +103,19 @@ pub enum FollowEvent {
     Stored {
         /// The entry.
         entry: String,
+    },
+    /// The entry's newest release is not taken (yet): it is younger than
+    /// the verification delay, or not critical when only critical ones
+    /// are taken.
+    Held {
+        /// The entry.
+        entry: String,
+        /// Its version.
+        version: String,
+        /// Why.
+        why: String,
+        /// When it is looked at again.
+        retry_in: Duration,
     },
     /// The entry failed; it is tried again after `retry_in`.
     Failed {
@@ -130,6 +153,16 @@ impl std::fmt::Display for FollowEvent {
                 if *files == 1 { "" } else { "s" }
             ),
             Self::Stored { entry } => write!(f, "seed {entry}: already stored; serving it"),
+            Self::Held {
+                entry,
+                version,
+                why,
+                retry_in,
+            } => write!(
+                f,
+                "seed {entry}: release {version} held back ({why}); looked at again in {} s",
+                retry_in.as_secs()
+            ),
             Self::Failed {
                 entry,
                 error,
@@ -322,7 +355,12 @@ async fn run(
         let follow = config.borrow_and_update().clone();
         // Gossip: tell peers what is followed here, and keep the static
         // peers connected so that releases have a way in.
-        node.follow_gossip("follow", subjects(&follow.entries), follow.trust.clone());
+        let followed = if follow.pointers {
+            subjects(&follow.entries)
+        } else {
+            Vec::new()
+        };
+        node.follow_gossip("follow", followed, follow.trust.clone());
         if kept.as_ref().is_none_or(|k| k.peers != follow.peers) {
             kept = (!follow.peers.is_empty()).then(|| Kept {
                 peers: follow.peers.clone(),
@@ -352,9 +390,19 @@ async fn run(
             let (root, outcome) = once(&node, entry, &follow, heard_of.clone()).await;
             let (wait, status) = match outcome {
                 Ok(event) => {
+                    let wait = match &event {
+                        FollowEvent::Held { retry_in, .. } => {
+                            // Gossip brought it: look at the same one again.
+                            if let Some(release) = heard_of.clone() {
+                                gossiped.entry(entry.clone()).or_insert(release);
+                            }
+                            (*retry_in).min(follow.every)
+                        }
+                        _ => follow.every,
+                    };
                     emit(&on_event, event);
                     quick.remove(entry);
-                    (follow.every, (true, None, 0))
+                    (wait, (true, None, 0))
                 }
                 Err(error) => {
                     let failures = failures + 1;
@@ -506,23 +554,68 @@ async fn once(
             };
             Ok((signed, want))
         }
-        None => resolve(node, entry).await,
+        None => resolve(node, entry, follow.pointers).await,
     };
     let (signed, want) = match resolved {
         Ok(s) => s,
         Err(e) => return (None, Err(e)),
     };
+    if Pointer::looks_like(entry.trim())
+        && let Some(held) = held(entry, &signed, follow)
+    {
+        return (None, Ok(held));
+    }
     let root = signed.release().root;
     (Some(root), fetch(node, entry, &signed, &want, follow).await)
 }
 
+/// Whether a pointer's release waits, under `follow`'s delay and
+/// critical-only settings.
+fn held(entry: &str, signed: &SignedRelease, follow: &Follow) -> Option<FollowEvent> {
+    let r = signed.release();
+    let hold = |why: String, retry_in: Duration| FollowEvent::Held {
+        entry: entry.to_owned(),
+        version: r.version.to_string(),
+        why,
+        retry_in,
+    };
+    if r.rollout.critical {
+        return None;
+    }
+    if follow.critical_only {
+        return Some(hold(
+            "not critical, and only critical releases are taken".into(),
+            follow.every,
+        ));
+    }
+    let delay = follow.delay?;
+    let now = super::unix_now();
+    let until = r.created.saturating_add(delay.as_secs());
+    (now < until).then(|| {
+        hold(
+            format!(
+                "younger than the verification delay; taken from {}",
+                crate::update::utc(until)
+            ),
+            Duration::from_secs(until - now),
+        )
+    })
+}
+
 /// The release `entry` names: a token as it is, a pointer resolved on
 /// the DHT now.
-async fn resolve(node: &Node, entry: &str) -> Result<(SignedRelease, Want), String> {
+async fn resolve(
+    node: &Node,
+    entry: &str,
+    follow_pointers: bool,
+) -> Result<(SignedRelease, Want), String> {
     let entry = entry.trim();
     if !Pointer::looks_like(entry) {
         let s = SignedRelease::from_token(entry).map_err(|e| e.to_string())?;
         return Ok((s, Want::default()));
+    }
+    if !follow_pointers {
+        return Err("auto-update is off: pointers are not followed".into());
     }
     let Pointer {
         publisher,

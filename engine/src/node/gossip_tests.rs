@@ -275,3 +275,50 @@ async fn a_peer_that_gossips_one_record_forever_is_banned_and_transfers_go_on() 
     assert_eq!(got.root, root);
     assert_eq!(file_bytes(&fetcher, &root), data(5, 2_000_000));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_seeding_node_holds_back_a_young_release_but_takes_a_critical_one() {
+    use crate::node::FollowEvent;
+    let dir = tempfile::tempdir().unwrap();
+    let key = SecretKey::from_seed(&[26; 32]);
+    let publisher = node().await;
+    let b = node().await;
+    let events = Arc::new(std::sync::Mutex::new(Vec::<FollowEvent>::new()));
+    let seen = events.clone();
+    let _fb = b.follow(
+        Follow {
+            entries: vec![pointer(&key, "app")],
+            peers: vec![publisher.addr().unwrap()],
+            trust: vec![key.public()],
+            delay: Some(Duration::from_secs(86_400)),
+            ..Follow::default()
+        },
+        Arc::new(move |e| seen.lock().unwrap().push(e.clone())),
+    );
+    let young = publish(&publisher, &key, "app", "1.0.0", dir.path()).await;
+    eventually("the young release held", || {
+        events
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|e| matches!(e, FollowEvent::Held { version, .. } if version == "1.0.0"))
+    })
+    .await;
+    assert!(!pinned(&b, &young.release().root));
+    // Gossip brought it and it was checked and recorded all the same.
+    assert_eq!(seen_seq(&b, &key, "app"), Some(1));
+    let path = dir.path().join("fix.bin");
+    std::fs::write(&path, data(99, 100_000)).unwrap();
+    let mut opts = PublishOptions::new("app", "1.0.1".parse().unwrap());
+    opts.rollout.critical = true;
+    let fix = publisher
+        .publish(&key, &[path], &opts)
+        .await
+        .unwrap()
+        .release;
+    eventually("the critical release fetched", || {
+        pinned(&b, &fix.release().root)
+    })
+    .await;
+    assert!(!pinned(&b, &young.release().root));
+}

@@ -98,6 +98,8 @@ pub const MAX_FAILED_VERSIONS: usize = 16;
 pub struct Installer {
     exe: PathBuf,
     trial_starts: u32,
+    /// How long a version on trial has to report healthy.
+    deadline: Option<std::time::Duration>,
     /// The step at which tests make an I/O operation fail.
     #[cfg(test)]
     fail_at: Option<&'static str>,
@@ -210,6 +212,23 @@ struct Trial {
     version: String,
     hash: [u8; 32],
     starts: u32,
+    /// When it was put in place, Unix seconds. Appended: a build that
+    /// predates it reads the fields before and ignores this one.
+    since: u64,
+}
+
+/// The trial state as builds before `since` wrote it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct TrialWithoutSince {
+    version: String,
+    hash: [u8; 32],
+    starts: u32,
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 const STATE_VERSION: u8 = 1;
@@ -272,6 +291,7 @@ impl Installer {
         Self {
             exe: exe.into(),
             trial_starts: DEFAULT_TRIAL_STARTS,
+            deadline: None,
             #[cfg(test)]
             fail_at: None,
         }
@@ -311,6 +331,61 @@ impl Installer {
     pub fn trial_starts(mut self, n: u32) -> Self {
         self.trial_starts = n.max(1);
         self
+    }
+
+    /// Give a version on trial `deadline` from when it was put in place to
+    /// report healthy, besides its starts: past it, the next
+    /// [`Self::startup`] (or [`Self::check_deadline`], for a process that
+    /// runs long) rolls it back.
+    ///
+    /// ```
+    /// # use swarm_engine::Hash;
+    /// # use swarm_engine::update::{Installer, Startup};
+    /// # let dir = tempfile::tempdir()?;
+    /// # let exe = dir.path().join("app");
+    /// # std::fs::write(&exe, b"app 1.0")?;
+    /// # let new = dir.path().join("app-1.1");
+    /// # std::fs::write(&new, b"app 1.1")?;
+    /// let installer = Installer::new(&exe).health_deadline(std::time::Duration::ZERO);
+    /// installer.apply(&new, Hash::of(b"app 1.1"), "1.1")?;
+    /// // Started, but never healthy within the deadline: rolled back.
+    /// assert_eq!(installer.check_deadline()?, Some(Startup::RolledBack { failed: "1.1".into() }));
+    /// assert_eq!(std::fs::read(&exe)?, b"app 1.0");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn health_deadline(mut self, deadline: std::time::Duration) -> Self {
+        self.deadline = Some(deadline);
+        self
+    }
+
+    /// For a long-running process on trial: if its health deadline
+    /// ([`Self::health_deadline`]) has passed without
+    /// [`Self::mark_healthy`], roll it back now and say so (the process
+    /// should then exit so that the previous version runs). `None`: not on
+    /// trial, no deadline, or still in time.
+    pub fn check_deadline(&self) -> Result<Option<Startup>, InstallError> {
+        let Some(trial) = self.read_state()? else {
+            return Ok(None);
+        };
+        if !self.overdue(&trial) {
+            return Ok(None);
+        }
+        if hash_file(&self.exe)?.as_bytes() != &trial.hash {
+            return Ok(None);
+        }
+        let failed = Installed {
+            version: trial.version.clone(),
+            hash: trial.hash,
+        };
+        self.roll_back(Some(failed), Why::NeverHealthy)?;
+        Ok(Some(Startup::RolledBack {
+            failed: trial.version,
+        }))
+    }
+
+    fn overdue(&self, trial: &Trial) -> bool {
+        self.deadline
+            .is_some_and(|d| unix_now() >= trial.since.saturating_add(d.as_secs()))
     }
 
     /// Make the I/O operation at `step` fail (see [`Self::fault`]).
@@ -396,7 +471,7 @@ impl Installer {
         self.beside(".previous.old")
     }
 
-    fn state_path(&self) -> PathBuf {
+    pub(super) fn state_path(&self) -> PathBuf {
         self.beside(".update-state")
     }
 
@@ -482,6 +557,7 @@ impl Installer {
             version: version.to_owned(),
             hash: *expected.as_bytes(),
             starts: 0,
+            since: unix_now(),
         };
         let r = copy_synced(&self.exe, &keep)
             .and_then(|()| {
@@ -592,7 +668,7 @@ impl Installer {
             return Ok(Startup::Normal);
         }
         trial.starts += 1;
-        if trial.starts > self.trial_starts {
+        if trial.starts > self.trial_starts || (trial.starts > 1 && self.overdue(&trial)) {
             let failed = Installed {
                 version: trial.version.clone(),
                 hash: trial.hash,
@@ -814,12 +890,33 @@ impl Installer {
     }
 
     fn read_state(&self) -> Result<Option<Trial>, InstallError> {
-        read_versioned(
-            &self.state_path(),
-            STATE_VERSION,
-            "damaged update state",
-            "unknown update state format",
-        )
+        let read = |_: ()| {
+            read_versioned(
+                &self.state_path(),
+                STATE_VERSION,
+                "damaged update state",
+                "unknown update state format",
+            )
+        };
+        match read(()) {
+            Ok(t) => Ok(t),
+            // Written before `since` existed: the deadline counts from now.
+            Err(e) => match read_versioned::<TrialWithoutSince>(
+                &self.state_path(),
+                STATE_VERSION,
+                "damaged update state",
+                "unknown update state format",
+            ) {
+                Ok(Some(t)) => Ok(Some(Trial {
+                    version: t.version,
+                    hash: t.hash,
+                    starts: t.starts,
+                    since: unix_now(),
+                })),
+                Ok(None) => Ok(None),
+                Err(_) => Err(e),
+            },
+        }
     }
 
     fn write_state(&self, trial: &Trial) -> Result<(), InstallError> {

@@ -37,4 +37,6 @@ mod updater;
 pub use self::install::{
     DEFAULT_TRIAL_STARTS, InstallError, Installer, MAX_FAILED_VERSIONS, Startup,
 };
+mod auto;
+pub use self::auto::{AutoEvent, AutoUpdate, AutoUpdater};
 pub use self::updater::{Downloaded, Update, UpdateConfig, UpdateError, UpdateWatch, Updater, utc};

@@ -916,3 +916,152 @@ mod staged {
         assert_eq!(fs::read(&a.exe).unwrap(), b"#!/bin/sh\necho 1.1.1\n");
     }
 }
+
+#[test]
+fn a_version_past_its_health_deadline_is_rolled_back_at_its_next_start() {
+    let a = app();
+    let inst = Installer::new(&a.exe)
+        .trial_starts(5)
+        .health_deadline(std::time::Duration::ZERO);
+    inst.apply(&a.v2, Hash::of(V2), "2.0.0").unwrap();
+    // The first start is its trial run, whatever the clock says.
+    assert!(matches!(
+        inst.startup().unwrap(),
+        Startup::Trial { start: 1, .. }
+    ));
+    // It never said it was healthy, and its time is up: starts to spare
+    // do not save it.
+    assert_eq!(
+        inst.startup().unwrap(),
+        Startup::RolledBack {
+            failed: "2.0.0".into()
+        }
+    );
+    assert_eq!(fs::read(&a.exe).unwrap(), V1);
+    // A generous deadline changes nothing while it is in time.
+    let b = app();
+    let inst = Installer::new(&b.exe).health_deadline(std::time::Duration::from_secs(3600));
+    inst.apply(&b.v2, Hash::of(V2), "2.0.0").unwrap();
+    assert_eq!(inst.check_deadline().unwrap(), None);
+    assert!(matches!(
+        inst.startup().unwrap(),
+        Startup::Trial { start: 1, .. }
+    ));
+    assert!(matches!(
+        inst.startup().unwrap(),
+        Startup::Trial { start: 2, .. }
+    ));
+}
+
+#[test]
+fn a_trial_recorded_by_an_older_build_is_still_read() {
+    let a = app();
+    let inst = Installer::new(&a.exe).trial_starts(2);
+    inst.apply(&a.v2, Hash::of(V2), "2.0.0").unwrap();
+    // The state as builds before the deadline wrote it: no `since`.
+    #[derive(serde::Serialize)]
+    struct Old {
+        version: String,
+        hash: [u8; 32],
+        starts: u32,
+    }
+    let old = Old {
+        version: "2.0.0".into(),
+        hash: *Hash::of(V2).as_bytes(),
+        starts: 1,
+    };
+    let mut bytes = vec![1u8];
+    bytes.extend(postcard::to_allocvec(&old).unwrap());
+    fs::write(inst.state_path(), bytes).unwrap();
+    assert!(matches!(
+        inst.startup().unwrap(),
+        Startup::Trial {
+            start: 2,
+            of: 2,
+            ..
+        }
+    ));
+    assert!(matches!(
+        inst.startup().unwrap(),
+        Startup::RolledBack { .. }
+    ));
+}
+
+mod auto {
+    //! `Updater::auto_update` under the settings users give it.
+
+    use std::time::Duration;
+
+    use super::*;
+    use crate::store::PublishOptions;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn security_only_with_auto_restart_applies_the_critical_release_alone() {
+        let a = app();
+        let key = SecretKey::from_seed(&[33; 32]);
+        let loopback: std::net::SocketAddr = ([127, 0, 0, 1], 0).into();
+        let publisher = Node::builder()
+            .listen(loopback)
+            .no_dht()
+            .spawn()
+            .await
+            .unwrap();
+        let client = Node::builder()
+            .listen(loopback)
+            .no_dht()
+            .spawn()
+            .await
+            .unwrap();
+        let config = UpdateConfig {
+            publishers: vec![key.public()],
+            name: "app".into(),
+            channel: "stable".into(),
+            current: semver::Version::new(1, 0, 0),
+            artifact: None,
+            pin: None,
+            allow_downgrade: false,
+        };
+        let u = Updater::new(client.clone(), config, Installer::new(&a.exe));
+        let auto = AutoUpdate {
+            security_only: true,
+            auto_restart: true,
+            ..AutoUpdate::default()
+        };
+        let mut events = u.auto_update(&auto, vec![publisher.addr().unwrap()]);
+        for _ in 0..500 {
+            if publisher.endpoint().open_connections() > 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let dir = a.exe.parent().unwrap();
+        let publish = |version: &str, critical: bool| {
+            let path = dir.join(format!("app-{version}"));
+            fs::write(&path, format!("#!/bin/sh\necho {version}\n")).unwrap();
+            let mut opts = PublishOptions::new("app", version.parse().unwrap());
+            opts.rollout.critical = critical;
+            (path, opts)
+        };
+        let (p, o) = publish("1.1.0", false);
+        publisher.publish(&key, &[p], &o).await.unwrap();
+        let (p, o) = publish("1.1.1", true);
+        publisher.publish(&key, &[p], &o).await.unwrap();
+        let event = tokio::time::timeout(Duration::from_secs(20), events.next())
+            .await
+            .expect("an event")
+            .expect("still running");
+        match event {
+            AutoEvent::Applied(u) => assert_eq!(u.version(), &semver::Version::new(1, 1, 1)),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(fs::read(&a.exe).unwrap(), b"#!/bin/sh\necho 1.1.1\n");
+        // Disabled: nothing at all.
+        let off = AutoUpdate {
+            enabled: false,
+            ..AutoUpdate::default()
+        };
+        let mut none = u.auto_update(&off, Vec::new());
+        assert!(none.next().await.is_none());
+    }
+}

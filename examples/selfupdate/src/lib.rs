@@ -15,7 +15,14 @@
 //! ```text
 //! app --data DIR --publisher KEY [--bootstrap HOST:PORT]... [--listen ADDR]
 //!     [--channel NAME] [--trial-starts N]
+//!     [--watch SECS [--delay SECS] [--peer HOST:PORT]...]
 //! ```
+//!
+//! With `--watch` it runs like a long-lived application instead: for at
+//! most SECS it takes updates as [`Updater::watch`] finds them, by gossip
+//! from the `--peer`s it keeps connected and from the DHT, each only once
+//! it is `--delay` seconds old (its verification delay; a critical release
+//! does not wait).
 //!
 //! A real application compiles its publisher key in; this one takes it as
 //! an argument so a test can make one.
@@ -41,7 +48,8 @@ pub enum Build {
 }
 
 const USAGE: &str = "usage: app --data DIR --publisher KEY [--bootstrap HOST:PORT]... \
-                     [--listen ADDR] [--channel NAME] [--trial-starts N]";
+                     [--listen ADDR] [--channel NAME] [--trial-starts N] \
+                     [--watch SECS [--delay SECS] [--peer HOST:PORT]...]";
 
 #[derive(Debug)]
 struct Args {
@@ -51,6 +59,12 @@ struct Args {
     listen: SocketAddr,
     channel: String,
     trial_starts: u32,
+    /// Watch for this long instead of checking once.
+    watch: Option<u64>,
+    /// The verification delay, in seconds.
+    delay: u64,
+    /// Peers to keep connected while watching, for gossip.
+    peers: Vec<swarm_engine::net::PeerAddr>,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -60,6 +74,7 @@ fn parse_args() -> Result<Args, String> {
     let mut listen: SocketAddr = ([0, 0, 0, 0], 0).into();
     let mut channel = "stable".to_owned();
     let mut trial_starts = swarm_engine::update::DEFAULT_TRIAL_STARTS;
+    let (mut watch, mut delay, mut peers) = (None, 0, Vec::new());
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
         let mut value = || args.next().ok_or(format!("{flag} needs a value"));
@@ -81,6 +96,21 @@ fn parse_args() -> Result<Args, String> {
                     "--trial-starts {v}: expected a number of starts above 0"
                 ))?;
             }
+            "--watch" | "--delay" => {
+                let v = value()?;
+                let n: u64 = v
+                    .parse()
+                    .map_err(|_| format!("{flag} {v}: expected a number of seconds"))?;
+                if flag == "--watch" {
+                    watch = Some(n);
+                } else {
+                    delay = n;
+                }
+            }
+            "--peer" => {
+                let v = value()?;
+                peers.push(v.parse().map_err(|e| format!("--peer {v}: {e}"))?);
+            }
             other => return Err(format!("unknown argument {other:?}")),
         }
     }
@@ -91,6 +121,9 @@ fn parse_args() -> Result<Args, String> {
         listen,
         channel,
         trial_starts,
+        watch,
+        delay,
+        peers,
     })
 }
 
@@ -183,7 +216,13 @@ async fn update(
             allow_downgrade: false,
         },
         installer,
-    );
+    )
+    .verification_delay((args.delay > 0).then(|| std::time::Duration::from_secs(args.delay)));
+    if let Some(secs) = args.watch {
+        let outcome = watch(&node, &updater, args, secs).await;
+        node.shutdown().await;
+        return outcome;
+    }
     let outcome = async {
         // Joining the DHT included: what a start pays to know. Printed for
         // bench-update, which asks for it.
@@ -218,6 +257,44 @@ async fn update(
     .await;
     node.shutdown().await;
     outcome
+}
+
+/// Take updates as they come, for at most `secs`. Returns whether one was
+/// installed.
+async fn watch(
+    node: &Node,
+    updater: &Updater,
+    args: &Args,
+    secs: u64,
+) -> Result<bool, Box<dyn std::error::Error>> {
+    // What peers tell of, as they tell it (the watch below decides when
+    // it may be taken).
+    let mut heard = node.gossiped();
+    tokio::spawn(async move {
+        while let Ok(r) = heard.recv().await {
+            println!("heard of {} by gossip", r.release().version);
+        }
+    });
+    let mut updates = updater.watch(std::time::Duration::from_secs(3600), args.peers.clone());
+    let deadline = std::time::Duration::from_secs(secs);
+    let Ok(Some(update)) = tokio::time::timeout(deadline, updates.next()).await else {
+        println!("watched {secs} s; no update");
+        return Ok(false);
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_secs();
+    eprintln!(
+        "taking {}: {} s old, verification delay {} s",
+        update.version(),
+        now.saturating_sub(update.release.release().created),
+        args.delay
+    );
+    println!("found {}", update.version());
+    let downloaded = updater.download(&update, args.peers.clone()).await?;
+    updater.apply(&downloaded)?;
+    println!("updated to {}; restarting", update.version());
+    Ok(true)
 }
 
 /// Run the executable now in place (after an update or a rollback), with

@@ -354,3 +354,60 @@ async fn a_full_disk_while_staging_leaves_v1_running_and_nothing_behind() {
         );
     }
 }
+
+/// Issue 20, done when: `watch()` drives the application, which waits out
+/// its verification delay. v1 runs as a long-lived process watching, kept
+/// connected to the publisher; v2 is published while it runs, reaches it
+/// by gossip, is taken only once it is as old as the delay, and v1 then
+/// installs it and restarts as v2.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_watching_v1_takes_v2_from_gossip_after_its_verification_delay() {
+    let w = World::new().await;
+    let app = w.install(V1);
+    let mut args = w.args();
+    let peer = w.publisher.addr().unwrap();
+    args.extend([
+        "--watch".to_owned(),
+        "6".to_owned(),
+        "--delay".to_owned(),
+        "2".to_owned(),
+        "--peer".to_owned(),
+        format!("{}@{}", peer.id.unwrap(), peer.addr),
+    ]);
+    let running = {
+        let app = app.clone();
+        tokio::task::spawn_blocking(move || run_bounded(Command::new(app).args(args)))
+    };
+    // Published once v1 is up (gossip also offers the newest to a peer
+    // that begins to follow, so the order does not matter).
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    w.publish(V2, "2.0.0").await;
+    let r = running.await.unwrap();
+    assert_eq!(r.code, Some(0), "{r:?}");
+    let lines: Vec<&str> = r.stdout.lines().collect();
+    let at = |l: &str| lines.iter().position(|x| *x == l);
+    let (running1, found, updated, running2) = (
+        at("app 1.0.0 running"),
+        at("found 2.0.0"),
+        at("updated to 2.0.0; restarting"),
+        at("app 2.0.0 running"),
+    );
+    assert!(
+        running1 < found && found < updated && updated < running2 && running2.is_some(),
+        "{r:?}"
+    );
+    // Gossip brought it (the DHT may have too).
+    assert!(lines.contains(&"heard of 2.0.0 by gossip"), "{r:?}");
+    // Taken only once as old as the delay.
+    let age: u64 = r
+        .stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("taking 2.0.0: "))
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{r:?}"));
+    assert!(age >= 2, "taken at {age} s old: {r:?}");
+    assert!(same_file(&app, V2), "bin/app is v2");
+    // v2 watched on and found nothing newer.
+    assert_eq!(lines.last(), Some(&"watched 6 s; no update"), "{r:?}");
+}

@@ -293,8 +293,14 @@ fn rollout(key: &SecretKey) {
         expires: None,
         rollout: Rollout {
             steps: vec![
-                Step { after: 0, permille: 100 },
-                Step { after: 86_400, permille: 1000 },
+                Step {
+                    after: 0,
+                    permille: 100,
+                },
+                Step {
+                    after: 86_400,
+                    permille: 1000,
+                },
             ],
             critical,
             other: Vec::new(),

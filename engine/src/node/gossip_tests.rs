@@ -239,6 +239,31 @@ async fn a_forged_record_bans_its_sender() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oversized_or_broken_threshold_bundle_bans_its_sender() {
+    let key = SecretKey::from_seed(&[27; 32]);
+    let b = node().await;
+    let _fb = follow(&b, &key, pointer(&key, "app"), Vec::new());
+    // A format 2 bundle as large as a message holds, of nonsense.
+    let (_e, raw) = raw_peer(&b).await;
+    let mut record = vec![crate::release::FORMAT_THRESHOLD];
+    record.extend(std::iter::repeat_n(0xab, crate::wire::MAX_MESSAGE - 16));
+    raw.send_control(Message::Release(ReleaseMsg { hops: 1, record }));
+    tokio::time::timeout(Duration::from_secs(10), raw.closed())
+        .await
+        .expect("closed");
+    assert!(closed_for_violation(&raw), "{:?}", raw.close_reason());
+    // One past the message limit: refused from its length prefix.
+    let (_e2, raw2) = raw_peer(&b).await;
+    let record = vec![0xcd; crate::wire::MAX_MESSAGE];
+    raw2.send_control(Message::Release(ReleaseMsg { hops: 1, record }));
+    tokio::time::timeout(Duration::from_secs(10), raw2.closed())
+        .await
+        .expect("closed");
+    assert_eq!(seen_seq(&b, &key, "app"), None);
+    assert_eq!(b.endpoint().gossip_stats().accepted, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_peer_that_gossips_one_record_forever_is_banned_and_transfers_go_on() {
     let dir = tempfile::tempdir().unwrap();
     let key = SecretKey::from_seed(&[25; 32]);

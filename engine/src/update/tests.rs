@@ -864,7 +864,15 @@ mod staged {
             o.rollout.critical = true;
         })
         .await;
-        assert!(u.consider(critical, false).unwrap().is_some());
+        assert!(u.consider(critical.clone(), false).unwrap().is_some());
+        // A pinned client stays pinned, critical or not.
+        let pinned = {
+            let mut p = updater(&client, &key, &a.exe);
+            p.config_mut().pin = Some("~1.2".parse().unwrap());
+            p
+        };
+        let e = pinned.consider(critical, false).unwrap_err();
+        assert!(matches!(e, UpdateError::NotAnUpdate(_)), "{e}");
         // The install id stays, so the cohort does.
         assert_eq!(u.install_id().unwrap(), u.install_id().unwrap());
     }

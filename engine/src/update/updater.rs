@@ -597,6 +597,11 @@ impl Updater {
         self
     }
 
+    #[cfg(test)]
+    pub(crate) fn config_mut(&mut self) -> &mut UpdateConfig {
+        &mut self.config
+    }
+
     /// This install's stable random id, kept in the node's store: its
     /// place in every staged rollout comes from it (`release::rollout`).
     pub fn install_id(&self) -> Result<[u8; 32], StoreError> {
@@ -725,10 +730,35 @@ impl Updater {
     }
 
     async fn check_dht(&self) -> Result<Option<Update>, UpdateError> {
+        // The last release verified in this store (by gossip, or a check
+        // whose update was not applied): an update at once, no DHT.
+        if let Some(u) = self.last_verified()? {
+            return Ok(Some(u));
+        }
         match self.newest_on_dht().await? {
             None => Ok(None),
             Some(s) => self.consider(s, false),
         }
+    }
+
+    /// The newest release this store has verified of the application, if
+    /// it is an update that may be taken now.
+    fn last_verified(&self) -> Result<Option<Update>, UpdateError> {
+        let mut best: Option<SignedRelease> = None;
+        for key in &self.config.publishers {
+            let seen =
+                self.node
+                    .store()
+                    .release_seen(key, &self.config.name, &self.config.channel)?;
+            if let Some(s) = seen.and_then(|s| SignedRelease::from_token(&s.token).ok())
+                && best
+                    .as_ref()
+                    .is_none_or(|b| b.release().seq < s.release().seq)
+            {
+                best = Some(s);
+            }
+        }
+        Ok(best.and_then(|s| self.consider(s, false).ok().flatten()))
     }
 
     /// The newest release of the application the DHT answers with, not

@@ -95,29 +95,11 @@ pub(crate) fn read_key(path: &Path) -> Result<SecretKey> {
 /// "30d", "12h", "90m", "3600s" or "3600" to seconds: positive, and
 /// refused rather than wrapped when it does not fit in 64 bits.
 pub(crate) fn parse_duration(s: &str) -> Result<u64> {
-    let s = s.trim();
-    let (num, unit) = match s.find(|c: char| !c.is_ascii_digit()) {
-        Some(i) => s.split_at(i),
-        None => (s, "s"),
-    };
-    let mult = match unit {
-        "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        "d" => 86_400,
-        "w" => 7 * 86_400,
-        _ => bail!("not a duration: {s:?} (units: s, m, h, d, w)"),
-    };
-    let too_large = || anyhow::anyhow!("duration {s:?} is too large");
-    let n: u64 = match num.parse() {
-        Ok(n) => n,
-        Err(e) if *e.kind() == std::num::IntErrorKind::PosOverflow => return Err(too_large()),
-        Err(_) => bail!("not a duration: {s:?} (try 30d, 12h, 90m, 3600s)"),
-    };
+    let n = swarm_engine::release::rollout::parse_seconds(s).map_err(|e| anyhow::anyhow!(e))?;
     if n == 0 {
-        bail!("duration {s:?} is zero; give a positive duration");
+        bail!("duration {:?} is zero; give a positive duration", s.trim());
     }
-    n.checked_mul(mult).ok_or_else(too_large)
+    Ok(n)
 }
 
 pub(crate) struct PublishArgs {

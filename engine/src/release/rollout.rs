@@ -358,7 +358,7 @@ pub fn parse_schedule(text: &str) -> Result<Vec<Step>, String> {
         }
         let permille = (pct * 10.0).round() as u16;
         steps.push(Step {
-            after: parse_after(after.trim())?,
+            after: parse_seconds(after.trim())?,
             permille,
         });
     }
@@ -373,24 +373,40 @@ pub fn parse_schedule(text: &str) -> Result<Vec<Step>, String> {
     Ok(steps)
 }
 
-fn parse_after(t: &str) -> Result<u64, String> {
-    let (num, unit) = match t.find(|c: char| !c.is_ascii_digit()) {
-        Some(i) => t.split_at(i),
-        None => (t, "s"),
+/// A length of time as people write it, `30d`, `12h`, `90m`, `3600s`,
+/// `2w` or bare seconds, in seconds; refused rather than wrapped when it
+/// does not fit in 64 bits. Zero is allowed (callers that need a positive
+/// time say so).
+///
+/// ```
+/// use swarm_engine::release::rollout::parse_seconds;
+///
+/// assert_eq!(parse_seconds("6h"), Ok(6 * 3600));
+/// assert_eq!(parse_seconds("90"), Ok(90));
+/// assert!(parse_seconds("5y").unwrap_err().contains("units"));
+/// assert!(parse_seconds("18446744073709551615m").unwrap_err().contains("too large"));
+/// ```
+pub fn parse_seconds(s: &str) -> Result<u64, String> {
+    let s = s.trim();
+    let (num, unit) = match s.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => s.split_at(i),
+        None => (s, "s"),
     };
-    let n: u64 = num
-        .parse()
-        .map_err(|_| format!("{t:?}: a time is a number with s, m, h, d or w, e.g. 6h"))?;
     let mult = match unit {
         "s" => 1,
         "m" => 60,
         "h" => 3600,
         "d" => 86_400,
         "w" => 7 * 86_400,
-        _ => return Err(format!("{t:?}: the unit is one of s, m, h, d, w")),
+        _ => return Err(format!("not a duration: {s:?} (units: s, m, h, d, w)")),
     };
-    n.checked_mul(mult)
-        .ok_or_else(|| format!("{t:?}: too long"))
+    let too_large = || format!("duration {s:?} is too large");
+    let n: u64 = match num.parse() {
+        Ok(n) => n,
+        Err(e) if *e.kind() == std::num::IntErrorKind::PosOverflow => return Err(too_large()),
+        Err(_) => return Err(format!("not a duration: {s:?} (try 30d, 12h, 90m, 3600s)")),
+    };
+    n.checked_mul(mult).ok_or_else(too_large)
 }
 
 /// A schedule as [`parse_schedule`] reads it, in the largest whole units.

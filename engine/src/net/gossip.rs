@@ -135,6 +135,7 @@ impl GossipHub {
             .received(conn, Instant::now(), release.record_hash(), &subject);
         match verdict {
             Verdict::Check => {
+                let record = release.record_hash();
                 let inbox = self.inbox.lock().unwrap_or_else(|e| e.into_inner());
                 let sent = inbox.as_ref().is_some_and(|tx| {
                     tx.try_send(Inbound {
@@ -145,8 +146,10 @@ impl GossipHub {
                     })
                     .is_ok()
                 });
+                drop(inbox);
                 if !sent {
-                    crate::metrics::gossip_dropped(Dropped::PublisherRate);
+                    self.core().unchecked(record);
+                    crate::metrics::gossip_dropped(Dropped::Busy);
                 }
                 Ok(())
             }

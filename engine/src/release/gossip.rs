@@ -102,17 +102,20 @@ pub enum Dropped {
     Invalid,
     /// The trust policy refused it (untrusted, forged, expired, a rollback).
     Refused,
+    /// The node's queue of records waiting for the trust check was full.
+    Busy,
 }
 
 impl Dropped {
     /// Every reason, for counters.
-    pub const ALL: [Dropped; 6] = [
+    pub const ALL: [Dropped; 7] = [
         Self::Duplicate,
         Self::Unwanted,
         Self::PeerRate,
         Self::PublisherRate,
         Self::Invalid,
         Self::Refused,
+        Self::Busy,
     ];
 
     /// A short name, for metrics and logs.
@@ -130,6 +133,7 @@ impl Dropped {
             Self::PublisherRate => "publisher_rate",
             Self::Invalid => "invalid",
             Self::Refused => "refused",
+            Self::Busy => "busy",
         }
     }
 }
@@ -217,6 +221,10 @@ struct Recent {
 impl Recent {
     fn contains(&self, h: &Hash) -> bool {
         self.set.contains(h)
+    }
+
+    fn remove(&mut self, h: &Hash) {
+        self.set.remove(h);
     }
 
     /// Remember `h`; whether it is new.
@@ -401,6 +409,13 @@ impl Gossip {
         }
         self.seen.insert(record, limits.remember);
         Verdict::Check
+    }
+
+    /// A record [`Self::received`] said to check could not be checked
+    /// (the checker was busy): forget it was seen, so that a later copy is.
+    pub fn unchecked(&mut self, record: Hash) {
+        self.seen.remove(&record);
+        *self.stats.dropped.entry(Dropped::Busy).or_default() += 1;
     }
 
     /// A `Release` from `conn` whose record is not a signed release: a

@@ -277,3 +277,19 @@ fn a_node_with_two_connections_is_sent_a_record_once() {
     g.peer_up(4, [7; 32], now);
     assert!(g.offer(4, record(1)));
 }
+
+#[test]
+fn a_record_the_checker_had_no_room_for_is_checked_when_it_comes_again() {
+    let now = Instant::now();
+    let mut g = node(2, now);
+    assert_eq!(
+        g.received(1, now, record(1), &subject("app")),
+        Verdict::Check
+    );
+    g.unchecked(record(1));
+    assert_eq!(
+        g.received(2, now, record(1), &subject("app")),
+        Verdict::Check
+    );
+    assert_eq!(g.stats().dropped(Dropped::Busy), 1);
+}

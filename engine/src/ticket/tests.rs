@@ -1,6 +1,5 @@
 use super::*;
 use crate::net::SecretKey;
-use crate::release::{Release, SecretKey as PublisherKey};
 
 fn peer(n: u8, addrs: &[&str]) -> TicketPeer {
     TicketPeer {
@@ -22,24 +21,7 @@ fn spec_block(name: &str) -> String {
     body[a..b].split_whitespace().collect()
 }
 
-/// The release of wire-spec/release.md §6.
-fn spec_release() -> SignedRelease {
-    let k = PublisherKey::from_seed(&[7; 32]);
-    Release {
-        publisher: k.public(),
-        name: "myapp".into(),
-        channel: "stable".into(),
-        version: semver::Version::new(1, 2, 3),
-        seq: 3,
-        root: Hash::of(b"root"),
-        size: 123_456,
-        created: 1_800_000_000,
-        expires: Some(1_900_000_000),
-        rollout: Default::default(),
-    }
-    .sign(&k)
-    .unwrap()
-}
+use crate::testutil::spec_release;
 
 fn root_ticket() -> Ticket {
     Ticket {

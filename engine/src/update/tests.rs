@@ -793,7 +793,7 @@ mod staged {
             .unwrap()
     }
 
-    fn updater(node: &Node, key: &SecretKey, exe: &std::path::Path) -> Updater {
+    pub(super) fn updater(node: &Node, key: &SecretKey, exe: &std::path::Path) -> Updater {
         let config = UpdateConfig {
             publishers: vec![key.public()],
             name: "app".into(),
@@ -1020,16 +1020,7 @@ mod auto {
             .spawn()
             .await
             .unwrap();
-        let config = UpdateConfig {
-            publishers: vec![key.public()],
-            name: "app".into(),
-            channel: "stable".into(),
-            current: semver::Version::new(1, 0, 0),
-            artifact: None,
-            pin: None,
-            allow_downgrade: false,
-        };
-        let u = Updater::new(client.clone(), config, Installer::new(&a.exe));
+        let u = super::staged::updater(&client, &key, &a.exe);
         let auto = AutoUpdate {
             security_only: true,
             auto_restart: true,

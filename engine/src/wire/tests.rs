@@ -99,25 +99,9 @@ fn vectors() -> Vec<(&'static str, Message)> {
     ]
 }
 
-/// The record of wire-spec/release.md §5, as its binary form.
+/// The record of wire-spec/release.md §6, as its binary form.
 fn release_vector() -> Vec<u8> {
-    use crate::release::{Release, SecretKey};
-    let k = SecretKey::from_seed(&[7; 32]);
-    Release {
-        publisher: k.public(),
-        name: "myapp".into(),
-        channel: "stable".into(),
-        version: semver::Version::new(1, 2, 3),
-        seq: 3,
-        root: Hash::of(b"root"),
-        size: 123_456,
-        created: 1_800_000_000,
-        expires: Some(1_900_000_000),
-        rollout: Default::default(),
-    }
-    .sign(&k)
-    .unwrap()
-    .to_bytes()
+    crate::testutil::spec_release().to_bytes()
 }
 
 #[test]
